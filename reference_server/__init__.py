@@ -1,0 +1,1 @@
+"""The reference server: arrives with its own issue."""

@@ -1,0 +1,87 @@
+"""Time, injected.
+
+Nothing in storno-security reads the wall clock except :class:`SystemClock`. Every component takes
+a ``clock`` so that tests can freeze and advance time instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Protocol, runtime_checkable
+
+__all__ = ["Clock", "FrozenClock", "SystemClock", "ensure_aware_utc"]
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """A source of the current time."""
+
+    def now(self) -> datetime:
+        """Return the current time as an aware ``datetime`` in UTC."""
+        ...
+
+
+class SystemClock:
+    """The real clock: ``datetime.now(UTC)``."""
+
+    __slots__ = ()
+
+    def now(self) -> datetime:
+        """Return the current wall-clock time in UTC."""
+        return datetime.now(UTC)
+
+    def __repr__(self) -> str:
+        return "SystemClock()"
+
+
+def ensure_aware_utc(value: datetime) -> datetime:
+    """Return ``value`` converted to UTC.
+
+    Raises:
+        TypeError: ``value`` is not a ``datetime``.
+        ValueError: ``value`` is naive (has no time zone).
+    """
+    if not isinstance(value, datetime):
+        raise TypeError(f"expected a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("naive datetimes are refused: give a time zone (UTC)")
+    return value.astimezone(UTC)
+
+
+class FrozenClock:
+    """A clock that only moves when told to. Thread-safe.
+
+    Args:
+        at: the starting time (aware). Defaults to 2026-01-01T00:00:00Z.
+    """
+
+    __slots__ = ("_lock", "_now")
+
+    def __init__(self, at: datetime | None = None) -> None:
+        self._lock = threading.Lock()
+        self._now = ensure_aware_utc(at) if at is not None else datetime(2026, 1, 1, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        """Return the frozen time."""
+        return self._now
+
+    def advance(self, delta: timedelta | float) -> datetime:
+        """Move the clock forward (or back, with a negative delta) and return the new time.
+
+        Args:
+            delta: a ``timedelta`` or a number of seconds.
+        """
+        step = delta if isinstance(delta, timedelta) else timedelta(seconds=delta)
+        with self._lock:
+            self._now = self._now + step
+            return self._now
+
+    def set(self, at: datetime) -> None:
+        """Jump to ``at`` (aware)."""
+        value = ensure_aware_utc(at)
+        with self._lock:
+            self._now = value
+
+    def __repr__(self) -> str:
+        return f"FrozenClock({self._now.isoformat()})"

@@ -1,0 +1,11 @@
+"""Store implementations of the capability storage protocols.
+
+* :mod:`storno_security.stores.memory`: thread-safe, in-process; the default and the reference
+  semantics for the contract tests.
+* :mod:`storno_security.stores.sql`: SQLAlchemy 2 (SQLite, PostgreSQL, MariaDB/MySQL); needs the
+  ``sql`` extra plus a driver (``postgres`` or ``mysql`` extra).
+* :mod:`storno_security.stores.redis`: redis-py; needs the ``redis`` extra.
+
+The SQL and Redis modules import their dependencies lazily, so importing this package costs
+nothing.
+"""

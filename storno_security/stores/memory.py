@@ -1,0 +1,169 @@
+"""In-memory stores: thread-safe, per process, for tests, single-process apps and defaults.
+
+Each "exactly once" operation runs under one lock, so it is atomic among the threads of one
+process. State is lost on restart and is not shared between processes: use the SQL or Redis
+stores when several workers serve the same users.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+
+import attrs
+
+from storno_security.errors import StoreError
+from storno_security.tokens.storage import (
+    RefreshFamily,
+    Rotation,
+    RotationOutcome,
+    SessionState,
+)
+
+__all__ = ["MemoryRefreshFamilyStore", "MemorySessionStateStore"]
+
+
+@attrs.define
+class _FamilyRow:
+    family: RefreshFamily
+    revoked_at: datetime | None = None
+
+
+@attrs.define
+class _TokenRow:
+    family_id: str
+    used: bool = False
+
+
+class MemoryRefreshFamilyStore:
+    """Refresh-token families in a dictionary guarded by one lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._families: dict[str, _FamilyRow] = {}
+        self._tokens: dict[str, _TokenRow] = {}
+
+    def create_family(self, family: RefreshFamily, *, token_hash: str) -> None:
+        """See :meth:`RefreshFamilyStore.create_family`."""
+        with self._lock:
+            if family.family_id in self._families:
+                raise StoreError("refresh family id exists already", reason="duplicate")
+            if token_hash in self._tokens:
+                raise StoreError("refresh token hash exists already", reason="duplicate")
+            self._families[family.family_id] = _FamilyRow(family)
+            self._tokens[token_hash] = _TokenRow(family.family_id)
+
+    def rotate(
+        self,
+        *,
+        presented_hash: str,
+        new_hash: str,
+        now: datetime,
+        expected_user_id: str | None = None,
+    ) -> Rotation:
+        """See :meth:`RefreshFamilyStore.rotate`."""
+        with self._lock:
+            token = self._tokens.get(presented_hash)
+            if token is None:
+                return Rotation(RotationOutcome.UNKNOWN)
+            row = self._families[token.family_id]
+            family = row.family
+            if expected_user_id is not None and family.user_id != expected_user_id:
+                return Rotation(RotationOutcome.WRONG_USER)
+            if family.expires_at <= now:
+                return Rotation(RotationOutcome.EXPIRED, family)
+            if token.used:
+                if row.revoked_at is None:
+                    row.revoked_at = now
+                return Rotation(RotationOutcome.REUSED, family)
+            if row.revoked_at is not None:
+                return Rotation(RotationOutcome.REVOKED, family)
+            if new_hash in self._tokens:
+                raise StoreError("refresh token hash exists already", reason="duplicate")
+            token.used = True
+            self._tokens[new_hash] = _TokenRow(family.family_id)
+            return Rotation(RotationOutcome.ROTATED, family)
+
+    def revoke_by_token(
+        self, token_hash: str, *, now: datetime, expected_user_id: str
+    ) -> RefreshFamily | None:
+        """See :meth:`RefreshFamilyStore.revoke_by_token`."""
+        with self._lock:
+            token = self._tokens.get(token_hash)
+            if token is None:
+                return None
+            row = self._families[token.family_id]
+            if row.family.user_id != expected_user_id:
+                return None
+            if row.revoked_at is None:
+                row.revoked_at = now
+            return row.family
+
+    def revoke_family(self, family_id: str, *, now: datetime) -> bool:
+        """See :meth:`RefreshFamilyStore.revoke_family`."""
+        with self._lock:
+            row = self._families.get(family_id)
+            if row is None or row.revoked_at is not None:
+                return False
+            row.revoked_at = now
+            return True
+
+    def revoke_user_families(self, user_id: str, *, now: datetime) -> list[str]:
+        """See :meth:`RefreshFamilyStore.revoke_user_families`."""
+        revoked: list[str] = []
+        with self._lock:
+            for family_id, row in self._families.items():
+                if row.family.user_id == user_id and row.revoked_at is None:
+                    row.revoked_at = now
+                    revoked.append(family_id)
+        return sorted(revoked)
+
+    def purge_expired(self, *, now: datetime) -> int:
+        """See :meth:`RefreshFamilyStore.purge_expired`."""
+        with self._lock:
+            dead = {fid for fid, row in self._families.items() if row.family.expires_at < now}
+            for fid in dead:
+                del self._families[fid]
+            for token_hash in [h for h, t in self._tokens.items() if t.family_id in dead]:
+                del self._tokens[token_hash]
+            return len(dead)
+
+
+class MemorySessionStateStore:
+    """Session epochs and revoked-session markers in dictionaries guarded by one lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._epochs: dict[str, int] = {}
+        self._revoked: dict[str, datetime] = {}
+
+    def session_state(self, *, user_id: str, session_id: str) -> SessionState:
+        """See :meth:`SessionStateStore.session_state`."""
+        # Two dict reads; each is atomic, and a bump racing with this read is ordered either way.
+        return SessionState(self._epochs.get(user_id, 0), session_id in self._revoked)
+
+    def current_epoch(self, user_id: str) -> int:
+        """See :meth:`SessionStateStore.current_epoch`."""
+        return self._epochs.get(user_id, 0)
+
+    def bump_epoch(self, user_id: str) -> int:
+        """See :meth:`SessionStateStore.bump_epoch`."""
+        with self._lock:
+            epoch = self._epochs.get(user_id, 0) + 1
+            self._epochs[user_id] = epoch
+            return epoch
+
+    def revoke_session(self, session_id: str, *, now: datetime, until: datetime) -> None:
+        """See :meth:`SessionStateStore.revoke_session`."""
+        with self._lock:
+            current = self._revoked.get(session_id)
+            if current is None or current < until:
+                self._revoked[session_id] = until
+
+    def purge_expired(self, *, now: datetime) -> int:
+        """See :meth:`SessionStateStore.purge_expired`."""
+        with self._lock:
+            dead = [sid for sid, until in self._revoked.items() if until < now]
+            for sid in dead:
+                del self._revoked[sid]
+            return len(dead)

@@ -1,0 +1,280 @@
+"""Login sessions: refresh-token families with rotation, reuse detection and revocation.
+
+A :class:`SessionManager` ties the pieces together: it starts a session (a refresh family plus
+the first token pair), rotates refresh tokens (REF-2), turns a replayed refresh token into the
+revocation of its whole family (REF-3), and revokes sessions on logout, password change, reset,
+MFA disable or account deletion (REF-4).
+
+Refresh tokens are 256-bit random strings (43 URL-safe characters). Only their SHA-256 reaches a
+store. A malformed token is refused before any store lookup.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any, Final, Literal
+
+import attrs
+
+from storno_security.clock import Clock
+from storno_security.errors import InvalidRefreshTokenError, RefreshTokenReuseError
+from storno_security.tokens.access import AccessTokenIssuer
+from storno_security.tokens.policy import TokenPolicy
+from storno_security.tokens.storage import (
+    RefreshFamily,
+    RefreshFamilyStore,
+    RotationOutcome,
+    SessionStateStore,
+)
+
+__all__ = ["SessionEvent", "SessionManager", "TokenPair", "hash_refresh_token"]
+
+_REFRESH_TOKEN_RE: Final = re.compile(r"[A-Za-z0-9_-]{43}")
+
+#: Why a user's sessions were all revoked (REF-4), for the audit trail.
+RevokeReason = Literal[
+    "password_changed", "password_reset", "mfa_disabled", "account_deleted", "admin", "user"
+]
+
+
+def hash_refresh_token(token: str) -> str:
+    """The SHA-256 (hex) under which a refresh token is stored.
+
+    Raises:
+        InvalidRefreshTokenError: ``token`` is not a well-formed refresh token.
+    """
+    if not isinstance(token, str) or _REFRESH_TOKEN_RE.fullmatch(token) is None:
+        raise InvalidRefreshTokenError(reason="malformed")
+    return hashlib.sha256(token.encode("ascii")).hexdigest()
+
+
+@attrs.frozen
+class TokenPair:
+    """What a login or a refresh returns to the client.
+
+    Attributes:
+        access_token: RS256 JWT (secret).
+        refresh_token: opaque refresh token (secret).
+        token_type: always ``"Bearer"``.
+        expires_in: seconds until the access token expires.
+        access_expires_at: when the access token expires.
+        refresh_expires_at: when the refresh family ends (absolute, REF-1).
+        session_id: the family id (``sid``).
+        user_id: the owner.
+    """
+
+    access_token: str = attrs.field(repr=False)
+    refresh_token: str = attrs.field(repr=False)
+    expires_in: int
+    access_expires_at: datetime
+    refresh_expires_at: datetime
+    session_id: str
+    user_id: str
+    token_type: str = "Bearer"  # noqa: S105 - the RFC 6750 scheme name
+
+
+@attrs.frozen
+class SessionEvent:
+    """A security event from the session manager, for the audit trail (no secrets).
+
+    Attributes:
+        kind: ``refresh_token_reused`` (REF-3), ``session_revoked`` (logout) or
+            ``sessions_revoked`` (every session of the user, REF-4).
+        user_id: the user concerned.
+        at: when.
+        session_ids: the families concerned.
+        reason: for ``sessions_revoked``, why.
+    """
+
+    kind: Literal["refresh_token_reused", "session_revoked", "sessions_revoked"]
+    user_id: str
+    at: datetime
+    session_ids: tuple[str, ...] = ()
+    reason: str | None = None
+
+
+class SessionManager:
+    """Starts, refreshes and revokes login sessions.
+
+    Args:
+        issuer: signs the access tokens.
+        policy: lifetimes (must be the issuer's policy).
+        families: refresh-family storage.
+        sessions: session epochs and revoked-session markers (the verifier's store).
+        clock: the time source.
+        on_event: called with every :class:`SessionEvent`, for the audit trail.
+    """
+
+    def __init__(
+        self,
+        *,
+        issuer: AccessTokenIssuer,
+        policy: TokenPolicy,
+        families: RefreshFamilyStore,
+        sessions: SessionStateStore,
+        clock: Clock,
+        on_event: Callable[[SessionEvent], None] | None = None,
+    ) -> None:
+        self._issuer = issuer
+        self._policy = policy
+        self._families = families
+        self._sessions = sessions
+        self._clock = clock
+        self._on_event = on_event
+
+    def _emit(self, event: SessionEvent) -> None:
+        if self._on_event is not None:
+            self._on_event(event)
+
+    def _marker_until(self, now: datetime) -> datetime:
+        # Access tokens of a revoked session live at most one lifetime plus leeway from now.
+        return now + self._policy.access_token_lifetime + self._policy.leeway
+
+    def _pair(
+        self,
+        family: RefreshFamily,
+        refresh_token: str,
+        extra_claims: Mapping[str, Any] | None,
+    ) -> TokenPair:
+        epoch = self._sessions.current_epoch(family.user_id)
+        access = self._issuer.issue(
+            family.user_id,
+            session_id=family.family_id,
+            epoch=epoch,
+            extra_claims=extra_claims,
+        )
+        return TokenPair(
+            access_token=access.token,
+            refresh_token=refresh_token,
+            expires_in=int((access.expires_at - access.issued_at).total_seconds()),
+            access_expires_at=access.expires_at,
+            refresh_expires_at=family.expires_at,
+            session_id=family.family_id,
+            user_id=family.user_id,
+        )
+
+    def start(self, user_id: str, *, extra_claims: Mapping[str, Any] | None = None) -> TokenPair:
+        """Start a session after a successful login: a new family and its first token pair.
+
+        Raises:
+            ValueError: empty ``user_id``, or ``extra_claims`` overriding a registered claim.
+            StoreError: the store failed; no session was created.
+        """
+        if not isinstance(user_id, str) or not user_id:
+            raise ValueError("user_id must be a non-empty string")
+        now = self._clock.now()
+        refresh_token = secrets.token_urlsafe(32)
+        family = RefreshFamily(
+            family_id=secrets.token_hex(16),
+            user_id=user_id,
+            created_at=now,
+            expires_at=now + self._policy.refresh_token_lifetime,
+        )
+        # Issue first: if that fails (bad claims) nothing is stored.
+        pair = self._pair(family, refresh_token, extra_claims)
+        self._families.create_family(family, token_hash=hash_refresh_token(refresh_token))
+        return pair
+
+    def refresh(
+        self,
+        refresh_token: str,
+        *,
+        expected_user_id: str | None = None,
+        extra_claims: Mapping[str, Any] | None = None,
+    ) -> TokenPair:
+        """Rotate ``refresh_token``: it dies and a new pair is returned (REF-2).
+
+        Args:
+            refresh_token: the token the client presented.
+            expected_user_id: when the caller knows who is asking, a token of anyone else is
+                refused without any change.
+            extra_claims: claims for the new access token.
+
+        Raises:
+            RefreshTokenReuseError: the token had been rotated already; its family (every
+                refresh and access token of that login) is now revoked (REF-3).
+            InvalidRefreshTokenError: malformed, unknown, another user's, expired (REF-1) or
+                revoked; ``reason`` says which.
+            StoreError: the store failed.
+        """
+        presented = hash_refresh_token(refresh_token)
+        now = self._clock.now()
+        new_token = secrets.token_urlsafe(32)
+        result = self._families.rotate(
+            presented_hash=presented,
+            new_hash=hash_refresh_token(new_token),
+            now=now,
+            expected_user_id=expected_user_id,
+        )
+        family = result.family
+        if result.outcome is RotationOutcome.ROTATED and family is not None:
+            return self._pair(family, new_token, extra_claims)
+        if result.outcome is RotationOutcome.REUSED and family is not None:
+            self._sessions.revoke_session(family.family_id, now=now, until=self._marker_until(now))
+            self._emit(
+                SessionEvent(
+                    kind="refresh_token_reused",
+                    user_id=family.user_id,
+                    at=now,
+                    session_ids=(family.family_id,),
+                )
+            )
+            raise RefreshTokenReuseError(family_id=family.family_id, user_id=family.user_id)
+        raise InvalidRefreshTokenError(reason=result.outcome.value)
+
+    def logout(self, refresh_token: str, *, user_id: str) -> None:
+        """End the session of ``refresh_token`` (REF-4): its family and access tokens die.
+
+        Raises:
+            InvalidRefreshTokenError: malformed, unknown, or another user's token (nothing
+                changed).
+            StoreError: the store failed.
+        """
+        presented = hash_refresh_token(refresh_token)
+        now = self._clock.now()
+        family = self._families.revoke_by_token(presented, now=now, expected_user_id=user_id)
+        if family is None:
+            raise InvalidRefreshTokenError(reason="unknown")
+        self._sessions.revoke_session(family.family_id, now=now, until=self._marker_until(now))
+        self._emit(
+            SessionEvent(
+                kind="session_revoked", user_id=user_id, at=now, session_ids=(family.family_id,)
+            )
+        )
+
+    def revoke_all(self, user_id: str, *, reason: RevokeReason) -> int:
+        """Kill every session of the user (REF-4): call after a password change or reset, MFA
+        disable, or account deletion.
+
+        The epoch is bumped first, so access tokens issued before this call fail at once; then
+        every family is revoked and marked, so a refresh racing with this call cannot leave a
+        live session behind.
+
+        Returns:
+            The number of families revoked.
+
+        Raises:
+            StoreError: the store failed; call again (every step is idempotent).
+        """
+        if not isinstance(user_id, str) or not user_id:
+            raise ValueError("user_id must be a non-empty string")
+        now = self._clock.now()
+        self._sessions.bump_epoch(user_id)
+        revoked = self._families.revoke_user_families(user_id, now=now)
+        until = self._marker_until(now)
+        for family_id in revoked:
+            self._sessions.revoke_session(family_id, now=now, until=until)
+        self._emit(
+            SessionEvent(
+                kind="sessions_revoked",
+                user_id=user_id,
+                at=now,
+                session_ids=tuple(revoked),
+                reason=reason,
+            )
+        )
+        return len(revoked)

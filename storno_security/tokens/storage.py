@@ -1,0 +1,184 @@
+"""What token sessions need from storage, as protocols with the fewest verbs that work.
+
+Two stores:
+
+* :class:`RefreshFamilyStore` holds refresh-token families (one per login) and the SHA-256 of
+  every refresh token ever issued in them, so a rotated token presented again is recognised as
+  reuse (REF-3). Its :meth:`~RefreshFamilyStore.rotate` is the one "exactly once" operation.
+* :class:`SessionStateStore` holds what every access-token verification must consult: the user's
+  session epoch (REF-4) and the ids of revoked sessions (families), so a revoked login's access
+  tokens die at once. It is the hot path: one round trip per check.
+
+Implementations: :mod:`storno_security.stores.memory`, :mod:`storno_security.stores.sql`
+(families and state) and :mod:`storno_security.stores.redis` (state). Stores hold hashes only,
+never a refresh token itself; they take times from the caller and never read a clock.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+import attrs
+
+__all__ = [
+    "RefreshFamily",
+    "RefreshFamilyStore",
+    "Rotation",
+    "RotationOutcome",
+    "SessionState",
+    "SessionStateStore",
+]
+
+
+@attrs.frozen
+class RefreshFamily:
+    """One login's chain of refresh tokens.
+
+    Attributes:
+        family_id: random, non-secret id; it is the ``sid`` claim of the access tokens.
+        user_id: the owner.
+        created_at: the login time.
+        expires_at: absolute end of the family (REF-1): rotation never extends it.
+    """
+
+    family_id: str
+    user_id: str
+    created_at: datetime
+    expires_at: datetime
+
+
+class RotationOutcome(enum.Enum):
+    """What :meth:`RefreshFamilyStore.rotate` did."""
+
+    #: The presented token was the family's live token: it is now used and the new one is live.
+    ROTATED = "rotated"
+    #: No token with this hash exists. Nothing changed.
+    UNKNOWN = "unknown"
+    #: The token belongs to another user than ``expected_user_id``. Nothing changed.
+    WRONG_USER = "wrong_user"
+    #: The family's absolute lifetime is over. Nothing changed.
+    EXPIRED = "expired"
+    #: The token had been used already: the family is now revoked (REF-3).
+    REUSED = "reused"
+    #: The family had been revoked before (logout, password change, earlier reuse).
+    REVOKED = "revoked"
+
+
+@attrs.frozen
+class Rotation:
+    """The result of a rotation attempt.
+
+    Attributes:
+        outcome: what happened.
+        family: the family concerned; ``None`` when ``outcome`` is ``UNKNOWN`` or ``WRONG_USER``
+            (so a caller cannot learn about another user's family).
+    """
+
+    outcome: RotationOutcome
+    family: RefreshFamily | None = None
+
+
+@runtime_checkable
+class RefreshFamilyStore(Protocol):
+    """Storage of refresh-token families. Every method is one atomic operation."""
+
+    def create_family(self, family: RefreshFamily, *, token_hash: str) -> None:
+        """Store a new family whose live token has SHA-256 ``token_hash`` (hex).
+
+        Raises:
+            StoreError: the family id or token hash exists already, or the backend failed.
+        """
+        ...
+
+    def rotate(
+        self,
+        *,
+        presented_hash: str,
+        new_hash: str,
+        now: datetime,
+        expected_user_id: str | None = None,
+    ) -> Rotation:
+        """Atomically retire the token with hash ``presented_hash`` and make ``new_hash`` live.
+
+        Checked in this order, the first match wins: unknown hash (``UNKNOWN``); owner other
+        than ``expected_user_id`` when given (``WRONG_USER``); ``expires_at <= now``
+        (``EXPIRED``); token used already (``REUSED``: the family is revoked in the same
+        atomic step if it was not); family revoked (``REVOKED``); else ``ROTATED``. Of any
+        number of concurrent calls with the same live ``presented_hash``, exactly one returns
+        ``ROTATED``.
+
+        Raises:
+            StoreError: the backend failed; nothing changed.
+        """
+        ...
+
+    def revoke_by_token(
+        self, token_hash: str, *, now: datetime, expected_user_id: str
+    ) -> RefreshFamily | None:
+        """Revoke the family of the token with this hash (logout), if it is ``expected_user_id``'s.
+
+        Returns:
+            The family, or ``None`` when the hash is unknown or belongs to another user (then
+            nothing changed). Revoking a revoked family again is not an error.
+        """
+        ...
+
+    def revoke_family(self, family_id: str, *, now: datetime) -> bool:
+        """Revoke one family. Returns whether it was live before."""
+        ...
+
+    def revoke_user_families(self, user_id: str, *, now: datetime) -> list[str]:
+        """Revoke every live family of the user; return their ids."""
+        ...
+
+    def purge_expired(self, *, now: datetime) -> int:
+        """Delete families (and their token hashes) whose ``expires_at`` is before ``now``.
+
+        Returns the number of families deleted.
+        """
+        ...
+
+
+@attrs.frozen
+class SessionState:
+    """What an access-token check needs.
+
+    Attributes:
+        epoch: the user's current session epoch (0 for a user never bumped).
+        revoked: whether the session (family) has been revoked.
+    """
+
+    epoch: int
+    revoked: bool
+
+
+@runtime_checkable
+class SessionStateStore(Protocol):
+    """Per-user session epochs and revoked-session markers. One round trip per method."""
+
+    def session_state(self, *, user_id: str, session_id: str) -> SessionState:
+        """Return the user's epoch and whether ``session_id`` is revoked, in one read."""
+        ...
+
+    def current_epoch(self, user_id: str) -> int:
+        """Return the user's epoch (0 if never bumped)."""
+        ...
+
+    def bump_epoch(self, user_id: str) -> int:
+        """Atomically increase the user's epoch by one and return the new value."""
+        ...
+
+    def revoke_session(self, session_id: str, *, now: datetime, until: datetime) -> None:
+        """Mark a session revoked at least until ``until`` (after which its access tokens have
+        expired anyway, so the marker may be forgotten). Idempotent; a later ``until`` wins.
+
+        ``now`` is the caller's clock: a backend that expires keys on its own clock (Redis) uses
+        ``until - now`` as a time-to-live, so clock skew between hosts cannot drop a marker early.
+        """
+        ...
+
+    def purge_expired(self, *, now: datetime) -> int:
+        """Forget revoked-session markers whose ``until`` is before ``now``; return how many."""
+        ...
