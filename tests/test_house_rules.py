@@ -1,0 +1,116 @@
+"""House rules that can be checked mechanically (see ../shared/DESIGN.md)."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+import pkgutil
+import re
+from pathlib import Path
+
+import pytest
+
+import storno_security
+from storno_security import errors
+
+PACKAGE = Path(storno_security.__file__).parent
+SOURCES = sorted(PACKAGE.rglob("*.py"))
+
+
+def _error_classes() -> list[type[BaseException]]:
+    return [
+        obj
+        for _, obj in inspect.getmembers(errors, inspect.isclass)
+        if issubclass(obj, BaseException) and obj.__module__ == errors.__name__
+    ]
+
+
+def test_every_error_is_exported() -> None:
+    classes = _error_classes()
+    assert classes
+    for cls in classes:
+        assert cls.__name__ in errors.__all__, cls
+        assert cls.__name__ in storno_security.__all__, cls
+        assert getattr(storno_security, cls.__name__) is cls
+
+
+def test_every_error_derives_from_the_root() -> None:
+    for cls in _error_classes():
+        assert issubclass(cls, errors.StornoSecurityError)
+
+
+def test_root_error_is_never_raised_itself() -> None:
+    for path in SOURCES:
+        assert "raise StornoSecurityError" not in path.read_text(), path
+
+
+def _isort_key(name: str) -> tuple[int, str]:
+    # ruff's RUF022 order: CONSTANTS, then Classes, then functions.
+    kind = 0 if name.isupper() else 1 if name[:1].isupper() else 2
+    return kind, name
+
+
+def test_all_is_sorted_and_complete() -> None:
+    for name in [
+        "storno_security",
+        *(
+            m.name
+            for m in pkgutil.walk_packages(storno_security.__path__, "storno_security.")
+            if not m.name.split(".")[-1].startswith("_")
+        ),
+    ]:
+        if name.endswith((".sql", ".redis")):
+            continue  # optional dependencies
+        module = importlib.import_module(name)
+        exported = getattr(module, "__all__", None)
+        if exported is None:
+            continue
+        assert list(exported) == sorted(exported, key=_isort_key), name
+        for item in exported:
+            assert hasattr(module, item), f"{name}.{item}"
+
+
+def test_only_clock_reads_the_wall_clock() -> None:
+    pattern = re.compile(r"datetime\.now\(|datetime\.utcnow\(|time\.time\(|date\.today\(")
+    for path in SOURCES:
+        if path.name == "clock.py":
+            continue
+        assert not pattern.search(path.read_text()), path
+
+
+def test_compare_digest_only_in_the_compare_helper() -> None:
+    for path in SOURCES:
+        if path.name == "_compare.py":
+            continue
+        assert "compare_digest" not in path.read_text(), path
+
+
+def test_no_assert_as_a_security_check() -> None:
+    for path in SOURCES:
+        tree = ast.parse(path.read_text())
+        assert not any(isinstance(node, ast.Assert) for node in ast.walk(tree)), path
+
+
+def test_core_imports_no_framework_and_no_env() -> None:
+    for path in SOURCES:
+        text = path.read_text()
+        assert "import falcon" not in text, path
+        assert "os.environ" not in text and "getenv" not in text, path
+
+
+@pytest.mark.parametrize("module", ["storno_security", "storno_security.tokens"])
+def test_import_has_no_side_effects(module: str) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import time, datetime, secrets\n"
+        "calls = []\n"
+        "real = secrets.token_bytes\n"
+        "secrets.token_bytes = lambda *a: calls.append(a) or real(*a)\n"
+        f"import {module}\n"
+        "assert not calls, calls\n"
+        "import sys; assert 'falcon' not in sys.modules and 'sqlalchemy' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
