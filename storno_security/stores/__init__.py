@@ -6,6 +6,7 @@
   ``sql`` extra plus a driver (``postgres`` or ``mysql`` extra).
 * :mod:`storno_security.stores.redis`: redis-py; needs the ``redis`` extra.
 
-The SQL and Redis modules import their dependencies lazily, so importing this package costs
-nothing.
+Importing this package imports neither SQLAlchemy nor redis-py: only importing
+``storno_security.stores.sql`` or ``storno_security.stores.redis`` does, so an application pulls
+in what it uses.
 """

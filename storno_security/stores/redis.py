@@ -1,0 +1,194 @@
+"""Session state in Redis: epochs and revoked-session markers. Needs the ``redis`` extra.
+
+Keys (``prefix`` defaults to ``storno:``):
+
+* ``{prefix}epoch:{user_id}``: the user's session epoch, an integer written only by ``INCR``;
+* ``{prefix}revoked:{session_id}``: a marker whose time-to-live is what remains of the revoked
+  session's access tokens. Redis forgets it by itself, so :meth:`purge_expired` has nothing to
+  do.
+
+Every method is one command (or one Lua script), so one round trip and atomic. The keys of one
+:meth:`~RedisSessionStateStore.session_state` call are read by one ``MGET``; on Redis Cluster
+that needs both keys in one slot, which this store does not arrange: use a single primary (with
+replicas) or Sentinel.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import redis
+
+from storno_security.clock import ensure_aware_utc
+from storno_security.errors import CorruptRecordError, StoreUnavailableError
+from storno_security.tokens.storage import SessionState
+
+__all__ = ["RedisSessionStateStore"]
+
+_T = TypeVar("_T")
+
+_MILLISECOND = timedelta(milliseconds=1)
+_EPOCH_FORMAT = re.compile(rb"0|[1-9][0-9]{0,18}")
+
+# KEYS[1]: the marker. ARGV[1]: its time-to-live in milliseconds (a positive integer).
+# Create the marker, or lengthen its time-to-live; never shorten it, never make it persistent.
+_REVOKE_SCRIPT = """
+local ttl = tonumber(ARGV[1])
+local current = redis.call('PTTL', KEYS[1])
+if current == -2 then
+    redis.call('SET', KEYS[1], '1', 'PX', ttl)
+    return 1
+end
+if current >= 0 and current < ttl then
+    redis.call('PEXPIRE', KEYS[1], ttl)
+    return 1
+end
+return 0
+"""
+
+# Replies to INCR and GET that mean the key does not hold what this store writes.
+_CORRUPT_REPLIES = ("not an integer", "overflow", "WRONGTYPE")
+
+
+class RedisSessionStateStore:
+    """Session epochs and revoked-session markers in Redis.
+
+    Args:
+        client: a synchronous redis-py client (``decode_responses`` either way).
+        prefix: prepended to every key, so several applications can share one database.
+
+    Raises:
+        TypeError: ``prefix`` is not a str.
+    """
+
+    def __init__(self, client: redis.Redis[Any], *, prefix: str = "storno:") -> None:
+        if not isinstance(prefix, str):
+            raise TypeError(f"prefix must be a str, not {type(prefix).__name__}")
+        self._client = client
+        self._prefix = prefix
+        self._revoke = client.register_script(_REVOKE_SCRIPT)
+
+    def __repr__(self) -> str:
+        return f"RedisSessionStateStore(prefix={self._prefix!r})"
+
+    def _epoch_key(self, user_id: str) -> str:
+        if not isinstance(user_id, str):
+            raise TypeError(f"user_id must be a str, not {type(user_id).__name__}")
+        return f"{self._prefix}epoch:{user_id}"
+
+    def _revoked_key(self, session_id: str) -> str:
+        if not isinstance(session_id, str):
+            raise TypeError(f"session_id must be a str, not {type(session_id).__name__}")
+        return f"{self._prefix}revoked:{session_id}"
+
+    def session_state(self, *, user_id: str, session_id: str) -> SessionState:
+        """Return the user's epoch and whether ``session_id`` is revoked, in one ``MGET``.
+
+        Raises:
+            TypeError: an argument is not a str.
+            StoreUnavailableError: Redis could not be reached or failed the command.
+            CorruptRecordError: the epoch key holds something other than a non-negative
+                integer.
+        """
+        keys = [self._epoch_key(user_id), self._revoked_key(session_id)]
+        values = _call(lambda: self._client.mget(keys))
+        if not isinstance(values, list) or len(values) != 2:
+            raise StoreUnavailableError("unexpected reply from Redis", reason="bad_reply")
+        epoch, marker = values
+        return SessionState(epoch=_parse_epoch(epoch), revoked=marker is not None)
+
+    def current_epoch(self, user_id: str) -> int:
+        """Return the user's epoch (0 if never bumped), with one ``GET``.
+
+        Raises:
+            TypeError: ``user_id`` is not a str.
+            StoreUnavailableError: Redis could not be reached or failed the command.
+            CorruptRecordError: the epoch key holds something other than a non-negative
+                integer.
+        """
+        key = self._epoch_key(user_id)
+        return _parse_epoch(_call(lambda: self._client.get(key)))
+
+    def bump_epoch(self, user_id: str) -> int:
+        """Atomically increase the user's epoch by one (``INCR``) and return the new value.
+
+        Raises:
+            TypeError: ``user_id`` is not a str.
+            StoreUnavailableError: Redis could not be reached or failed the command; the epoch
+                may or may not have moved.
+            CorruptRecordError: the epoch key holds something other than an integer (nothing
+                changed), or a negative one.
+        """
+        key = self._epoch_key(user_id)
+        epoch = _call(lambda: self._client.incr(key))
+        if isinstance(epoch, bool) or not isinstance(epoch, int):
+            raise StoreUnavailableError("unexpected reply from Redis", reason="bad_reply")
+        if epoch < 1:
+            raise CorruptRecordError(reason="bad_epoch")
+        return epoch
+
+    def revoke_session(self, session_id: str, *, now: datetime, until: datetime) -> None:
+        """Mark a session revoked for ``until - now`` (rounded up to a millisecond).
+
+        Idempotent; a later ``until`` wins: an existing marker's time-to-live is lengthened,
+        never shortened. When ``until`` is not after ``now`` the session's access tokens have
+        expired already and nothing is written.
+
+        Raises:
+            TypeError: an argument has the wrong type.
+            ValueError: a time is naive.
+            StoreUnavailableError: Redis could not be reached or failed the script.
+        """
+        key = self._revoked_key(session_id)
+        remaining = ensure_aware_utc(until) - ensure_aware_utc(now)
+        ttl_ms = -(-remaining // _MILLISECOND)  # ceiling
+        if ttl_ms <= 0:
+            return
+        _call(lambda: self._revoke(keys=[key], args=[ttl_ms]))
+
+    def purge_expired(self, *, now: datetime) -> int:
+        """Return 0: Redis forgets revoked-session markers by itself when they expire.
+
+        Raises:
+            TypeError: ``now`` is not a datetime.
+            ValueError: ``now`` is naive.
+        """
+        ensure_aware_utc(now)
+        return 0
+
+
+@contextmanager
+def _redis_errors() -> Iterator[None]:
+    try:
+        yield
+    except redis.ResponseError as exc:
+        if any(marker in str(exc) for marker in _CORRUPT_REPLIES):
+            raise CorruptRecordError(reason="bad_epoch") from exc
+        raise StoreUnavailableError("Redis refused the command", reason="refused") from exc
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise StoreUnavailableError(reason="unavailable") from exc
+    except redis.RedisError as exc:
+        raise StoreUnavailableError(reason="redis_error") from exc
+
+
+def _call(command: Callable[[], _T]) -> _T:
+    with _redis_errors():
+        return command()
+
+
+def _parse_epoch(value: object) -> int:
+    """An epoch as stored by ``INCR``: absent (0) or a canonical non-negative integer."""
+    if value is None:
+        return 0
+    if isinstance(value, str):
+        try:
+            value = value.encode("ascii")
+        except UnicodeEncodeError:
+            raise CorruptRecordError(reason="bad_epoch") from None
+    if not isinstance(value, bytes) or _EPOCH_FORMAT.fullmatch(value) is None:
+        raise CorruptRecordError(reason="bad_epoch")
+    return int(value)

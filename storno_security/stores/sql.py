@@ -1,0 +1,781 @@
+"""SQL stores over SQLAlchemy 2 Core: SQLite, PostgreSQL and MariaDB/MySQL.
+
+Needs the ``sql`` extra, plus a driver (the ``postgres`` or ``mysql`` extra) for a server.
+
+* :func:`create_engine` makes an engine set up for these stores: on SQLite, WAL, a 30 s busy
+  timeout, foreign keys, and ``BEGIN IMMEDIATE`` for writes, so that writers in several processes
+  queue instead of failing; on servers, ``pool_pre_ping``, and ``READ COMMITTED`` on MariaDB and
+  MySQL (as PostgreSQL has by default) so that a conditional ``UPDATE`` takes no shared locks on
+  the rows its sub-query reads.
+* :data:`metadata` and :func:`create_schema` define and create the four ``storno_`` tables.
+* :class:`SqlRefreshFamilyStore` and :class:`SqlSessionStateStore` implement
+  :class:`~storno_security.tokens.storage.RefreshFamilyStore` and
+  :class:`~storno_security.tokens.storage.SessionStateStore`.
+
+Every method is one transaction. Every "exactly once" is a conditional ``UPDATE`` whose row
+count says who won; nothing is decided on a value read earlier. Times are stored as naive UTC
+(``DATETIME(6)`` on MariaDB/MySQL, so microseconds survive) and come back as aware UTC. Ids and
+hashes compare exactly (byte for byte) on every backend: on MariaDB/MySQL they are stored as
+``VARBINARY``, because the default collations there ignore case and trailing spaces.
+
+Errors never leak a SQLAlchemy or driver exception: an unreachable or failing backend raises
+:class:`~storno_security.errors.StoreUnavailableError`, a row the library cannot have written
+raises :class:`~storno_security.errors.CorruptRecordError`, anything else
+:class:`~storno_security.errors.StoreError`. The engine hides bound parameters in its error
+messages unless told otherwise (``hide_parameters=False``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import mysql
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from storno_security.clock import ensure_aware_utc
+from storno_security.errors import CorruptRecordError, StoreError, StoreUnavailableError
+from storno_security.tokens.storage import (
+    RefreshFamily,
+    Rotation,
+    RotationOutcome,
+    SessionState,
+)
+
+__all__ = [
+    "SqlRefreshFamilyStore",
+    "SqlSessionStateStore",
+    "create_engine",
+    "create_schema",
+    "metadata",
+]
+
+_MYSQL_DIALECTS = frozenset({"mysql", "mariadb"})
+_ID_LENGTH = 64  # family ids, session ids, token hashes (SHA-256 hex is 64)
+_USER_LENGTH = 255
+_READ_ONLY = "storno_read_only"  # execution option: a transaction that only reads
+
+
+# --- engine ----------------------------------------------------------------------------------
+
+
+def _sqlite_connect(
+    dbapi_connection: DBAPIConnection, connection_record: ConnectionPoolEntry
+) -> None:
+    # Take transaction control away from pysqlite: the "begin" listener emits BEGIN itself.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA busy_timeout=30000")  # first, so that the next one may wait
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+    finally:
+        cursor.close()
+
+
+def _sqlite_begin(conn: sa.Connection) -> None:
+    # A writer takes the write lock at BEGIN, so two writers queue on busy_timeout instead of
+    # deadlocking on a lock upgrade (which SQLite reports at once as "database is locked").
+    if conn.get_execution_options().get(_READ_ONLY):
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create_engine(url: str, **engine_kwargs: Any) -> sa.Engine:
+    """Make a SQLAlchemy engine set up for the stores of this module.
+
+    Args:
+        url: a SQLAlchemy URL, e.g. ``sqlite:///storno.db``,
+            ``postgresql+psycopg://user@host/db`` or ``mysql+pymysql://user@host/db``. For
+            SQLite use a file: each connection to ``:memory:`` is a database of its own.
+        **engine_kwargs: passed to :func:`sqlalchemy.create_engine` (``pool_size`` and so on);
+            they override this function's defaults (``hide_parameters=True``;
+            ``pool_pre_ping=True`` and, on MariaDB/MySQL, ``isolation_level="READ COMMITTED"``
+            for servers).
+
+    Returns:
+        The engine. On SQLite every new connection gets ``journal_mode=WAL``,
+        ``busy_timeout=30000`` and ``foreign_keys=ON``; transactions that write begin with
+        ``BEGIN IMMEDIATE``.
+
+    Raises:
+        ValueError: the URL is malformed, or an engine argument is not acceptable.
+        StoreError: the URL names a dialect or driver that is not installed
+            (``reason="config"``).
+    """
+    try:
+        parsed = sa.make_url(url)
+    except (sa_exc.ArgumentError, ValueError):
+        # not chained: a parser message may quote part of the URL, which may hold a password
+        raise ValueError("malformed database URL") from None
+    kwargs: dict[str, Any] = {"hide_parameters": True}
+    backend = parsed.get_backend_name()
+    if backend != "sqlite":
+        kwargs["pool_pre_ping"] = True
+        if backend in _MYSQL_DIALECTS:
+            kwargs["isolation_level"] = "READ COMMITTED"
+    kwargs.update(engine_kwargs)
+    try:
+        engine = sa.create_engine(parsed, **kwargs)
+    except (sa_exc.NoSuchModuleError, ImportError) as exc:
+        raise StoreError(
+            "the database dialect or driver is not installed", reason="config"
+        ) from exc
+    except sa_exc.ArgumentError as exc:
+        raise ValueError("an engine argument is not acceptable") from exc
+    if backend == "sqlite":
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+# --- column types ----------------------------------------------------------------------------
+
+
+class _UtcDateTime(sa.types.TypeDecorator[datetime]):
+    """An aware UTC ``datetime`` stored as naive UTC with microseconds."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name in _MYSQL_DIALECTS:
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(sa.DateTime(timezone=False))
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> Any:
+        if value is None:
+            return None
+        return ensure_aware_utc(value).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):  # e.g. a zero date that the driver left as text
+            raise CorruptRecordError(reason="bad_datetime")
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class _ExactString(sa.types.TypeDecorator[str]):
+    """Text compared byte for byte on every backend (``VARBINARY`` on MariaDB/MySQL)."""
+
+    impl = sa.String
+    cache_ok = True
+
+    def __init__(self, length: int) -> None:
+        super().__init__(length)
+        self.length = length
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name in _MYSQL_DIALECTS:
+            # Room for ``length`` characters of UTF-8; callers are held to ``length`` characters.
+            return dialect.type_descriptor(mysql.VARBINARY(self.length * 4))
+        return dialect.type_descriptor(sa.String(self.length))
+
+    def process_bind_param(self, value: str | None, dialect: sa.Dialect) -> Any:
+        if value is None or dialect.name not in _MYSQL_DIALECTS:
+            return value
+        return value.encode("utf-8")
+
+    def process_result_value(self, value: Any | None, dialect: sa.Dialect) -> str | None:
+        if value is None or isinstance(value, str):
+            return value
+        if isinstance(value, bytes | bytearray | memoryview):
+            return bytes(value).decode("utf-8")  # UnicodeDecodeError: a corrupt record
+        raise CorruptRecordError(reason="bad_text")
+
+
+# --- schema ----------------------------------------------------------------------------------
+
+#: The tables of this module, all prefixed ``storno_``.
+metadata = sa.MetaData()
+
+refresh_families = sa.Table(
+    "storno_refresh_families",
+    metadata,
+    sa.Column("family_id", _ExactString(_ID_LENGTH), primary_key=True),
+    sa.Column("user_id", _ExactString(_USER_LENGTH), nullable=False, index=True),
+    sa.Column("created_at", _UtcDateTime(), nullable=False),
+    sa.Column("expires_at", _UtcDateTime(), nullable=False, index=True),
+    sa.Column("revoked_at", _UtcDateTime(), nullable=True),
+    mysql_engine="InnoDB",
+)
+
+refresh_tokens = sa.Table(
+    "storno_refresh_tokens",
+    metadata,
+    sa.Column("token_hash", _ExactString(_ID_LENGTH), primary_key=True),
+    sa.Column(
+        "family_id",
+        _ExactString(_ID_LENGTH),
+        sa.ForeignKey(refresh_families.c.family_id, ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("used_at", _UtcDateTime(), nullable=True),
+    mysql_engine="InnoDB",
+)
+
+session_epochs = sa.Table(
+    "storno_session_epochs",
+    metadata,
+    sa.Column("user_id", _ExactString(_USER_LENGTH), primary_key=True),
+    sa.Column("epoch", sa.BigInteger(), nullable=False),
+    mysql_engine="InnoDB",
+)
+
+revoked_sessions = sa.Table(
+    "storno_revoked_sessions",
+    metadata,
+    sa.Column("session_id", _ExactString(_ID_LENGTH), primary_key=True),
+    sa.Column("until", _UtcDateTime(), nullable=False, index=True),
+    mysql_engine="InnoDB",
+)
+
+
+def create_schema(engine: sa.Engine) -> None:
+    """Create the tables of this module that do not exist yet (idempotent).
+
+    Raises:
+        StoreUnavailableError: the database could not be reached.
+        StoreError: the database refused the DDL.
+    """
+    with _translate_errors():
+        metadata.create_all(engine, checkfirst=True)
+
+
+# --- shared helpers --------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _translate_errors(*, duplicate: bool = False) -> Iterator[None]:
+    """Turn SQLAlchemy and driver exceptions into the library's store errors."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except sa_exc.IntegrityError as exc:
+        if duplicate:
+            raise StoreError("the id or hash exists already", reason="duplicate") from exc
+        raise StoreError("the database refused the write", reason="integrity") from exc
+    except (
+        sa_exc.OperationalError,
+        sa_exc.InterfaceError,
+        sa_exc.DisconnectionError,
+        sa_exc.TimeoutError,
+    ) as exc:
+        raise StoreUnavailableError(reason="unavailable") from exc
+    except sa_exc.SQLAlchemyError as exc:
+        raise StoreError("the database failed the operation", reason="backend") from exc
+
+
+@contextlib.contextmanager
+def _transaction(
+    engine: sa.Engine, *, read_only: bool = False, duplicate: bool = False
+) -> Iterator[sa.Connection]:
+    """One transaction: committed when the block ends, rolled back when it raises."""
+    driver_error: type[Exception] | tuple[()] = ()
+    dbapi = engine.dialect.loaded_dbapi
+    if dbapi is not None:
+        driver_error = dbapi.Error
+    with _translate_errors(duplicate=duplicate):
+        try:
+            with engine.connect() as conn:
+                if read_only:
+                    conn.execution_options(**{_READ_ONLY: True})
+                with conn.begin():
+                    yield conn
+        except driver_error as exc:  # a driver error that SQLAlchemy did not wrap
+            raise StoreUnavailableError(reason="unavailable") from exc
+
+
+def _fetch(result: sa.CursorResult[Any]) -> Sequence[sa.Row[Any]]:
+    """Fetch every row; a value that cannot be converted means a corrupt record."""
+    try:
+        return result.all()
+    except (ValueError, TypeError, sa_exc.DataError) as exc:
+        raise CorruptRecordError(reason="unreadable") from exc
+
+
+def _fetch_one(result: sa.CursorResult[Any]) -> sa.Row[Any] | None:
+    rows = _fetch(result)
+    if len(rows) > 1:
+        raise CorruptRecordError(reason="duplicate_row")
+    return rows[0] if rows else None
+
+
+def _check_text(name: str, value: object, max_length: int) -> str:
+    """Refuse (never truncate) text that the schema cannot hold."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+    if not value:
+        raise ValueError(f"{name} must not be empty")
+    if len(value) > max_length:
+        raise ValueError(f"{name} is longer than {max_length} characters")
+    if "\x00" in value:
+        raise ValueError(f"{name} must not contain NUL characters")
+    return value
+
+
+def _check_key(name: str, value: object) -> str:
+    """A lookup key: any str (one that cannot be stored simply matches nothing)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+    return value
+
+
+def _family_of(
+    family_id: object, user_id: object, created_at: object, expires_at: object
+) -> RefreshFamily:
+    """Build a family from a row, refusing values the library never writes."""
+    if not isinstance(family_id, str) or not family_id:
+        raise CorruptRecordError(reason="bad_family_id")
+    if not isinstance(user_id, str) or not user_id:
+        raise CorruptRecordError(reason="bad_user_id")
+    return RefreshFamily(
+        family_id=family_id,
+        user_id=user_id,
+        created_at=_required_time(created_at),
+        expires_at=_required_time(expires_at),
+    )
+
+
+def _required_time(value: object) -> datetime:
+    if not isinstance(value, datetime) or value.utcoffset() is None:
+        raise CorruptRecordError(reason="bad_datetime")
+    return value
+
+
+def _optional_time(value: object) -> datetime | None:
+    return None if value is None else _required_time(value)
+
+
+def _epoch_of(value: object) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise CorruptRecordError(reason="bad_epoch")
+    return value
+
+
+_F = refresh_families.c
+_T = refresh_tokens.c
+_E = session_epochs.c
+_R = revoked_sessions.c
+
+
+# --- refresh families ------------------------------------------------------------------------
+
+
+class SqlRefreshFamilyStore:
+    """Refresh-token families in the ``storno_refresh_*`` tables.
+
+    Args:
+        engine: an engine from :func:`create_engine` whose schema exists (:func:`create_schema`).
+    """
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+
+    def __repr__(self) -> str:
+        return f"SqlRefreshFamilyStore({self._engine.dialect.name})"
+
+    def create_family(self, family: RefreshFamily, *, token_hash: str) -> None:
+        """Store a new family whose live token has SHA-256 ``token_hash`` (hex).
+
+        Raises:
+            TypeError: an argument has the wrong type.
+            ValueError: an id or hash is empty or too long, or a time is naive.
+            StoreError: the family id or token hash exists already (``reason="duplicate"``),
+                or the database failed; nothing was written.
+            StoreUnavailableError: the database could not be reached.
+        """
+        if not isinstance(family, RefreshFamily):
+            raise TypeError(f"family must be a RefreshFamily, not {type(family).__name__}")
+        values = {
+            "family_id": _check_text("family_id", family.family_id, _ID_LENGTH),
+            "user_id": _check_text("user_id", family.user_id, _USER_LENGTH),
+            "created_at": ensure_aware_utc(family.created_at),
+            "expires_at": ensure_aware_utc(family.expires_at),
+            "revoked_at": None,
+        }
+        token_hash = _check_text("token_hash", token_hash, _ID_LENGTH)
+        with _transaction(self._engine, duplicate=True) as conn:
+            conn.execute(sa.insert(refresh_families).values(**values))
+            conn.execute(
+                sa.insert(refresh_tokens).values(
+                    token_hash=token_hash, family_id=family.family_id, used_at=None
+                )
+            )
+
+    def rotate(
+        self,
+        *,
+        presented_hash: str,
+        new_hash: str,
+        now: datetime,
+        expected_user_id: str | None = None,
+    ) -> Rotation:
+        """Atomically retire the token with hash ``presented_hash`` and make ``new_hash`` live.
+
+        One conditional ``UPDATE`` claims the presented token if it is unused and its family is
+        live, unexpired and (when given) ``expected_user_id``'s; of concurrent callers, exactly
+        one sees a row count of 1 and rotates. A caller that claims nothing reads the token and
+        its family to name the outcome, in the order of
+        :meth:`~storno_security.tokens.storage.RefreshFamilyStore.rotate`, and revokes the
+        family on reuse.
+
+        Raises:
+            TypeError: an argument has the wrong type.
+            ValueError: ``new_hash`` is empty or too long, or ``now`` is naive.
+            StoreError: ``new_hash`` exists already (``reason="duplicate"``), or the database
+                failed; nothing changed.
+            StoreUnavailableError: the database could not be reached; nothing changed.
+            CorruptRecordError: the token's row or its family's row is malformed; nothing
+                changed.
+        """
+        presented_hash = _check_key("presented_hash", presented_hash)
+        new_hash = _check_text("new_hash", new_hash, _ID_LENGTH)
+        now = ensure_aware_utc(now)
+        if expected_user_id is not None:
+            expected_user_id = _check_key("expected_user_id", expected_user_id)
+
+        live_families = sa.select(_F.family_id).where(_F.revoked_at.is_(None), _F.expires_at > now)
+        if expected_user_id is not None:
+            live_families = live_families.where(_F.user_id == expected_user_id)
+        claim = (
+            sa.update(refresh_tokens)
+            .where(
+                _T.token_hash == presented_hash,
+                _T.used_at.is_(None),
+                _T.family_id.in_(live_families.scalar_subquery()),
+            )
+            .values(used_at=now)
+        )
+        lookup = (
+            sa.select(
+                _T.family_id.label("token_family_id"),
+                _T.used_at,
+                _F.family_id,
+                _F.user_id,
+                _F.created_at,
+                _F.expires_at,
+                _F.revoked_at,
+            )
+            .select_from(refresh_tokens.outerjoin(refresh_families))
+            .where(_T.token_hash == presented_hash)
+        )
+
+        with _transaction(self._engine, duplicate=True) as conn:
+            claimed = conn.execute(claim).rowcount
+            row = _fetch_one(conn.execute(lookup))
+            if claimed == 1:
+                if row is None or row.family_id is None:
+                    raise CorruptRecordError(reason="orphan_token")
+                family = _family_of(row.family_id, row.user_id, row.created_at, row.expires_at)
+                conn.execute(
+                    sa.insert(refresh_tokens).values(
+                        token_hash=new_hash, family_id=family.family_id, used_at=None
+                    )
+                )
+                return Rotation(RotationOutcome.ROTATED, family)
+            if claimed != 0:  # the hash is the primary key
+                raise CorruptRecordError(reason="duplicate_row")
+
+            if row is None:
+                return Rotation(RotationOutcome.UNKNOWN)
+            if row.family_id is None:  # a token without its family
+                raise CorruptRecordError(reason="orphan_token")
+            family = _family_of(row.family_id, row.user_id, row.created_at, row.expires_at)
+            used_at = _optional_time(row.used_at)
+            revoked_at = _optional_time(row.revoked_at)
+            if expected_user_id is not None and family.user_id != expected_user_id:
+                return Rotation(RotationOutcome.WRONG_USER)
+            if family.expires_at <= now:
+                return Rotation(RotationOutcome.EXPIRED, family)
+            if used_at is not None:
+                conn.execute(
+                    sa.update(refresh_families)
+                    .where(_F.family_id == family.family_id, _F.revoked_at.is_(None))
+                    .values(revoked_at=now)
+                )
+                return Rotation(RotationOutcome.REUSED, family)
+            if revoked_at is not None:
+                return Rotation(RotationOutcome.REVOKED, family)
+            # The row says "live", yet the conditional UPDATE did not match it: the stored values
+            # do not compare in SQL as they read in Python. Refuse rather than guess.
+            raise CorruptRecordError(reason="inconsistent")
+
+    def revoke_by_token(
+        self, token_hash: str, *, now: datetime, expected_user_id: str
+    ) -> RefreshFamily | None:
+        """Revoke the family of the token with this hash (logout), if it is ``expected_user_id``'s.
+
+        Returns:
+            The family, or ``None`` when the hash is unknown or belongs to another user (then
+            nothing changed). Revoking a revoked family again is not an error.
+
+        Raises:
+            TypeError: an argument has the wrong type.
+            ValueError: ``now`` is naive.
+            StoreError: the database failed; nothing changed.
+            StoreUnavailableError: the database could not be reached; nothing changed.
+            CorruptRecordError: the token's row or its family's row is malformed.
+        """
+        token_hash = _check_key("token_hash", token_hash)
+        expected_user_id = _check_key("expected_user_id", expected_user_id)
+        now = ensure_aware_utc(now)
+        lookup = (
+            sa.select(_F.family_id, _F.user_id, _F.created_at, _F.expires_at)
+            .select_from(refresh_tokens.outerjoin(refresh_families))
+            .where(_T.token_hash == token_hash)
+        )
+        with _transaction(self._engine) as conn:
+            row = _fetch_one(conn.execute(lookup))
+            if row is None:
+                return None
+            if row.family_id is None:
+                raise CorruptRecordError(reason="orphan_token")
+            family = _family_of(row.family_id, row.user_id, row.created_at, row.expires_at)
+            if family.user_id != expected_user_id:
+                return None
+            conn.execute(
+                sa.update(refresh_families)
+                .where(_F.family_id == family.family_id, _F.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
+            return family
+
+    def revoke_family(self, family_id: str, *, now: datetime) -> bool:
+        """Revoke one family.
+
+        Returns:
+            Whether it was live before (``False`` for an unknown id).
+
+        Raises:
+            TypeError: an argument has the wrong type.
+            ValueError: ``now`` is naive.
+            StoreError: the database failed; nothing changed.
+            StoreUnavailableError: the database could not be reached; nothing changed.
+        """
+        family_id = _check_key("family_id", family_id)
+        now = ensure_aware_utc(now)
+        with _transaction(self._engine) as conn:
+            result = conn.execute(
+                sa.update(refresh_families)
+                .where(_F.family_id == family_id, _F.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
+            return result.rowcount == 1
+
+    def revoke_user_families(self, user_id: str, *, now: datetime) -> list[str]:
+        """Revoke every live family of the user.
+
+        Each family is revoked by its own conditional ``UPDATE``, so of concurrent callers
+        exactly one reports it.
+
+        Returns:
+            The ids of the families this call revoked, sorted.
+
+        Raises:
+            TypeError: an argument has the wrong type.
+            ValueError: ``now`` is naive.
+            StoreError: the database failed; nothing changed.
+            StoreUnavailableError: the database could not be reached; nothing changed.
+            CorruptRecordError: a family id is malformed; nothing changed.
+        """
+        user_id = _check_key("user_id", user_id)
+        now = ensure_aware_utc(now)
+        live = sa.select(_F.family_id).where(_F.user_id == user_id, _F.revoked_at.is_(None))
+        revoked: list[str] = []
+        with _transaction(self._engine) as conn:
+            for (family_id,) in _fetch(conn.execute(live)):
+                if not isinstance(family_id, str) or not family_id:
+                    raise CorruptRecordError(reason="bad_family_id")
+                result = conn.execute(
+                    sa.update(refresh_families)
+                    .where(_F.family_id == family_id, _F.revoked_at.is_(None))
+                    .values(revoked_at=now)
+                )
+                if result.rowcount == 1:
+                    revoked.append(family_id)
+        return sorted(revoked)
+
+    def purge_expired(self, *, now: datetime) -> int:
+        """Delete families (and their token hashes) whose ``expires_at`` is before ``now``.
+
+        Returns:
+            The number of families deleted.
+
+        Raises:
+            TypeError: ``now`` is not a datetime.
+            ValueError: ``now`` is naive.
+            StoreError: the database failed; nothing was deleted.
+            StoreUnavailableError: the database could not be reached; nothing was deleted.
+        """
+        now = ensure_aware_utc(now)
+        dead = sa.select(_F.family_id).where(_F.expires_at < now)
+        with _transaction(self._engine) as conn:
+            # The foreign key cascades too; this also covers a SQLite connection without it.
+            conn.execute(sa.delete(refresh_tokens).where(_T.family_id.in_(dead.scalar_subquery())))
+            return conn.execute(sa.delete(refresh_families).where(_F.expires_at < now)).rowcount
+
+
+# --- session state ---------------------------------------------------------------------------
+
+
+class SqlSessionStateStore:
+    """Session epochs and revoked-session markers in ``storno_session_epochs`` and
+    ``storno_revoked_sessions``.
+
+    Args:
+        engine: an engine from :func:`create_engine` whose schema exists (:func:`create_schema`).
+    """
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+
+    def __repr__(self) -> str:
+        return f"SqlSessionStateStore({self._engine.dialect.name})"
+
+    def session_state(self, *, user_id: str, session_id: str) -> SessionState:
+        """Return the user's epoch and whether ``session_id`` is revoked, in one ``SELECT``.
+
+        Raises:
+            TypeError: an argument is not a str.
+            StoreError: the database failed.
+            StoreUnavailableError: the database could not be reached.
+            CorruptRecordError: the stored epoch is not a non-negative integer.
+        """
+        user_id = _check_key("user_id", user_id)
+        session_id = _check_key("session_id", session_id)
+        epoch = sa.select(_E.epoch).where(_E.user_id == user_id).scalar_subquery()
+        revoked = sa.exists().where(_R.session_id == session_id)
+        query = sa.select(epoch.label("epoch"), revoked.label("revoked"))
+        with _transaction(self._engine, read_only=True) as conn:
+            row = _fetch_one(conn.execute(query))
+        if row is None or row.revoked is None:
+            raise CorruptRecordError(reason="no_row")
+        return SessionState(epoch=_epoch_of(row.epoch), revoked=bool(row.revoked))
+
+    def current_epoch(self, user_id: str) -> int:
+        """Return the user's epoch (0 if never bumped).
+
+        Raises:
+            TypeError: ``user_id`` is not a str.
+            StoreError: the database failed.
+            StoreUnavailableError: the database could not be reached.
+            CorruptRecordError: the stored epoch is not a non-negative integer.
+        """
+        user_id = _check_key("user_id", user_id)
+        with _transaction(self._engine, read_only=True) as conn:
+            row = _fetch_one(conn.execute(sa.select(_E.epoch).where(_E.user_id == user_id)))
+        return 0 if row is None else _epoch_of(_not_null(row.epoch))
+
+    def bump_epoch(self, user_id: str) -> int:
+        """Atomically increase the user's epoch by one and return the new value.
+
+        ``UPDATE ... SET epoch = epoch + 1``; for a user without a row, ``INSERT`` epoch 1,
+        and if a concurrent caller inserted first, ``UPDATE`` again. On MariaDB/MySQL it is one
+        ``INSERT ... ON DUPLICATE KEY UPDATE`` instead: there, callers that lose the race to
+        insert hold shared locks on the new row and deadlock when they all ``UPDATE`` it. The
+        new value is read in the same transaction.
+
+        Raises:
+            TypeError: ``user_id`` is not a str.
+            ValueError: ``user_id`` is empty or longer than 255 characters.
+            StoreError: the database failed; nothing changed.
+            StoreUnavailableError: the database could not be reached; nothing changed.
+            CorruptRecordError: the stored epoch is not a non-negative integer; nothing changed.
+        """
+        user_id = _check_text("user_id", user_id, _USER_LENGTH)
+        increment = (
+            sa.update(session_epochs).where(_E.user_id == user_id).values(epoch=_E.epoch + 1)
+        )
+        with _transaction(self._engine) as conn:
+            if conn.dialect.name in _MYSQL_DIALECTS:
+                upsert = mysql.insert(session_epochs).values(user_id=user_id, epoch=1)
+                conn.execute(upsert.on_duplicate_key_update(epoch=_E.epoch + 1))
+            elif conn.execute(increment).rowcount == 0:
+                try:
+                    with conn.begin_nested():
+                        conn.execute(sa.insert(session_epochs).values(user_id=user_id, epoch=1))
+                except sa_exc.IntegrityError:  # a concurrent first bump inserted the row
+                    if conn.execute(increment).rowcount != 1:
+                        raise CorruptRecordError(reason="no_row") from None
+            row = _fetch_one(conn.execute(sa.select(_E.epoch).where(_E.user_id == user_id)))
+            if row is None:
+                raise CorruptRecordError(reason="no_row")
+            epoch = _epoch_of(_not_null(row.epoch))
+            if epoch < 1:
+                raise CorruptRecordError(reason="bad_epoch")
+            return epoch
+
+    def revoke_session(self, session_id: str, *, now: datetime, until: datetime) -> None:
+        """Mark a session revoked at least until ``until``. Idempotent; a later ``until`` wins.
+
+        ``UPDATE`` the marker if it ends earlier, else ``INSERT`` it, and if a concurrent caller
+        inserted first, ``UPDATE`` again; on MariaDB/MySQL one ``INSERT ... ON DUPLICATE KEY
+        UPDATE until = GREATEST(...)`` (see :meth:`bump_epoch`).
+
+        Raises:
+            TypeError: an argument has the wrong type.
+            ValueError: ``session_id`` is empty or longer than 64 characters, or a time is
+                naive.
+            StoreError: the database failed; nothing changed.
+            StoreUnavailableError: the database could not be reached; nothing changed.
+        """
+        session_id = _check_text("session_id", session_id, _ID_LENGTH)
+        ensure_aware_utc(now)
+        until = ensure_aware_utc(until)
+        extend = (
+            sa.update(revoked_sessions)
+            .where(_R.session_id == session_id, _R.until < until)
+            .values(until=until)
+        )
+        with _transaction(self._engine) as conn:
+            if conn.dialect.name in _MYSQL_DIALECTS:  # see bump_epoch: no INSERT race there
+                upsert = mysql.insert(revoked_sessions).values(session_id=session_id, until=until)
+                later = sa.func.greatest(_R.until, upsert.inserted.until)
+                conn.execute(upsert.on_duplicate_key_update(until=later))
+                return
+            if conn.execute(extend).rowcount == 1:
+                return
+            try:
+                with conn.begin_nested():
+                    conn.execute(
+                        sa.insert(revoked_sessions).values(session_id=session_id, until=until)
+                    )
+            except sa_exc.IntegrityError:  # there is a marker: extend it if it ends earlier
+                conn.execute(extend)
+
+    def purge_expired(self, *, now: datetime) -> int:
+        """Forget revoked-session markers whose ``until`` is before ``now``.
+
+        Returns:
+            How many markers were deleted.
+
+        Raises:
+            TypeError: ``now`` is not a datetime.
+            ValueError: ``now`` is naive.
+            StoreError: the database failed; nothing was deleted.
+            StoreUnavailableError: the database could not be reached; nothing was deleted.
+        """
+        now = ensure_aware_utc(now)
+        with _transaction(self._engine) as conn:
+            return conn.execute(sa.delete(revoked_sessions).where(_R.until < now)).rowcount
+
+
+def _not_null(value: object) -> object:
+    if value is None:
+        raise CorruptRecordError(reason="null_value")
+    return value
