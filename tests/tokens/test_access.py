@@ -531,3 +531,56 @@ def test_a_rejected_token_is_not_cached(
     state.bump_epoch("user-1")
     reject(verifier, token, "session_epoch")
     assert len(verifier._cache or []) == 0
+
+
+# --- fuzzing: nothing but our error ever comes out ---------------------------------------------
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
+    ),
+    max_leaves=10,
+)
+
+
+@pytest.mark.spec("JWT-2")
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(token=st.text(max_size=300))
+def test_arbitrary_text_gives_only_our_error(verifier: AccessTokenVerifier, token: str) -> None:
+    with pytest.raises(InvalidAccessTokenError):
+        verifier.verify(token)
+
+
+@pytest.mark.spec("JWT-2")
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    header=st.dictionaries(st.sampled_from(["alg", "kid", "typ", "crit"]), _json_values),
+    payload=_json_values,
+)
+def test_arbitrary_signed_json_gives_only_our_error(
+    verifier: AccessTokenVerifier, ring: KeyRing, header: dict[str, Any], payload: Any
+) -> None:
+    """Even with a valid signature by our key, junk claims never escape as another error."""
+    token = forge.raw_rs256(
+        json.dumps({**header, "kid": ring.signer.kid, "alg": "RS256", "typ": "at+jwt"}).encode(),
+        json.dumps(payload).encode(),
+        ring.signer.private_key,
+    )
+    with pytest.raises(InvalidAccessTokenError):
+        verifier.verify(token)
+
+
+def test_deeply_nested_json_is_refused(verifier: AccessTokenVerifier, ring: KeyRing) -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    header = json.dumps({"alg": "RS256", "kid": ring.signer.kid, "typ": "at+jwt"}).encode()
+    token = forge.raw_rs256(header, deep, ring.signer.private_key)
+    reject(verifier, token, "malformed")  # too long before it is even parsed
+    big = AccessTokenVerifier(
+        ring,
+        TokenPolicy(issuer="i", audience="a", max_token_bytes=65536),
+        clock=FrozenClock(),
+        sessions=MemorySessionStateStore(),
+    )
+    nested = b"[" * 20_000 + b"]" * 20_000
+    reject(big, forge.raw_rs256(header, nested, ring.signer.private_key), "malformed")

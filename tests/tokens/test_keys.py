@@ -6,6 +6,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from storno_security.errors import InvalidKeyError, KeyRingError, UnknownKeyError
 from storno_security.tokens import (
@@ -157,3 +159,12 @@ def test_no_private_material_in_repr(signing_keys: list[SigningKey]) -> None:
     for text in (repr(key), repr(ring), repr(key.public)):
         assert str(numbers.d)[:20] not in text
         assert "PRIVATE" not in text
+
+
+@given(data=st.binary(max_size=2048))
+@settings(max_examples=150)
+def test_arbitrary_bytes_as_pem_give_only_our_error(data: bytes) -> None:
+    with pytest.raises(InvalidKeyError):
+        SigningKey.from_pem(data)
+    with pytest.raises(InvalidKeyError):
+        load_public_key(data)

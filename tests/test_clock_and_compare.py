@@ -1,0 +1,59 @@
+"""The clock and the constant-time comparison helper."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from storno_security import constant_time_equal
+from storno_security.clock import Clock, FrozenClock, SystemClock, ensure_aware_utc
+
+
+def test_system_clock_is_aware_utc() -> None:
+    now = SystemClock().now()
+    assert now.tzinfo is not None
+    assert now.utcoffset() == timedelta(0)
+    assert isinstance(SystemClock(), Clock)
+
+
+def test_frozen_clock_moves_only_when_told() -> None:
+    clock = FrozenClock(datetime(2026, 1, 1, 1, 0, tzinfo=timezone(timedelta(hours=1))))
+    assert clock.now() == datetime(2026, 1, 1, 0, 0, tzinfo=UTC)
+    assert clock.now().utcoffset() == timedelta(0)
+    assert clock.now() == clock.now()
+    assert clock.advance(30) == datetime(2026, 1, 1, 0, 0, 30, tzinfo=UTC)
+    assert clock.advance(timedelta(minutes=-1)) == datetime(2025, 12, 31, 23, 59, 30, tzinfo=UTC)
+    clock.set(datetime(2030, 5, 5, tzinfo=UTC))
+    assert clock.now() == datetime(2030, 5, 5, tzinfo=UTC)
+    assert isinstance(clock, Clock)
+
+
+def test_naive_datetimes_refused() -> None:
+    with pytest.raises(ValueError, match="naive"):
+        FrozenClock(datetime(2026, 1, 1))
+    with pytest.raises(ValueError, match="naive"):
+        FrozenClock().set(datetime(2026, 1, 1))
+    with pytest.raises(TypeError):
+        ensure_aware_utc("2026-01-01")  # type: ignore[arg-type]
+
+
+@given(a=st.binary(max_size=64), b=st.binary(max_size=64))
+def test_compare_bytes(a: bytes, b: bytes) -> None:
+    assert constant_time_equal(a, b) is (a == b)
+
+
+@given(a=st.text(max_size=32), b=st.text(max_size=32))
+def test_compare_any_text(a: str, b: str) -> None:
+    # hmac.compare_digest alone refuses non-ASCII str; the helper compares UTF-8 bytes.
+    assert constant_time_equal(a, b) is (a == b)
+    assert constant_time_equal(a, b.encode()) is (a == b)
+
+
+def test_compare_refuses_other_types() -> None:
+    with pytest.raises(TypeError):
+        constant_time_equal(1, b"1")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        constant_time_equal(b"1", None)  # type: ignore[arg-type]
