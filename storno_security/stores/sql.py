@@ -7,7 +7,8 @@ Needs the ``sql`` extra, plus a driver (the ``postgres`` or ``mysql`` extra) for
   queue instead of failing; on servers, ``pool_pre_ping``, and ``READ COMMITTED`` on MariaDB and
   MySQL (as PostgreSQL has by default) so that a conditional ``UPDATE`` takes no shared locks on
   the rows its sub-query reads.
-* :data:`metadata` and :func:`create_schema` define and create the four ``storno_`` tables.
+* :data:`metadata` and :func:`create_schema` define and create the ``storno_`` tables
+  (and record their version in ``storno_schema_versions``).
 * :class:`SqlRefreshFamilyStore` and :class:`SqlSessionStateStore` implement
   :class:`~storno_security.tokens.storage.RefreshFamilyStore` and
   :class:`~storno_security.tokens.storage.SessionStateStore`.
@@ -49,11 +50,13 @@ from storno_security.tokens.storage import (
 )
 
 __all__ = [
+    "SCHEMA_VERSION",
     "SqlRefreshFamilyStore",
     "SqlSessionStateStore",
     "create_engine",
     "create_schema",
     "metadata",
+    "schema_version",
 ]
 
 _MYSQL_DIALECTS = frozenset({"mysql", "mariadb"})
@@ -242,15 +245,81 @@ revoked_sessions = sa.Table(
 )
 
 
+#: The version of the schema this release writes. A later release that changes the tables bumps
+#: it and ships a migration; :func:`create_schema` refuses a database of a newer version.
+SCHEMA_VERSION = 1
+
+schema_versions = sa.Table(
+    "storno_schema_versions",
+    metadata,
+    sa.Column("component", sa.String(64), primary_key=True),
+    sa.Column("version", sa.Integer(), nullable=False),
+    mysql_engine="InnoDB",
+)
+
+_COMPONENT = "tokens"
+
+
 def create_schema(engine: sa.Engine) -> None:
-    """Create the tables of this module that do not exist yet (idempotent).
+    """Create the tables of this module that do not exist yet (idempotent), and record the
+    schema version in ``storno_schema_versions`` so that later releases can migrate.
 
     Raises:
         StoreUnavailableError: the database could not be reached.
-        StoreError: the database refused the DDL.
+        StoreError: the database refused the DDL, or it holds a schema newer than this release
+            knows (``reason="schema_version"``: upgrade the library, never downgrade it).
     """
     with _translate_errors():
         metadata.create_all(engine, checkfirst=True)
+    with _transaction(engine) as conn:
+        row = _fetch_one(
+            conn.execute(
+                sa.select(schema_versions.c.version).where(
+                    schema_versions.c.component == _COMPONENT
+                )
+            )
+        )
+        if row is None:
+            try:
+                with conn.begin_nested():
+                    conn.execute(
+                        sa.insert(schema_versions).values(
+                            component=_COMPONENT, version=SCHEMA_VERSION
+                        )
+                    )
+            except sa_exc.IntegrityError:
+                pass  # another process recorded it first
+        elif not isinstance(row.version, int) or row.version > SCHEMA_VERSION:
+            raise StoreError(
+                f"the database schema is newer than this release ({row.version!r} > "
+                f"{SCHEMA_VERSION}); upgrade storno-security",
+                reason="schema_version",
+            )
+
+
+def schema_version(engine: sa.Engine) -> int | None:
+    """The recorded schema version of the token tables, or ``None`` before :func:`create_schema`.
+
+    Raises:
+        StoreUnavailableError: the database could not be reached.
+        CorruptRecordError: the recorded version is not an integer.
+    """
+    with _translate_errors():
+        if not sa.inspect(engine).has_table(schema_versions.name):
+            return None
+    with _transaction(engine, read_only=True) as conn:
+        row = _fetch_one(
+            conn.execute(
+                sa.select(schema_versions.c.version).where(
+                    schema_versions.c.component == _COMPONENT
+                )
+            )
+        )
+    if row is None:
+        return None
+    if not isinstance(row.version, int):
+        raise CorruptRecordError(reason="bad_schema_version")
+    return row.version
 
 
 # --- shared helpers --------------------------------------------------------------------------

@@ -39,6 +39,7 @@ TABLES = {
     "storno_refresh_tokens",
     "storno_session_epochs",
     "storno_revoked_sessions",
+    "storno_schema_versions",
 }
 
 
@@ -95,6 +96,29 @@ def test_create_schema_is_idempotent(sql_engine: sa.Engine) -> None:
     create_schema(sql_engine)
     create_schema(sql_engine)
     assert set(sa.inspect(sql_engine).get_table_names()) >= TABLES
+
+
+def test_schema_version_is_recorded(sql_engine: sa.Engine) -> None:
+    from storno_security.stores.sql import SCHEMA_VERSION, schema_version
+
+    assert schema_version(sql_engine) == SCHEMA_VERSION == 1
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    from storno_security.stores.sql import schema_version, schema_versions
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'versions.db'}")
+    try:
+        assert schema_version(engine) is None
+        create_schema(engine)
+        with engine.begin() as conn:
+            conn.execute(sa.update(schema_versions).values(version=2))
+        with pytest.raises(StoreError) as info:
+            create_schema(engine)
+        assert info.value.reason == "schema_version"
+        assert schema_version(engine) == 2
+    finally:
+        engine.dispose()
 
 
 def test_sqlite_engine_settings(tmp_path: Path) -> None:
