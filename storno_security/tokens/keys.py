@@ -243,6 +243,34 @@ class KeyRing:
         """A ring with one freshly generated signing key."""
         return cls(SigningKey.generate(bits=bits))
 
+    @classmethod
+    def from_pem(
+        cls,
+        signer_pem: bytes | str,
+        *,
+        verify_only_pems: Iterable[bytes | str] = (),
+        password: bytes | None = None,
+        min_bits: int = MIN_RSA_BITS,
+    ) -> KeyRing:
+        """Load a ring from a private-key PEM (the signer) and public-key PEMs (verify-only).
+
+        Raises:
+            InvalidKeyError: a PEM is malformed, encrypted without the right ``password``, not
+                RSA, or weaker than ``min_bits``.
+        """
+        signer = SigningKey.from_pem(signer_pem, password=password, min_bits=min_bits)
+        others = [load_public_key(pem, min_bits=min_bits) for pem in verify_only_pems]
+        return cls(signer, verify_only=others, min_bits=min_bits)
+
+    def verify_only_pems(self) -> list[bytes]:
+        """The public PEMs of every key but the signer, to persist beside the signer's PEM."""
+        snap = self._snapshot
+        return [
+            key.public_pem()
+            for kid, key in sorted(snap.verifiers.items())
+            if kid != snap.signer.kid
+        ]
+
     def __repr__(self) -> str:
         snap = self._snapshot
         return f"KeyRing(signer={snap.signer.kid!r}, keys={sorted(snap.verifiers)!r})"

@@ -168,3 +168,18 @@ def test_arbitrary_bytes_as_pem_give_only_our_error(data: bytes) -> None:
         SigningKey.from_pem(data)
     with pytest.raises(InvalidKeyError):
         load_public_key(data)
+
+
+@pytest.mark.spec("JWT-3")
+def test_ring_persists_and_reloads(signing_keys: list[SigningKey]) -> None:
+    ring = KeyRing(signing_keys[0])
+    ring.rotate(signing_keys[1])
+    reloaded = KeyRing.from_pem(
+        ring.signer.private_pem(password=b"at rest"),
+        verify_only_pems=ring.verify_only_pems(),
+        password=b"at rest",
+    )
+    assert reloaded.kids == ring.kids
+    assert reloaded.jwks() == ring.jwks()
+    with pytest.raises(InvalidKeyError):
+        KeyRing.from_pem(ring.signer.private_pem(), verify_only_pems=[b"garbage"])
