@@ -199,7 +199,9 @@ class SessionManager:
                 refresh and access token of that login) is now revoked (REF-3).
             InvalidRefreshTokenError: malformed, unknown, another user's, expired (REF-1) or
                 revoked; ``reason`` says which.
-            StoreError: the store failed.
+            StoreError: a store failed. If the family store failed, nothing changed. If the
+                session store failed after the rotation, the presented token is spent and the
+                client has to log in again: the failure closes the session, never reopens one.
         """
         presented = hash_refresh_token(refresh_token)
         now = self._clock.now()
