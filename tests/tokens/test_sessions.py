@@ -13,6 +13,7 @@ from storno_security.errors import (
     InvalidAccessTokenError,
     InvalidRefreshTokenError,
     RefreshTokenReuseError,
+    StoreUnavailableError,
 )
 from storno_security.stores.memory import MemoryRefreshFamilyStore, MemorySessionStateStore
 from storno_security.tokens import (
@@ -243,3 +244,36 @@ def test_store_shared_by_two_managers(
     two.refresh(pair.refresh_token)
     with pytest.raises(RefreshTokenReuseError):
         one.refresh(pair.refresh_token)
+
+
+class _FlakyState(MemorySessionStateStore):
+    """A session store whose reads can be made to fail."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+
+    def current_epoch(self, user_id: str) -> int:
+        if self.down:
+            raise StoreUnavailableError()
+        return super().current_epoch(user_id)
+
+
+def test_store_failures_fail_closed(
+    issuer: Any, policy: Any, clock: FrozenClock, families: MemoryRefreshFamilyStore
+) -> None:
+    state = _FlakyState()
+    manager = SessionManager(
+        issuer=issuer, policy=policy, families=families, sessions=state, clock=clock
+    )
+    pair = manager.start("user-1")
+    state.down = True
+    with pytest.raises(StoreUnavailableError):
+        manager.refresh(pair.refresh_token)
+    with pytest.raises(StoreUnavailableError):
+        manager.start("user-2")
+    assert all(row.family.user_id == "user-1" for row in families._families.values())
+    state.down = False
+    # the presented token was spent by the failed refresh: the session is closed, not reopened
+    with pytest.raises(InvalidRefreshTokenError):
+        manager.refresh(pair.refresh_token)
