@@ -258,6 +258,9 @@ schema_versions = sa.Table(
 )
 
 _COMPONENT = "tokens"
+_VERSION_QUERY = sa.select(schema_versions.c.version).where(
+    schema_versions.c.component == _COMPONENT
+)
 
 
 def create_schema(engine: sa.Engine) -> None:
@@ -272,13 +275,7 @@ def create_schema(engine: sa.Engine) -> None:
     with _translate_errors():
         metadata.create_all(engine, checkfirst=True)
     with _transaction(engine) as conn:
-        row = _fetch_one(
-            conn.execute(
-                sa.select(schema_versions.c.version).where(
-                    schema_versions.c.component == _COMPONENT
-                )
-            )
-        )
+        row = _fetch_one(conn.execute(_VERSION_QUERY))
         if row is None:
             try:
                 with conn.begin_nested():
@@ -308,13 +305,7 @@ def schema_version(engine: sa.Engine) -> int | None:
         if not sa.inspect(engine).has_table(schema_versions.name):
             return None
     with _transaction(engine, read_only=True) as conn:
-        row = _fetch_one(
-            conn.execute(
-                sa.select(schema_versions.c.version).where(
-                    schema_versions.c.component == _COMPONENT
-                )
-            )
-        )
+        row = _fetch_one(conn.execute(_VERSION_QUERY))
     if row is None:
         return None
     if not isinstance(row.version, int):
