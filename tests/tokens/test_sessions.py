@@ -229,17 +229,19 @@ def test_start_with_bad_claims_stores_nothing(
     assert families._tokens == {}
 
 
+def _manager(issuer: Any, policy: Any, clock: FrozenClock, families: Any, state: Any) -> Any:
+    return SessionManager(
+        issuer=issuer, policy=policy, families=families, sessions=state, clock=clock
+    )
+
+
 def test_store_shared_by_two_managers(
     issuer: Any, policy: Any, clock: FrozenClock, families: MemoryRefreshFamilyStore
 ) -> None:
     """Two app instances over one store see each other's rotations (the family is in the store)."""
     state = MemorySessionStateStore()
-    one = SessionManager(
-        issuer=issuer, policy=policy, families=families, sessions=state, clock=clock
-    )
-    two = SessionManager(
-        issuer=issuer, policy=policy, families=families, sessions=state, clock=clock
-    )
+    one = _manager(issuer, policy, clock, families, state)
+    two = _manager(issuer, policy, clock, families, state)
     pair = one.start("user-1")
     two.refresh(pair.refresh_token)
     with pytest.raises(RefreshTokenReuseError):
@@ -263,9 +265,7 @@ def test_store_failures_fail_closed(
     issuer: Any, policy: Any, clock: FrozenClock, families: MemoryRefreshFamilyStore
 ) -> None:
     state = _FlakyState()
-    manager = SessionManager(
-        issuer=issuer, policy=policy, families=families, sessions=state, clock=clock
-    )
+    manager = _manager(issuer, policy, clock, families, state)
     pair = manager.start("user-1")
     state.down = True
     with pytest.raises(StoreUnavailableError):
