@@ -16,20 +16,17 @@ replicas) or Sentinel.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import redis
 
 from storno_security.clock import ensure_aware_utc
 from storno_security.errors import CorruptRecordError, StoreUnavailableError
+from storno_security.stores.redis._base import _call
 from storno_security.tokens.storage import SessionState
 
 __all__ = ["RedisSessionStateStore"]
-
-_T = TypeVar("_T")
 
 _MILLISECOND = timedelta(milliseconds=1)
 _EPOCH_FORMAT = re.compile(rb"0|[1-9][0-9]{0,18}")
@@ -49,9 +46,6 @@ if current >= 0 and current < ttl then
 end
 return 0
 """
-
-# Replies to INCR and GET that mean the key does not hold what this store writes.
-_CORRUPT_REPLIES = ("not an integer", "overflow", "WRONGTYPE")
 
 
 class RedisSessionStateStore:
@@ -159,25 +153,6 @@ class RedisSessionStateStore:
         """
         ensure_aware_utc(now)
         return 0
-
-
-@contextmanager
-def _redis_errors() -> Iterator[None]:
-    try:
-        yield
-    except redis.ResponseError as exc:
-        if any(marker in str(exc) for marker in _CORRUPT_REPLIES):
-            raise CorruptRecordError(reason="bad_epoch") from exc
-        raise StoreUnavailableError("Redis refused the command", reason="refused") from exc
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        raise StoreUnavailableError(reason="unavailable") from exc
-    except redis.RedisError as exc:
-        raise StoreUnavailableError(reason="redis_error") from exc
-
-
-def _call(command: Callable[[], _T]) -> _T:
-    with _redis_errors():
-        return command()
 
 
 def _parse_epoch(value: object) -> int:

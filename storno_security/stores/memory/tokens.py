@@ -1,4 +1,4 @@
-"""In-memory stores: thread-safe, per process, for tests, single-process apps and defaults.
+"""In-memory token stores: thread-safe, per process, for tests, single-process apps and defaults.
 
 Each "exactly once" operation runs under one lock, so it is atomic among the threads of one
 process. State is lost on restart and is not shared between processes: use the SQL or Redis

@@ -1,47 +1,36 @@
-"""SQL stores over SQLAlchemy 2 Core: SQLite, PostgreSQL and MariaDB/MySQL.
+"""SQL stores of the token capability: refresh-token families and session state.
 
-Needs the ``sql`` extra, plus a driver (the ``postgres`` or ``mysql`` extra) for a server.
-
-* :func:`create_engine` makes an engine set up for these stores: on SQLite, WAL, a 30 s busy
-  timeout, foreign keys, and ``BEGIN IMMEDIATE`` for writes, so that writers in several processes
-  queue instead of failing; on servers, ``pool_pre_ping``, and ``READ COMMITTED`` on MariaDB and
-  MySQL (as PostgreSQL has by default) so that a conditional ``UPDATE`` takes no shared locks on
-  the rows its sub-query reads.
-* :data:`metadata` and :func:`create_schema` define and create the ``storno_`` tables
-  (and record their version in ``storno_schema_versions``).
-* :class:`SqlRefreshFamilyStore` and :class:`SqlSessionStateStore` implement
-  :class:`~storno_security.tokens.storage.RefreshFamilyStore` and
-  :class:`~storno_security.tokens.storage.SessionStateStore`.
-
-Every method is one transaction. Every "exactly once" is a conditional ``UPDATE`` whose row
-count says who won; nothing is decided on a value read earlier. Times are stored as naive UTC
-(``DATETIME(6)`` on MariaDB/MySQL, so microseconds survive) and come back as aware UTC. Ids and
-hashes compare exactly (byte for byte) on every backend: on MariaDB/MySQL they are stored as
-``VARBINARY``, because the default collations there ignore case and trailing spaces.
-
-Errors never leak a SQLAlchemy or driver exception: an unreachable or failing backend raises
-:class:`~storno_security.errors.StoreUnavailableError`, a row the library cannot have written
-raises :class:`~storno_security.errors.CorruptRecordError`, anything else
-:class:`~storno_security.errors.StoreError`. The engine hides bound parameters in its error
-messages unless told otherwise (``hide_parameters=False``).
+:class:`SqlRefreshFamilyStore` and :class:`SqlSessionStateStore` implement
+:class:`~storno_security.tokens.storage.RefreshFamilyStore` and
+:class:`~storno_security.tokens.storage.SessionStateStore`. Import them from
+:mod:`storno_security.stores.sql`.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import mysql
-from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.pool import ConnectionPoolEntry
 
 from storno_security.clock import ensure_aware_utc
-from storno_security.errors import CorruptRecordError, StoreError, StoreUnavailableError
+from storno_security.errors import CorruptRecordError
+from storno_security.stores.sql._base import (
+    _ID_LENGTH,
+    _MYSQL_DIALECTS,
+    _USER_LENGTH,
+    _check_key,
+    _check_text,
+    _ExactString,
+    _fetch,
+    _fetch_one,
+    _optional_time,
+    _required_time,
+    _transaction,
+    _UtcDateTime,
+    metadata,
+)
 from storno_security.tokens.storage import (
     RefreshFamily,
     Rotation,
@@ -50,157 +39,13 @@ from storno_security.tokens.storage import (
 )
 
 __all__ = [
-    "SCHEMA_VERSION",
     "SqlRefreshFamilyStore",
     "SqlSessionStateStore",
-    "create_engine",
-    "create_schema",
-    "metadata",
-    "schema_version",
+    "refresh_families",
+    "refresh_tokens",
+    "revoked_sessions",
+    "session_epochs",
 ]
-
-_MYSQL_DIALECTS = frozenset({"mysql", "mariadb"})
-_ID_LENGTH = 64  # family ids, session ids, token hashes (SHA-256 hex is 64)
-_USER_LENGTH = 255
-_READ_ONLY = "storno_read_only"  # execution option: a transaction that only reads
-
-
-# --- engine ----------------------------------------------------------------------------------
-
-
-def _sqlite_connect(
-    dbapi_connection: DBAPIConnection, connection_record: ConnectionPoolEntry
-) -> None:
-    # Take transaction control away from pysqlite: the "begin" listener emits BEGIN itself.
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute("PRAGMA busy_timeout=30000")  # first, so that the next one may wait
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-    finally:
-        cursor.close()
-
-
-def _sqlite_begin(conn: sa.Connection) -> None:
-    # A writer takes the write lock at BEGIN, so two writers queue on busy_timeout instead of
-    # deadlocking on a lock upgrade (which SQLite reports at once as "database is locked").
-    if conn.get_execution_options().get(_READ_ONLY):
-        conn.exec_driver_sql("BEGIN")
-    else:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-
-def create_engine(url: str, **engine_kwargs: Any) -> sa.Engine:
-    """Make a SQLAlchemy engine set up for the stores of this module.
-
-    Args:
-        url: a SQLAlchemy URL, e.g. ``sqlite:///storno.db``,
-            ``postgresql+psycopg://user@host/db`` or ``mysql+pymysql://user@host/db``. For
-            SQLite use a file: each connection to ``:memory:`` is a database of its own.
-        **engine_kwargs: passed to :func:`sqlalchemy.create_engine` (``pool_size`` and so on);
-            they override this function's defaults (``hide_parameters=True``;
-            ``pool_pre_ping=True`` and, on MariaDB/MySQL, ``isolation_level="READ COMMITTED"``
-            for servers).
-
-    Returns:
-        The engine. On SQLite every new connection gets ``journal_mode=WAL``,
-        ``busy_timeout=30000`` and ``foreign_keys=ON``; transactions that write begin with
-        ``BEGIN IMMEDIATE``.
-
-    Raises:
-        ValueError: the URL is malformed, or an engine argument is not acceptable.
-        StoreError: the URL names a dialect or driver that is not installed
-            (``reason="config"``).
-    """
-    try:
-        parsed = sa.make_url(url)
-    except (sa_exc.ArgumentError, ValueError):
-        # not chained: a parser message may quote part of the URL, which may hold a password
-        raise ValueError("malformed database URL") from None
-    kwargs: dict[str, Any] = {"hide_parameters": True}
-    backend = parsed.get_backend_name()
-    if backend != "sqlite":
-        kwargs["pool_pre_ping"] = True
-        if backend in _MYSQL_DIALECTS:
-            kwargs["isolation_level"] = "READ COMMITTED"
-    kwargs.update(engine_kwargs)
-    try:
-        engine = sa.create_engine(parsed, **kwargs)
-    except (sa_exc.NoSuchModuleError, ImportError) as exc:
-        raise StoreError(
-            "the database dialect or driver is not installed", reason="config"
-        ) from exc
-    except sa_exc.ArgumentError as exc:
-        raise ValueError("an engine argument is not acceptable") from exc
-    if backend == "sqlite":
-        event.listen(engine, "connect", _sqlite_connect)
-        event.listen(engine, "begin", _sqlite_begin)
-    return engine
-
-
-# --- column types ----------------------------------------------------------------------------
-
-
-class _UtcDateTime(sa.types.TypeDecorator[datetime]):
-    """An aware UTC ``datetime`` stored as naive UTC with microseconds."""
-
-    impl = sa.DateTime
-    cache_ok = True
-
-    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
-        if dialect.name in _MYSQL_DIALECTS:
-            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
-        return dialect.type_descriptor(sa.DateTime(timezone=False))
-
-    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> Any:
-        if value is None:
-            return None
-        return ensure_aware_utc(value).replace(tzinfo=None)
-
-    def process_result_value(self, value: Any | None, dialect: sa.Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if not isinstance(value, datetime):  # e.g. a zero date that the driver left as text
-            raise CorruptRecordError(reason="bad_datetime")
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
-
-
-class _ExactString(sa.types.TypeDecorator[str]):
-    """Text compared byte for byte on every backend (``VARBINARY`` on MariaDB/MySQL)."""
-
-    impl = sa.String
-    cache_ok = True
-
-    def __init__(self, length: int) -> None:
-        super().__init__(length)
-        self.length = length
-
-    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
-        if dialect.name in _MYSQL_DIALECTS:
-            # Room for ``length`` characters of UTF-8; callers are held to ``length`` characters.
-            return dialect.type_descriptor(mysql.VARBINARY(self.length * 4))
-        return dialect.type_descriptor(sa.String(self.length))
-
-    def process_bind_param(self, value: str | None, dialect: sa.Dialect) -> Any:
-        if value is None or dialect.name not in _MYSQL_DIALECTS:
-            return value
-        return value.encode("utf-8")
-
-    def process_result_value(self, value: Any | None, dialect: sa.Dialect) -> str | None:
-        if value is None or isinstance(value, str):
-            return value
-        if isinstance(value, bytes | bytearray | memoryview):
-            return bytes(value).decode("utf-8")  # UnicodeDecodeError: a corrupt record
-        raise CorruptRecordError(reason="bad_text")
-
-
-# --- schema ----------------------------------------------------------------------------------
-
-#: The tables of this module, all prefixed ``storno_``.
-metadata = sa.MetaData()
 
 refresh_families = sa.Table(
     "storno_refresh_families",
@@ -245,154 +90,6 @@ revoked_sessions = sa.Table(
 )
 
 
-#: The version of the schema this release writes. A later release that changes the tables bumps
-#: it and ships a migration; :func:`create_schema` refuses a database of a newer version.
-SCHEMA_VERSION = 1
-
-schema_versions = sa.Table(
-    "storno_schema_versions",
-    metadata,
-    sa.Column("component", sa.String(64), primary_key=True),
-    sa.Column("version", sa.Integer(), nullable=False),
-    mysql_engine="InnoDB",
-)
-
-_COMPONENT = "tokens"
-_VERSION_QUERY = sa.select(schema_versions.c.version).where(
-    schema_versions.c.component == _COMPONENT
-)
-
-
-def create_schema(engine: sa.Engine) -> None:
-    """Create the tables of this module that do not exist yet (idempotent), and record the
-    schema version in ``storno_schema_versions`` so that later releases can migrate.
-
-    Raises:
-        StoreUnavailableError: the database could not be reached.
-        StoreError: the database refused the DDL, or it holds a schema newer than this release
-            knows (``reason="schema_version"``: upgrade the library, never downgrade it).
-    """
-    with _translate_errors():
-        metadata.create_all(engine, checkfirst=True)
-    with _transaction(engine) as conn:
-        row = _fetch_one(conn.execute(_VERSION_QUERY))
-        if row is None:
-            try:
-                with conn.begin_nested():
-                    conn.execute(
-                        sa.insert(schema_versions).values(
-                            component=_COMPONENT, version=SCHEMA_VERSION
-                        )
-                    )
-            except sa_exc.IntegrityError:
-                pass  # another process recorded it first
-        elif not isinstance(row.version, int) or row.version > SCHEMA_VERSION:
-            raise StoreError(
-                f"the database schema is newer than this release ({row.version!r} > "
-                f"{SCHEMA_VERSION}); upgrade storno-security",
-                reason="schema_version",
-            )
-
-
-def schema_version(engine: sa.Engine) -> int | None:
-    """The recorded schema version of the token tables, or ``None`` before :func:`create_schema`.
-
-    Raises:
-        StoreUnavailableError: the database could not be reached.
-        CorruptRecordError: the recorded version is not an integer.
-    """
-    with _translate_errors():
-        if not sa.inspect(engine).has_table(schema_versions.name):
-            return None
-    with _transaction(engine, read_only=True) as conn:
-        row = _fetch_one(conn.execute(_VERSION_QUERY))
-    if row is None:
-        return None
-    if not isinstance(row.version, int):
-        raise CorruptRecordError(reason="bad_schema_version")
-    return row.version
-
-
-# --- shared helpers --------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _translate_errors(*, duplicate: bool = False) -> Iterator[None]:
-    """Turn SQLAlchemy and driver exceptions into the library's store errors."""
-    try:
-        yield
-    except StoreError:
-        raise
-    except sa_exc.IntegrityError as exc:
-        if duplicate:
-            raise StoreError("the id or hash exists already", reason="duplicate") from exc
-        raise StoreError("the database refused the write", reason="integrity") from exc
-    except (
-        sa_exc.OperationalError,
-        sa_exc.InterfaceError,
-        sa_exc.DisconnectionError,
-        sa_exc.TimeoutError,
-    ) as exc:
-        raise StoreUnavailableError(reason="unavailable") from exc
-    except sa_exc.SQLAlchemyError as exc:
-        raise StoreError("the database failed the operation", reason="backend") from exc
-
-
-@contextlib.contextmanager
-def _transaction(
-    engine: sa.Engine, *, read_only: bool = False, duplicate: bool = False
-) -> Iterator[sa.Connection]:
-    """One transaction: committed when the block ends, rolled back when it raises."""
-    driver_error: type[Exception] | tuple[()] = ()
-    dbapi = engine.dialect.loaded_dbapi
-    if dbapi is not None:
-        driver_error = dbapi.Error
-    with _translate_errors(duplicate=duplicate):
-        try:
-            with engine.connect() as conn:
-                if read_only:
-                    conn.execution_options(**{_READ_ONLY: True})
-                with conn.begin():
-                    yield conn
-        except driver_error as exc:  # a driver error that SQLAlchemy did not wrap
-            raise StoreUnavailableError(reason="unavailable") from exc
-
-
-def _fetch(result: sa.CursorResult[Any]) -> Sequence[sa.Row[Any]]:
-    """Fetch every row; a value that cannot be converted means a corrupt record."""
-    try:
-        return result.all()
-    except (ValueError, TypeError, sa_exc.DataError) as exc:
-        raise CorruptRecordError(reason="unreadable") from exc
-
-
-def _fetch_one(result: sa.CursorResult[Any]) -> sa.Row[Any] | None:
-    rows = _fetch(result)
-    if len(rows) > 1:
-        raise CorruptRecordError(reason="duplicate_row")
-    return rows[0] if rows else None
-
-
-def _check_text(name: str, value: object, max_length: int) -> str:
-    """Refuse (never truncate) text that the schema cannot hold."""
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
-    if not value:
-        raise ValueError(f"{name} must not be empty")
-    if len(value) > max_length:
-        raise ValueError(f"{name} is longer than {max_length} characters")
-    if "\x00" in value:
-        raise ValueError(f"{name} must not contain NUL characters")
-    return value
-
-
-def _check_key(name: str, value: object) -> str:
-    """A lookup key: any str (one that cannot be stored simply matches nothing)."""
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
-    return value
-
-
 def _family_of(
     family_id: object, user_id: object, created_at: object, expires_at: object
 ) -> RefreshFamily:
@@ -407,16 +104,6 @@ def _family_of(
         created_at=_required_time(created_at),
         expires_at=_required_time(expires_at),
     )
-
-
-def _required_time(value: object) -> datetime:
-    if not isinstance(value, datetime) or value.utcoffset() is None:
-        raise CorruptRecordError(reason="bad_datetime")
-    return value
-
-
-def _optional_time(value: object) -> datetime | None:
-    return None if value is None else _required_time(value)
 
 
 def _epoch_of(value: object) -> int:

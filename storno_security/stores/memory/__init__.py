@@ -1,0 +1,10 @@
+"""In-memory stores: thread-safe, per process, for tests, single-process apps and defaults.
+
+Each "exactly once" operation runs under one lock, so it is atomic among the threads of one
+process. State is lost on restart and is not shared between processes: use the SQL or Redis
+stores when several workers serve the same users.
+"""
+
+from storno_security.stores.memory.tokens import MemoryRefreshFamilyStore, MemorySessionStateStore
+
+__all__ = ["MemoryRefreshFamilyStore", "MemorySessionStateStore"]

@@ -1,0 +1,11 @@
+"""Redis stores. Needs the ``redis`` extra.
+
+Every method of every store here is one command or one Lua script: one round trip, atomic. Keys
+start with a ``prefix`` (default ``storno:``), so several applications can share one database.
+Failures raise :class:`~storno_security.errors.StoreUnavailableError`; a key holding something
+no store writes raises :class:`~storno_security.errors.CorruptRecordError`.
+"""
+
+from storno_security.stores.redis.tokens import RedisSessionStateStore
+
+__all__ = ["RedisSessionStateStore"]

@@ -1,0 +1,59 @@
+"""SQL stores over SQLAlchemy 2 Core: SQLite, PostgreSQL and MariaDB/MySQL.
+
+Needs the ``sql`` extra, plus a driver (the ``postgres`` or ``mysql`` extra) for a server.
+
+* :func:`create_engine` makes an engine set up for these stores: on SQLite, WAL, a 30 s busy
+  timeout, foreign keys, and ``BEGIN IMMEDIATE`` for writes, so that writers in several processes
+  queue instead of failing; on servers, ``pool_pre_ping``, and ``READ COMMITTED`` on MariaDB and
+  MySQL (as PostgreSQL has by default) so that a conditional ``UPDATE`` takes no shared locks on
+  the rows its sub-query reads.
+* :data:`metadata` and :func:`create_schema` define and create the ``storno_`` tables
+  (and record their version in ``storno_schema_versions``).
+* :class:`SqlRefreshFamilyStore` and :class:`SqlSessionStateStore` implement
+  :class:`~storno_security.tokens.storage.RefreshFamilyStore` and
+  :class:`~storno_security.tokens.storage.SessionStateStore`.
+
+Every method is one transaction. Every "exactly once" is a conditional ``UPDATE`` whose row
+count says who won; nothing is decided on a value read earlier. Times are stored as naive UTC
+(``DATETIME(6)`` on MariaDB/MySQL, so microseconds survive) and come back as aware UTC. Ids and
+hashes compare exactly (byte for byte) on every backend: on MariaDB/MySQL they are stored as
+``VARBINARY``, because the default collations there ignore case and trailing spaces.
+
+Errors never leak a SQLAlchemy or driver exception: an unreachable or failing backend raises
+:class:`~storno_security.errors.StoreUnavailableError`, a row the library cannot have written
+raises :class:`~storno_security.errors.CorruptRecordError`, anything else
+:class:`~storno_security.errors.StoreError`. The engine hides bound parameters in its error
+messages unless told otherwise (``hide_parameters=False``).
+"""
+
+from storno_security.stores.sql._base import (
+    SCHEMA_VERSION,
+    create_engine,
+    create_schema,
+    metadata,
+    schema_version,
+    schema_versions,
+)
+from storno_security.stores.sql.tokens import (
+    SqlRefreshFamilyStore,
+    SqlSessionStateStore,
+    refresh_families,
+    refresh_tokens,
+    revoked_sessions,
+    session_epochs,
+)
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "SqlRefreshFamilyStore",
+    "SqlSessionStateStore",
+    "create_engine",
+    "create_schema",
+    "metadata",
+    "refresh_families",
+    "refresh_tokens",
+    "revoked_sessions",
+    "schema_version",
+    "schema_versions",
+    "session_epochs",
+]
