@@ -17,6 +17,8 @@ IMPLEMENTED = (
     *(f"RBAC-{n}" for n in range(1, 6)),
     "KEY-4",
     "KEY-5",
+    "ACC-3",
+    "ACC-4",
 )
 
 
