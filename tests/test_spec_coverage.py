@@ -18,7 +18,6 @@ IMPLEMENTED = (
     "KEY-4",
     "KEY-5",
     "ACC-3",
-    "ACC-4",
 )
 
 
