@@ -13,7 +13,12 @@ Typical use in a request handler::
 Every function takes the records it decides on; nothing here reads a store or a clock.
 """
 
-from storno_security.rbac.authorize import Authorization, authorize, effective_permissions
+from storno_security.rbac.authorize import (
+    Authorization,
+    authorize,
+    check_key_grant,
+    effective_permissions,
+)
 from storno_security.rbac.members import (
     MembershipAction,
     MembershipChange,
@@ -81,6 +86,7 @@ __all__ = [
     "authorize_membership_update",
     "authorize_ownership_transfer",
     "canonical_uuid",
+    "check_key_grant",
     "effective_permissions",
     "is_visible",
     "only_visible",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import attrs
 
 from storno_security.errors import CompanyNotFoundError, PermissionDeniedError
@@ -14,7 +16,7 @@ from storno_security.rbac.permissions import (
     parse_permission,
 )
 
-__all__ = ["Authorization", "authorize", "effective_permissions"]
+__all__ = ["Authorization", "authorize", "check_key_grant", "effective_permissions"]
 
 
 @attrs.frozen(kw_only=True)
@@ -142,3 +144,49 @@ def authorize(
         role=member.role,
         effective_permissions=allowed,
     )
+
+
+def check_key_grant(
+    creator: Membership,
+    *,
+    scopes: Iterable[str] = (),
+    permissions: Iterable[Permission | str] | None = None,
+) -> frozenset[Permission]:
+    """Check, when an API key is created, what it asks for against its creator (KEY-4, KEY-5).
+
+    An explicit permission list must be a subset of the creator's current permissions and hold
+    no KEY-5 permission. (The creator also needs ``apikey.manage``: check that with
+    :func:`authorize` on the creating request.) The result is only what the key could do now;
+    :func:`authorize` intersects again on every request.
+
+    Args:
+        creator: the creating user's current membership in the key's organization.
+        scopes: the key's scopes.
+        permissions: the key's explicit list, or ``None``.
+
+    Returns:
+        The key's effective permissions at creation.
+
+    Raises:
+        TypeError: an argument has the wrong type.
+        ValueError: an unknown scope or permission, or neither a scope nor a list.
+        PermissionDeniedError: the creator is removed, or the list asks for a KEY-5
+            permission (``reason="key_forbidden"``) or for more than the creator holds
+            (``reason="exceeds_creator"``).
+    """
+    if not isinstance(creator, Membership):
+        raise TypeError("creator must be a Membership")
+    principal = Principal.api_key(
+        creator.user_id,
+        organization_id=creator.organization_id,
+        scopes=scopes,
+        permissions=None if permissions is None else frozenset(permissions),
+    )
+    if not is_visible(creator):
+        raise PermissionDeniedError(reason="no_membership")
+    if principal.permissions is not None:
+        if principal.permissions & KEY_FORBIDDEN_PERMISSIONS:
+            raise PermissionDeniedError(reason="key_forbidden")
+        if not principal.permissions <= creator.effective_permissions:
+            raise PermissionDeniedError(reason="exceeds_creator")
+    return effective_permissions(principal, creator)

@@ -20,6 +20,7 @@ from storno_security.rbac import (
     PermissionKind,
     Principal,
     Role,
+    Scope,
     authorize,
     effective_permissions,
 )
@@ -288,3 +289,23 @@ def test_no_principal_gets_a_permission_outside_its_role_or_scope(
             assert Permission.ORG_DELETE not in grant.effective_permissions
         if principal.is_api_key:
             assert not grant.effective_permissions & KEY_FORBIDDEN_PERMISSIONS
+
+
+@pytest.mark.spec("KEY-4")
+def test_explicit_list_must_be_within_the_creator_at_creation() -> None:
+    from storno_security.rbac import check_key_grant
+
+    accountant = member(Role.ACCOUNTANT)
+    granted = check_key_grant(accountant, permissions=["invoice.view", "invoice.issue"])
+    assert granted == {Permission.INVOICE_VIEW, Permission.INVOICE_ISSUE}
+    assert check_key_grant(accountant, scopes=["read"]) == SCOPE_PERMISSIONS[Scope.READ]
+    with pytest.raises(PermissionDeniedError) as info:
+        check_key_grant(accountant, permissions=["invoice.view", "company.manage"])
+    assert info.value.reason == "exceeds_creator"
+    with pytest.raises(PermissionDeniedError) as info:
+        check_key_grant(member(Role.OWNER), permissions=["apikey.manage"])
+    assert info.value.reason == "key_forbidden"
+    with pytest.raises(PermissionDeniedError):
+        check_key_grant(member(Role.OWNER, deleted_at=DELETED), scopes=["read"])
+    with pytest.raises(ValueError, match="needs a scope"):
+        check_key_grant(accountant)
