@@ -99,7 +99,8 @@ def resolve_company(
         The company; ``None`` only when ``required`` is false and there is no header.
 
     Raises:
-        TypeError: ``header`` is neither a str nor ``None``.
+        TypeError: ``header`` is neither a str nor ``None``, or the lookup returned something
+            other than a :class:`Company` or ``None``.
         CompanyRequiredError: the header is missing or empty and ``required`` is true (400).
         CompanyNotFoundError: malformed id, unknown id, soft-deleted company, or a company of
             another organization: one error for all (404). ``reason`` tells them apart for logs.
