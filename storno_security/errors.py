@@ -15,14 +15,21 @@ and ``ValueError``.
 from __future__ import annotations
 
 __all__ = [
+    "CompanyNotFoundError",
+    "CompanyRequiredError",
     "CorruptRecordError",
     "InvalidAccessTokenError",
     "InvalidKeyError",
     "InvalidPasswordError",
     "InvalidRefreshTokenError",
     "KeyRingError",
+    "MembershipNotFoundError",
+    "OrganizationNotFoundError",
+    "OrganizationRequiredError",
     "PasswordError",
     "PasswordPolicyError",
+    "PermissionDeniedError",
+    "RbacError",
     "RefreshTokenReuseError",
     "StoreError",
     "StoreUnavailableError",
@@ -164,3 +171,55 @@ class CorruptRecordError(StoreError):
     """A stored row does not have the shape the library wrote. Nothing was changed."""
 
     default_message = "stored record is malformed"
+
+
+# --- rbac and tenancy ------------------------------------------------------------------------
+
+
+class RbacError(StornoSecurityError):
+    """Root of the RBAC and tenancy subtree (permissions, organizations, companies, members)."""
+
+    default_message = "access control error"
+
+
+class PermissionDeniedError(RbacError):
+    """The principal may not do this, for any reason (RBAC-2, RBAC-5, KEY-4, KEY-5).
+
+    One message for every cause (no membership, permission outside the role, the key's scope or
+    its explicit list, a key asking for a credential permission, a forbidden membership change).
+    ``reason`` names the cause for logs and the audit trail.
+    """
+
+    default_message = "permission denied"
+
+
+class OrganizationNotFoundError(RbacError):
+    """The organization named by the request is unknown, malformed, deleted, or not the
+    caller's: the cases are not told apart (RBAC-3)."""
+
+    default_message = "organization not found"
+
+
+class OrganizationRequiredError(RbacError):
+    """No organization was named and the caller has no default membership (RBAC-3)."""
+
+    default_message = "organization required"
+
+
+class CompanyNotFoundError(RbacError):
+    """The company named by ``X-Company`` is malformed, unknown, soft-deleted, or belongs to
+    another organization: the cases are not told apart, so ids cannot be probed (RBAC-3)."""
+
+    default_message = "company not found"
+
+
+class CompanyRequiredError(RbacError):
+    """A company-scoped operation was called without a company (missing ``X-Company``)."""
+
+    default_message = "company required"
+
+
+class MembershipNotFoundError(RbacError):
+    """The membership to change is unknown, removed, or of another organization (RBAC-5)."""
+
+    default_message = "membership not found"

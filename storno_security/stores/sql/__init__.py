@@ -12,6 +12,7 @@ Needs the ``sql`` extra, plus a driver (the ``postgres`` or ``mysql`` extra) for
 * :class:`SqlRefreshFamilyStore` and :class:`SqlSessionStateStore` implement
   :class:`~storno_security.tokens.storage.RefreshFamilyStore` and
   :class:`~storno_security.tokens.storage.SessionStateStore`.
+* :class:`SqlAuditStore` implements :class:`~storno_security.audit.AuditStore`.
 
 Every method is one transaction. Every "exactly once" is a conditional ``UPDATE`` whose row
 count says who won; nothing is decided on a value read earlier. Times are stored as naive UTC
@@ -34,6 +35,7 @@ from storno_security.stores.sql._base import (
     schema_version,
     schema_versions,
 )
+from storno_security.stores.sql.audit import SqlAuditStore, audit_events
 from storno_security.stores.sql.tokens import (
     SqlRefreshFamilyStore,
     SqlSessionStateStore,
@@ -45,8 +47,10 @@ from storno_security.stores.sql.tokens import (
 
 __all__ = [
     "SCHEMA_VERSION",
+    "SqlAuditStore",
     "SqlRefreshFamilyStore",
     "SqlSessionStateStore",
+    "audit_events",
     "create_engine",
     "create_schema",
     "metadata",

@@ -1,0 +1,210 @@
+"""Membership changes (RBAC-5): no self-promotion, Owner protected, no cross-organization acts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from storno_security.errors import MembershipNotFoundError, PermissionDeniedError
+from storno_security.rbac import (
+    PERMISSION_INFO,
+    ROLE_PERMISSIONS,
+    Membership,
+    MembershipAction,
+    Permission,
+    PermissionKind,
+    Role,
+    authorize_member_addition,
+    authorize_member_removal,
+    authorize_membership_update,
+    authorize_ownership_transfer,
+)
+
+ORG = "org-1"
+NOW = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def m(user: str, role: Role, org: str = ORG, **kw: object) -> Membership:
+    return Membership(user_id=user, organization_id=org, role=role, **kw)  # type: ignore[arg-type]
+
+
+OWNER = m("owner", Role.OWNER)
+ADMIN = m("admin", Role.ADMIN)
+ADMIN2 = m("admin2", Role.ADMIN)
+ACCOUNTANT = m("acc", Role.ACCOUNTANT)
+VIEWER = m("viewer", Role.VIEWER)
+
+
+@pytest.mark.spec("RBAC-5")
+def test_admin_changes_roles_below_owner() -> None:
+    change = authorize_membership_update(ADMIN, VIEWER, role=Role.ACCOUNTANT)
+    assert change.action is MembershipAction.UPDATE
+    assert change.before == VIEWER
+    assert change.after.role is Role.ACCOUNTANT
+    assert change.after.user_id == "viewer"
+    assert authorize_membership_update(ADMIN, ADMIN2, role="viewer").after.role is Role.VIEWER
+    assert authorize_membership_update(OWNER, ADMIN, role=Role.VIEWER).after.role is Role.VIEWER
+
+
+@pytest.mark.spec("RBAC-5")
+@pytest.mark.parametrize("actor", [ACCOUNTANT, VIEWER])
+def test_only_member_manage_changes_members(actor: Membership) -> None:
+    with pytest.raises(PermissionDeniedError) as info:
+        authorize_membership_update(actor, VIEWER, role=Role.ACCOUNTANT)
+    assert info.value.reason == "no_member_manage"
+    with pytest.raises(PermissionDeniedError):
+        authorize_member_removal(actor, VIEWER, at=NOW)
+    with pytest.raises(PermissionDeniedError):
+        authorize_member_addition(actor, m("new", Role.VIEWER))
+
+
+@pytest.mark.spec("RBAC-5")
+def test_nobody_raises_their_own_role() -> None:
+    self_manager = m(
+        "acc", Role.ACCOUNTANT, permissions=[*ROLE_PERMISSIONS[Role.ACCOUNTANT], "member.manage"]
+    )
+    with pytest.raises(PermissionDeniedError) as info:
+        authorize_membership_update(self_manager, self_manager, role=Role.ADMIN)
+    assert info.value.reason == "self_promotion"
+    with pytest.raises(PermissionDeniedError) as info:
+        authorize_membership_update(
+            self_manager,
+            self_manager,
+            role=Role.ACCOUNTANT,
+            permissions=[*self_manager.effective_permissions, "audit.view"],
+        )
+    assert info.value.reason == "self_promotion"
+    # lowering oneself is allowed
+    lower = authorize_membership_update(ADMIN, ADMIN, role=Role.VIEWER)
+    assert lower.after.role is Role.VIEWER
+
+
+@pytest.mark.spec("RBAC-5")
+def test_nobody_grants_more_than_they_hold_or_acts_above_their_rank() -> None:
+    manager = m(
+        "mgr", Role.ACCOUNTANT, permissions=[*ROLE_PERMISSIONS[Role.ACCOUNTANT], "member.manage"]
+    )
+    with pytest.raises(PermissionDeniedError) as info:
+        authorize_membership_update(manager, VIEWER, role=Role.ADMIN)
+    assert info.value.reason == "grant_exceeds_actor"
+    with pytest.raises(PermissionDeniedError) as info:
+        authorize_membership_update(manager, ADMIN, role=Role.VIEWER)
+    assert info.value.reason == "target_outranks_actor"
+    with pytest.raises(PermissionDeniedError):
+        authorize_member_removal(manager, ADMIN, at=NOW)
+    with pytest.raises(PermissionDeniedError):
+        authorize_member_addition(manager, m("new", Role.ADMIN))
+
+
+@pytest.mark.spec("RBAC-5")
+@pytest.mark.parametrize("actor", [OWNER, ADMIN])
+def test_owner_cannot_be_demoted_or_removed(actor: Membership) -> None:
+    for role in (Role.ADMIN, Role.VIEWER):
+        with pytest.raises(PermissionDeniedError) as info:
+            authorize_membership_update(actor, OWNER, role=role)
+        assert info.value.reason == "owner_protected"
+    with pytest.raises(PermissionDeniedError) as info:
+        authorize_member_removal(actor, OWNER, at=NOW)
+    assert info.value.reason == "owner_protected"
+
+
+@pytest.mark.spec("RBAC-5")
+def test_nobody_becomes_owner_except_by_transfer_from_the_owner() -> None:
+    with pytest.raises(PermissionDeniedError) as info:
+        authorize_membership_update(OWNER, ADMIN, role=Role.OWNER)
+    assert info.value.reason == "owner_by_transfer_only"
+    with pytest.raises(PermissionDeniedError):
+        authorize_member_addition(OWNER, m("new", Role.OWNER))
+    for actor in (ADMIN, ACCOUNTANT, VIEWER):
+        with pytest.raises(PermissionDeniedError) as info:
+            authorize_ownership_transfer(actor, ADMIN2)
+        assert info.value.reason == "not_owner"
+    transfer = authorize_ownership_transfer(OWNER, ADMIN)
+    assert transfer.new_owner.role is Role.OWNER
+    assert transfer.new_owner.user_id == "admin"
+    assert transfer.former_owner.role is Role.ADMIN
+    assert transfer.former_owner.user_id == "owner"
+    with pytest.raises(PermissionDeniedError):
+        authorize_ownership_transfer(OWNER, OWNER)
+
+
+@pytest.mark.spec("RBAC-5")
+def test_memberships_of_another_organization_are_not_found() -> None:
+    foreign = m("viewer", Role.VIEWER, org="org-2")
+    with pytest.raises(MembershipNotFoundError):
+        authorize_membership_update(ADMIN, foreign, role=Role.ACCOUNTANT)
+    with pytest.raises(MembershipNotFoundError):
+        authorize_member_removal(ADMIN, foreign, at=NOW)
+    with pytest.raises(MembershipNotFoundError):
+        authorize_ownership_transfer(OWNER, foreign)
+    with pytest.raises(MembershipNotFoundError):
+        authorize_membership_update(ADMIN, None, role=Role.VIEWER)
+    with pytest.raises(PermissionDeniedError) as info:
+        authorize_member_addition(ADMIN, m("new", Role.VIEWER, org="org-2"))
+    assert info.value.reason == "other_organization"
+
+
+@pytest.mark.spec("RBAC-4")
+def test_removal_is_a_soft_deletion_and_removed_members_act_no_more() -> None:
+    change = authorize_member_removal(ADMIN, ACCOUNTANT, at=NOW)
+    assert change.after.deleted_at == NOW
+    assert change.after.effective_permissions == frozenset()
+    with pytest.raises(MembershipNotFoundError):
+        authorize_member_removal(ADMIN, change.after, at=NOW)
+    removed_admin = m("admin", Role.ADMIN, deleted_at=NOW)
+    with pytest.raises(PermissionDeniedError) as info:
+        authorize_membership_update(removed_admin, VIEWER, role=Role.ACCOUNTANT)
+    assert info.value.reason == "actor_removed"
+
+
+def test_addition_allowed_within_the_actor_rank() -> None:
+    new = m("new", Role.ACCOUNTANT)
+    change = authorize_member_addition(ADMIN, new)
+    assert change.action is MembershipAction.ADD
+    assert change.before is None
+    assert change.after == new
+    with pytest.raises(ValueError, match="removed"):
+        authorize_member_addition(ADMIN, m("new", Role.VIEWER, deleted_at=NOW))
+
+
+roles = st.sampled_from([Role.ADMIN, Role.ACCOUNTANT, Role.VIEWER, Role.OWNER])
+custom = st.one_of(
+    st.none(),
+    st.frozensets(
+        st.sampled_from(
+            sorted(p for p in Permission if PERMISSION_INFO[p].kind is not PermissionKind.OWNER)
+        )
+    ),
+)
+
+
+@st.composite
+def memberships(draw: st.DrawFn) -> Membership:
+    role = draw(roles)
+    return m(
+        draw(st.sampled_from(["a", "b", "c"])),
+        role,
+        org=draw(st.sampled_from([ORG, "org-2"])),
+        permissions=None if role is Role.OWNER else draw(custom),
+    )
+
+
+@pytest.mark.spec("RBAC-5")
+@given(actor=memberships(), target=memberships(), role=roles, permissions=custom)
+def test_no_change_ever_escalates(
+    actor: Membership, target: Membership, role: Role, permissions: frozenset[Permission] | None
+) -> None:
+    try:
+        change = authorize_membership_update(actor, target, role=role, permissions=permissions)
+    except (PermissionDeniedError, MembershipNotFoundError, ValueError):
+        return
+    assert actor.organization_id == target.organization_id
+    assert Permission.MEMBER_MANAGE in actor.effective_permissions
+    assert target.role is not Role.OWNER
+    assert change.after.role is not Role.OWNER
+    assert change.after.effective_permissions <= actor.effective_permissions
+    if actor.user_id == target.user_id:
+        assert change.after.effective_permissions <= target.effective_permissions
