@@ -15,6 +15,7 @@ IMPLEMENTED = (
     *(f"JWT-{n}" for n in range(1, 4)),
     *(f"REF-{n}" for n in range(1, 5)),
     *(f"VLT-{n}" for n in range(1, 4)),
+    *(f"LIC-{n}" for n in range(1, 5)),
 )
 
 
