@@ -118,3 +118,66 @@ def test_concurrent_records_keep_the_latest(last_seen_store: Any) -> None:
     assert len(results) == len(times)
     assert all(result >= seen for seen, result in results)
     assert last_seen_store.record(key, NOW) == max(times)
+
+
+# --- SQL only: persistence across restarts, and refused keys ---------------------------------
+
+
+@pytest.mark.spec("LIC-3")
+def test_rollback_is_detected_after_a_restart(sql_engine: Any) -> None:
+    """The last verified time lives in the database: a fresh process (a new verifier and store
+    over the same tables) still sees that the clock was set back."""
+    from storno_security.clock import FrozenClock
+    from storno_security.license import (
+        LicenseIssuer,
+        LicensePolicy,
+        LicenseSigningKey,
+        LicenseState,
+        LicenseVerifier,
+    )
+    from storno_security.stores.sql import SqlLastSeenStore
+
+    clock = FrozenClock(NOW)
+    key = LicenseSigningKey.generate()
+    token = (
+        LicenseIssuer(key, issuer="vendor", clock=clock)
+        .issue(
+            "org-1",
+            org_name="ACME",
+            plan="business",
+            max_companies=None,
+            max_users=None,
+            valid_for=timedelta(days=30),
+        )
+        .token
+    )
+    policy = LicensePolicy(issuer="vendor")
+    installation = new_key()
+
+    def verifier() -> LicenseVerifier:
+        return LicenseVerifier(
+            [key.public],
+            policy,
+            clock=clock,
+            last_seen=SqlLastSeenStore(sql_engine),
+            last_seen_key=installation,
+        )
+
+    clock.advance(timedelta(days=60))
+    assert verifier().verify(token).state is LicenseState.EXPIRED
+    clock.set(NOW + timedelta(days=1))  # the clock turned back, the application restarted
+    status = verifier().verify(token)
+    assert status.clock_rollback is True
+    assert status.state is LicenseState.EXPIRED
+    assert status.checked_at == NOW + timedelta(days=60)
+
+
+@pytest.mark.parametrize(
+    ("key", "error"),
+    [("", ValueError), ("k" * 256, ValueError), ("a\x00b", ValueError), (7, TypeError)],
+)
+def test_sql_refuses_keys_it_cannot_store(sql_engine: Any, key: object, error: type) -> None:
+    from storno_security.stores.sql import SqlLastSeenStore
+
+    with pytest.raises(error):
+        SqlLastSeenStore(sql_engine).record(key, NOW)  # type: ignore[arg-type]
