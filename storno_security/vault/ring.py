@@ -33,6 +33,7 @@ __all__ = ["TOKEN_VERSION", "VaultKeyRing"]
 
 #: The version written into new tokens; the only one opened.
 TOKEN_VERSION: Final = "v1"  # noqa: S105 - a format version, not a secret
+_VERSION_BYTES: Final = TOKEN_VERSION.encode("ascii")
 _CONTEXT: Final = b"storno-vault"
 _MIN_BODY: Final = BLOCK_BYTES * 2 + TAG_BYTES  # IV, one block, tag
 # '-' and '_' become the standard alphabet; '+', '/' and '=' become a character that strict
@@ -53,10 +54,9 @@ def _b64url(data: bytes) -> str:
 
 
 def _mac_input(kid: str, iv: bytes, ciphertext: bytes, associated_data: bytes) -> bytes:
-    return _frame(
-        _CONTEXT, TOKEN_VERSION.encode("ascii"), kid.encode("ascii"), iv, ciphertext,
-        associated_data,
-    )  # fmt: skip
+    """What the tag covers: every field length-prefixed, the associated data last."""
+    fields = (_CONTEXT, _VERSION_BYTES, kid.encode("ascii"), iv, ciphertext, associated_data)
+    return _frame(*fields)
 
 
 class VaultKeyRing:
