@@ -19,10 +19,14 @@ __all__ = [
     "CompanyRequiredError",
     "CorruptRecordError",
     "InvalidAccessTokenError",
+    "InvalidCiphertextError",
     "InvalidKeyError",
+    "InvalidLicenseError",
     "InvalidPasswordError",
     "InvalidRefreshTokenError",
     "KeyRingError",
+    "LicenseError",
+    "LicenseKeyError",
     "MembershipNotFoundError",
     "OrganizationNotFoundError",
     "OrganizationRequiredError",
@@ -37,6 +41,8 @@ __all__ = [
     "TokenError",
     "UnknownKeyError",
     "UnsupportedHashError",
+    "VaultError",
+    "VaultKeyError",
 ]
 
 
@@ -223,3 +229,56 @@ class MembershipNotFoundError(RbacError):
     """The membership to change is unknown, removed, or of another organization (RBAC-5)."""
 
     default_message = "membership not found"
+
+
+# --- vault -----------------------------------------------------------------------------------
+
+
+class VaultError(StornoSecurityError):
+    """Root of the vault subtree (sealed secrets and their keys)."""
+
+    default_message = "vault error"
+
+
+class InvalidCiphertextError(VaultError):
+    """A sealed secret cannot be opened, for any reason.
+
+    One message for every cause (malformed token, unknown version, unknown or retired key, wrong
+    key, tampering, wrong associated data, bad padding). ``reason`` names the cause for logs:
+    ``malformed``, ``version``, ``unknown_key``, ``mac``, ``padding``.
+    """
+
+    default_message = "invalid sealed secret"
+
+
+class VaultKeyError(VaultError, ValueError):
+    """Vault key material is malformed (not base64, wrong length), or a key ring is inconsistent
+    (two keys with one id). The message never contains key material."""
+
+    default_message = "invalid vault key"
+
+
+# --- license ---------------------------------------------------------------------------------
+
+
+class LicenseError(StornoSecurityError):
+    """Root of the offline-license subtree."""
+
+    default_message = "license error"
+
+
+class InvalidLicenseError(LicenseError):
+    """A license token is not acceptable, for any reason but mere expiry (which is a status).
+
+    One message for every cause; ``reason`` names it for logs: ``malformed``, ``header``,
+    ``algorithm``, ``unknown_key``, ``signature``, ``claim_<name>``, ``issuer``,
+    ``not_yet_valid``, ``instance_mismatch``, ``instance_required``.
+    """
+
+    default_message = "invalid license"
+
+
+class LicenseKeyError(LicenseError, ValueError):
+    """License key material is malformed, of an unsupported type, or too weak."""
+
+    default_message = "invalid license key"

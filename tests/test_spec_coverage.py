@@ -18,6 +18,8 @@ IMPLEMENTED = (
     "KEY-4",
     "KEY-5",
     "ACC-3",
+    *(f"VLT-{n}" for n in range(1, 4)),
+    *(f"LIC-{n}" for n in range(1, 5)),
 )
 
 

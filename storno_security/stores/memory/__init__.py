@@ -6,6 +6,12 @@ stores when several workers serve the same users.
 """
 
 from storno_security.stores.memory.audit import MemoryAuditStore
+from storno_security.stores.memory.license import MemoryLastSeenStore
 from storno_security.stores.memory.tokens import MemoryRefreshFamilyStore, MemorySessionStateStore
 
-__all__ = ["MemoryAuditStore", "MemoryRefreshFamilyStore", "MemorySessionStateStore"]
+__all__ = [
+    "MemoryAuditStore",
+    "MemoryLastSeenStore",
+    "MemoryRefreshFamilyStore",
+    "MemorySessionStateStore",
+]

@@ -13,6 +13,7 @@ Needs the ``sql`` extra, plus a driver (the ``postgres`` or ``mysql`` extra) for
   :class:`~storno_security.tokens.storage.RefreshFamilyStore` and
   :class:`~storno_security.tokens.storage.SessionStateStore`.
 * :class:`SqlAuditStore` implements :class:`~storno_security.audit.AuditStore`.
+* :class:`SqlLastSeenStore` implements :class:`~storno_security.license.storage.LastSeenStore`.
 
 Every method is one transaction. Every "exactly once" is a conditional ``UPDATE`` whose row
 count says who won; nothing is decided on a value read earlier. Times are stored as naive UTC
@@ -36,6 +37,7 @@ from storno_security.stores.sql._base import (
     schema_versions,
 )
 from storno_security.stores.sql.audit import SqlAuditStore, audit_events
+from storno_security.stores.sql.license import SqlLastSeenStore, license_last_seen
 from storno_security.stores.sql.tokens import (
     SqlRefreshFamilyStore,
     SqlSessionStateStore,
@@ -48,11 +50,13 @@ from storno_security.stores.sql.tokens import (
 __all__ = [
     "SCHEMA_VERSION",
     "SqlAuditStore",
+    "SqlLastSeenStore",
     "SqlRefreshFamilyStore",
     "SqlSessionStateStore",
     "audit_events",
     "create_engine",
     "create_schema",
+    "license_last_seen",
     "metadata",
     "refresh_families",
     "refresh_tokens",

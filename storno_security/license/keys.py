@@ -1,0 +1,222 @@
+"""License keys: the vendor's signing key and the public keys a verifier holds (LIC-1, LIC-4).
+
+Each key fixes its algorithm: an RSA key (2048 to 8192 bits) is RS256, an Ed25519 or Ed448 key
+is EdDSA. A token's ``alg`` header must name its key's algorithm and is never used to choose one.
+A key's ``kid`` is its RFC 7638 JWK thumbprint unless one is given.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from typing import Final, Literal, TypeAlias
+
+import attrs
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed448, ed25519, rsa
+
+from storno_security.errors import LicenseKeyError
+
+__all__ = [
+    "LICENSE_ALGORITHMS",
+    "MIN_RSA_BITS",
+    "LicenseAlgorithm",
+    "LicenseKey",
+    "LicenseSigningKey",
+]
+
+#: The algorithms a license may be signed with (LIC-1).
+LICENSE_ALGORITHMS: Final = frozenset({"RS256", "EdDSA"})
+#: The weakest RSA key accepted.
+MIN_RSA_BITS: Final = 2048
+_MAX_RSA_BITS: Final = 8192
+_MAX_KID: Final = 128
+
+LicenseAlgorithm: TypeAlias = Literal["RS256", "EdDSA"]
+_PublicKey: TypeAlias = rsa.RSAPublicKey | ed25519.Ed25519PublicKey | ed448.Ed448PublicKey
+_PrivateKey: TypeAlias = rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _uint(value: int) -> str:
+    return _b64url(value.to_bytes((value.bit_length() + 7) // 8 or 1, "big"))
+
+
+def _thumbprint(key: _PublicKey) -> str:
+    """RFC 7638 thumbprint (SHA-256, base64url) of an RSA or OKP public key."""
+    members: dict[str, str]
+    if isinstance(key, rsa.RSAPublicKey):
+        numbers = key.public_numbers()
+        members = {"e": _uint(numbers.e), "kty": "RSA", "n": _uint(numbers.n)}
+    else:
+        crv = "Ed25519" if isinstance(key, ed25519.Ed25519PublicKey) else "Ed448"
+        raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        members = {"crv": crv, "kty": "OKP", "x": _b64url(raw)}
+    canonical = json.dumps(members, separators=(",", ":"), sort_keys=True).encode("ascii")
+    return _b64url(hashlib.sha256(canonical).digest())
+
+
+def _algorithm_of(key: object) -> LicenseAlgorithm:
+    """The one algorithm a public key verifies, after checking its type and strength."""
+    if isinstance(key, rsa.RSAPublicKey):
+        if not MIN_RSA_BITS <= key.key_size <= _MAX_RSA_BITS:
+            raise LicenseKeyError(
+                f"RSA license keys are {MIN_RSA_BITS} to {_MAX_RSA_BITS} bits, not {key.key_size}",
+                reason="too_weak" if key.key_size < MIN_RSA_BITS else "too_large",
+            )
+        return "RS256"
+    if isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+        return "EdDSA"
+    raise LicenseKeyError(
+        "license keys are RSA (RS256) or Ed25519/Ed448 (EdDSA)", reason="wrong_type"
+    )
+
+
+def _kid_for(key: _PublicKey, kid: str | None) -> str:
+    if kid is None:
+        return _thumbprint(key)
+    if not isinstance(kid, str) or not kid or len(kid) > _MAX_KID or not kid.isprintable():
+        raise LicenseKeyError(f"a kid is 1 to {_MAX_KID} printable characters", reason="kid")
+    return kid
+
+
+def _pem_bytes(pem: bytes | str) -> bytes:
+    data = pem.encode("ascii", "replace") if isinstance(pem, str) else pem
+    if not isinstance(data, bytes):
+        raise LicenseKeyError("a PEM is bytes or str", reason="wrong_type")
+    return data
+
+
+@attrs.frozen
+class LicenseKey:
+    """A public key that verifies licenses.
+
+    Attributes:
+        kid: the key id a license's header must name.
+        algorithm: ``"RS256"`` or ``"EdDSA"``, fixed by the key's type.
+        key: the ``cryptography`` public key.
+    """
+
+    kid: str
+    algorithm: LicenseAlgorithm
+    key: _PublicKey = attrs.field(repr=False, eq=False)
+
+    @classmethod
+    def from_public_key(cls, key: object, *, kid: str | None = None) -> LicenseKey:
+        """Wrap a ``cryptography`` public key.
+
+        Raises:
+            LicenseKeyError: not RSA, Ed25519 or Ed448; RSA outside 2048..8192 bits; bad ``kid``.
+        """
+        algorithm = _algorithm_of(key)
+        public: _PublicKey = key  # type: ignore[assignment]  # checked by _algorithm_of
+        return cls(kid=_kid_for(public, kid), algorithm=algorithm, key=public)
+
+    @classmethod
+    def from_pem(cls, pem: bytes | str, *, kid: str | None = None) -> LicenseKey:
+        """Load a SubjectPublicKeyInfo PEM (the form to embed in an application).
+
+        Raises:
+            LicenseKeyError: the PEM is malformed, of another key type, or too weak.
+        """
+        try:
+            key = serialization.load_pem_public_key(_pem_bytes(pem))
+        except (ValueError, TypeError, UnsupportedAlgorithm):
+            raise LicenseKeyError("could not load the public key PEM", reason="malformed") from None
+        return cls.from_public_key(key, kid=kid)
+
+    def public_pem(self) -> bytes:
+        """The SubjectPublicKeyInfo PEM."""
+        return self.key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+
+
+@attrs.frozen
+class LicenseSigningKey:
+    """The vendor's private key that signs licenses (LIC-4). Keep it off customer machines.
+
+    Attributes:
+        kid: the key id written into each license header.
+        algorithm: ``"RS256"`` or ``"EdDSA"``, fixed by the key's type.
+        private_key: the ``cryptography`` private key (never in ``repr``).
+    """
+
+    kid: str
+    algorithm: LicenseAlgorithm
+    private_key: _PrivateKey = attrs.field(repr=False, eq=False)
+
+    @classmethod
+    def generate(
+        cls, algorithm: LicenseAlgorithm = "EdDSA", *, rsa_bits: int = 3072
+    ) -> LicenseSigningKey:
+        """A new key: Ed25519 for ``"EdDSA"`` (the default), RSA of ``rsa_bits`` for ``"RS256"``.
+
+        Raises:
+            ValueError: unknown ``algorithm``, or ``rsa_bits`` outside 2048..8192.
+        """
+        if algorithm == "EdDSA":
+            return cls.from_private_key(ed25519.Ed25519PrivateKey.generate())
+        if algorithm == "RS256":
+            if not MIN_RSA_BITS <= rsa_bits <= _MAX_RSA_BITS:
+                raise ValueError(f"rsa_bits must be between {MIN_RSA_BITS} and {_MAX_RSA_BITS}")
+            return cls.from_private_key(
+                rsa.generate_private_key(public_exponent=65537, key_size=rsa_bits)
+            )
+        raise ValueError(f"algorithm must be one of {sorted(LICENSE_ALGORITHMS)}")
+
+    @classmethod
+    def from_private_key(cls, key: object, *, kid: str | None = None) -> LicenseSigningKey:
+        """Wrap a ``cryptography`` private key.
+
+        Raises:
+            LicenseKeyError: not RSA, Ed25519 or Ed448; RSA outside 2048..8192 bits; bad ``kid``.
+        """
+        if not isinstance(
+            key, rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey
+        ):
+            raise LicenseKeyError(
+                "license keys are RSA (RS256) or Ed25519/Ed448 (EdDSA)", reason="wrong_type"
+            )
+        public = LicenseKey.from_public_key(key.public_key(), kid=kid)
+        return cls(kid=public.kid, algorithm=public.algorithm, private_key=key)
+
+    @classmethod
+    def from_pem(
+        cls, pem: bytes | str, *, password: bytes | None = None, kid: str | None = None
+    ) -> LicenseSigningKey:
+        """Load a PEM private key (PKCS#8 or PKCS#1, optionally encrypted).
+
+        Raises:
+            LicenseKeyError: malformed, wrong or missing password, another key type, too weak.
+        """
+        try:
+            key = serialization.load_pem_private_key(_pem_bytes(pem), password=password)
+        except (ValueError, TypeError, UnsupportedAlgorithm):
+            # The underlying message may quote key material: drop it.
+            raise LicenseKeyError(
+                "could not load the private key PEM (malformed, or wrong password)",
+                reason="malformed",
+            ) from None
+        return cls.from_private_key(key, kid=kid)
+
+    @property
+    def public(self) -> LicenseKey:
+        """The public half, to embed in the application that verifies."""
+        return LicenseKey(kid=self.kid, algorithm=self.algorithm, key=self.private_key.public_key())
+
+    def private_pem(self, *, password: bytes | None = None) -> bytes:
+        """The PKCS#8 PEM, encrypted with ``password`` when given."""
+        encryption: serialization.KeySerializationEncryption = (
+            serialization.BestAvailableEncryption(password)
+            if password
+            else serialization.NoEncryption()
+        )
+        return self.private_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+        )

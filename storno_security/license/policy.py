@@ -1,0 +1,70 @@
+"""The license policy: frozen, validated, defaults from the spec (LIC-3)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import attrs
+
+from storno_security.license.model import Entitlements
+
+__all__ = ["LicensePolicy"]
+
+
+def _between(low: timedelta, high: timedelta) -> Any:
+    def check(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+        if not isinstance(value, timedelta):
+            raise TypeError(f"{attribute.name} must be a timedelta")
+        if not low <= value <= high:
+            raise ValueError(f"{attribute.name} must be between {low} and {high}")
+
+    return check
+
+
+def _issuer(instance: Any, attribute: attrs.Attribute[str], value: object) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("issuer must be a non-empty string")
+
+
+@attrs.frozen(kw_only=True)
+class LicensePolicy:
+    """How licenses are judged.
+
+    Attributes:
+        issuer: the ``iss`` a license must carry (the vendor).
+        grace_period: how long after ``exp`` a license is still honoured, reported as "expired,
+            in grace". Default 14 days.
+        free_plan: what to enforce after the grace period (``None``: nothing; the application
+            reads ``LicenseStatus.state``).
+        leeway: clock skew tolerated on ``nbf`` and ``iat``; at most 60 s. Default 60 s.
+        rollback_tolerance: how far the clock may read behind the last verified time before
+            it is reported as set back (NTP corrections, hosts sharing one store). The time a
+            license is judged at never goes back, whatever this says. Default 5 minutes.
+        require_instance_binding: refuse licenses that carry no ``instance_id``.
+        max_token_bytes: longer tokens are refused before any parsing.
+    """
+
+    issuer: str = attrs.field(validator=_issuer)
+    grace_period: timedelta = attrs.field(
+        default=timedelta(days=14), validator=_between(timedelta(0), timedelta(days=365))
+    )
+    free_plan: Entitlements | None = attrs.field(
+        default=None,
+        validator=attrs.validators.optional(attrs.validators.instance_of(Entitlements)),
+    )
+    leeway: timedelta = attrs.field(
+        default=timedelta(seconds=60), validator=_between(timedelta(0), timedelta(seconds=60))
+    )
+    rollback_tolerance: timedelta = attrs.field(
+        default=timedelta(minutes=5), validator=_between(timedelta(0), timedelta(days=1))
+    )
+    require_instance_binding: bool = attrs.field(
+        default=False, validator=attrs.validators.instance_of(bool)
+    )
+    max_token_bytes: int = attrs.field(default=16384)
+
+    @max_token_bytes.validator
+    def _check_max(self, attribute: attrs.Attribute[int], value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or not 512 <= value <= 65536:
+            raise ValueError("max_token_bytes must be an int between 512 and 65536")

@@ -1,0 +1,175 @@
+"""Offline license verification (LIC-1..LIC-3).
+
+Checked in this order, every failure one :class:`~storno_security.errors.InvalidLicenseError`:
+size and ASCII; three strict base64url segments; a JSON header of only ``alg``, ``kid`` and
+``typ`` (``typ`` = ``license+jwt``); ``alg`` one of RS256 and EdDSA; ``kid`` one of the
+configured keys; ``alg`` equal to *that key's* algorithm (so ``none``, HS256 keyed with the
+public key, or RS256 against an Ed25519 key all fail); the signature, before the payload is
+read; every LIC-2 claim typed; the issuer; the instance binding. Only a genuine license reaches
+the clock: its verification time is recorded in the :class:`LastSeenStore`, and the license is
+judged at the later of the clock's time and the last verified time, so setting the clock back
+gains nothing and is reported. Expiry is never an error: the result says valid, expired in
+grace, or expired (fall back to the free plan).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Final
+
+from jwt.algorithms import get_default_algorithms
+
+from storno_security.clock import Clock, ensure_aware_utc
+from storno_security.errors import LicenseKeyError
+from storno_security.license._claims import (
+    HEADER_KEYS,
+    LICENSE_TYPE,
+    b64decode,
+    json_object,
+    license_from_payload,
+    reject,
+)
+from storno_security.license.keys import LICENSE_ALGORITHMS, LicenseKey
+from storno_security.license.model import License, LicenseState, LicenseStatus
+from storno_security.license.policy import LicensePolicy
+from storno_security.license.storage import LastSeenStore
+
+__all__ = ["LicenseVerifier"]
+
+_ALGORITHMS: Final = {name: get_default_algorithms()[name] for name in LICENSE_ALGORITHMS}
+
+
+class LicenseVerifier:
+    """Verifies license tokens with public keys only; no network (LIC-1..LIC-3).
+
+    Args:
+        keys: the vendor's public keys (embedded in the application or configured).
+        policy: issuer, grace period, free plan, tolerances.
+        clock: the time source.
+        last_seen: where the last verified time is kept (clock-rollback detection).
+        instance_id: this installation's id; a license bound to another one is refused.
+        last_seen_key: the key of this installation's time in ``last_seen``.
+
+    Raises:
+        TypeError: ``policy`` is not a :class:`LicensePolicy`, or a key is not a
+            :class:`LicenseKey`.
+        ValueError: no keys, or an empty ``instance_id`` or ``last_seen_key``.
+        LicenseKeyError: two keys share one ``kid``.
+    """
+
+    def __init__(
+        self,
+        keys: Iterable[LicenseKey],
+        policy: LicensePolicy,
+        *,
+        clock: Clock,
+        last_seen: LastSeenStore,
+        instance_id: str | None = None,
+        last_seen_key: str = "license",
+    ) -> None:
+        if not isinstance(policy, LicensePolicy):
+            raise TypeError("policy must be a LicensePolicy")
+        by_kid: dict[str, LicenseKey] = {}
+        for key in keys:
+            if not isinstance(key, LicenseKey):
+                raise TypeError(f"keys must be LicenseKey, not {type(key).__name__}")
+            if key.kid in by_kid:
+                raise LicenseKeyError(f"two license keys have the kid {key.kid!r}", reason="kid")
+            by_kid[key.kid] = key
+        if not by_kid:
+            raise ValueError("at least one license key is needed")
+        if instance_id is not None and (not isinstance(instance_id, str) or not instance_id):
+            raise ValueError("instance_id must be a non-empty string or None")
+        if not isinstance(last_seen_key, str) or not last_seen_key:
+            raise ValueError("last_seen_key must be a non-empty string")
+        self._keys = by_kid
+        self._policy = policy
+        self._clock = clock
+        self._last_seen = last_seen
+        self._instance_id = instance_id
+        self._last_seen_key = last_seen_key
+
+    def verify(self, token: str) -> LicenseStatus:
+        """Verify ``token`` and judge it in time.
+
+        Returns:
+            A :class:`LicenseStatus`: ``VALID``, ``GRACE`` ("expired, in grace") or ``EXPIRED``
+            (use ``status.entitlements``, the policy's free plan), with ``clock_rollback`` set
+            when the clock reads earlier than the last verified time.
+
+        Raises:
+            TypeError: ``token`` is not ``str``.
+            InvalidLicenseError: the token is not a genuine license for this installation
+                (``reason``: ``malformed``, ``header``, ``algorithm``, ``unknown_key``,
+                ``signature``, ``claim_<name>``, ``issuer``, ``not_yet_valid``,
+                ``instance_mismatch``, ``instance_required``). Never for mere expiry.
+            StoreError: the last-seen store failed.
+        """
+        license_ = self._verify_token(token)
+        policy = self._policy
+        now = ensure_aware_utc(self._clock.now())
+        last = ensure_aware_utc(self._last_seen.record(self._last_seen_key, now))
+        checked_at = max(now, last, license_.issued_at)
+        tolerance = max(policy.rollback_tolerance, policy.leeway)
+        rollback = last - now > policy.rollback_tolerance or license_.issued_at - now > tolerance
+        if checked_at < license_.not_before - policy.leeway:
+            raise reject("not_yet_valid")
+        grace_ends_at = license_.expires_at + policy.grace_period
+        if checked_at < license_.expires_at:
+            state = LicenseState.VALID
+        elif checked_at < grace_ends_at:
+            state = LicenseState.GRACE
+        else:
+            state = LicenseState.EXPIRED
+        return LicenseStatus(
+            state=state,
+            license=license_,
+            entitlements=policy.free_plan
+            if state is LicenseState.EXPIRED
+            else license_.entitlements,
+            checked_at=checked_at,
+            clock_time=now,
+            clock_rollback=rollback,
+            grace_ends_at=grace_ends_at,
+        )
+
+    def _verify_token(self, token: str) -> License:
+        if not isinstance(token, str):
+            raise TypeError(f"token must be str, not {type(token).__name__}")
+        if len(token) > self._policy.max_token_bytes or not token.isascii():
+            raise reject("malformed")
+        parts = token.split(".")
+        if len(parts) != 3 or not all(parts):
+            raise reject("malformed")
+        header_b64, payload_b64, signature_b64 = parts
+        header = json_object(b64decode(header_b64))
+        if not HEADER_KEYS.issuperset(header) or header.get("typ") != LICENSE_TYPE:
+            raise reject("header")  # jku, jwk, x5u, x5c, crit, b64, or another kind of JWT
+        alg = header.get("alg")
+        if not isinstance(alg, str) or alg not in LICENSE_ALGORITHMS:
+            raise reject("algorithm")
+        kid = header.get("kid")
+        key = self._keys.get(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise reject("unknown_key")
+        if alg != key.algorithm:
+            raise reject("algorithm")  # the key decides, the token only agrees
+        signature = b64decode(signature_b64)
+        signing_input = f"{header_b64}.{payload_b64}".encode("ascii")
+        if not _ALGORITHMS[key.algorithm].verify(signing_input, key.key, signature):
+            raise reject("signature")
+        # Only now, with the signature checked, is the payload read.
+        license_ = license_from_payload(json_object(b64decode(payload_b64)), kid=key.kid)
+        if license_.issuer != self._policy.issuer:
+            raise reject("issuer")
+        self._check_instance(license_)
+        return license_
+
+    def _check_instance(self, license_: License) -> None:
+        bound = license_.instance_id
+        if bound is None:
+            if self._policy.require_instance_binding:
+                raise reject("instance_required")
+            return
+        if bound != self._instance_id:
+            raise reject("instance_mismatch")
