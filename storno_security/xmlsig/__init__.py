@@ -9,9 +9,12 @@
 
 from storno_security.xmlsig.parsing import parse_xml
 from storno_security.xmlsig.policy import XmlPolicy
+from storno_security.xmlsig.schemas import SchemaRegistry, SchemaSource
 from storno_security.xmlsig.signing import VerifiedXml, XmlSigner, XmlVerifier
 
 __all__ = [
+    "SchemaRegistry",
+    "SchemaSource",
     "VerifiedXml",
     "XmlPolicy",
     "XmlSigner",
