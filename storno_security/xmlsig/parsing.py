@@ -19,7 +19,7 @@ __all__ = ["parse_xml"]
 _CHUNK = 64 * 1024
 
 
-class _RefusingResolver(etree.Resolver):
+class _RefusingResolver(etree.Resolver):  # type: ignore[misc]
     """Answers every request to load a URL (DTD, entity, XInclude) with nothing, and records it."""
 
     def __init__(self) -> None:
@@ -66,6 +66,27 @@ def _check_tree(root: etree._Element, resolver: _RefusingResolver) -> None:
         raise XmlParseError(reason="entity")
 
 
+class _Counter:
+    """Tracks depth and element count from the pull parser's events; raises on a limit."""
+
+    def __init__(self, policy: XmlPolicy) -> None:
+        self._policy = policy
+        self._depth = 0
+        self._elements = 0
+
+    def consume(self, parser: etree.XMLPullParser) -> None:
+        for event, _element in parser.read_events():
+            if event == "start":
+                self._depth += 1
+                self._elements += 1
+                if self._depth > self._policy.max_depth:
+                    raise XmlParseError(reason="too_deep")
+                if self._elements > self._policy.max_elements:
+                    raise XmlParseError(reason="too_large")
+            else:
+                self._depth -= 1
+
+
 def parse_xml(data: bytes, *, policy: XmlPolicy | None = None) -> etree._Element:
     """Parse untrusted XML bytes into an lxml element, refusing anything dangerous.
 
@@ -90,27 +111,18 @@ def parse_xml(data: bytes, *, policy: XmlPolicy | None = None) -> etree._Element
     resolver = _RefusingResolver()
     parser = etree.XMLPullParser(events=("start", "end"), **_parser_options())
     parser.resolvers.add(resolver)
-    depth = 0
-    elements = 0
+    counter = _Counter(policy)
     try:
         for offset in range(0, max(len(data), 1), _CHUNK):
             parser.feed(data[offset : offset + _CHUNK])
             if resolver.requested:
                 raise XmlParseError(reason="external")
-            for event, _element in parser.read_events():
-                if event == "start":
-                    depth += 1
-                    elements += 1
-                    if depth > policy.max_depth:
-                        raise XmlParseError(reason="too_deep")
-                    if elements > policy.max_elements:
-                        raise XmlParseError(reason="too_large")
-                else:
-                    depth -= 1
+            counter.consume(parser)
         root = parser.close()
     except etree.XMLSyntaxError as exc:
         if resolver.requested:
             raise XmlParseError(reason="external") from None
+        counter.consume(parser)  # a limit hit in the failed chunk names the real reason
         text = str(exc).lower()
         reason = "entity" if "entity" in text else "dtd" if "doctype" in text else "malformed"
         raise XmlParseError(reason=reason) from None

@@ -120,7 +120,7 @@ def _builtin_sources() -> dict[str, dict[str, SchemaSource]]:
 KNOWN_PROVIDERS = (ANAF_UBL, FACTURX, FACTURX_EN16931, KSEF, SDI_FATTURAPA, XRECHNUNG)
 
 
-class _DirectoryResolver(etree.Resolver):
+class _DirectoryResolver(etree.Resolver):  # type: ignore[misc]
     """Serves schema imports from files under one directory; refuses every other URL."""
 
     def __init__(self, directory: Path) -> None:
@@ -159,9 +159,9 @@ def _load_schema(source: SchemaSource) -> etree.XMLSchema:
         schema = etree.XMLSchema(document)
     except (etree.XMLSyntaxError, etree.XMLSchemaParseError) as exc:
         reason = "import_refused" if resolver.refused else "malformed"
-        raise SchemaUnavailableError(f"schema {path.name} could not be loaded", reason=reason) from (
-            exc
-        )
+        raise SchemaUnavailableError(
+            f"schema {path.name} could not be loaded", reason=reason
+        ) from (exc)
     if resolver.refused:
         raise SchemaUnavailableError("schema import outside its directory", reason="import_refused")
     return schema
@@ -181,9 +181,7 @@ class SchemaRegistry:
 
     def __init__(self, *, policy: XmlPolicy | None = None, builtin: bool = True) -> None:
         self._policy = policy if policy is not None else XmlPolicy()
-        self._sources: dict[str, dict[str, SchemaSource]] = (
-            _builtin_sources() if builtin else {}
-        )
+        self._sources: dict[str, dict[str, SchemaSource]] = _builtin_sources() if builtin else {}
         self._compiled: dict[SchemaSource, etree.XMLSchema] = {}
         self._lock = threading.Lock()
 

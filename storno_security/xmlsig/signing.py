@@ -26,19 +26,17 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from lxml import etree
-from signxml import (
+from signxml.algorithms import (
     CanonicalizationMethod,
     DigestAlgorithm,
-    SignatureConfiguration,
     SignatureConstructionMethod,
     SignatureMethod,
-    VerifyResult,
-    XMLSigner,
-    XMLVerifier,
 )
 from signxml.exceptions import SignXMLException
+from signxml.signer import XMLSigner
 from signxml.util import X509CertChainVerifier
-from signxml.xades import XAdESSignatureConfiguration, XAdESSigner, XAdESVerifier
+from signxml.verifier import SignatureConfiguration, VerifyResult, XMLVerifier
+from signxml.xades.xades import XAdESSignatureConfiguration, XAdESSigner, XAdESVerifier
 
 from storno_security.clock import Clock
 from storno_security.errors import InvalidXmlSignatureError
@@ -100,7 +98,7 @@ def _reason(exc: BaseException) -> str:
 # --- signing ---------------------------------------------------------------------------------
 
 
-class _ClockedXAdESSigner(XAdESSigner):  # type: ignore[misc]
+class _ClockedXAdESSigner(XAdESSigner):
     """signxml's XAdES signer with the signing time taken from an injected clock."""
 
     def __init__(self, *, clock: Clock, **kwargs: Any) -> None:
@@ -310,11 +308,13 @@ class VerifiedXml:
     certificate: x509.Certificate
 
 
-class _StoreChainVerifier(X509CertChainVerifier):  # type: ignore[misc]
+class _StoreChainVerifier(X509CertChainVerifier):
     """signxml's chain verifier with the trust store given in memory instead of a PEM file."""
 
     def __init__(self, cas: Sequence[x509.Certificate], verification_time: datetime) -> None:
-        super().__init__(ca_pem_file="<in memory>", verification_time=verification_time)
+        super().__init__(  # type: ignore[no-untyped-call]
+            ca_pem_file="<in memory>", verification_time=verification_time
+        )
         self._trusted = x509.verification.Store(list(cas))
 
     @property
@@ -322,18 +322,20 @@ class _StoreChainVerifier(X509CertChainVerifier):  # type: ignore[misc]
         return self._trusted
 
 
-class _PlainVerifier(XMLVerifier):  # type: ignore[misc]
+class _PlainVerifier(XMLVerifier):
     trusted_cas: Sequence[x509.Certificate] = ()
 
     def get_cert_chain_verifier(self, ca_pem_file: Any, ee_policy: Any, ca_policy: Any) -> Any:
-        return _StoreChainVerifier(self.trusted_cas, self._get_cert_verification_time())
+        now = self._get_cert_verification_time()  # type: ignore[no-untyped-call]
+        return _StoreChainVerifier(self.trusted_cas, now)
 
 
-class _XAdESVerifier(XAdESVerifier):  # type: ignore[misc]
+class _XAdESVerifier(XAdESVerifier):
     trusted_cas: Sequence[x509.Certificate] = ()
 
     def get_cert_chain_verifier(self, ca_pem_file: Any, ee_policy: Any, ca_policy: Any) -> Any:
-        return _StoreChainVerifier(self.trusted_cas, self._get_cert_verification_time())
+        now = self._get_cert_verification_time()  # type: ignore[no-untyped-call]
+        return _StoreChainVerifier(self.trusted_cas, now)
 
 
 def _find_by_id(root: etree._Element, value: str) -> list[etree._Element]:
@@ -556,7 +558,11 @@ class XmlVerifier:
             raise InvalidXmlSignatureError(reason="signature_count")
         expect: int | bool = True if detached or xades else 1
         results = self._run_signxml(
-            root, xades=xades, location=location, expect_references=expect, uri_resolver=uri_resolver
+            root,
+            xades=xades,
+            location=location,
+            expect_references=expect,
+            uri_resolver=uri_resolver,
         )
         references = results[0].signature_xml.findall("ds:SignedInfo/ds:Reference", _NS)
         if len(references) != len(results):

@@ -18,6 +18,7 @@ from cryptography.x509.oid import NameOID
 
 from storno_security.clock import FrozenClock
 from storno_security.xmlsig import XmlSigner, XmlVerifier
+from tests.xmlsig.hostile import listening_port, secret_file  # noqa: F401 (fixtures)
 
 DATA = Path(__file__).parent / "data"
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -107,9 +108,7 @@ def make_signer(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()),
             critical=False,
         )
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
-        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(ca.key, hashes.SHA256())
     )
     return Identity(key, certificate)
