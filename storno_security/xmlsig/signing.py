@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import attrs
@@ -51,7 +51,7 @@ MIN_RSA_BITS = 2048
 _DS = "http://www.w3.org/2000/09/xmldsig#"
 _XADES = "http://uri.etsi.org/01903/v1.3.2#"
 _NS = {"ds": _DS}
-_ID_ATTRIBUTES = ("Id", "ID", "id", "{http://www.w3.org/XML/1998/namespace}id")
+_ID_ATTRIBUTES = ("Id", "ID", "id")
 
 #: Signature methods a verifier accepts. No SHA-1, no HMAC, no DSA.
 ACCEPTED_SIGNATURE_METHODS = frozenset(
@@ -301,11 +301,14 @@ class VerifiedXml:
         element: the signed element, re-parsed from the canonical bytes that were signed.
         signed_bytes: the exact (canonical) bytes whose digest the signature covers.
         certificate: the certificate whose key verified the signature.
+        signing_time: the signed XAdES ``SigningTime`` (aware), or ``None`` for plain XMLDSig.
+            It is the signer's claim, covered by the signature, not a trusted timestamp.
     """
 
     element: etree._Element = attrs.field(repr=False)
     signed_bytes: bytes = attrs.field(repr=False)
     certificate: x509.Certificate
+    signing_time: datetime | None = None
 
 
 class _StoreChainVerifier(X509CertChainVerifier):
@@ -339,11 +342,30 @@ class _XAdESVerifier(XAdESVerifier):
 
 
 def _find_by_id(root: etree._Element, value: str) -> list[etree._Element]:
+    # The same lookup as signxml's (any attribute whose local name is an id name, in this
+    # order), so that "the element signxml verified" and "the element we check" are one.
     for attribute in _ID_ATTRIBUTES:
-        found = [el for el in root.iter() if isinstance(el.tag, str) and el.get(attribute) == value]
+        found = root.xpath("//*[@*[local-name() = $name] = $value]", name=attribute, value=value)
         if found:
-            return found
+            return list(found)
     return []
+
+
+def _signing_time(results: Sequence[VerifyResult]) -> datetime:
+    """The SigningTime from the SignedProperties that signxml verified (not from the input)."""
+    for result in results:
+        properties = getattr(result, "signed_properties", None)
+        if properties is None:
+            continue
+        text = properties.findtext(f"{{{_XADES}}}SigningTime")
+        try:
+            value = datetime.fromisoformat((text or "").strip().replace("Z", "+00:00"))
+        except ValueError:
+            break
+        if value.tzinfo is None:
+            break
+        return value.astimezone(UTC)
+    raise InvalidXmlSignatureError(reason="signing_time")
 
 
 def _is_inside(element: etree._Element, ancestor: etree._Element) -> bool:
@@ -595,6 +617,7 @@ class XmlVerifier:
             element=data.signed_xml,
             signed_bytes=bytes(data.signed_data),
             certificate=self._signer_certificate(data),
+            signing_time=_signing_time(results) if xades else None,
         )
 
     def _signer_certificate(self, result: VerifyResult) -> x509.Certificate:

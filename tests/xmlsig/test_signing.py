@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
+import importlib.util
 from datetime import timedelta
 
 import pytest
@@ -18,7 +19,7 @@ from signxml import CanonicalizationMethod, SignatureMethod, XMLSigner
 
 from storno_security.clock import FrozenClock
 from storno_security.errors import InvalidXmlSignatureError, XmlParseError
-from storno_security.xmlsig import VerifiedXml, XmlSigner, XmlVerifier, parse_xml
+from storno_security.xmlsig import SchemaRegistry, VerifiedXml, XmlSigner, XmlVerifier, parse_xml
 from tests.xmlsig.conftest import NOW, Identity, make_signer
 
 DS = "http://www.w3.org/2000/09/xmldsig#"
@@ -124,6 +125,8 @@ def test_xades_bes_round_trip(
     result = verifier.verify_xades(signed)
     assert _c14n(result.element) == _c14n(parse_xml(ubl_invoice))
     assert result.certificate == signer.certificate
+    assert result.signing_time == NOW
+    assert verifier.verify(signer.sign(ubl_invoice)).signing_time is None
 
 
 def test_xades_and_plain_verification_are_not_interchangeable(
@@ -378,6 +381,20 @@ def test_wrapping_unsigned_twin_before_the_signed_root_is_refused(
         pinned.verify(etree.tostring(evil))
 
 
+def test_namespaced_id_twin_is_refused(
+    signer: XmlSigner, pinned: XmlVerifier, ubl_invoice: bytes
+) -> None:
+    # signxml matches ids by local name, so a foo:Id twin is a second match, not a bystander.
+    root = _signed_with_id(signer, ubl_invoice)
+    twin = etree.SubElement(root, f"{{{CBC}}}Note", nsmap={"foo": "urn:foo"})
+    twin.set("{urn:foo}Id", "inv-142")
+    signature = root.find("ds:Signature", NS)
+    root.remove(signature)
+    root.append(signature)
+    with pytest.raises(InvalidXmlSignatureError):
+        pinned.verify(etree.tostring(root))
+
+
 def test_second_signature_is_refused(
     signer: XmlSigner, pinned: XmlVerifier, ubl_invoice: bytes
 ) -> None:
@@ -413,6 +430,39 @@ def test_comment_injection_does_not_change_what_is_returned(
     injected = signed.replace(b"attacker@example.com", b"attacker<!---->@example.com")
     result = pinned.verify(injected)
     assert result.element.findtext("Payee") == "attacker@example.com"
+
+
+UBL_EXT = "urn:oasis:names:specification:ubl:schema:xsd:CommonExtensionComponents-2"
+
+
+def test_ubl_signature_in_its_extension_slot_verifies_and_stays_schema_valid(
+    signer: XmlSigner, signer_identity: Identity, xml_clock: FrozenClock, ubl_invoice: bytes
+) -> None:
+    # UBL has no room for ds:Signature under the root; the signature goes in UBLExtensions,
+    # through signxml's placeholder, and the verifier is told where to expect it.
+    slot = (
+        f'<ext:UBLExtensions xmlns:ext="{UBL_EXT}"><ext:UBLExtension><ext:ExtensionContent>'
+        f'<ds:Signature xmlns:ds="{DS}" Id="placeholder"/>'
+        "</ext:ExtensionContent></ext:UBLExtension></ext:UBLExtensions>"
+    ).encode()
+    document = ubl_invoice.replace(b"  <cbc:UBLVersionID>", slot + b"\n  <cbc:UBLVersionID>", 1)
+    signed = signer.sign(document)
+    location = (
+        f"./{{{UBL_EXT}}}UBLExtensions/{{{UBL_EXT}}}UBLExtension/{{{UBL_EXT}}}ExtensionContent/"
+    )
+    verifier = XmlVerifier(
+        expected_certificate=signer_identity.certificate,
+        clock=xml_clock,
+        signature_location=location,
+    )
+    result = verifier.verify(signed)
+    assert _payable(result.element) == "12652.08"
+    with pytest.raises(InvalidXmlSignatureError):
+        XmlVerifier(expected_certificate=signer_identity.certificate, clock=xml_clock).verify(
+            signed
+        )
+    if importlib.util.find_spec("facturx") is not None:
+        SchemaRegistry().validate("anaf-ubl", signed)
 
 
 # --- algorithms ------------------------------------------------------------------------------
