@@ -43,7 +43,14 @@ from storno_security.errors import InvalidXmlSignatureError
 from storno_security.xmlsig.parsing import hardened_parser, parse_xml
 from storno_security.xmlsig.policy import XmlPolicy
 
-__all__ = ["MIN_RSA_BITS", "VerifiedXml", "XmlSigner", "XmlVerifier"]
+__all__ = [
+    "ACCEPTED_DIGEST_METHODS",
+    "ACCEPTED_SIGNATURE_METHODS",
+    "MIN_RSA_BITS",
+    "VerifiedXml",
+    "XmlSigner",
+    "XmlVerifier",
+]
 
 #: The smallest RSA modulus a signer accepts.
 MIN_RSA_BITS = 2048
@@ -255,7 +262,8 @@ class XmlSigner:
         signer = _ClockedXAdESSigner(
             clock=self._clock, method=SignatureConstructionMethod.enveloped, **self._settings()
         )
-        signed = signer.sign(root, key=self._key, cert=self._certs())
+        # No KeyValue beside the certificate: two statements of the key are one too many.
+        signed = signer.sign(root, key=self._key, cert=self._certs(), always_add_key_value=False)
         return _serialize(signed)
 
     def sign_detached(self, document: bytes, *, uri: str, xades: bool = False) -> bytes:
@@ -286,7 +294,13 @@ class XmlSigner:
             )
         else:
             signer = XMLSigner(method=SignatureConstructionMethod.detached, **self._settings())
-        signature = signer.sign(root, key=self._key, cert=self._certs(), reference_uri=uri)
+        signature = signer.sign(
+            root,
+            key=self._key,
+            cert=self._certs(),
+            reference_uri=uri,
+            always_add_key_value=False,
+        )
         return _serialize(signature)
 
 

@@ -119,6 +119,7 @@ def test_xades_bes_round_trip(
         base64.b64decode(digest)
         == hashlib.sha256(signer.certificate.public_bytes(encoding=_DER)).digest()
     )
+    assert root.find(".//ds:KeyValue", NS) is None  # the key is stated once, in the certificate
     references = root.findall(".//ds:SignedInfo/ds:Reference", NS)
     assert len(references) == 3
     assert any(r.get("Type") == "http://uri.etsi.org/01903#SignedProperties" for r in references)
@@ -631,6 +632,8 @@ def test_verifier_needs_exactly_one_trust_anchor(
         XmlVerifier(trusted_cas=[], clock=xml_clock)
     with pytest.raises(TypeError):
         XmlVerifier(trusted_cas=[b"pem"], clock=xml_clock)  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="XPath"):
+        XmlVerifier(trusted_cas=[ca.certificate], clock=xml_clock, signature_location=".//x")
 
 
 def test_verify_refuses_hostile_xml_before_signature_checks(pinned: XmlVerifier) -> None:
