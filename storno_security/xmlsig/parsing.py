@@ -14,7 +14,7 @@ from lxml import etree
 from storno_security.errors import XmlParseError
 from storno_security.xmlsig.policy import XmlPolicy
 
-__all__ = ["parse_xml"]
+__all__ = ["hardened_parser", "parse_xml"]
 
 _CHUNK = 64 * 1024
 
