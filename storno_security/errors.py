@@ -24,6 +24,7 @@ __all__ = [
     "InvalidLicenseError",
     "InvalidPasswordError",
     "InvalidRefreshTokenError",
+    "InvalidXmlSignatureError",
     "KeyRingError",
     "LicenseError",
     "LicenseKeyError",
@@ -35,14 +36,19 @@ __all__ = [
     "PermissionDeniedError",
     "RbacError",
     "RefreshTokenReuseError",
+    "SchemaUnavailableError",
     "StoreError",
     "StoreUnavailableError",
     "StornoSecurityError",
     "TokenError",
     "UnknownKeyError",
+    "UnknownSchemaProviderError",
     "UnsupportedHashError",
     "VaultError",
     "VaultKeyError",
+    "XmlError",
+    "XmlParseError",
+    "XmlSchemaError",
 ]
 
 
@@ -282,3 +288,59 @@ class LicenseKeyError(LicenseError, ValueError):
     """License key material is malformed, of an unsupported type, or too weak."""
 
     default_message = "invalid license key"
+# --- XML signing -----------------------------------------------------------------------------
+
+
+class XmlError(StornoSecurityError):
+    """Root of the XML subtree (safe parsing, signatures, schema validation)."""
+
+    default_message = "XML error"
+
+
+class XmlParseError(XmlError):
+    """An XML document was refused before use: malformed, a DTD, an entity, too large or too deep.
+
+    One message for every cause; ``reason`` names it (``malformed``, ``dtd``, ``entity``,
+    ``too_large``, ``too_deep``, ``external``) for logs.
+    """
+
+    default_message = "XML document refused"
+
+
+class InvalidXmlSignatureError(XmlError):
+    """An XML signature is not acceptable, for any reason.
+
+    One message for every cause (no signature, bad digest, bad signature value, untrusted or
+    expired certificate, forbidden algorithm, a reference that does not cover the document).
+    ``reason`` names the cause for logs.
+    """
+
+    default_message = "invalid XML signature"
+
+
+class XmlSchemaError(XmlError):
+    """A document does not match its provider's schema.
+
+    Attributes:
+        errors: the schema's complaints as ``(line, message)`` pairs, in document order.
+    """
+
+    default_message = "XML document does not match the schema"
+
+    def __init__(self, errors: tuple[tuple[int, str], ...], *, reason: str = "invalid") -> None:
+        lines = "; ".join(f"line {line}: {message}" for line, message in errors[:10])
+        super().__init__(f"{self.default_message}: {lines}" if lines else None, reason=reason)
+        self.errors = errors
+
+
+class UnknownSchemaProviderError(XmlError, LookupError):
+    """No schema provider of this name is known to the registry."""
+
+    default_message = "unknown schema provider"
+
+
+class SchemaUnavailableError(XmlError):
+    """The provider is known but its schema files are not there (not shipped, not registered,
+    or an import that would leave the schema directory)."""
+
+    default_message = "schema not available"

@@ -20,6 +20,7 @@ IMPLEMENTED = (
     "ACC-3",
     *(f"VLT-{n}" for n in range(1, 4)),
     *(f"LIC-{n}" for n in range(1, 5)),
+    *(f"XML-{n}" for n in range(1, 4)),
 )
 
 

@@ -1,0 +1,173 @@
+"""XML signing and verification speed, against baselines measured in the same run.
+
+Builds a ~20 KB UBL 2.1 invoice (the test invoice with more lines), then prints ops/s for:
+  * bare RSA-2048 PKCS#1 v1.5 SHA-256 sign and verify of the same bytes (cryptography);
+  * the hardened parse alone;
+  * ``XmlSigner.sign`` (enveloped XMLDSig, exclusive C14N) and ``XmlSigner.sign_xades``;
+  * ``XmlVerifier.verify`` with a pinned certificate and with a CA, and ``verify_xades``;
+  * ``XmlVerifier.verify_detached`` (the ANAF form);
+and the cost of each against the bare RSA operation. XML signing is dominated by parsing,
+canonicalisation and signxml's defensive re-serialisations, not by RSA; the ratios show how much.
+
+Run: python bench/xmlsig.py [--seconds 1.0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.x509.oid import NameOID
+
+from storno_security.clock import FrozenClock
+from storno_security.xmlsig import XmlSigner, XmlVerifier, parse_xml
+
+INVOICE = Path(__file__).parent.parent / "tests" / "xmlsig" / "data" / "ubl-invoice.xml"
+
+
+def measure(fn: Callable[[], object], seconds: float, rounds: int = 5) -> float:
+    """Median µs/op over ``rounds`` runs of about ``seconds / rounds`` each."""
+    for _ in range(5):
+        fn()
+    start = time.perf_counter()
+    n = 0
+    while time.perf_counter() - start < 0.05:
+        fn()
+        n += 1
+    per_round = max(5, int(n * (seconds / rounds) / 0.05))
+    results = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        for _ in range(per_round):
+            fn()
+        results.append((time.perf_counter() - t0) / per_round * 1e6)
+    return statistics.median(results)
+
+
+def _certificates(now: datetime) -> tuple[rsa.RSAPrivateKey, x509.Certificate, x509.Certificate]:
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(name("Bench CA"))
+        .issuer_name(name("Bench CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name("Bench Signer"))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(2)
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(True, True, False, False, False, False, False, False, False),
+            critical=True,
+        )
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    return key, certificate, ca
+
+
+def _invoice(target_bytes: int) -> bytes:
+    text = INVOICE.read_bytes()
+    start = text.index(b"  <cac:InvoiceLine>")
+    end = text.index(b"</Invoice>")
+    lines = text[start:end]
+    body = text[:end]
+    while len(body) < target_bytes - len(b"</Invoice>\n"):
+        body += lines
+    return body + b"</Invoice>\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=1.0, help="time per measurement")
+    args = parser.parse_args()
+
+    now = datetime.now(UTC)
+    clock = FrozenClock(now)
+    key, certificate, ca = _certificates(now)
+    document = _invoice(20_000)
+    signer = XmlSigner(key, certificate, clock=clock)
+    pinned = XmlVerifier(expected_certificate=certificate, clock=clock)
+    by_ca = XmlVerifier(trusted_cas=[ca], clock=clock)
+    signed = signer.sign(document)
+    signed_xades = signer.sign_xades(document)
+    detached = signer.sign_detached(document, uri="invoice.xml")
+    pinned.verify(signed)
+    by_ca.verify(signed)
+    pinned.verify_xades(signed_xades)
+    pinned.verify_detached(detached, data=document)
+
+    public = key.public_key()
+    raw_signature = key.sign(document, padding.PKCS1v15(), hashes.SHA256())
+
+    figures = {
+        "bare RSA-SHA256 sign": measure(
+            lambda: key.sign(document, padding.PKCS1v15(), hashes.SHA256()), args.seconds
+        ),
+        "bare RSA-SHA256 verify": measure(
+            lambda: public.verify(raw_signature, document, padding.PKCS1v15(), hashes.SHA256()),
+            args.seconds,
+        ),
+        "hardened parse": measure(lambda: parse_xml(document), args.seconds),
+        "sign (XMLDSig)": measure(lambda: signer.sign(document), args.seconds),
+        "sign (XAdES-BES)": measure(lambda: signer.sign_xades(document), args.seconds),
+        "verify, pinned cert": measure(lambda: pinned.verify(signed), args.seconds),
+        "verify, CA chain": measure(lambda: by_ca.verify(signed), args.seconds),
+        "verify XAdES, pinned": measure(lambda: pinned.verify_xades(signed_xades), args.seconds),
+        "verify detached (ANAF)": measure(
+            lambda: pinned.verify_detached(detached, data=document), args.seconds
+        ),
+    }
+    width = max(map(len, figures))
+    print(
+        f"XML signing, RSA-2048, invoice {len(document)} bytes "
+        f"({len(signed)} signed), Python {sys.version.split()[0]}"
+    )
+    for name, value in figures.items():
+        print(f"  {name:<{width}}  {value:9.1f} µs/op  {1e6 / value:8.0f} ops/s")
+    rsa_sign = figures["bare RSA-SHA256 sign"]
+    rsa_verify = figures["bare RSA-SHA256 verify"]
+    print("  cost against the bare RSA operation on the same bytes:")
+    for name in ("sign (XMLDSig)", "sign (XAdES-BES)"):
+        print(f"    {name:<{width}}  {figures[name] / rsa_sign:7.2f}x bare sign")
+    for name in (
+        "verify, pinned cert",
+        "verify, CA chain",
+        "verify XAdES, pinned",
+        "verify detached (ANAF)",
+    ):
+        print(f"    {name:<{width}}  {figures[name] / rsa_verify:7.2f}x bare verify")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,653 @@
+"""XMLDSig and XAdES-BES signing and verification on ``signxml`` (XML-2).
+
+Signing: enveloped XMLDSig, RSA-SHA256, SHA-256 digests, exclusive C14N, the signer certificate
+(and chain) in ``KeyInfo``; XAdES-BES through signxml's XAdES support, with the signing time from
+the injected clock; a detached signature document over a separate file.
+
+Verification pins trust: either one expected certificate, or a set of trusted CA certificates
+through which the certificate in ``KeyInfo`` must chain. The algorithms come from this module's
+allow-list, never from the document (SHA-1 is refused). It returns only what was signed
+(signxml's ``signed_xml``), and it requires the data reference to cover the whole document (the
+empty URI or the root's id): every other reference must point inside the ``ds:Signature``, so a
+signed element moved elsewhere, a second element with the same id, or a reference to a fragment
+are refused.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+import cryptography.exceptions
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from lxml import etree
+from signxml.algorithms import (
+    CanonicalizationMethod,
+    DigestAlgorithm,
+    SignatureConstructionMethod,
+    SignatureMethod,
+)
+from signxml.exceptions import SignXMLException
+from signxml.signer import XMLSigner
+from signxml.util import X509CertChainVerifier
+from signxml.verifier import SignatureConfiguration, VerifyResult, XMLVerifier
+from signxml.xades.xades import XAdESSignatureConfiguration, XAdESSigner, XAdESVerifier
+
+from storno_security.clock import Clock
+from storno_security.errors import InvalidXmlSignatureError
+from storno_security.xmlsig.parsing import hardened_parser, parse_xml
+from storno_security.xmlsig.policy import XmlPolicy
+
+__all__ = [
+    "ACCEPTED_DIGEST_METHODS",
+    "ACCEPTED_SIGNATURE_METHODS",
+    "MIN_RSA_BITS",
+    "VerifiedXml",
+    "XmlSigner",
+    "XmlVerifier",
+]
+
+#: The smallest RSA modulus a signer accepts.
+MIN_RSA_BITS = 2048
+
+_DS = "http://www.w3.org/2000/09/xmldsig#"
+_XADES = "http://uri.etsi.org/01903/v1.3.2#"
+_NS = {"ds": _DS}
+_ID_ATTRIBUTES = ("Id", "ID", "id")
+
+#: Signature methods a verifier accepts. No SHA-1, no HMAC, no DSA.
+ACCEPTED_SIGNATURE_METHODS = frozenset(
+    {
+        SignatureMethod.RSA_SHA256,
+        SignatureMethod.RSA_SHA384,
+        SignatureMethod.RSA_SHA512,
+        SignatureMethod.SHA256_RSA_MGF1,
+        SignatureMethod.SHA384_RSA_MGF1,
+        SignatureMethod.SHA512_RSA_MGF1,
+        SignatureMethod.ECDSA_SHA256,
+        SignatureMethod.ECDSA_SHA384,
+        SignatureMethod.ECDSA_SHA512,
+    }
+)
+#: Digest methods a verifier accepts. No SHA-1.
+ACCEPTED_DIGEST_METHODS = frozenset(
+    {DigestAlgorithm.SHA256, DigestAlgorithm.SHA384, DigestAlgorithm.SHA512}
+)
+
+#: Everything signxml, lxml, cryptography and base64 raise on a hostile or broken signature.
+_VERIFY_FAILURES = (
+    SignXMLException,
+    cryptography.exceptions.InvalidSignature,
+    etree.LxmlError,
+    ValueError,
+    TypeError,
+    KeyError,
+    AttributeError,
+    IndexError,
+)
+
+
+def _reason(exc: BaseException) -> str:
+    name = type(exc).__name__
+    return {
+        "InvalidDigest": "digest_mismatch",
+        "InvalidCertificate": "untrusted_certificate",
+        "InvalidSignature": "bad_signature",
+        "DocumentInvalid": "malformed_signature",
+    }.get(name, "malformed_signature" if name != "InvalidInput" else "refused_input")
+
+
+# --- signing ---------------------------------------------------------------------------------
+
+
+class _ClockedXAdESSigner(XAdESSigner):
+    """signxml's XAdES signer with the signing time taken from an injected clock."""
+
+    def __init__(self, *, clock: Clock, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._clock = clock
+
+    def add_signing_time(
+        self, signed_signature_properties: etree._Element, sig_root: Any, signing_settings: Any
+    ) -> None:
+        element = etree.SubElement(
+            signed_signature_properties, f"{{{_XADES}}}SigningTime", nsmap=self.namespaces
+        )
+        element.text = self._clock.now().isoformat(timespec="seconds")
+
+    def _add_reference_to_signed_info(
+        self, sig_root: etree._Element, node_to_reference: etree._Element, **attributes: str
+    ) -> None:
+        # signxml digests SignedProperties and KeyInfo with the signer's C14N but writes no
+        # Transforms, so a verifier falls back to inclusive C14N and the digest cannot match
+        # under exclusive C14N. Name the transform explicitly; the digest is still signxml's.
+        signed_info = sig_root.find("ds:SignedInfo", _NS)
+        reference = etree.SubElement(signed_info, f"{{{_DS}}}Reference", nsmap=self.namespaces)
+        reference.set("URI", f"#{node_to_reference.get('Id')}")
+        for name, value in attributes.items():
+            reference.set(name, value)
+        transforms = etree.SubElement(reference, f"{{{_DS}}}Transforms")
+        etree.SubElement(transforms, f"{{{_DS}}}Transform", Algorithm=self.c14n_alg.value)
+        etree.SubElement(reference, f"{{{_DS}}}DigestMethod", Algorithm=self.digest_alg.value)
+        digest_value = etree.SubElement(reference, f"{{{_DS}}}DigestValue")
+        canonical = self._c14n(node_to_reference, algorithm=self.c14n_alg)
+        digest_value.text = base64.b64encode(
+            self._get_digest(canonical, algorithm=self.digest_alg)
+        ).decode("ascii")
+
+
+def _check_signing_material(
+    private_key: object, certificate: object, chain: Sequence[object]
+) -> tuple[rsa.RSAPrivateKey, x509.Certificate, tuple[x509.Certificate, ...]]:
+    if not isinstance(private_key, rsa.RSAPrivateKey):
+        raise TypeError("private_key must be an RSA private key (cryptography)")
+    if private_key.key_size < MIN_RSA_BITS:
+        raise ValueError(f"RSA keys must have at least {MIN_RSA_BITS} bits")
+    if not isinstance(certificate, x509.Certificate):
+        raise TypeError("certificate must be a cryptography x509.Certificate")
+    if not all(isinstance(cert, x509.Certificate) for cert in chain):
+        raise TypeError("chain must hold x509.Certificate objects")
+    if certificate.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    ) != private_key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    ):
+        raise ValueError("certificate does not belong to private_key")
+    return private_key, certificate, tuple(chain)  # type: ignore[arg-type]
+
+
+def _serialize(element: etree._Element) -> bytes:
+    return bytes(etree.tostring(element, xml_declaration=True, encoding="UTF-8"))
+
+
+class XmlSigner:
+    """Signs XML documents with one RSA key and its certificate.
+
+    Args:
+        private_key: the signer's RSA private key (at least 2048 bits).
+        certificate: the signer's certificate; it must hold ``private_key``'s public key.
+        chain: intermediate certificates to put in ``KeyInfo`` after the signer's.
+        clock: the source of the XAdES signing time.
+        policy: limits for the documents given to sign.
+
+    Raises:
+        TypeError: a key or certificate of the wrong type.
+        ValueError: a key under 2048 bits, or a certificate for another key.
+    """
+
+    def __init__(
+        self,
+        private_key: rsa.RSAPrivateKey,
+        certificate: x509.Certificate,
+        *,
+        chain: Sequence[x509.Certificate] = (),
+        clock: Clock,
+        policy: XmlPolicy | None = None,
+    ) -> None:
+        self._key, self._certificate, self._chain = _check_signing_material(
+            private_key, certificate, chain
+        )
+        self._clock = clock
+        self._policy = policy if policy is not None else XmlPolicy()
+
+    def __repr__(self) -> str:
+        return f"XmlSigner(subject={self._certificate.subject.rfc4514_string()!r})"
+
+    @property
+    def certificate(self) -> x509.Certificate:
+        """The signer's certificate."""
+        return self._certificate
+
+    def _settings(self) -> dict[str, Any]:
+        return {
+            "signature_algorithm": SignatureMethod.RSA_SHA256,
+            "digest_algorithm": DigestAlgorithm.SHA256,
+            "c14n_algorithm": CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0,
+        }
+
+    def _certs(self) -> list[x509.Certificate]:
+        return [self._certificate, *self._chain]
+
+    def sign(self, document: bytes, *, reference_id: str | None = None) -> bytes:
+        """Sign a whole document with an enveloped XMLDSig signature (RSA-SHA256, exc-C14N).
+
+        The ``ds:Signature`` becomes the last child of the root element, or replaces a
+        ``<ds:Signature Id="placeholder"/>`` element if the document has one (UBL puts it in
+        ``ext:UBLExtensions``).
+
+        Args:
+            document: the document to sign; parsed with the hardened parser.
+            reference_id: reference the root by this id (``URI="#id"``) instead of the empty URI;
+                the root must carry it as its ``Id`` attribute.
+
+        Returns:
+            The signed document, UTF-8 with an XML declaration.
+
+        Raises:
+            XmlParseError: the document is refused by the parser.
+            ValueError: ``reference_id`` is not the root's ``Id``.
+        """
+        root = parse_xml(document, policy=self._policy)
+        reference: str | None = None
+        if reference_id is not None:
+            if root.get("Id") != reference_id:
+                raise ValueError("reference_id must be the Id attribute of the root element")
+            reference = f"#{reference_id}"
+        signer = XMLSigner(method=SignatureConstructionMethod.enveloped, **self._settings())
+        signed = signer.sign(root, key=self._key, cert=self._certs(), reference_uri=reference)
+        return _serialize(signed)
+
+    def sign_xades(self, document: bytes) -> bytes:
+        """Sign a whole document with an enveloped XAdES-BES signature.
+
+        The signature carries ``SigningTime`` (from the clock), ``SigningCertificateV2`` and a
+        ``DataObjectFormat``; ``SignedInfo`` references the document, ``KeyInfo`` and the signed
+        properties.
+
+        Args:
+            document: the document to sign; parsed with the hardened parser.
+
+        Returns:
+            The signed document, UTF-8 with an XML declaration.
+
+        Raises:
+            XmlParseError: the document is refused by the parser.
+        """
+        root = parse_xml(document, policy=self._policy)
+        signer = _ClockedXAdESSigner(
+            clock=self._clock, method=SignatureConstructionMethod.enveloped, **self._settings()
+        )
+        # No KeyValue beside the certificate: two statements of the key are one too many.
+        signed = signer.sign(root, key=self._key, cert=self._certs(), always_add_key_value=False)
+        return _serialize(signed)
+
+    def sign_detached(self, document: bytes, *, uri: str, xades: bool = False) -> bytes:
+        """Make a separate signature document over ``document`` (the ANAF response form).
+
+        The signature's data reference has ``URI=uri`` (the file name the document travels
+        under) and an exclusive C14N transform; the returned bytes are the ``ds:Signature``
+        document alone.
+
+        Args:
+            document: the signed file's content; parsed with the hardened parser.
+            uri: the reference URI naming the file, e.g. ``"4213456.xml"``; not a fragment.
+            xades: add XAdES-BES signed properties.
+
+        Returns:
+            The detached signature document.
+
+        Raises:
+            XmlParseError: the document is refused by the parser.
+            ValueError: ``uri`` is empty or a fragment (``#...``).
+        """
+        if not isinstance(uri, str) or not uri or uri.startswith("#"):
+            raise ValueError("uri must name the signed file, not a fragment")
+        root = parse_xml(document, policy=self._policy)
+        if xades:
+            signer: XMLSigner = _ClockedXAdESSigner(
+                clock=self._clock, method=SignatureConstructionMethod.detached, **self._settings()
+            )
+        else:
+            signer = XMLSigner(method=SignatureConstructionMethod.detached, **self._settings())
+        signature = signer.sign(
+            root,
+            key=self._key,
+            cert=self._certs(),
+            reference_uri=uri,
+            always_add_key_value=False,
+        )
+        return _serialize(signature)
+
+
+# --- verification ----------------------------------------------------------------------------
+
+
+@attrs.frozen
+class VerifiedXml:
+    """What a signature covered, and who signed it. Use ``element``, never the input document.
+
+    Attributes:
+        element: the signed element, re-parsed from the canonical bytes that were signed.
+        signed_bytes: the exact (canonical) bytes whose digest the signature covers.
+        certificate: the certificate whose key verified the signature.
+        signing_time: the signed XAdES ``SigningTime`` (aware), or ``None`` for plain XMLDSig.
+            It is the signer's claim, covered by the signature, not a trusted timestamp.
+    """
+
+    element: etree._Element = attrs.field(repr=False)
+    signed_bytes: bytes = attrs.field(repr=False)
+    certificate: x509.Certificate
+    signing_time: datetime | None = None
+
+
+class _StoreChainVerifier(X509CertChainVerifier):
+    """signxml's chain verifier with the trust store given in memory instead of a PEM file."""
+
+    def __init__(self, cas: Sequence[x509.Certificate], verification_time: datetime) -> None:
+        super().__init__(  # type: ignore[no-untyped-call]
+            ca_pem_file="<in memory>", verification_time=verification_time
+        )
+        self._trusted = x509.verification.Store(list(cas))
+
+    @property
+    def store(self) -> x509.verification.Store:
+        return self._trusted
+
+
+class _PlainVerifier(XMLVerifier):
+    trusted_cas: Sequence[x509.Certificate] = ()
+
+    def get_cert_chain_verifier(self, ca_pem_file: Any, ee_policy: Any, ca_policy: Any) -> Any:
+        now = self._get_cert_verification_time()  # type: ignore[no-untyped-call]
+        return _StoreChainVerifier(self.trusted_cas, now)
+
+
+class _XAdESVerifier(XAdESVerifier):
+    trusted_cas: Sequence[x509.Certificate] = ()
+
+    def get_cert_chain_verifier(self, ca_pem_file: Any, ee_policy: Any, ca_policy: Any) -> Any:
+        now = self._get_cert_verification_time()  # type: ignore[no-untyped-call]
+        return _StoreChainVerifier(self.trusted_cas, now)
+
+
+def _find_by_id(root: etree._Element, value: str) -> list[etree._Element]:
+    # The same lookup as signxml's (any attribute whose local name is an id name, in this
+    # order), so that "the element signxml verified" and "the element we check" are one.
+    for attribute in _ID_ATTRIBUTES:
+        found = root.xpath("//*[@*[local-name() = $name] = $value]", name=attribute, value=value)
+        if found:
+            return list(found)
+    return []
+
+
+def _signing_time(results: Sequence[VerifyResult]) -> datetime:
+    """The SigningTime from the SignedProperties that signxml verified (not from the input)."""
+    for result in results:
+        properties = getattr(result, "signed_properties", None)
+        if properties is None:
+            continue
+        text = properties.findtext(f"{{{_XADES}}}SigningTime")
+        try:
+            value = datetime.fromisoformat((text or "").strip().replace("Z", "+00:00"))
+        except ValueError:
+            break
+        if value.tzinfo is None:
+            break
+        return value.astimezone(UTC)
+    raise InvalidXmlSignatureError(reason="signing_time")
+
+
+def _is_inside(element: etree._Element, ancestor: etree._Element) -> bool:
+    return any(parent is ancestor for parent in element.iterancestors())
+
+
+def _public_pem(certificate: x509.Certificate) -> bytes:
+    return certificate.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+class XmlVerifier:
+    """Verifies XMLDSig and XAdES signatures against pinned trust.
+
+    Give exactly one of ``expected_certificate`` (the signature must verify with this
+    certificate's key; the ``KeyInfo`` is not trusted) or ``trusted_cas`` (the first
+    ``X509Certificate`` in ``KeyInfo`` must chain to one of them, with the digitalSignature key
+    usage). Certificate validity is checked at the clock's time.
+
+    Args:
+        expected_certificate: the one certificate trusted to sign.
+        trusted_cas: CA certificates trusted to issue signer certificates.
+        clock: the time at which certificates must be valid.
+        policy: limits for every document and signature read.
+        signature_location: where the enveloped ``ds:Signature`` must be, as signxml's
+            ``location`` XPath prefix; default ``"./"`` (a child of the root). UBL documents
+            use ``"./{ext}UBLExtensions/{ext}UBLExtension/{ext}ExtensionContent/"`` style paths.
+
+    Raises:
+        ValueError: neither or both of ``expected_certificate`` and ``trusted_cas``, or an empty
+            ``trusted_cas``.
+        TypeError: a certificate that is not a ``cryptography`` certificate.
+    """
+
+    def __init__(
+        self,
+        *,
+        expected_certificate: x509.Certificate | None = None,
+        trusted_cas: Sequence[x509.Certificate] | None = None,
+        clock: Clock,
+        policy: XmlPolicy | None = None,
+        signature_location: str = "./",
+    ) -> None:
+        if (expected_certificate is None) == (trusted_cas is None):
+            raise ValueError("give exactly one of expected_certificate and trusted_cas")
+        if expected_certificate is not None and not isinstance(
+            expected_certificate, x509.Certificate
+        ):
+            raise TypeError("expected_certificate must be a cryptography x509.Certificate")
+        cas = tuple(trusted_cas) if trusted_cas is not None else ()
+        if trusted_cas is not None and not cas:
+            raise ValueError("trusted_cas must hold at least one certificate")
+        if not all(isinstance(ca, x509.Certificate) for ca in cas):
+            raise TypeError("trusted_cas must hold x509.Certificate objects")
+        if not isinstance(signature_location, str) or not signature_location.endswith("/"):
+            raise ValueError("signature_location must be an XPath prefix ending in '/'")
+        self._expected = expected_certificate
+        self._cas = cas
+        self._clock = clock
+        self._policy = policy if policy is not None else XmlPolicy()
+        self._location = signature_location
+
+    def verify(self, document: bytes) -> VerifiedXml:
+        """Verify an enveloped XMLDSig signature over the whole document.
+
+        Args:
+            document: the signed document.
+
+        Returns:
+            The signed element (the document without its signature, re-parsed from the signed
+            canonical bytes) and the signer's certificate.
+
+        Raises:
+            XmlParseError: the document is refused by the hardened parser.
+            InvalidXmlSignatureError: the signature is missing, invalid, made with a forbidden
+                algorithm or an untrusted certificate, or does not cover the whole document.
+        """
+        root = parse_xml(document, policy=self._policy)
+        return self._verify(root, xades=False, location=self._location)
+
+    def verify_xades(self, document: bytes) -> VerifiedXml:
+        """Verify an enveloped XAdES-BES signature over the whole document.
+
+        Besides the XMLDSig checks, the signed ``SigningCertificate(V2)`` digest must match the
+        certificate that verified the signature.
+
+        Args:
+            document: the signed document.
+
+        Returns:
+            The signed element and the signer's certificate.
+
+        Raises:
+            XmlParseError: the document is refused by the hardened parser.
+            InvalidXmlSignatureError: as for :meth:`verify`, or the XAdES signed properties are
+                missing or do not match.
+        """
+        root = parse_xml(document, policy=self._policy)
+        return self._verify(root, xades=True, location=self._location)
+
+    def verify_detached(
+        self, signature: bytes, *, data: bytes, data_uri: str | None = None
+    ) -> VerifiedXml:
+        """Verify a detached signature document over a separate file (the ANAF response form).
+
+        The signature must have exactly one reference to an external URI, which is answered
+        with ``data`` (after the hardened parser accepted it); its other references (XAdES
+        signed properties, ``KeyInfo``) must point inside the signature. Both plain XMLDSig and
+        XAdES detached signatures are accepted; a signature with XAdES signed properties is
+        checked as XAdES.
+
+        Args:
+            signature: the signature document (its root is ``ds:Signature``).
+            data: the signed file's bytes.
+            data_uri: if given, the external reference's URI must be exactly this.
+
+        Returns:
+            The signed data element and the signer's certificate.
+
+        Raises:
+            XmlParseError: the signature document or the data is refused by the hardened parser.
+            InvalidXmlSignatureError: the signature is invalid, untrusted, does not reference
+                exactly one external file, or references another file than ``data_uri``.
+        """
+        signature_root = parse_xml(signature, policy=self._policy)
+        data_root = parse_xml(data, policy=self._policy)
+        if signature_root.tag != f"{{{_DS}}}Signature":
+            raise InvalidXmlSignatureError(reason="not_a_signature")
+        raw = bytes(data)
+        calls: list[str] = []
+
+        def resolve(uri: str) -> Any:
+            calls.append(uri)
+            if data_uri is not None and uri != data_uri:
+                return None
+            reference = next(
+                (
+                    ref
+                    for ref in signature_root.iterfind("ds:SignedInfo/ds:Reference", _NS)
+                    if ref.get("URI") == uri
+                ),
+                None,
+            )
+            has_transforms = reference is not None and (
+                reference.find("ds:Transforms/ds:Transform", _NS) is not None
+            )
+            # With transforms the digest is over canonical XML; without, over the file's bytes.
+            return data_root if has_transforms else raw
+
+        xades = any(
+            ref.get("Type") == "http://uri.etsi.org/01903#SignedProperties"
+            for ref in signature_root.iterfind("ds:SignedInfo/ds:Reference", _NS)
+        )
+        result = self._verify(signature_root, xades=xades, location="./", uri_resolver=resolve)
+        if len(calls) != 1:
+            raise InvalidXmlSignatureError(reason="external_reference_count")
+        return result
+
+    def _run_signxml(
+        self,
+        root: etree._Element,
+        *,
+        xades: bool,
+        location: str,
+        expect_references: int | bool,
+        uri_resolver: Callable[[str], Any] | None,
+    ) -> list[VerifyResult]:
+        now = self._clock.now()
+        config_class = XAdESSignatureConfiguration if xades else SignatureConfiguration
+        config = config_class(
+            location=location,
+            expect_references=expect_references,
+            signature_methods=ACCEPTED_SIGNATURE_METHODS,
+            digest_algorithms=ACCEPTED_DIGEST_METHODS,
+            verification_time=now,
+        )
+        verifier = _XAdESVerifier() if xades else _PlainVerifier()
+        verifier.trusted_cas = self._cas
+        try:
+            results = verifier.verify(
+                root,
+                x509_cert=self._expected,
+                expect_config=config,
+                parser=hardened_parser(),
+                uri_resolver=uri_resolver,
+            )
+        except _VERIFY_FAILURES as exc:
+            raise InvalidXmlSignatureError(reason=_reason(exc)) from None
+        return list(results) if isinstance(results, list) else [results]
+
+    def _verify(
+        self,
+        root: etree._Element,
+        *,
+        xades: bool,
+        location: str,
+        uri_resolver: Callable[[str], Any] | None = None,
+    ) -> VerifiedXml:
+        detached = uri_resolver is not None
+        if root.tag == f"{{{_DS}}}Signature":
+            signature_element = root
+            if not detached:
+                raise InvalidXmlSignatureError(reason="enveloping_refused")
+        else:
+            found = root.findall(f"{location}ds:Signature", _NS)
+            if len(found) != 1:
+                raise InvalidXmlSignatureError(reason="signature_count")
+            signature_element = found[0]
+        all_signatures = list(root.iter(f"{{{_DS}}}Signature"))
+        if len(all_signatures) != 1:
+            raise InvalidXmlSignatureError(reason="signature_count")
+        expect: int | bool = True if detached or xades else 1
+        results = self._run_signxml(
+            root,
+            xades=xades,
+            location=location,
+            expect_references=expect,
+            uri_resolver=uri_resolver,
+        )
+        references = results[0].signature_xml.findall("ds:SignedInfo/ds:Reference", _NS)
+        if len(references) != len(results):
+            raise InvalidXmlSignatureError(reason="reference_count")
+        data_results: list[VerifyResult] = []
+        for reference, result in zip(references, results, strict=True):
+            uri = reference.get("URI")
+            if uri is None:
+                raise InvalidXmlSignatureError(reason="reference_without_uri")
+            if uri == "":
+                if detached:
+                    raise InvalidXmlSignatureError(reason="reference_outside_data")
+                data_results.append(result)
+            elif uri.startswith("#"):
+                targets = _find_by_id(root, uri[1:])
+                if len(targets) != 1:
+                    raise InvalidXmlSignatureError(reason="ambiguous_reference")
+                if targets[0] is root and not detached:
+                    data_results.append(result)
+                elif not _is_inside(targets[0], signature_element):
+                    raise InvalidXmlSignatureError(reason="reference_outside_data")
+            elif detached:
+                data_results.append(result)
+            else:
+                raise InvalidXmlSignatureError(reason="external_reference")
+        if len(data_results) != 1 or data_results[0].signed_xml is None:
+            raise InvalidXmlSignatureError(reason="data_reference_count")
+        data = data_results[0]
+        return VerifiedXml(
+            element=data.signed_xml,
+            signed_bytes=bytes(data.signed_data),
+            certificate=self._signer_certificate(data),
+            signing_time=_signing_time(results) if xades else None,
+        )
+
+    def _signer_certificate(self, result: VerifyResult) -> x509.Certificate:
+        if self._expected is not None:
+            return self._expected
+        for element in result.signature_xml.iterfind(".//ds:X509Certificate", _NS):
+            try:
+                certificate = x509.load_der_x509_certificate(
+                    _b64decode("".join((element.text or "").split()))
+                )
+            except ValueError:
+                continue
+            if _public_pem(certificate) == result.signature_key:
+                return certificate
+        raise InvalidXmlSignatureError(reason="signer_certificate_missing")
+
+
+def _b64decode(text: str) -> bytes:
+    return base64.b64decode(text, validate=True)

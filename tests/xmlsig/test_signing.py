@@ -1,0 +1,646 @@
+"""XML-2: enveloped XMLDSig and XAdES-BES signing; pinned verification that returns only what
+was signed; signature wrapping, wrong certificates, tampering and SHA-1 are refused."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import importlib.util
+from datetime import timedelta
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from lxml import etree
+from signxml import CanonicalizationMethod, SignatureMethod, XMLSigner
+
+from storno_security.clock import FrozenClock
+from storno_security.errors import InvalidXmlSignatureError, XmlParseError
+from storno_security.xmlsig import SchemaRegistry, VerifiedXml, XmlSigner, XmlVerifier, parse_xml
+from tests.xmlsig.conftest import NOW, Identity, make_signer
+
+DS = "http://www.w3.org/2000/09/xmldsig#"
+XADES = "http://uri.etsi.org/01903/v1.3.2#"
+CBC = "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"
+CAC = "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"
+NS = {"ds": DS, "xades": XADES, "cbc": CBC, "cac": CAC}
+
+pytestmark = pytest.mark.spec("XML-2")
+
+
+def _c14n(element: etree._Element) -> bytes:
+    return etree.tostring(element, method="c14n", exclusive=True)
+
+
+def _without_signature(document: bytes) -> etree._Element:
+    root = parse_xml(document)
+    for signature in root.iter(f"{{{DS}}}Signature"):
+        signature.getparent().remove(signature)
+    return root
+
+
+def _payable(element: etree._Element) -> str:
+    return element.findtext("cac:LegalMonetaryTotal/cbc:PayableAmount", namespaces=NS)
+
+
+def _tamper_amount(document: bytes) -> bytes:
+    tampered = document.replace(b">12652.08</cbc:PayableAmount>", b">1.08</cbc:PayableAmount>")
+    assert tampered != document
+    return tampered
+
+
+# --- round trips -----------------------------------------------------------------------------
+
+
+def test_enveloped_signature_has_the_required_shape(signer: XmlSigner, ubl_invoice: bytes) -> None:
+    signed = parse_xml(signer.sign(ubl_invoice))
+    signature = signed.find("ds:Signature", NS)
+    assert signature is not None
+    assert signed[-1] is signature  # enveloped, last child of the root
+    algorithms = {
+        el.tag.split("}")[1]: el.get("Algorithm")
+        for el in signature.iter()
+        if isinstance(el.tag, str) and el.get("Algorithm")
+    }
+    assert algorithms["SignatureMethod"] == "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
+    assert algorithms["CanonicalizationMethod"] == "http://www.w3.org/2001/10/xml-exc-c14n#"
+    assert algorithms["DigestMethod"] == "http://www.w3.org/2001/04/xmlenc#sha256"
+    transforms = [t.get("Algorithm") for t in signature.iterfind(".//ds:Transform", NS)]
+    assert "http://www.w3.org/2000/09/xmldsig#enveloped-signature" in transforms
+    assert "http://www.w3.org/2001/10/xml-exc-c14n#" in transforms
+    cert_text = signature.findtext("ds:KeyInfo/ds:X509Data/ds:X509Certificate", namespaces=NS)
+    certificate = x509.load_der_x509_certificate(base64.b64decode(cert_text))
+    assert certificate == signer.certificate
+
+
+@pytest.mark.parametrize("invoice", ["ubl_invoice", "cii_invoice"])
+@pytest.mark.parametrize("trust", ["pinned", "by_ca"])
+def test_round_trip_returns_exactly_the_signed_document(
+    invoice: str, trust: str, signer: XmlSigner, request: pytest.FixtureRequest
+) -> None:
+    document: bytes = request.getfixturevalue(invoice)
+    verifier: XmlVerifier = request.getfixturevalue(trust)
+    signed = signer.sign(document)
+    result = verifier.verify(signed)
+    assert isinstance(result, VerifiedXml)
+    assert result.certificate == signer.certificate
+    assert _c14n(result.element) == _c14n(_without_signature(signed))
+    assert _c14n(result.element) == _c14n(parse_xml(document))
+    assert result.element.find(f".//{{{DS}}}Signature") is None
+    assert result.signed_bytes == _c14n(result.element)
+
+
+def test_round_trip_with_a_reference_to_the_root_id(
+    signer: XmlSigner, pinned: XmlVerifier, ubl_invoice: bytes
+) -> None:
+    document = ubl_invoice.replace(b"<Invoice ", b'<Invoice Id="inv-142" ', 1)
+    signed = signer.sign(document, reference_id="inv-142")
+    assert parse_xml(signed).find(".//ds:Reference", NS).get("URI") == "#inv-142"
+    assert _payable(pinned.verify(signed).element) == "12652.08"
+    with pytest.raises(ValueError, match="root"):
+        signer.sign(document, reference_id="elsewhere")
+
+
+@pytest.mark.parametrize("trust", ["pinned", "by_ca"])
+def test_xades_bes_round_trip(
+    trust: str, signer: XmlSigner, ubl_invoice: bytes, request: pytest.FixtureRequest
+) -> None:
+    verifier: XmlVerifier = request.getfixturevalue(trust)
+    signed = signer.sign_xades(ubl_invoice)
+    root = parse_xml(signed)
+    properties = root.find(".//xades:SignedSignatureProperties", NS)
+    assert properties is not None
+    assert properties.findtext("xades:SigningTime", namespaces=NS) == NOW.isoformat()
+    digest = properties.findtext(".//xades:CertDigest/ds:DigestValue", namespaces=NS)
+    assert (
+        base64.b64decode(digest)
+        == hashlib.sha256(signer.certificate.public_bytes(encoding=_DER)).digest()
+    )
+    assert root.find(".//ds:KeyValue", NS) is None  # the key is stated once, in the certificate
+    references = root.findall(".//ds:SignedInfo/ds:Reference", NS)
+    assert len(references) == 3
+    assert any(r.get("Type") == "http://uri.etsi.org/01903#SignedProperties" for r in references)
+    result = verifier.verify_xades(signed)
+    assert _c14n(result.element) == _c14n(parse_xml(ubl_invoice))
+    assert result.certificate == signer.certificate
+    assert result.signing_time == NOW
+    assert verifier.verify(signer.sign(ubl_invoice)).signing_time is None
+
+
+def test_xades_and_plain_verification_are_not_interchangeable(
+    signer: XmlSigner, pinned: XmlVerifier, ubl_invoice: bytes
+) -> None:
+    with pytest.raises(InvalidXmlSignatureError):
+        pinned.verify(signer.sign_xades(ubl_invoice))
+    with pytest.raises(InvalidXmlSignatureError):
+        pinned.verify_xades(signer.sign(ubl_invoice))
+
+
+def test_tampered_xades_signed_properties_are_refused(
+    signer: XmlSigner, pinned: XmlVerifier, ubl_invoice: bytes
+) -> None:
+    signed = signer.sign_xades(ubl_invoice)
+    tampered = signed.replace(
+        NOW.isoformat().encode(), (NOW + timedelta(days=1)).isoformat().encode()
+    )
+    assert tampered != signed
+    with pytest.raises(InvalidXmlSignatureError):
+        pinned.verify_xades(tampered)
+
+
+# --- trust -----------------------------------------------------------------------------------
+
+
+def test_wrong_pinned_certificate_is_refused(
+    signer: XmlSigner, other_identity: Identity, xml_clock: FrozenClock, ubl_invoice: bytes
+) -> None:
+    verifier = XmlVerifier(expected_certificate=other_identity.certificate, clock=xml_clock)
+    with pytest.raises(InvalidXmlSignatureError) as caught:
+        verifier.verify(signer.sign(ubl_invoice))
+    assert str(caught.value) == "invalid XML signature"
+
+
+def test_signer_from_another_ca_is_refused(
+    other_identity: Identity, by_ca: XmlVerifier, xml_clock: FrozenClock, ubl_invoice: bytes
+) -> None:
+    stranger = XmlSigner(other_identity.key, other_identity.certificate, clock=xml_clock)
+    with pytest.raises(InvalidXmlSignatureError) as caught:
+        by_ca.verify(stranger.sign(ubl_invoice))
+    assert caught.value.reason == "untrusted_certificate"
+
+
+def test_pinned_verification_ignores_a_swapped_key_info(
+    signer: XmlSigner,
+    other_identity: Identity,
+    pinned: XmlVerifier,
+    xml_clock: FrozenClock,
+    ubl_invoice: bytes,
+) -> None:
+    # An attacker signs with their own key and puts the pinned certificate in KeyInfo.
+    stranger = XmlSigner(other_identity.key, other_identity.certificate, clock=xml_clock)
+    signed = parse_xml(stranger.sign(ubl_invoice))
+    cert = signed.find(".//ds:X509Certificate", NS)
+    cert.text = base64.b64encode(signer.certificate.public_bytes(encoding=_DER)).decode()
+    with pytest.raises(InvalidXmlSignatureError):
+        pinned.verify(etree.tostring(signed))
+
+
+@pytest.mark.parametrize("shift", [timedelta(days=400), timedelta(days=-60)])
+def test_certificate_outside_its_validity_is_refused_at_the_clock_time(
+    shift: timedelta, signer: XmlSigner, signer_identity: Identity, ubl_invoice: bytes
+) -> None:
+    signed = signer.sign(ubl_invoice)
+    for verifier in (
+        XmlVerifier(
+            expected_certificate=signer_identity.certificate, clock=FrozenClock(NOW + shift)
+        ),
+    ):
+        with pytest.raises(InvalidXmlSignatureError):
+            verifier.verify(signed)
+
+
+def test_expired_signer_is_refused_through_the_ca(
+    ca: Identity, xml_clock: FrozenClock, ubl_invoice: bytes
+) -> None:
+    old = make_signer(ca, not_before=NOW - timedelta(days=400), not_after=NOW - timedelta(days=1))
+    signed = XmlSigner(old.key, old.certificate, clock=xml_clock).sign(ubl_invoice)
+    verifier = XmlVerifier(trusted_cas=[ca.certificate], clock=xml_clock)
+    with pytest.raises(InvalidXmlSignatureError):
+        verifier.verify(signed)
+
+
+# --- tampering -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("trust", ["pinned", "by_ca"])
+def test_tampered_amount_is_refused(
+    trust: str, signer: XmlSigner, ubl_invoice: bytes, request: pytest.FixtureRequest
+) -> None:
+    verifier: XmlVerifier = request.getfixturevalue(trust)
+    with pytest.raises(InvalidXmlSignatureError) as caught:
+        verifier.verify(_tamper_amount(signer.sign(ubl_invoice)))
+    assert caught.value.reason == "digest_mismatch"
+
+
+def test_tampered_signature_value_is_refused(
+    signer: XmlSigner, pinned: XmlVerifier, ubl_invoice: bytes
+) -> None:
+    root = parse_xml(signer.sign(ubl_invoice))
+    value = root.find(".//ds:SignatureValue", NS)
+    raw = bytearray(base64.b64decode(value.text))
+    raw[10] ^= 1
+    value.text = base64.b64encode(bytes(raw)).decode()
+    with pytest.raises(InvalidXmlSignatureError) as caught:
+        pinned.verify(etree.tostring(root))
+    assert caught.value.reason == "bad_signature"
+
+
+@pytest.fixture(scope="module")
+def signed_ubl(signer_identity: Identity, ubl_invoice: bytes) -> bytes:
+    return XmlSigner(signer_identity.key, signer_identity.certificate, clock=FrozenClock(NOW)).sign(
+        ubl_invoice
+    )
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_any_change_to_signed_content_is_refused(
+    data: st.DataObject, signed_ubl: bytes, signer_identity: Identity
+) -> None:
+    verifier = XmlVerifier(expected_certificate=signer_identity.certificate, clock=FrozenClock(NOW))
+    root = parse_xml(signed_ubl)
+    candidates = [
+        el
+        for el in root.iter()
+        if isinstance(el.tag, str)
+        and el.text
+        and el.text.strip()
+        and not any(a.tag == f"{{{DS}}}Signature" for a in [el, *el.iterancestors()])
+    ]
+    target = data.draw(st.sampled_from(candidates))
+    new_text = data.draw(
+        st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=12).filter(
+            lambda t: t != target.text
+        )
+    )
+    kind = data.draw(st.sampled_from(["text", "attribute", "remove", "add"]))
+    if kind == "text":
+        target.text = new_text
+    elif kind == "attribute":
+        target.set("changed", new_text)
+    elif kind == "remove":
+        target.getparent().remove(target)
+    else:
+        etree.SubElement(target.getparent(), f"{{{CBC}}}Note").text = new_text
+    with pytest.raises(InvalidXmlSignatureError):
+        verifier.verify(etree.tostring(root))
+
+
+# --- signature wrapping ----------------------------------------------------------------------
+
+
+def _signed_with_id(signer: XmlSigner, ubl_invoice: bytes) -> etree._Element:
+    document = ubl_invoice.replace(b"<Invoice ", b'<Invoice Id="inv-142" ', 1)
+    return parse_xml(signer.sign(document, reference_id="inv-142"))
+
+
+def _evil_copy(root: etree._Element) -> etree._Element:
+    evil = copy.deepcopy(root)
+    evil.set("Id", "evil")
+    evil.remove(evil.find("ds:Signature", NS))
+    evil.find("cac:LegalMonetaryTotal/cbc:PayableAmount", NS).text = "1.00"
+    return evil
+
+
+def test_wrapping_signed_root_moved_into_the_signature_is_refused(
+    signer: XmlSigner, pinned: XmlVerifier, ubl_invoice: bytes
+) -> None:
+    original = _signed_with_id(signer, ubl_invoice)
+    evil = _evil_copy(original)
+    signature = copy.deepcopy(original.find("ds:Signature", NS))
+    moved = copy.deepcopy(original)
+    moved.remove(moved.find("ds:Signature", NS))
+    obj = etree.SubElement(signature, f"{{{DS}}}Object")
+    obj.append(moved)
+    evil.append(signature)
+    with pytest.raises(InvalidXmlSignatureError) as caught:
+        pinned.verify(etree.tostring(evil))
+    assert caught.value.reason in {"data_reference_count", "digest_mismatch"}
+
+
+def test_signature_over_a_fragment_is_refused_although_signxml_accepts_it(
+    signer_identity: Identity, pinned: XmlVerifier, ubl_invoice: bytes
+) -> None:
+    # A valid signature that covers one invoice line only: everything else could be forged.
+    document = ubl_invoice.replace(b"<cac:InvoiceLine>", b'<cac:InvoiceLine Id="line">', 1)
+    signed = XMLSigner(
+        c14n_algorithm=CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0
+    ).sign(
+        parse_xml(document),
+        key=signer_identity.key,
+        cert=[signer_identity.certificate],
+        reference_uri="#line",
+    )
+    accepted = (
+        __import__("signxml")
+        .XMLVerifier()
+        .verify(
+            etree.tostring(signed),
+            x509_cert=signer_identity.certificate,
+            expect_config=__import__("signxml").SignatureConfiguration(verification_time=NOW),
+        )
+    )
+    assert accepted.signed_xml.tag == f"{{{CAC}}}InvoiceLine"
+    with pytest.raises(InvalidXmlSignatureError) as caught:
+        pinned.verify(etree.tostring(signed))
+    assert caught.value.reason == "reference_outside_data"
+
+
+def test_wrapping_signed_root_moved_into_a_wrapper_is_refused(
+    signer: XmlSigner, pinned: XmlVerifier, ubl_invoice: bytes
+) -> None:
+    original = _signed_with_id(signer, ubl_invoice)
+    evil = _evil_copy(original)
+    signature = copy.deepcopy(original.find("ds:Signature", NS))
+    moved = copy.deepcopy(original)
+    moved.remove(moved.find("ds:Signature", NS))
+    wrapper = etree.SubElement(evil, f"{{{CBC}}}Note")
+    wrapper.append(moved)
+    evil.append(signature)
+    with pytest.raises(InvalidXmlSignatureError) as caught:
+        pinned.verify(etree.tostring(evil))
+    assert caught.value.reason == "reference_outside_data"
+
+
+def test_wrapping_second_element_with_the_same_id_is_refused(
+    signer: XmlSigner, pinned: XmlVerifier, ubl_invoice: bytes
+) -> None:
+    root = _signed_with_id(signer, ubl_invoice)
+    twin = etree.SubElement(root, f"{{{CBC}}}Note", Id="inv-142")
+    twin.text = "pay to another account"
+    root.remove(root.find("ds:Signature", NS))
+    root.append(_signed_with_id(signer, ubl_invoice).find("ds:Signature", NS))
+    with pytest.raises(InvalidXmlSignatureError):
+        pinned.verify(etree.tostring(root))
+
+
+def test_wrapping_unsigned_twin_before_the_signed_root_is_refused(
+    signer: XmlSigner, pinned: XmlVerifier, ubl_invoice: bytes
+) -> None:
+    # The evil document keeps the id on the root and hides the signed original inside it.
+    original = _signed_with_id(signer, ubl_invoice)
+    evil = _evil_copy(original)
+    evil.set("Id", "inv-142")
+    hidden = copy.deepcopy(original)
+    hidden.remove(hidden.find("ds:Signature", NS))
+    etree.SubElement(evil, f"{{{CBC}}}Note").append(hidden)
+    evil.append(copy.deepcopy(original.find("ds:Signature", NS)))
+    with pytest.raises(InvalidXmlSignatureError):
+        pinned.verify(etree.tostring(evil))
+
+
+def test_namespaced_id_twin_is_refused(
+    signer: XmlSigner, pinned: XmlVerifier, ubl_invoice: bytes
+) -> None:
+    # signxml matches ids by local name, so a foo:Id twin is a second match, not a bystander.
+    root = _signed_with_id(signer, ubl_invoice)
+    twin = etree.SubElement(root, f"{{{CBC}}}Note", nsmap={"foo": "urn:foo"})
+    twin.set("{urn:foo}Id", "inv-142")
+    signature = root.find("ds:Signature", NS)
+    root.remove(signature)
+    root.append(signature)
+    with pytest.raises(InvalidXmlSignatureError):
+        pinned.verify(etree.tostring(root))
+
+
+def test_second_signature_is_refused(
+    signer: XmlSigner, pinned: XmlVerifier, ubl_invoice: bytes
+) -> None:
+    root = parse_xml(signer.sign(ubl_invoice))
+    note = etree.SubElement(root, f"{{{CBC}}}Note")
+    note.append(copy.deepcopy(root.find("ds:Signature", NS)))
+    with pytest.raises(InvalidXmlSignatureError) as caught:
+        pinned.verify(etree.tostring(root))
+    assert caught.value.reason == "signature_count"
+
+
+def test_signature_in_an_unexpected_place_is_refused(
+    signer: XmlSigner, pinned: XmlVerifier, ubl_invoice: bytes
+) -> None:
+    root = parse_xml(signer.sign(ubl_invoice))
+    signature = root.find("ds:Signature", NS)
+    root.remove(signature)
+    etree.SubElement(root, f"{{{CBC}}}Note").append(signature)
+    with pytest.raises(InvalidXmlSignatureError):
+        pinned.verify(etree.tostring(root))
+
+
+def test_unsigned_document_is_refused(pinned: XmlVerifier, ubl_invoice: bytes) -> None:
+    with pytest.raises(InvalidXmlSignatureError) as caught:
+        pinned.verify(ubl_invoice)
+    assert caught.value.reason == "signature_count"
+
+
+def test_comment_injection_does_not_change_what_is_returned(
+    signer: XmlSigner, pinned: XmlVerifier
+) -> None:
+    signed = signer.sign(b"<Invoice><Payee>attacker@example.com</Payee></Invoice>")
+    injected = signed.replace(b"attacker@example.com", b"attacker<!---->@example.com")
+    result = pinned.verify(injected)
+    assert result.element.findtext("Payee") == "attacker@example.com"
+
+
+UBL_EXT = "urn:oasis:names:specification:ubl:schema:xsd:CommonExtensionComponents-2"
+
+
+def test_ubl_signature_in_its_extension_slot_verifies_and_stays_schema_valid(
+    signer: XmlSigner, signer_identity: Identity, xml_clock: FrozenClock, ubl_invoice: bytes
+) -> None:
+    # UBL has no room for ds:Signature under the root; the signature goes in UBLExtensions,
+    # through signxml's placeholder, and the verifier is told where to expect it.
+    slot = (
+        f'<ext:UBLExtensions xmlns:ext="{UBL_EXT}"><ext:UBLExtension><ext:ExtensionContent>'
+        f'<ds:Signature xmlns:ds="{DS}" Id="placeholder"/>'
+        "</ext:ExtensionContent></ext:UBLExtension></ext:UBLExtensions>"
+    ).encode()
+    document = ubl_invoice.replace(b"  <cbc:UBLVersionID>", slot + b"\n  <cbc:UBLVersionID>", 1)
+    signed = signer.sign(document)
+    location = (
+        f"./{{{UBL_EXT}}}UBLExtensions/{{{UBL_EXT}}}UBLExtension/{{{UBL_EXT}}}ExtensionContent/"
+    )
+    verifier = XmlVerifier(
+        expected_certificate=signer_identity.certificate,
+        clock=xml_clock,
+        signature_location=location,
+    )
+    result = verifier.verify(signed)
+    assert _payable(result.element) == "12652.08"
+    with pytest.raises(InvalidXmlSignatureError):
+        XmlVerifier(expected_certificate=signer_identity.certificate, clock=xml_clock).verify(
+            signed
+        )
+    if importlib.util.find_spec("facturx") is not None:
+        SchemaRegistry().validate("anaf-ubl", signed)
+
+
+# --- algorithms ------------------------------------------------------------------------------
+
+
+class _Sha1Signer(XMLSigner):  # type: ignore[misc]
+    """A test-only signer that skips signxml's refusal of SHA-1, to make SHA-1 signatures."""
+
+    def check_deprecated_methods(self) -> None:
+        return None
+
+
+@pytest.mark.parametrize(
+    ("signature_algorithm", "digest_algorithm"),
+    [
+        (SignatureMethod.RSA_SHA1, "http://www.w3.org/2000/09/xmldsig#sha1"),
+        (SignatureMethod.RSA_SHA256, "http://www.w3.org/2000/09/xmldsig#sha1"),
+        (SignatureMethod.RSA_SHA1, "http://www.w3.org/2001/04/xmlenc#sha256"),
+    ],
+)
+@pytest.mark.parametrize("trust", ["pinned", "by_ca"])
+def test_sha1_is_refused(
+    signature_algorithm: SignatureMethod,
+    digest_algorithm: str,
+    trust: str,
+    signer_identity: Identity,
+    ubl_invoice: bytes,
+    request: pytest.FixtureRequest,
+) -> None:
+    verifier: XmlVerifier = request.getfixturevalue(trust)
+    legacy = _Sha1Signer(
+        signature_algorithm=signature_algorithm,
+        digest_algorithm=digest_algorithm,
+        c14n_algorithm=CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0,
+    )
+    signed = legacy.sign(
+        parse_xml(ubl_invoice), key=signer_identity.key, cert=[signer_identity.certificate]
+    )
+    with pytest.raises(InvalidXmlSignatureError) as caught:
+        verifier.verify(etree.tostring(signed))
+    assert caught.value.reason == "refused_input"
+
+
+def test_hmac_signature_is_refused(pinned: XmlVerifier, ubl_invoice: bytes) -> None:
+    hmac_signer = XMLSigner(signature_algorithm=SignatureMethod.HMAC_SHA256)
+    signed = hmac_signer.sign(parse_xml(ubl_invoice), key=b"shared secret known to attacker")
+    with pytest.raises(InvalidXmlSignatureError):
+        pinned.verify(etree.tostring(signed))
+
+
+# --- detached (ANAF) -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("xades", [False, True])
+@pytest.mark.parametrize("trust", ["pinned", "by_ca"])
+def test_detached_signature_over_a_separate_invoice_file(
+    xades: bool, trust: str, signer: XmlSigner, ubl_invoice: bytes, request: pytest.FixtureRequest
+) -> None:
+    verifier: XmlVerifier = request.getfixturevalue(trust)
+    signature = signer.sign_detached(ubl_invoice, uri="4213456789.xml", xades=xades)
+    root = parse_xml(signature)
+    assert root.tag == f"{{{DS}}}Signature"
+    assert root.find("ds:SignedInfo/ds:Reference", NS).get("URI") == "4213456789.xml"
+    assert b"PayableAmount" not in signature  # the invoice is not inside the signature
+    result = verifier.verify_detached(signature, data=ubl_invoice, data_uri="4213456789.xml")
+    assert _c14n(result.element) == _c14n(parse_xml(ubl_invoice))
+    assert result.certificate == signer.certificate
+    assert verifier.verify_detached(signature, data=ubl_invoice).certificate == signer.certificate
+
+
+def test_detached_signature_refuses_a_tampered_invoice(
+    signer: XmlSigner, pinned: XmlVerifier, ubl_invoice: bytes
+) -> None:
+    signature = signer.sign_detached(ubl_invoice, uri="4213456789.xml")
+    with pytest.raises(InvalidXmlSignatureError):
+        pinned.verify_detached(signature, data=_tamper_amount(ubl_invoice))
+
+
+def test_detached_signature_refuses_another_file_name(
+    signer: XmlSigner, pinned: XmlVerifier, ubl_invoice: bytes
+) -> None:
+    signature = signer.sign_detached(ubl_invoice, uri="4213456789.xml")
+    with pytest.raises(InvalidXmlSignatureError):
+        pinned.verify_detached(signature, data=ubl_invoice, data_uri="other.xml")
+
+
+def test_detached_signature_over_raw_file_bytes_without_transforms(
+    signer_identity: Identity, pinned: XmlVerifier, ubl_invoice: bytes
+) -> None:
+    # A reference with no transforms digests the file's bytes as they are. The file here is
+    # already canonical, so signxml (which canonicalizes when signing) makes a valid vector.
+    canonical = _c14n(parse_xml(ubl_invoice))
+    legacy = XMLSigner(
+        method=__import__("signxml").methods.detached,
+        c14n_algorithm=CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0,
+    )
+
+    def drop_empty_transforms(sig_root: etree._Element, signing_settings: object) -> None:
+        for transforms in sig_root.findall(".//ds:Transforms", NS):
+            transforms.getparent().remove(transforms)
+
+    legacy.signature_annotators.append(drop_empty_transforms)  # runs before SignedInfo is signed
+    signature = legacy.sign(
+        parse_xml(canonical),
+        key=signer_identity.key,
+        cert=[signer_identity.certificate],
+        reference_uri="factura.xml",
+        exclude_c14n_transform_element=True,
+    )
+    assert signature.find(".//ds:Transforms", NS) is None
+    signature_bytes = etree.tostring(signature)
+    result = pinned.verify_detached(signature_bytes, data=canonical, data_uri="factura.xml")
+    assert result.signed_bytes == canonical
+    with pytest.raises(InvalidXmlSignatureError):
+        pinned.verify_detached(signature_bytes, data=canonical + b"\n", data_uri="factura.xml")
+
+
+def test_enveloped_signature_is_not_a_detached_one(
+    signer: XmlSigner, pinned: XmlVerifier, ubl_invoice: bytes
+) -> None:
+    with pytest.raises(InvalidXmlSignatureError):
+        pinned.verify_detached(signer.sign(ubl_invoice), data=ubl_invoice)
+
+
+def test_detached_sign_refuses_a_fragment_uri(signer: XmlSigner, ubl_invoice: bytes) -> None:
+    for uri in ("", "#inv"):
+        with pytest.raises(ValueError, match="fragment"):
+            signer.sign_detached(ubl_invoice, uri=uri)
+
+
+# --- construction ----------------------------------------------------------------------------
+
+
+def test_signer_refuses_weak_or_mismatched_keys(
+    signer_identity: Identity, other_identity: Identity, xml_clock: FrozenClock
+) -> None:
+    weak = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    with pytest.raises(ValueError, match="2048"):
+        XmlSigner(weak, signer_identity.certificate, clock=xml_clock)
+    with pytest.raises(ValueError, match="belong"):
+        XmlSigner(other_identity.key, signer_identity.certificate, clock=xml_clock)
+    with pytest.raises(TypeError):
+        XmlSigner(b"pem", signer_identity.certificate, clock=xml_clock)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        XmlSigner(signer_identity.key, b"pem", clock=xml_clock)  # type: ignore[arg-type]
+
+
+def test_signer_repr_shows_no_key(signer: XmlSigner) -> None:
+    text = repr(signer)
+    assert "Test Signer" in text
+    assert "PRIVATE" not in text
+
+
+def test_verifier_needs_exactly_one_trust_anchor(
+    signer_identity: Identity, ca: Identity, xml_clock: FrozenClock
+) -> None:
+    with pytest.raises(ValueError, match="exactly one"):
+        XmlVerifier(clock=xml_clock)
+    with pytest.raises(ValueError, match="exactly one"):
+        XmlVerifier(
+            expected_certificate=signer_identity.certificate,
+            trusted_cas=[ca.certificate],
+            clock=xml_clock,
+        )
+    with pytest.raises(ValueError, match="at least one"):
+        XmlVerifier(trusted_cas=[], clock=xml_clock)
+    with pytest.raises(TypeError):
+        XmlVerifier(trusted_cas=[b"pem"], clock=xml_clock)  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="XPath"):
+        XmlVerifier(trusted_cas=[ca.certificate], clock=xml_clock, signature_location=".//x")
+
+
+def test_verify_refuses_hostile_xml_before_signature_checks(pinned: XmlVerifier) -> None:
+    with pytest.raises(XmlParseError):
+        pinned.verify(b'<!DOCTYPE a [<!ENTITY x "y">]><a>&x;</a>')
+
+
+from cryptography.hazmat.primitives.serialization import Encoding  # noqa: E402
+
+_DER = Encoding.DER
