@@ -42,9 +42,9 @@ API_AUTHENTICATED = "api_authenticated"
 
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _MILLISECOND = timedelta(milliseconds=1)
-# Token-bucket state is kept as integers of capacity * refill_period_ms; Lua numbers are doubles,
-# so that product must stay far below 2**53 for the arithmetic to stay exact.
-_MAX_BUCKET_UNITS = 2**50
+# Token-bucket state is kept as integers up to capacity * refill_period_ms; Lua numbers are
+# doubles, so that product must stay below 2**53 for the arithmetic to stay exact. The bounds
+# below keep it under 10**7 * 86_400_000 < 2**50.
 
 
 def _check_name(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -162,8 +162,6 @@ class TokenBucketPolicy:
     def __attrs_post_init__(self) -> None:
         if self.refill_amount > self.capacity:
             raise ValueError("refill_amount must not exceed capacity")
-        if self.capacity * self.refill_period_ms > _MAX_BUCKET_UNITS:
-            raise ValueError("capacity * refill_period (in ms) must not exceed 2**50")
 
     @property
     def refill_period_ms(self) -> int:

@@ -37,7 +37,7 @@ local entries = redis.call('LRANGE', KEYS[1], 0, limit - 1)
 local floor = now - window
 local count = 0
 local oldest = nil
-local newest = now
+local newest = nil
 for i = 1, #entries do
     local t = tonumber(entries[i])
     if t == nil then
@@ -46,12 +46,13 @@ for i = 1, #entries do
     if t > floor then
         count = count + 1
         if oldest == nil or t < oldest then oldest = t end
-        if t > newest then newest = t end
+        if newest == nil or t > newest then newest = t end
     end
 end
 if count >= limit then
     return {0, 0, oldest + window - now, newest + window - now}
 end
+if newest == nil or now > newest then newest = now end
 redis.call('LPUSH', KEYS[1], ARGV[1])
 redis.call('LTRIM', KEYS[1], 0, limit - 1)
 redis.call('PEXPIRE', KEYS[1], newest + window - now)
