@@ -106,7 +106,10 @@ def storage_from_uri(
     are parsed by the ``limits`` package (its storage classes build the redis-py client, so
     every form ``limits`` documents works) and give a
     :class:`~storno_security.stores.redis.RedisRateLimitStorage` on that client, shared across
-    processes and hosts. Nothing is connected until the first check.
+    processes and hosts. Nothing is connected until the first check. The client retries a
+    failed command once, at once (no backoff), so a check against a Redis that is down fails
+    within about ``2 * connect_timeout``; a retried script may count one request twice, which
+    errs on the strict side.
 
     Args:
         uri: the storage URI.
@@ -133,12 +136,20 @@ def storage_from_uri(
         )
     from limits.errors import ConfigurationError
     from limits.storage import RedisStorage, storage_from_string
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
 
     from storno_security.stores.redis.ratelimit import RedisRateLimitStorage
 
     try:
         storage = storage_from_string(
-            uri, socket_connect_timeout=connect_timeout, socket_timeout=timeout
+            uri,
+            socket_connect_timeout=connect_timeout,
+            socket_timeout=timeout,
+            # one immediate retry (a pooled connection gone stale after a Redis restart), no
+            # backoff: redis-py's default retries three times with seconds of backoff, which
+            # would hold a request that should get its 503 at once
+            retry=Retry(NoBackoff(), 1),  # type: ignore[arg-type]
         )
     except ConfigurationError as exc:
         raise ValueError(f"cannot use this storage URI: {exc}") from None
