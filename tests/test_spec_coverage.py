@@ -14,6 +14,7 @@ IMPLEMENTED = (
     *(f"PW-{n}" for n in range(1, 6)),
     *(f"JWT-{n}" for n in range(1, 4)),
     *(f"REF-{n}" for n in range(1, 5)),
+    *(f"RL-{n}" for n in range(1, 6)),
 )
 
 

@@ -66,8 +66,12 @@ def acquire_window(
     """The sliding-log step, as pure arithmetic (the memory store runs it under a lock; the
     Redis Lua script is the same steps).
 
+    Only the entries still in the window are kept, in any order, so the log never holds more
+    than ``limit`` entries and a request that arrives out of order (from a host whose clock is
+    behind) cannot push a newer one out.
+
     Args:
-        entries: the recorded request times, newest first (at most ``limit``).
+        entries: the recorded request times.
 
     Returns:
         The acquisition, the entries to store (``None`` when unchanged), and the time-to-live of
@@ -75,25 +79,22 @@ def acquire_window(
     """
     floor_ms = now_ms - window_ms
     live = [t for t in entries if t > floor_ms]
-    newest = max(live, default=now_ms)
     if len(live) >= limit:
-        oldest = min(live)
         acquisition = Acquisition(
             allowed=False,
             remaining=0,
-            retry_after_ms=oldest + window_ms - now_ms,
-            reset_after_ms=newest + window_ms - now_ms,
+            retry_after_ms=min(live) + window_ms - now_ms,
+            reset_after_ms=max(live) + window_ms - now_ms,
         )
         return acquisition, None, 0
-    newest = max(newest, now_ms)
-    stored = [now_ms, *entries][:limit]
+    reset_after_ms = max([now_ms, *live]) + window_ms - now_ms
     acquisition = Acquisition(
         allowed=True,
         remaining=limit - len(live) - 1,
         retry_after_ms=0,
-        reset_after_ms=newest + window_ms - now_ms,
+        reset_after_ms=reset_after_ms,
     )
-    return acquisition, stored, newest + window_ms - now_ms
+    return acquisition, [*live, now_ms], reset_after_ms
 
 
 def acquire_bucket(

@@ -24,6 +24,8 @@ _STEPS = st.one_of(
     st.integers(-2_000, 0),
 )
 
+_FORWARD = st.one_of(st.integers(0, 50), st.integers(0, 5_000), st.integers(0, 10**8))
+
 _SETTINGS = settings(
     max_examples=60,
     deadline=None,
@@ -39,22 +41,15 @@ def _redis_storage(request: pytest.FixtureRequest) -> RateLimitStorage:
     return RedisRateLimitStorage(client, prefix=f"{prefix}model:")
 
 
-@pytest.mark.spec("RL-1")
-@pytest.mark.spec("RL-4")
-@_SETTINGS
-@given(
-    limit=st.integers(1, 6),
-    window_ms=st.integers(1_000, 10_000),
-    steps=st.lists(_STEPS, min_size=1, max_size=40),
-)
-def test_sliding_window_memory_and_redis_agree_and_keep_the_limit(
+def _window_results(
     request: pytest.FixtureRequest, limit: int, window_ms: int, steps: list[int]
-) -> None:
+) -> list[tuple[int, Acquisition]]:
+    """Run the steps on memory and on Redis, assert they agree, and return (time, answer)."""
     redis_storage = _redis_storage(request)
     memory = MemoryRateLimitStorage()
     key = f"w:{secrets.token_hex(8)}"
     now = START_MS
-    allowed_at: list[int] = []
+    answers = []
     for step in steps:
         now += step
         results = [
@@ -62,18 +57,55 @@ def test_sliding_window_memory_and_redis_agree_and_keep_the_limit(
             for s in (memory, redis_storage)
         ]
         assert results[0] == results[1], (now, results)
-        result = results[0]
+        answers.append((now, results[0]))
+    return answers
+
+
+@pytest.mark.spec("RL-1")
+@pytest.mark.spec("RL-4")
+@_SETTINGS
+@given(
+    limit=st.integers(1, 6),
+    window_ms=st.integers(1_000, 10_000),
+    steps=st.lists(_FORWARD, min_size=1, max_size=40),
+)
+def test_sliding_window_is_an_exact_log_in_memory_and_redis(
+    request: pytest.FixtureRequest, limit: int, window_ms: int, steps: list[int]
+) -> None:
+    allowed_at: list[int] = []
+    for now, result in _window_results(request, limit, window_ms, steps):
         live = [t for t in allowed_at if now - window_ms < t]
-        # exact: let through if and only if fewer than `limit` requests are in the window
-        # (entries from a clock ahead of this one count as in the window)
+        # let through if and only if fewer than `limit` requests are in the window
         assert result.allowed == (len(live) < limit)
         if result.allowed:
             allowed_at.append(now)
             assert result.remaining == limit - len(live) - 1
             assert result.retry_after_ms == 0
+            assert result.reset_after_ms == window_ms
         else:
             assert result.remaining == 0
             assert result.retry_after_ms == min(live) + window_ms - now > 0
+            assert result.reset_after_ms == max(live) + window_ms - now
+
+
+@pytest.mark.spec("RL-1")
+@_SETTINGS
+@given(
+    limit=st.integers(1, 6),
+    window_ms=st.integers(1_000, 10_000),
+    steps=st.lists(_STEPS, min_size=1, max_size=40),
+)
+def test_sliding_window_under_clock_skew_agrees_and_never_exceeds_the_limit(
+    request: pytest.FixtureRequest, limit: int, window_ms: int, steps: list[int]
+) -> None:
+    allowed_at = [
+        now for now, result in _window_results(request, limit, window_ms, steps) if result.allowed
+    ]
+    # whatever order the clocks of several hosts present requests in, no window of the
+    # timeline holds more than `limit` of those let through
+    for start in allowed_at:
+        inside = [t for t in allowed_at if start <= t < start + window_ms]
+        assert len(inside) <= limit, (start, sorted(allowed_at))
 
 
 @pytest.mark.spec("RL-2")
@@ -97,11 +129,11 @@ def test_token_bucket_memory_and_redis_agree_and_never_exceed_the_refill(
     memory = MemoryRateLimitStorage()
     key = f"b:{secrets.token_hex(8)}"
     now = START_MS
-    latest = now
+    latest: int | None = None  # the bucket's own timeline: the latest time it has seen
     allowed_at: list[int] = []
     for step in steps:
         now += step
-        latest = max(latest, now)
+        latest = now if latest is None else max(latest, now)
         results = [
             s.acquire_bucket(
                 key, capacity=capacity, refill_amount=refill, refill_period_ms=period_ms, now_ms=now

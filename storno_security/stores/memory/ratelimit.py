@@ -20,7 +20,9 @@ class MemoryRateLimitStorage:
     processes (give each worker its own limiter only if a per-worker limit is what you want; use
     Redis otherwise). Keys whose state has expired (an empty window, a full bucket) are swept
     from time to time, so an attacker cycling through addresses costs memory only while their
-    counts are live.
+    counts are live. Expired state that has not been swept yet gives the same answers as no
+    state at all (its entries are out of the window, its bucket has refilled), so lookups need
+    not check expiry, just as Redis expiring a key never changes an answer.
     """
 
     __slots__ = ("_buckets", "_expires", "_lock", "_ops", "_windows")
@@ -49,17 +51,6 @@ class MemoryRateLimitStorage:
             self._windows.pop(key, None)
             self._buckets.pop(key, None)
 
-    def _live(self, key: str, now_ms: int) -> bool:
-        expires = self._expires.get(key)
-        if expires is None:
-            return False
-        if expires <= now_ms:
-            del self._expires[key]
-            self._windows.pop(key, None)
-            self._buckets.pop(key, None)
-            return False
-        return True
-
     def acquire_window(self, key: str, *, limit: int, window_ms: int, now_ms: int) -> Acquisition:
         """Sliding log under the lock. See :class:`~storno_security.ratelimit.RateLimitStorage`.
 
@@ -70,7 +61,7 @@ class MemoryRateLimitStorage:
             raise TypeError(f"key must be a str, not {type(key).__name__}")
         with self._lock:
             self._sweep(now_ms)
-            entries = self._windows.get(key, []) if self._live(key, now_ms) else []
+            entries = self._windows.get(key, [])
             acquisition, stored, ttl_ms = acquire_window(
                 entries, limit=limit, window_ms=window_ms, now_ms=now_ms
             )
@@ -91,7 +82,7 @@ class MemoryRateLimitStorage:
             raise TypeError(f"key must be a str, not {type(key).__name__}")
         with self._lock:
             self._sweep(now_ms)
-            state = self._buckets.get(key) if self._live(key, now_ms) else None
+            state = self._buckets.get(key)
             acquisition, stored, ttl_ms = acquire_bucket(
                 state,
                 capacity=capacity,

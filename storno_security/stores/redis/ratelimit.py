@@ -2,17 +2,19 @@
 
 Keys (``prefix`` defaults to ``storno:``; the limiter chooses the rest of the key):
 
-* sliding windows: ``{prefix}{key}``, a list of request times in milliseconds, newest first,
-  trimmed to the limit, expiring when its newest entry leaves the window;
+* sliding windows: ``{prefix}{key}``, a list of the request times (milliseconds) still in the
+  window, at most the limit, rewritten by each check that lets a request through and expiring
+  when its newest entry leaves the window;
 * token buckets: ``{prefix}{key}``, a hash ``l`` (level, in units of 1/refill_period_ms token)
   and ``t`` (time of that level, ms), expiring when the bucket would be full again (an absent
   key *is* a full bucket).
 
 Time comes from the caller (``now_ms``), not from the Redis server: the limiter reads its
 injected clock, which lets tests drive time, and is what ``limits``' own moving window does too
-(it sends ``time.time()``). Hosts sharing a Redis therefore need synchronised clocks (NTP); a
-host whose clock is behind refills nothing and sees the others' requests as recent, so skew can
-only make limits stricter for a moment, never looser.
+(it sends the client host's wall-clock time). Hosts sharing a Redis therefore need synchronised
+clocks (NTP): a skew of *s* moves the edges of a window by up to *s* (a host ahead sees the
+others' requests leave the window early), and a bucket refills nothing for a host whose clock
+is behind the time it last stored.
 """
 
 from __future__ import annotations
@@ -33,9 +35,9 @@ _WINDOW_SCRIPT = """
 local now = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local limit = tonumber(ARGV[3])
-local entries = redis.call('LRANGE', KEYS[1], 0, limit - 1)
+local entries = redis.call('LRANGE', KEYS[1], 0, -1)
 local floor = now - window
-local count = 0
+local live = {}
 local oldest = nil
 local newest = nil
 for i = 1, #entries do
@@ -44,19 +46,22 @@ for i = 1, #entries do
         return redis.error_reply('WRONGTYPE storno rate-limit entry is not a number')
     end
     if t > floor then
-        count = count + 1
+        live[#live + 1] = entries[i]
         if oldest == nil or t < oldest then oldest = t end
         if newest == nil or t > newest then newest = t end
     end
 end
-if count >= limit then
+if #live >= limit then
     return {0, 0, oldest + window - now, newest + window - now}
 end
 if newest == nil or now > newest then newest = now end
-redis.call('LPUSH', KEYS[1], ARGV[1])
-redis.call('LTRIM', KEYS[1], 0, limit - 1)
+live[#live + 1] = ARGV[1]
+redis.call('DEL', KEYS[1])
+for i = 1, #live, 4000 do
+    redis.call('RPUSH', KEYS[1], unpack(live, i, math.min(i + 3999, #live)))
+end
 redis.call('PEXPIRE', KEYS[1], newest + window - now)
-return {1, limit - count - 1, 0, newest + window - now}
+return {1, limit - #live, 0, newest + window - now}
 """
 
 # KEYS[1]: the bucket. ARGV: now_ms, capacity, refill_amount, refill_period_ms.
