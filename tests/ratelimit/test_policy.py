@@ -58,9 +58,7 @@ def test_spec_token_buckets_have_the_spec_numbers() -> None:
 
 def test_name_constants_match_the_presets() -> None:
     names = {p.name for p in spec_policies()}
-    constants = {
-        getattr(ratelimit, n) for n in ratelimit.__all__ if n.isupper() and n != "Acquisition"
-    }
+    constants = {getattr(ratelimit, n) for n in ratelimit.__all__ if n.isupper()}
     assert names == constants
 
 
@@ -158,3 +156,16 @@ def test_limiter_refuses_duplicate_names_and_empty_sets() -> None:
         RateLimiter(MemoryRateLimitStorage(), clock=clock, policies=["5/minute"])  # type: ignore[list-item]
     with pytest.raises(TypeError):
         RateLimiter(MemoryRateLimitStorage(), clock=object(), policies=[login])  # type: ignore[arg-type]
+
+
+def test_import_connects_nothing_and_starts_no_thread() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, threading\n"
+        "import storno_security.ratelimit\n"
+        "assert 'redis' not in sys.modules, 'redis imported'\n"
+        "assert threading.active_count() == 1, threading.enumerate()\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
