@@ -66,9 +66,10 @@ def acquire_window(
     """The sliding-log step, as pure arithmetic (the memory store runs it under a lock; the
     Redis Lua script is the same steps).
 
-    Only the entries still in the window are kept, in any order, so the log never holds more
-    than ``limit`` entries and a request that arrives out of order (from a host whose clock is
-    behind) cannot push a newer one out.
+    Time only moves forward on a log: a caller whose clock is behind the newest recorded entry
+    (another host's) is served at that entry's time, and its request is recorded there, so the
+    entries that leave the window are gone for good and the log is exact on its own timeline.
+    Only the entries still in the window are kept, so the log never holds more than ``limit``.
 
     Args:
         entries: the recorded request times.
@@ -77,8 +78,8 @@ def acquire_window(
         The acquisition, the entries to store (``None`` when unchanged), and the time-to-live of
         the stored entries in milliseconds.
     """
-    floor_ms = now_ms - window_ms
-    live = [t for t in entries if t > floor_ms]
+    at = max([now_ms, *entries])
+    live = [t for t in entries if t > at - window_ms]
     if len(live) >= limit:
         acquisition = Acquisition(
             allowed=False,
@@ -87,14 +88,14 @@ def acquire_window(
             reset_after_ms=max(live) + window_ms - now_ms,
         )
         return acquisition, None, 0
-    reset_after_ms = max([now_ms, *live]) + window_ms - now_ms
+    reset_after_ms = at + window_ms - now_ms
     acquisition = Acquisition(
         allowed=True,
         remaining=limit - len(live) - 1,
         retry_after_ms=0,
         reset_after_ms=reset_after_ms,
     )
-    return acquisition, [*live, now_ms], reset_after_ms
+    return acquisition, [*live, at], reset_after_ms
 
 
 def acquire_bucket(

@@ -202,3 +202,20 @@ def test_storage_from_uri_refuses_bad_types() -> None:
         storage_from_uri(b"memory://")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         RedisRateLimitStorage(object(), prefix=1)  # type: ignore[arg-type]
+
+
+def test_storages_refuse_keys_that_are_not_text(redis_client: Any, redis_prefix: str) -> None:
+    for storage in (
+        MemoryRateLimitStorage(),
+        RedisRateLimitStorage(redis_client, prefix=redis_prefix),
+    ):
+        with pytest.raises(TypeError):
+            storage.acquire_window(b"k", limit=1, window_ms=1_000, now_ms=0)  # type: ignore[arg-type]
+        with pytest.raises(TypeError):
+            storage.acquire_bucket(
+                1,  # type: ignore[arg-type]
+                capacity=1,
+                refill_amount=1,
+                refill_period_ms=1,
+                now_ms=0,
+            )

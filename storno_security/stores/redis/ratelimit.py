@@ -12,9 +12,10 @@ Keys (``prefix`` defaults to ``storno:``; the limiter chooses the rest of the ke
 Time comes from the caller (``now_ms``), not from the Redis server: the limiter reads its
 injected clock, which lets tests drive time, and is what ``limits``' own moving window does too
 (it sends the client host's wall-clock time). Hosts sharing a Redis therefore need synchronised
-clocks (NTP): a skew of *s* moves the edges of a window by up to *s* (a host ahead sees the
-others' requests leave the window early), and a bucket refills nothing for a host whose clock
-is behind the time it last stored.
+clocks (NTP). Time never moves backwards on a key: a host whose clock is behind the newest time
+recorded there is served at that time (a log records its request there; a bucket refills
+nothing), so each log is exact on its own timeline; a host whose clock is ahead moves that
+timeline forward, and the others' requests leave its window early by the skew.
 """
 
 from __future__ import annotations
@@ -36,32 +37,40 @@ local now = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local limit = tonumber(ARGV[3])
 local entries = redis.call('LRANGE', KEYS[1], 0, -1)
-local floor = now - window
-local live = {}
-local oldest = nil
-local newest = nil
+local at = now
 for i = 1, #entries do
     local t = tonumber(entries[i])
     if t == nil then
         return redis.error_reply('WRONGTYPE storno rate-limit entry is not a number')
     end
-    if t > floor then
-        live[#live + 1] = entries[i]
+    entries[i] = t
+    if t > at then at = t end
+end
+local live = {}
+local oldest = nil
+for i = 1, #entries do
+    local t = entries[i]
+    if t > at - window then
+        live[#live + 1] = string.format('%.0f', t)
         if oldest == nil or t < oldest then oldest = t end
-        if newest == nil or t > newest then newest = t end
     end
 end
 if #live >= limit then
+    local newest = nil
+    for i = 1, #entries do
+        if entries[i] > at - window and (newest == nil or entries[i] > newest) then
+            newest = entries[i]
+        end
+    end
     return {0, 0, oldest + window - now, newest + window - now}
 end
-if newest == nil or now > newest then newest = now end
-live[#live + 1] = ARGV[1]
+live[#live + 1] = string.format('%.0f', at)
 redis.call('DEL', KEYS[1])
 for i = 1, #live, 4000 do
     redis.call('RPUSH', KEYS[1], unpack(live, i, math.min(i + 3999, #live)))
 end
-redis.call('PEXPIRE', KEYS[1], newest + window - now)
-return {1, limit - #live, 0, newest + window - now}
+redis.call('PEXPIRE', KEYS[1], at + window - now)
+return {1, limit - #live, 0, at + window - now}
 """
 
 # KEYS[1]: the bucket. ARGV: now_ms, capacity, refill_amount, refill_period_ms.
