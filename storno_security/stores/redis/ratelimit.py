@@ -37,15 +37,18 @@ local now = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local limit = tonumber(ARGV[3])
 local entries = redis.call('LRANGE', KEYS[1], 0, -1)
-local at = now
+local newest = nil
 for i = 1, #entries do
     local t = tonumber(entries[i])
     if t == nil then
         return redis.error_reply('WRONGTYPE storno rate-limit entry is not a number')
     end
     entries[i] = t
-    if t > at then at = t end
+    if newest == nil or t > newest then newest = t end
 end
+-- time never moves backwards on a log: a caller behind its newest entry is served at that time
+local at = now
+if newest ~= nil and newest > at then at = newest end
 local live = {}
 local oldest = nil
 for i = 1, #entries do
@@ -56,12 +59,7 @@ for i = 1, #entries do
     end
 end
 if #live >= limit then
-    local newest = nil
-    for i = 1, #entries do
-        if entries[i] > at - window and (newest == nil or entries[i] > newest) then
-            newest = entries[i]
-        end
-    end
+    -- the newest entry is in the window whenever any entry is
     return {0, 0, oldest + window - now, newest + window - now}
 end
 live[#live + 1] = string.format('%.0f', at)
