@@ -72,9 +72,20 @@ return {1, limit - #live, 0, at + window - now}
 """
 
 # KEYS[1]: the bucket. ARGV: now_ms, capacity, refill_amount, refill_period_ms.
-# Integer arithmetic throughout (the policy keeps capacity * refill_period_ms below 2**50, so
-# Lua's doubles are exact). Returns {allowed (0/1), remaining, retry_after_ms, reset_after_ms}.
+# Integer arithmetic throughout: the policy keeps capacity * refill_period_ms below 2**50, so
+# sums and products of Lua's doubles are exact; a quotient is not always (a / b rounds), so
+# divisions go through floor_div / ceil_div, which correct the rounded quotient by exact products.
+# Returns {allowed (0/1), remaining, retry_after_ms, reset_after_ms}.
 _BUCKET_SCRIPT = """
+local function floor_div(a, b)
+    local q = math.floor(a / b)
+    while q * b > a do q = q - 1 end
+    while (q + 1) * b <= a do q = q + 1 end
+    return q
+end
+local function ceil_div(a, b)
+    return -floor_div(-a, b)
+end
 local now = tonumber(ARGV[1])
 local rate = tonumber(ARGV[3])
 local unit = tonumber(ARGV[4])
@@ -95,14 +106,13 @@ if state[1] or state[2] then
 end
 local behind = last - now
 if level < unit then
-    return {0, 0, math.ceil((unit - level) / rate) + behind,
-            math.ceil((full - level) / rate) + behind}
+    return {0, 0, ceil_div(unit - level, rate) + behind, ceil_div(full - level, rate) + behind}
 end
 level = level - unit
-local reset = math.ceil((full - level) / rate) + behind
+local reset = ceil_div(full - level, rate) + behind
 redis.call('HSET', KEYS[1], 'l', string.format('%.0f', level), 't', string.format('%.0f', last))
 redis.call('PEXPIRE', KEYS[1], reset)
-return {1, math.floor(level / unit), 0, reset}
+return {1, floor_div(level, unit), 0, reset}
 """
 
 
