@@ -14,6 +14,11 @@ and ``ValueError``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from storno_security.ratelimit import RateLimitStatus
+
 __all__ = [
     "CompanyNotFoundError",
     "CompanyRequiredError",
@@ -35,6 +40,9 @@ __all__ = [
     "PasswordPolicyError",
     "PermissionDeniedError",
     "RbacError",
+    "RateLimitError",
+    "RateLimitExceededError",
+    "RateLimitUnavailableError",
     "RefreshTokenReuseError",
     "SchemaUnavailableError",
     "StoreError",
@@ -344,3 +352,47 @@ class SchemaUnavailableError(XmlError):
     or an import that would leave the schema directory)."""
 
     default_message = "schema not available"
+# --- rate limiting ---------------------------------------------------------------------------
+
+
+class RateLimitError(StornoSecurityError):
+    """Root of the rate-limiting subtree."""
+
+    default_message = "rate limit error"
+
+
+class RateLimitExceededError(RateLimitError):
+    """The client is over the limit of a policy; the request must not be served (RL-3).
+
+    Raised before any work is done for the request (RL-5). The message is the body the spec
+    prescribes; ``status`` carries what the response headers need.
+
+    Attributes:
+        status: a :class:`~storno_security.ratelimit.RateLimitStatus` with ``remaining == 0``
+            and ``retry_after >= 1`` (seconds).
+    """
+
+    default_message = "Too many requests. Please try again later."
+    reason = "exceeded"
+
+    def __init__(self, *, status: RateLimitStatus) -> None:
+        super().__init__()
+        self.status = status
+
+
+class RateLimitUnavailableError(RateLimitError, StoreUnavailableError):
+    """The rate-limit storage could not be reached or failed, and the policy fails closed (RL-4).
+
+    The request must not be served: a server answers 503. Policies of authentication endpoints
+    always fail closed; others may be set to fail open, in which case this is not raised.
+
+    Attributes:
+        policy: the name of the policy that was being checked (non-secret).
+    """
+
+    default_message = "rate-limit storage unavailable"
+    reason = "unavailable"
+
+    def __init__(self, *, policy: str) -> None:
+        super().__init__()
+        self.policy = policy

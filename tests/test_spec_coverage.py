@@ -21,6 +21,7 @@ IMPLEMENTED = (
     *(f"VLT-{n}" for n in range(1, 4)),
     *(f"LIC-{n}" for n in range(1, 5)),
     *(f"XML-{n}" for n in range(1, 4)),
+    *(f"RL-{n}" for n in range(1, 6)),
 )
 
 

@@ -15,3 +15,7 @@ __all__ = [
     "MemoryRefreshFamilyStore",
     "MemorySessionStateStore",
 ]
+from storno_security.stores.memory.ratelimit import MemoryRateLimitStorage
+from storno_security.stores.memory.tokens import MemoryRefreshFamilyStore, MemorySessionStateStore
+
+__all__ = ["MemoryRateLimitStorage", "MemoryRefreshFamilyStore", "MemorySessionStateStore"]

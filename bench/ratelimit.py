@@ -1,0 +1,261 @@
+"""Rate-limit check speed and Redis commands per check, against ``limits`` measured in the same run.
+
+Prints µs per check for the login policy (sliding log, 5/min) and the unauthenticated API policy
+(token bucket, 10,000 burst), each over memory and over Redis, on the allowed path in steady
+state (the clock moves so that every check is let through with a full log or a just-refilled
+bucket) and on the refused path; and for comparison ``limits``' own moving window
+(``MovingWindowRateLimiter.hit`` + ``get_window_stats``, which is what a caller needs for the
+RateLimit-* headers) over its memory and Redis storages.
+
+Redis commands are counted twice: round trips seen by the client (calls to
+``execute_command``), and commands the server executed (``INFO commandstats`` before/after,
+including the commands a script runs). The bench starts a Redis server of its own on a free
+port, so other clients of a shared server do not pollute the counts; ``--redis-url`` uses an
+existing server instead. Target (RL-4): one round trip per check.
+
+Run: python bench/ratelimit.py [--seconds 1.0] [--redis-url redis://127.0.0.1:6379/0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import limits
+import redis
+from limits.storage import MemoryStorage, RedisStorage
+from limits.strategies import MovingWindowRateLimiter
+
+from storno_security.clock import FrozenClock
+from storno_security.errors import RateLimitExceededError
+from storno_security.ratelimit import RateLimiter, RateLimitStorage, spec_policies
+from storno_security.stores.memory import MemoryRateLimitStorage
+from storno_security.stores.redis import RedisRateLimitStorage
+
+IP = "203.0.113.7"
+
+
+def measure(fn: Callable[[], object], seconds: float, rounds: int = 5) -> tuple[float, int]:
+    """Median µs/op over ``rounds`` runs of about ``seconds / rounds`` each, and the op count."""
+    for _ in range(200):
+        fn()
+    start = time.perf_counter()
+    n = 0
+    while time.perf_counter() - start < 0.05:
+        fn()
+        n += 1
+    per_round = max(100, int(n * (seconds / rounds) / 0.05))
+    results = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        for _ in range(per_round):
+            fn()
+        results.append((time.perf_counter() - t0) / per_round * 1e6)
+    return statistics.median(results), 200 + n + rounds * per_round
+
+
+@contextmanager
+def own_redis() -> Iterator[str]:
+    """A redis-server on a free port, stopped at the end."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("redis-server not found; pass --redis-url")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    with tempfile.TemporaryDirectory() as directory:
+        options = {"port": str(port), "bind": "127.0.0.1", "save": "", "appendonly": "no"}
+        options |= {"daemonize": "no", "dir": directory}
+        command = [binary, *(part for k, v in options.items() for part in (f"--{k}", v))]
+        process = subprocess.Popen(  # noqa: S603 - our own redis-server, found on PATH
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            assert process.stdout is not None
+            for line in process.stdout:
+                if "Ready to accept connections" in line:
+                    break
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            try:
+                redis.Redis(port=port).shutdown(nosave=True)
+            finally:
+                process.wait(timeout=10)
+                if process.stdout is not None:
+                    process.stdout.close()
+
+
+class Counted:
+    """Counts client round trips and server-side commands around a measurement."""
+
+    def __init__(self, client: redis.Redis[Any]) -> None:
+        self.client = client
+        self.round_trips = 0
+        real = client.execute_command
+
+        def counting(*args: Any, **kwargs: Any) -> Any:
+            self.round_trips += 1
+            return real(*args, **kwargs)
+
+        client.execute_command = counting  # type: ignore[method-assign]
+
+    def server_commands(self) -> dict[str, int]:
+        self.round_trips -= 1  # not this INFO itself
+        stats = self.client.info("commandstats")
+        return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
+
+
+def redis_figures(
+    counted: Counted, fn: Callable[[], object], seconds: float
+) -> tuple[float, float, float, str]:
+    """µs/check, round trips/check, server commands/check, and the server commands by name."""
+    before_trips = counted.round_trips
+    before = counted.server_commands()
+    micros, n = measure(fn, seconds)
+    after = counted.server_commands()
+    trips = (counted.round_trips - before_trips) / n
+    delta = {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0) > 0}
+    delta.pop("info", None)
+    total = sum(delta.values()) / n
+    names = " ".join(f"{k}={v / n:.2f}" for k, v in sorted(delta.items()))
+    return micros, trips, total, names
+
+
+def ours(make: Callable[[], RateLimitStorage]) -> dict[str, Callable[[], object]]:
+    """The four checks of our limiter, each on a storage and a clock of its own (a clock that
+    runs ahead would let the memory storage sweep the others' keys)."""
+    login_allowed_clock = FrozenClock(datetime(2026, 3, 1, tzinfo=UTC))
+    bucket_allowed_clock = FrozenClock(datetime(2026, 3, 1, tzinfo=UTC))
+    fixed_clock = FrozenClock(datetime(2026, 3, 1, tzinfo=UTC))
+    policies = spec_policies()
+    login_allowed = RateLimiter(make(), clock=login_allowed_clock, policies=policies)
+    bucket_allowed = RateLimiter(make(), clock=bucket_allowed_clock, policies=policies)
+    refused = RateLimiter(make(), clock=fixed_clock, policies=policies)
+    suffix = secrets.token_hex(4)
+    twelve_seconds = timedelta(seconds=12)  # 5/min: the log holds 4 live entries at each check
+    three_seconds = timedelta(seconds=3)  # 100 per 5 min: one token refilled at each check
+
+    def login_ok() -> None:
+        login_allowed_clock.advance(twelve_seconds)
+        login_allowed.hit("login", f"a{suffix}")
+
+    def bucket_ok() -> None:
+        bucket_allowed_clock.advance(three_seconds)
+        bucket_allowed.hit("api_unauthenticated", f"b{suffix}")
+
+    for _ in range(5):
+        refused.hit("login", f"c{suffix}")
+
+    def login_refused() -> None:
+        try:
+            refused.hit("login", f"c{suffix}")
+        except RateLimitExceededError:
+            return
+        raise AssertionError("expected a refusal")
+
+    for _ in range(10_000):
+        refused.hit("api_unauthenticated", f"d{suffix}")
+
+    def bucket_refused() -> None:
+        try:
+            refused.hit("api_unauthenticated", f"d{suffix}")
+        except RateLimitExceededError:
+            return
+        raise AssertionError("expected a refusal")
+
+    return {
+        "login, allowed (log of 5)": login_ok,
+        "login, refused": login_refused,
+        "API bucket, allowed": bucket_ok,
+        "API bucket, refused": bucket_refused,
+    }
+
+
+def theirs(storage: Any) -> Callable[[], object]:
+    """``limits``' moving window: hit + get_window_stats, a fresh identifier each time (so every
+    hit is let through, with a log of 1 entry: its cheapest case)."""
+    limiter = MovingWindowRateLimiter(storage)
+    item = limits.parse("5/minute")
+    counter = iter(range(10**12))
+
+    def check() -> None:
+        identifier = f"limits-{next(counter)}"
+        limiter.hit(item, identifier)
+        limiter.get_window_stats(item, identifier)
+
+    return check
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=1.0, help="time per measurement")
+    parser.add_argument("--redis-url", default=None, help="an existing Redis (default: own one)")
+    args = parser.parse_args()
+
+    rows: list[tuple[str, str, float, str]] = []
+    for name, fn in ours(MemoryRateLimitStorage).items():
+        rows.append(("memory", name, measure(fn, args.seconds)[0], ""))
+    micros = measure(theirs(MemoryStorage("memory://")), args.seconds)[0]
+    rows.append(("memory", "limits moving window (hit+stats)", micros, ""))
+
+    ok = True
+    with own_redis() if args.redis_url is None else _given(args.redis_url) as url:
+        client: redis.Redis[Any] = redis.Redis.from_url(url)
+        counted = Counted(client)
+        prefix = f"storno-bench:{secrets.token_hex(4)}:"
+        for name, fn in ours(lambda: RedisRateLimitStorage(client, prefix=prefix)).items():
+            micros, trips, total, names = redis_figures(counted, fn, args.seconds)
+            ok = ok and trips <= 1.0
+            rows.append(("redis", name, micros, f"{trips:4.2f} trips, {total:4.2f} cmds: {names}"))
+        storage = RedisStorage(url, key_prefix=prefix + "limits")
+        limits_counted = Counted(storage.get_connection())
+        micros, trips, total, names = redis_figures(limits_counted, theirs(storage), args.seconds)
+        rows.append(
+            (
+                "redis",
+                "limits moving window (hit+stats)",
+                micros,
+                f"{trips:4.2f} trips, {total:4.2f} cmds: {names}",
+            )
+        )
+        keys = list(client.scan_iter(match=prefix + "*", count=1000))
+        for start in range(0, len(keys), 1000):
+            client.delete(*keys[start : start + 1000])
+        client.close()
+
+    width = max(len(name) for _, name, _, _ in rows)
+    print(f"rate-limit checks, Python {sys.version.split()[0]}, redis-py {redis.__version__}")
+    for backend, name, micros, extra in rows:
+        print(f"  {backend:<6} {name:<{width}}  {micros:8.2f} µs/check  {extra}".rstrip())
+    by_key = {(backend, name): micros for backend, name, micros, _ in rows}
+    for backend in ("memory", "redis"):
+        ours_login = by_key[(backend, "login, allowed (log of 5)")]
+        baseline = by_key[(backend, "limits moving window (hit+stats)")]
+        print(
+            f"  {backend}: limits moving window / our login check = {baseline / ours_login:4.1f}x"
+        )
+    print("  one round trip per Redis check: " + ("target met" if ok else "TARGET MISSED"))
+    return 0 if ok else 1
+
+
+@contextmanager
+def _given(url: str) -> Iterator[str]:
+    yield url
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

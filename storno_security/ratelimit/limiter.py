@@ -1,0 +1,301 @@
+"""The rate limiter: named policies over a storage, checked with one call before any work."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
+from typing import Any
+from urllib.parse import urlsplit
+
+import attrs
+
+from storno_security.clock import Clock, ensure_aware_utc
+from storno_security.errors import (
+    CorruptRecordError,
+    RateLimitExceededError,
+    RateLimitUnavailableError,
+    StoreUnavailableError,
+)
+from storno_security.ratelimit.policy import SlidingWindowPolicy, TokenBucketPolicy, spec_policies
+from storno_security.ratelimit.storage import Acquisition, RateLimitStorage
+
+__all__ = ["RateLimitStatus", "RateLimiter", "client_key", "storage_from_uri"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
+_MAX_IDENTIFIER = 256
+_REDIS_SCHEMES = ("redis", "rediss", "redis+unix", "redis+sentinel")
+
+Policy = SlidingWindowPolicy | TokenBucketPolicy
+
+
+@attrs.frozen(kw_only=True)
+class RateLimitStatus:
+    """Where a client stands with a policy after a check: what the RL-3 headers need.
+
+    A server maps it as ``RateLimit-Limit: limit``, ``RateLimit-Remaining: remaining``,
+    ``RateLimit-Reset: reset`` and, on a refusal, ``Retry-After: retry_after``.
+
+    Attributes:
+        policy: the policy's name.
+        limit: the allowance: requests per window, or the bucket's capacity.
+        remaining: requests still allowed right now (0 when refused).
+        reset: whole seconds (rounded up) until the full allowance is back.
+        retry_after: whole seconds (rounded up, at least 1) until a request would be let
+            through; 0 when this request was let through.
+        degraded: the storage failed and the policy fails open: the request was let through
+            uncounted, and ``remaining``/``reset`` are unknown (reported as ``limit`` and 0). A
+            server may leave the headers out.
+    """
+
+    policy: str
+    limit: int
+    remaining: int
+    reset: int
+    retry_after: int
+    degraded: bool = False
+
+
+def _seconds_up(milliseconds: int) -> int:
+    return max(0, -(-milliseconds // 1000))
+
+
+def client_key(address: str, *, ipv6_prefix: int = 64) -> str:
+    """The identifier to limit a client IP by: an IPv4 address as is, an IPv6 address by its
+    ``/ipv6_prefix`` network (one subscriber usually holds a whole /64, so limiting single IPv6
+    addresses would let them rotate through 2**64 identities). IPv4-mapped IPv6 addresses count
+    as their IPv4 address.
+
+    Args:
+        address: the client address as text (e.g. the peer address, or the one your trusted
+            proxy reports).
+        ipv6_prefix: prefix length IPv6 clients are grouped by, 32 to 128.
+
+    Raises:
+        TypeError: ``address`` is not a str.
+        ValueError: ``address`` is not an IP address, or ``ipv6_prefix`` is out of range.
+    """
+    if not isinstance(address, str):
+        raise TypeError(f"address must be a str, not {type(address).__name__}")
+    if isinstance(ipv6_prefix, bool) or not isinstance(ipv6_prefix, int):
+        raise TypeError("ipv6_prefix must be an int")
+    if not 32 <= ipv6_prefix <= 128:
+        raise ValueError("ipv6_prefix must be between 32 and 128")
+    ip = ipaddress.ip_address(address.strip())
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        network = ipaddress.IPv6Network((ip, ipv6_prefix), strict=False)
+        return str(network)
+    return str(ip)
+
+
+def storage_from_uri(
+    uri: str,
+    *,
+    prefix: str = "storno:",
+    connect_timeout: float = 1.0,
+    timeout: float = 1.0,
+) -> RateLimitStorage:
+    """Build a storage from a URI (RL-4).
+
+    ``memory://`` gives a :class:`~storno_security.stores.memory.MemoryRateLimitStorage`
+    (per process). ``redis://``, ``rediss://``, ``redis+unix://`` and ``redis+sentinel://`` URIs
+    are parsed by the ``limits`` package (its storage classes build the redis-py client, so
+    every form ``limits`` documents works) and give a
+    :class:`~storno_security.stores.redis.RedisRateLimitStorage` on that client, shared across
+    processes and hosts. Nothing is connected until the first check. The client retries a
+    failed command once, at once (no backoff), so a check against a Redis that is down fails
+    within about ``2 * connect_timeout``; a retried script may count one request twice, which
+    errs on the strict side.
+
+    Args:
+        uri: the storage URI.
+        prefix: Redis key prefix.
+        connect_timeout: seconds to wait for a Redis connection (unless the URI sets
+            ``socket_connect_timeout``).
+        timeout: seconds to wait for a Redis reply (unless the URI sets ``socket_timeout``).
+
+    Raises:
+        TypeError: ``uri`` or ``prefix`` is not a str.
+        ValueError: the scheme is not one of these, or ``limits`` cannot parse the URI.
+    """
+    if not isinstance(uri, str):
+        raise TypeError(f"uri must be a str, not {type(uri).__name__}")
+    scheme = urlsplit(uri).scheme
+    if scheme == "memory":
+        from storno_security.stores.memory.ratelimit import MemoryRateLimitStorage
+
+        return MemoryRateLimitStorage()
+    if scheme not in _REDIS_SCHEMES:
+        raise ValueError(
+            f"unsupported rate-limit storage scheme {scheme!r}; use memory:// or "
+            + ", ".join(f"{s}://" for s in _REDIS_SCHEMES)
+        )
+    from limits.errors import ConfigurationError
+    from limits.storage import RedisStorage, storage_from_string
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    from storno_security.stores.redis.ratelimit import RedisRateLimitStorage
+
+    try:
+        storage = storage_from_string(
+            uri,
+            socket_connect_timeout=connect_timeout,
+            socket_timeout=timeout,
+            # one immediate retry (a pooled connection gone stale after a Redis restart), no
+            # backoff: redis-py's default retries three times with seconds of backoff, which
+            # would hold a request that should get its 503 at once
+            retry=Retry(NoBackoff(), 1),  # type: ignore[arg-type]
+        )
+    except ConfigurationError as exc:
+        raise ValueError(f"cannot use this storage URI: {exc}") from None
+    if not isinstance(storage, RedisStorage):
+        raise ValueError(f"unsupported rate-limit storage scheme {scheme!r}")
+    client: Any = storage.get_connection()
+    return RedisRateLimitStorage(client, prefix=prefix)
+
+
+class RateLimiter:
+    """Named rate-limit policies over one storage, checked with :meth:`hit`.
+
+    Call :meth:`hit` first thing in a handler, before parsing credentials or touching bcrypt
+    (RL-5): a refused or failed check raises, so the expensive work below it never runs::
+
+        limiter = RateLimiter(storage_from_uri("redis://localhost:6379/0"), clock=SystemClock())
+        status = limiter.hit("login", client_key(peer_ip))  # raises when over the limit
+        hasher.verify(password, stored_hash)                 # only reached when allowed
+
+    Args:
+        storage: where counts live (:func:`storage_from_uri`, or a store object).
+        clock: the time source (inject a ``FrozenClock`` in tests).
+        policies: the policies by name; default :func:`spec_policies` (RL-1, RL-2).
+
+    Raises:
+        TypeError: ``clock`` is not a Clock, or a policy is not a policy object.
+        ValueError: two policies share a name, or there are none.
+    """
+
+    __slots__ = ("_clock", "_policies", "_storage")
+
+    def __init__(
+        self,
+        storage: RateLimitStorage,
+        *,
+        clock: Clock,
+        policies: Iterable[Policy] | None = None,
+    ) -> None:
+        if not isinstance(clock, Clock):
+            raise TypeError("clock must implement Clock (a now() method)")
+        chosen = tuple(spec_policies() if policies is None else policies)
+        by_name: dict[str, Policy] = {}
+        for policy in chosen:
+            if not isinstance(policy, SlidingWindowPolicy | TokenBucketPolicy):
+                raise TypeError(f"not a rate-limit policy: {type(policy).__name__}")
+            if policy.name in by_name:
+                raise ValueError(f"two policies are named {policy.name!r}")
+            by_name[policy.name] = policy
+        if not by_name:
+            raise ValueError("a rate limiter needs at least one policy")
+        self._storage = storage
+        self._clock = clock
+        self._policies: Mapping[str, Policy] = MappingProxyType(by_name)
+
+    @classmethod
+    def from_uri(
+        cls,
+        uri: str = "memory://",
+        *,
+        clock: Clock,
+        policies: Iterable[Policy] | None = None,
+        prefix: str = "storno:",
+    ) -> RateLimiter:
+        """A limiter over :func:`storage_from_uri` (``memory://`` by default).
+
+        Raises:
+            TypeError: an argument has the wrong type.
+            ValueError: the URI's scheme is not supported, or the policies are not valid.
+        """
+        return cls(storage_from_uri(uri, prefix=prefix), clock=clock, policies=policies)
+
+    def __repr__(self) -> str:
+        return f"RateLimiter({self._storage!r}, policies={sorted(self._policies)})"
+
+    @property
+    def policies(self) -> Mapping[str, Policy]:
+        """The policies by name (read-only)."""
+        return self._policies
+
+    def hit(self, policy: str, identifier: str) -> RateLimitStatus:
+        """Count one request of ``identifier`` against ``policy``, or refuse it.
+
+        One atomic storage operation (one Redis round trip): of any number of concurrent
+        requests, exactly as many as the allowance get through, across processes.
+
+        Args:
+            policy: the policy's name, e.g. ``"login"``.
+            identifier: who is limited, e.g. :func:`client_key` of the client IP (at most 256
+                characters).
+
+        Returns:
+            The status after counting this request (for the ``RateLimit-*`` headers).
+
+        Raises:
+            KeyError: no policy has this name.
+            TypeError: ``identifier`` is not a str.
+            ValueError: ``identifier`` is empty or longer than 256 characters.
+            RateLimitExceededError: over the limit; ``status`` says when to retry (RL-3).
+            RateLimitUnavailableError: the storage failed and the policy fails closed (RL-4).
+        """
+        chosen = self._policies[policy]
+        if not isinstance(identifier, str):
+            raise TypeError(f"identifier must be a str, not {type(identifier).__name__}")
+        if not 0 < len(identifier) <= _MAX_IDENTIFIER:
+            raise ValueError(f"identifier must be 1 to {_MAX_IDENTIFIER} characters")
+        now_ms = (ensure_aware_utc(self._clock.now()) - _EPOCH) // _ONE_MS
+        try:
+            if isinstance(chosen, SlidingWindowPolicy):
+                limit = chosen.limit
+                acquisition = self._storage.acquire_window(
+                    f"rl:sw:{chosen.name}:{identifier}",
+                    limit=chosen.limit,
+                    window_ms=chosen.window_ms,
+                    now_ms=now_ms,
+                )
+            else:
+                limit = chosen.capacity
+                acquisition = self._storage.acquire_bucket(
+                    f"rl:tb:{chosen.name}:{identifier}",
+                    capacity=chosen.capacity,
+                    refill_amount=chosen.refill_amount,
+                    refill_period_ms=chosen.refill_period_ms,
+                    now_ms=now_ms,
+                )
+        except (StoreUnavailableError, CorruptRecordError) as exc:
+            if chosen.fail_open:
+                return RateLimitStatus(
+                    policy=chosen.name,
+                    limit=limit,
+                    remaining=limit,
+                    reset=0,
+                    retry_after=0,
+                    degraded=True,
+                )
+            raise RateLimitUnavailableError(policy=chosen.name) from exc
+        return _status(chosen.name, limit, acquisition)
+
+
+def _status(name: str, limit: int, acquisition: Acquisition) -> RateLimitStatus:
+    status = RateLimitStatus(
+        policy=name,
+        limit=limit,
+        remaining=max(0, min(limit, acquisition.remaining)),
+        reset=_seconds_up(acquisition.reset_after_ms),
+        retry_after=0 if acquisition.allowed else max(1, _seconds_up(acquisition.retry_after_ms)),
+    )
+    if not acquisition.allowed:
+        raise RateLimitExceededError(status=status)
+    return status

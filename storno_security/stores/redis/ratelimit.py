@@ -1,0 +1,199 @@
+"""Rate-limit counters in Redis: one Lua script per check, so one round trip and atomic.
+
+Keys (``prefix`` defaults to ``storno:``; the limiter chooses the rest of the key):
+
+* sliding windows: ``{prefix}{key}``, a list of the request times (milliseconds) still in the
+  window, at most the limit, rewritten by each check that lets a request through and expiring
+  when its newest entry leaves the window;
+* token buckets: ``{prefix}{key}``, a hash ``l`` (level, in units of 1/refill_period_ms token)
+  and ``t`` (time of that level, ms), expiring when the bucket would be full again (an absent
+  key *is* a full bucket).
+
+Time comes from the caller (``now_ms``), not from the Redis server: the limiter reads its
+injected clock, which lets tests drive time, and is what ``limits``' own moving window does too
+(it sends the client host's wall-clock time). Hosts sharing a Redis therefore need synchronised
+clocks (NTP). Time never moves backwards on a key: a host whose clock is behind the newest time
+recorded there is served at that time (a log records its request there; a bucket refills
+nothing), so each log is exact on its own timeline; a host whose clock is ahead moves that
+timeline forward, and the others' requests leave its window early by the skew.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+
+from storno_security.errors import StoreUnavailableError
+from storno_security.ratelimit.storage import Acquisition
+from storno_security.stores.redis._base import _call
+
+__all__ = ["RedisRateLimitStorage"]
+
+# KEYS[1]: the log. ARGV: now_ms, window_ms, limit.
+# Returns {allowed (0/1), remaining, retry_after_ms, reset_after_ms}.
+_WINDOW_SCRIPT = """
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local limit = tonumber(ARGV[3])
+local entries = redis.call('LRANGE', KEYS[1], 0, -1)
+local newest = nil
+for i = 1, #entries do
+    local t = tonumber(entries[i])
+    if t == nil then
+        return redis.error_reply('WRONGTYPE storno rate-limit entry is not a number')
+    end
+    entries[i] = t
+    if newest == nil or t > newest then newest = t end
+end
+-- time never moves backwards on a log: a caller behind its newest entry is served at that time
+local at = now
+if newest ~= nil and newest > at then at = newest end
+local live = {}
+local oldest = nil
+for i = 1, #entries do
+    local t = entries[i]
+    if t > at - window then
+        live[#live + 1] = string.format('%.0f', t)
+        if oldest == nil or t < oldest then oldest = t end
+    end
+end
+if #live >= limit then
+    -- the newest entry is in the window whenever any entry is
+    return {0, 0, oldest + window - now, newest + window - now}
+end
+live[#live + 1] = string.format('%.0f', at)
+redis.call('DEL', KEYS[1])
+for i = 1, #live, 4000 do
+    redis.call('RPUSH', KEYS[1], unpack(live, i, math.min(i + 3999, #live)))
+end
+redis.call('PEXPIRE', KEYS[1], at + window - now)
+return {1, limit - #live, 0, at + window - now}
+"""
+
+# KEYS[1]: the bucket. ARGV: now_ms, capacity, refill_amount, refill_period_ms.
+# Integer arithmetic throughout: the policy keeps capacity * refill_period_ms below 2**50, so
+# sums and products of Lua's doubles are exact; a quotient is not always (a / b rounds), so
+# divisions go through floor_div / ceil_div, which correct the rounded quotient by exact products.
+# Returns {allowed (0/1), remaining, retry_after_ms, reset_after_ms}.
+_BUCKET_SCRIPT = """
+local function floor_div(a, b)
+    local q = math.floor(a / b)
+    while q * b > a do q = q - 1 end
+    while (q + 1) * b <= a do q = q + 1 end
+    return q
+end
+local function ceil_div(a, b)
+    return -floor_div(-a, b)
+end
+local now = tonumber(ARGV[1])
+local rate = tonumber(ARGV[3])
+local unit = tonumber(ARGV[4])
+local full = tonumber(ARGV[2]) * unit
+local level = full
+local last = now
+local state = redis.call('HMGET', KEYS[1], 'l', 't')
+if state[1] or state[2] then
+    level = tonumber(state[1])
+    last = tonumber(state[2])
+    if level == nil or last == nil then
+        return redis.error_reply('WRONGTYPE storno token bucket is malformed')
+    end
+    if now > last then
+        level = math.min(full, level + (now - last) * rate)
+        last = now
+    end
+end
+local behind = last - now
+if level < unit then
+    return {0, 0, ceil_div(unit - level, rate) + behind, ceil_div(full - level, rate) + behind}
+end
+level = level - unit
+local reset = ceil_div(full - level, rate) + behind
+redis.call('HSET', KEYS[1], 'l', string.format('%.0f', level), 't', string.format('%.0f', last))
+redis.call('PEXPIRE', KEYS[1], reset)
+return {1, floor_div(level, unit), 0, reset}
+"""
+
+
+class RedisRateLimitStorage:
+    """Sliding logs and token buckets in Redis, shared by every process and host that uses it.
+
+    Each check is one ``EVALSHA`` (one round trip; after a Redis restart redis-py reloads the
+    script once with ``EVAL``).
+
+    Args:
+        client: a synchronous redis-py client (``decode_responses`` either way). Give it short
+            socket timeouts: a check waits at most that long before failing.
+        prefix: prepended to every key, so several applications can share one database.
+
+    Raises:
+        TypeError: ``prefix`` is not a str.
+    """
+
+    def __init__(self, client: redis.Redis[Any], *, prefix: str = "storno:") -> None:
+        if not isinstance(prefix, str):
+            raise TypeError(f"prefix must be a str, not {type(prefix).__name__}")
+        self._client = client
+        self._prefix = prefix
+        self._window = client.register_script(_WINDOW_SCRIPT)
+        self._bucket = client.register_script(_BUCKET_SCRIPT)
+
+    def __repr__(self) -> str:
+        return f"RedisRateLimitStorage(prefix={self._prefix!r})"
+
+    @property
+    def client(self) -> redis.Redis[Any]:
+        """The redis-py client (to close it, or to share its pool)."""
+        return self._client
+
+    def _key(self, key: str) -> str:
+        if not isinstance(key, str):
+            raise TypeError(f"key must be a str, not {type(key).__name__}")
+        return self._prefix + key
+
+    def acquire_window(self, key: str, *, limit: int, window_ms: int, now_ms: int) -> Acquisition:
+        """Sliding log in one script. See :class:`~storno_security.ratelimit.RateLimitStorage`.
+
+        Raises:
+            TypeError: ``key`` is not a str.
+            StoreUnavailableError: Redis could not be reached or failed the script.
+            CorruptRecordError: the key holds something this storage does not write.
+        """
+        full_key = self._key(key)
+        reply = _call(lambda: self._window(keys=[full_key], args=[now_ms, window_ms, limit]))
+        return _acquisition(reply)
+
+    def acquire_bucket(
+        self, key: str, *, capacity: int, refill_amount: int, refill_period_ms: int, now_ms: int
+    ) -> Acquisition:
+        """Token bucket in one script. See :class:`~storno_security.ratelimit.RateLimitStorage`.
+
+        Raises:
+            TypeError: ``key`` is not a str.
+            StoreUnavailableError: Redis could not be reached or failed the script.
+            CorruptRecordError: the key holds something this storage does not write.
+        """
+        full_key = self._key(key)
+        reply = _call(
+            lambda: self._bucket(
+                keys=[full_key], args=[now_ms, capacity, refill_amount, refill_period_ms]
+            )
+        )
+        return _acquisition(reply)
+
+
+def _acquisition(reply: object) -> Acquisition:
+    if (
+        not isinstance(reply, list)
+        or len(reply) != 4
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in reply)
+    ):
+        raise StoreUnavailableError("unexpected reply from Redis", reason="bad_reply")
+    allowed, remaining, retry_after_ms, reset_after_ms = reply
+    return Acquisition(
+        allowed=allowed == 1,
+        remaining=remaining,
+        retry_after_ms=retry_after_ms,
+        reset_after_ms=reset_after_ms,
+    )

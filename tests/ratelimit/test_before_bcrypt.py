@@ -1,0 +1,139 @@
+"""RL-5: the limiter is called first, so a flood of logins never reaches bcrypt; and the client
+key a server limits by (IPv6 grouped by /64)."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+import bcrypt
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from storno_security.clock import FrozenClock
+from storno_security.errors import (
+    InvalidPasswordError,
+    RateLimitExceededError,
+    RateLimitUnavailableError,
+    StoreUnavailableError,
+)
+from storno_security.passwords import PasswordHasher, PasswordPolicy
+from storno_security.passwords import hasher as hasher_module
+from storno_security.ratelimit import Acquisition, RateLimiter, RateLimitStorage, client_key
+
+PEER = "2001:db8:1:2:3:4:5:6"
+
+
+def _spy_on_checkpw(patch: pytest.MonkeyPatch) -> list[bytes]:
+    calls: list[bytes] = []
+    real_checkpw = bcrypt.checkpw
+
+    def spy(password: bytes, hashed: bytes) -> bool:
+        calls.append(hashed)
+        return bool(real_checkpw(password, hashed))
+
+    patch.setattr(hasher_module.bcrypt, "checkpw", spy)
+    return calls
+
+
+def _login(limiter: RateLimiter, hasher: PasswordHasher, stored: str, peer: str, pw: str) -> str:
+    """The shape of a login handler: the limit first, then the password."""
+    limiter.hit("login", client_key(peer))
+    hasher.verify(pw, stored)
+    return "ok"
+
+
+@pytest.mark.spec("RL-5")
+def test_a_flood_of_logins_costs_five_bcrypt_checks_per_minute(
+    limiter: RateLimiter, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hasher = PasswordHasher(PasswordPolicy.insecure_for_tests())
+    stored = hasher.hash("the real password")
+    calls = _spy_on_checkpw(monkeypatch)
+    outcomes = []
+    for n in range(200):
+        # the attacker rotates through its /64 and guesses
+        peer = f"2001:db8:1:2::{n:x}"
+        try:
+            _login(limiter, hasher, stored, peer, f"guess {n}")
+        except (InvalidPasswordError, RateLimitExceededError) as exc:
+            outcomes.append(type(exc).__name__)
+    assert outcomes.count("InvalidPasswordError") == 5
+    assert outcomes.count("RateLimitExceededError") == 195
+    assert len(calls) == 5
+    # even the right password is refused without bcrypt until the window has passed
+    with pytest.raises(RateLimitExceededError):
+        _login(limiter, hasher, stored, PEER, "the real password")
+    assert len(calls) == 5
+    clock.advance(60)
+    assert _login(limiter, hasher, stored, PEER, "the real password") == "ok"
+    assert len(calls) == 6
+
+
+class _DownStorage:
+    """A storage whose backend is down."""
+
+    def acquire_window(self, key: str, *, limit: int, window_ms: int, now_ms: int) -> Acquisition:
+        raise StoreUnavailableError(reason="unavailable")
+
+    def acquire_bucket(self, key: str, **kwargs: Any) -> Acquisition:
+        raise StoreUnavailableError(reason="unavailable")
+
+
+@pytest.mark.spec("RL-5")
+def test_storage_down_costs_no_bcrypt(clock: FrozenClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    storage: RateLimitStorage = _DownStorage()  # type: ignore[assignment]
+    limiter = RateLimiter(storage, clock=clock)
+    hasher = PasswordHasher(PasswordPolicy.insecure_for_tests())
+    stored = hasher.hash("the real password")
+    calls = _spy_on_checkpw(monkeypatch)
+    for _ in range(20):
+        with pytest.raises(RateLimitUnavailableError):
+            _login(limiter, hasher, stored, PEER, "the real password")
+    assert calls == []
+
+
+@pytest.mark.parametrize(
+    ("address", "key"),
+    [
+        ("203.0.113.7", "203.0.113.7"),
+        (" 203.0.113.7 ", "203.0.113.7"),
+        ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+        ("2001:DB8:1:2::FFFF", "2001:db8:1:2::/64"),
+        ("::ffff:203.0.113.7", "203.0.113.7"),
+        ("::1", "::/64"),
+    ],
+)
+def test_client_key(address: str, key: str) -> None:
+    assert client_key(address) == key
+
+
+def test_client_key_prefix_and_errors() -> None:
+    assert client_key("2001:db8:1:2:3:4:5:6", ipv6_prefix=128) == "2001:db8:1:2:3:4:5:6/128"
+    assert client_key("2001:db8:1:2:3:4:5:6", ipv6_prefix=48) == "2001:db8:1::/48"
+    for bad in ("", "localhost", "203.0.113.256", "2001:db8::1/64", "1.2.3.4\x00"):
+        with pytest.raises(ValueError):  # noqa: PT011
+            client_key(bad)
+    with pytest.raises(ValueError):  # noqa: PT011
+        client_key("::1", ipv6_prefix=16)
+    with pytest.raises(TypeError):
+        client_key(b"::1")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        client_key("::1", ipv6_prefix=True)
+
+
+@given(st.ip_addresses(v=6), st.ip_addresses(v=6))
+def test_ipv6_clients_share_a_key_exactly_when_they_share_a_64(
+    a: ipaddress.IPv6Address, b: ipaddress.IPv6Address
+) -> None:
+    if a.ipv4_mapped is not None or b.ipv4_mapped is not None:
+        return
+    same_64 = int(a) >> 64 == int(b) >> 64
+    assert (client_key(str(a)) == client_key(str(b))) == same_64
+    assert len(client_key(str(a))) <= 256
+
+
+@given(st.ip_addresses(v=4))
+def test_ipv4_and_its_mapped_form_share_a_key(a: ipaddress.IPv4Address) -> None:
+    assert client_key(str(a)) == client_key(f"::ffff:{a}") == str(a)
