@@ -8,8 +8,11 @@ Store implementations live in :mod:`storno_security.stores` and are imported on 
 from storno_security._compare import constant_time_equal
 from storno_security.clock import Clock, FrozenClock, SystemClock
 from storno_security.errors import (
+    ApiKeyError,
+    ApiKeyPermissionsError,
     CorruptRecordError,
     InvalidAccessTokenError,
+    InvalidApiKeyError,
     InvalidKeyError,
     InvalidPasswordError,
     InvalidRefreshTokenError,
@@ -45,10 +48,13 @@ __all__ = [
     "AccessTokenClaims",
     "AccessTokenIssuer",
     "AccessTokenVerifier",
+    "ApiKeyError",
+    "ApiKeyPermissionsError",
     "Clock",
     "CorruptRecordError",
     "FrozenClock",
     "InvalidAccessTokenError",
+    "InvalidApiKeyError",
     "InvalidKeyError",
     "InvalidPasswordError",
     "InvalidRefreshTokenError",

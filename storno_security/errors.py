@@ -15,8 +15,11 @@ and ``ValueError``.
 from __future__ import annotations
 
 __all__ = [
+    "ApiKeyError",
+    "ApiKeyPermissionsError",
     "CorruptRecordError",
     "InvalidAccessTokenError",
+    "InvalidApiKeyError",
     "InvalidKeyError",
     "InvalidPasswordError",
     "InvalidRefreshTokenError",
@@ -164,3 +167,34 @@ class CorruptRecordError(StoreError):
     """A stored row does not have the shape the library wrote. Nothing was changed."""
 
     default_message = "stored record is malformed"
+
+
+# --- API keys --------------------------------------------------------------------------------
+
+
+class ApiKeyError(StornoSecurityError):
+    """Root of the API-key subtree."""
+
+    default_message = "API key error"
+
+
+class InvalidApiKeyError(ApiKeyError):
+    """An API key is not acceptable, for any reason.
+
+    One message for every cause; ``reason`` names it for logs: ``malformed`` (wrong shape or
+    checksum, refused before any lookup), ``unknown`` (no such key, or the secret does not
+    match), ``revoked``, ``expired``. ``revoked`` and ``expired`` are only reported once the
+    whole key has matched, so they tell nothing to someone who does not hold it.
+    """
+
+    default_message = "invalid API key"
+
+
+class ApiKeyPermissionsError(ApiKeyError):
+    """A key was asked for permissions it may not carry.
+
+    ``reason`` is ``exceeds_creator`` (an explicit permission that its creator does not hold,
+    KEY-4) or ``forbidden`` (a permission of a family no API key may ever have, KEY-5).
+    """
+
+    default_message = "the API key may not carry these permissions"

@@ -5,6 +5,7 @@ process. State is lost on restart and is not shared between processes: use the S
 stores when several workers serve the same users.
 """
 
+from storno_security.stores.memory.api_keys import MemoryApiKeyStore
 from storno_security.stores.memory.tokens import MemoryRefreshFamilyStore, MemorySessionStateStore
 
-__all__ = ["MemoryRefreshFamilyStore", "MemorySessionStateStore"]
+__all__ = ["MemoryApiKeyStore", "MemoryRefreshFamilyStore", "MemorySessionStateStore"]

@@ -11,7 +11,8 @@ Needs the ``sql`` extra, plus a driver (the ``postgres`` or ``mysql`` extra) for
   (and record their version in ``storno_schema_versions``).
 * :class:`SqlRefreshFamilyStore` and :class:`SqlSessionStateStore` implement
   :class:`~storno_security.tokens.storage.RefreshFamilyStore` and
-  :class:`~storno_security.tokens.storage.SessionStateStore`.
+  :class:`~storno_security.tokens.storage.SessionStateStore`;
+  :class:`SqlApiKeyStore` implements :class:`~storno_security.api_keys.ApiKeyStore`.
 
 Every method is one transaction. Every "exactly once" is a conditional ``UPDATE`` whose row
 count says who won; nothing is decided on a value read earlier. Times are stored as naive UTC
@@ -34,6 +35,7 @@ from storno_security.stores.sql._base import (
     schema_version,
     schema_versions,
 )
+from storno_security.stores.sql.api_keys import SqlApiKeyStore, api_keys
 from storno_security.stores.sql.tokens import (
     SqlRefreshFamilyStore,
     SqlSessionStateStore,
@@ -45,8 +47,10 @@ from storno_security.stores.sql.tokens import (
 
 __all__ = [
     "SCHEMA_VERSION",
+    "SqlApiKeyStore",
     "SqlRefreshFamilyStore",
     "SqlSessionStateStore",
+    "api_keys",
     "create_engine",
     "create_schema",
     "metadata",
