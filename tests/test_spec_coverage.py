@@ -14,6 +14,10 @@ IMPLEMENTED = (
     *(f"PW-{n}" for n in range(1, 6)),
     *(f"JWT-{n}" for n in range(1, 4)),
     *(f"REF-{n}" for n in range(1, 5)),
+    "KEY-1",
+    "KEY-2",
+    "KEY-3",
+    "KEY-5",
 )
 
 

@@ -137,7 +137,7 @@ class ApiKeyStore(Protocol):
         ...
 
     def touch(self, key_id: str, *, now: datetime, stale_before: datetime) -> bool:
-        """Set ``last_used_at = now`` if it is unset or before ``stale_before``.
+        """Set ``last_used_at = now`` if it is unset or not after ``stale_before``.
 
         One conditional write: of concurrent calls with the same ``stale_before``, at most one
         returns ``True``.

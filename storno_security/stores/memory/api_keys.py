@@ -112,7 +112,7 @@ class MemoryApiKeyStore:
             if record is None:
                 return False
             last = record.info.last_used_at
-            if last is not None and last >= stale_before:
+            if last is not None and last > stale_before:
                 return False
             self._replace(record, last_used_at=now)
             return True

@@ -269,7 +269,7 @@ class SqlApiKeyStore:
 
     def touch(self, key_id: str, *, now: datetime, stale_before: datetime) -> bool:
         """``UPDATE ... SET last_used_at = now WHERE key_id = ? AND (last_used_at IS NULL OR
-        last_used_at < stale_before)``.
+        last_used_at <= stale_before)``.
 
         Raises:
             TypeError: an argument has the wrong type.
@@ -284,7 +284,7 @@ class SqlApiKeyStore:
             sa.update(api_keys)
             .where(
                 _K.key_id == key_id,
-                sa.or_(_K.last_used_at.is_(None), _K.last_used_at < stale_before),
+                sa.or_(_K.last_used_at.is_(None), _K.last_used_at <= stale_before),
             )
             .values(last_used_at=now)
         )
