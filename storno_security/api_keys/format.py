@@ -81,8 +81,8 @@ def _base62(value: int, width: int) -> str:
     return "".join(reversed(digits))
 
 
-def _checksum(body: str) -> str:
-    crc = zlib.crc32(body.encode("ascii"))
+def _checksum(body: bytes) -> str:
+    crc = zlib.crc32(body)
     high, rest = divmod(crc, 3844 * 3844)
     middle, low = divmod(rest, 3844)
     return _PAIRS[high] + _PAIRS[middle] + _PAIRS[low]
@@ -156,7 +156,7 @@ def generate_api_key() -> GeneratedApiKey:
     key_id = _base62(secrets.randbelow(_ID_SPACE), KEY_ID_LENGTH)
     secret = _base62(secrets.randbelow(_SECRET_SPACE), SECRET_LENGTH)
     body = f"{API_KEY_PREFIX}{key_id}_{secret}"
-    key = body + _checksum(body)
+    key = body + _checksum(body.encode("ascii"))
     return GeneratedApiKey(key=key, key_id=key_id, key_hash=hash_api_key(key))
 
 
@@ -167,9 +167,12 @@ def _parse(key: object, accept_legacy: bool) -> tuple[str, str]:
     length = len(key)
     if length == KEY_LENGTH:
         match = _KEY_RE.fullmatch(key)
-        if match is None or _checksum(key[:_CHECKSUM_AT]) != key[_CHECKSUM_AT:]:
+        if match is None:
             raise InvalidApiKeyError(reason="malformed")
-        return match[1], hashlib.sha256(key.encode("ascii")).hexdigest()
+        data = key.encode("ascii")  # the pattern admits ASCII only
+        if _checksum(data[:_CHECKSUM_AT]) != key[_CHECKSUM_AT:]:
+            raise InvalidApiKeyError(reason="malformed")
+        return match[1], hashlib.sha256(data).hexdigest()
     if length == LEGACY_KEY_LENGTH and accept_legacy and _LEGACY_RE.fullmatch(key) is not None:
         key_hash = hashlib.sha256(key.encode("ascii")).hexdigest()
         return LEGACY_KEY_ID_PREFIX + key_hash[:24], key_hash
