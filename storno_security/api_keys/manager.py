@@ -277,14 +277,7 @@ class ApiKeyManager:
         stale_before = now - self._interval
         if info.last_used_at is None or info.last_used_at <= stale_before:
             self._store.touch(key_id, now=now, stale_before=stale_before)
-        return ApiKeyPrincipal(
-            info.user_id,
-            info.organization_id,
-            key_id,
-            info.scope,
-            None if info.permissions is None else frozenset(info.permissions),
-            info.expires_at,
-        )
+        return info.principal
 
     # --- listing and revocation --------------------------------------------------------------
 

@@ -11,12 +11,14 @@ Stores take times from the caller and never read a clock.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 import attrs
 
 from storno_security.api_keys.format import is_legacy_key_id
+from storno_security.api_keys.principal import ApiKeyPrincipal
 from storno_security.api_keys.scopes import ApiKeyScope
 
 __all__ = ["ApiKeyInfo", "ApiKeyRecord", "ApiKeyStore"]
@@ -55,6 +57,18 @@ class ApiKeyInfo:
     def legacy(self) -> bool:
         """Whether the key has the platform's older form (``af_`` + 64 hex)."""
         return is_legacy_key_id(self.key_id)
+
+    @functools.cached_property
+    def principal(self) -> ApiKeyPrincipal:
+        """Who the key acts for, as verification returns it (built once per description)."""
+        return ApiKeyPrincipal(
+            self.user_id,
+            self.organization_id,
+            self.key_id,
+            self.scope,
+            None if self.permissions is None else frozenset(self.permissions),
+            self.expires_at,
+        )
 
 
 @attrs.frozen
