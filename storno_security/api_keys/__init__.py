@@ -26,7 +26,7 @@ from storno_security.api_keys.format import (
     legacy_key_id,
     parse_api_key,
 )
-from storno_security.api_keys.manager import ApiKeyManager, CreatedApiKey
+from storno_security.api_keys.manager import ApiKeyEvent, ApiKeyManager, CreatedApiKey
 from storno_security.api_keys.policy import ApiKeyPolicy
 from storno_security.api_keys.principal import ApiKeyPrincipal
 from storno_security.api_keys.scopes import (
@@ -45,6 +45,7 @@ __all__ = [
     "LEGACY_KEY_ID_PREFIX",
     "LEGACY_KEY_LENGTH",
     "SECRET_LENGTH",
+    "ApiKeyEvent",
     "ApiKeyInfo",
     "ApiKeyManager",
     "ApiKeyPolicy",

@@ -10,9 +10,9 @@ key costs one write a minute, not one per request.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Final
+from typing import Final, Literal
 
 import attrs
 
@@ -25,7 +25,7 @@ from storno_security.api_keys.storage import ApiKeyInfo, ApiKeyRecord, ApiKeySto
 from storno_security.clock import Clock, ensure_aware_utc
 from storno_security.errors import ApiKeyPermissionsError, InvalidApiKeyError
 
-__all__ = ["ApiKeyManager", "CreatedApiKey"]
+__all__ = ["ApiKeyEvent", "ApiKeyManager", "CreatedApiKey"]
 
 _MAX_ID: Final = 255
 _MAX_NAME: Final = 200
@@ -48,6 +48,28 @@ class CreatedApiKey:
     def key_id(self) -> str:
         """The key's public id."""
         return self.info.key_id
+
+
+@attrs.frozen
+class ApiKeyEvent:
+    """A security event from the API-key manager, for the audit trail (ACC-3). No secrets.
+
+    Attributes:
+        kind: ``api_key_created`` (also for an imported legacy key) or ``api_key_revoked``.
+        user_id: the key's user (for a revocation of every key of a user: that user).
+        at: when.
+        key_ids: the keys concerned.
+        organization_id: the key's organization, when one key is concerned or the revocation
+            was limited to one organization.
+        scope: for ``api_key_created``, the scope.
+    """
+
+    kind: Literal["api_key_created", "api_key_revoked"]
+    user_id: str
+    at: datetime
+    key_ids: tuple[str, ...]
+    organization_id: str | None = None
+    scope: ApiKeyScope | None = None
 
 
 def _check_id(name: str, value: object) -> str:
@@ -83,15 +105,23 @@ class ApiKeyManager:
 
     Args:
         store: where keys are kept.
-        policy: defaults to :class:`ApiKeyPolicy` ().
         clock: the time source.
+        policy: the policy; the defaults of :class:`ApiKeyPolicy` when not given.
+        on_event: called with an :class:`ApiKeyEvent` after every creation and revocation, for
+            the audit trail.
     """
 
     def __init__(
-        self, store: ApiKeyStore, *, clock: Clock, policy: ApiKeyPolicy | None = None
+        self,
+        store: ApiKeyStore,
+        *,
+        clock: Clock,
+        policy: ApiKeyPolicy | None = None,
+        on_event: Callable[[ApiKeyEvent], None] | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
+        self._on_event = on_event
         self._policy = policy if policy is not None else ApiKeyPolicy()
         self._interval = self._policy.last_used_interval
         self._accept_legacy = self._policy.accept_legacy_keys
@@ -103,6 +133,10 @@ class ApiKeyManager:
 
     def __repr__(self) -> str:
         return f"ApiKeyManager({self._store!r})"
+
+    def _emit(self, event: ApiKeyEvent) -> None:
+        if self._on_event is not None:
+            self._on_event(event)
 
     # --- creation ----------------------------------------------------------------------------
 
@@ -196,14 +230,27 @@ class ApiKeyManager:
             expires_at=expiry,
         )
         self._store.create(ApiKeyRecord(info=info, key_hash=generated.key_hash))
+        self._emit_created(info, now)
         return CreatedApiKey(key=generated.key, info=info)
+
+    def _emit_created(self, info: ApiKeyInfo, now: datetime) -> None:
+        self._emit(
+            ApiKeyEvent(
+                kind="api_key_created",
+                user_id=info.user_id,
+                at=now,
+                key_ids=(info.key_id,),
+                organization_id=info.organization_id,
+                scope=info.scope,
+            )
+        )
 
     def import_legacy_key(
         self,
         key_hash: str,
+        *,
         user_id: str,
         organization_id: str,
-        *,
         name: str,
         scope: ApiKeyScope | str,
         created_at: datetime,
@@ -246,6 +293,7 @@ class ApiKeyManager:
             last_used_at=None if last_used_at is None else ensure_aware_utc(last_used_at),
         )
         self._store.create(ApiKeyRecord(info=info, key_hash=key_hash))
+        self._emit_created(info, self._clock.now())
         return info
 
     # --- verification ------------------------------------------------------------------------
@@ -321,7 +369,8 @@ class ApiKeyManager:
 
         Raises:
             TypeError: an argument is not a string.
-            StoreError: the store failed; nothing changed.
+            StoreError: the store failed; nothing changed (or, with ``on_event``, reading the
+                key back for the event failed after the revocation took effect).
         """
         if not isinstance(key_id, str):
             raise TypeError(f"key_id must be a str, not {type(key_id).__name__}")
@@ -331,12 +380,26 @@ class ApiKeyManager:
         ):
             if value is not None and not isinstance(value, str):
                 raise TypeError(f"{name} must be a str, not {type(value).__name__}")
-        return self._store.revoke(
+        now = self._clock.now()
+        revoked = self._store.revoke(
             key_id,
-            now=self._clock.now(),
+            now=now,
             expected_user_id=expected_user_id,
             expected_organization_id=expected_organization_id,
         )
+        if revoked and self._on_event is not None:
+            record = self._store.get(key_id)  # for the audit event only; decided above
+            if record is not None:
+                self._emit(
+                    ApiKeyEvent(
+                        kind="api_key_revoked",
+                        user_id=record.info.user_id,
+                        at=now,
+                        key_ids=(key_id,),
+                        organization_id=record.info.organization_id,
+                    )
+                )
+        return revoked
 
     def revoke_user_keys(self, user_id: str, *, organization_id: str | None = None) -> list[str]:
         """Revoke every live key of a user (in one organization when given), e.g. when the
@@ -353,6 +416,16 @@ class ApiKeyManager:
         user_id = _check_id("user_id", user_id)
         if organization_id is not None:
             organization_id = _check_id("organization_id", organization_id)
-        return self._store.revoke_user_keys(
-            user_id, now=self._clock.now(), organization_id=organization_id
-        )
+        now = self._clock.now()
+        revoked = self._store.revoke_user_keys(user_id, now=now, organization_id=organization_id)
+        if revoked:
+            self._emit(
+                ApiKeyEvent(
+                    kind="api_key_revoked",
+                    user_id=user_id,
+                    at=now,
+                    key_ids=tuple(revoked),
+                    organization_id=organization_id,
+                )
+            )
+        return revoked

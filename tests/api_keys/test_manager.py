@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from storno_security.api_keys import (
+    ApiKeyEvent,
     ApiKeyInfo,
     ApiKeyManager,
     ApiKeyPolicy,
@@ -102,7 +103,12 @@ def test_legacy_key_still_verifies(manager: ApiKeyManager, clock: FrozenClock) -
     legacy = "af_" + secrets.token_hex(32)
     stored_hash = hashlib.sha256(legacy.encode()).hexdigest()  # as the old platform stored it
     info = manager.import_legacy_key(
-        stored_hash, "user-1", ORG, name="old", scope="admin", created_at=clock.now()
+        stored_hash,
+        user_id="user-1",
+        organization_id=ORG,
+        name="old",
+        scope="admin",
+        created_at=clock.now(),
     )
     assert info.key_id == legacy_key_id(stored_hash)
     assert info.legacy
@@ -127,8 +133,8 @@ def test_imported_legacy_key_can_be_revoked_and_expire(
     digest = hashlib.sha256(legacy.encode()).hexdigest()
     info = manager.import_legacy_key(
         digest,
-        "user-1",
-        ORG,
+        user_id="user-1",
+        organization_id=ORG,
         name="old",
         scope="read",
         created_at=clock.now() - timedelta(days=400),
@@ -141,12 +147,22 @@ def test_imported_legacy_key_can_be_revoked_and_expire(
     assert reason_of(manager, legacy) == "revoked"
     with pytest.raises(StoreError) as dup:
         manager.import_legacy_key(
-            digest, "user-1", ORG, name="x", scope="read", created_at=clock.now()
+            digest,
+            user_id="user-1",
+            organization_id=ORG,
+            name="x",
+            scope="read",
+            created_at=clock.now(),
         )
     assert dup.value.reason == "duplicate"
     with pytest.raises(ValueError, match="SHA-256"):
         manager.import_legacy_key(
-            "not-a-hash", "user-1", ORG, name="x", scope="read", created_at=clock.now()
+            "not-a-hash",
+            user_id="user-1",
+            organization_id=ORG,
+            name="x",
+            scope="read",
+            created_at=clock.now(),
         )
 
 
@@ -437,3 +453,56 @@ def test_policy_validation() -> None:
 def test_times_are_utc(manager: ApiKeyManager) -> None:
     created = manager.create("u", ORG, name="n", scope="read")
     assert created.info.created_at.tzinfo is UTC
+
+
+def test_events_for_the_audit_trail(store: CountingStore, clock: FrozenClock) -> None:
+    events: list[ApiKeyEvent] = []
+    manager = ApiKeyManager(store, clock=clock, on_event=events.append)
+    a = manager.create("user-1", ORG, name="a", scope="admin")
+    b = manager.create("user-1", ORG, name="b", scope="read")
+    assert events[0] == ApiKeyEvent(
+        kind="api_key_created",
+        user_id="user-1",
+        at=clock.now(),
+        key_ids=(a.key_id,),
+        organization_id=ORG,
+        scope=ApiKeyScope.ADMIN,
+    )
+    assert manager.revoke(a.key_id)
+    assert events[2] == ApiKeyEvent(
+        kind="api_key_revoked",
+        user_id="user-1",
+        at=clock.now(),
+        key_ids=(a.key_id,),
+        organization_id=ORG,
+    )
+    assert not manager.revoke(a.key_id)
+    assert manager.revoke_user_keys("user-1") == [b.key_id]
+    assert manager.revoke_user_keys("user-1") == []
+    assert [e.kind for e in events] == [
+        "api_key_created",
+        "api_key_created",
+        "api_key_revoked",
+        "api_key_revoked",
+    ]
+    assert events[3].key_ids == (b.key_id,)
+    for event in events:  # no secret in any event
+        assert a.key not in repr(event)
+        assert b.key not in repr(event)
+
+
+def test_import_has_no_side_effects() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import secrets\n"
+        "calls = []\n"
+        "for name in ('token_bytes', 'randbelow', 'token_hex'):\n"
+        "    real = getattr(secrets, name)\n"
+        "    setattr(secrets, name, lambda *a, _r=real: calls.append(a) or _r(*a))\n"
+        "import storno_security.api_keys\n"
+        "assert not calls, calls\n"
+        "import sys; assert 'sqlalchemy' not in sys.modules and 'falcon' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -57,9 +57,11 @@ class MemoryApiKeyStore:
         """
         if user_id is None and organization_id is None:
             raise ValueError("give user_id, organization_id or both")
+        with self._lock:
+            records = list(self._records.values())
         found = [
             r.info
-            for r in list(self._records.values())
+            for r in records
             if (user_id is None or r.info.user_id == user_id)
             and (organization_id is None or r.info.organization_id == organization_id)
         ]
