@@ -259,3 +259,14 @@ def test_manager_over_the_store(api_key_store: Any) -> None:
     with pytest.raises(InvalidApiKeyError) as info:
         manager.verify(created.key)
     assert info.value.reason == "revoked"
+
+
+def test_touch_at_the_boundary_writes(api_key_store: Any) -> None:
+    """A value exactly ``interval`` old is stale on every backend, as the manager assumes."""
+    record = new_record(last_used_at=NOW)
+    api_key_store.create(record)
+    later = NOW + timedelta(seconds=60)
+    edge = NOW - timedelta(microseconds=1)
+    assert api_key_store.touch(record.info.key_id, now=later, stale_before=edge) is False
+    assert api_key_store.touch(record.info.key_id, now=later, stale_before=NOW) is True
+    assert api_key_store.get(record.info.key_id).info.last_used_at == later
