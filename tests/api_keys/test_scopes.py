@@ -27,6 +27,8 @@ def test_the_forbidden_families() -> None:
         "passwords.reset",
         "me.password",
         "user:password:change",
+        "mfa.manage",
+        "passkey.manage",
         "mfa.enable",
         "mfa.disable",
         "MFA.backup_codes",
