@@ -25,6 +25,11 @@ __all__ = [
     "CorruptRecordError",
     "InvalidAccessTokenError",
     "InvalidCiphertextError",
+    "ApiKeyError",
+    "ApiKeyPermissionsError",
+    "CorruptRecordError",
+    "InvalidAccessTokenError",
+    "InvalidApiKeyError",
     "InvalidKeyError",
     "InvalidLicenseError",
     "InvalidPasswordError",
@@ -396,3 +401,32 @@ class RateLimitUnavailableError(RateLimitError, StoreUnavailableError):
     def __init__(self, *, policy: str) -> None:
         super().__init__()
         self.policy = policy
+# --- API keys --------------------------------------------------------------------------------
+
+
+class ApiKeyError(StornoSecurityError):
+    """Root of the API-key subtree."""
+
+    default_message = "API key error"
+
+
+class InvalidApiKeyError(ApiKeyError):
+    """An API key is not acceptable, for any reason.
+
+    One message for every cause; ``reason`` names it for logs: ``malformed`` (wrong shape or
+    checksum, refused before any lookup), ``unknown`` (no such key, or the secret does not
+    match), ``revoked``, ``expired``. ``revoked`` and ``expired`` are only reported once the
+    whole key has matched, so they tell nothing to someone who does not hold it.
+    """
+
+    default_message = "invalid API key"
+
+
+class ApiKeyPermissionsError(ApiKeyError):
+    """A key was asked for permissions it may not carry.
+
+    ``reason`` is ``exceeds_creator`` (an explicit permission that its creator does not hold,
+    KEY-4) or ``forbidden`` (a permission of a family no API key may ever have, KEY-5).
+    """
+
+    default_message = "the API key may not carry these permissions"

@@ -22,6 +22,10 @@ IMPLEMENTED = (
     *(f"LIC-{n}" for n in range(1, 5)),
     *(f"XML-{n}" for n in range(1, 4)),
     *(f"RL-{n}" for n in range(1, 6)),
+    "KEY-1",
+    "KEY-2",
+    "KEY-3",
+    "KEY-5",
 )
 
 

@@ -19,3 +19,7 @@ from storno_security.stores.memory.ratelimit import MemoryRateLimitStorage
 from storno_security.stores.memory.tokens import MemoryRefreshFamilyStore, MemorySessionStateStore
 
 __all__ = ["MemoryRateLimitStorage", "MemoryRefreshFamilyStore", "MemorySessionStateStore"]
+from storno_security.stores.memory.api_keys import MemoryApiKeyStore
+from storno_security.stores.memory.tokens import MemoryRefreshFamilyStore, MemorySessionStateStore
+
+__all__ = ["MemoryApiKeyStore", "MemoryRefreshFamilyStore", "MemorySessionStateStore"]

@@ -1,0 +1,114 @@
+"""Scopes (KEY-3) and the actions no API key may ever perform (KEY-5).
+
+Scopes nest: ``read`` ⊂ ``write`` ⊂ ``admin``. A key has one scope and holds every scope below
+it. What a scope allows in terms of named permissions is decided by the RBAC layer
+(:mod:`storno_security.rbac`), which intersects it with the user's role (KEY-4).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from typing import Final
+
+__all__ = [
+    "API_KEY_FORBIDDEN_FAMILIES",
+    "ApiKeyScope",
+    "is_forbidden_for_api_keys",
+]
+
+
+class ApiKeyScope(enum.Enum):
+    """The scope of an API key. Each scope includes the ones before it."""
+
+    READ = "read"
+    WRITE = "write"
+    ADMIN = "admin"
+
+    @property
+    def implied(self) -> frozenset[str]:
+        """The names of this scope and every scope it includes, e.g. ``{"read", "write"}``."""
+        return _IMPLIED[self]
+
+    def includes(self, other: ApiKeyScope) -> bool:
+        """Whether a key of this scope holds ``other`` (``WRITE.includes(READ)`` is true).
+
+        Raises:
+            TypeError: ``other`` is not an :class:`ApiKeyScope`.
+        """
+        if not isinstance(other, ApiKeyScope):
+            raise TypeError(f"expected an ApiKeyScope, got {type(other).__name__}")
+        return _RANK[other] <= _RANK[self]
+
+    @classmethod
+    def parse(cls, value: ApiKeyScope | str) -> ApiKeyScope:
+        """Return the scope named by ``value`` (``"read"``, ``"write"``, ``"admin"``).
+
+        Raises:
+            ValueError: ``value`` names no scope.
+            TypeError: ``value`` is neither a scope nor a string.
+        """
+        if isinstance(value, ApiKeyScope):
+            return value
+        if not isinstance(value, str):
+            raise TypeError(f"expected an ApiKeyScope or str, got {type(value).__name__}")
+        try:
+            return cls(value)
+        except ValueError:
+            raise ValueError(
+                f"unknown API-key scope; choose from {[s.value for s in cls]}"
+            ) from None
+
+
+_RANK: Final = {ApiKeyScope.READ: 0, ApiKeyScope.WRITE: 1, ApiKeyScope.ADMIN: 2}
+_IMPLIED: Final = {
+    scope: frozenset(s.value for s in ApiKeyScope if _RANK[s] <= _RANK[scope])
+    for scope in ApiKeyScope
+}
+
+#: The action families an API key can never perform, whatever its scope or permissions (KEY-5):
+#: managing API keys, passwords, MFA and passkeys. An action (or permission) belongs to a family
+#: when any of its dot-, colon- or slash-separated segments names the family, see
+#: :func:`is_forbidden_for_api_keys`.
+API_KEY_FORBIDDEN_FAMILIES: Final = frozenset({"apikey", "password", "mfa", "passkey"})
+
+# Spellings of the same families, after normalisation (lower case, no "_"/"-", no plural "s").
+_ALIASES: Final = {
+    "apikey": "apikey",
+    "password": "password",
+    "mfa": "mfa",
+    "totp": "mfa",
+    "backupcode": "mfa",
+    "twofactor": "mfa",
+    "2fa": "mfa",
+    "passkey": "passkey",
+    "webauthn": "passkey",
+}
+_SEPARATORS: Final = re.compile(r"[.:/]")
+
+
+def _family(segment: str) -> str | None:
+    name = segment.strip().lower().replace("_", "").replace("-", "")
+    if name.endswith("s") and name[:-1] in _ALIASES:
+        name = name[:-1]
+    return _ALIASES.get(name)
+
+
+def is_forbidden_for_api_keys(action: str) -> bool:
+    """Whether ``action`` is one that no API key may perform (KEY-5).
+
+    ``action`` is a permission or action name such as ``"apikey.manage"``,
+    ``"mfa.disable"``, ``"me:password:change"`` or ``"passkeys/register"``. It is forbidden
+    when any segment (split on ``.``, ``:`` and ``/``), compared case-insensitively and without
+    ``_``, ``-`` or a plural ``s``, names a family of :data:`API_KEY_FORBIDDEN_FAMILIES` or an
+    alias of one (``totp``, ``backup_code``, ``two_factor``, ``2fa`` for MFA; ``webauthn`` for
+    passkeys). An empty action is forbidden too (fail closed).
+
+    Raises:
+        TypeError: ``action`` is not a string.
+    """
+    if not isinstance(action, str):
+        raise TypeError(f"action must be a str, not {type(action).__name__}")
+    if not action.strip():
+        return True
+    return any(_family(segment) is not None for segment in _SEPARATORS.split(action))

@@ -1,0 +1,292 @@
+"""SQL store of the API-key capability: the ``storno_api_keys`` table.
+
+:class:`SqlApiKeyStore` implements :class:`~storno_security.api_keys.ApiKeyStore`. Import it from
+:mod:`storno_security.stores.sql`.
+
+Verification reads one row by primary key (the public key id). Revocation and ``touch`` are each
+one conditional ``UPDATE`` whose row count says whether this call changed the row.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, Final
+
+import sqlalchemy as sa
+
+from storno_security.api_keys.scopes import ApiKeyScope
+from storno_security.api_keys.storage import ApiKeyInfo, ApiKeyRecord
+from storno_security.clock import ensure_aware_utc
+from storno_security.errors import CorruptRecordError
+from storno_security.stores.sql._base import (
+    _ID_LENGTH,
+    _USER_LENGTH,
+    _check_key,
+    _check_text,
+    _ExactString,
+    _fetch,
+    _fetch_one,
+    _optional_time,
+    _required_time,
+    _transaction,
+    _UtcDateTime,
+    metadata,
+)
+
+__all__ = ["SqlApiKeyStore", "api_keys"]
+
+_NAME_LENGTH: Final = 200
+_SCOPE_LENGTH: Final = 16
+_HASH_LENGTH: Final = 64
+
+api_keys = sa.Table(
+    "storno_api_keys",
+    metadata,
+    sa.Column("key_id", _ExactString(_ID_LENGTH), primary_key=True),
+    sa.Column("key_hash", _ExactString(_HASH_LENGTH), nullable=False, unique=True),
+    sa.Column("user_id", _ExactString(_USER_LENGTH), nullable=False, index=True),
+    sa.Column("organization_id", _ExactString(_USER_LENGTH), nullable=False, index=True),
+    sa.Column("name", _ExactString(_NAME_LENGTH), nullable=False),
+    sa.Column("scope", _ExactString(_SCOPE_LENGTH), nullable=False),
+    sa.Column("permissions", sa.Text(), nullable=True),  # a JSON array of ASCII names, or NULL
+    sa.Column("created_at", _UtcDateTime(), nullable=False),
+    sa.Column("expires_at", _UtcDateTime(), nullable=True),
+    sa.Column("revoked_at", _UtcDateTime(), nullable=True),
+    sa.Column("last_used_at", _UtcDateTime(), nullable=True),
+    mysql_engine="InnoDB",
+)
+
+_K = api_keys.c
+_INFO_COLUMNS: Final = (
+    _K.key_id,
+    _K.user_id,
+    _K.organization_id,
+    _K.name,
+    _K.scope,
+    _K.permissions,
+    _K.created_at,
+    _K.expires_at,
+    _K.revoked_at,
+    _K.last_used_at,
+)
+_GET: Final = sa.select(_K.key_hash, *_INFO_COLUMNS).where(_K.key_id == sa.bindparam("key_id"))
+_SCOPES: Final = {scope.value: scope for scope in ApiKeyScope}
+
+
+def _text(value: object, reason: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise CorruptRecordError(reason=reason)
+    return value
+
+
+def _permissions_of(value: object) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise CorruptRecordError(reason="bad_permissions")
+    try:
+        items = json.loads(value)
+    except ValueError:
+        raise CorruptRecordError(reason="bad_permissions") from None
+    if not isinstance(items, list) or not all(isinstance(i, str) and i for i in items):
+        raise CorruptRecordError(reason="bad_permissions")
+    return tuple(sorted(set(items)))
+
+
+def _info_of(row: Any) -> ApiKeyInfo:
+    """Build a description from a row, refusing values the library never writes."""
+    scope = _SCOPES.get(row.scope) if isinstance(row.scope, str) else None
+    if scope is None:
+        raise CorruptRecordError(reason="bad_scope")
+    return ApiKeyInfo(
+        key_id=_text(row.key_id, "bad_key_id"),
+        user_id=_text(row.user_id, "bad_user_id"),
+        organization_id=_text(row.organization_id, "bad_organization_id"),
+        name=_text(row.name, "bad_name"),
+        scope=scope,
+        permissions=_permissions_of(row.permissions),
+        created_at=_required_time(row.created_at),
+        expires_at=_optional_time(row.expires_at),
+        revoked_at=_optional_time(row.revoked_at),
+        last_used_at=_optional_time(row.last_used_at),
+    )
+
+
+class SqlApiKeyStore:
+    """API keys in the ``storno_api_keys`` table.
+
+    Args:
+        engine: an engine from :func:`~storno_security.stores.sql.create_engine` whose schema
+            exists (:func:`~storno_security.stores.sql.create_schema`).
+    """
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+
+    def __repr__(self) -> str:
+        return f"SqlApiKeyStore({self._engine.dialect.name})"
+
+    def create(self, record: ApiKeyRecord) -> None:
+        """Store a new key.
+
+        Raises:
+            TypeError: an argument has the wrong type.
+            ValueError: an id, name or hash is empty or too long, or a time is naive.
+            StoreError: the key id or hash exists already (``reason="duplicate"``), or the
+                database failed; nothing was written.
+            StoreUnavailableError: the database could not be reached.
+        """
+        if not isinstance(record, ApiKeyRecord):
+            raise TypeError(f"record must be an ApiKeyRecord, not {type(record).__name__}")
+        info = record.info
+        if not isinstance(info.scope, ApiKeyScope):
+            raise TypeError("scope must be an ApiKeyScope")
+        permissions = None
+        if info.permissions is not None:
+            names = [_check_text("permission", p, _NAME_LENGTH) for p in info.permissions]
+            permissions = json.dumps(sorted(set(names)), ensure_ascii=True)
+        values = {
+            "key_id": _check_text("key_id", info.key_id, _ID_LENGTH),
+            "key_hash": _check_text("key_hash", record.key_hash, _HASH_LENGTH),
+            "user_id": _check_text("user_id", info.user_id, _USER_LENGTH),
+            "organization_id": _check_text("organization_id", info.organization_id, _USER_LENGTH),
+            "name": _check_text("name", info.name, _NAME_LENGTH),
+            "scope": info.scope.value,
+            "permissions": permissions,
+            "created_at": ensure_aware_utc(info.created_at),
+            "expires_at": None if info.expires_at is None else ensure_aware_utc(info.expires_at),
+            "revoked_at": None if info.revoked_at is None else ensure_aware_utc(info.revoked_at),
+            "last_used_at": (
+                None if info.last_used_at is None else ensure_aware_utc(info.last_used_at)
+            ),
+        }
+        with _transaction(self._engine, duplicate=True) as conn:
+            conn.execute(sa.insert(api_keys).values(**values))
+
+    def get(self, key_id: str) -> ApiKeyRecord | None:
+        """Return the record with this key id, or ``None``: one ``SELECT`` by primary key.
+
+        Raises:
+            TypeError: ``key_id`` is not a str.
+            StoreError: the database failed.
+            StoreUnavailableError: the database could not be reached.
+            CorruptRecordError: the row is malformed.
+        """
+        key_id = _check_key("key_id", key_id)
+        with _transaction(self._engine, read_only=True) as conn:
+            row = _fetch_one(conn.execute(_GET, {"key_id": key_id}))
+        if row is None:
+            return None
+        return ApiKeyRecord(info=_info_of(row), key_hash=_text(row.key_hash, "bad_key_hash"))
+
+    def list_keys(
+        self, *, user_id: str | None = None, organization_id: str | None = None
+    ) -> list[ApiKeyInfo]:
+        """Every key of the user and/or organization, oldest first (never a hash).
+
+        Raises:
+            TypeError: a filter is not a str.
+            ValueError: neither filter is given.
+            StoreError: the database failed.
+            StoreUnavailableError: the database could not be reached.
+            CorruptRecordError: a row is malformed.
+        """
+        if user_id is None and organization_id is None:
+            raise ValueError("give user_id, organization_id or both")
+        query = sa.select(*_INFO_COLUMNS).order_by(_K.created_at, _K.key_id)
+        if user_id is not None:
+            query = query.where(_K.user_id == _check_key("user_id", user_id))
+        if organization_id is not None:
+            query = query.where(
+                _K.organization_id == _check_key("organization_id", organization_id)
+            )
+        with _transaction(self._engine, read_only=True) as conn:
+            rows = _fetch(conn.execute(query))
+        return [_info_of(row) for row in rows]
+
+    def revoke(
+        self,
+        key_id: str,
+        *,
+        now: datetime,
+        expected_user_id: str | None = None,
+        expected_organization_id: str | None = None,
+    ) -> bool:
+        """Revoke a live key of the expected owner: one conditional ``UPDATE``.
+
+        Raises:
+            TypeError: an argument has the wrong type.
+            ValueError: ``now`` is naive.
+            StoreError: the database failed; nothing changed.
+            StoreUnavailableError: the database could not be reached; nothing changed.
+        """
+        key_id = _check_key("key_id", key_id)
+        now = ensure_aware_utc(now)
+        update = sa.update(api_keys).where(_K.key_id == key_id, _K.revoked_at.is_(None))
+        if expected_user_id is not None:
+            update = update.where(_K.user_id == _check_key("expected_user_id", expected_user_id))
+        if expected_organization_id is not None:
+            update = update.where(
+                _K.organization_id
+                == _check_key("expected_organization_id", expected_organization_id)
+            )
+        with _transaction(self._engine) as conn:
+            return conn.execute(update.values(revoked_at=now)).rowcount == 1
+
+    def revoke_user_keys(
+        self, user_id: str, *, now: datetime, organization_id: str | None = None
+    ) -> list[str]:
+        """Revoke every live key of the user (in ``organization_id`` when given).
+
+        Each key is revoked by its own conditional ``UPDATE``, so of concurrent callers exactly
+        one reports it.
+
+        Raises:
+            TypeError: an argument has the wrong type.
+            ValueError: ``now`` is naive.
+            StoreError: the database failed; nothing changed.
+            StoreUnavailableError: the database could not be reached; nothing changed.
+            CorruptRecordError: a key id is malformed; nothing changed.
+        """
+        user_id = _check_key("user_id", user_id)
+        now = ensure_aware_utc(now)
+        live = sa.select(_K.key_id).where(_K.user_id == user_id, _K.revoked_at.is_(None))
+        if organization_id is not None:
+            live = live.where(_K.organization_id == _check_key("organization_id", organization_id))
+        revoked: list[str] = []
+        with _transaction(self._engine) as conn:
+            for (key_id,) in _fetch(conn.execute(live)):
+                key_id = _text(key_id, "bad_key_id")
+                result = conn.execute(
+                    sa.update(api_keys)
+                    .where(_K.key_id == key_id, _K.revoked_at.is_(None))
+                    .values(revoked_at=now)
+                )
+                if result.rowcount == 1:
+                    revoked.append(key_id)
+        return sorted(revoked)
+
+    def touch(self, key_id: str, *, now: datetime, stale_before: datetime) -> bool:
+        """``UPDATE ... SET last_used_at = now WHERE key_id = ? AND (last_used_at IS NULL OR
+        last_used_at <= stale_before)``.
+
+        Raises:
+            TypeError: an argument has the wrong type.
+            ValueError: a time is naive.
+            StoreError: the database failed; nothing changed.
+            StoreUnavailableError: the database could not be reached; nothing changed.
+        """
+        key_id = _check_key("key_id", key_id)
+        now = ensure_aware_utc(now)
+        stale_before = ensure_aware_utc(stale_before)
+        update = (
+            sa.update(api_keys)
+            .where(
+                _K.key_id == key_id,
+                sa.or_(_K.last_used_at.is_(None), _K.last_used_at <= stale_before),
+            )
+            .values(last_used_at=now)
+        )
+        with _transaction(self._engine) as conn:
+            return conn.execute(update).rowcount == 1
