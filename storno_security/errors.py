@@ -20,16 +20,14 @@ if TYPE_CHECKING:
     from storno_security.ratelimit import RateLimitStatus
 
 __all__ = [
+    "ApiKeyError",
+    "ApiKeyPermissionsError",
     "CompanyNotFoundError",
     "CompanyRequiredError",
     "CorruptRecordError",
     "InvalidAccessTokenError",
-    "InvalidCiphertextError",
-    "ApiKeyError",
-    "ApiKeyPermissionsError",
-    "CorruptRecordError",
-    "InvalidAccessTokenError",
     "InvalidApiKeyError",
+    "InvalidCiphertextError",
     "InvalidKeyError",
     "InvalidLicenseError",
     "InvalidPasswordError",
@@ -44,10 +42,10 @@ __all__ = [
     "PasswordError",
     "PasswordPolicyError",
     "PermissionDeniedError",
-    "RbacError",
     "RateLimitError",
     "RateLimitExceededError",
     "RateLimitUnavailableError",
+    "RbacError",
     "RefreshTokenReuseError",
     "SchemaUnavailableError",
     "StoreError",
@@ -301,6 +299,8 @@ class LicenseKeyError(LicenseError, ValueError):
     """License key material is malformed, of an unsupported type, or too weak."""
 
     default_message = "invalid license key"
+
+
 # --- XML signing -----------------------------------------------------------------------------
 
 
@@ -357,6 +357,8 @@ class SchemaUnavailableError(XmlError):
     or an import that would leave the schema directory)."""
 
     default_message = "schema not available"
+
+
 # --- rate limiting ---------------------------------------------------------------------------
 
 
@@ -401,6 +403,8 @@ class RateLimitUnavailableError(RateLimitError, StoreUnavailableError):
     def __init__(self, *, policy: str) -> None:
         super().__init__()
         self.policy = policy
+
+
 # --- API keys --------------------------------------------------------------------------------
 
 

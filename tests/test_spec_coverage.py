@@ -15,17 +15,12 @@ IMPLEMENTED = (
     *(f"JWT-{n}" for n in range(1, 4)),
     *(f"REF-{n}" for n in range(1, 5)),
     *(f"RBAC-{n}" for n in range(1, 6)),
-    "KEY-4",
-    "KEY-5",
+    *(f"KEY-{n}" for n in range(1, 6)),
     "ACC-3",
     *(f"VLT-{n}" for n in range(1, 4)),
     *(f"LIC-{n}" for n in range(1, 5)),
     *(f"XML-{n}" for n in range(1, 4)),
     *(f"RL-{n}" for n in range(1, 6)),
-    "KEY-1",
-    "KEY-2",
-    "KEY-3",
-    "KEY-5",
 )
 
 

@@ -5,21 +5,17 @@ process. State is lost on restart and is not shared between processes: use the S
 stores when several workers serve the same users.
 """
 
+from storno_security.stores.memory.api_keys import MemoryApiKeyStore
 from storno_security.stores.memory.audit import MemoryAuditStore
 from storno_security.stores.memory.license import MemoryLastSeenStore
-from storno_security.stores.memory.tokens import MemoryRefreshFamilyStore, MemorySessionStateStore
-
-__all__ = [
-    "MemoryAuditStore",
-    "MemoryLastSeenStore",
-    "MemoryRefreshFamilyStore",
-    "MemorySessionStateStore",
-]
 from storno_security.stores.memory.ratelimit import MemoryRateLimitStorage
 from storno_security.stores.memory.tokens import MemoryRefreshFamilyStore, MemorySessionStateStore
 
-__all__ = ["MemoryRateLimitStorage", "MemoryRefreshFamilyStore", "MemorySessionStateStore"]
-from storno_security.stores.memory.api_keys import MemoryApiKeyStore
-from storno_security.stores.memory.tokens import MemoryRefreshFamilyStore, MemorySessionStateStore
-
-__all__ = ["MemoryApiKeyStore", "MemoryRefreshFamilyStore", "MemorySessionStateStore"]
+__all__ = [
+    "MemoryApiKeyStore",
+    "MemoryAuditStore",
+    "MemoryLastSeenStore",
+    "MemoryRateLimitStorage",
+    "MemoryRefreshFamilyStore",
+    "MemorySessionStateStore",
+]

@@ -14,8 +14,7 @@ Needs the ``sql`` extra, plus a driver (the ``postgres`` or ``mysql`` extra) for
   :class:`~storno_security.tokens.storage.SessionStateStore`.
 * :class:`SqlAuditStore` implements :class:`~storno_security.audit.AuditStore`.
 * :class:`SqlLastSeenStore` implements :class:`~storno_security.license.storage.LastSeenStore`.
-  :class:`~storno_security.tokens.storage.SessionStateStore`;
-  :class:`SqlApiKeyStore` implements :class:`~storno_security.api_keys.ApiKeyStore`.
+* :class:`SqlApiKeyStore` implements :class:`~storno_security.api_keys.ApiKeyStore`.
 
 Every method is one transaction. Every "exactly once" is a conditional ``UPDATE`` whose row
 count says who won; nothing is decided on a value read earlier. Times are stored as naive UTC
@@ -38,9 +37,9 @@ from storno_security.stores.sql._base import (
     schema_version,
     schema_versions,
 )
+from storno_security.stores.sql.api_keys import SqlApiKeyStore, api_keys
 from storno_security.stores.sql.audit import SqlAuditStore, audit_events
 from storno_security.stores.sql.license import SqlLastSeenStore, license_last_seen
-from storno_security.stores.sql.api_keys import SqlApiKeyStore, api_keys
 from storno_security.stores.sql.tokens import (
     SqlRefreshFamilyStore,
     SqlSessionStateStore,
@@ -52,15 +51,13 @@ from storno_security.stores.sql.tokens import (
 
 __all__ = [
     "SCHEMA_VERSION",
+    "SqlApiKeyStore",
     "SqlAuditStore",
     "SqlLastSeenStore",
     "SqlRefreshFamilyStore",
     "SqlSessionStateStore",
-    "audit_events",
-    "SqlApiKeyStore",
-    "SqlRefreshFamilyStore",
-    "SqlSessionStateStore",
     "api_keys",
+    "audit_events",
     "create_engine",
     "create_schema",
     "license_last_seen",
