@@ -14,6 +14,11 @@ IMPLEMENTED = (
     *(f"PW-{n}" for n in range(1, 6)),
     *(f"JWT-{n}" for n in range(1, 4)),
     *(f"REF-{n}" for n in range(1, 5)),
+    "MFA-1",
+    "MFA-2",
+    "MFA-3",
+    "MFA-4",
+    "MFA-6",
 )
 
 

@@ -5,6 +5,19 @@ process. State is lost on restart and is not shared between processes: use the S
 stores when several workers serve the same users.
 """
 
+from storno_security.stores.memory.mfa import (
+    MemoryBackupCodeStore,
+    MemoryMfaChallengeStore,
+    MemoryStepUpStore,
+    MemoryTotpReplayStore,
+)
 from storno_security.stores.memory.tokens import MemoryRefreshFamilyStore, MemorySessionStateStore
 
-__all__ = ["MemoryRefreshFamilyStore", "MemorySessionStateStore"]
+__all__ = [
+    "MemoryBackupCodeStore",
+    "MemoryMfaChallengeStore",
+    "MemoryRefreshFamilyStore",
+    "MemorySessionStateStore",
+    "MemoryStepUpStore",
+    "MemoryTotpReplayStore",
+]
