@@ -12,6 +12,8 @@ Needs the ``sql`` extra, plus a driver (the ``postgres`` or ``mysql`` extra) for
 * :class:`SqlRefreshFamilyStore` and :class:`SqlSessionStateStore` implement
   :class:`~storno_security.tokens.storage.RefreshFamilyStore` and
   :class:`~storno_security.tokens.storage.SessionStateStore`.
+* :class:`SqlTotpReplayStore`, :class:`SqlBackupCodeStore`, :class:`SqlMfaChallengeStore` and
+  :class:`SqlStepUpStore` implement the MFA protocols of :mod:`storno_security.mfa.storage`.
 
 Every method is one transaction. Every "exactly once" is a conditional ``UPDATE`` whose row
 count says who won; nothing is decided on a value read earlier. Times are stored as naive UTC
@@ -34,6 +36,17 @@ from storno_security.stores.sql._base import (
     schema_version,
     schema_versions,
 )
+from storno_security.stores.sql.mfa import (
+    SqlBackupCodeStore,
+    SqlMfaChallengeStore,
+    SqlStepUpStore,
+    SqlTotpReplayStore,
+    mfa_backup_code_sets,
+    mfa_backup_codes,
+    mfa_challenges,
+    mfa_step_up_tokens,
+    mfa_totp_steps,
+)
 from storno_security.stores.sql.tokens import (
     SqlRefreshFamilyStore,
     SqlSessionStateStore,
@@ -45,11 +58,20 @@ from storno_security.stores.sql.tokens import (
 
 __all__ = [
     "SCHEMA_VERSION",
+    "SqlBackupCodeStore",
+    "SqlMfaChallengeStore",
     "SqlRefreshFamilyStore",
     "SqlSessionStateStore",
+    "SqlStepUpStore",
+    "SqlTotpReplayStore",
     "create_engine",
     "create_schema",
     "metadata",
+    "mfa_backup_code_sets",
+    "mfa_backup_codes",
+    "mfa_challenges",
+    "mfa_step_up_tokens",
+    "mfa_totp_steps",
     "refresh_families",
     "refresh_tokens",
     "revoked_sessions",
