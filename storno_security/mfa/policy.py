@@ -103,6 +103,13 @@ class MfaPolicy:
         default=timedelta(seconds=60), validator=_between(timedelta(0), timedelta(minutes=15))
     )
 
+    @backup_code_hashing.validator
+    def _check_hashing(
+        self, attribute: attrs.Attribute[PasswordPolicy], value: PasswordPolicy
+    ) -> None:
+        if value.min_length > 12:
+            raise ValueError("backup_code_hashing.min_length must be at most 12 (a code's length)")
+
     @classmethod
     def insecure_for_tests(cls) -> MfaPolicy:
         """The spec's policy with backup codes hashed at bcrypt cost 4, so test suites run

@@ -342,3 +342,92 @@ def test_purge_deletes_expired_grants(step_up_store: Any) -> None:
         )
         == live
     )
+
+
+# --- exactness and failures ------------------------------------------------------------------
+
+
+def test_user_ids_compare_exactly(replay_store: Any) -> None:
+    u = user()
+    assert replay_store.record_step(u, STEP, now=NOW, until=_until(STEP)) is True
+    for twin in (u.upper(), u + " ", u + "\u00a0"):
+        assert replay_store.record_step(twin, STEP, now=NOW, until=_until(STEP)) is True
+
+
+def test_token_hashes_compare_exactly(challenge_store: Any, step_up_store: Any) -> None:
+    challenge = _challenge()
+    challenge_store.create_challenge(challenge)
+    assert challenge_store.get_challenge(challenge.token_hash.upper(), now=NOW) is None
+    assert challenge_store.record_failure(challenge.token_hash + " ", now=NOW) is None
+    grant = _grant()
+    step_up_store.create_grant(grant)
+    assert (
+        step_up_store.consume_grant(
+            grant.token_hash.upper(), user_id=grant.user_id, action=grant.action, now=NOW
+        )
+        is None
+    )
+    assert (
+        step_up_store.consume_grant(
+            grant.token_hash, user_id=grant.user_id.upper(), action=grant.action, now=NOW
+        )
+        is None
+    )
+
+
+def test_redis_refuses_a_key_it_did_not_write(redis_client: Any, redis_prefix: str) -> None:
+    from storno_security.errors import CorruptRecordError
+    from storno_security.stores.redis import RedisMfaChallengeStore, RedisTotpReplayStore
+
+    u = user()
+    redis_client.set(f"{redis_prefix}mfa:totp:{u}", "not a step")
+    with pytest.raises(CorruptRecordError):
+        RedisTotpReplayStore(redis_client, prefix=redis_prefix).record_step(
+            u, STEP, now=NOW, until=_until(STEP)
+        )
+    token_hash = new_hash()
+    redis_client.hset(f"{redis_prefix}mfa:challenge:{token_hash}", mapping={"expires_at": "x"})
+    store = RedisMfaChallengeStore(redis_client, prefix=redis_prefix)
+    with pytest.raises(CorruptRecordError):
+        store.record_failure(token_hash, now=NOW)
+    with pytest.raises(CorruptRecordError):
+        store.get_challenge(token_hash, now=NOW)
+
+
+def test_redis_down_is_store_unavailable() -> None:
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    from storno_security.errors import StoreUnavailableError
+    from storno_security.stores.redis import (
+        RedisMfaChallengeStore,
+        RedisStepUpStore,
+        RedisTotpReplayStore,
+    )
+
+    client = redis.Redis(
+        host="127.0.0.1", port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0)
+    )
+    with pytest.raises(StoreUnavailableError):
+        RedisTotpReplayStore(client).record_step(user(), STEP, now=NOW, until=_until(STEP))
+    with pytest.raises(StoreUnavailableError):
+        RedisMfaChallengeStore(client).create_challenge(_challenge())
+    with pytest.raises(StoreUnavailableError):
+        RedisStepUpStore(client).consume_grant(new_hash(), user_id="u", action="a", now=NOW)
+
+
+def test_sql_down_is_store_unavailable(tmp_path: Any) -> None:
+    from storno_security.errors import StoreUnavailableError
+    from storno_security.stores.sql import SqlBackupCodeStore, SqlMfaChallengeStore, create_engine
+
+    engine = create_engine(
+        "postgresql+psycopg://postgres@127.0.0.1:1/none", connect_args={"connect_timeout": 1}
+    )
+    try:
+        with pytest.raises(StoreUnavailableError):
+            SqlMfaChallengeStore(engine).get_challenge(new_hash(), now=NOW)
+        with pytest.raises(StoreUnavailableError):
+            SqlBackupCodeStore(engine).replace_codes(user(), _codes(), now=NOW)
+    finally:
+        engine.dispose()
