@@ -44,8 +44,9 @@ class TotpReplayStore(Protocol):
         """Atomically make ``step`` the user's last accepted step if it is later than the one
         stored (or none is stored).
 
-        ``until`` is when no code of ``step`` can be accepted any more (the end of the window);
-        after it the record may be forgotten, since every later code has a later step anyway.
+        ``until`` is when no code of ``step`` can be accepted any more (the end of the window,
+        plus a margin for clock skew); after it the record may be forgotten, since every code
+        accepted later has a later step anyway.
 
         Returns:
             ``True`` if the step was recorded (the code may be accepted); ``False`` if this step

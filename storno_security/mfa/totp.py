@@ -179,7 +179,9 @@ class TotpAuthenticator:
         if not matches:
             raise InvalidMfaCodeError(reason="mismatch")
         for step in matches:  # more than one only on a code collision within the window
-            until = datetime.fromtimestamp((step + window + 1) * period, tz=UTC)
+            # The record must outlive the last moment any host could accept this step: the end
+            # of its window, plus one period for clock skew between application hosts.
+            until = datetime.fromtimestamp((step + window + 2) * period, tz=UTC)
             if self._replay.record_step(user_id, step, now=now, until=until):
                 return VerifiedFactor(
                     user_id=user_id, method="totp", verified_at=now, totp_step=step

@@ -336,6 +336,13 @@ def test_purge_deletes_expired_grants(step_up_store: Any) -> None:
     step_up_store.create_grant(old)
     step_up_store.create_grant(live)
     step_up_store.purge_expired(now=NOW)
+    before = NOW - timedelta(seconds=2)  # when the old one was still live: gone all the same
+    assert (
+        step_up_store.consume_grant(
+            old.token_hash, user_id=old.user_id, action=old.action, now=before
+        )
+        is None
+    )
     assert (
         step_up_store.consume_grant(
             live.token_hash, user_id=live.user_id, action=live.action, now=NOW

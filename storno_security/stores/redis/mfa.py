@@ -4,7 +4,8 @@ extra. (Backup codes live in SQL or memory: they are long-lived records, not cac
 Keys (``prefix`` defaults to ``storno:``):
 
 * ``{prefix}mfa:totp:{user_id}``: the user's last accepted TOTP step, with a time-to-live that
-  ends with the step's window (after which every acceptable code has a later step anyway);
+  ends at the caller's ``until`` (the step's window plus a margin), after which every code that
+  can still be accepted has a later step anyway;
 * ``{prefix}mfa:challenge:{token_hash}``: a hash (user, methods, times, failures, limit) that
   lives until the challenge expires; consuming it deletes it;
 * ``{prefix}mfa:stepup:{token_hash}``: a hash (user, action, method, times) that lives until the
