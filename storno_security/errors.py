@@ -30,13 +30,17 @@ __all__ = [
     "InvalidCiphertextError",
     "InvalidKeyError",
     "InvalidLicenseError",
+    "InvalidMfaChallengeError",
+    "InvalidMfaCodeError",
     "InvalidPasswordError",
     "InvalidRefreshTokenError",
+    "InvalidStepUpTokenError",
     "InvalidXmlSignatureError",
     "KeyRingError",
     "LicenseError",
     "LicenseKeyError",
     "MembershipNotFoundError",
+    "MfaError",
     "OrganizationNotFoundError",
     "OrganizationRequiredError",
     "PasswordError",
@@ -48,6 +52,7 @@ __all__ = [
     "RbacError",
     "RefreshTokenReuseError",
     "SchemaUnavailableError",
+    "StaleSecondFactorError",
     "StoreError",
     "StoreUnavailableError",
     "StornoSecurityError",
@@ -434,3 +439,57 @@ class ApiKeyPermissionsError(ApiKeyError):
     """
 
     default_message = "the API key may not carry these permissions"
+
+
+# --- mfa -------------------------------------------------------------------------------------
+
+
+class MfaError(StornoSecurityError):
+    """Root of the MFA subtree (TOTP, backup codes, MFA challenges, step-up tokens)."""
+
+    default_message = "multi-factor authentication error"
+
+
+class InvalidMfaCodeError(MfaError):
+    """A second-factor code is not acceptable, for any reason.
+
+    One message for every cause (malformed, wrong, outside the time window, a TOTP step accepted
+    before, a backup code used already, no MFA set up). ``reason`` names the cause for logs.
+
+    Attributes:
+        attempts_left: when the code was presented against an MFA challenge, how many more
+            failures the challenge takes before it dies (non-secret); otherwise ``None``.
+    """
+
+    default_message = "invalid verification code"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        reason: str | None = None,
+        attempts_left: int | None = None,
+    ) -> None:
+        super().__init__(message, reason=reason)
+        self.attempts_left = attempts_left
+
+
+class InvalidMfaChallengeError(MfaError):
+    """An MFA challenge token is malformed, unknown, expired, used, or dead after too many
+    failed attempts (the causes are not told apart). The user has to log in again."""
+
+    default_message = "invalid or expired MFA challenge"
+
+
+class InvalidStepUpTokenError(MfaError):
+    """A step-up verification token is malformed, unknown, expired, used, or was issued to
+    another user or for another action (the causes are not told apart)."""
+
+    default_message = "invalid or expired verification token"
+
+
+class StaleSecondFactorError(MfaError):
+    """A step-up token was asked for with a second factor verified too long ago: the action
+    needs a fresh one."""
+
+    default_message = "a fresh second factor is required"

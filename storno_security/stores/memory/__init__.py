@@ -5,17 +5,38 @@ process. State is lost on restart and is not shared between processes: use the S
 stores when several workers serve the same users.
 """
 
-from storno_security.stores.memory.api_keys import MemoryApiKeyStore
-from storno_security.stores.memory.audit import MemoryAuditStore
-from storno_security.stores.memory.license import MemoryLastSeenStore
-from storno_security.stores.memory.ratelimit import MemoryRateLimitStorage
-from storno_security.stores.memory.tokens import MemoryRefreshFamilyStore, MemorySessionStateStore
+from storno_security.stores.memory.api_keys import (
+    MemoryApiKeyStore,
+)
+from storno_security.stores.memory.audit import (
+    MemoryAuditStore,
+)
+from storno_security.stores.memory.license import (
+    MemoryLastSeenStore,
+)
+from storno_security.stores.memory.mfa import (
+    MemoryBackupCodeStore,
+    MemoryMfaChallengeStore,
+    MemoryStepUpStore,
+    MemoryTotpReplayStore,
+)
+from storno_security.stores.memory.ratelimit import (
+    MemoryRateLimitStorage,
+)
+from storno_security.stores.memory.tokens import (
+    MemoryRefreshFamilyStore,
+    MemorySessionStateStore,
+)
 
 __all__ = [
     "MemoryApiKeyStore",
     "MemoryAuditStore",
+    "MemoryBackupCodeStore",
     "MemoryLastSeenStore",
+    "MemoryMfaChallengeStore",
     "MemoryRateLimitStorage",
     "MemoryRefreshFamilyStore",
     "MemorySessionStateStore",
+    "MemoryStepUpStore",
+    "MemoryTotpReplayStore",
 ]

@@ -6,7 +6,22 @@ Failures raise :class:`~storno_security.errors.StoreUnavailableError`; a key hol
 no store writes raises :class:`~storno_security.errors.CorruptRecordError`.
 """
 
-from storno_security.stores.redis.ratelimit import RedisRateLimitStorage
-from storno_security.stores.redis.tokens import RedisSessionStateStore
+from storno_security.stores.redis.mfa import (
+    RedisMfaChallengeStore,
+    RedisStepUpStore,
+    RedisTotpReplayStore,
+)
+from storno_security.stores.redis.ratelimit import (
+    RedisRateLimitStorage,
+)
+from storno_security.stores.redis.tokens import (
+    RedisSessionStateStore,
+)
 
-__all__ = ["RedisRateLimitStorage", "RedisSessionStateStore"]
+__all__ = [
+    "RedisMfaChallengeStore",
+    "RedisRateLimitStorage",
+    "RedisSessionStateStore",
+    "RedisStepUpStore",
+    "RedisTotpReplayStore",
+]

@@ -15,6 +15,8 @@ Needs the ``sql`` extra, plus a driver (the ``postgres`` or ``mysql`` extra) for
 * :class:`SqlAuditStore` implements :class:`~storno_security.audit.AuditStore`.
 * :class:`SqlLastSeenStore` implements :class:`~storno_security.license.storage.LastSeenStore`.
 * :class:`SqlApiKeyStore` implements :class:`~storno_security.api_keys.ApiKeyStore`.
+* :class:`SqlTotpReplayStore`, :class:`SqlBackupCodeStore`, :class:`SqlMfaChallengeStore` and
+  :class:`SqlStepUpStore` implement the MFA protocols of :mod:`storno_security.mfa.storage`.
 
 Every method is one transaction. Every "exactly once" is a conditional ``UPDATE`` whose row
 count says who won; nothing is decided on a value read earlier. Times are stored as naive UTC
@@ -37,9 +39,29 @@ from storno_security.stores.sql._base import (
     schema_version,
     schema_versions,
 )
-from storno_security.stores.sql.api_keys import SqlApiKeyStore, api_keys
-from storno_security.stores.sql.audit import SqlAuditStore, audit_events
-from storno_security.stores.sql.license import SqlLastSeenStore, license_last_seen
+from storno_security.stores.sql.api_keys import (
+    SqlApiKeyStore,
+    api_keys,
+)
+from storno_security.stores.sql.audit import (
+    SqlAuditStore,
+    audit_events,
+)
+from storno_security.stores.sql.license import (
+    SqlLastSeenStore,
+    license_last_seen,
+)
+from storno_security.stores.sql.mfa import (
+    SqlBackupCodeStore,
+    SqlMfaChallengeStore,
+    SqlStepUpStore,
+    SqlTotpReplayStore,
+    mfa_backup_code_sets,
+    mfa_backup_codes,
+    mfa_challenges,
+    mfa_step_up_tokens,
+    mfa_totp_steps,
+)
 from storno_security.stores.sql.tokens import (
     SqlRefreshFamilyStore,
     SqlSessionStateStore,
@@ -53,15 +75,24 @@ __all__ = [
     "SCHEMA_VERSION",
     "SqlApiKeyStore",
     "SqlAuditStore",
+    "SqlBackupCodeStore",
     "SqlLastSeenStore",
+    "SqlMfaChallengeStore",
     "SqlRefreshFamilyStore",
     "SqlSessionStateStore",
+    "SqlStepUpStore",
+    "SqlTotpReplayStore",
     "api_keys",
     "audit_events",
     "create_engine",
     "create_schema",
     "license_last_seen",
     "metadata",
+    "mfa_backup_code_sets",
+    "mfa_backup_codes",
+    "mfa_challenges",
+    "mfa_step_up_tokens",
+    "mfa_totp_steps",
     "refresh_families",
     "refresh_tokens",
     "revoked_sessions",
