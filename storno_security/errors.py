@@ -16,11 +16,17 @@ from __future__ import annotations
 
 __all__ = [
     "CorruptRecordError",
+    "IdentityProviderUnavailableError",
     "InvalidAccessTokenError",
+    "InvalidIdTokenError",
     "InvalidKeyError",
+    "InvalidPasskeyError",
     "InvalidPasswordError",
     "InvalidRefreshTokenError",
     "KeyRingError",
+    "OidcError",
+    "PasskeyCloneSuspectedError",
+    "PasskeyError",
     "PasswordError",
     "PasswordPolicyError",
     "RefreshTokenReuseError",
@@ -164,3 +170,69 @@ class CorruptRecordError(StoreError):
     """A stored row does not have the shape the library wrote. Nothing was changed."""
 
     default_message = "stored record is malformed"
+
+
+# --- passkeys --------------------------------------------------------------------------------
+
+
+class PasskeyError(StornoSecurityError):
+    """Root of the passkey (WebAuthn) subtree."""
+
+    default_message = "passkey error"
+
+
+class InvalidPasskeyError(PasskeyError):
+    """A passkey registration or login response is not acceptable, for any reason.
+
+    One message for every cause (malformed, unknown or replayed or expired challenge, wrong
+    origin or relying party, user not verified, bad signature, unknown credential, credential of
+    another user, flagged credential). ``reason`` names the cause for logs.
+    """
+
+    default_message = "passkey verification failed"
+
+
+class PasskeyCloneSuspectedError(InvalidPasskeyError):
+    """A validly signed assertion carried a sign count that did not grow (PK-3).
+
+    The credential may have been cloned: the login is refused and the credential is flagged.
+
+    Attributes:
+        credential_id: the credential concerned (non-secret).
+        user_id: its owner (non-secret).
+    """
+
+    reason = "sign_count"
+
+    def __init__(self, *, credential_id: bytes, user_id: str) -> None:
+        super().__init__()
+        self.credential_id = credential_id
+        self.user_id = user_id
+
+
+# --- OpenID Connect (Google login) -----------------------------------------------------------
+
+
+class OidcError(StornoSecurityError):
+    """Root of the OpenID Connect (Google login) subtree."""
+
+    default_message = "identity token error"
+
+
+class InvalidIdTokenError(OidcError):
+    """An ID token is not acceptable, for any reason.
+
+    One message for every cause (malformed, algorithm, unknown key, bad signature, wrong issuer
+    or audience, expired, issued in the future, email not verified). ``reason`` names the cause.
+    """
+
+    default_message = "invalid identity token"
+
+
+class IdentityProviderUnavailableError(OidcError):
+    """The provider's signing keys (JWKS) could not be obtained or are malformed.
+
+    Not the token's fault: the login may be retried later.
+    """
+
+    default_message = "identity provider keys unavailable"

@@ -14,6 +14,8 @@ IMPLEMENTED = (
     *(f"PW-{n}" for n in range(1, 6)),
     *(f"JWT-{n}" for n in range(1, 4)),
     *(f"REF-{n}" for n in range(1, 5)),
+    *(f"PK-{n}" for n in range(1, 5)),
+    "MFA-5",
 )
 
 

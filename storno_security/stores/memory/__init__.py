@@ -5,6 +5,15 @@ process. State is lost on restart and is not shared between processes: use the S
 stores when several workers serve the same users.
 """
 
+from storno_security.stores.memory.passkeys import (
+    MemoryPasskeyChallengeStore,
+    MemoryPasskeyCredentialStore,
+)
 from storno_security.stores.memory.tokens import MemoryRefreshFamilyStore, MemorySessionStateStore
 
-__all__ = ["MemoryRefreshFamilyStore", "MemorySessionStateStore"]
+__all__ = [
+    "MemoryPasskeyChallengeStore",
+    "MemoryPasskeyCredentialStore",
+    "MemoryRefreshFamilyStore",
+    "MemorySessionStateStore",
+]

@@ -6,6 +6,7 @@ Failures raise :class:`~storno_security.errors.StoreUnavailableError`; a key hol
 no store writes raises :class:`~storno_security.errors.CorruptRecordError`.
 """
 
+from storno_security.stores.redis.passkeys import RedisPasskeyChallengeStore
 from storno_security.stores.redis.tokens import RedisSessionStateStore
 
-__all__ = ["RedisSessionStateStore"]
+__all__ = ["RedisPasskeyChallengeStore", "RedisSessionStateStore"]

@@ -34,6 +34,13 @@ from storno_security.stores.sql._base import (
     schema_version,
     schema_versions,
 )
+from storno_security.stores.sql.passkeys import (
+    SqlPasskeyChallengeStore,
+    SqlPasskeyCredentialStore,
+    passkey_challenges,
+    passkey_credentials,
+    passkey_user_handles,
+)
 from storno_security.stores.sql.tokens import (
     SqlRefreshFamilyStore,
     SqlSessionStateStore,
@@ -45,11 +52,16 @@ from storno_security.stores.sql.tokens import (
 
 __all__ = [
     "SCHEMA_VERSION",
+    "SqlPasskeyChallengeStore",
+    "SqlPasskeyCredentialStore",
     "SqlRefreshFamilyStore",
     "SqlSessionStateStore",
     "create_engine",
     "create_schema",
     "metadata",
+    "passkey_challenges",
+    "passkey_credentials",
+    "passkey_user_handles",
     "refresh_families",
     "refresh_tokens",
     "revoked_sessions",
