@@ -244,6 +244,8 @@ class PasskeyRelyingParty:
             raise _reject("challenge")
         if record.expires_at <= now:
             raise _reject("challenge_expired")
+        if client_data.cross_origin and not self._policy.allow_cross_origin:
+            raise _reject("cross_origin")  # the ceremony ran in a frame of another origin
         return challenge, record
 
     def discard_challenge(self, response: str | Mapping[str, Any]) -> None:
@@ -255,14 +257,16 @@ class PasskeyRelyingParty:
             TypeError: ``response`` is neither a str nor a mapping.
             StoreError: the challenge store failed.
         """
+        if not isinstance(response, str | Mapping):
+            raise TypeError(
+                f"response must be a JSON str or a mapping, not {type(response).__name__}"
+            )
         try:
             data = _size_checked(response, self._policy.max_response_bytes)
             payload = json.loads(data) if isinstance(data, str) else data
             client_data_b64 = payload["response"]["clientDataJSON"]
             client_data = parse_client_data_json(base64url_to_bytes(client_data_b64))
             challenge = client_data.challenge
-        except TypeError:
-            raise
         except Exception:  # a malformed response has no challenge to burn
             return
         self._challenges.consume(hashlib.sha256(challenge).hexdigest(), now=self._clock.now())
@@ -350,7 +354,7 @@ class PasskeyRelyingParty:
             ValueError: ``name`` is empty, too long or holds control characters.
             InvalidPasskeyError: the response is not acceptable; ``reason`` says why
                 (``malformed``, ``too_large``, ``challenge``, ``challenge_expired``,
-                ``wrong_user``, ``origin``, ``rp_id``, ``user_verification``,
+                ``wrong_user``, ``cross_origin``, ``origin``, ``rp_id``, ``user_verification``,
                 ``user_presence``, ``algorithm``, ``signature``, ``invalid``).
             StoreError: the challenge store failed.
         """
@@ -509,7 +513,8 @@ class PasskeyRelyingParty:
             TypeError: an argument has the wrong type.
             InvalidPasskeyError: the response is not acceptable; ``reason`` says why
                 (``malformed``, ``too_large``, ``credential_mismatch``, ``challenge``,
-                ``challenge_expired``, ``wrong_user``, ``flagged``, ``user_handle``,
+                ``challenge_expired``, ``cross_origin``, ``wrong_user``, ``flagged``,
+                ``user_handle``,
                 ``origin``, ``rp_id``, ``user_verification``, ``user_presence``,
                 ``signature``, ``invalid``).
             PasskeyCloneSuspectedError: the signature is valid but the sign count did not grow;

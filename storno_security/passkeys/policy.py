@@ -102,6 +102,8 @@ class PasskeyPolicy:
             (default EdDSA, ES256, RS256).
         resident_key: ``"preferred"`` (default), ``"required"`` or ``"discouraged"``.
         passkey_satisfies_mfa: a passkey login needs no second factor (MFA-5, default ``True``).
+        allow_cross_origin: accept ceremonies run in a cross-origin frame (``crossOrigin`` in
+            the client data); default ``False``.
         max_response_bytes: a larger response (as JSON) is refused before parsing.
         max_name_length: longest friendly name of a passkey.
     """
@@ -123,6 +125,7 @@ class PasskeyPolicy:
     )
     resident_key: str = attrs.field(default="preferred", validator=_check_resident_key)
     passkey_satisfies_mfa: bool = attrs.field(default=True, validator=_check_bool)
+    allow_cross_origin: bool = attrs.field(default=False, validator=_check_bool)
     max_response_bytes: int = attrs.field(default=65_536, validator=_int_between(4096, 1 << 20))
     max_name_length: int = attrs.field(default=64, validator=_int_between(1, 255))
 

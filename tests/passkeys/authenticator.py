@@ -119,10 +119,17 @@ class SoftAuthenticator:
             flags |= FLAG_AT
         return flags
 
-    @staticmethod
-    def client_data(kind: str, challenge: str, origin: str) -> bytes:
+    #: what the "browser" reports as ``crossOrigin`` (a ceremony inside a cross-origin frame)
+    cross_origin: bool = False
+
+    def client_data(self, kind: str, challenge: str, origin: str) -> bytes:
         return json.dumps(
-            {"type": kind, "challenge": challenge, "origin": origin, "crossOrigin": False},
+            {
+                "type": kind,
+                "challenge": challenge,
+                "origin": origin,
+                "crossOrigin": self.cross_origin,
+            },
             separators=(",", ":"),
         ).encode()
 

@@ -194,6 +194,28 @@ def test_wrong_origin_is_refused(manager: PasskeyManager, authenticator: SoftAut
 
 
 @pytest.mark.spec("PK-1")
+def test_cross_origin_frames_are_refused_unless_allowed(
+    manager: PasskeyManager, authenticator: SoftAuthenticator, clock: FrozenClock
+) -> None:
+    register(manager, authenticator)
+    authenticator.cross_origin = True
+    with pytest.raises(InvalidPasskeyError) as excinfo:
+        manager.finish_login(authenticator.get(manager.start_login().as_dict(), origin=ORIGIN))
+    assert reason_of(excinfo) == "cross_origin"
+    with pytest.raises(InvalidPasskeyError) as excinfo:
+        register(manager, authenticator)
+    assert reason_of(excinfo) == "cross_origin"
+
+    rp = PasskeyRelyingParty(
+        make_policy(allow_cross_origin=True), challenges=MemoryPasskeyChallengeStore(), clock=clock
+    )
+    permissive = PasskeyManager(rp, credentials=MemoryPasskeyCredentialStore(), clock=clock)
+    framed = SoftAuthenticator(cross_origin=True)
+    register(permissive, framed)
+    assert permissive.finish_login(framed.get(permissive.start_login().as_dict(), origin=ORIGIN))
+
+
+@pytest.mark.spec("PK-1")
 def test_wrong_rp_id_is_refused(manager: PasskeyManager, authenticator: SoftAuthenticator) -> None:
     options = manager.start_registration(USER, user_name="ana").as_dict()
     response = authenticator.create(options, origin=ORIGIN, rp_id="evil.example")
@@ -545,6 +567,13 @@ def test_list_rename_delete(manager: PasskeyManager, clock: FrozenClock) -> None
     for bad in ("", "   ", "x" * 65, "tab\there"):
         with pytest.raises(ValueError, match="name"):
             manager.rename_passkey(USER, second.credential_id, name=bad)
+
+
+def test_discard_challenge_tolerates_junk(rp: PasskeyRelyingParty) -> None:
+    for junk in ("", "[]", "{}", '{"response": []}', {"response": {"clientDataJSON": 5}}):
+        rp.discard_challenge(junk)
+    with pytest.raises(TypeError):
+        rp.discard_challenge(42)  # type: ignore[arg-type]
 
 
 def test_challenges_are_stored_hashed(

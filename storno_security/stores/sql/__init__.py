@@ -12,6 +12,9 @@ Needs the ``sql`` extra, plus a driver (the ``postgres`` or ``mysql`` extra) for
 * :class:`SqlRefreshFamilyStore` and :class:`SqlSessionStateStore` implement
   :class:`~storno_security.tokens.storage.RefreshFamilyStore` and
   :class:`~storno_security.tokens.storage.SessionStateStore`.
+* :class:`SqlPasskeyChallengeStore` and :class:`SqlPasskeyCredentialStore` implement
+  :class:`~storno_security.passkeys.storage.PasskeyChallengeStore` and
+  :class:`~storno_security.passkeys.storage.PasskeyCredentialStore`.
 
 Every method is one transaction. Every "exactly once" is a conditional ``UPDATE`` whose row
 count says who won; nothing is decided on a value read earlier. Times are stored as naive UTC
