@@ -160,7 +160,7 @@ def _size_checked(response: object, limit: int) -> str | dict[str, Any]:
     if isinstance(response, Mapping):
         try:
             encoded = json.dumps(response)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RecursionError):
             raise _reject("malformed") from None
         if len(encoded) > limit:
             raise _reject("too_large")
@@ -173,7 +173,9 @@ def _descriptors(credentials: Iterable[PasskeyCredential]) -> list[PublicKeyCred
     for credential in credentials:
         if not isinstance(credential, PasskeyCredential):
             raise TypeError("credentials must be PasskeyCredential objects")
-        transports = [AuthenticatorTransport(t) for t in credential.transports]
+        transports = [
+            AuthenticatorTransport(t) for t in credential.transports if t in _KNOWN_TRANSPORTS
+        ]
         descriptors.append(
             PublicKeyCredentialDescriptor(
                 id=credential.credential_id, transports=transports or None

@@ -8,6 +8,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+import attrs
 import cbor2
 import pytest
 
@@ -584,3 +585,15 @@ def test_challenges_are_stored_hashed(
     record = challenges.consume(hashlib.sha256(challenge).hexdigest(), now=clock.now())
     assert record is not None
     assert record.user_id == USER
+
+
+def test_unknown_stored_transports_are_left_out_of_options(
+    manager: PasskeyManager,
+    authenticator: SoftAuthenticator,
+    credentials: MemoryPasskeyCredentialStore,
+) -> None:
+    credential = register(manager, authenticator)
+    credentials.delete(credential.credential_id, user_id=USER)
+    credentials.add(attrs.evolve(credential, transports=("carrier-pigeon", "usb")))
+    (allowed,) = manager.start_login(USER).as_dict()["allowCredentials"]
+    assert allowed["transports"] == ["usb"]
