@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final, Literal
 
@@ -28,7 +28,6 @@ from webauthn import (
     verify_registration_response,
 )
 from webauthn.helpers import (
-    base64url_to_bytes,
     options_to_json_dict,
     parse_authentication_credential_json,
     parse_client_data_json,
@@ -249,29 +248,6 @@ class PasskeyRelyingParty:
         if client_data.cross_origin and not self._policy.allow_cross_origin:
             raise _reject("cross_origin")  # the ceremony ran in a frame of another origin
         return challenge, record
-
-    def discard_challenge(self, response: str | Mapping[str, Any]) -> None:
-        """Burn the challenge of a response that will not be verified (e.g. unknown credential).
-
-        Never raises for a malformed response: there is then nothing to burn.
-
-        Raises:
-            TypeError: ``response`` is neither a str nor a mapping.
-            StoreError: the challenge store failed.
-        """
-        if not isinstance(response, str | Mapping):
-            raise TypeError(
-                f"response must be a JSON str or a mapping, not {type(response).__name__}"
-            )
-        try:
-            data = _size_checked(response, self._policy.max_response_bytes)
-            payload = json.loads(data) if isinstance(data, str) else data
-            client_data_b64 = payload["response"]["clientDataJSON"]
-            client_data = parse_client_data_json(base64url_to_bytes(client_data_b64))
-            challenge = client_data.challenge
-        except Exception:  # a malformed response has no challenge to burn
-            return
-        self._challenges.consume(hashlib.sha256(challenge).hexdigest(), now=self._clock.now())
 
     # --- registration ------------------------------------------------------------------------
 
@@ -527,7 +503,48 @@ class PasskeyRelyingParty:
             raise TypeError("credential must be a PasskeyCredential")
         if expected_user_id is not None:
             _check_user_id(expected_user_id)
+        return self._verify_parsed(
+            self._parse_assertion(response), credential, expected_user_id=expected_user_id
+        )
+
+    def verify_login(
+        self,
+        response: str | Mapping[str, Any],
+        *,
+        lookup: Callable[[bytes], PasskeyCredential | None],
+        expected_user_id: str | None = None,
+    ) -> VerifiedPasskeyLogin:
+        """:meth:`verify_authentication` with the stored credential found by ``lookup``.
+
+        The response is parsed once; ``lookup`` gets the credential id it names (e.g.
+        :meth:`PasskeyCredentialStore.get`). An unknown credential burns the challenge too.
+
+        Raises:
+            TypeError: an argument has the wrong type.
+            InvalidPasskeyError: as :meth:`verify_authentication`, or ``unknown_credential``.
+            PasskeyCloneSuspectedError: as :meth:`verify_authentication`.
+            StoreError: the challenge store or ``lookup`` failed.
+        """
+        if expected_user_id is not None:
+            _check_user_id(expected_user_id)
         parsed = self._parse_assertion(response)
+        credential = lookup(parsed.raw_id)
+        if credential is None:
+            self._consume(
+                parsed.response.client_data_json, ChallengePurpose.AUTHENTICATION, self._clock.now()
+            )
+            raise _reject("unknown_credential")
+        if not isinstance(credential, PasskeyCredential):
+            raise TypeError("lookup must return a PasskeyCredential or None")
+        return self._verify_parsed(parsed, credential, expected_user_id=expected_user_id)
+
+    def _verify_parsed(
+        self,
+        parsed: AuthenticationCredential,
+        credential: PasskeyCredential,
+        *,
+        expected_user_id: str | None,
+    ) -> VerifiedPasskeyLogin:
         now = self._clock.now()
         challenge, record = self._consume(
             parsed.response.client_data_json, ChallengePurpose.AUTHENTICATION, now

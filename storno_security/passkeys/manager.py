@@ -130,27 +130,21 @@ class PasskeyManager:
                 flagged and refused.
             StoreError: a store failed.
         """
-        credential_id = self._rp.credential_id_of(response)
-        credential = self._credentials.get(credential_id)
-        if credential is None:
-            self._rp.discard_challenge(response)
-            raise InvalidPasskeyError(reason="unknown_credential")
         try:
-            login = self._rp.verify_authentication(
-                response, credential=credential, expected_user_id=expected_user_id
+            login = self._rp.verify_login(
+                response, lookup=self._credentials.get, expected_user_id=expected_user_id
             )
-        except PasskeyCloneSuspectedError:
-            self._credentials.flag(credential_id, now=self._clock.now())
+        except PasskeyCloneSuspectedError as exc:
+            self._credentials.flag(exc.credential_id, now=self._clock.now())
             raise
+        credential_id = login.credential_id
         outcome = self._credentials.record_use(
             credential_id, sign_count=login.sign_count, backed_up=login.backed_up, now=login.used_at
         )
         if outcome is UseOutcome.RECORDED:
             return login
         if outcome is UseOutcome.REGRESSED:  # a concurrent login with the same count won
-            raise PasskeyCloneSuspectedError(
-                credential_id=credential_id, user_id=credential.user_id
-            )
+            raise PasskeyCloneSuspectedError(credential_id=credential_id, user_id=login.user_id)
         raise InvalidPasskeyError(reason=outcome.value)  # flagged or deleted meanwhile
 
     def verify_second_factor(

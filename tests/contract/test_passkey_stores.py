@@ -299,3 +299,25 @@ def test_one_use_per_count_among_threads(credential_store: Any) -> None:
     assert outcomes.count(UseOutcome.RECORDED) == 1
     assert outcomes.count(UseOutcome.REGRESSED) == 1
     assert outcomes.count(UseOutcome.FLAGGED) == 4
+
+
+def test_redis_challenge_corrupt_value(redis_client: Any, redis_prefix: str) -> None:
+    from storno_security.errors import CorruptRecordError
+    from storno_security.stores.redis import RedisPasskeyChallengeStore
+
+    store = RedisPasskeyChallengeStore(redis_client, prefix=redis_prefix)
+    challenge_hash = hashlib.sha256(secrets.token_bytes(32)).hexdigest()
+    redis_client.set(f"{redis_prefix}passkey-challenge:{challenge_hash}", b"{not json", px=60_000)
+    with pytest.raises(CorruptRecordError):
+        store.consume(challenge_hash, now=NOW)
+
+
+def test_redis_challenge_already_expired_is_not_written(
+    redis_client: Any, redis_prefix: str
+) -> None:
+    from storno_security.stores.redis import RedisPasskeyChallengeStore
+
+    store = RedisPasskeyChallengeStore(redis_client, prefix=redis_prefix)
+    challenge = new_challenge()
+    store.put(challenge, now=challenge.expires_at)
+    assert store.consume(challenge.challenge_hash, now=NOW) is None

@@ -322,3 +322,46 @@ def test_signed_junk_claims_give_only_our_error(claims: dict[str, Any]) -> None:
 def test_arbitrary_strings_give_only_our_error(junk: str) -> None:
     with pytest.raises(InvalidIdTokenError):
         _VERIFIER.verify(junk)
+
+
+def test_caching_fetcher_rides_out_a_provider_outage(google: FakeGoogle) -> None:
+    clock = FrozenClock(NOW)
+    up = [True]
+    loads: list[datetime] = []
+
+    def load() -> dict[str, Any]:
+        loads.append(clock.now())
+        if not up[0]:
+            raise OSError("provider down")
+        return google.document()
+
+    fetcher = CachingJwksFetcher(load, clock=clock)
+    first = fetcher.jwks()
+    up[0] = False
+    clock.advance(timedelta(hours=1, minutes=1))  # stale, provider down: the stale copy serves
+    assert fetcher.jwks() == first
+    clock.advance(30)  # tried a moment ago: no new load
+    assert fetcher.jwks() == first
+    assert len(loads) == 2
+    clock.advance(timedelta(hours=1))  # too stale to trust: fail
+    with pytest.raises(IdentityProviderUnavailableError):
+        fetcher.jwks()
+
+
+def test_caching_fetcher_does_not_hammer_after_a_failure() -> None:
+    clock = FrozenClock(NOW)
+    loads: list[datetime] = []
+
+    def load() -> dict[str, Any]:
+        loads.append(clock.now())
+        raise OSError("provider down")
+
+    fetcher = CachingJwksFetcher(load, clock=clock)
+    for _ in range(5):
+        with pytest.raises(IdentityProviderUnavailableError):
+            fetcher.jwks(refresh=True)
+    assert len(loads) == 1
+    clock.advance(60)
+    with pytest.raises(IdentityProviderUnavailableError):
+        fetcher.jwks()
+    assert len(loads) == 2
