@@ -14,6 +14,8 @@ from typing import Any
 
 import attrs
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from storno_security.errors import StoreError
 from storno_security.passkeys.storage import (
@@ -321,3 +323,68 @@ def test_redis_challenge_already_expired_is_not_written(
     challenge = new_challenge()
     store.put(challenge, now=challenge.expires_at)
     assert store.consume(challenge.challenge_hash, now=NOW) is None
+
+
+def test_concurrent_first_user_handles_agree(credential_store: Any) -> None:
+    user = f"user-{secrets.token_hex(6)}"
+    barrier = threading.Barrier(6)
+    handles: list[bytes] = []
+
+    def ask() -> None:
+        barrier.wait(timeout=30)
+        handles.append(credential_store.user_handle(user, candidate=secrets.token_bytes(32)))
+
+    threads = [threading.Thread(target=ask) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(handles) == 6
+    assert len(set(handles)) == 1
+
+
+_names = st.text(
+    st.characters(blacklist_categories=("Cc", "Cs"), blacklist_characters="\x00"),
+    min_size=1,
+    max_size=64,
+).filter(lambda s: s.strip() == s and s)
+
+
+@pytest.mark.spec("PK-3")
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    name=_names,
+    user=st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=60),
+    credential_id=st.binary(min_size=1, max_size=1023),
+    sign_count=st.integers(min_value=0, max_value=2**32 - 1),
+    transports=st.lists(
+        st.sampled_from(["usb", "nfc", "ble", "internal", "hybrid", "smart-card"]),
+        unique=True,
+    ).map(tuple),
+    flags=st.tuples(st.booleans(), st.booleans()),
+)
+def test_credential_round_trips(
+    credential_store: Any,
+    name: str,
+    user: str,
+    credential_id: bytes,
+    sign_count: int,
+    transports: tuple[str, ...],
+    flags: tuple[bool, bool],
+) -> None:
+    credential = new_credential(
+        f"{user}-{secrets.token_hex(4)}",
+        credential_id=credential_id + secrets.token_bytes(0 if len(credential_id) > 1000 else 16),
+        name=name,
+        sign_count=sign_count,
+        transports=transports,
+        backup_eligible=flags[0],
+        backed_up=flags[1],
+    )
+    credential_store.add(credential)
+    assert credential_store.get(credential.credential_id) == credential
+    assert credential_store.list_for_user(credential.user_id) == [credential]
