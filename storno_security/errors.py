@@ -25,13 +25,16 @@ __all__ = [
     "CompanyNotFoundError",
     "CompanyRequiredError",
     "CorruptRecordError",
+    "IdentityProviderUnavailableError",
     "InvalidAccessTokenError",
     "InvalidApiKeyError",
     "InvalidCiphertextError",
+    "InvalidIdTokenError",
     "InvalidKeyError",
     "InvalidLicenseError",
     "InvalidMfaChallengeError",
     "InvalidMfaCodeError",
+    "InvalidPasskeyError",
     "InvalidPasswordError",
     "InvalidRefreshTokenError",
     "InvalidStepUpTokenError",
@@ -41,8 +44,11 @@ __all__ = [
     "LicenseKeyError",
     "MembershipNotFoundError",
     "MfaError",
+    "OidcError",
     "OrganizationNotFoundError",
     "OrganizationRequiredError",
+    "PasskeyCloneSuspectedError",
+    "PasskeyError",
     "PasswordError",
     "PasswordPolicyError",
     "PermissionDeniedError",
@@ -493,3 +499,69 @@ class StaleSecondFactorError(MfaError):
     needs a fresh one."""
 
     default_message = "a fresh second factor is required"
+
+
+# --- passkeys --------------------------------------------------------------------------------
+
+
+class PasskeyError(StornoSecurityError):
+    """Root of the passkey (WebAuthn) subtree."""
+
+    default_message = "passkey error"
+
+
+class InvalidPasskeyError(PasskeyError):
+    """A passkey registration or login response is not acceptable, for any reason.
+
+    One message for every cause (malformed, unknown or replayed or expired challenge, wrong
+    origin or relying party, user not verified, bad signature, unknown credential, credential of
+    another user, flagged credential). ``reason`` names the cause for logs.
+    """
+
+    default_message = "passkey verification failed"
+
+
+class PasskeyCloneSuspectedError(InvalidPasskeyError):
+    """A validly signed assertion carried a sign count that did not grow (PK-3).
+
+    The credential may have been cloned: the login is refused and the credential is flagged.
+
+    Attributes:
+        credential_id: the credential concerned (non-secret).
+        user_id: its owner (non-secret).
+    """
+
+    reason = "sign_count"
+
+    def __init__(self, *, credential_id: bytes, user_id: str) -> None:
+        super().__init__()
+        self.credential_id = credential_id
+        self.user_id = user_id
+
+
+# --- OpenID Connect (Google login) -----------------------------------------------------------
+
+
+class OidcError(StornoSecurityError):
+    """Root of the OpenID Connect (Google login) subtree."""
+
+    default_message = "identity token error"
+
+
+class InvalidIdTokenError(OidcError):
+    """An ID token is not acceptable, for any reason.
+
+    One message for every cause (malformed, algorithm, unknown key, bad signature, wrong issuer
+    or audience, expired, issued in the future, email not verified). ``reason`` names the cause.
+    """
+
+    default_message = "invalid identity token"
+
+
+class IdentityProviderUnavailableError(OidcError):
+    """The provider's signing keys (JWKS) could not be obtained or are malformed.
+
+    Not the token's fault: the login may be retried later.
+    """
+
+    default_message = "identity provider keys unavailable"

@@ -21,7 +21,8 @@ IMPLEMENTED = (
     *(f"LIC-{n}" for n in range(1, 5)),
     *(f"XML-{n}" for n in range(1, 4)),
     *(f"RL-{n}" for n in range(1, 6)),
-    *(f"MFA-{n}" for n in (1, 2, 3, 4, 6)),
+    *(f"MFA-{n}" for n in range(1, 7)),
+    *(f"PK-{n}" for n in range(1, 5)),
 )
 
 

@@ -20,6 +20,10 @@ from storno_security.stores.memory.mfa import (
     MemoryStepUpStore,
     MemoryTotpReplayStore,
 )
+from storno_security.stores.memory.passkeys import (
+    MemoryPasskeyChallengeStore,
+    MemoryPasskeyCredentialStore,
+)
 from storno_security.stores.memory.ratelimit import (
     MemoryRateLimitStorage,
 )
@@ -34,6 +38,8 @@ __all__ = [
     "MemoryBackupCodeStore",
     "MemoryLastSeenStore",
     "MemoryMfaChallengeStore",
+    "MemoryPasskeyChallengeStore",
+    "MemoryPasskeyCredentialStore",
     "MemoryRateLimitStorage",
     "MemoryRefreshFamilyStore",
     "MemorySessionStateStore",

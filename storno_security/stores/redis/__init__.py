@@ -11,6 +11,9 @@ from storno_security.stores.redis.mfa import (
     RedisStepUpStore,
     RedisTotpReplayStore,
 )
+from storno_security.stores.redis.passkeys import (
+    RedisPasskeyChallengeStore,
+)
 from storno_security.stores.redis.ratelimit import (
     RedisRateLimitStorage,
 )
@@ -20,6 +23,7 @@ from storno_security.stores.redis.tokens import (
 
 __all__ = [
     "RedisMfaChallengeStore",
+    "RedisPasskeyChallengeStore",
     "RedisRateLimitStorage",
     "RedisSessionStateStore",
     "RedisStepUpStore",

@@ -17,6 +17,9 @@ Needs the ``sql`` extra, plus a driver (the ``postgres`` or ``mysql`` extra) for
 * :class:`SqlApiKeyStore` implements :class:`~storno_security.api_keys.ApiKeyStore`.
 * :class:`SqlTotpReplayStore`, :class:`SqlBackupCodeStore`, :class:`SqlMfaChallengeStore` and
   :class:`SqlStepUpStore` implement the MFA protocols of :mod:`storno_security.mfa.storage`.
+* :class:`SqlPasskeyChallengeStore` and :class:`SqlPasskeyCredentialStore` implement
+  :class:`~storno_security.passkeys.storage.PasskeyChallengeStore` and
+  :class:`~storno_security.passkeys.storage.PasskeyCredentialStore`.
 
 Every method is one transaction. Every "exactly once" is a conditional ``UPDATE`` whose row
 count says who won; nothing is decided on a value read earlier. Times are stored as naive UTC
@@ -62,6 +65,13 @@ from storno_security.stores.sql.mfa import (
     mfa_step_up_tokens,
     mfa_totp_steps,
 )
+from storno_security.stores.sql.passkeys import (
+    SqlPasskeyChallengeStore,
+    SqlPasskeyCredentialStore,
+    passkey_challenges,
+    passkey_credentials,
+    passkey_user_handles,
+)
 from storno_security.stores.sql.tokens import (
     SqlRefreshFamilyStore,
     SqlSessionStateStore,
@@ -78,6 +88,8 @@ __all__ = [
     "SqlBackupCodeStore",
     "SqlLastSeenStore",
     "SqlMfaChallengeStore",
+    "SqlPasskeyChallengeStore",
+    "SqlPasskeyCredentialStore",
     "SqlRefreshFamilyStore",
     "SqlSessionStateStore",
     "SqlStepUpStore",
@@ -93,6 +105,9 @@ __all__ = [
     "mfa_challenges",
     "mfa_step_up_tokens",
     "mfa_totp_steps",
+    "passkey_challenges",
+    "passkey_credentials",
+    "passkey_user_handles",
     "refresh_families",
     "refresh_tokens",
     "revoked_sessions",
