@@ -1,8 +1,12 @@
 """storno-security: the security model of an EU e-invoicing platform, as a library.
 
-The top level re-exports the safe public API of every capability and the whole error tree.
-Importing it has no side effects: no clock read, no key generated, no file or network touched.
-Store implementations live in :mod:`storno_security.stores` and are imported on demand.
+The top level re-exports the whole error tree, the clock, the constant-time comparison and the
+password and token API. Every other capability is imported from its own package
+(``storno_security.mfa``, ``.api_keys``, ``.passkeys``, ``.oidc``, ``.vault``, ``.rbac``,
+``.ratelimit``, ``.license``, ``.xmlsig``, ``.audit``), so an application loads only the
+dependencies it uses. Importing any of them has no side effects: no clock read, no key
+generated, no file or network touched. Store implementations live in
+:mod:`storno_security.stores` and are imported on demand.
 """
 
 from storno_security._compare import constant_time_equal
