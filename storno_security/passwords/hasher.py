@@ -88,9 +88,8 @@ class PasswordHasher:
         # A well-formed hash of the policy's cost that no password matches: a random salt and a
         # random digest. Checking it costs exactly what a real check costs (PW-4), and building
         # it costs nothing, so there is no slow first call to tell unknown users apart.
-        salt_config = bcrypt.gensalt(rounds=self.policy.cost, prefix=b"2b").decode("ascii")
-        digest = "".join(secrets.choice(_BCRYPT_ALPHABET) for _ in range(31))
-        self._dummy = _parse(_PREFIX + salt_config + digest)
+        self._dummy = _dummy_hash(self.policy.cost)
+        self._dummies: dict[int, _ParsedHash] = {}
 
     def __repr__(self) -> str:
         return f"PasswordHasher({self.policy!r})"
@@ -106,7 +105,9 @@ class PasswordHasher:
                 (more than ``max_bytes`` UTF-8 bytes). The message states the rule.
         """
         normalized = self._normalize(password)
-        if len(normalized) < self.policy.min_length:
+        # Count characters as typed *and* after NFKC, and take the smaller: a single code point
+        # such as U+FDFA expands to 18 under NFKC and must not pass an 8-character minimum.
+        if min(len(password), len(normalized)) < self.policy.min_length:
             raise PasswordPolicyError(
                 f"password must have at least {self.policy.min_length} characters",
                 reason="too_short",
@@ -187,17 +188,42 @@ class PasswordHasher:
                 # Matching would need truncation (PW-2). Spend the same time, then refuse.
                 self._burn(normalized, reason="legacy_hash_over_72_bytes")
             candidate = raw
-        if not bcrypt.checkpw(candidate, parsed.bcrypt_hash):
+        matched = bcrypt.checkpw(candidate, parsed.bcrypt_hash)
+        if parsed.cost < self.policy.cost:
+            self._pad(parsed.cost)
+        if not matched:
             raise InvalidPasswordError(reason="mismatch")
         if parsed.prehashed and parsed.cost >= self.policy.cost:
             return VerifiedPassword()
         return VerifiedPassword(new_hash=self._hash_normalized(normalized))
+
+    def _pad(self, cost: int) -> None:
+        """Top a check of a cheaper (legacy) hash up to the policy's cost (PW-4).
+
+        A hash of cost ``c`` below the policy cost ``P`` is checked in a quarter of the time per
+        two steps of cost, which would tell the accounts that still hold a migrated hash from
+        unknown ones. ``2**(P - c) - 1`` further checks at cost ``c`` make the total work equal
+        to one check at cost ``P``, whether the password matched or not.
+        """
+        dummy = self._dummies.get(cost)
+        if dummy is None:
+            dummy = self._dummies.setdefault(cost, _dummy_hash(cost))
+        probe = _prehash("", dummy.salt)
+        for _ in range(2 ** (self.policy.cost - cost) - 1):
+            bcrypt.checkpw(probe, dummy.bcrypt_hash)
 
     def _burn(self, normalized: str, *, reason: str = "unknown_user") -> NoReturn:
         """Spend one policy-cost bcrypt check, then raise the same error as a wrong password."""
         dummy = self._dummy
         bcrypt.checkpw(_prehash(normalized, dummy.salt), dummy.bcrypt_hash)
         raise InvalidPasswordError(reason=reason)
+
+
+def _dummy_hash(cost: int) -> _ParsedHash:
+    """A well-formed hash of ``cost`` that no password matches: random salt, random digest."""
+    salt_config = bcrypt.gensalt(rounds=cost, prefix=b"2b").decode("ascii")
+    digest = "".join(secrets.choice(_BCRYPT_ALPHABET) for _ in range(31))
+    return _parse(_PREFIX + salt_config + digest)
 
 
 def _prehash(normalized: str, salt: str) -> bytes:
