@@ -26,6 +26,7 @@ import secrets
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from functools import cache
+from typing import Any
 
 import attrs
 import pyotp
@@ -194,6 +195,17 @@ def _session_manager(log: AuditLog, clock: FrozenClock) -> SessionManager:
     )
 
 
+def _failed(
+    log: AuditLog,
+    clock: FrozenClock,
+    event_type: SecurityEventType,
+    error: BaseException,
+    **context: Any,
+) -> None:
+    """Record the failure a library error reports, at the clock's time."""
+    log.record_event(event_from_error(event_type, error, at=clock.now(), **context))
+
+
 # --- flows -----------------------------------------------------------------------------------
 
 
@@ -210,15 +222,14 @@ def password_flow() -> tuple[list[SecurityEvent], list[Secret]]:
     for attempt, target in ((wrong, stored), (password, None)):
         with pytest.raises(InvalidPasswordError) as failure:
             hasher.verify(attempt, target)
-        log.record_event(
-            event_from_error(
-                SecurityEventType.LOGIN_FAILED,
-                failure.value,
-                at=clock.now(),
-                method="password",
-                actor_id="u1" if target else None,
-                **CTX,
-            )
+        _failed(
+            log,
+            clock,
+            SecurityEventType.LOGIN_FAILED,
+            failure.value,
+            method="password",
+            actor_id="u1" if target else None,
+            **CTX,
         )
     new_hash = hasher.hash(new)
     log.record(SecurityEventType.PASSWORD_CHANGED, actor_id="u1", **CTX)
@@ -297,15 +308,8 @@ def mfa_flow() -> tuple[list[SecurityEvent], list[Secret]]:
     with pytest.raises(InvalidMfaCodeError) as failure:
         challenges.complete(issued.token, answer("totp", wrong))
     assert failure.value.attempts_left is not None
-    log.record_event(
-        event_from_error(
-            SecurityEventType.MFA_FAILED,
-            failure.value,
-            at=clock.now(),
-            method="totp",
-            actor_id="u1",
-            **CTX,
-        )
+    _failed(
+        log, clock, SecurityEventType.MFA_FAILED, failure.value, method="totp", actor_id="u1", **CTX
     )
     code = _totp_code(secret, clock)
     used.append(code)
@@ -323,15 +327,14 @@ def mfa_flow() -> tuple[list[SecurityEvent], list[Secret]]:
             continue
         with pytest.raises(InvalidMfaCodeError) as failure:
             challenges.complete(issued.token, respond)
-        log.record_event(
-            event_from_error(
-                SecurityEventType.MFA_FAILED,
-                failure.value,
-                at=clock.now(),
-                method="backup_code",
-                actor_id="u1",
-                **CTX,
-            )
+        _failed(
+            log,
+            clock,
+            SecurityEventType.MFA_FAILED,
+            failure.value,
+            method="backup_code",
+            actor_id="u1",
+            **CTX,
         )
 
     clock.advance(30)
@@ -359,23 +362,11 @@ def api_key_flow() -> tuple[list[SecurityEvent], list[Secret]]:
         used.append(presented)
         with pytest.raises(InvalidApiKeyError) as failure:
             manager.verify(presented)
-        log.record_event(
-            event_from_error(
-                SecurityEventType.LOGIN_FAILED,
-                failure.value,
-                at=clock.now(),
-                method="api_key",
-                ip=IP,
-            )
-        )
+        _failed(log, clock, SecurityEventType.LOGIN_FAILED, failure.value, method="api_key", ip=IP)
     assert manager.revoke(created.key_id, expected_user_id="u1")
     with pytest.raises(InvalidApiKeyError) as failure:
         manager.verify(key)
-    log.record_event(
-        event_from_error(
-            SecurityEventType.LOGIN_FAILED, failure.value, at=clock.now(), method="api_key", ip=IP
-        )
-    )
+    _failed(log, clock, SecurityEventType.LOGIN_FAILED, failure.value, method="api_key", ip=IP)
     others = [manager.create("u1", "org-1", name=f"k{i}", scope="read") for i in range(2)]
     used += [o.key for o in others]
     manager.revoke_user_keys("u1")
@@ -409,11 +400,7 @@ def passkey_flow() -> tuple[list[SecurityEvent], list[Secret]]:
     log.record_event(event_from_passkey_login(manager.finish_login(response), **CTX))
     with pytest.raises(InvalidPasskeyError) as failure:  # the same assertion again
         manager.finish_login(response)
-    log.record_event(
-        event_from_error(
-            SecurityEventType.LOGIN_FAILED, failure.value, at=clock.now(), method="passkey", **CTX
-        )
-    )
+    _failed(log, clock, SecurityEventType.LOGIN_FAILED, failure.value, method="passkey", **CTX)
 
     options = manager.start_login("u1").as_dict()
     used.append(options["challenge"])
@@ -439,11 +426,7 @@ def google_flow() -> tuple[list[SecurityEvent], list[Secret]]:
     foreign = google.token(clock.now(), aud="someone-else.apps.googleusercontent.com")
     with pytest.raises(InvalidIdTokenError) as failure:
         verifier.verify(foreign)
-    log.record_event(
-        event_from_error(
-            SecurityEventType.LOGIN_FAILED, failure.value, at=clock.now(), method="google", **CTX
-        )
-    )
+    _failed(log, clock, SecurityEventType.LOGIN_FAILED, failure.value, method="google", **CTX)
     private = google.keys["key-1"]
     return _all(store), [token, foreign, _pem(private), *_jwk_private_parts(private)]
 
@@ -518,14 +501,8 @@ def license_flow() -> tuple[list[SecurityEvent], list[Secret]]:
     tampered = f"{head}.{payload}.{signature[:-2]}{'AA' if signature[-2:] != 'AA' else 'BB'}"
     with pytest.raises(InvalidLicenseError) as failure:
         verifier.verify(tampered)
-    log.record_event(
-        event_from_error(
-            SecurityEventType.LICENSE_CHECKED,
-            failure.value,
-            at=clock.now(),
-            organization_id="org-1",
-            ip=IP,
-        )
+    _failed(
+        log, clock, SecurityEventType.LICENSE_CHECKED, failure.value, organization_id="org-1", ip=IP
     )
     pem = signing.private_pem().decode("ascii")
     return _all(store), [issued.token, tampered, pem, *_jwk_private_parts(private)]
@@ -578,15 +555,14 @@ def rate_limit_flow() -> tuple[list[SecurityEvent], list[Secret]]:
             break
         with pytest.raises(InvalidPasswordError) as failure:
             hasher.verify(guess, stored)
-        log.record_event(
-            event_from_error(
-                SecurityEventType.LOGIN_FAILED,
-                failure.value,
-                at=clock.now(),
-                method="password",
-                actor_id="u1",
-                ip=IP,
-            )
+        _failed(
+            log,
+            clock,
+            SecurityEventType.LOGIN_FAILED,
+            failure.value,
+            method="password",
+            actor_id="u1",
+            ip=IP,
         )
     return _all(store), used
 
