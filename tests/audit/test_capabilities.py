@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import ast
 import enum
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import storno_security.audit
 from storno_security.audit import (
@@ -441,3 +444,30 @@ def test_audit_imports_no_other_capability() -> None:
                 if name.startswith("storno_security"):
                     root = ".".join(name.split(".")[:2])
                     assert root in _ALLOWED or name == "storno_security", (path.name, name)
+
+
+@pytest.mark.spec("ACC-3")
+@given(message=st.text(max_size=200), reason=st.text(max_size=80))
+def test_an_error_gives_its_plain_reason_and_never_its_message(message: str, reason: str) -> None:
+    error = InvalidApiKeyError("MSG:" + message, reason=reason)
+    event = event_from_error(SecurityEventType.LOGIN_FAILED, error, at=AT, method="api_key")
+    assert "MSG:" not in event_to_json(event)
+    assert "MSG:" not in repr(event)
+    plain = re.fullmatch(r"[a-z][a-z0-9_]{0,63}", reason) is not None
+    assert event.details["reason"] == (reason if plain else "other")
+
+
+@pytest.mark.spec("ACC-3")
+@given(extra=st.dictionaries(st.from_regex(r"[a-z]{1,12}", fullmatch=True), st.text(max_size=50)))
+def test_attributes_a_mapping_does_not_name_never_reach_the_event(extra: dict[str, str]) -> None:
+    fields = {"user_id", "action", "method", "used_at"}
+    step_up = Shape(
+        **{k: "LEAK:" + v for k, v in extra.items() if k not in fields},
+        user_id="u1",
+        action="vault.read",
+        method="totp",
+        used_at=AT,
+    )
+    event = event_from_step_up(step_up)
+    assert "LEAK:" not in event_to_json(event)
+    assert dict(event.details) == {"action": "vault.read", "method": "totp"}
