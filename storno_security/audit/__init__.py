@@ -10,6 +10,25 @@ Typical wiring::
     log.pseudonymise_user(user_id) # GDPR deletion
 """
 
+from storno_security.audit.capabilities import (
+    MAX_LISTED_KEYS,
+    event_from_api_key_event,
+    event_from_api_key_use,
+    event_from_backup_code_set,
+    event_from_error,
+    event_from_google_login,
+    event_from_license_status,
+    event_from_membership_change,
+    event_from_mfa_challenge,
+    event_from_ownership_transfer,
+    event_from_passkey_clone,
+    event_from_passkey_login,
+    event_from_passkey_registration,
+    event_from_rate_limit,
+    event_from_second_factor,
+    event_from_step_up,
+    vault_access_event,
+)
 from storno_security.audit.events import (
     MAX_DETAIL_KEYS,
     MAX_TEXT_VALUE,
@@ -35,6 +54,7 @@ from storno_security.audit.storage import MAX_QUERY_LIMIT, AuditCursor, AuditSin
 
 __all__ = [
     "MAX_DETAIL_KEYS",
+    "MAX_LISTED_KEYS",
     "MAX_QUERY_LIMIT",
     "MAX_TEXT_VALUE",
     "MIN_PSEUDONYM_KEY_BYTES",
@@ -48,9 +68,24 @@ __all__ = [
     "SecurityEvent",
     "SecurityEventType",
     "SessionEventLike",
+    "event_from_api_key_event",
+    "event_from_api_key_use",
+    "event_from_backup_code_set",
     "event_from_dict",
+    "event_from_error",
+    "event_from_google_login",
     "event_from_json",
+    "event_from_license_status",
+    "event_from_membership_change",
+    "event_from_mfa_challenge",
+    "event_from_ownership_transfer",
+    "event_from_passkey_clone",
+    "event_from_passkey_login",
+    "event_from_passkey_registration",
+    "event_from_rate_limit",
+    "event_from_second_factor",
     "event_from_session",
+    "event_from_step_up",
     "event_to_dict",
     "event_to_json",
     "looks_like_secret",
@@ -58,4 +93,5 @@ __all__ = [
     "secret_key_name",
     "to_jsonl",
     "validate_details",
+    "vault_access_event",
 ]

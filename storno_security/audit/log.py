@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import Final
 
+from storno_security.audit.capabilities import event_from_api_key_event
 from storno_security.audit.events import Outcome, SecurityEvent, SecurityEventType
 from storno_security.audit.export import to_jsonl
 from storno_security.audit.policy import AuditPolicy
@@ -124,6 +125,27 @@ class AuditLog:
         )
         self._store.record(event)
         return event
+
+    def record_event(self, event: SecurityEvent) -> SecurityEvent:
+        """Record an event made by a mapping (``event_from_...``) or by hand.
+
+        Raises:
+            TypeError: ``event`` is not a :class:`SecurityEvent`.
+            StoreError: the store failed; the event was not recorded.
+        """
+        if not isinstance(event, SecurityEvent):
+            raise TypeError("event must be a SecurityEvent")
+        self._store.record(event)
+        return event
+
+    def api_key_listener(self) -> Callable[[object], None]:
+        """A callback for ``ApiKeyManager(on_event=...)`` that records every key creation and
+        revocation (see :func:`~storno_security.audit.event_from_api_key_event`)."""
+
+        def listener(event: object) -> None:
+            self._store.record(event_from_api_key_event(event))
+
+        return listener
 
     def record_session_event(
         self,
