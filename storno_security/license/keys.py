@@ -7,9 +7,6 @@ A key's ``kid`` is its RFC 7638 JWK thumbprint unless one is given.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 from typing import Final, Literal, TypeAlias
 
 import attrs
@@ -17,6 +14,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed448, ed25519, rsa
 
+from storno_security._jwk import jwk_thumbprint
 from storno_security.errors import LicenseKeyError
 
 __all__ = [
@@ -39,26 +37,9 @@ _PublicKey: TypeAlias = rsa.RSAPublicKey | ed25519.Ed25519PublicKey | ed448.Ed44
 _PrivateKey: TypeAlias = rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey
 
 
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _uint(value: int) -> str:
-    return _b64url(value.to_bytes((value.bit_length() + 7) // 8 or 1, "big"))
-
-
 def _thumbprint(key: _PublicKey) -> str:
     """RFC 7638 thumbprint (SHA-256, base64url) of an RSA or OKP public key."""
-    members: dict[str, str]
-    if isinstance(key, rsa.RSAPublicKey):
-        numbers = key.public_numbers()
-        members = {"e": _uint(numbers.e), "kty": "RSA", "n": _uint(numbers.n)}
-    else:
-        crv = "Ed25519" if isinstance(key, ed25519.Ed25519PublicKey) else "Ed448"
-        raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        members = {"crv": crv, "kty": "OKP", "x": _b64url(raw)}
-    canonical = json.dumps(members, separators=(",", ":"), sort_keys=True).encode("ascii")
-    return _b64url(hashlib.sha256(canonical).digest())
+    return jwk_thumbprint(key)
 
 
 def _algorithm_of(key: object) -> LicenseAlgorithm:

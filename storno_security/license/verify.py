@@ -24,10 +24,10 @@ from storno_security.errors import LicenseKeyError
 from storno_security.license._claims import (
     HEADER_KEYS,
     LICENSE_TYPE,
-    b64decode,
-    json_object,
     license_from_payload,
     reject,
+    segment_bytes,
+    segment_json,
 )
 from storno_security.license.keys import LICENSE_ALGORITHMS, LicenseKey
 from storno_security.license.model import License, LicenseState, LicenseStatus
@@ -142,7 +142,7 @@ class LicenseVerifier:
         if len(parts) != 3 or not all(parts):
             raise reject("malformed")
         header_b64, payload_b64, signature_b64 = parts
-        header = json_object(b64decode(header_b64))
+        header = segment_json(header_b64)
         if not HEADER_KEYS.issuperset(header) or header.get("typ") != LICENSE_TYPE:
             raise reject("header")  # jku, jwk, x5u, x5c, crit, b64, or another kind of JWT
         alg = header.get("alg")
@@ -154,12 +154,12 @@ class LicenseVerifier:
             raise reject("unknown_key")
         if alg != key.algorithm:
             raise reject("algorithm")  # the key decides, the token only agrees
-        signature = b64decode(signature_b64)
+        signature = segment_bytes(signature_b64)
         signing_input = f"{header_b64}.{payload_b64}".encode("ascii")
         if not _ALGORITHMS[key.algorithm].verify(signing_input, key.key, signature):
             raise reject("signature")
         # Only now, with the signature checked, is the payload read.
-        license_ = license_from_payload(json_object(b64decode(payload_b64)), kid=key.kid)
+        license_ = license_from_payload(segment_json(payload_b64), kid=key.kid)
         if license_.issuer != self._policy.issuer:
             raise reject("issuer")
         self._check_instance(license_)

@@ -11,9 +11,6 @@ bounded leeway, ``sub``, ``email`` and ``email_verified``. Every failure raises 
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -24,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from jwt.algorithms import RSAAlgorithm, get_default_algorithms
 
 from storno_security._compare import constant_time_equal
+from storno_security._encoding import b64url_decode, json_object
 from storno_security.clock import Clock
 from storno_security.errors import IdentityProviderUnavailableError, InvalidIdTokenError
 from storno_security.oidc.jwks import JwksFetcher
@@ -32,7 +30,6 @@ from storno_security.oidc.policy import MIN_RSA_BITS, GoogleIdTokenPolicy
 __all__ = ["GoogleIdTokenVerifier", "GoogleIdentity"]
 
 _HEADER_KEYS: Final = frozenset({"alg", "kid", "typ"})
-_URLSAFE_TO_STD: Final = str.maketrans({"-": "+", "_": "/", "+": "!", "/": "!", "=": "!"})
 _ALGORITHMS: Final = get_default_algorithms()
 _MAX_TEXT: Final = 320  # longest email address; also bounds sub and name
 
@@ -42,31 +39,17 @@ def _reject(reason: str) -> InvalidIdTokenError:
 
 
 def _b64decode(segment: str) -> bytes:
-    padded = segment.translate(_URLSAFE_TO_STD) + "=" * (-len(segment) % 4)
     try:
-        decoded = binascii.a2b_base64(padded, strict_mode=True)
-    except (binascii.Error, ValueError):
+        return b64url_decode(segment)  # canonical: the same token is never spelt two ways
+    except ValueError:
         raise _reject("malformed") from None
-    if base64.urlsafe_b64encode(decoded).rstrip(b"=") != segment.encode("ascii"):
-        raise _reject("malformed")  # non-canonical: the same token spelled two ways
-    return decoded
-
-
-def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        raise ValueError("duplicate member name")
-    return result
 
 
 def _json_object(raw: bytes) -> dict[str, Any]:
     try:
-        value = json.loads(raw.decode("utf-8"), object_pairs_hook=_unique_object)
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        return json_object(raw)
+    except ValueError:
         raise _reject("malformed") from None
-    if not isinstance(value, dict):
-        raise _reject("malformed")
-    return value
 
 
 def _number(payload: Mapping[str, Any], name: str) -> float:

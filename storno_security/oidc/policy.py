@@ -7,6 +7,8 @@ from typing import Any, Final
 
 import attrs
 
+from storno_security._validators import between, int_between
+
 __all__ = ["GOOGLE_ISSUERS", "MAX_LEEWAY", "RSA_ALGORITHMS", "GoogleIdTokenPolicy"]
 
 #: The two spellings of Google's issuer.
@@ -40,18 +42,6 @@ def _check_algorithms(instance: Any, attribute: attrs.Attribute[Any], value: obj
         raise ValueError(f"algorithms not allowed: {unknown}; choose from {sorted(RSA_ALGORITHMS)}")
 
 
-def _check_leeway(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, timedelta):
-        raise TypeError("leeway must be a timedelta")
-    if not timedelta(0) <= value <= MAX_LEEWAY:
-        raise ValueError(f"leeway must be between 0 and {MAX_LEEWAY}")
-
-
-def _check_max(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 512 <= value <= 65536:
-        raise ValueError("max_token_bytes must be an int between 512 and 65536")
-
-
 @attrs.frozen(kw_only=True)
 class GoogleIdTokenPolicy:
     """How Google ID tokens are checked.
@@ -70,6 +60,10 @@ class GoogleIdTokenPolicy:
     client_ids: tuple[str, ...] = attrs.field(validator=_non_empty_strings)
     issuers: tuple[str, ...] = attrs.field(default=GOOGLE_ISSUERS, validator=_non_empty_strings)
     algorithms: tuple[str, ...] = attrs.field(default=("RS256",), validator=_check_algorithms)
-    leeway: timedelta = attrs.field(default=timedelta(seconds=60), validator=_check_leeway)
+    leeway: timedelta = attrs.field(
+        default=timedelta(seconds=60), validator=between(timedelta(0), MAX_LEEWAY)
+    )
     hosted_domains: tuple[str, ...] | None = attrs.field(default=None, validator=_optional_strings)
-    max_token_bytes: int = attrs.field(default=8192, validator=_check_max)
+    max_token_bytes: int = attrs.field(
+        default=8192, validator=int_between(512, 65536, wrong_type=ValueError)
+    )

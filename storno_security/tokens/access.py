@@ -16,10 +16,7 @@ still checked on every call.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import json
 import secrets
 import threading
 from collections.abc import Mapping
@@ -31,6 +28,7 @@ import attrs
 import jwt
 from jwt.algorithms import get_default_algorithms
 
+from storno_security._encoding import b64url_decode, json_object
 from storno_security.clock import Clock
 from storno_security.errors import InvalidAccessTokenError
 from storno_security.tokens.keys import KeyRing
@@ -52,9 +50,6 @@ ACCESS_TOKEN_TYPE: Final = "at+jwt"  # noqa: S105 - a media type, not a secret
 
 _REGISTERED: Final = frozenset({"iss", "aud", "sub", "iat", "nbf", "exp", "jti", "sid", "ver"})
 _HEADER_KEYS: Final = frozenset({"alg", "kid", "typ"})
-# '-' and '_' become the standard alphabet; '+', '/' and '=' become a character that strict
-# decoding refuses, so only the URL-safe alphabet without padding gets through.
-_URLSAFE_TO_STD: Final = str.maketrans({"-": "+", "_": "/", "+": "!", "/": "!", "=": "!"})
 _ALGORITHMS: Final = get_default_algorithms()
 
 
@@ -63,28 +58,17 @@ def _reject(reason: str) -> InvalidAccessTokenError:
 
 
 def _b64decode(segment: str) -> bytes:
-    padded = segment.translate(_URLSAFE_TO_STD) + "=" * (-len(segment) % 4)
     try:
-        return binascii.a2b_base64(padded, strict_mode=True)
-    except (binascii.Error, ValueError):
+        return b64url_decode(segment)
+    except ValueError:
         raise _reject("malformed") from None
-
-
-def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        raise ValueError("duplicate member name")
-    return result
 
 
 def _json_object(raw: bytes) -> dict[str, Any]:
     try:
-        value = json.loads(raw, object_pairs_hook=_unique_object)
-    except (ValueError, RecursionError):
+        return json_object(raw)
+    except ValueError:
         raise _reject("malformed") from None
-    if not isinstance(value, dict):
-        raise _reject("malformed")
-    return value
 
 
 def _numeric_date(payload: Mapping[str, Any], name: str) -> int | float:
@@ -373,9 +357,7 @@ class AccessTokenVerifier:
         public = self._ring.verification_key(kid)
         if public is None:
             raise _reject("unknown_key")
-        signature = _b64decode(signature_b64)
-        if base64.urlsafe_b64encode(signature).rstrip(b"=") != signature_b64.encode("ascii"):
-            raise _reject("malformed")  # non-canonical encoding: the same signature twice
+        signature = _b64decode(signature_b64)  # canonical: one signature, one spelling
         signing_input = token[: len(header_b64) + 1 + len(payload_b64)].encode("ascii")
         if not algorithm.verify(signing_input, public.key, signature):
             raise _reject("signature")

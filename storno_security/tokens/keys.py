@@ -13,9 +13,6 @@ readers never lock.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 import threading
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
@@ -26,6 +23,8 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from storno_security._encoding import b64url_uint
+from storno_security._jwk import jwk_thumbprint
 from storno_security.errors import InvalidKeyError, KeyRingError, UnknownKeyError
 
 __all__ = [
@@ -42,21 +41,13 @@ MIN_RSA_BITS = 2048
 _MAX_RSA_BITS = 8192
 
 
-def _b64url_uint(value: int) -> str:
-    raw = value.to_bytes((value.bit_length() + 7) // 8 or 1, "big")
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
 def rfc7638_thumbprint(public_key: rsa.RSAPublicKey) -> str:
-    """Return the RFC 7638 JWK thumbprint (SHA-256, base64url, no padding) of an RSA key."""
-    numbers = public_key.public_numbers()
-    canonical = json.dumps(
-        {"e": _b64url_uint(numbers.e), "kty": "RSA", "n": _b64url_uint(numbers.n)},
-        separators=(",", ":"),
-        sort_keys=True,
-    )
-    digest = hashlib.sha256(canonical.encode("ascii")).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+    """Return the RFC 7638 JWK thumbprint (SHA-256, base64url, no padding) of an RSA key.
+
+    Raises:
+        TypeError: ``public_key`` is not an RSA, EC or OKP public key.
+    """
+    return jwk_thumbprint(public_key)
 
 
 def _check_strength(public_key: rsa.RSAPublicKey, min_bits: int) -> None:
@@ -89,8 +80,8 @@ class PublicKey:
             "use": "sig",
             "alg": "RS256",
             "kid": self.kid,
-            "n": _b64url_uint(numbers.n),
-            "e": _b64url_uint(numbers.e),
+            "n": b64url_uint(numbers.n),
+            "e": b64url_uint(numbers.e),
         }
 
     def public_pem(self) -> bytes:
