@@ -81,10 +81,14 @@ def b64url_decode(text: str) -> bytes:
     return raw
 
 
+class _DuplicateMemberError(ValueError):
+    pass
+
+
 def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result = dict(pairs)
     if len(result) != len(pairs):
-        raise ValueError("duplicate member name")
+        raise _DuplicateMemberError
     return result
 
 
@@ -97,6 +101,8 @@ def json_object(raw: bytes) -> dict[str, Any]:
     """
     try:
         value = json.loads(raw.decode("utf-8"), object_pairs_hook=_unique_members)
+    except _DuplicateMemberError:
+        raise ValueError("JSON object with a duplicate member name") from None
     except RecursionError:
         raise ValueError("JSON nested too deep") from None
     except ValueError:  # UnicodeDecodeError and JSONDecodeError too; never echo the input
