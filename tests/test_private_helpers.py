@@ -22,7 +22,20 @@ from jwt.algorithms import ECAlgorithm
 import storno_security
 from storno_security._encoding import b64url_decode, b64url_encode, b64url_uint, json_object
 from storno_security._jwk import jwk_thumbprint, thumbprint_members
+from storno_security._jws import (
+    JWS_HEADER_MEMBERS,
+    compact_parts,
+    restricted_header,
+    segment_bytes,
+    segment_json,
+)
 from storno_security._validators import between, int_between, non_empty_str
+from storno_security.errors import (
+    InvalidAccessTokenError,
+    InvalidIdTokenError,
+    InvalidLicenseError,
+    StornoSecurityError,
+)
 from storno_security.license.keys import _thumbprint as license_thumbprint
 from storno_security.tokens import rfc7638_thumbprint
 
@@ -186,6 +199,81 @@ def test_json_object_refuses_duplicate_members(name: str, first: Any, second: An
 def test_json_object_rejections(raw: bytes) -> None:
     with pytest.raises(ValueError, match="JSON"):
         json_object(raw)
+
+
+# --- compact JWS ----------------------------------------------------------------------------
+
+TOKEN_ERRORS = pytest.mark.parametrize(
+    "error", [InvalidAccessTokenError, InvalidIdTokenError, InvalidLicenseError]
+)
+
+
+def _segment(value: Any) -> str:
+    return b64url_encode(json.dumps(value).encode("utf-8"))
+
+
+@TOKEN_ERRORS
+def test_compact_parts(error: type[StornoSecurityError]) -> None:
+    assert compact_parts("a.b.c", max_bytes=5, error=error) == ("a", "b", "c")
+    with pytest.raises(TypeError, match="token must be str"):
+        compact_parts(b"a.b.c", max_bytes=100, error=error)
+
+
+@TOKEN_ERRORS
+@pytest.mark.parametrize(
+    "token", ["a.b.c.", "a.b.cd", "a.b", "a.b.c.d", "a..c", ".b.c", "a.b.", "", "a.b.\u00e9"]
+)
+def test_compact_parts_rejections(error: type[StornoSecurityError], token: str) -> None:
+    with pytest.raises(error) as caught:
+        compact_parts(token, max_bytes=5, error=error)
+    assert caught.value.reason == "malformed"
+
+
+@TOKEN_ERRORS
+@given(
+    header=st.fixed_dictionaries(
+        {}, optional={name: st.text(max_size=8) for name in sorted(JWS_HEADER_MEMBERS)}
+    ),
+    extra=st.text(min_size=1, max_size=8).filter(lambda name: name not in JWS_HEADER_MEMBERS),
+)
+def test_restricted_header_takes_only_alg_kid_typ(
+    error: type[StornoSecurityError], header: dict[str, str], extra: str
+) -> None:
+    assert restricted_header(_segment(header), error) == header
+    with pytest.raises(error) as caught:
+        restricted_header(_segment({**header, extra: "x"}), error)
+    assert caught.value.reason == "header"
+
+
+@TOKEN_ERRORS
+@pytest.mark.parametrize(
+    "segment",
+    [
+        _segment({"alg": "RS256"}) + "=",
+        b64url_encode(b'{"alg": "RS256", "alg": "none"}'),
+        _segment(["alg"]),
+        "e30",  # "{}" is e30 canonically; the next two read the same bytes
+        "e31",
+    ],
+)
+def test_segment_rejections(error: type[StornoSecurityError], segment: str) -> None:
+    if segment == "e30":
+        assert segment_json(segment, error) == {}
+        return
+    with pytest.raises(error) as caught:
+        segment_json(segment, error)
+    assert caught.value.reason == "malformed"
+    with pytest.raises(error):
+        restricted_header(segment, error)
+
+
+@TOKEN_ERRORS
+def test_segment_bytes(error: type[StornoSecurityError]) -> None:
+    assert segment_bytes("AQID", error) == b"\x01\x02\x03"
+    for bad in ("AQI=", "AQJ", "AQ+D", "A"):
+        with pytest.raises(error) as caught:
+            segment_bytes(bad, error)
+        assert caught.value.reason == "malformed"
 
 
 # --- RFC 7638 thumbprints --------------------------------------------------------------------
@@ -355,7 +443,7 @@ def _imported_parts(path: Path) -> list[str]:
 
 
 def test_shared_private_modules_exist() -> None:
-    assert {"_compare", "_encoding", "_jwk", "_validators"} <= SHARED_PRIVATE
+    assert {"_compare", "_encoding", "_jwk", "_jws", "_validators"} <= SHARED_PRIVATE
     assert {"tokens", "license", "oidc", "vault", "mfa", "passkeys", "xmlsig"} <= CAPABILITIES
 
 

@@ -1,4 +1,4 @@
-"""Strict reading of license JWTs: segments, header and claims. Private to the package."""
+"""Strict reading of license claims, and the license header type. Private to the package."""
 
 from __future__ import annotations
 
@@ -6,34 +6,15 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from storno_security._encoding import b64url_decode, json_object
 from storno_security.errors import InvalidLicenseError
 from storno_security.license.model import Entitlements, License
 
 #: The ``typ`` header of a license, so no other JWT signed by the same key passes as one.
 LICENSE_TYPE: Final = "license+jwt"
 
-HEADER_KEYS: Final = frozenset({"alg", "kid", "typ"})
-
 
 def reject(reason: str) -> InvalidLicenseError:
     return InvalidLicenseError(reason=reason)
-
-
-def segment_json(segment: str) -> dict[str, Any]:
-    """A JSON object without duplicate members, from strict canonical base64url."""
-    try:
-        return json_object(b64url_decode(segment))
-    except ValueError:
-        raise reject("malformed") from None
-
-
-def segment_bytes(segment: str) -> bytes:
-    """The bytes of strict, canonical base64url without padding."""
-    try:
-        return b64url_decode(segment)
-    except ValueError:
-        raise reject("malformed") from None
 
 
 def _string(payload: Mapping[str, Any], name: str) -> str:

@@ -28,7 +28,7 @@ import attrs
 import jwt
 from jwt.algorithms import get_default_algorithms
 
-from storno_security._encoding import b64url_decode, json_object
+from storno_security._jws import compact_parts, restricted_header, segment_bytes, segment_json
 from storno_security.clock import Clock
 from storno_security.errors import InvalidAccessTokenError
 from storno_security.tokens.keys import KeyRing
@@ -49,26 +49,11 @@ __all__ = [
 ACCESS_TOKEN_TYPE: Final = "at+jwt"  # noqa: S105 - a media type, not a secret
 
 _REGISTERED: Final = frozenset({"iss", "aud", "sub", "iat", "nbf", "exp", "jti", "sid", "ver"})
-_HEADER_KEYS: Final = frozenset({"alg", "kid", "typ"})
 _ALGORITHMS: Final = get_default_algorithms()
 
 
 def _reject(reason: str) -> InvalidAccessTokenError:
     return InvalidAccessTokenError(reason=reason)
-
-
-def _b64decode(segment: str) -> bytes:
-    try:
-        return b64url_decode(segment)
-    except ValueError:
-        raise _reject("malformed") from None
-
-
-def _json_object(raw: bytes) -> dict[str, Any]:
-    try:
-        return json_object(raw)
-    except ValueError:
-        raise _reject("malformed") from None
 
 
 def _numeric_date(payload: Mapping[str, Any], name: str) -> int | float:
@@ -337,14 +322,11 @@ class AccessTokenVerifier:
         return claims
 
     def _verify_uncached(self, token: str, now: float) -> tuple[AccessTokenClaims, float, float]:
-        parts = token.split(".")
-        if len(parts) != 3 or not all(parts):
-            raise _reject("malformed")
-        header_b64, payload_b64, signature_b64 = parts
-        header = _json_object(_b64decode(header_b64))
-        if not _HEADER_KEYS.issuperset(header):
-            # jku, jwk, x5u, x5c, crit, b64, ...: nothing but alg/kid/typ is accepted.
-            raise _reject("header")
+        header_b64, payload_b64, signature_b64 = compact_parts(
+            token, max_bytes=self._policy.max_token_bytes, error=InvalidAccessTokenError
+        )
+        # jku, jwk, x5u, x5c, crit, b64, ...: nothing but alg/kid/typ is accepted.
+        header = restricted_header(header_b64, InvalidAccessTokenError)
         alg = header.get("alg")
         algorithm = self._algorithms.get(alg) if isinstance(alg, str) else None
         if algorithm is None:
@@ -357,12 +339,12 @@ class AccessTokenVerifier:
         public = self._ring.verification_key(kid)
         if public is None:
             raise _reject("unknown_key")
-        signature = _b64decode(signature_b64)  # canonical: one signature, one spelling
+        signature = segment_bytes(signature_b64, InvalidAccessTokenError)  # canonical
         signing_input = token[: len(header_b64) + 1 + len(payload_b64)].encode("ascii")
         if not algorithm.verify(signing_input, public.key, signature):
             raise _reject("signature")
         # Only now, with the signature checked, is the payload read.
-        payload = _json_object(_b64decode(payload_b64))
+        payload = segment_json(payload_b64, InvalidAccessTokenError)
         return self._check_claims(payload, kid, now)
 
     def _check_claims(
