@@ -29,11 +29,14 @@ from storno_security._jws import (
     segment_bytes,
     segment_json,
 )
+from storno_security._pem import load_private_pem, load_public_pem, private_pem, public_pem
 from storno_security._validators import between, int_between, non_empty_str
 from storno_security.errors import (
     InvalidAccessTokenError,
     InvalidIdTokenError,
+    InvalidKeyError,
     InvalidLicenseError,
+    LicenseKeyError,
     StornoSecurityError,
 )
 from storno_security.license.keys import _thumbprint as license_thumbprint
@@ -353,6 +356,56 @@ def test_thumbprint_refuses_other_keys(key: Any) -> None:
         jwk_thumbprint(key())
 
 
+# --- PEM ------------------------------------------------------------------------------------
+
+KEY_ERRORS = pytest.mark.parametrize("error", [InvalidKeyError, LicenseKeyError])
+
+
+@KEY_ERRORS
+@pytest.mark.parametrize("password", [None, b"correct horse"])
+def test_pem_round_trip(error: type[StornoSecurityError], password: bytes | None) -> None:
+    for private in (
+        ed25519.Ed25519PrivateKey.generate(),
+        ec.generate_private_key(ec.SECP256R1()),
+        rsa.generate_private_key(65537, 2048),
+    ):
+        text = private_pem(private, password=password)
+        assert text.startswith(
+            b"-----BEGIN ENCRYPTED PRIVATE KEY-----" if password else b"-----BEGIN PRIVATE KEY-----"
+        )
+        loaded = load_private_pem(text.decode("ascii"), password=password, error=error)
+        assert jwk_thumbprint(loaded.public_key()) == jwk_thumbprint(private.public_key())
+        public = public_pem(private.public_key())
+        assert public.startswith(b"-----BEGIN PUBLIC KEY-----")
+        again = load_public_pem(public, error=error)
+        assert jwk_thumbprint(again) == jwk_thumbprint(private.public_key())
+
+
+@KEY_ERRORS
+def test_pem_rejections(error: type[StornoSecurityError]) -> None:
+    private = ed25519.Ed25519PrivateKey.generate()
+    locked = private_pem(private, password=b"right")
+    cases: list[tuple[Any, bytes | None, str]] = [
+        (locked, b"wrong", "malformed"),
+        (locked, None, "malformed"),
+        (private_pem(private), b"unexpected", "malformed"),
+        (b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", None, "malformed"),
+        ("not a pem \u00e9", None, "malformed"),
+        (12345, None, "wrong_type"),
+    ]
+    for pem, password, reason in cases:
+        with pytest.raises(error) as caught:
+            load_private_pem(pem, password=password, error=error)
+        assert caught.value.reason == reason
+        assert caught.value.__cause__ is None
+        assert caught.value.__context__ is None or caught.value.__suppress_context__
+    public_cases: list[tuple[Any, str]] = [(locked, "malformed"), (None, "wrong_type")]
+    for pem, reason in public_cases:
+        with pytest.raises(error) as caught:
+            load_public_pem(pem, error=error)
+        assert caught.value.reason == reason
+
+
 # --- policy validators -----------------------------------------------------------------------
 
 
@@ -443,7 +496,7 @@ def _imported_parts(path: Path) -> list[str]:
 
 
 def test_shared_private_modules_exist() -> None:
-    assert {"_compare", "_encoding", "_jwk", "_jws", "_validators"} <= SHARED_PRIVATE
+    assert {"_compare", "_encoding", "_jwk", "_jws", "_pem", "_validators"} <= SHARED_PRIVATE
     assert {"tokens", "license", "oidc", "vault", "mfa", "passkeys", "xmlsig"} <= CAPABILITIES
 
 

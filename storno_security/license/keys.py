@@ -10,11 +10,10 @@ from __future__ import annotations
 from typing import Final, Literal, TypeAlias
 
 import attrs
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed448, ed25519, rsa
 
 from storno_security._jwk import jwk_thumbprint
+from storno_security._pem import load_private_pem, load_public_pem, private_pem, public_pem
 from storno_security.errors import LicenseKeyError
 
 __all__ = [
@@ -66,13 +65,6 @@ def _kid_for(key: _PublicKey, kid: str | None) -> str:
     return kid
 
 
-def _pem_bytes(pem: bytes | str) -> bytes:
-    data = pem.encode("ascii", "replace") if isinstance(pem, str) else pem
-    if not isinstance(data, bytes):
-        raise LicenseKeyError("a PEM is bytes or str", reason="wrong_type")
-    return data
-
-
 @attrs.frozen
 class LicenseKey:
     """A public key that verifies licenses.
@@ -105,17 +97,11 @@ class LicenseKey:
         Raises:
             LicenseKeyError: the PEM is malformed, of another key type, or too weak.
         """
-        try:
-            key = serialization.load_pem_public_key(_pem_bytes(pem))
-        except (ValueError, TypeError, UnsupportedAlgorithm):
-            raise LicenseKeyError("could not load the public key PEM", reason="malformed") from None
-        return cls.from_public_key(key, kid=kid)
+        return cls.from_public_key(load_public_pem(pem, error=LicenseKeyError), kid=kid)
 
     def public_pem(self) -> bytes:
         """The SubjectPublicKeyInfo PEM."""
-        return self.key.public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+        return public_pem(self.key)
 
 
 @attrs.frozen
@@ -176,14 +162,7 @@ class LicenseSigningKey:
         Raises:
             LicenseKeyError: malformed, wrong or missing password, another key type, too weak.
         """
-        try:
-            key = serialization.load_pem_private_key(_pem_bytes(pem), password=password)
-        except (ValueError, TypeError, UnsupportedAlgorithm):
-            # The underlying message may quote key material: drop it.
-            raise LicenseKeyError(
-                "could not load the private key PEM (malformed, or wrong password)",
-                reason="malformed",
-            ) from None
+        key = load_private_pem(pem, password=password, error=LicenseKeyError)
         return cls.from_private_key(key, kid=kid)
 
     @property
@@ -193,11 +172,4 @@ class LicenseSigningKey:
 
     def private_pem(self, *, password: bytes | None = None) -> bytes:
         """The PKCS#8 PEM, encrypted with ``password`` when given."""
-        encryption: serialization.KeySerializationEncryption = (
-            serialization.BestAvailableEncryption(password)
-            if password
-            else serialization.NoEncryption()
-        )
-        return self.private_key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
-        )
+        return private_pem(self.private_key, password=password)

@@ -19,12 +19,11 @@ from types import MappingProxyType
 from typing import Any
 
 import attrs
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from storno_security._encoding import b64url_uint
 from storno_security._jwk import jwk_thumbprint
+from storno_security._pem import load_private_pem, load_public_pem, private_pem, public_pem
 from storno_security.errors import InvalidKeyError, KeyRingError, UnknownKeyError
 
 __all__ = [
@@ -86,9 +85,7 @@ class PublicKey:
 
     def public_pem(self) -> bytes:
         """Return the SubjectPublicKeyInfo PEM."""
-        return self.key.public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+        return public_pem(self.key)
 
 
 @attrs.frozen
@@ -139,17 +136,7 @@ class SigningKey:
             InvalidKeyError: the PEM is malformed, encrypted without (or with the wrong)
                 ``password``, not RSA, or too weak.
         """
-        data = pem.encode("ascii", "replace") if isinstance(pem, str) else pem
-        if not isinstance(data, bytes):
-            raise InvalidKeyError("PEM must be bytes or str", reason="wrong_type")
-        try:
-            key = serialization.load_pem_private_key(data, password=password)
-        except (ValueError, TypeError, UnsupportedAlgorithm):
-            # The message of the underlying error may quote key material: drop it.
-            raise InvalidKeyError(
-                "could not load the private key PEM (malformed, or wrong password)",
-                reason="malformed",
-            ) from None
+        key = load_private_pem(pem, password=password, error=InvalidKeyError)
         if not isinstance(key, rsa.RSAPrivateKey):
             raise InvalidKeyError("signing key must be an RSA private key", reason="wrong_type")
         return cls.from_private_key(key, min_bits=min_bits)
@@ -161,14 +148,7 @@ class SigningKey:
 
     def private_pem(self, *, password: bytes | None = None) -> bytes:
         """Return the PKCS#8 PEM, encrypted with ``password`` when given."""
-        encryption: serialization.KeySerializationEncryption = (
-            serialization.BestAvailableEncryption(password)
-            if password
-            else serialization.NoEncryption()
-        )
-        return self.private_key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
-        )
+        return private_pem(self.private_key, password=password)
 
 
 def load_public_key(pem: bytes | str, *, min_bits: int = MIN_RSA_BITS) -> PublicKey:
@@ -177,13 +157,7 @@ def load_public_key(pem: bytes | str, *, min_bits: int = MIN_RSA_BITS) -> Public
     Raises:
         InvalidKeyError: malformed PEM, not RSA, or too weak.
     """
-    data = pem.encode("ascii", "replace") if isinstance(pem, str) else pem
-    if not isinstance(data, bytes):
-        raise InvalidKeyError("PEM must be bytes or str", reason="wrong_type")
-    try:
-        key = serialization.load_pem_public_key(data)
-    except (ValueError, TypeError, UnsupportedAlgorithm):
-        raise InvalidKeyError("could not load the public key PEM", reason="malformed") from None
+    key = load_public_pem(pem, error=InvalidKeyError)
     if not isinstance(key, rsa.RSAPublicKey):
         raise InvalidKeyError("verification key must be an RSA public key", reason="wrong_type")
     _check_strength(key, max(min_bits, MIN_RSA_BITS))
