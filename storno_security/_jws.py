@@ -26,6 +26,7 @@ from storno_security.errors import StornoSecurityError
 
 __all__ = [
     "JWS_HEADER_MEMBERS",
+    "RSA_ALGORITHMS",
     "compact_parts",
     "restricted_header",
     "segment_bytes",
@@ -34,6 +35,9 @@ __all__ = [
 
 #: The only header members a token may carry.
 JWS_HEADER_MEMBERS: Final = frozenset({"alg", "kid", "typ"})
+#: The RSA signature algorithms a verifier of RSA-keyed tokens may allow: with RSA keys only,
+#: ``none`` and HS*/RS* confusion (the public key used as an HMAC secret) are impossible.
+RSA_ALGORITHMS: Final = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
 
 
 def compact_parts(

@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["between", "int_between", "non_empty_str"]
+__all__ = ["between", "int_between", "non_empty_str", "non_empty_tuple_of"]
 
 
 def between(low: timedelta, high: timedelta) -> Any:
@@ -51,3 +51,21 @@ def non_empty_str(instance: Any, attribute: attrs.Attribute[Any], value: object)
     """A ``str`` with at least one non-whitespace character, or ``ValueError``."""
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"{attribute.name} must be a non-empty string")
+
+
+def non_empty_tuple_of(allowed: frozenset[Any]) -> Any:
+    """A non-empty ``tuple`` whose every item is in ``allowed`` (an allow-list), or ``ValueError``.
+
+    Order is kept: a policy's first algorithm is the one it signs with.
+    """
+
+    def check(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+        if not isinstance(value, tuple) or not value:
+            raise ValueError(f"{attribute.name} must be a non-empty tuple")
+        unknown = [item for item in value if item not in allowed]
+        if unknown:
+            raise ValueError(
+                f"{attribute.name} not allowed: {unknown}; choose from {sorted(allowed)}"
+            )
+
+    return check

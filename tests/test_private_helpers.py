@@ -30,7 +30,12 @@ from storno_security._jws import (
     segment_json,
 )
 from storno_security._pem import load_private_pem, load_public_pem, private_pem, public_pem
-from storno_security._validators import between, int_between, non_empty_str
+from storno_security._validators import (
+    between,
+    int_between,
+    non_empty_str,
+    non_empty_tuple_of,
+)
 from storno_security.errors import (
     InvalidAccessTokenError,
     InvalidIdTokenError,
@@ -417,6 +422,9 @@ class _Policy:
     count: int = attrs.field(default=5, validator=int_between(1, 10))
     size: int = attrs.field(default=512, validator=int_between(512, 1024, wrong_type=ValueError))
     name: str = attrs.field(default="x", validator=non_empty_str)
+    algorithms: tuple[str, ...] = attrs.field(
+        default=("RS256",), validator=non_empty_tuple_of(frozenset({"RS256", "PS256"}))
+    )
 
 
 @given(st.timedeltas(min_value=timedelta(days=-2), max_value=timedelta(days=2)))
@@ -461,6 +469,36 @@ def test_non_empty_str(value: object) -> None:
     with pytest.raises(ValueError, match="name must be a non-empty string"):
         _Policy(name=value)  # type: ignore[arg-type]
     assert _Policy(name=" a ").name == " a "
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ((), "algorithms must be a non-empty tuple"),
+        (["RS256"], "algorithms must be a non-empty tuple"),
+        ("RS256", "algorithms must be a non-empty tuple"),
+        (
+            ("RS256", "none"),
+            r"algorithms not allowed: \['none'\]; choose from \['PS256', 'RS256'\]",
+        ),
+        (("HS256",), "algorithms not allowed"),
+    ],
+)
+def test_non_empty_tuple_of(value: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        _Policy(algorithms=value)  # type: ignore[arg-type]
+    assert _Policy(algorithms=("PS256", "RS256")).algorithms == ("PS256", "RS256")
+
+
+def test_rsa_allow_lists_are_the_shared_one() -> None:
+    from storno_security._jws import RSA_ALGORITHMS
+    from storno_security.oidc.policy import RSA_ALGORITHMS as OIDC_RSA
+    from storno_security.tokens.policy import RSA_ALGORITHMS as TOKENS_RSA
+
+    assert TOKENS_RSA is RSA_ALGORITHMS
+    assert OIDC_RSA is RSA_ALGORITHMS
+    assert {"RS256", "PS256"} <= RSA_ALGORITHMS
+    assert not any(alg.startswith(("HS", "ES", "Ed", "none")) for alg in RSA_ALGORITHMS)
 
 
 # --- the house rule --------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import attrs
 from webauthn.helpers.cose import COSEAlgorithmIdentifier
 
-from storno_security._validators import between, int_between, non_empty_str
+from storno_security._validators import between, int_between, non_empty_str, non_empty_tuple_of
 
 __all__ = ["MAX_CHALLENGE_LIFETIME", "SUPPORTED_ALGORITHMS", "PasskeyPolicy"]
 
@@ -47,14 +47,6 @@ def _check_origins(instance: Any, attribute: attrs.Attribute[Any], value: object
             raise ValueError(f"origin {origin!r} must be https (http only for localhost)")
         if not parts.hostname or parts.path or parts.query or parts.fragment:
             raise ValueError(f"origin {origin!r} must be scheme://host[:port] only")
-
-
-def _check_algorithms(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, tuple) or not value:
-        raise ValueError("algorithms must be a non-empty tuple of COSE algorithm ids")
-    unknown = [alg for alg in value if alg not in SUPPORTED_ALGORITHMS]
-    if unknown:
-        raise ValueError(f"algorithms not supported: {unknown}")
 
 
 def _check_resident_key(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -106,7 +98,7 @@ class PasskeyPolicy:
             COSEAlgorithmIdentifier.ECDSA_SHA_256,
             COSEAlgorithmIdentifier.RSASSA_PKCS1_v1_5_SHA_256,
         ),
-        validator=_check_algorithms,
+        validator=non_empty_tuple_of(SUPPORTED_ALGORITHMS),
     )
     resident_key: str = attrs.field(default="preferred", validator=_check_resident_key)
     passkey_satisfies_mfa: bool = attrs.field(default=True, validator=_check_bool)

@@ -3,29 +3,21 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 import attrs
 
-from storno_security._validators import between, int_between, non_empty_str
+from storno_security._jws import RSA_ALGORITHMS as _RSA_ALGORITHMS
+from storno_security._validators import between, int_between, non_empty_str, non_empty_tuple_of
 from storno_security.tokens.keys import MIN_RSA_BITS
 
 __all__ = ["RSA_ALGORITHMS", "TokenPolicy"]
 
 #: The algorithms a policy may allow: RSA signatures only, so a key ring of RSA keys can never be
 #: used as an HMAC secret (HS*/RS* confusion) and ``none`` is impossible.
-RSA_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
+RSA_ALGORITHMS = _RSA_ALGORITHMS
 
 #: The most clock skew a policy may tolerate (JWT-2).
 MAX_LEEWAY = timedelta(seconds=60)
-
-
-def _check_algorithms(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, tuple) or not value:
-        raise ValueError("algorithms must be a non-empty tuple")
-    unknown = [alg for alg in value if alg not in RSA_ALGORITHMS]
-    if unknown:
-        raise ValueError(f"algorithms not allowed: {unknown}; choose from {sorted(RSA_ALGORITHMS)}")
 
 
 @attrs.frozen(kw_only=True)
@@ -55,7 +47,9 @@ class TokenPolicy:
     leeway: timedelta = attrs.field(
         default=timedelta(seconds=30), validator=between(timedelta(0), MAX_LEEWAY)
     )
-    algorithms: tuple[str, ...] = attrs.field(default=("RS256",), validator=_check_algorithms)
+    algorithms: tuple[str, ...] = attrs.field(
+        default=("RS256",), validator=non_empty_tuple_of(RSA_ALGORITHMS)
+    )
     min_rsa_bits: int = attrs.field(default=MIN_RSA_BITS)
     verified_cache_size: int = attrs.field(default=10_000)
     max_token_bytes: int = attrs.field(
