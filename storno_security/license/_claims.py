@@ -1,10 +1,7 @@
-"""Strict reading of license JWTs: segments, header and claims. Private to the package."""
+"""Strict reading of license claims, and the license header type. Private to the package."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -15,48 +12,9 @@ from storno_security.license.model import Entitlements, License
 #: The ``typ`` header of a license, so no other JWT signed by the same key passes as one.
 LICENSE_TYPE: Final = "license+jwt"
 
-HEADER_KEYS: Final = frozenset({"alg", "kid", "typ"})
-# '-' and '_' become the standard alphabet; '+', '/' and '=' become a character that strict
-# decoding refuses, so only the URL-safe alphabet without padding gets through.
-_URLSAFE_TO_STD: Final = str.maketrans({"-": "+", "_": "/", "+": "!", "/": "!", "=": "!"})
-
 
 def reject(reason: str) -> InvalidLicenseError:
     return InvalidLicenseError(reason=reason)
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def b64decode(segment: str) -> bytes:
-    """Strict, canonical base64url without padding."""
-    padded = segment.translate(_URLSAFE_TO_STD) + "=" * (-len(segment) % 4)
-    try:
-        raw = binascii.a2b_base64(padded, strict_mode=True)
-    except (binascii.Error, ValueError):
-        raise reject("malformed") from None
-    if b64url(raw) != segment:
-        raise reject("malformed")  # the same bytes spelt another way
-    return raw
-
-
-def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        raise ValueError("duplicate member name")
-    return result
-
-
-def json_object(raw: bytes) -> dict[str, Any]:
-    """A JSON object without duplicate members."""
-    try:
-        value = json.loads(raw, object_pairs_hook=_unique_object)
-    except (ValueError, RecursionError):
-        raise reject("malformed") from None
-    if not isinstance(value, dict):
-        raise reject("malformed")
-    return value
 
 
 def _string(payload: Mapping[str, Any], name: str) -> str:

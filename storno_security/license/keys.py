@@ -7,16 +7,13 @@ A key's ``kid`` is its RFC 7638 JWK thumbprint unless one is given.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 from typing import Final, Literal, TypeAlias
 
 import attrs
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed448, ed25519, rsa
 
+from storno_security._jwk import jwk_thumbprint
+from storno_security._pem import load_private_pem, load_public_pem, private_pem, public_pem
 from storno_security.errors import LicenseKeyError
 
 __all__ = [
@@ -39,26 +36,9 @@ _PublicKey: TypeAlias = rsa.RSAPublicKey | ed25519.Ed25519PublicKey | ed448.Ed44
 _PrivateKey: TypeAlias = rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey
 
 
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _uint(value: int) -> str:
-    return _b64url(value.to_bytes((value.bit_length() + 7) // 8 or 1, "big"))
-
-
 def _thumbprint(key: _PublicKey) -> str:
     """RFC 7638 thumbprint (SHA-256, base64url) of an RSA or OKP public key."""
-    members: dict[str, str]
-    if isinstance(key, rsa.RSAPublicKey):
-        numbers = key.public_numbers()
-        members = {"e": _uint(numbers.e), "kty": "RSA", "n": _uint(numbers.n)}
-    else:
-        crv = "Ed25519" if isinstance(key, ed25519.Ed25519PublicKey) else "Ed448"
-        raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        members = {"crv": crv, "kty": "OKP", "x": _b64url(raw)}
-    canonical = json.dumps(members, separators=(",", ":"), sort_keys=True).encode("ascii")
-    return _b64url(hashlib.sha256(canonical).digest())
+    return jwk_thumbprint(key)
 
 
 def _algorithm_of(key: object) -> LicenseAlgorithm:
@@ -83,13 +63,6 @@ def _kid_for(key: _PublicKey, kid: str | None) -> str:
     if not isinstance(kid, str) or not kid or len(kid) > _MAX_KID or not kid.isprintable():
         raise LicenseKeyError(f"a kid is 1 to {_MAX_KID} printable characters", reason="kid")
     return kid
-
-
-def _pem_bytes(pem: bytes | str) -> bytes:
-    data = pem.encode("ascii", "replace") if isinstance(pem, str) else pem
-    if not isinstance(data, bytes):
-        raise LicenseKeyError("a PEM is bytes or str", reason="wrong_type")
-    return data
 
 
 @attrs.frozen
@@ -124,17 +97,11 @@ class LicenseKey:
         Raises:
             LicenseKeyError: the PEM is malformed, of another key type, or too weak.
         """
-        try:
-            key = serialization.load_pem_public_key(_pem_bytes(pem))
-        except (ValueError, TypeError, UnsupportedAlgorithm):
-            raise LicenseKeyError("could not load the public key PEM", reason="malformed") from None
-        return cls.from_public_key(key, kid=kid)
+        return cls.from_public_key(load_public_pem(pem, error=LicenseKeyError), kid=kid)
 
     def public_pem(self) -> bytes:
         """The SubjectPublicKeyInfo PEM."""
-        return self.key.public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+        return public_pem(self.key)
 
 
 @attrs.frozen
@@ -195,14 +162,7 @@ class LicenseSigningKey:
         Raises:
             LicenseKeyError: malformed, wrong or missing password, another key type, too weak.
         """
-        try:
-            key = serialization.load_pem_private_key(_pem_bytes(pem), password=password)
-        except (ValueError, TypeError, UnsupportedAlgorithm):
-            # The underlying message may quote key material: drop it.
-            raise LicenseKeyError(
-                "could not load the private key PEM (malformed, or wrong password)",
-                reason="malformed",
-            ) from None
+        key = load_private_pem(pem, password=password, error=LicenseKeyError)
         return cls.from_private_key(key, kid=kid)
 
     @property
@@ -212,11 +172,4 @@ class LicenseSigningKey:
 
     def private_pem(self, *, password: bytes | None = None) -> bytes:
         """The PKCS#8 PEM, encrypted with ``password`` when given."""
-        encryption: serialization.KeySerializationEncryption = (
-            serialization.BestAvailableEncryption(password)
-            if password
-            else serialization.NoEncryption()
-        )
-        return self.private_key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
-        )
+        return private_pem(self.private_key, password=password)

@@ -7,19 +7,10 @@ from typing import Any
 
 import attrs
 
+from storno_security._validators import between, int_between
 from storno_security.license.model import Entitlements
 
 __all__ = ["LicensePolicy"]
-
-
-def _between(low: timedelta, high: timedelta) -> Any:
-    def check(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
-        if not isinstance(value, timedelta):
-            raise TypeError(f"{attribute.name} must be a timedelta")
-        if not low <= value <= high:
-            raise ValueError(f"{attribute.name} must be between {low} and {high}")
-
-    return check
 
 
 def _issuer(instance: Any, attribute: attrs.Attribute[str], value: object) -> None:
@@ -47,24 +38,21 @@ class LicensePolicy:
 
     issuer: str = attrs.field(validator=_issuer)
     grace_period: timedelta = attrs.field(
-        default=timedelta(days=14), validator=_between(timedelta(0), timedelta(days=365))
+        default=timedelta(days=14), validator=between(timedelta(0), timedelta(days=365))
     )
     free_plan: Entitlements | None = attrs.field(
         default=None,
         validator=attrs.validators.optional(attrs.validators.instance_of(Entitlements)),
     )
     leeway: timedelta = attrs.field(
-        default=timedelta(seconds=60), validator=_between(timedelta(0), timedelta(seconds=60))
+        default=timedelta(seconds=60), validator=between(timedelta(0), timedelta(seconds=60))
     )
     rollback_tolerance: timedelta = attrs.field(
-        default=timedelta(minutes=5), validator=_between(timedelta(0), timedelta(days=1))
+        default=timedelta(minutes=5), validator=between(timedelta(0), timedelta(days=1))
     )
     require_instance_binding: bool = attrs.field(
         default=False, validator=attrs.validators.instance_of(bool)
     )
-    max_token_bytes: int = attrs.field(default=16384)
-
-    @max_token_bytes.validator
-    def _check_max(self, attribute: attrs.Attribute[int], value: int) -> None:
-        if isinstance(value, bool) or not isinstance(value, int) or not 512 <= value <= 65536:
-            raise ValueError("max_token_bytes must be an int between 512 and 65536")
+    max_token_bytes: int = attrs.field(
+        default=16384, validator=int_between(512, 65536, wrong_type=ValueError)
+    )

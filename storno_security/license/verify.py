@@ -19,16 +19,10 @@ from typing import Final
 
 from jwt.algorithms import get_default_algorithms
 
+from storno_security._jws import compact_parts, restricted_header, segment_bytes, segment_json
 from storno_security.clock import Clock, ensure_aware_utc
-from storno_security.errors import LicenseKeyError
-from storno_security.license._claims import (
-    HEADER_KEYS,
-    LICENSE_TYPE,
-    b64decode,
-    json_object,
-    license_from_payload,
-    reject,
-)
+from storno_security.errors import InvalidLicenseError, LicenseKeyError
+from storno_security.license._claims import LICENSE_TYPE, license_from_payload, reject
 from storno_security.license.keys import LICENSE_ALGORITHMS, LicenseKey
 from storno_security.license.model import License, LicenseState, LicenseStatus
 from storno_security.license.policy import LicensePolicy
@@ -134,17 +128,13 @@ class LicenseVerifier:
         )
 
     def _verify_token(self, token: str) -> License:
-        if not isinstance(token, str):
-            raise TypeError(f"token must be str, not {type(token).__name__}")
-        if len(token) > self._policy.max_token_bytes or not token.isascii():
-            raise reject("malformed")
-        parts = token.split(".")
-        if len(parts) != 3 or not all(parts):
-            raise reject("malformed")
-        header_b64, payload_b64, signature_b64 = parts
-        header = json_object(b64decode(header_b64))
-        if not HEADER_KEYS.issuperset(header) or header.get("typ") != LICENSE_TYPE:
-            raise reject("header")  # jku, jwk, x5u, x5c, crit, b64, or another kind of JWT
+        header_b64, payload_b64, signature_b64 = compact_parts(
+            token, max_bytes=self._policy.max_token_bytes, error=InvalidLicenseError
+        )
+        # jku, jwk, x5u, x5c, crit, b64, or another kind of JWT
+        header = restricted_header(header_b64, InvalidLicenseError)
+        if header.get("typ") != LICENSE_TYPE:
+            raise reject("header")
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in LICENSE_ALGORITHMS:
             raise reject("algorithm")
@@ -154,12 +144,12 @@ class LicenseVerifier:
             raise reject("unknown_key")
         if alg != key.algorithm:
             raise reject("algorithm")  # the key decides, the token only agrees
-        signature = b64decode(signature_b64)
+        signature = segment_bytes(signature_b64, InvalidLicenseError)
         signing_input = f"{header_b64}.{payload_b64}".encode("ascii")
         if not _ALGORITHMS[key.algorithm].verify(signing_input, key.key, signature):
             raise reject("signature")
         # Only now, with the signature checked, is the payload read.
-        license_ = license_from_payload(json_object(b64decode(payload_b64)), kid=key.kid)
+        license_ = license_from_payload(segment_json(payload_b64, InvalidLicenseError), kid=key.kid)
         if license_.issuer != self._policy.issuer:
             raise reject("issuer")
         self._check_instance(license_)

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 import attrs
 
+from storno_security._validators import between, int_between
 from storno_security.passwords import PasswordPolicy
 
 __all__ = ["TOTP_ALGORITHMS", "MfaPolicy", "TotpPolicy"]
@@ -17,26 +18,6 @@ __all__ = ["TOTP_ALGORITHMS", "MfaPolicy", "TotpPolicy"]
 TOTP_ALGORITHMS = frozenset({"SHA1", "SHA256", "SHA512"})
 
 TotpAlgorithm = Literal["SHA1", "SHA256", "SHA512"]
-
-
-def _int_between(low: int, high: int) -> Any:
-    def check(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{attribute.name} must be an int")
-        if not low <= value <= high:
-            raise ValueError(f"{attribute.name} must be between {low} and {high}")
-
-    return check
-
-
-def _between(low: timedelta, high: timedelta) -> Any:
-    def check(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
-        if not isinstance(value, timedelta):
-            raise TypeError(f"{attribute.name} must be a timedelta")
-        if not low <= value <= high:
-            raise ValueError(f"{attribute.name} must be between {low} and {high}")
-
-    return check
 
 
 def _check_algorithm(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -59,10 +40,10 @@ class TotpPolicy:
     """
 
     algorithm: TotpAlgorithm = attrs.field(default="SHA1", validator=_check_algorithm)
-    digits: int = attrs.field(default=6, validator=_int_between(6, 10))
-    period: int = attrs.field(default=30, validator=_int_between(15, 300))
-    window: int = attrs.field(default=1, validator=_int_between(0, 2))
-    secret_bytes: int = attrs.field(default=20, validator=_int_between(16, 64))
+    digits: int = attrs.field(default=6, validator=int_between(6, 10))
+    period: int = attrs.field(default=30, validator=int_between(15, 300))
+    window: int = attrs.field(default=1, validator=int_between(0, 2))
+    secret_bytes: int = attrs.field(default=20, validator=int_between(16, 64))
 
 
 @attrs.frozen(kw_only=True)
@@ -86,21 +67,21 @@ class MfaPolicy:
     totp: TotpPolicy = attrs.field(
         factory=TotpPolicy, validator=attrs.validators.instance_of(TotpPolicy)
     )
-    backup_code_count: int = attrs.field(default=10, validator=_int_between(5, 20))
+    backup_code_count: int = attrs.field(default=10, validator=int_between(5, 20))
     backup_code_hashing: PasswordPolicy = attrs.field(
         factory=lambda: PasswordPolicy(cost=10),
         validator=attrs.validators.instance_of(PasswordPolicy),
     )
     challenge_lifetime: timedelta = attrs.field(
-        default=timedelta(minutes=5), validator=_between(timedelta(seconds=30), timedelta(hours=1))
+        default=timedelta(minutes=5), validator=between(timedelta(seconds=30), timedelta(hours=1))
     )
-    challenge_max_failures: int = attrs.field(default=5, validator=_int_between(1, 20))
+    challenge_max_failures: int = attrs.field(default=5, validator=int_between(1, 20))
     step_up_lifetime: timedelta = attrs.field(
         default=timedelta(seconds=120),
-        validator=_between(timedelta(seconds=10), timedelta(minutes=15)),
+        validator=between(timedelta(seconds=10), timedelta(minutes=15)),
     )
     step_up_max_factor_age: timedelta = attrs.field(
-        default=timedelta(seconds=60), validator=_between(timedelta(0), timedelta(minutes=15))
+        default=timedelta(seconds=60), validator=between(timedelta(0), timedelta(minutes=15))
     )
 
     @backup_code_hashing.validator

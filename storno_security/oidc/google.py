@@ -11,9 +11,6 @@ bounded leeway, ``sub``, ``email`` and ``email_verified``. Every failure raises 
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -24,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from jwt.algorithms import RSAAlgorithm, get_default_algorithms
 
 from storno_security._compare import constant_time_equal
+from storno_security._jws import compact_parts, restricted_header, segment_bytes, segment_json
 from storno_security.clock import Clock
 from storno_security.errors import IdentityProviderUnavailableError, InvalidIdTokenError
 from storno_security.oidc.jwks import JwksFetcher
@@ -31,42 +29,12 @@ from storno_security.oidc.policy import MIN_RSA_BITS, GoogleIdTokenPolicy
 
 __all__ = ["GoogleIdTokenVerifier", "GoogleIdentity"]
 
-_HEADER_KEYS: Final = frozenset({"alg", "kid", "typ"})
-_URLSAFE_TO_STD: Final = str.maketrans({"-": "+", "_": "/", "+": "!", "/": "!", "=": "!"})
 _ALGORITHMS: Final = get_default_algorithms()
 _MAX_TEXT: Final = 320  # longest email address; also bounds sub and name
 
 
 def _reject(reason: str) -> InvalidIdTokenError:
     return InvalidIdTokenError(reason=reason)
-
-
-def _b64decode(segment: str) -> bytes:
-    padded = segment.translate(_URLSAFE_TO_STD) + "=" * (-len(segment) % 4)
-    try:
-        decoded = binascii.a2b_base64(padded, strict_mode=True)
-    except (binascii.Error, ValueError):
-        raise _reject("malformed") from None
-    if base64.urlsafe_b64encode(decoded).rstrip(b"=") != segment.encode("ascii"):
-        raise _reject("malformed")  # non-canonical: the same token spelled two ways
-    return decoded
-
-
-def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        raise ValueError("duplicate member name")
-    return result
-
-
-def _json_object(raw: bytes) -> dict[str, Any]:
-    try:
-        value = json.loads(raw.decode("utf-8"), object_pairs_hook=_unique_object)
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise _reject("malformed") from None
-    if not isinstance(value, dict):
-        raise _reject("malformed")
-    return value
 
 
 def _number(payload: Mapping[str, Any], name: str) -> float:
@@ -145,17 +113,11 @@ class GoogleIdTokenVerifier:
                 ``not_yet_valid``, ``email_not_verified``, ``hosted_domain``, ``nonce``).
             IdentityProviderUnavailableError: the fetcher could not supply a usable JWKS.
         """
-        if not isinstance(token, str):
-            raise TypeError(f"token must be str, not {type(token).__name__}")
-        if len(token) > self._policy.max_token_bytes or not token.isascii():
-            raise _reject("malformed")
-        parts = token.split(".")
-        if len(parts) != 3 or not all(parts):
-            raise _reject("malformed")
-        header_b64, payload_b64, signature_b64 = parts
-        header = _json_object(_b64decode(header_b64))
-        if not _HEADER_KEYS.issuperset(header):
-            raise _reject("header")  # jku, jwk, x5u, x5c, crit, ...: never followed
+        header_b64, payload_b64, signature_b64 = compact_parts(
+            token, max_bytes=self._policy.max_token_bytes, error=InvalidIdTokenError
+        )
+        # jku, jwk, x5u, x5c, crit, ...: never followed
+        header = restricted_header(header_b64, InvalidIdTokenError)
         if "typ" in header and header["typ"] != "JWT":
             raise _reject("header")
         alg = header.get("alg")
@@ -165,12 +127,13 @@ class GoogleIdTokenVerifier:
         if not isinstance(kid, str) or not kid:
             raise _reject("unknown_key")
         key = self._key(kid, alg)
-        signature = _b64decode(signature_b64)
+        signature = segment_bytes(signature_b64, InvalidIdTokenError)
         signing_input = f"{header_b64}.{payload_b64}".encode("ascii")
         if not _ALGORITHMS[alg].verify(signing_input, key, signature):
             raise _reject("signature")
         # Only now, with the signature checked, is the payload read.
-        return self._check_claims(_json_object(_b64decode(payload_b64)), expected_nonce)
+        payload = segment_json(payload_b64, InvalidIdTokenError)
+        return self._check_claims(payload, expected_nonce)
 
     def _key(self, kid: str, alg: str) -> RSAPublicKey:
         key = _find_key(self._fetch(refresh=False), kid, alg)

@@ -7,13 +7,16 @@ from typing import Any, Final
 
 import attrs
 
+from storno_security._jws import RSA_ALGORITHMS as _RSA_ALGORITHMS
+from storno_security._validators import between, int_between, non_empty_tuple_of
+
 __all__ = ["GOOGLE_ISSUERS", "MAX_LEEWAY", "RSA_ALGORITHMS", "GoogleIdTokenPolicy"]
 
 #: The two spellings of Google's issuer.
 GOOGLE_ISSUERS: Final = ("https://accounts.google.com", "accounts.google.com")
 #: The algorithms a policy may allow: RSA signatures only, so ``none`` and HS*/RS* confusion are
 #: impossible whatever a token's header says.
-RSA_ALGORITHMS: Final = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
+RSA_ALGORITHMS: Final = _RSA_ALGORITHMS
 #: The most clock skew a policy may tolerate.
 MAX_LEEWAY: Final = timedelta(minutes=2)
 #: The weakest RSA key accepted from a JWKS.
@@ -30,26 +33,6 @@ def _non_empty_strings(instance: Any, attribute: attrs.Attribute[Any], value: ob
 def _optional_strings(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is not None:
         _non_empty_strings(instance, attribute, value)
-
-
-def _check_algorithms(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, tuple) or not value:
-        raise ValueError("algorithms must be a non-empty tuple")
-    unknown = [alg for alg in value if alg not in RSA_ALGORITHMS]
-    if unknown:
-        raise ValueError(f"algorithms not allowed: {unknown}; choose from {sorted(RSA_ALGORITHMS)}")
-
-
-def _check_leeway(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, timedelta):
-        raise TypeError("leeway must be a timedelta")
-    if not timedelta(0) <= value <= MAX_LEEWAY:
-        raise ValueError(f"leeway must be between 0 and {MAX_LEEWAY}")
-
-
-def _check_max(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 512 <= value <= 65536:
-        raise ValueError("max_token_bytes must be an int between 512 and 65536")
 
 
 @attrs.frozen(kw_only=True)
@@ -69,7 +52,13 @@ class GoogleIdTokenPolicy:
 
     client_ids: tuple[str, ...] = attrs.field(validator=_non_empty_strings)
     issuers: tuple[str, ...] = attrs.field(default=GOOGLE_ISSUERS, validator=_non_empty_strings)
-    algorithms: tuple[str, ...] = attrs.field(default=("RS256",), validator=_check_algorithms)
-    leeway: timedelta = attrs.field(default=timedelta(seconds=60), validator=_check_leeway)
+    algorithms: tuple[str, ...] = attrs.field(
+        default=("RS256",), validator=non_empty_tuple_of(RSA_ALGORITHMS)
+    )
+    leeway: timedelta = attrs.field(
+        default=timedelta(seconds=60), validator=between(timedelta(0), MAX_LEEWAY)
+    )
     hosted_domains: tuple[str, ...] | None = attrs.field(default=None, validator=_optional_strings)
-    max_token_bytes: int = attrs.field(default=8192, validator=_check_max)
+    max_token_bytes: int = attrs.field(
+        default=8192, validator=int_between(512, 65536, wrong_type=ValueError)
+    )

@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 import attrs
 from webauthn.helpers.cose import COSEAlgorithmIdentifier
 
+from storno_security._validators import between, int_between, non_empty_str, non_empty_tuple_of
+
 __all__ = ["MAX_CHALLENGE_LIFETIME", "SUPPORTED_ALGORITHMS", "PasskeyPolicy"]
 
 #: PK-2: a challenge never lives longer than this.
@@ -24,11 +26,6 @@ SUPPORTED_ALGORITHMS: Final = frozenset(
 )
 
 _RESIDENT_KEY = frozenset({"discouraged", "preferred", "required"})
-
-
-def _non_empty_str(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{attribute.name} must be a non-empty string")
 
 
 def _check_rp_id(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -50,29 +47,6 @@ def _check_origins(instance: Any, attribute: attrs.Attribute[Any], value: object
             raise ValueError(f"origin {origin!r} must be https (http only for localhost)")
         if not parts.hostname or parts.path or parts.query or parts.fragment:
             raise ValueError(f"origin {origin!r} must be scheme://host[:port] only")
-
-
-def _check_algorithms(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, tuple) or not value:
-        raise ValueError("algorithms must be a non-empty tuple of COSE algorithm ids")
-    unknown = [alg for alg in value if alg not in SUPPORTED_ALGORITHMS]
-    if unknown:
-        raise ValueError(f"algorithms not supported: {unknown}")
-
-
-def _int_between(low: int, high: int) -> Any:
-    def check(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise ValueError(f"{attribute.name} must be an int between {low} and {high}")
-
-    return check
-
-
-def _check_lifetime(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, timedelta):
-        raise TypeError("challenge_lifetime must be a timedelta")
-    if not timedelta(seconds=30) <= value <= MAX_CHALLENGE_LIFETIME:
-        raise ValueError(f"challenge_lifetime must be between 30 s and {MAX_CHALLENGE_LIFETIME}")
 
 
 def _check_resident_key(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -109,25 +83,32 @@ class PasskeyPolicy:
     """
 
     rp_id: str = attrs.field(validator=_check_rp_id)
-    rp_name: str = attrs.field(validator=_non_empty_str)
+    rp_name: str = attrs.field(validator=non_empty_str)
     allowed_origins: tuple[str, ...] = attrs.field(validator=_check_origins)
     challenge_lifetime: timedelta = attrs.field(
-        default=MAX_CHALLENGE_LIFETIME, validator=_check_lifetime
+        default=MAX_CHALLENGE_LIFETIME,
+        validator=between(timedelta(seconds=30), MAX_CHALLENGE_LIFETIME),
     )
-    challenge_bytes: int = attrs.field(default=32, validator=_int_between(32, 64))
+    challenge_bytes: int = attrs.field(
+        default=32, validator=int_between(32, 64, wrong_type=ValueError)
+    )
     algorithms: tuple[int, ...] = attrs.field(
         default=(
             COSEAlgorithmIdentifier.EDDSA,
             COSEAlgorithmIdentifier.ECDSA_SHA_256,
             COSEAlgorithmIdentifier.RSASSA_PKCS1_v1_5_SHA_256,
         ),
-        validator=_check_algorithms,
+        validator=non_empty_tuple_of(SUPPORTED_ALGORITHMS),
     )
     resident_key: str = attrs.field(default="preferred", validator=_check_resident_key)
     passkey_satisfies_mfa: bool = attrs.field(default=True, validator=_check_bool)
     allow_cross_origin: bool = attrs.field(default=False, validator=_check_bool)
-    max_response_bytes: int = attrs.field(default=65_536, validator=_int_between(4096, 1 << 20))
-    max_name_length: int = attrs.field(default=64, validator=_int_between(1, 255))
+    max_response_bytes: int = attrs.field(
+        default=65_536, validator=int_between(4096, 1 << 20, wrong_type=ValueError)
+    )
+    max_name_length: int = attrs.field(
+        default=64, validator=int_between(1, 255, wrong_type=ValueError)
+    )
 
     @property
     def timeout_ms(self) -> int:

@@ -9,6 +9,8 @@ from typing import Any
 import attrs
 import limits
 
+from storno_security._validators import int_between
+
 __all__ = [
     "API_AUTHENTICATED",
     "API_UNAUTHENTICATED",
@@ -54,16 +56,6 @@ def _check_name(instance: Any, attribute: attrs.Attribute[Any], value: object) -
         )
 
 
-def _int_between(low: int, high: int) -> Any:
-    def check(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{attribute.name} must be an int")
-        if not low <= value <= high:
-            raise ValueError(f"{attribute.name} must be between {low:,} and {high:,}")
-
-    return check
-
-
 def _whole_ms_between(low: timedelta, high: timedelta) -> Any:
     def check(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
         if not isinstance(value, timedelta):
@@ -98,7 +90,7 @@ class SlidingWindowPolicy:
     """
 
     name: str = attrs.field(validator=_check_name)
-    limit: int = attrs.field(validator=_int_between(1, 10_000))
+    limit: int = attrs.field(validator=int_between(1, 10_000))
     window: timedelta = attrs.field(
         validator=_whole_ms_between(timedelta(seconds=1), timedelta(days=1))
     )
@@ -152,8 +144,8 @@ class TokenBucketPolicy:
     """
 
     name: str = attrs.field(validator=_check_name)
-    capacity: int = attrs.field(validator=_int_between(1, 10_000_000))
-    refill_amount: int = attrs.field(validator=_int_between(1, 10_000_000))
+    capacity: int = attrs.field(validator=int_between(1, 10_000_000))
+    refill_amount: int = attrs.field(validator=int_between(1, 10_000_000))
     refill_period: timedelta = attrs.field(
         validator=_whole_ms_between(timedelta(milliseconds=1), timedelta(days=1))
     )

@@ -16,10 +16,7 @@ still checked on every call.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import json
 import secrets
 import threading
 from collections.abc import Mapping
@@ -31,6 +28,7 @@ import attrs
 import jwt
 from jwt.algorithms import get_default_algorithms
 
+from storno_security._jws import compact_parts, restricted_header, segment_bytes, segment_json
 from storno_security.clock import Clock
 from storno_security.errors import InvalidAccessTokenError
 from storno_security.tokens.keys import KeyRing
@@ -51,40 +49,11 @@ __all__ = [
 ACCESS_TOKEN_TYPE: Final = "at+jwt"  # noqa: S105 - a media type, not a secret
 
 _REGISTERED: Final = frozenset({"iss", "aud", "sub", "iat", "nbf", "exp", "jti", "sid", "ver"})
-_HEADER_KEYS: Final = frozenset({"alg", "kid", "typ"})
-# '-' and '_' become the standard alphabet; '+', '/' and '=' become a character that strict
-# decoding refuses, so only the URL-safe alphabet without padding gets through.
-_URLSAFE_TO_STD: Final = str.maketrans({"-": "+", "_": "/", "+": "!", "/": "!", "=": "!"})
 _ALGORITHMS: Final = get_default_algorithms()
 
 
 def _reject(reason: str) -> InvalidAccessTokenError:
     return InvalidAccessTokenError(reason=reason)
-
-
-def _b64decode(segment: str) -> bytes:
-    padded = segment.translate(_URLSAFE_TO_STD) + "=" * (-len(segment) % 4)
-    try:
-        return binascii.a2b_base64(padded, strict_mode=True)
-    except (binascii.Error, ValueError):
-        raise _reject("malformed") from None
-
-
-def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        raise ValueError("duplicate member name")
-    return result
-
-
-def _json_object(raw: bytes) -> dict[str, Any]:
-    try:
-        value = json.loads(raw, object_pairs_hook=_unique_object)
-    except (ValueError, RecursionError):
-        raise _reject("malformed") from None
-    if not isinstance(value, dict):
-        raise _reject("malformed")
-    return value
 
 
 def _numeric_date(payload: Mapping[str, Any], name: str) -> int | float:
@@ -353,14 +322,11 @@ class AccessTokenVerifier:
         return claims
 
     def _verify_uncached(self, token: str, now: float) -> tuple[AccessTokenClaims, float, float]:
-        parts = token.split(".")
-        if len(parts) != 3 or not all(parts):
-            raise _reject("malformed")
-        header_b64, payload_b64, signature_b64 = parts
-        header = _json_object(_b64decode(header_b64))
-        if not _HEADER_KEYS.issuperset(header):
-            # jku, jwk, x5u, x5c, crit, b64, ...: nothing but alg/kid/typ is accepted.
-            raise _reject("header")
+        header_b64, payload_b64, signature_b64 = compact_parts(
+            token, max_bytes=self._policy.max_token_bytes, error=InvalidAccessTokenError
+        )
+        # jku, jwk, x5u, x5c, crit, b64, ...: nothing but alg/kid/typ is accepted.
+        header = restricted_header(header_b64, InvalidAccessTokenError)
         alg = header.get("alg")
         algorithm = self._algorithms.get(alg) if isinstance(alg, str) else None
         if algorithm is None:
@@ -373,14 +339,12 @@ class AccessTokenVerifier:
         public = self._ring.verification_key(kid)
         if public is None:
             raise _reject("unknown_key")
-        signature = _b64decode(signature_b64)
-        if base64.urlsafe_b64encode(signature).rstrip(b"=") != signature_b64.encode("ascii"):
-            raise _reject("malformed")  # non-canonical encoding: the same signature twice
+        signature = segment_bytes(signature_b64, InvalidAccessTokenError)  # canonical
         signing_input = token[: len(header_b64) + 1 + len(payload_b64)].encode("ascii")
         if not algorithm.verify(signing_input, public.key, signature):
             raise _reject("signature")
         # Only now, with the signature checked, is the payload read.
-        payload = _json_object(_b64decode(payload_b64))
+        payload = segment_json(payload_b64, InvalidAccessTokenError)
         return self._check_claims(payload, kid, now)
 
     def _check_claims(

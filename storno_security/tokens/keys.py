@@ -13,19 +13,17 @@ readers never lock.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 import threading
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 
 import attrs
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from storno_security._encoding import b64url_uint
+from storno_security._jwk import jwk_thumbprint
+from storno_security._pem import load_private_pem, load_public_pem, private_pem, public_pem
 from storno_security.errors import InvalidKeyError, KeyRingError, UnknownKeyError
 
 __all__ = [
@@ -42,21 +40,13 @@ MIN_RSA_BITS = 2048
 _MAX_RSA_BITS = 8192
 
 
-def _b64url_uint(value: int) -> str:
-    raw = value.to_bytes((value.bit_length() + 7) // 8 or 1, "big")
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
 def rfc7638_thumbprint(public_key: rsa.RSAPublicKey) -> str:
-    """Return the RFC 7638 JWK thumbprint (SHA-256, base64url, no padding) of an RSA key."""
-    numbers = public_key.public_numbers()
-    canonical = json.dumps(
-        {"e": _b64url_uint(numbers.e), "kty": "RSA", "n": _b64url_uint(numbers.n)},
-        separators=(",", ":"),
-        sort_keys=True,
-    )
-    digest = hashlib.sha256(canonical.encode("ascii")).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+    """Return the RFC 7638 JWK thumbprint (SHA-256, base64url, no padding) of an RSA key.
+
+    Raises:
+        TypeError: ``public_key`` is not an RSA, EC or OKP public key.
+    """
+    return jwk_thumbprint(public_key)
 
 
 def _check_strength(public_key: rsa.RSAPublicKey, min_bits: int) -> None:
@@ -89,15 +79,13 @@ class PublicKey:
             "use": "sig",
             "alg": "RS256",
             "kid": self.kid,
-            "n": _b64url_uint(numbers.n),
-            "e": _b64url_uint(numbers.e),
+            "n": b64url_uint(numbers.n),
+            "e": b64url_uint(numbers.e),
         }
 
     def public_pem(self) -> bytes:
         """Return the SubjectPublicKeyInfo PEM."""
-        return self.key.public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+        return public_pem(self.key)
 
 
 @attrs.frozen
@@ -148,17 +136,7 @@ class SigningKey:
             InvalidKeyError: the PEM is malformed, encrypted without (or with the wrong)
                 ``password``, not RSA, or too weak.
         """
-        data = pem.encode("ascii", "replace") if isinstance(pem, str) else pem
-        if not isinstance(data, bytes):
-            raise InvalidKeyError("PEM must be bytes or str", reason="wrong_type")
-        try:
-            key = serialization.load_pem_private_key(data, password=password)
-        except (ValueError, TypeError, UnsupportedAlgorithm):
-            # The message of the underlying error may quote key material: drop it.
-            raise InvalidKeyError(
-                "could not load the private key PEM (malformed, or wrong password)",
-                reason="malformed",
-            ) from None
+        key = load_private_pem(pem, password=password, error=InvalidKeyError)
         if not isinstance(key, rsa.RSAPrivateKey):
             raise InvalidKeyError("signing key must be an RSA private key", reason="wrong_type")
         return cls.from_private_key(key, min_bits=min_bits)
@@ -170,14 +148,7 @@ class SigningKey:
 
     def private_pem(self, *, password: bytes | None = None) -> bytes:
         """Return the PKCS#8 PEM, encrypted with ``password`` when given."""
-        encryption: serialization.KeySerializationEncryption = (
-            serialization.BestAvailableEncryption(password)
-            if password
-            else serialization.NoEncryption()
-        )
-        return self.private_key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
-        )
+        return private_pem(self.private_key, password=password)
 
 
 def load_public_key(pem: bytes | str, *, min_bits: int = MIN_RSA_BITS) -> PublicKey:
@@ -186,13 +157,7 @@ def load_public_key(pem: bytes | str, *, min_bits: int = MIN_RSA_BITS) -> Public
     Raises:
         InvalidKeyError: malformed PEM, not RSA, or too weak.
     """
-    data = pem.encode("ascii", "replace") if isinstance(pem, str) else pem
-    if not isinstance(data, bytes):
-        raise InvalidKeyError("PEM must be bytes or str", reason="wrong_type")
-    try:
-        key = serialization.load_pem_public_key(data)
-    except (ValueError, TypeError, UnsupportedAlgorithm):
-        raise InvalidKeyError("could not load the public key PEM", reason="malformed") from None
+    key = load_public_pem(pem, error=InvalidKeyError)
     if not isinstance(key, rsa.RSAPublicKey):
         raise InvalidKeyError("verification key must be an RSA public key", reason="wrong_type")
     _check_strength(key, max(min_bits, MIN_RSA_BITS))

@@ -3,43 +3,21 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 import attrs
 
+from storno_security._jws import RSA_ALGORITHMS as _RSA_ALGORITHMS
+from storno_security._validators import between, int_between, non_empty_str, non_empty_tuple_of
 from storno_security.tokens.keys import MIN_RSA_BITS
 
 __all__ = ["RSA_ALGORITHMS", "TokenPolicy"]
 
 #: The algorithms a policy may allow: RSA signatures only, so a key ring of RSA keys can never be
 #: used as an HMAC secret (HS*/RS* confusion) and ``none`` is impossible.
-RSA_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
+RSA_ALGORITHMS = _RSA_ALGORITHMS
 
 #: The most clock skew a policy may tolerate (JWT-2).
 MAX_LEEWAY = timedelta(seconds=60)
-
-
-def _non_empty_str(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{attribute.name} must be a non-empty string")
-
-
-def _check_algorithms(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, tuple) or not value:
-        raise ValueError("algorithms must be a non-empty tuple")
-    unknown = [alg for alg in value if alg not in RSA_ALGORITHMS]
-    if unknown:
-        raise ValueError(f"algorithms not allowed: {unknown}; choose from {sorted(RSA_ALGORITHMS)}")
-
-
-def _between(low: timedelta, high: timedelta) -> Any:
-    def check(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
-        if not isinstance(value, timedelta):
-            raise TypeError(f"{attribute.name} must be a timedelta")
-        if not low <= value <= high:
-            raise ValueError(f"{attribute.name} must be between {low} and {high}")
-
-    return check
 
 
 @attrs.frozen(kw_only=True)
@@ -58,21 +36,25 @@ class TokenPolicy:
         max_token_bytes: longer access tokens are refused before any parsing.
     """
 
-    issuer: str = attrs.field(validator=_non_empty_str)
-    audience: str = attrs.field(validator=_non_empty_str)
+    issuer: str = attrs.field(validator=non_empty_str)
+    audience: str = attrs.field(validator=non_empty_str)
     access_token_lifetime: timedelta = attrs.field(
-        default=timedelta(hours=1), validator=_between(timedelta(seconds=30), timedelta(days=1))
+        default=timedelta(hours=1), validator=between(timedelta(seconds=30), timedelta(days=1))
     )
     refresh_token_lifetime: timedelta = attrs.field(
-        default=timedelta(days=30), validator=_between(timedelta(minutes=5), timedelta(days=400))
+        default=timedelta(days=30), validator=between(timedelta(minutes=5), timedelta(days=400))
     )
     leeway: timedelta = attrs.field(
-        default=timedelta(seconds=30), validator=_between(timedelta(0), MAX_LEEWAY)
+        default=timedelta(seconds=30), validator=between(timedelta(0), MAX_LEEWAY)
     )
-    algorithms: tuple[str, ...] = attrs.field(default=("RS256",), validator=_check_algorithms)
+    algorithms: tuple[str, ...] = attrs.field(
+        default=("RS256",), validator=non_empty_tuple_of(RSA_ALGORITHMS)
+    )
     min_rsa_bits: int = attrs.field(default=MIN_RSA_BITS)
     verified_cache_size: int = attrs.field(default=10_000)
-    max_token_bytes: int = attrs.field(default=8192)
+    max_token_bytes: int = attrs.field(
+        default=8192, validator=int_between(512, 65536, wrong_type=ValueError)
+    )
 
     @min_rsa_bits.validator
     def _check_bits(self, attribute: attrs.Attribute[int], value: int) -> None:
@@ -83,11 +65,6 @@ class TokenPolicy:
     def _check_cache(self, attribute: attrs.Attribute[int], value: int) -> None:
         if not isinstance(value, int) or not 0 <= value <= 10_000_000:
             raise ValueError("verified_cache_size must be an int between 0 and 10,000,000")
-
-    @max_token_bytes.validator
-    def _check_max(self, attribute: attrs.Attribute[int], value: int) -> None:
-        if not isinstance(value, int) or not 512 <= value <= 65536:
-            raise ValueError("max_token_bytes must be an int between 512 and 65536")
 
     @property
     def signing_algorithm(self) -> str:

@@ -20,6 +20,7 @@ from typing import Final
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from storno_security._encoding import b64url_encode
 from storno_security.errors import VaultKeyError
 
 __all__ = ["KID_PATTERN", "MASTER_KEY_BYTES", "VaultKey"]
@@ -63,7 +64,7 @@ class VaultKey:
                 reason="length",
             )
         if kid is None:
-            kid = base64.urlsafe_b64encode(_derive(master, _INFO_KID, _KID_BYTES)).decode("ascii")
+            kid = b64url_encode(_derive(master, _INFO_KID, _KID_BYTES))
         elif not isinstance(kid, str) or not KID_PATTERN.match(kid):
             raise VaultKeyError("a key id is 1 to 64 of [A-Za-z0-9_-]", reason="kid")
         self._master = master

@@ -10,13 +10,12 @@ is one :class:`~storno_security.errors.InvalidCiphertextError`; its ``reason`` i
 
 from __future__ import annotations
 
-import base64
-import binascii
 import secrets
 from collections.abc import Iterable
 from types import MappingProxyType
 from typing import Final
 
+from storno_security._encoding import b64url_decode, b64url_encode
 from storno_security.errors import InvalidCiphertextError, VaultKeyError
 from storno_security.vault._layers import (
     BLOCK_BYTES,
@@ -36,9 +35,6 @@ TOKEN_VERSION: Final = "v1"  # noqa: S105 - a format version, not a secret
 _VERSION_BYTES: Final = TOKEN_VERSION.encode("ascii")
 _CONTEXT: Final = b"storno-vault"
 _MIN_BODY: Final = BLOCK_BYTES * 2 + TAG_BYTES  # IV, one block, tag
-# '-' and '_' become the standard alphabet; '+', '/' and '=' become a character that strict
-# decoding refuses, so only the URL-safe alphabet without padding gets through.
-_URLSAFE_TO_STD: Final = str.maketrans({"-": "+", "_": "/", "+": "!", "/": "!", "=": "!"})
 
 
 def _as_bytes(name: str, value: bytes | str) -> bytes:
@@ -47,10 +43,6 @@ def _as_bytes(name: str, value: bytes | str) -> bytes:
     if isinstance(value, str):
         return value.encode("utf-8")
     raise TypeError(f"{name} must be bytes or str, not {type(value).__name__}")
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 def _mac_input(kid: str, iv: bytes, ciphertext: bytes, associated_data: bytes) -> bytes:
@@ -156,7 +148,7 @@ class VaultKeyRing:
         iv = secrets.token_bytes(BLOCK_BYTES)
         ciphertext = _cbc_encrypt(key._enc_key, iv, data)
         tag = _hmac_sha256(key._mac_key, _mac_input(key.kid, iv, ciphertext, ad))
-        return f"{TOKEN_VERSION}.{key.kid}.{_b64url(iv + ciphertext + tag)}"
+        return f"{TOKEN_VERSION}.{key.kid}.{b64url_encode(iv + ciphertext + tag)}"
 
     def open(self, token: str, *, associated_data: bytes | str) -> bytes:
         """Check and decrypt a token sealed by any key of the ring (VLT-1..VLT-3).
@@ -231,14 +223,11 @@ class VaultKeyRing:
         key = self._keys.get(kid)
         if key is None:
             raise InvalidCiphertextError(reason="unknown_key")
-        padded = body.translate(_URLSAFE_TO_STD) + "=" * (-len(body) % 4)
         try:
-            raw = binascii.a2b_base64(padded, strict_mode=True)
-        except (binascii.Error, ValueError):
+            # strict and canonical: unused low bits set in the last character are refused
+            raw = b64url_decode(body)
+        except ValueError:
             raise InvalidCiphertextError(reason="malformed") from None
-        if _b64url(raw) != body:
-            # Unused low bits set in the last character: the same bytes spelt another way.
-            raise InvalidCiphertextError(reason="malformed")
         if len(raw) < _MIN_BODY or (len(raw) - TAG_BYTES) % BLOCK_BYTES:
             raise InvalidCiphertextError(reason="malformed")
         iv = raw[:BLOCK_BYTES]

@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import attrs
 
+from storno_security._validators import int_between
+
 __all__ = ["XmlPolicy"]
-
-
-def _int_between(low: int, high: int) -> Any:
-    def check(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
-        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-            raise ValueError(f"{attribute.name} must be an int between {low} and {high}")
-
-    return check
 
 
 @attrs.frozen(kw_only=True)
@@ -30,6 +22,10 @@ class XmlPolicy:
         max_elements: most elements accepted in one document. Default 200,000.
     """
 
-    max_bytes: int = attrs.field(default=10 * 1024 * 1024, validator=_int_between(1024, 1 << 30))
-    max_depth: int = attrs.field(default=64, validator=_int_between(4, 256))
-    max_elements: int = attrs.field(default=200_000, validator=_int_between(16, 10_000_000))
+    max_bytes: int = attrs.field(
+        default=10 * 1024 * 1024, validator=int_between(1024, 1 << 30, wrong_type=ValueError)
+    )
+    max_depth: int = attrs.field(default=64, validator=int_between(4, 256, wrong_type=ValueError))
+    max_elements: int = attrs.field(
+        default=200_000, validator=int_between(16, 10_000_000, wrong_type=ValueError)
+    )

@@ -1,0 +1,97 @@
+"""Strict reading of compact JWS tokens, shared by the access-token, ID-token and license
+verifiers.
+
+Private to the library, like ``_compare``: capabilities import it, never each other. Each
+function takes the caller's opaque error class and raises it with ``reason="malformed"`` (or
+``"header"``), so every verifier keeps its own error and its own order of checks:
+
+1. :func:`compact_parts`: a ``str`` (else ``TypeError``) of at most ``max_bytes`` ASCII
+   characters, three non-empty dot-separated segments;
+2. :func:`restricted_header`: the header segment, strict canonical base64url of a JSON object
+   without duplicate members, holding nothing but ``alg``, ``kid`` and ``typ`` (so ``jku``,
+   ``jwk``, ``x5u``, ``x5c``, ``crit``, ``b64`` ... are never followed or honoured);
+3. :func:`segment_bytes` for the signature, :func:`segment_json` for the payload, the latter
+   only after the signature is verified.
+
+Checking ``alg``, ``kid`` and ``typ`` against what the verifier trusts stays with the
+verifier: the token never chooses its algorithm or its key.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from storno_security._encoding import b64url_decode, json_object
+from storno_security.errors import StornoSecurityError
+
+__all__ = [
+    "JWS_HEADER_MEMBERS",
+    "RSA_ALGORITHMS",
+    "compact_parts",
+    "restricted_header",
+    "segment_bytes",
+    "segment_json",
+]
+
+#: The only header members a token may carry.
+JWS_HEADER_MEMBERS: Final = frozenset({"alg", "kid", "typ"})
+#: The RSA signature algorithms a verifier of RSA-keyed tokens may allow: with RSA keys only,
+#: ``none`` and HS*/RS* confusion (the public key used as an HMAC secret) are impossible.
+RSA_ALGORITHMS: Final = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
+
+
+def compact_parts(
+    token: object, *, max_bytes: int, error: type[StornoSecurityError]
+) -> tuple[str, str, str]:
+    """The header, payload and signature segments of ``token``.
+
+    Raises:
+        TypeError: ``token`` is not a ``str``.
+        StornoSecurityError: ``error(reason="malformed")``: longer than ``max_bytes``,
+            non-ASCII, or not three non-empty segments.
+    """
+    if not isinstance(token, str):
+        raise TypeError(f"token must be str, not {type(token).__name__}")
+    if len(token) > max_bytes or not token.isascii():
+        raise error(reason="malformed")
+    parts = token.split(".")
+    if len(parts) != 3 or not all(parts):
+        raise error(reason="malformed")
+    return parts[0], parts[1], parts[2]
+
+
+def segment_bytes(segment: str, error: type[StornoSecurityError]) -> bytes:
+    """The bytes of a strict, canonical, unpadded base64url segment.
+
+    Raises:
+        StornoSecurityError: ``error(reason="malformed")``.
+    """
+    try:
+        return b64url_decode(segment)
+    except ValueError:
+        raise error(reason="malformed") from None
+
+
+def segment_json(segment: str, error: type[StornoSecurityError]) -> dict[str, Any]:
+    """The JSON object (no duplicate members) a base64url segment encodes.
+
+    Raises:
+        StornoSecurityError: ``error(reason="malformed")``.
+    """
+    try:
+        return json_object(b64url_decode(segment))
+    except ValueError:
+        raise error(reason="malformed") from None
+
+
+def restricted_header(segment: str, error: type[StornoSecurityError]) -> dict[str, Any]:
+    """The header object, holding no member but ``alg``, ``kid`` and ``typ``.
+
+    Raises:
+        StornoSecurityError: ``error(reason="malformed")`` for the encoding,
+            ``error(reason="header")`` for any other member.
+    """
+    header = segment_json(segment, error)
+    if not JWS_HEADER_MEMBERS.issuperset(header):
+        raise error(reason="header")
+    return header
