@@ -112,9 +112,12 @@ class PasskeyOptions:
     Attributes:
         options_json: the ``publicKey`` options as JSON (bytes in base64url), for the browser.
         expires_at: when the challenge inside expires (PK-2).
+
+    The options carry the challenge and, for registration, the user handle and name: they are
+    left out of ``repr`` so that a logged object shows neither.
     """
 
-    options_json: str
+    options_json: str = attrs.field(repr=False)
     expires_at: datetime
 
     def as_dict(self) -> dict[str, Any]:
