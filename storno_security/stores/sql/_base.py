@@ -8,17 +8,20 @@ imports them all, so :func:`create_schema` creates every table.
 
 from __future__ import annotations
 
+import collections
 import contextlib
-from collections.abc import Iterator, Sequence
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, NullPool, QueuePool
 
 from storno_security.clock import ensure_aware_utc
 from storno_security.errors import CorruptRecordError, StoreError, StoreUnavailableError
@@ -322,3 +325,128 @@ def _required_time(value: object) -> datetime:
 
 def _optional_time(value: object) -> datetime | None:
     return None if value is None else _required_time(value)
+
+
+# --- lean reads ------------------------------------------------------------------------------
+
+
+_T = TypeVar("_T")
+_MEMO_SIZE = 4096
+
+
+class _Reader(Generic[_T]):
+    """One ``SELECT`` of a hot read path (API-key verification), compiled once, whose one row
+    ``build`` turns into a record.
+
+    On a SQLite file database the statement runs straight on a DBAPI connection that each thread
+    keeps (taken once from the engine's pool, so it has the pool's set-up, then detached so that
+    it holds no pool slot), without ``BEGIN``: the connection is in autocommit mode, so the one
+    statement reads one consistent snapshot of committed data and holds no lock once its rows are
+    fetched. The database is read on every call; what is kept is the record last built from each
+    raw row (up to 4096 rows): a row that reads exactly as before gives the same immutable record
+    without running the column types' result processors and ``build`` again. Elsewhere (servers,
+    ``:memory:``, a custom pool) it is an ordinary read-only :func:`_transaction`.
+
+    Only for one statement that reads: never for a read that another statement must see
+    consistently, nor for any write.
+    """
+
+    def __init__(
+        self, engine: sa.Engine, statement: sa.Select[Any], build: Callable[[Any], _T]
+    ) -> None:
+        self._engine = engine
+        self._statement = statement
+        self._build = build
+        dialect = engine.dialect
+        self._lean = dialect.name == "sqlite" and isinstance(engine.pool, QueuePool | NullPool)
+        if not self._lean:
+            return
+        self._local = threading.local()
+        self._memo: dict[tuple[Any, ...], _T] = {}
+        compiled = statement.compile(dialect=dialect)
+        self._sql = compiled.string
+        self._bind_names = tuple(compiled.positiontup or ())
+        self._bind_processors = tuple(
+            compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+            for name in self._bind_names
+        )
+        columns = list(statement.selected_columns)
+        self._row: Any = collections.namedtuple("_row", [c.key for c in columns])  # type: ignore[misc]
+        processing = []
+        for i, column in enumerate(columns):
+            column_type = column.type.dialect_impl(dialect)
+            process = column_type.result_processor(dialect, None)
+            if process is not None:
+                processing.append((i, process))
+        self._processing: tuple[tuple[int, Callable[[Any], Any]], ...] = tuple(processing)
+        dbapi = dialect.loaded_dbapi
+        self._unavailable = (dbapi.OperationalError, dbapi.InterfaceError)
+        self._driver_error = dbapi.Error
+
+    def one_or_none(self, params: dict[str, Any]) -> _T | None:
+        """The record built from the one row the statement returns, or ``None``.
+
+        Raises:
+            StoreError: the database failed.
+            StoreUnavailableError: the database could not be reached.
+            CorruptRecordError: more than one row matched, or a value cannot be read (or
+                ``build`` refused it).
+        """
+        if not self._lean:
+            with _transaction(self._engine, read_only=True) as conn:
+                row = _fetch_one(conn.execute(self._statement, params))
+            return None if row is None else self._build(row)
+        rows = self._fetch(params)
+        if not rows:
+            return None
+        if len(rows) > 1:
+            raise CorruptRecordError(reason="duplicate_row")
+        raw = rows[0]
+        memo = self._memo
+        record = memo.get(raw)
+        if record is None:
+            record = self._build(self._processed(raw))
+            if len(memo) >= _MEMO_SIZE:
+                memo.clear()
+            memo[raw] = record
+        return record
+
+    def _connection(self) -> Any:
+        local = self._local
+        if getattr(local, "pid", None) != os.getpid():  # a new thread, or a forked child
+            local.connection = None
+            local.pid = os.getpid()
+        if local.connection is None:
+            try:
+                with _translate_errors():
+                    fairy = self._engine.raw_connection()
+            except self._driver_error as exc:  # the pool passes connect errors on unwrapped
+                raise StoreUnavailableError(reason="unavailable") from exc
+            fairy.detach()  # closed with the thread's state, never returned to the pool
+            local.connection = fairy.dbapi_connection
+        return local.connection
+
+    def _fetch(self, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        values = [params[name] for name in self._bind_names]
+        for i, process in enumerate(self._bind_processors):
+            if process is not None:
+                values[i] = process(values[i])
+        connection = self._connection()
+        try:
+            rows: list[tuple[Any, ...]] = connection.execute(self._sql, values).fetchall()
+        except self._driver_error as exc:
+            self._local.connection = None
+            connection.close()
+            if isinstance(exc, self._unavailable):
+                raise StoreUnavailableError(reason="unavailable") from exc
+            raise StoreError("the database failed the operation", reason="backend") from exc
+        return rows
+
+    def _processed(self, raw: tuple[Any, ...]) -> Any:
+        values = list(raw)
+        try:
+            for i, process in self._processing:
+                values[i] = process(values[i])
+        except (ValueError, TypeError) as exc:
+            raise CorruptRecordError(reason="unreadable") from exc
+        return self._row._make(values)

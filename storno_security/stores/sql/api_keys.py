@@ -26,8 +26,8 @@ from storno_security.stores.sql._base import (
     _check_text,
     _ExactString,
     _fetch,
-    _fetch_one,
     _optional_time,
+    _Reader,
     _required_time,
     _transaction,
     _UtcDateTime,
@@ -113,6 +113,10 @@ def _info_of(row: Any) -> ApiKeyInfo:
     )
 
 
+def _record_of(row: Any) -> ApiKeyRecord:
+    return ApiKeyRecord(info=_info_of(row), key_hash=_text(row.key_hash, "bad_key_hash"))
+
+
 class SqlApiKeyStore:
     """API keys in the ``storno_api_keys`` table.
 
@@ -123,6 +127,7 @@ class SqlApiKeyStore:
 
     def __init__(self, engine: sa.Engine) -> None:
         self._engine = engine
+        self._get = _Reader(engine, _GET, _record_of)
 
     def __repr__(self) -> str:
         return f"SqlApiKeyStore({self._engine.dialect.name})"
@@ -173,12 +178,7 @@ class SqlApiKeyStore:
             StoreUnavailableError: the database could not be reached.
             CorruptRecordError: the row is malformed.
         """
-        key_id = _check_key("key_id", key_id)
-        with _transaction(self._engine, read_only=True) as conn:
-            row = _fetch_one(conn.execute(_GET, {"key_id": key_id}))
-        if row is None:
-            return None
-        return ApiKeyRecord(info=_info_of(row), key_hash=_text(row.key_hash, "bad_key_hash"))
+        return self._get.one_or_none({"key_id": _check_key("key_id", key_id)})
 
     def list_keys(
         self, *, user_id: str | None = None, organization_id: str | None = None
