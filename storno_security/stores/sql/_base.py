@@ -14,12 +14,12 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects import mysql
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool, QueuePool
 
@@ -325,6 +325,114 @@ def _required_time(value: object) -> datetime:
 
 def _optional_time(value: object) -> datetime | None:
     return None if value is None else _required_time(value)
+
+
+def _text_of(value: object, reason: str) -> str:
+    """A text value read from a row: a non-empty str, else the record is corrupt."""
+    if not isinstance(value, str) or not value:
+        raise CorruptRecordError(reason=reason)
+    return value
+
+
+def _count_of(value: object, reason: str = "bad_count") -> int:
+    """A count read from a row: a non-negative int (not a bool), else the record is corrupt."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise CorruptRecordError(reason=reason)
+    return value
+
+
+def _existing_row(conn: sa.Connection, query: sa.Executable, reason: str = "no_row") -> sa.Row[Any]:
+    """The one row a ``SELECT`` must find (one this transaction has just written or locked).
+
+    Raises:
+        CorruptRecordError: no row (``reason``), or more than one.
+    """
+    row = _fetch_one(conn.execute(query))
+    if row is None:
+        raise CorruptRecordError(reason=reason)
+    return row
+
+
+def _aware_or_none(value: datetime | None) -> datetime | None:
+    """An optional time to write: ``None``, or an aware time converted to UTC."""
+    return None if value is None else ensure_aware_utc(value)
+
+
+def _changed_one(conn: sa.Connection, statement: sa.Executable) -> bool:
+    """Run one conditional statement on at most one row (by its key) and say whether it changed
+    it: the row count decides the one winner among concurrent callers.
+
+    Raises:
+        CorruptRecordError: the statement changed more than one row (``reason="duplicate_row"``).
+    """
+    count = conn.execute(statement).rowcount
+    if count not in (0, 1):
+        raise CorruptRecordError(reason="duplicate_row")
+    return count == 1
+
+
+def _upsert(dialect: str, table: sa.Table, values: dict[str, Any]) -> Any:
+    """An ``INSERT`` with the dialect's ``ON CONFLICT`` (PostgreSQL, SQLite) or ``ON DUPLICATE
+    KEY`` (MariaDB, MySQL) extension.
+
+    Raises:
+        StoreError: the dialect is none of these (``reason="config"``).
+    """
+    if dialect == "postgresql":
+        return postgresql.insert(table).values(**values)
+    if dialect == "sqlite":
+        return sqlite.insert(table).values(**values)
+    if dialect in _MYSQL_DIALECTS:
+        return mysql.insert(table).values(**values)
+    raise StoreError(f"no upsert for the {dialect} dialect", reason="config")
+
+
+class _SqlStore:
+    """What every SQL store has: its engine, a ``repr`` naming the dialect, and the single
+    statement transactions they all run."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._engine.dialect.name})"
+
+    def _insert(self, table: sa.Table, values: dict[str, Any]) -> None:
+        """Insert one row in its own transaction; a duplicate key is ``reason="duplicate"``."""
+        with _transaction(self._engine, duplicate=True) as conn:
+            conn.execute(sa.insert(table).values(**values))
+
+    def _delete(self, table: sa.Table, *where: Any) -> int:
+        """Delete the matching rows in one statement; return how many."""
+        with _transaction(self._engine) as conn:
+            return conn.execute(sa.delete(table).where(*where)).rowcount
+
+    def _change_one(self, statement: sa.Executable) -> bool:
+        """:func:`_changed_one` in its own transaction."""
+        with _transaction(self._engine) as conn:
+            return _changed_one(conn, statement)
+
+
+class _ExpiringStore(_SqlStore):
+    """A store whose rows end at the time in its column :attr:`_expiry`."""
+
+    _expiry: ClassVar[sa.Column[datetime]]
+
+    def purge_expired(self, *, now: datetime) -> int:
+        """Delete the rows whose end (``expires_at`` or ``until``) is before ``now``.
+
+        Returns:
+            How many were deleted.
+
+        Raises:
+            TypeError: ``now`` is not a datetime.
+            ValueError: ``now`` is naive.
+            StoreError: the database failed; nothing was deleted.
+            StoreUnavailableError: the database could not be reached; nothing was deleted.
+        """
+        now = ensure_aware_utc(now)
+        expiry = self._expiry
+        return self._delete(expiry.table, expiry < now)
 
 
 # --- lean reads ------------------------------------------------------------------------------
