@@ -371,6 +371,27 @@ def _changed_one(conn: sa.Connection, statement: sa.Executable) -> bool:
     return count == 1
 
 
+def _changed_each(
+    conn: sa.Connection, ids: sa.Select[Any], change: Callable[[str], sa.Executable], reason: str
+) -> list[str]:
+    """Run ``change(id)``, one conditional statement, for each id ``ids`` lists; so of
+    concurrent callers exactly one reports each id.
+
+    Returns:
+        The ids whose statement changed their row, sorted.
+
+    Raises:
+        CorruptRecordError: an id is not a non-empty str (``reason``), or a statement changed
+            more than one row.
+    """
+    changed = []
+    for (value,) in _fetch(conn.execute(ids)):
+        row_id = _text_of(value, reason)
+        if _changed_one(conn, change(row_id)):
+            changed.append(row_id)
+    return sorted(changed)
+
+
 def _upsert(dialect: str, table: sa.Table, values: dict[str, Any]) -> Any:
     """An ``INSERT`` with the dialect's ``ON CONFLICT`` (PostgreSQL, SQLite) or ``ON DUPLICATE
     KEY`` (MariaDB, MySQL) extension.

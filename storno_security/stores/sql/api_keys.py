@@ -23,7 +23,7 @@ from storno_security.stores.sql._base import (
     _ID_LENGTH,
     _USER_LENGTH,
     _aware_or_none,
-    _changed_one,
+    _changed_each,
     _check_key,
     _check_text,
     _ExactString,
@@ -108,6 +108,15 @@ def _info_of(row: Any) -> ApiKeyInfo:
         expires_at=_optional_time(row.expires_at),
         revoked_at=_optional_time(row.revoked_at),
         last_used_at=_optional_time(row.last_used_at),
+    )
+
+
+def _revoke(key_id: str, now: datetime) -> sa.Update:
+    """``UPDATE`` one key to revoked, if it is not already."""
+    return (
+        sa.update(api_keys)
+        .where(_K.key_id == key_id, _K.revoked_at.is_(None))
+        .values(revoked_at=now)
     )
 
 
@@ -215,7 +224,7 @@ class SqlApiKeyStore(_SqlStore):
         """
         key_id = _check_key("key_id", key_id)
         now = ensure_aware_utc(now)
-        update = sa.update(api_keys).where(_K.key_id == key_id, _K.revoked_at.is_(None))
+        update = _revoke(key_id, now)
         if expected_user_id is not None:
             update = update.where(_K.user_id == _check_key("expected_user_id", expected_user_id))
         if expected_organization_id is not None:
@@ -223,7 +232,7 @@ class SqlApiKeyStore(_SqlStore):
                 _K.organization_id
                 == _check_key("expected_organization_id", expected_organization_id)
             )
-        return self._change_one(update.values(revoked_at=now))
+        return self._change_one(update)
 
     def revoke_user_keys(
         self, user_id: str, *, now: datetime, organization_id: str | None = None
@@ -245,18 +254,8 @@ class SqlApiKeyStore(_SqlStore):
         live = sa.select(_K.key_id).where(_K.user_id == user_id, _K.revoked_at.is_(None))
         if organization_id is not None:
             live = live.where(_K.organization_id == _check_key("organization_id", organization_id))
-        revoked: list[str] = []
         with _transaction(self._engine) as conn:
-            for (key_id,) in _fetch(conn.execute(live)):
-                key_id = _text_of(key_id, "bad_key_id")
-                revoke = (
-                    sa.update(api_keys)
-                    .where(_K.key_id == key_id, _K.revoked_at.is_(None))
-                    .values(revoked_at=now)
-                )
-                if _changed_one(conn, revoke):
-                    revoked.append(key_id)
-        return sorted(revoked)
+            return _changed_each(conn, live, lambda key_id: _revoke(key_id, now), "bad_key_id")
 
     def touch(self, key_id: str, *, now: datetime, stale_before: datetime) -> bool:
         """``UPDATE ... SET last_used_at = now WHERE key_id = ? AND (last_used_at IS NULL OR

@@ -20,13 +20,12 @@ from storno_security.stores.sql._base import (
     _ID_LENGTH,
     _MYSQL_DIALECTS,
     _USER_LENGTH,
-    _changed_one,
+    _changed_each,
     _check_key,
     _check_text,
     _ExactString,
     _existing_row,
     _ExpiringStore,
-    _fetch,
     _fetch_one,
     _optional_time,
     _required_time,
@@ -333,13 +332,10 @@ class SqlRefreshFamilyStore(_SqlStore):
         user_id = _check_key("user_id", user_id)
         now = ensure_aware_utc(now)
         live = sa.select(_F.family_id).where(_F.user_id == user_id, _F.revoked_at.is_(None))
-        revoked: list[str] = []
         with _transaction(self._engine) as conn:
-            for (family_id,) in _fetch(conn.execute(live)):
-                family_id = _text_of(family_id, "bad_family_id")
-                if _changed_one(conn, _revoke_family(family_id, now)):
-                    revoked.append(family_id)
-        return sorted(revoked)
+            return _changed_each(
+                conn, live, lambda family_id: _revoke_family(family_id, now), "bad_family_id"
+            )
 
     def purge_expired(self, *, now: datetime) -> int:
         """Delete families (and their token hashes) whose ``expires_at`` is before ``now``.
