@@ -52,9 +52,9 @@ def _sqlite_connect(
 def _sqlite_begin(conn: sa.Connection) -> None:
     # A writer takes the write lock at BEGIN, so two writers queue on busy_timeout instead of
     # deadlocking on a lock upgrade (which SQLite reports at once as "database is locked").
-    if conn.get_execution_options().get(_READ_ONLY):
-        conn.exec_driver_sql("BEGIN")
-    else:
+    # A read-only transaction runs one SELECT (see _transaction): no BEGIN, the statement is in
+    # autocommit mode and reads one snapshot of itself.
+    if not conn.get_execution_options().get(_READ_ONLY):
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
@@ -72,8 +72,8 @@ def create_engine(url: str, **engine_kwargs: Any) -> sa.Engine:
 
     Returns:
         The engine. On SQLite every new connection gets ``journal_mode=WAL``,
-        ``busy_timeout=30000`` and ``foreign_keys=ON``; transactions that write begin with
-        ``BEGIN IMMEDIATE``.
+        ``busy_timeout=30000`` and ``foreign_keys=ON``; the stores' transactions that write
+        begin with ``BEGIN IMMEDIATE``, their single-``SELECT`` reads run in autocommit mode.
 
     Raises:
         ValueError: the URL is malformed, or an engine argument is not acceptable.
@@ -266,7 +266,11 @@ def _translate_errors(*, duplicate: bool = False) -> Iterator[None]:
 def _transaction(
     engine: sa.Engine, *, read_only: bool = False, duplicate: bool = False
 ) -> Iterator[sa.Connection]:
-    """One transaction: committed when the block ends, rolled back when it raises."""
+    """One transaction: committed when the block ends, rolled back when it raises.
+
+    ``read_only=True`` is for a block that runs one ``SELECT`` and nothing else: on SQLite it
+    runs without ``BEGIN`` (autocommit: one statement, one snapshot), saving two round trips.
+    """
     driver_error: type[Exception] | tuple[()] = ()
     dbapi = engine.dialect.loaded_dbapi
     if dbapi is not None:
