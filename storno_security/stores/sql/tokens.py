@@ -119,6 +119,13 @@ _T = refresh_tokens.c
 _E = session_epochs.c
 _R = revoked_sessions.c
 
+# The per-request reads, built once (SQLAlchemy caches their compiled form).
+_EPOCH = sa.select(_E.epoch).where(_E.user_id == sa.bindparam("user_id"))
+_SESSION_STATE = sa.select(
+    _EPOCH.scalar_subquery().label("epoch"),
+    sa.exists().where(_R.session_id == sa.bindparam("session_id")).label("revoked"),
+)
+
 
 def _revoke_family(family_id: str, now: datetime) -> sa.Update:
     """``UPDATE`` one family to revoked, if it is not already."""
@@ -381,11 +388,9 @@ class SqlSessionStateStore(_ExpiringStore):
         """
         user_id = _check_key("user_id", user_id)
         session_id = _check_key("session_id", session_id)
-        epoch = sa.select(_E.epoch).where(_E.user_id == user_id).scalar_subquery()
-        revoked = sa.exists().where(_R.session_id == session_id)
-        query = sa.select(epoch.label("epoch"), revoked.label("revoked"))
         with _transaction(self._engine, read_only=True) as conn:
-            row = _fetch_one(conn.execute(query))
+            params = {"user_id": user_id, "session_id": session_id}
+            row = _fetch_one(conn.execute(_SESSION_STATE, params))
         if row is None or row.revoked is None:
             raise CorruptRecordError(reason="no_row")
         return SessionState(epoch=_epoch_of(row.epoch), revoked=bool(row.revoked))
@@ -401,7 +406,7 @@ class SqlSessionStateStore(_ExpiringStore):
         """
         user_id = _check_key("user_id", user_id)
         with _transaction(self._engine, read_only=True) as conn:
-            row = _fetch_one(conn.execute(sa.select(_E.epoch).where(_E.user_id == user_id)))
+            row = _fetch_one(conn.execute(_EPOCH, {"user_id": user_id}))
         return 0 if row is None else _epoch_of(_not_null(row.epoch))
 
     def bump_epoch(self, user_id: str) -> int:
