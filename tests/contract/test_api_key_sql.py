@@ -5,6 +5,7 @@ reported as such, and no plaintext key anywhere in the table."""
 from __future__ import annotations
 
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from storno_security.api_keys import ApiKeyManager
+from storno_security.api_keys import ApiKeyManager, ApiKeyRecord
 from storno_security.clock import FrozenClock
 from storno_security.errors import CorruptRecordError, InvalidApiKeyError, StoreUnavailableError
 from storno_security.stores.sql import SqlApiKeyStore, api_keys, create_engine
@@ -182,5 +183,60 @@ def test_unreachable_database_is_unavailable(url: str, tmp_path: Path) -> None:
             with pytest.raises(StoreUnavailableError) as caught:
                 call()
             assert not isinstance(caught.value, sa.exc.SQLAlchemyError)
+    finally:
+        engine.dispose()
+
+
+# --- the lean read of verification (SQLite: per-thread connection, rows decoded once) ---------
+
+
+def _edit(engine: sa.Engine, key_id: str, **values: Any) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.update(api_keys).where(api_keys.c.key_id == key_id).values(**values))
+
+
+@pytest.mark.spec("KEY-3")  # revocation takes effect on the next request
+def test_a_change_made_elsewhere_is_seen_by_the_next_get(sql_engine: sa.Engine) -> None:
+    store = SqlApiKeyStore(sql_engine)
+    record = new_record()
+    store.create(record)
+    first = store.get(record.info.key_id)
+    assert first is not None
+    assert first.info.revoked_at is None
+    if sql_engine.dialect.name == "sqlite":  # the same raw row: the record built from it
+        assert store.get(record.info.key_id) is first
+    _edit(sql_engine, record.info.key_id, revoked_at=NOW)
+    again = store.get(record.info.key_id)
+    assert again is not None
+    assert again.info.revoked_at == NOW
+    _edit(sql_engine, record.info.key_id, scope="root")
+    with pytest.raises(CorruptRecordError) as info:
+        store.get(record.info.key_id)
+    assert info.value.reason == "bad_scope"
+    with sql_engine.begin() as conn:
+        conn.execute(sa.delete(api_keys).where(api_keys.c.key_id == record.info.key_id))
+    assert store.get(record.info.key_id) is None
+
+
+def test_gets_from_many_threads_agree(sql_engine: sa.Engine) -> None:
+    store = SqlApiKeyStore(sql_engine)
+    records = [new_record() for _ in range(4)]
+    for record in records:
+        store.create(record)
+
+    def read_all(_: int) -> list[ApiKeyRecord | None]:
+        return [store.get(r.info.key_id) for r in records for _ in range(5)][::5]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(read_all, range(8)))
+    assert all(result == records for result in results)
+
+
+def test_a_missing_table_is_reported_as_unavailable(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path}/empty.db")  # no create_schema
+    try:
+        with pytest.raises(StoreUnavailableError) as caught:
+            SqlApiKeyStore(engine).get("k")
+        assert not isinstance(caught.value, sa.exc.SQLAlchemyError)
     finally:
         engine.dispose()

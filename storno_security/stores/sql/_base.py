@@ -569,7 +569,8 @@ class _Reader(Generic[_T]):
             rows: list[tuple[Any, ...]] = connection.execute(self._sql, values).fetchall()
         except self._driver_error as exc:
             self._local.connection = None
-            connection.close()
+            with contextlib.suppress(self._driver_error):
+                connection.close()
             if isinstance(exc, self._unavailable):
                 raise StoreUnavailableError(reason="unavailable") from exc
             raise StoreError("the database failed the operation", reason="backend") from exc
