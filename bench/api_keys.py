@@ -2,15 +2,16 @@
 
 Prints µs/op for:
   * a bare SHA-256 of a key (hashlib);
-  * a bare SHA-256 + the same indexed SQLite ``SELECT`` by primary key through SQLAlchemy Core
-    (connect, execute, fetch one row, close: what any SQLAlchemy store must do), and through
-    the ``sqlite3`` module directly (for reference);
+  * a bare SHA-256 + the same indexed SQLite ``SELECT`` by primary key through the ``sqlite3``
+    module directly (the baseline of the target), and through SQLAlchemy Core (connect, execute,
+    fetch one row, close; for reference);
   * our verify through the memory store (parse + checksum, SHA-256, lookup, constant-time
     compare, revocation and expiry, principal);
   * our verify through the SQLite store (the same, with the store's ``SELECT``);
-and the ratios. Targets (issue 3): memory verify <= 3 µs; SQLite verify <= 2x the bare SHA-256 +
-indexed SQLAlchemy select. The functions run in interleaved rounds and each ratio is the median of
-ratios taken within one round, so that a machine shared with other work compares like with like.
+and the ratios. Targets: memory verify <= 3 µs; SQLite verify <= 2x the bare SHA-256 + indexed
+select through the ``sqlite3`` module. The functions run in interleaved rounds and each ratio is
+the median of ratios taken within one round, so that a machine shared with other work compares
+like with like.
 
 Run: python bench/api_keys.py [--seconds 5.0]
 """
@@ -152,9 +153,9 @@ def main() -> int:
     )
     print(f"  memory verify                  = {mem:5.2f} µs  (target <= 3.00 µs)")
     print(f"  memory verify / bare SHA-256   = {sha_ratio:5.2f}x")
-    print(f"  SQLite verify / bare + Core    = {core_ratio:5.2f}x  (target <= 2.00x)")
-    print(f"  SQLite verify / bare + sqlite3 = {module_ratio:5.2f}x  (for reference)")
-    ok = mem <= 3.0 and core_ratio <= 2.0
+    print(f"  SQLite verify / bare + sqlite3 = {module_ratio:5.2f}x  (target <= 2.00x)")
+    print(f"  SQLite verify / bare + Core    = {core_ratio:5.2f}x  (for reference)")
+    ok = mem <= 3.0 and module_ratio <= 2.0
     print("  targets met" if ok else "  TARGETS MISSED")
     return 0 if ok else 1
 

@@ -5,6 +5,7 @@ reported as such, and no plaintext key anywhere in the table."""
 from __future__ import annotations
 
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from storno_security.api_keys import ApiKeyManager
+from storno_security.api_keys import ApiKeyManager, ApiKeyRecord
 from storno_security.clock import FrozenClock
 from storno_security.errors import CorruptRecordError, InvalidApiKeyError, StoreUnavailableError
 from storno_security.stores.sql import SqlApiKeyStore, api_keys, create_engine
@@ -22,17 +23,48 @@ NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def statements_of(engine: sa.Engine, call: Any) -> list[str]:
+    """The statements ``call`` sends to the database, but transaction control. On SQLite the
+    driver's trace (the store's lean read path runs below SQLAlchemy's events); elsewhere
+    SQLAlchemy's ``before_cursor_execute``."""
     statements: list[str] = []
 
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+    def keep(statement: str) -> None:
         if not statement.lstrip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK")):
             statements.append(statement)
+
+    if engine.dialect.name == "sqlite":
+        return _traced(engine, call, keep, statements)
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        keep(statement)
 
     sa.event.listen(engine, "before_cursor_execute", record)
     try:
         call()
     finally:
         sa.event.remove(engine, "before_cursor_execute", record)
+    return statements
+
+
+_TRACE: list[Any] = []  # the keep() of the statements_of() running, if any
+
+
+def _trace_connections(engine: sa.Engine) -> None:
+    """Trace every connection the engine opens from now on into the running statements_of()."""
+
+    def on_connect(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.set_trace_callback(lambda sql: _TRACE and _TRACE[-1](sql))
+
+    sa.event.listen(engine, "connect", on_connect)
+    engine.dispose()  # so that every connection from now on is a traced one
+
+
+def _traced(engine: sa.Engine, call: Any, keep: Any, statements: list[str]) -> list[str]:
+    _TRACE.append(keep)
+    try:
+        call()
+    finally:
+        _TRACE.pop()
     return statements
 
 
@@ -43,6 +75,8 @@ def test_table_is_prefixed() -> None:
 @pytest.mark.spec("KEY-3")
 def test_verify_is_one_select_and_writes_once_a_minute(sql_engine: sa.Engine) -> None:
     clock = FrozenClock(NOW)
+    if sql_engine.dialect.name == "sqlite":
+        _trace_connections(sql_engine)
     manager = ApiKeyManager(SqlApiKeyStore(sql_engine), clock=clock)
     key = manager.create(f"user-{secrets.token_hex(4)}", "org", name="n", scope="read").key
     first = statements_of(sql_engine, lambda: manager.verify(key))
@@ -149,5 +183,60 @@ def test_unreachable_database_is_unavailable(url: str, tmp_path: Path) -> None:
             with pytest.raises(StoreUnavailableError) as caught:
                 call()
             assert not isinstance(caught.value, sa.exc.SQLAlchemyError)
+    finally:
+        engine.dispose()
+
+
+# --- the lean read of verification (SQLite: per-thread connection, rows decoded once) ---------
+
+
+def _edit(engine: sa.Engine, key_id: str, **values: Any) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.update(api_keys).where(api_keys.c.key_id == key_id).values(**values))
+
+
+@pytest.mark.spec("KEY-3")  # revocation takes effect on the next request
+def test_a_change_made_elsewhere_is_seen_by_the_next_get(sql_engine: sa.Engine) -> None:
+    store = SqlApiKeyStore(sql_engine)
+    record = new_record()
+    store.create(record)
+    first = store.get(record.info.key_id)
+    assert first is not None
+    assert first.info.revoked_at is None
+    if sql_engine.dialect.name == "sqlite":  # the same raw row: the record built from it
+        assert store.get(record.info.key_id) is first
+    _edit(sql_engine, record.info.key_id, revoked_at=NOW)
+    again = store.get(record.info.key_id)
+    assert again is not None
+    assert again.info.revoked_at == NOW
+    _edit(sql_engine, record.info.key_id, scope="root")
+    with pytest.raises(CorruptRecordError) as info:
+        store.get(record.info.key_id)
+    assert info.value.reason == "bad_scope"
+    with sql_engine.begin() as conn:
+        conn.execute(sa.delete(api_keys).where(api_keys.c.key_id == record.info.key_id))
+    assert store.get(record.info.key_id) is None
+
+
+def test_gets_from_many_threads_agree(sql_engine: sa.Engine) -> None:
+    store = SqlApiKeyStore(sql_engine)
+    records = [new_record() for _ in range(4)]
+    for record in records:
+        store.create(record)
+
+    def read_all(_: int) -> list[ApiKeyRecord | None]:
+        return [store.get(r.info.key_id) for r in records for _ in range(5)][::5]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(read_all, range(8)))
+    assert all(result == records for result in results)
+
+
+def test_a_missing_table_is_reported_as_unavailable(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path}/empty.db")  # no create_schema
+    try:
+        with pytest.raises(StoreUnavailableError) as caught:
+            SqlApiKeyStore(engine).get("k")
+        assert not isinstance(caught.value, sa.exc.SQLAlchemyError)
     finally:
         engine.dispose()

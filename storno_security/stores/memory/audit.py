@@ -17,6 +17,7 @@ from storno_security.audit.events import SecurityEvent, SecurityEventType
 from storno_security.audit.storage import MAX_QUERY_LIMIT, AuditCursor
 from storno_security.clock import ensure_aware_utc
 from storno_security.errors import StoreError
+from storno_security.stores.memory._base import _delete_where
 
 __all__ = ["MemoryAuditStore"]
 
@@ -100,11 +101,7 @@ class MemoryAuditStore:
             ValueError: ``before`` is naive.
         """
         before = ensure_aware_utc(before)
-        with self._lock:
-            old = [k for k, e in self._events.items() if e.at < before]
-            for k in old:
-                del self._events[k]
-            return len(old)
+        return _delete_where(self._lock, self._events, lambda e: e.at < before)
 
     def pseudonymise(self, user_id: str, *, pseudonym: str) -> int:
         """See :meth:`AuditStore.pseudonymise`.

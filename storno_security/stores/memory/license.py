@@ -6,6 +6,7 @@ import threading
 from datetime import datetime
 
 from storno_security.clock import ensure_aware_utc
+from storno_security.stores.memory._base import _check_str
 
 __all__ = ["MemoryLastSeenStore"]
 
@@ -28,8 +29,7 @@ class MemoryLastSeenStore:
             TypeError: ``key`` is not a ``str`` or ``seen`` not a ``datetime``.
             ValueError: ``seen`` is naive.
         """
-        if not isinstance(key, str):
-            raise TypeError(f"key must be a str, not {type(key).__name__}")
+        _check_str("key", key)
         seen = ensure_aware_utc(seen)
         with self._lock:
             current = self._times.get(key)

@@ -16,6 +16,7 @@ import attrs
 from storno_security.clock import ensure_aware_utc
 from storno_security.errors import StoreError
 from storno_security.mfa.storage import StoredBackupCode, StoredChallenge, StoredStepUp
+from storno_security.stores.memory._base import _delete_where
 
 __all__ = [
     "MemoryBackupCodeStore",
@@ -45,11 +46,7 @@ class MemoryTotpReplayStore:
     def purge_expired(self, *, now: datetime) -> int:
         """See :meth:`TotpReplayStore.purge_expired`."""
         now = ensure_aware_utc(now)
-        with self._lock:
-            dead = [user for user, (_, until) in self._steps.items() if until < now]
-            for user in dead:
-                del self._steps[user]
-            return len(dead)
+        return _delete_where(self._lock, self._steps, lambda row: row[1] < now)
 
 
 @attrs.define
@@ -175,11 +172,7 @@ class MemoryMfaChallengeStore:
     def purge_expired(self, *, now: datetime) -> int:
         """See :meth:`MfaChallengeStore.purge_expired`."""
         now = ensure_aware_utc(now)
-        with self._lock:
-            dead = [h for h, row in self._rows.items() if row.challenge.expires_at < now]
-            for token_hash in dead:
-                del self._rows[token_hash]
-            return len(dead)
+        return _delete_where(self._lock, self._rows, lambda row: row.challenge.expires_at < now)
 
 
 class MemoryStepUpStore:
@@ -217,8 +210,4 @@ class MemoryStepUpStore:
     def purge_expired(self, *, now: datetime) -> int:
         """See :meth:`StepUpStore.purge_expired`."""
         now = ensure_aware_utc(now)
-        with self._lock:
-            dead = [h for h, (grant, _) in self._grants.items() if grant.expires_at < now]
-            for token_hash in dead:
-                del self._grants[token_hash]
-            return len(dead)
+        return _delete_where(self._lock, self._grants, lambda row: row[0].expires_at < now)

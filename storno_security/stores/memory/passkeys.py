@@ -20,6 +20,7 @@ from storno_security.passkeys.storage import (
     UseOutcome,
     credential_key,
 )
+from storno_security.stores.memory._base import _check_str, _delete_where
 
 __all__ = ["MemoryPasskeyChallengeStore", "MemoryPasskeyCredentialStore"]
 
@@ -56,11 +57,7 @@ class MemoryPasskeyChallengeStore:
     def purge_expired(self, *, now: datetime) -> int:
         """See :meth:`PasskeyChallengeStore.purge_expired`."""
         now = ensure_aware_utc(now)
-        with self._lock:
-            dead = [h for h, c in self._challenges.items() if c.expires_at < now]
-            for challenge_hash in dead:
-                del self._challenges[challenge_hash]
-            return len(dead)
+        return _delete_where(self._lock, self._challenges, lambda c: c.expires_at < now)
 
 
 class MemoryPasskeyCredentialStore:
@@ -167,8 +164,7 @@ class MemoryPasskeyCredentialStore:
 
 
 def _check_user(user_id: object) -> None:
-    if not isinstance(user_id, str):
-        raise TypeError(f"user_id must be a str, not {type(user_id).__name__}")
+    _check_str("user_id", user_id)
 
 
 def _check_count(sign_count: object) -> None:

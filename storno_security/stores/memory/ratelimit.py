@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 from storno_security.ratelimit.storage import Acquisition, acquire_bucket, acquire_window
+from storno_security.stores.memory._base import _check_str
 
 __all__ = ["MemoryRateLimitStorage"]
 
@@ -57,8 +58,7 @@ class MemoryRateLimitStorage:
         Raises:
             TypeError: ``key`` is not a str.
         """
-        if not isinstance(key, str):
-            raise TypeError(f"key must be a str, not {type(key).__name__}")
+        _check_str("key", key)
         with self._lock:
             self._sweep(now_ms)
             entries = self._windows.get(key, [])
@@ -78,8 +78,7 @@ class MemoryRateLimitStorage:
         Raises:
             TypeError: ``key`` is not a str.
         """
-        if not isinstance(key, str):
-            raise TypeError(f"key must be a str, not {type(key).__name__}")
+        _check_str("key", key)
         with self._lock:
             self._sweep(now_ms)
             state = self._buckets.get(key)

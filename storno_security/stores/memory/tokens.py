@@ -13,6 +13,7 @@ from datetime import datetime
 import attrs
 
 from storno_security.errors import StoreError
+from storno_security.stores.memory._base import _delete_where
 from storno_security.tokens.storage import (
     RefreshFamily,
     Rotation,
@@ -162,8 +163,4 @@ class MemorySessionStateStore:
 
     def purge_expired(self, *, now: datetime) -> int:
         """See :meth:`SessionStateStore.purge_expired`."""
-        with self._lock:
-            dead = [sid for sid, until in self._revoked.items() if until < now]
-            for sid in dead:
-                del self._revoked[sid]
-            return len(dead)
+        return _delete_where(self._lock, self._revoked, lambda until: until < now)

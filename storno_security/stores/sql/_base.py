@@ -8,17 +8,20 @@ imports them all, so :func:`create_schema` creates every table.
 
 from __future__ import annotations
 
+import collections
 import contextlib
-from collections.abc import Iterator, Sequence
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar, Generic, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects import mysql
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, NullPool, QueuePool
 
 from storno_security.clock import ensure_aware_utc
 from storno_security.errors import CorruptRecordError, StoreError, StoreUnavailableError
@@ -49,9 +52,9 @@ def _sqlite_connect(
 def _sqlite_begin(conn: sa.Connection) -> None:
     # A writer takes the write lock at BEGIN, so two writers queue on busy_timeout instead of
     # deadlocking on a lock upgrade (which SQLite reports at once as "database is locked").
-    if conn.get_execution_options().get(_READ_ONLY):
-        conn.exec_driver_sql("BEGIN")
-    else:
+    # A read-only transaction runs one SELECT (see _transaction): no BEGIN, the statement is in
+    # autocommit mode and reads one snapshot of itself.
+    if not conn.get_execution_options().get(_READ_ONLY):
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
@@ -69,8 +72,8 @@ def create_engine(url: str, **engine_kwargs: Any) -> sa.Engine:
 
     Returns:
         The engine. On SQLite every new connection gets ``journal_mode=WAL``,
-        ``busy_timeout=30000`` and ``foreign_keys=ON``; transactions that write begin with
-        ``BEGIN IMMEDIATE``.
+        ``busy_timeout=30000`` and ``foreign_keys=ON``; the stores' transactions that write
+        begin with ``BEGIN IMMEDIATE``, their single-``SELECT`` reads run in autocommit mode.
 
     Raises:
         ValueError: the URL is malformed, or an engine argument is not acceptable.
@@ -263,7 +266,11 @@ def _translate_errors(*, duplicate: bool = False) -> Iterator[None]:
 def _transaction(
     engine: sa.Engine, *, read_only: bool = False, duplicate: bool = False
 ) -> Iterator[sa.Connection]:
-    """One transaction: committed when the block ends, rolled back when it raises."""
+    """One transaction: committed when the block ends, rolled back when it raises.
+
+    ``read_only=True`` is for a block that runs one ``SELECT`` and nothing else: on SQLite it
+    runs without ``BEGIN`` (autocommit: one statement, one snapshot), saving two round trips.
+    """
     driver_error: type[Exception] | tuple[()] = ()
     dbapi = engine.dialect.loaded_dbapi
     if dbapi is not None:
@@ -322,3 +329,258 @@ def _required_time(value: object) -> datetime:
 
 def _optional_time(value: object) -> datetime | None:
     return None if value is None else _required_time(value)
+
+
+def _text_of(value: object, reason: str) -> str:
+    """A text value read from a row: a non-empty str, else the record is corrupt."""
+    if not isinstance(value, str) or not value:
+        raise CorruptRecordError(reason=reason)
+    return value
+
+
+def _count_of(value: object, reason: str = "bad_count") -> int:
+    """A count read from a row: a non-negative int (not a bool), else the record is corrupt."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise CorruptRecordError(reason=reason)
+    return value
+
+
+def _existing_row(conn: sa.Connection, query: sa.Executable, reason: str = "no_row") -> sa.Row[Any]:
+    """The one row a ``SELECT`` must find (one this transaction has just written or locked).
+
+    Raises:
+        CorruptRecordError: no row (``reason``), or more than one.
+    """
+    row = _fetch_one(conn.execute(query))
+    if row is None:
+        raise CorruptRecordError(reason=reason)
+    return row
+
+
+def _aware_or_none(value: datetime | None) -> datetime | None:
+    """An optional time to write: ``None``, or an aware time converted to UTC."""
+    return None if value is None else ensure_aware_utc(value)
+
+
+def _changed_one(conn: sa.Connection, statement: sa.Executable) -> bool:
+    """Run one conditional statement on at most one row (by its key) and say whether it changed
+    it: the row count decides the one winner among concurrent callers.
+
+    Raises:
+        CorruptRecordError: the statement changed more than one row (``reason="duplicate_row"``).
+    """
+    count = conn.execute(statement).rowcount
+    if count not in (0, 1):
+        raise CorruptRecordError(reason="duplicate_row")
+    return count == 1
+
+
+def _changed_each(
+    conn: sa.Connection, ids: sa.Select[Any], change: Callable[[str], sa.Executable], reason: str
+) -> list[str]:
+    """Run ``change(id)``, one conditional statement, for each id ``ids`` lists; so of
+    concurrent callers exactly one reports each id.
+
+    Returns:
+        The ids whose statement changed their row, sorted.
+
+    Raises:
+        CorruptRecordError: an id is not a non-empty str (``reason``), or a statement changed
+            more than one row.
+    """
+    changed = []
+    for (value,) in _fetch(conn.execute(ids)):
+        row_id = _text_of(value, reason)
+        if _changed_one(conn, change(row_id)):
+            changed.append(row_id)
+    return sorted(changed)
+
+
+def _upsert(dialect: str, table: sa.Table, values: dict[str, Any]) -> Any:
+    """An ``INSERT`` with the dialect's ``ON CONFLICT`` (PostgreSQL, SQLite) or ``ON DUPLICATE
+    KEY`` (MariaDB, MySQL) extension.
+
+    Raises:
+        StoreError: the dialect is none of these (``reason="config"``).
+    """
+    if dialect == "postgresql":
+        return postgresql.insert(table).values(**values)
+    if dialect == "sqlite":
+        return sqlite.insert(table).values(**values)
+    if dialect in _MYSQL_DIALECTS:
+        return mysql.insert(table).values(**values)
+    raise StoreError(f"no upsert for the {dialect} dialect", reason="config")
+
+
+class _SqlStore:
+    """What every SQL store has: its engine, a ``repr`` naming the dialect, and the single
+    statement transactions they all run."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._engine.dialect.name})"
+
+    def _insert(self, table: sa.Table, values: dict[str, Any]) -> None:
+        """Insert one row in its own transaction; a duplicate key is ``reason="duplicate"``."""
+        with _transaction(self._engine, duplicate=True) as conn:
+            conn.execute(sa.insert(table).values(**values))
+
+    def _delete(self, table: sa.Table, *where: Any) -> int:
+        """Delete the matching rows in one statement; return how many."""
+        with _transaction(self._engine) as conn:
+            return conn.execute(sa.delete(table).where(*where)).rowcount
+
+    def _change_one(self, statement: sa.Executable) -> bool:
+        """:func:`_changed_one` in its own transaction."""
+        with _transaction(self._engine) as conn:
+            return _changed_one(conn, statement)
+
+
+class _ExpiringStore(_SqlStore):
+    """A store whose rows end at the time in its column :attr:`_expiry`."""
+
+    _expiry: ClassVar[sa.Column[datetime]]
+
+    def purge_expired(self, *, now: datetime) -> int:
+        """Delete the rows whose end (``expires_at`` or ``until``) is before ``now``.
+
+        Returns:
+            How many were deleted.
+
+        Raises:
+            TypeError: ``now`` is not a datetime.
+            ValueError: ``now`` is naive.
+            StoreError: the database failed; nothing was deleted.
+            StoreUnavailableError: the database could not be reached; nothing was deleted.
+        """
+        now = ensure_aware_utc(now)
+        expiry = self._expiry
+        return self._delete(expiry.table, expiry < now)
+
+
+# --- lean reads ------------------------------------------------------------------------------
+
+
+_T = TypeVar("_T")
+_MEMO_SIZE = 4096
+
+
+class _Reader(Generic[_T]):
+    """One ``SELECT`` of a hot read path (API-key verification), compiled once, whose one row
+    ``build`` turns into a record.
+
+    On a SQLite file database the statement runs straight on a DBAPI connection that each thread
+    keeps (taken once from the engine's pool, so it has the pool's set-up, then detached so that
+    it holds no pool slot), without ``BEGIN``: the connection is in autocommit mode, so the one
+    statement reads one consistent snapshot of committed data and holds no lock once its rows are
+    fetched. The database is read on every call; what is kept is the record last built from each
+    raw row (up to 4096 rows): a row that reads exactly as before gives the same immutable record
+    without running the column types' result processors and ``build`` again. Elsewhere (servers,
+    ``:memory:``, a custom pool) it is an ordinary read-only :func:`_transaction`.
+
+    Only for one statement that reads: never for a read that another statement must see
+    consistently, nor for any write.
+    """
+
+    def __init__(
+        self, engine: sa.Engine, statement: sa.Select[Any], build: Callable[[Any], _T]
+    ) -> None:
+        self._engine = engine
+        self._statement = statement
+        self._build = build
+        dialect = engine.dialect
+        self._lean = dialect.name == "sqlite" and isinstance(engine.pool, QueuePool | NullPool)
+        if not self._lean:
+            return
+        self._local = threading.local()
+        self._memo: dict[tuple[Any, ...], _T] = {}
+        compiled = statement.compile(dialect=dialect)
+        self._sql = compiled.string
+        self._bind_names = tuple(compiled.positiontup or ())
+        self._bind_processors = tuple(
+            compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+            for name in self._bind_names
+        )
+        columns = list(statement.selected_columns)
+        self._row: Any = collections.namedtuple("_row", [c.key for c in columns])  # type: ignore[misc]
+        processing = []
+        for i, column in enumerate(columns):
+            column_type = column.type.dialect_impl(dialect)
+            process = column_type.result_processor(dialect, None)
+            if process is not None:
+                processing.append((i, process))
+        self._processing: tuple[tuple[int, Callable[[Any], Any]], ...] = tuple(processing)
+        dbapi = dialect.loaded_dbapi
+        self._unavailable = (dbapi.OperationalError, dbapi.InterfaceError)
+        self._driver_error = dbapi.Error
+
+    def one_or_none(self, params: dict[str, Any]) -> _T | None:
+        """The record built from the one row the statement returns, or ``None``.
+
+        Raises:
+            StoreError: the database failed.
+            StoreUnavailableError: the database could not be reached.
+            CorruptRecordError: more than one row matched, or a value cannot be read (or
+                ``build`` refused it).
+        """
+        if not self._lean:
+            with _transaction(self._engine, read_only=True) as conn:
+                row = _fetch_one(conn.execute(self._statement, params))
+            return None if row is None else self._build(row)
+        rows = self._fetch(params)
+        if not rows:
+            return None
+        if len(rows) > 1:
+            raise CorruptRecordError(reason="duplicate_row")
+        raw = rows[0]
+        memo = self._memo
+        record = memo.get(raw)
+        if record is None:
+            record = self._build(self._processed(raw))
+            if len(memo) >= _MEMO_SIZE:
+                memo.clear()
+            memo[raw] = record
+        return record
+
+    def _connection(self) -> Any:
+        local = self._local
+        if getattr(local, "pid", None) != os.getpid():  # a new thread, or a forked child
+            local.connection = None
+            local.pid = os.getpid()
+        if local.connection is None:
+            try:
+                with _translate_errors():
+                    fairy = self._engine.raw_connection()
+            except self._driver_error as exc:  # the pool passes connect errors on unwrapped
+                raise StoreUnavailableError(reason="unavailable") from exc
+            fairy.detach()  # closed with the thread's state, never returned to the pool
+            local.connection = fairy.dbapi_connection
+        return local.connection
+
+    def _fetch(self, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        values = [params[name] for name in self._bind_names]
+        for i, process in enumerate(self._bind_processors):
+            if process is not None:
+                values[i] = process(values[i])
+        connection = self._connection()
+        try:
+            rows: list[tuple[Any, ...]] = connection.execute(self._sql, values).fetchall()
+        except self._driver_error as exc:
+            self._local.connection = None
+            with contextlib.suppress(self._driver_error):
+                connection.close()
+            if isinstance(exc, self._unavailable):
+                raise StoreUnavailableError(reason="unavailable") from exc
+            raise StoreError("the database failed the operation", reason="backend") from exc
+        return rows
+
+    def _processed(self, raw: tuple[Any, ...]) -> Any:
+        values = list(raw)
+        try:
+            for i, process in self._processing:
+                values[i] = process(values[i])
+        except (ValueError, TypeError) as exc:
+            raise CorruptRecordError(reason="unreadable") from exc
+        return self._row._make(values)

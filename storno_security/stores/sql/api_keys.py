@@ -22,13 +22,17 @@ from storno_security.errors import CorruptRecordError
 from storno_security.stores.sql._base import (
     _ID_LENGTH,
     _USER_LENGTH,
+    _aware_or_none,
+    _changed_each,
     _check_key,
     _check_text,
     _ExactString,
     _fetch,
-    _fetch_one,
     _optional_time,
+    _Reader,
     _required_time,
+    _SqlStore,
+    _text_of,
     _transaction,
     _UtcDateTime,
     metadata,
@@ -74,12 +78,6 @@ _GET: Final = sa.select(_K.key_hash, *_INFO_COLUMNS).where(_K.key_id == sa.bindp
 _SCOPES: Final = {scope.value: scope for scope in ApiKeyScope}
 
 
-def _text(value: object, reason: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise CorruptRecordError(reason=reason)
-    return value
-
-
 def _permissions_of(value: object) -> tuple[str, ...] | None:
     if value is None:
         return None
@@ -100,10 +98,10 @@ def _info_of(row: Any) -> ApiKeyInfo:
     if scope is None:
         raise CorruptRecordError(reason="bad_scope")
     return ApiKeyInfo(
-        key_id=_text(row.key_id, "bad_key_id"),
-        user_id=_text(row.user_id, "bad_user_id"),
-        organization_id=_text(row.organization_id, "bad_organization_id"),
-        name=_text(row.name, "bad_name"),
+        key_id=_text_of(row.key_id, "bad_key_id"),
+        user_id=_text_of(row.user_id, "bad_user_id"),
+        organization_id=_text_of(row.organization_id, "bad_organization_id"),
+        name=_text_of(row.name, "bad_name"),
         scope=scope,
         permissions=_permissions_of(row.permissions),
         created_at=_required_time(row.created_at),
@@ -113,7 +111,20 @@ def _info_of(row: Any) -> ApiKeyInfo:
     )
 
 
-class SqlApiKeyStore:
+def _revoke(key_id: str, now: datetime) -> sa.Update:
+    """``UPDATE`` one key to revoked, if it is not already."""
+    return (
+        sa.update(api_keys)
+        .where(_K.key_id == key_id, _K.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+
+
+def _record_of(row: Any) -> ApiKeyRecord:
+    return ApiKeyRecord(info=_info_of(row), key_hash=_text_of(row.key_hash, "bad_key_hash"))
+
+
+class SqlApiKeyStore(_SqlStore):
     """API keys in the ``storno_api_keys`` table.
 
     Args:
@@ -122,10 +133,8 @@ class SqlApiKeyStore:
     """
 
     def __init__(self, engine: sa.Engine) -> None:
-        self._engine = engine
-
-    def __repr__(self) -> str:
-        return f"SqlApiKeyStore({self._engine.dialect.name})"
+        super().__init__(engine)
+        self._get = _Reader(engine, _GET, _record_of)
 
     def create(self, record: ApiKeyRecord) -> None:
         """Store a new key.
@@ -155,14 +164,11 @@ class SqlApiKeyStore:
             "scope": info.scope.value,
             "permissions": permissions,
             "created_at": ensure_aware_utc(info.created_at),
-            "expires_at": None if info.expires_at is None else ensure_aware_utc(info.expires_at),
-            "revoked_at": None if info.revoked_at is None else ensure_aware_utc(info.revoked_at),
-            "last_used_at": (
-                None if info.last_used_at is None else ensure_aware_utc(info.last_used_at)
-            ),
+            "expires_at": _aware_or_none(info.expires_at),
+            "revoked_at": _aware_or_none(info.revoked_at),
+            "last_used_at": _aware_or_none(info.last_used_at),
         }
-        with _transaction(self._engine, duplicate=True) as conn:
-            conn.execute(sa.insert(api_keys).values(**values))
+        self._insert(api_keys, values)
 
     def get(self, key_id: str) -> ApiKeyRecord | None:
         """Return the record with this key id, or ``None``: one ``SELECT`` by primary key.
@@ -173,12 +179,7 @@ class SqlApiKeyStore:
             StoreUnavailableError: the database could not be reached.
             CorruptRecordError: the row is malformed.
         """
-        key_id = _check_key("key_id", key_id)
-        with _transaction(self._engine, read_only=True) as conn:
-            row = _fetch_one(conn.execute(_GET, {"key_id": key_id}))
-        if row is None:
-            return None
-        return ApiKeyRecord(info=_info_of(row), key_hash=_text(row.key_hash, "bad_key_hash"))
+        return self._get.one_or_none({"key_id": _check_key("key_id", key_id)})
 
     def list_keys(
         self, *, user_id: str | None = None, organization_id: str | None = None
@@ -223,7 +224,7 @@ class SqlApiKeyStore:
         """
         key_id = _check_key("key_id", key_id)
         now = ensure_aware_utc(now)
-        update = sa.update(api_keys).where(_K.key_id == key_id, _K.revoked_at.is_(None))
+        update = _revoke(key_id, now)
         if expected_user_id is not None:
             update = update.where(_K.user_id == _check_key("expected_user_id", expected_user_id))
         if expected_organization_id is not None:
@@ -231,8 +232,7 @@ class SqlApiKeyStore:
                 _K.organization_id
                 == _check_key("expected_organization_id", expected_organization_id)
             )
-        with _transaction(self._engine) as conn:
-            return conn.execute(update.values(revoked_at=now)).rowcount == 1
+        return self._change_one(update)
 
     def revoke_user_keys(
         self, user_id: str, *, now: datetime, organization_id: str | None = None
@@ -254,18 +254,8 @@ class SqlApiKeyStore:
         live = sa.select(_K.key_id).where(_K.user_id == user_id, _K.revoked_at.is_(None))
         if organization_id is not None:
             live = live.where(_K.organization_id == _check_key("organization_id", organization_id))
-        revoked: list[str] = []
         with _transaction(self._engine) as conn:
-            for (key_id,) in _fetch(conn.execute(live)):
-                key_id = _text(key_id, "bad_key_id")
-                result = conn.execute(
-                    sa.update(api_keys)
-                    .where(_K.key_id == key_id, _K.revoked_at.is_(None))
-                    .values(revoked_at=now)
-                )
-                if result.rowcount == 1:
-                    revoked.append(key_id)
-        return sorted(revoked)
+            return _changed_each(conn, live, lambda key_id: _revoke(key_id, now), "bad_key_id")
 
     def touch(self, key_id: str, *, now: datetime, stale_before: datetime) -> bool:
         """``UPDATE ... SET last_used_at = now WHERE key_id = ? AND (last_used_at IS NULL OR
@@ -288,5 +278,4 @@ class SqlApiKeyStore:
             )
             .values(last_used_at=now)
         )
-        with _transaction(self._engine) as conn:
-            return conn.execute(update).rowcount == 1
+        return self._change_one(update)

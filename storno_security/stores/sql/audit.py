@@ -26,6 +26,7 @@ from storno_security.stores.sql._base import (
     _ExactString,
     _fetch,
     _required_time,
+    _SqlStore,
     _transaction,
     _UtcDateTime,
     metadata,
@@ -101,19 +102,13 @@ def _event_of(row: sa.Row[Any]) -> SecurityEvent:
         raise CorruptRecordError(reason="bad_audit_event") from exc
 
 
-class SqlAuditStore:
+class SqlAuditStore(_SqlStore):
     """Security events in ``storno_audit_events``.
 
     Args:
         engine: an engine from :func:`~storno_security.stores.sql.create_engine` whose schema
             exists (:func:`~storno_security.stores.sql.create_schema`).
     """
-
-    def __init__(self, engine: sa.Engine) -> None:
-        self._engine = engine
-
-    def __repr__(self) -> str:
-        return f"SqlAuditStore({self._engine.dialect.name})"
 
     def record(self, event: SecurityEvent) -> None:
         """Insert one event.
@@ -126,8 +121,7 @@ class SqlAuditStore:
         """
         if not isinstance(event, SecurityEvent):
             raise TypeError("event must be a SecurityEvent")
-        with _transaction(self._engine, duplicate=True) as conn:
-            conn.execute(sa.insert(audit_events).values(**_row_values(event)))
+        self._insert(audit_events, _row_values(event))
 
     def query(
         self,
@@ -185,9 +179,7 @@ class SqlAuditStore:
             StoreError: the database failed; nothing was deleted.
             StoreUnavailableError: the database could not be reached.
         """
-        before = ensure_aware_utc(before)
-        with _transaction(self._engine) as conn:
-            return conn.execute(sa.delete(audit_events).where(_A.at < before)).rowcount
+        return self._delete(audit_events, _A.at < ensure_aware_utc(before))
 
     def pseudonymise(self, user_id: str, *, pseudonym: str) -> int:
         """In one transaction, replace ``user_id`` by ``pseudonym`` as actor (clearing IP and

@@ -9,18 +9,18 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from storno_security.clock import ensure_aware_utc
-from storno_security.errors import CorruptRecordError, StoreError
 from storno_security.stores.sql._base import (
     _MYSQL_DIALECTS,
     _USER_LENGTH,
     _check_text,
     _ExactString,
-    _fetch_one,
+    _existing_row,
     _required_time,
+    _SqlStore,
     _transaction,
+    _upsert,
     _UtcDateTime,
     metadata,
 )
@@ -38,18 +38,12 @@ license_last_seen = sa.Table(
 _L = license_last_seen.c
 
 
-class SqlLastSeenStore:
+class SqlLastSeenStore(_SqlStore):
     """Last verified times in ``storno_license_last_seen``; persistent, shared by every process.
 
     Args:
         engine: an engine from :func:`create_engine` whose schema exists (:func:`create_schema`).
     """
-
-    def __init__(self, engine: sa.Engine) -> None:
-        self._engine = engine
-
-    def __repr__(self) -> str:
-        return f"SqlLastSeenStore({self._engine.dialect.name})"
 
     def record(self, key: str, seen: datetime) -> datetime:
         """Move ``key``'s last-seen time forward to ``seen``; never back.
@@ -78,25 +72,19 @@ class SqlLastSeenStore:
         seen = ensure_aware_utc(seen)
         with _transaction(self._engine) as conn:
             conn.execute(self._forward(conn.dialect.name, key, seen))
-            row = _fetch_one(conn.execute(sa.select(_L.last_seen).where(_L.key == key)))
-        if row is None:
-            raise CorruptRecordError(reason="missing_row")
+            row = _existing_row(conn, sa.select(_L.last_seen).where(_L.key == key), "missing_row")
         return _required_time(row.last_seen)
 
     @staticmethod
     def _forward(dialect: str, key: str, seen: datetime) -> sa.Executable:
         """The conditional upsert of :meth:`record` in the dialect's own syntax."""
+        statement = _upsert(dialect, license_last_seen, {"key": key, "last_seen": seen})
         if dialect in _MYSQL_DIALECTS:
-            mysql_insert = mysql.insert(license_last_seen).values(key=key, last_seen=seen)
-            newer = mysql_insert.inserted.last_seen
-            return mysql_insert.on_duplicate_key_update(
+            newer = statement.inserted.last_seen
+            return statement.on_duplicate_key_update(  # type: ignore[no-any-return]
                 last_seen=sa.case((_L.last_seen < newer, newer), else_=_L.last_seen)
             )
-        if dialect not in ("postgresql", "sqlite"):
-            raise StoreError(f"no last-seen upsert for the {dialect} dialect", reason="config")
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        statement = insert(license_last_seen).values(key=key, last_seen=seen)
-        return statement.on_conflict_do_update(
+        return statement.on_conflict_do_update(  # type: ignore[no-any-return]
             index_elements=[_L.key],
             set_={"last_seen": statement.excluded.last_seen},
             where=_L.last_seen < statement.excluded.last_seen,

@@ -26,7 +26,6 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from storno_security.clock import ensure_aware_utc
 from storno_security.errors import CorruptRecordError
@@ -35,12 +34,19 @@ from storno_security.stores.sql._base import (
     _ID_LENGTH,
     _MYSQL_DIALECTS,
     _USER_LENGTH,
+    _changed_one,
     _check_key,
     _check_text,
+    _count_of,
     _ExactString,
+    _existing_row,
+    _ExpiringStore,
     _fetch_one,
     _required_time,
+    _SqlStore,
+    _text_of,
     _transaction,
+    _upsert,
     _UtcDateTime,
     metadata,
 )
@@ -127,42 +133,17 @@ _C = mfa_challenges.c
 _U = mfa_step_up_tokens.c
 
 
-def _text_of(value: object, reason: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise CorruptRecordError(reason=reason)
-    return value
-
-
-def _count_of(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise CorruptRecordError(reason="bad_count")
-    return value
-
-
-def _upsert(dialect: str, table: sa.Table, values: dict[str, Any]) -> Any:
-    """An ``INSERT`` with the dialect's ``ON CONFLICT``/``ON DUPLICATE KEY`` extension."""
-    if dialect == "postgresql":
-        return postgresql.insert(table).values(**values)
-    if dialect == "sqlite":
-        return sqlite.insert(table).values(**values)
-    return mysql.insert(table).values(**values)
-
-
 # --- TOTP replay -----------------------------------------------------------------------------
 
 
-class SqlTotpReplayStore:
+class SqlTotpReplayStore(_ExpiringStore):
     """The last accepted TOTP step of each user, in ``storno_mfa_totp_steps``.
 
     Args:
         engine: an engine from :func:`create_engine` whose schema exists (:func:`create_schema`).
     """
 
-    def __init__(self, engine: sa.Engine) -> None:
-        self._engine = engine
-
-    def __repr__(self) -> str:
-        return f"SqlTotpReplayStore({self._engine.dialect.name})"
+    _expiry = _S.until
 
     def record_step(self, user_id: str, step: int, *, now: datetime, until: datetime) -> bool:
         """Atomically make ``step`` the user's last accepted step if it is later than the
@@ -201,9 +182,7 @@ class SqlTotpReplayStore:
                     ]
                 )
                 conn.execute(statement)
-                row = _fetch_one(conn.execute(sa.select(_S.nonce).where(_S.user_id == user_id)))
-                if row is None:
-                    raise CorruptRecordError(reason="no_row")
+                row = _existing_row(conn, sa.select(_S.nonce).where(_S.user_id == user_id))
                 return bool(row.nonce == nonce)
             statement = upsert.on_conflict_do_update(
                 index_elements=[_S.user_id],
@@ -220,38 +199,16 @@ class SqlTotpReplayStore:
                 raise CorruptRecordError(reason="duplicate_row")
             return written == 1
 
-    def purge_expired(self, *, now: datetime) -> int:
-        """Forget records whose ``until`` is before ``now``.
-
-        Returns:
-            How many were deleted.
-
-        Raises:
-            TypeError: ``now`` is not a datetime.
-            ValueError: ``now`` is naive.
-            StoreError: the database failed; nothing was deleted.
-            StoreUnavailableError: the database could not be reached; nothing was deleted.
-        """
-        now = ensure_aware_utc(now)
-        with _transaction(self._engine) as conn:
-            return conn.execute(sa.delete(mfa_totp_steps).where(_S.until < now)).rowcount
-
 
 # --- backup codes ----------------------------------------------------------------------------
 
 
-class SqlBackupCodeStore:
+class SqlBackupCodeStore(_SqlStore):
     """Backup-code hashes in ``storno_mfa_backup_code_sets`` and ``storno_mfa_backup_codes``.
 
     Args:
         engine: an engine from :func:`create_engine` whose schema exists (:func:`create_schema`).
     """
-
-    def __init__(self, engine: sa.Engine) -> None:
-        self._engine = engine
-
-    def __repr__(self) -> str:
-        return f"SqlBackupCodeStore({self._engine.dialect.name})"
 
     @staticmethod
     def _current_set(user_id: str) -> Any:
@@ -360,11 +317,7 @@ class SqlBackupCodeStore:
             )
             .values(used_at=now)
         )
-        with _transaction(self._engine) as conn:
-            used = conn.execute(statement).rowcount
-        if used not in (0, 1):
-            raise CorruptRecordError(reason="duplicate_row")
-        return used == 1
+        return self._change_one(statement)
 
     def count_unused(self, user_id: str) -> int:
         """How many unused codes of the current set the user has.
@@ -410,18 +363,14 @@ def _check_methods(methods: object) -> str:
     return _check_text("methods", ",".join(methods), _NAME_LENGTH)
 
 
-class SqlMfaChallengeStore:
+class SqlMfaChallengeStore(_ExpiringStore):
     """MFA login challenges in ``storno_mfa_challenges``.
 
     Args:
         engine: an engine from :func:`create_engine` whose schema exists (:func:`create_schema`).
     """
 
-    def __init__(self, engine: sa.Engine) -> None:
-        self._engine = engine
-
-    def __repr__(self) -> str:
-        return f"SqlMfaChallengeStore({self._engine.dialect.name})"
+    _expiry = _C.expires_at
 
     @staticmethod
     def _live(token_hash: str, now: datetime) -> tuple[Any, ...]:
@@ -458,8 +407,7 @@ class SqlMfaChallengeStore:
             "max_failures": challenge.max_failures,
             "consumed_at": None,
         }
-        with _transaction(self._engine, duplicate=True) as conn:
-            conn.execute(sa.insert(mfa_challenges).values(**values))
+        self._insert(mfa_challenges, values)
 
     def get_challenge(self, token_hash: str, *, now: datetime) -> StoredChallenge | None:
         """Return the challenge if it is live, else ``None``.
@@ -497,16 +445,9 @@ class SqlMfaChallengeStore:
             .values(failures=_C.failures + 1)
         )
         with _transaction(self._engine) as conn:
-            counted = conn.execute(statement).rowcount
-            if counted == 0:
+            if not _changed_one(conn, statement):
                 return None
-            if counted != 1:
-                raise CorruptRecordError(reason="duplicate_row")
-            row = _fetch_one(
-                conn.execute(sa.select(_C.failures).where(_C.token_hash == token_hash))
-            )
-            if row is None:
-                raise CorruptRecordError(reason="no_row")
+            row = _existing_row(conn, sa.select(_C.failures).where(_C.token_hash == token_hash))
             return _count_of(row.failures)
 
     def consume_challenge(self, token_hash: str, *, now: datetime) -> StoredChallenge | None:
@@ -525,47 +466,23 @@ class SqlMfaChallengeStore:
             sa.update(mfa_challenges).where(*self._live(token_hash, now)).values(consumed_at=now)
         )
         with _transaction(self._engine) as conn:
-            consumed = conn.execute(statement).rowcount
-            if consumed == 0:
+            if not _changed_one(conn, statement):
                 return None
-            if consumed != 1:
-                raise CorruptRecordError(reason="duplicate_row")
-            row = _fetch_one(
-                conn.execute(sa.select(mfa_challenges).where(_C.token_hash == token_hash))
-            )
-            if row is None:
-                raise CorruptRecordError(reason="no_row")
+            row = _existing_row(conn, sa.select(mfa_challenges).where(_C.token_hash == token_hash))
             return _challenge_of(row)
-
-    def purge_expired(self, *, now: datetime) -> int:
-        """Delete challenges whose ``expires_at`` is before ``now``; return how many.
-
-        Raises:
-            TypeError: ``now`` is not a datetime.
-            ValueError: ``now`` is naive.
-            StoreError: the database failed; nothing was deleted.
-            StoreUnavailableError: the database could not be reached; nothing was deleted.
-        """
-        now = ensure_aware_utc(now)
-        with _transaction(self._engine) as conn:
-            return conn.execute(sa.delete(mfa_challenges).where(_C.expires_at < now)).rowcount
 
 
 # --- step-up tokens --------------------------------------------------------------------------
 
 
-class SqlStepUpStore:
+class SqlStepUpStore(_ExpiringStore):
     """Step-up verification tokens in ``storno_mfa_step_up_tokens``.
 
     Args:
         engine: an engine from :func:`create_engine` whose schema exists (:func:`create_schema`).
     """
 
-    def __init__(self, engine: sa.Engine) -> None:
-        self._engine = engine
-
-    def __repr__(self) -> str:
-        return f"SqlStepUpStore({self._engine.dialect.name})"
+    _expiry = _U.expires_at
 
     def create_grant(self, grant: StoredStepUp) -> None:
         """Store a new step-up token.
@@ -588,8 +505,7 @@ class SqlStepUpStore:
             "expires_at": ensure_aware_utc(grant.expires_at),
             "used_at": None,
         }
-        with _transaction(self._engine, duplicate=True) as conn:
-            conn.execute(sa.insert(mfa_step_up_tokens).values(**values))
+        self._insert(mfa_step_up_tokens, values)
 
     def consume_grant(
         self, token_hash: str, *, user_id: str, action: str, now: datetime
@@ -620,16 +536,11 @@ class SqlStepUpStore:
             .values(used_at=now)
         )
         with _transaction(self._engine) as conn:
-            used = conn.execute(statement).rowcount
-            if used == 0:
+            if not _changed_one(conn, statement):
                 return None
-            if used != 1:
-                raise CorruptRecordError(reason="duplicate_row")
-            row = _fetch_one(
-                conn.execute(sa.select(mfa_step_up_tokens).where(_U.token_hash == token_hash))
+            row = _existing_row(
+                conn, sa.select(mfa_step_up_tokens).where(_U.token_hash == token_hash)
             )
-        if row is None:
-            raise CorruptRecordError(reason="no_row")
         return StoredStepUp(
             token_hash=_text_of(row.token_hash, "bad_token_hash"),
             user_id=_text_of(row.user_id, "bad_user_id"),
@@ -638,16 +549,3 @@ class SqlStepUpStore:
             created_at=_required_time(row.created_at),
             expires_at=_required_time(row.expires_at),
         )
-
-    def purge_expired(self, *, now: datetime) -> int:
-        """Delete tokens whose ``expires_at`` is before ``now``; return how many.
-
-        Raises:
-            TypeError: ``now`` is not a datetime.
-            ValueError: ``now`` is naive.
-            StoreError: the database failed; nothing was deleted.
-            StoreUnavailableError: the database could not be reached; nothing was deleted.
-        """
-        now = ensure_aware_utc(now)
-        with _transaction(self._engine) as conn:
-            return conn.execute(sa.delete(mfa_step_up_tokens).where(_U.expires_at < now)).rowcount

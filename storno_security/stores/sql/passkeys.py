@@ -16,7 +16,6 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from storno_security.clock import ensure_aware_utc
 from storno_security.errors import CorruptRecordError
@@ -31,14 +30,20 @@ from storno_security.stores.sql._base import (
     _ID_LENGTH,
     _MYSQL_DIALECTS,
     _USER_LENGTH,
+    _aware_or_none,
+    _changed_one,
     _check_key,
     _check_text,
     _ExactString,
+    _existing_row,
+    _ExpiringStore,
     _fetch,
     _fetch_one,
     _optional_time,
     _required_time,
+    _SqlStore,
     _transaction,
+    _upsert,
     _UtcDateTime,
     metadata,
 )
@@ -101,18 +106,14 @@ _H = passkey_user_handles.c
 _C = passkey_credentials.c
 
 
-class SqlPasskeyChallengeStore:
+class SqlPasskeyChallengeStore(_ExpiringStore):
     """Ceremony challenges in ``storno_passkey_challenges``.
 
     Args:
         engine: an engine from :func:`create_engine` whose schema exists (:func:`create_schema`).
     """
 
-    def __init__(self, engine: sa.Engine) -> None:
-        self._engine = engine
-
-    def __repr__(self) -> str:
-        return f"SqlPasskeyChallengeStore({self._engine.dialect.name})"
+    _expiry = _CH.expires_at
 
     def put(self, challenge: PasskeyChallenge, *, now: datetime) -> None:
         """Store a new challenge.
@@ -134,8 +135,7 @@ class SqlPasskeyChallengeStore:
             else _check_text("user_id", challenge.user_id, _USER_LENGTH),
             "expires_at": ensure_aware_utc(challenge.expires_at),
         }
-        with _transaction(self._engine, duplicate=True) as conn:
-            conn.execute(sa.insert(passkey_challenges).values(**values))
+        self._insert(passkey_challenges, values)
 
     def consume(self, challenge_hash: str, *, now: datetime) -> PasskeyChallenge | None:
         """Delete the challenge and return it; the ``DELETE``'s row count decides the one
@@ -157,7 +157,7 @@ class SqlPasskeyChallengeStore:
             )
             if row is None:
                 return None
-            if conn.execute(sa.delete(passkey_challenges).where(where)).rowcount != 1:
+            if not _changed_one(conn, sa.delete(passkey_challenges).where(where)):
                 return None  # a concurrent consumer won
             try:
                 purpose = ChallengePurpose(row.purpose)
@@ -172,33 +172,14 @@ class SqlPasskeyChallengeStore:
                 expires_at=_required_time(row.expires_at),
             )
 
-    def purge_expired(self, *, now: datetime) -> int:
-        """Delete challenges whose ``expires_at`` is before ``now``; return how many.
 
-        Raises:
-            TypeError: ``now`` is not a datetime.
-            ValueError: ``now`` is naive.
-            StoreError: the database failed; nothing was deleted.
-            StoreUnavailableError: the database could not be reached; nothing was deleted.
-        """
-        now = ensure_aware_utc(now)
-        with _transaction(self._engine) as conn:
-            return conn.execute(sa.delete(passkey_challenges).where(_CH.expires_at < now)).rowcount
-
-
-class SqlPasskeyCredentialStore:
+class SqlPasskeyCredentialStore(_SqlStore):
     """Passkeys in ``storno_passkey_credentials``, user handles in
     ``storno_passkey_user_handles``.
 
     Args:
         engine: an engine from :func:`create_engine` whose schema exists (:func:`create_schema`).
     """
-
-    def __init__(self, engine: sa.Engine) -> None:
-        self._engine = engine
-
-    def __repr__(self) -> str:
-        return f"SqlPasskeyCredentialStore({self._engine.dialect.name})"
 
     def user_handle(self, user_id: str, *, candidate: bytes) -> bytes:
         """Return the user's handle, inserting ``candidate`` if there is none (an insert that
@@ -216,9 +197,7 @@ class SqlPasskeyCredentialStore:
             raise ValueError("candidate must be 1 to 64 bytes")
         with _transaction(self._engine) as conn:
             conn.execute(_insert_ignore(conn.dialect, user_id=user_id, user_handle=candidate))
-            row = _fetch_one(conn.execute(sa.select(_H.user_handle).where(_H.user_id == user_id)))
-        if row is None:
-            raise CorruptRecordError(reason="no_row")
+            row = _existing_row(conn, sa.select(_H.user_handle).where(_H.user_id == user_id))
         return _handle_of(row.user_handle)
 
     def add(self, credential: PasskeyCredential) -> None:
@@ -233,9 +212,7 @@ class SqlPasskeyCredentialStore:
         """
         if not isinstance(credential, PasskeyCredential):
             raise TypeError("credential must be a PasskeyCredential")
-        values = _values_of(credential)
-        with _transaction(self._engine, duplicate=True) as conn:
-            conn.execute(sa.insert(passkey_credentials).values(**values))
+        self._insert(passkey_credentials, _values_of(credential))
 
     def get(self, credential_id: bytes) -> PasskeyCredential | None:
         """Return the credential with this id, or ``None``.
@@ -286,13 +263,11 @@ class SqlPasskeyCredentialStore:
         key = credential_key(credential_id)
         user_id = _check_key("user_id", user_id)
         name = _check_text("name", name, _NAME_LENGTH)
-        with _transaction(self._engine) as conn:
-            result = conn.execute(
-                sa.update(passkey_credentials)
-                .where(_C.credential_key == key, _C.user_id == user_id)
-                .values(name=name)
-            )
-            return result.rowcount == 1
+        return self._change_one(
+            sa.update(passkey_credentials)
+            .where(_C.credential_key == key, _C.user_id == user_id)
+            .values(name=name)
+        )
 
     def delete(self, credential_id: bytes, *, user_id: str) -> bool:
         """Delete the user's credential. Returns ``False`` if the user has no such credential.
@@ -378,24 +353,19 @@ class SqlPasskeyCredentialStore:
         """
         key = credential_key(credential_id)
         now = ensure_aware_utc(now)
-        with _transaction(self._engine) as conn:
-            result = conn.execute(
-                sa.update(passkey_credentials)
-                .where(_C.credential_key == key, _C.flagged_at.is_(None))
-                .values(flagged_at=now)
-            )
-            return result.rowcount == 1
+        return self._change_one(
+            sa.update(passkey_credentials)
+            .where(_C.credential_key == key, _C.flagged_at.is_(None))
+            .values(flagged_at=now)
+        )
 
 
 def _insert_ignore(dialect: sa.Dialect, **values: Any) -> Any:
     """An ``INSERT`` of a user handle that does nothing when the user has one."""
+    insert = _upsert(dialect.name, passkey_user_handles, values)
     if dialect.name in _MYSQL_DIALECTS:
-        return mysql.insert(passkey_user_handles).values(**values).prefix_with("IGNORE")
-    if dialect.name == "postgresql":
-        return postgresql.insert(passkey_user_handles).values(**values).on_conflict_do_nothing()
-    if dialect.name == "sqlite":
-        return sqlite.insert(passkey_user_handles).values(**values).on_conflict_do_nothing()
-    raise CorruptRecordError(reason="unsupported_dialect")  # pragma: no cover
+        return insert.prefix_with("IGNORE")
+    return insert.on_conflict_do_nothing()
 
 
 def _check_count(sign_count: object) -> None:
@@ -446,12 +416,8 @@ def _values_of(credential: PasskeyCredential) -> dict[str, Any]:
         "backed_up": bool(credential.backed_up),
         "name": _check_text("name", credential.name, _NAME_LENGTH),
         "created_at": ensure_aware_utc(credential.created_at),
-        "last_used_at": None
-        if credential.last_used_at is None
-        else ensure_aware_utc(credential.last_used_at),
-        "flagged_at": None
-        if credential.flagged_at is None
-        else ensure_aware_utc(credential.flagged_at),
+        "last_used_at": _aware_or_none(credential.last_used_at),
+        "flagged_at": _aware_or_none(credential.flagged_at),
     }
 
 

@@ -20,13 +20,17 @@ from storno_security.stores.sql._base import (
     _ID_LENGTH,
     _MYSQL_DIALECTS,
     _USER_LENGTH,
+    _changed_each,
     _check_key,
     _check_text,
     _ExactString,
-    _fetch,
+    _existing_row,
+    _ExpiringStore,
     _fetch_one,
     _optional_time,
     _required_time,
+    _SqlStore,
+    _text_of,
     _transaction,
     _UtcDateTime,
     metadata,
@@ -94,13 +98,9 @@ def _family_of(
     family_id: object, user_id: object, created_at: object, expires_at: object
 ) -> RefreshFamily:
     """Build a family from a row, refusing values the library never writes."""
-    if not isinstance(family_id, str) or not family_id:
-        raise CorruptRecordError(reason="bad_family_id")
-    if not isinstance(user_id, str) or not user_id:
-        raise CorruptRecordError(reason="bad_user_id")
     return RefreshFamily(
-        family_id=family_id,
-        user_id=user_id,
+        family_id=_text_of(family_id, "bad_family_id"),
+        user_id=_text_of(user_id, "bad_user_id"),
         created_at=_required_time(created_at),
         expires_at=_required_time(expires_at),
     )
@@ -119,22 +119,32 @@ _T = refresh_tokens.c
 _E = session_epochs.c
 _R = revoked_sessions.c
 
+# The per-request reads, built once (SQLAlchemy caches their compiled form).
+_EPOCH = sa.select(_E.epoch).where(_E.user_id == sa.bindparam("user_id"))
+_SESSION_STATE = sa.select(
+    _EPOCH.scalar_subquery().label("epoch"),
+    sa.exists().where(_R.session_id == sa.bindparam("session_id")).label("revoked"),
+)
+
+
+def _revoke_family(family_id: str, now: datetime) -> sa.Update:
+    """``UPDATE`` one family to revoked, if it is not already."""
+    return (
+        sa.update(refresh_families)
+        .where(_F.family_id == family_id, _F.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+
 
 # --- refresh families ------------------------------------------------------------------------
 
 
-class SqlRefreshFamilyStore:
+class SqlRefreshFamilyStore(_SqlStore):
     """Refresh-token families in the ``storno_refresh_*`` tables.
 
     Args:
         engine: an engine from :func:`create_engine` whose schema exists (:func:`create_schema`).
     """
-
-    def __init__(self, engine: sa.Engine) -> None:
-        self._engine = engine
-
-    def __repr__(self) -> str:
-        return f"SqlRefreshFamilyStore({self._engine.dialect.name})"
 
     def create_family(self, family: RefreshFamily, *, token_hash: str) -> None:
         """Store a new family whose live token has SHA-256 ``token_hash`` (hex).
@@ -250,11 +260,7 @@ class SqlRefreshFamilyStore:
             if family.expires_at <= now:
                 return Rotation(RotationOutcome.EXPIRED, family)
             if used_at is not None:
-                conn.execute(
-                    sa.update(refresh_families)
-                    .where(_F.family_id == family.family_id, _F.revoked_at.is_(None))
-                    .values(revoked_at=now)
-                )
+                conn.execute(_revoke_family(family.family_id, now))
                 return Rotation(RotationOutcome.REUSED, family)
             if revoked_at is not None:
                 return Rotation(RotationOutcome.REVOKED, family)
@@ -295,11 +301,7 @@ class SqlRefreshFamilyStore:
             family = _family_of(row.family_id, row.user_id, row.created_at, row.expires_at)
             if family.user_id != expected_user_id:
                 return None
-            conn.execute(
-                sa.update(refresh_families)
-                .where(_F.family_id == family.family_id, _F.revoked_at.is_(None))
-                .values(revoked_at=now)
-            )
+            conn.execute(_revoke_family(family.family_id, now))
             return family
 
     def revoke_family(self, family_id: str, *, now: datetime) -> bool:
@@ -316,13 +318,7 @@ class SqlRefreshFamilyStore:
         """
         family_id = _check_key("family_id", family_id)
         now = ensure_aware_utc(now)
-        with _transaction(self._engine) as conn:
-            result = conn.execute(
-                sa.update(refresh_families)
-                .where(_F.family_id == family_id, _F.revoked_at.is_(None))
-                .values(revoked_at=now)
-            )
-            return result.rowcount == 1
+        return self._change_one(_revoke_family(family_id, now))
 
     def revoke_user_families(self, user_id: str, *, now: datetime) -> list[str]:
         """Revoke every live family of the user.
@@ -343,19 +339,10 @@ class SqlRefreshFamilyStore:
         user_id = _check_key("user_id", user_id)
         now = ensure_aware_utc(now)
         live = sa.select(_F.family_id).where(_F.user_id == user_id, _F.revoked_at.is_(None))
-        revoked: list[str] = []
         with _transaction(self._engine) as conn:
-            for (family_id,) in _fetch(conn.execute(live)):
-                if not isinstance(family_id, str) or not family_id:
-                    raise CorruptRecordError(reason="bad_family_id")
-                result = conn.execute(
-                    sa.update(refresh_families)
-                    .where(_F.family_id == family_id, _F.revoked_at.is_(None))
-                    .values(revoked_at=now)
-                )
-                if result.rowcount == 1:
-                    revoked.append(family_id)
-        return sorted(revoked)
+            return _changed_each(
+                conn, live, lambda family_id: _revoke_family(family_id, now), "bad_family_id"
+            )
 
     def purge_expired(self, *, now: datetime) -> int:
         """Delete families (and their token hashes) whose ``expires_at`` is before ``now``.
@@ -380,7 +367,7 @@ class SqlRefreshFamilyStore:
 # --- session state ---------------------------------------------------------------------------
 
 
-class SqlSessionStateStore:
+class SqlSessionStateStore(_ExpiringStore):
     """Session epochs and revoked-session markers in ``storno_session_epochs`` and
     ``storno_revoked_sessions``.
 
@@ -388,11 +375,7 @@ class SqlSessionStateStore:
         engine: an engine from :func:`create_engine` whose schema exists (:func:`create_schema`).
     """
 
-    def __init__(self, engine: sa.Engine) -> None:
-        self._engine = engine
-
-    def __repr__(self) -> str:
-        return f"SqlSessionStateStore({self._engine.dialect.name})"
+    _expiry = _R.until  # purge_expired() forgets the markers that have ended
 
     def session_state(self, *, user_id: str, session_id: str) -> SessionState:
         """Return the user's epoch and whether ``session_id`` is revoked, in one ``SELECT``.
@@ -405,11 +388,9 @@ class SqlSessionStateStore:
         """
         user_id = _check_key("user_id", user_id)
         session_id = _check_key("session_id", session_id)
-        epoch = sa.select(_E.epoch).where(_E.user_id == user_id).scalar_subquery()
-        revoked = sa.exists().where(_R.session_id == session_id)
-        query = sa.select(epoch.label("epoch"), revoked.label("revoked"))
         with _transaction(self._engine, read_only=True) as conn:
-            row = _fetch_one(conn.execute(query))
+            params = {"user_id": user_id, "session_id": session_id}
+            row = _fetch_one(conn.execute(_SESSION_STATE, params))
         if row is None or row.revoked is None:
             raise CorruptRecordError(reason="no_row")
         return SessionState(epoch=_epoch_of(row.epoch), revoked=bool(row.revoked))
@@ -425,7 +406,7 @@ class SqlSessionStateStore:
         """
         user_id = _check_key("user_id", user_id)
         with _transaction(self._engine, read_only=True) as conn:
-            row = _fetch_one(conn.execute(sa.select(_E.epoch).where(_E.user_id == user_id)))
+            row = _fetch_one(conn.execute(_EPOCH, {"user_id": user_id}))
         return 0 if row is None else _epoch_of(_not_null(row.epoch))
 
     def bump_epoch(self, user_id: str) -> int:
@@ -459,9 +440,7 @@ class SqlSessionStateStore:
                 except sa_exc.IntegrityError:  # a concurrent first bump inserted the row
                     if conn.execute(increment).rowcount != 1:
                         raise CorruptRecordError(reason="no_row") from None
-            row = _fetch_one(conn.execute(sa.select(_E.epoch).where(_E.user_id == user_id)))
-            if row is None:
-                raise CorruptRecordError(reason="no_row")
+            row = _existing_row(conn, sa.select(_E.epoch).where(_E.user_id == user_id))
             epoch = _epoch_of(_not_null(row.epoch))
             if epoch < 1:
                 raise CorruptRecordError(reason="bad_epoch")
@@ -504,22 +483,6 @@ class SqlSessionStateStore:
                     )
             except sa_exc.IntegrityError:  # there is a marker: extend it if it ends earlier
                 conn.execute(extend)
-
-    def purge_expired(self, *, now: datetime) -> int:
-        """Forget revoked-session markers whose ``until`` is before ``now``.
-
-        Returns:
-            How many markers were deleted.
-
-        Raises:
-            TypeError: ``now`` is not a datetime.
-            ValueError: ``now`` is naive.
-            StoreError: the database failed; nothing was deleted.
-            StoreUnavailableError: the database could not be reached; nothing was deleted.
-        """
-        now = ensure_aware_utc(now)
-        with _transaction(self._engine) as conn:
-            return conn.execute(sa.delete(revoked_sessions).where(_R.until < now)).rowcount
 
 
 def _not_null(value: object) -> object:
