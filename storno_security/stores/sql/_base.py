@@ -314,10 +314,23 @@ def _check_text(name: str, value: object, max_length: int) -> str:
     return value
 
 
+#: What a lookup key that no column can hold is replaced with: the empty string, which every
+#: write refuses (see :func:`_check_text`), so it matches no row on any backend.
+_NO_MATCH = ""
+
+
 def _check_key(name: str, value: object) -> str:
-    """A lookup key: any str (one that cannot be stored simply matches nothing)."""
+    """A lookup key: any str. One that cannot be stored (a NUL, which PostgreSQL refuses, or a
+    lone surrogate, which no driver can encode) matches nothing, exactly like an unknown key,
+    instead of failing the query."""
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+    if "\x00" in value:
+        return _NO_MATCH
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return _NO_MATCH
     return value
 
 
