@@ -24,13 +24,13 @@ from typing import Any
 
 import redis
 
-from storno_security.errors import StoreUnavailableError
 from storno_security.ratelimit.storage import Acquisition
-from storno_security.stores.redis._base import _call
+from storno_security.stores.redis._base import _bad_reply, _call, _RedisStore
 
 __all__ = ["RedisRateLimitStorage"]
 
-# KEYS[1]: the log. ARGV: now_ms, window_ms, limit.
+# KEYS[1]: the log. ARGV: now_ms, window_ms, limit. Every entry is checked before anything is
+# written, so a log holding something else is refused untouched.
 # Returns {allowed (0/1), remaining, retry_after_ms, reset_after_ms}.
 _WINDOW_SCRIPT = """
 local now = tonumber(ARGV[1])
@@ -39,9 +39,9 @@ local limit = tonumber(ARGV[3])
 local entries = redis.call('LRANGE', KEYS[1], 0, -1)
 local newest = nil
 for i = 1, #entries do
-    local t = tonumber(entries[i])
+    local t = int(entries[i])
     if t == nil then
-        return redis.error_reply('WRONGTYPE storno rate-limit entry is not a number')
+        return corrupt('rate-limit entry is not an integer')
     end
     entries[i] = t
     if newest == nil or t > newest then newest = t end
@@ -75,6 +75,7 @@ return {1, limit - #live, 0, at + window - now}
 # Integer arithmetic throughout: the policy keeps capacity * refill_period_ms below 2**50, so
 # sums and products of Lua's doubles are exact; a quotient is not always (a / b rounds), so
 # divisions go through floor_div / ceil_div, which correct the rounded quotient by exact products.
+# The stored level and time are read with int(): an infinity would make floor_div loop forever.
 # Returns {allowed (0/1), remaining, retry_after_ms, reset_after_ms}.
 _BUCKET_SCRIPT = """
 local function floor_div(a, b)
@@ -93,11 +94,11 @@ local full = tonumber(ARGV[2]) * unit
 local level = full
 local last = now
 local state = redis.call('HMGET', KEYS[1], 'l', 't')
-if state[1] or state[2] then
-    level = tonumber(state[1])
-    last = tonumber(state[2])
+if state[1] or state[2] or redis.call('EXISTS', KEYS[1]) == 1 then
+    level = int(state[1])
+    last = int(state[2])
     if level == nil or last == nil then
-        return redis.error_reply('WRONGTYPE storno token bucket is malformed')
+        return corrupt('token bucket is malformed')
     end
     if now > last then
         level = math.min(full, level + (now - last) * rate)
@@ -116,7 +117,7 @@ return {1, floor_div(level, unit), 0, reset}
 """
 
 
-class RedisRateLimitStorage:
+class RedisRateLimitStorage(_RedisStore):
     """Sliding logs and token buckets in Redis, shared by every process and host that uses it.
 
     Each check is one ``EVALSHA`` (one round trip; after a Redis restart redis-py reloads the
@@ -132,25 +133,14 @@ class RedisRateLimitStorage:
     """
 
     def __init__(self, client: redis.Redis[Any], *, prefix: str = "storno:") -> None:
-        if not isinstance(prefix, str):
-            raise TypeError(f"prefix must be a str, not {type(prefix).__name__}")
-        self._client = client
-        self._prefix = prefix
-        self._window = client.register_script(_WINDOW_SCRIPT)
-        self._bucket = client.register_script(_BUCKET_SCRIPT)
-
-    def __repr__(self) -> str:
-        return f"RedisRateLimitStorage(prefix={self._prefix!r})"
+        super().__init__(client, prefix=prefix)
+        self._window = self._script(_WINDOW_SCRIPT)
+        self._bucket = self._script(_BUCKET_SCRIPT)
 
     @property
     def client(self) -> redis.Redis[Any]:
         """The redis-py client (to close it, or to share its pool)."""
         return self._client
-
-    def _key(self, key: str) -> str:
-        if not isinstance(key, str):
-            raise TypeError(f"key must be a str, not {type(key).__name__}")
-        return self._prefix + key
 
     def acquire_window(self, key: str, *, limit: int, window_ms: int, now_ms: int) -> Acquisition:
         """Sliding log in one script. See :class:`~storno_security.ratelimit.RateLimitStorage`.
@@ -160,7 +150,7 @@ class RedisRateLimitStorage:
             StoreUnavailableError: Redis could not be reached or failed the script.
             CorruptRecordError: the key holds something this storage does not write.
         """
-        full_key = self._key(key)
+        full_key = self._key("", "key", key)
         reply = _call(lambda: self._window(keys=[full_key], args=[now_ms, window_ms, limit]))
         return _acquisition(reply)
 
@@ -174,7 +164,7 @@ class RedisRateLimitStorage:
             StoreUnavailableError: Redis could not be reached or failed the script.
             CorruptRecordError: the key holds something this storage does not write.
         """
-        full_key = self._key(key)
+        full_key = self._key("", "key", key)
         reply = _call(
             lambda: self._bucket(
                 keys=[full_key], args=[now_ms, capacity, refill_amount, refill_period_ms]
@@ -189,7 +179,7 @@ def _acquisition(reply: object) -> Acquisition:
         or len(reply) != 4
         or not all(isinstance(v, int) and not isinstance(v, bool) for v in reply)
     ):
-        raise StoreUnavailableError("unexpected reply from Redis", reason="bad_reply")
+        _bad_reply()
     allowed, remaining, retry_after_ms, reset_after_ms = reply
     return Acquisition(
         allowed=allowed == 1,
