@@ -24,6 +24,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import redis
+from redis.commands.core import Script
 
 from storno_security.clock import ensure_aware_utc
 from storno_security.errors import CorruptRecordError, StoreError
@@ -131,7 +132,7 @@ class RedisTotpReplayStore(_SelfExpiringStore):
 
     Args:
         client: a synchronous redis-py client (``decode_responses`` either way).
-        prefix: prepended to every key.
+        prefix: starts every key: ``{prefix}mfa:totp:{user_id}``.
 
     Raises:
         TypeError: ``prefix`` is not a str.
@@ -178,6 +179,11 @@ class _HashRecordStore(_SelfExpiringStore):
     def _record_key(self, token_hash: str) -> str:
         return self._key(self._namespace, "token_hash", token_hash)
 
+    def _run(self, script: Script, token_hash: str, *args: str | int) -> object:
+        """One call of ``script`` on the record's key."""
+        key = self._record_key(token_hash)
+        return _call(lambda: script(keys=[key], args=list(args)))
+
     def _create_record(
         self, token_hash: str, created_at: datetime, expires_at: datetime, fields: list[str | int]
     ) -> None:
@@ -203,7 +209,7 @@ class RedisMfaChallengeStore(_HashRecordStore):
 
     Args:
         client: a synchronous redis-py client (``decode_responses`` either way).
-        prefix: prepended to every key.
+        prefix: starts every key: ``{prefix}mfa:challenge:{token_hash}``.
 
     Raises:
         TypeError: ``prefix`` is not a str.
@@ -291,9 +297,7 @@ class RedisMfaChallengeStore(_HashRecordStore):
             StoreUnavailableError: Redis could not be reached or failed the script.
             CorruptRecordError: the record is malformed.
         """
-        key = self._record_key(token_hash)
-        micros = _micros(now)
-        reply = _call(lambda: self._fail(keys=[key], args=[micros]))
+        reply = self._run(self._fail, token_hash, _micros(now))
         return None if reply is None else _int_reply(reply)
 
     def consume_challenge(self, token_hash: str, *, now: datetime) -> StoredChallenge | None:
@@ -305,9 +309,7 @@ class RedisMfaChallengeStore(_HashRecordStore):
             StoreUnavailableError: Redis could not be reached or failed the script.
             CorruptRecordError: the record is malformed.
         """
-        key = self._record_key(token_hash)
-        micros = _micros(now)
-        reply = _call(lambda: self._consume(keys=[key], args=[micros]))
+        reply = self._run(self._consume, token_hash, _micros(now))
         return None if reply is None else self._challenge(token_hash, reply)
 
 
@@ -316,7 +318,7 @@ class RedisStepUpStore(_HashRecordStore):
 
     Args:
         client: a synchronous redis-py client (``decode_responses`` either way).
-        prefix: prepended to every key.
+        prefix: starts every key: ``{prefix}mfa:stepup:{token_hash}``.
 
     Raises:
         TypeError: ``prefix`` is not a str.
@@ -362,9 +364,8 @@ class RedisStepUpStore(_HashRecordStore):
             StoreUnavailableError: Redis could not be reached or failed the script.
             CorruptRecordError: the record is malformed.
         """
-        key = self._record_key(token_hash)
-        args = [_check_str("user_id", user_id), _check_str("action", action), _micros(now)]
-        reply = _call(lambda: self._consume(keys=[key], args=args))
+        user_id, action = _check_str("user_id", user_id), _check_str("action", action)
+        reply = self._run(self._consume, token_hash, user_id, action, _micros(now))
         if reply is None:
             return None
         fields = _fields(reply)
