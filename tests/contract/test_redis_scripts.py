@@ -13,12 +13,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from storno_security.errors import CorruptRecordError
+from storno_security.errors import CorruptRecordError, StoreUnavailableError
 from storno_security.mfa.storage import StoredChallenge, StoredStepUp
-
-pytest.importorskip("redis")
-
 from storno_security.stores.redis import (
     RedisMfaChallengeStore,
     RedisRateLimitStorage,
@@ -29,7 +29,9 @@ from storno_security.stores.redis import (
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 NOW_MS = int(NOW.timestamp() * 1000)
+# "9" * 400 is inf to tonumber; 19 digits may leave Redis' 64-bit range
 NOT_INTEGERS = ["nan", "-nan", "inf", "-inf", "0x10", " 5", "1e3", "5.0", "--5", "", "x"]
+NOT_INTEGERS += ["9" * 400, "-" + "9" * 400, "9" * 19]
 MAX_INT64 = 2**63 - 1
 
 
@@ -73,6 +75,127 @@ def test_bucket_state_that_is_not_integers_is_corrupt(
     with pytest.raises(CorruptRecordError):
         rl.acquire_bucket(key, capacity=3, refill_amount=1, refill_period_ms=1000, now_ms=NOW_MS)
     assert _unchanged(redis_client, redis_prefix + key, before)
+
+
+@pytest.mark.parametrize(
+    ("level", "last"),
+    [
+        ("-1", "0"),
+        (str(2**50 + 1), "0"),
+        ("9" * 18, "0"),
+        ("0", str(2**53 + 1)),
+        ("0", "-" + "9" * 18),
+    ],
+)
+def test_bucket_state_beyond_exact_arithmetic_is_corrupt(
+    rl: RedisRateLimitStorage, redis_client: Any, redis_prefix: str, level: str, last: str
+) -> None:
+    # past these bounds floor_div's correction loops could spin forever inside Redis
+    key = _name()
+    redis_client.hset(redis_prefix + key, mapping={"l": level, "t": last})
+    before = redis_client.dump(redis_prefix + key)
+    with pytest.raises(CorruptRecordError):
+        rl.acquire_bucket(key, capacity=3, refill_amount=1, refill_period_ms=1000, now_ms=NOW_MS)
+    assert _unchanged(redis_client, redis_prefix + key, before)
+
+
+@pytest.mark.parametrize("entry", [str(2**53 + 1), "-" + "9" * 18])
+def test_window_entry_beyond_exact_arithmetic_is_corrupt(
+    rl: RedisRateLimitStorage, redis_client: Any, redis_prefix: str, entry: str
+) -> None:
+    key = _name()
+    redis_client.rpush(redis_prefix + key, entry)
+    before = redis_client.dump(redis_prefix + key)
+    with pytest.raises(CorruptRecordError):
+        rl.acquire_window(key, limit=5, window_ms=60_000, now_ms=NOW_MS)
+    assert _unchanged(redis_client, redis_prefix + key, before)
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        ({"refill_amount": 0}, ValueError),  # a zero rate: ceil_div would divide by zero
+        ({"capacity": 2**40, "refill_period_ms": 2**11}, ValueError),  # 2**51 units
+        ({"refill_period_ms": 0}, ValueError),
+        ({"capacity": True}, TypeError),
+        ({"now_ms": 2**53}, ValueError),
+        ({"now_ms": 1.5}, TypeError),
+    ],
+)
+def test_bucket_arguments_beyond_exact_arithmetic_are_refused_before_redis(
+    redis_prefix: str, args: dict[str, Any], error: type[Exception]
+) -> None:
+    # a client of no server: a round trip would raise StoreUnavailableError
+    storage = RedisRateLimitStorage(_NOWHERE, prefix=redis_prefix)
+    values: dict[str, Any] = {
+        "capacity": 3,
+        "refill_amount": 1,
+        "refill_period_ms": 1000,
+        "now_ms": NOW_MS,
+    }
+    values.update(args)
+    with pytest.raises(error):
+        storage.acquire_bucket(_name(), **values)
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        ({"limit": 0}, ValueError),
+        ({"window_ms": 0}, ValueError),
+        ({"window_ms": 2**53}, ValueError),
+        ({"now_ms": -(2**53) - 1}, ValueError),
+        ({"limit": "5"}, TypeError),
+    ],
+)
+def test_window_arguments_out_of_range_are_refused_before_redis(
+    redis_prefix: str, args: dict[str, Any], error: type[Exception]
+) -> None:
+    storage = RedisRateLimitStorage(_NOWHERE, prefix=redis_prefix)
+    values: dict[str, Any] = {"limit": 5, "window_ms": 60_000, "now_ms": NOW_MS}
+    values.update(args)
+    with pytest.raises(error):
+        storage.acquire_window(_name(), **values)
+
+
+_NOWHERE: Any = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+
+_STORED = st.one_of(
+    st.integers(min_value=-(2**70), max_value=2**70).map(str),
+    st.text(alphabet="0123456789-+.eEinfaxX ", max_size=30),
+    st.sampled_from(NOT_INTEGERS),
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(level=_STORED, last=_STORED, entries=st.lists(_STORED, max_size=6))
+def test_any_stored_value_gives_an_answer_or_corrupt_never_a_hang(
+    rl: RedisRateLimitStorage,
+    redis_client: Any,
+    redis_prefix: str,
+    level: str,
+    last: str,
+    entries: list[str],
+) -> None:
+    bucket, log = _name(), _name()
+    redis_client.hset(redis_prefix + bucket, mapping={"l": level, "t": last})
+    if entries:
+        redis_client.rpush(redis_prefix + log, *entries)
+    for call in (
+        lambda: rl.acquire_bucket(
+            bucket, capacity=3, refill_amount=1, refill_period_ms=1000, now_ms=NOW_MS
+        ),
+        lambda: rl.acquire_window(log, limit=5, window_ms=60_000, now_ms=NOW_MS),
+    ):
+        try:
+            call()
+        except CorruptRecordError:
+            pass
+        except StoreUnavailableError:  # a script that never ends: free the server, then fail
+            redis_client.script_kill()
+            pytest.fail("a rate-limit script did not finish")
 
 
 def test_bucket_key_holding_another_hash_is_corrupt(

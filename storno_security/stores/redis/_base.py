@@ -21,18 +21,21 @@ _T = TypeVar("_T")
 # Replies to INCR, GET and friends that mean the key does not hold what a store writes.
 _CORRUPT_REPLIES = ("not an integer", "overflow", "WRONGTYPE")
 
-_INTEGER = re.compile(r"-?[0-9]+")
+_INTEGER = re.compile(r"-?[0-9]{1,18}")  # as the scripts' int() reads them
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _MILLISECOND = timedelta(milliseconds=1)
 
-# Prepended to every script. Lua's tonumber reads "nan", "inf", "0x10", " 5" and "1e3" as numbers
-# (and a NaN or an infinity makes comparisons lie, or a division loop forever), so a stored value
-# is read with int(): a decimal integer or nil. corrupt() fails the script with a reply that
-# _redis_errors turns into CorruptRecordError; a script calls it before it writes anything.
+# Prepended to every script. Lua's tonumber reads "nan", "inf", "0x10", " 5", "1e3" and a
+# 400-digit integer (as inf) as numbers, and a NaN or an infinity makes comparisons lie or a
+# division loop forever inside Redis; so a stored value is read with int(): a decimal integer of
+# at most 18 digits (finite, and in Redis' 64-bit range), or nil. A script that does arithmetic
+# bounds its values further. corrupt() fails the script with a reply that _redis_errors turns
+# into CorruptRecordError; a script calls it before it writes anything.
 _LUA_PRELUDE = """
 local function int(value)
-    if type(value) == 'string' and string.match(value, '^%-?%d+$') then
+    local digits = type(value) == 'string' and string.match(value, '^%-?(%d+)$')
+    if digits and #digits <= 18 then
         return tonumber(value)
     end
     return nil
@@ -145,7 +148,7 @@ def _text(value: object, reason: str) -> str:
 
 
 def _int(value: object, reason: str) -> int:
-    """A stored decimal integer, else :class:`CorruptRecordError` with ``reason``."""
+    """A stored decimal integer of at most 18 digits, else :class:`CorruptRecordError`."""
     text = _text(value, reason)
     if _INTEGER.fullmatch(text) is None:
         raise CorruptRecordError(reason=reason)

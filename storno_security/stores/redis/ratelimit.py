@@ -29,10 +29,15 @@ from storno_security.stores.redis._base import _bad_reply, _call, _RedisStore
 
 __all__ = ["RedisRateLimitStorage"]
 
+_SAFE = 2**53 - 1  # integers a Lua double holds exactly (and the next one would round)
+_FULL = 2**50  # the most units a bucket holds (capacity * refill_period_ms)
+_MAX_LOG = 1_000_000  # entries in one sliding log
+
 # KEYS[1]: the log. ARGV: now_ms, window_ms, limit. Every entry is checked before anything is
 # written, so a log holding something else is refused untouched.
 # Returns {allowed (0/1), remaining, retry_after_ms, reset_after_ms}.
 _WINDOW_SCRIPT = """
+local SAFE = 2 ^ 53
 local now = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local limit = tonumber(ARGV[3])
@@ -40,7 +45,7 @@ local entries = redis.call('LRANGE', KEYS[1], 0, -1)
 local newest = nil
 for i = 1, #entries do
     local t = int(entries[i])
-    if t == nil then
+    if t == nil or math.abs(t) >= SAFE then
         return corrupt('rate-limit entry is not an integer')
     end
     entries[i] = t
@@ -75,7 +80,8 @@ return {1, limit - #live, 0, at + window - now}
 # Integer arithmetic throughout: the policy keeps capacity * refill_period_ms below 2**50, so
 # sums and products of Lua's doubles are exact; a quotient is not always (a / b rounds), so
 # divisions go through floor_div / ceil_div, which correct the rounded quotient by exact products.
-# The stored level and time are read with int(): an infinity would make floor_div loop forever.
+# The stored level and time are read with int() and bounded: an infinity, or a number too large
+# for exact arithmetic, would make floor_div loop forever inside Redis.
 # Returns {allowed (0/1), remaining, retry_after_ms, reset_after_ms}.
 _BUCKET_SCRIPT = """
 local function floor_div(a, b)
@@ -97,7 +103,9 @@ local state = redis.call('HMGET', KEYS[1], 'l', 't')
 if state[1] or state[2] or redis.call('EXISTS', KEYS[1]) == 1 then
     level = int(state[1])
     last = int(state[2])
-    if level == nil or last == nil then
+    -- a level outside [0, 2**50] (the policy keeps a full bucket below that) or a time of 2**53
+    -- or more would make the divisions inexact, and floor_div could then loop forever
+    if level == nil or last == nil or level < 0 or level > 2 ^ 50 or math.abs(last) >= 2 ^ 53 then
         return corrupt('token bucket is malformed')
     end
     if now > last then
@@ -146,11 +154,15 @@ class RedisRateLimitStorage(_RedisStore):
         """Sliding log in one script. See :class:`~storno_security.ratelimit.RateLimitStorage`.
 
         Raises:
-            TypeError: ``key`` is not a str.
+            TypeError: an argument has the wrong type.
+            ValueError: a number is out of range (the script's arithmetic must stay exact).
             StoreUnavailableError: Redis could not be reached or failed the script.
             CorruptRecordError: the key holds something this storage does not write.
         """
         full_key = self._key("", "key", key)
+        _check_range("now_ms", now_ms, -_SAFE, _SAFE)
+        _check_range("window_ms", window_ms, 1, _SAFE)
+        _check_range("limit", limit, 1, _MAX_LOG)
         reply = _call(lambda: self._window(keys=[full_key], args=[now_ms, window_ms, limit]))
         return _acquisition(reply)
 
@@ -160,17 +172,32 @@ class RedisRateLimitStorage(_RedisStore):
         """Token bucket in one script. See :class:`~storno_security.ratelimit.RateLimitStorage`.
 
         Raises:
-            TypeError: ``key`` is not a str.
+            TypeError: an argument has the wrong type.
+            ValueError: a number is out of range (the script's arithmetic must stay exact:
+                ``capacity * refill_period_ms`` at most 2**50).
             StoreUnavailableError: Redis could not be reached or failed the script.
             CorruptRecordError: the key holds something this storage does not write.
         """
         full_key = self._key("", "key", key)
+        _check_range("now_ms", now_ms, -_SAFE, _SAFE)
+        _check_range("refill_period_ms", refill_period_ms, 1, _FULL)
+        _check_range("capacity", capacity, 1, _FULL // refill_period_ms)
+        _check_range("refill_amount", refill_amount, 1, _FULL)
         reply = _call(
             lambda: self._bucket(
                 keys=[full_key], args=[now_ms, capacity, refill_amount, refill_period_ms]
             )
         )
         return _acquisition(reply)
+
+
+def _check_range(name: str, value: object, low: int, high: int) -> None:
+    # A zero rate or a bucket beyond 2**50 units would make the script's division loop forever
+    # inside Redis, blocking every client of the server: refused here, before any round trip.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low} and {high}")
 
 
 def _acquisition(reply: object) -> Acquisition:
