@@ -20,20 +20,14 @@ from __future__ import annotations
 
 import argparse
 import secrets
-import shutil
-import socket
-import statistics
-import subprocess
 import sys
-import tempfile
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import limits
 import redis
+from _common import Counted, measure, redis_url
 from limits.storage import MemoryStorage, RedisStorage
 from limits.strategies import MovingWindowRateLimiter
 
@@ -44,79 +38,6 @@ from storno_security.stores.memory import MemoryRateLimitStorage
 from storno_security.stores.redis import RedisRateLimitStorage
 
 IP = "203.0.113.7"
-
-
-def measure(fn: Callable[[], object], seconds: float, rounds: int = 5) -> tuple[float, int]:
-    """Median µs/op over ``rounds`` runs of about ``seconds / rounds`` each, and the op count."""
-    for _ in range(200):
-        fn()
-    start = time.perf_counter()
-    n = 0
-    while time.perf_counter() - start < 0.05:
-        fn()
-        n += 1
-    per_round = max(100, int(n * (seconds / rounds) / 0.05))
-    results = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        for _ in range(per_round):
-            fn()
-        results.append((time.perf_counter() - t0) / per_round * 1e6)
-    return statistics.median(results), 200 + n + rounds * per_round
-
-
-@contextmanager
-def own_redis() -> Iterator[str]:
-    """A redis-server on a free port, stopped at the end."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("redis-server not found; pass --redis-url")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    with tempfile.TemporaryDirectory() as directory:
-        options = {"port": str(port), "bind": "127.0.0.1", "save": "", "appendonly": "no"}
-        options |= {"daemonize": "no", "dir": directory}
-        command = [binary, *(part for k, v in options.items() for part in (f"--{k}", v))]
-        process = subprocess.Popen(  # noqa: S603 - our own redis-server, found on PATH
-            command,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        try:
-            assert process.stdout is not None
-            for line in process.stdout:
-                if "Ready to accept connections" in line:
-                    break
-            yield f"redis://127.0.0.1:{port}/0"
-        finally:
-            try:
-                redis.Redis(port=port).shutdown(nosave=True)
-            finally:
-                process.wait(timeout=10)
-                if process.stdout is not None:
-                    process.stdout.close()
-
-
-class Counted:
-    """Counts client round trips and server-side commands around a measurement."""
-
-    def __init__(self, client: redis.Redis[Any]) -> None:
-        self.client = client
-        self.round_trips = 0
-        real = client.execute_command
-
-        def counting(*args: Any, **kwargs: Any) -> Any:
-            self.round_trips += 1
-            return real(*args, **kwargs)
-
-        client.execute_command = counting  # type: ignore[method-assign]
-
-    def server_commands(self) -> dict[str, int]:
-        self.round_trips -= 1  # not this INFO itself
-        stats = self.client.info("commandstats")
-        return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
 
 
 def redis_figures(
@@ -213,7 +134,7 @@ def main() -> int:
     rows.append(("memory", "limits moving window (hit+stats)", micros, ""))
 
     ok = True
-    with own_redis() if args.redis_url is None else _given(args.redis_url) as url:
+    with redis_url(args.redis_url) as url:
         client: redis.Redis[Any] = redis.Redis.from_url(url)
         counted = Counted(client)
         prefix = f"storno-bench:{secrets.token_hex(4)}:"
@@ -250,11 +171,6 @@ def main() -> int:
         )
     print("  one round trip per Redis check: " + ("target met" if ok else "TARGET MISSED"))
     return 0 if ok else 1
-
-
-@contextmanager
-def _given(url: str) -> Iterator[str]:
-    yield url
 
 
 if __name__ == "__main__":

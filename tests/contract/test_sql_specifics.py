@@ -602,9 +602,10 @@ def test_redis_session_state_is_one_command(
         commands.append(args[0])
         return real(*args, **kwargs)
 
+    store.session_state(user_id="u", session_id="warm-up")  # loads the script once
     monkeypatch.setattr(redis_client, "execute_command", counting)
     state = store.session_state(user_id="u", session_id=secrets.token_hex(16))
-    assert commands == ["MGET"]
+    assert commands == ["EVALSHA"]
     assert state.epoch == 0
     assert state.revoked is False
 

@@ -19,29 +19,41 @@ command or one Lua script: one round trip, atomic.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
 
 import redis
+from redis.commands.core import Script
 
 from storno_security.clock import ensure_aware_utc
-from storno_security.errors import CorruptRecordError, StoreError, StoreUnavailableError
+from storno_security.errors import CorruptRecordError, StoreError
 from storno_security.mfa.storage import StoredChallenge, StoredStepUp
-from storno_security.stores.redis._base import _call
+from storno_security.stores.redis._base import (
+    _bad_reply,
+    _call,
+    _check_str,
+    _fields,
+    _int,
+    _int_reply,
+    _micros,
+    _SelfExpiringStore,
+    _text,
+    _time,
+    _ttl_ms,
+)
 
 __all__ = ["RedisMfaChallengeStore", "RedisStepUpStore", "RedisTotpReplayStore"]
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
-_MILLISECOND = timedelta(milliseconds=1)
+_R = TypeVar("_R")
 
 # KEYS[1]: the user's step key. ARGV[1]: the step; ARGV[2]: time-to-live in ms (positive).
 _RECORD_STEP = """
 local current = redis.call('GET', KEYS[1])
 if current then
-    local last = tonumber(current)
+    local last = int(current)
     if last == nil then
-        return redis.error_reply('WRONGTYPE storno: the TOTP step key does not hold a step')
+        return corrupt('the TOTP step key does not hold a step')
     end
     if last >= tonumber(ARGV[1]) then
         return 0
@@ -62,14 +74,15 @@ return 1
 """
 
 # Liveness of a challenge at ARGV[1] (now, µs): exists, not expired, failures below the limit.
+# A key that exists without these fields as integers is corrupt, not absent.
 _CHALLENGE_LIVE = """
 local v = redis.call('HMGET', KEYS[1], 'expires_at', 'failures', 'max_failures')
-if not v[1] then
+if not (v[1] or v[2] or v[3]) and redis.call('EXISTS', KEYS[1]) == 0 then
     return false
 end
-local expires_at, failures, limit = tonumber(v[1]), tonumber(v[2]), tonumber(v[3])
+local expires_at, failures, limit = int(v[1]), int(v[2]), int(v[3])
 if expires_at == nil or failures == nil or limit == nil then
-    return redis.error_reply('WRONGTYPE storno: malformed challenge')
+    return corrupt('malformed challenge')
 end
 if expires_at <= tonumber(ARGV[1]) or failures >= limit then
     return false
@@ -95,15 +108,15 @@ return record
 # ARGV[1]: user id; ARGV[2]: action; ARGV[3]: now (µs).
 _CONSUME_GRANT = """
 local v = redis.call('HMGET', KEYS[1], 'user_id', 'action', 'expires_at')
-if not v[1] then
+if not (v[1] or v[2] or v[3]) and redis.call('EXISTS', KEYS[1]) == 0 then
     return false
+end
+local expires_at = int(v[3])
+if not v[1] or not v[2] or expires_at == nil then
+    return corrupt('malformed step-up token')
 end
 if v[1] ~= ARGV[1] or v[2] ~= ARGV[2] then
     return false
-end
-local expires_at = tonumber(v[3])
-if expires_at == nil then
-    return redis.error_reply('WRONGTYPE storno: malformed step-up token')
 end
 if expires_at <= tonumber(ARGV[3]) then
     return false
@@ -114,68 +127,12 @@ return record
 """
 
 
-def _micros(value: datetime) -> int:
-    return (ensure_aware_utc(value) - _EPOCH) // _MICROSECOND
-
-
-def _ttl_ms(start: datetime, end: datetime) -> int:
-    return -(-(ensure_aware_utc(end) - ensure_aware_utc(start)) // _MILLISECOND)  # ceiling
-
-
-def _text(value: object, reason: str) -> str:
-    if isinstance(value, bytes):
-        try:
-            value = value.decode("utf-8")
-        except UnicodeDecodeError:
-            raise CorruptRecordError(reason=reason) from None
-    if not isinstance(value, str) or not value:
-        raise CorruptRecordError(reason=reason)
-    return value
-
-
-def _int(value: object, reason: str) -> int:
-    text = _text(value, reason)
-    if not text.isascii() or not text.lstrip("-").isdigit():
-        raise CorruptRecordError(reason=reason)
-    return int(text)
-
-
-def _time(value: object) -> datetime:
-    try:
-        return _EPOCH + _int(value, "bad_datetime") * _MICROSECOND
-    except OverflowError:
-        raise CorruptRecordError(reason="bad_datetime") from None
-
-
-def _fields(reply: object) -> dict[str, object]:
-    if not isinstance(reply, list) or len(reply) % 2:
-        raise StoreUnavailableError("unexpected reply from Redis", reason="bad_reply")
-    return {_text(reply[i], "bad_field"): reply[i + 1] for i in range(0, len(reply), 2)}
-
-
-def _check_key(name: str, value: object) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
-    return value
-
-
-class _RedisStore:
-    def __init__(self, client: redis.Redis[Any], *, prefix: str = "storno:") -> None:
-        if not isinstance(prefix, str):
-            raise TypeError(f"prefix must be a str, not {type(prefix).__name__}")
-        self._client = client
-        self._prefix = prefix
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(prefix={self._prefix!r})"
-
-
-class RedisTotpReplayStore(_RedisStore):
+class RedisTotpReplayStore(_SelfExpiringStore):
     """The last accepted TOTP step of each user, in Redis.
 
     Args:
         client: a synchronous redis-py client (``decode_responses`` either way).
-        prefix: prepended to every key.
+        prefix: starts every key: ``{prefix}mfa:totp:{user_id}``.
 
     Raises:
         TypeError: ``prefix`` is not a str.
@@ -183,7 +140,7 @@ class RedisTotpReplayStore(_RedisStore):
 
     def __init__(self, client: redis.Redis[Any], *, prefix: str = "storno:") -> None:
         super().__init__(client, prefix=prefix)
-        self._record = client.register_script(_RECORD_STEP)
+        self._record = self._script(_RECORD_STEP)
 
     def record_step(self, user_id: str, step: int, *, now: datetime, until: datetime) -> bool:
         """Compare-and-set the user's last step in one Lua script.
@@ -199,7 +156,7 @@ class RedisTotpReplayStore(_RedisStore):
             StoreUnavailableError: Redis could not be reached or failed the script.
             CorruptRecordError: the key holds something other than a step.
         """
-        key = f"{self._prefix}mfa:totp:{_check_key('user_id', user_id)}"
+        key = self._key("mfa:totp:", "user_id", user_id)
         if isinstance(step, bool) or not isinstance(step, int):
             raise TypeError("step must be an int")
         if step < 0:
@@ -207,36 +164,64 @@ class RedisTotpReplayStore(_RedisStore):
         ttl = max(_ttl_ms(now, until), 1)
         return bool(_call(lambda: self._record(keys=[key], args=[step, ttl])) == 1)
 
-    def purge_expired(self, *, now: datetime) -> int:
-        """Return 0: Redis forgets the records by itself when their window ends.
 
-        Raises:
-            TypeError: ``now`` is not a datetime.
-            ValueError: ``now`` is naive.
-        """
-        ensure_aware_utc(now)
-        return 0
+class _HashRecordStore(_SelfExpiringStore):
+    """Records kept as Redis hashes under ``{prefix}{namespace}{token_hash}``, created once with
+    a time-to-live that ends when the record expires."""
+
+    _namespace: str
+    _what: str
+
+    def __init__(self, client: redis.Redis[Any], *, prefix: str = "storno:") -> None:
+        super().__init__(client, prefix=prefix)
+        self._create = self._script(_CREATE)
+
+    def _record_key(self, token_hash: str) -> str:
+        return self._key(self._namespace, "token_hash", token_hash)
+
+    def _run(self, script: Script, token_hash: str, *args: str | int) -> object:
+        """One call of ``script`` on the record's key."""
+        key = self._record_key(token_hash)
+        return _call(lambda: script(keys=[key], args=list(args)))
+
+    def _create_record(
+        self, token_hash: str, created_at: datetime, expires_at: datetime, fields: list[str | int]
+    ) -> None:
+        """Write the hash ``fields`` (plus the times) in one script, unless expired already."""
+        ttl = _ttl_ms(created_at, expires_at)
+        if ttl <= 0:
+            return
+        key = self._record_key(token_hash)
+        args = [ttl, *fields, "created_at", _micros(created_at), "expires_at", _micros(expires_at)]
+        if _call(lambda: self._create(keys=[key], args=args)) != 1:
+            raise StoreError(f"{self._what} token hash exists already", reason="duplicate")
 
 
-class RedisMfaChallengeStore(_RedisStore):
+def _missing_fields_are_corrupt(build: Callable[[], _R]) -> _R:
+    try:
+        return build()
+    except KeyError:
+        raise CorruptRecordError(reason="missing_field") from None
+
+
+class RedisMfaChallengeStore(_HashRecordStore):
     """MFA login challenges in Redis hashes.
 
     Args:
         client: a synchronous redis-py client (``decode_responses`` either way).
-        prefix: prepended to every key.
+        prefix: starts every key: ``{prefix}mfa:challenge:{token_hash}``.
 
     Raises:
         TypeError: ``prefix`` is not a str.
     """
 
+    _namespace = "mfa:challenge:"
+    _what = "challenge"
+
     def __init__(self, client: redis.Redis[Any], *, prefix: str = "storno:") -> None:
         super().__init__(client, prefix=prefix)
-        self._create = client.register_script(_CREATE)
-        self._fail = client.register_script(_RECORD_FAILURE)
-        self._consume = client.register_script(_CONSUME_CHALLENGE)
-
-    def _key(self, token_hash: str) -> str:
-        return f"{self._prefix}mfa:challenge:{_check_key('token_hash', token_hash)}"
+        self._fail = self._script(_RECORD_FAILURE)
+        self._consume = self._script(_CONSUME_CHALLENGE)
 
     def create_challenge(self, challenge: StoredChallenge) -> None:
         """Store a new challenge that Redis forgets when it expires. A challenge that is
@@ -254,31 +239,24 @@ class RedisMfaChallengeStore(_RedisStore):
             not isinstance(m, str) or not m or "," in m for m in challenge.methods
         ):
             raise ValueError("methods must be non-empty strs without commas")
-        ttl = _ttl_ms(challenge.created_at, challenge.expires_at)
-        if ttl <= 0:
-            return
-        args: list[str | int] = [
-            ttl,
+        fields: list[str | int] = [
             "user_id",
             challenge.user_id,
             "methods",
             ",".join(challenge.methods),
-            "created_at",
-            _micros(challenge.created_at),
-            "expires_at",
-            _micros(challenge.expires_at),
             "failures",
             challenge.failures,
             "max_failures",
             challenge.max_failures,
         ]
-        key = self._key(challenge.token_hash)
-        if _call(lambda: self._create(keys=[key], args=args)) != 1:
-            raise StoreError("challenge token hash exists already", reason="duplicate")
+        self._create_record(
+            challenge.token_hash, challenge.created_at, challenge.expires_at, fields
+        )
 
-    def _challenge(self, token_hash: str, fields: dict[str, object]) -> StoredChallenge:
-        try:
-            return StoredChallenge(
+    def _challenge(self, token_hash: str, reply: object) -> StoredChallenge:
+        fields = _fields(reply)
+        return _missing_fields_are_corrupt(
+            lambda: StoredChallenge(
                 token_hash=token_hash,
                 user_id=_text(fields["user_id"], "bad_user_id"),
                 methods=tuple(_text(fields["methods"], "bad_methods").split(",")),
@@ -287,8 +265,7 @@ class RedisMfaChallengeStore(_RedisStore):
                 max_failures=_int(fields["max_failures"], "bad_count"),
                 failures=_int(fields["failures"], "bad_count"),
             )
-        except KeyError:
-            raise CorruptRecordError(reason="missing_field") from None
+        )
 
     def get_challenge(self, token_hash: str, *, now: datetime) -> StoredChallenge | None:
         """Return the challenge if it is live (one ``HGETALL``), else ``None``.
@@ -299,15 +276,14 @@ class RedisMfaChallengeStore(_RedisStore):
             StoreUnavailableError: Redis could not be reached or failed the command.
             CorruptRecordError: the record is malformed.
         """
-        key = self._key(token_hash)
+        key = self._record_key(token_hash)
         now = ensure_aware_utc(now)
         reply = _call(lambda: self._client.hgetall(key))
         if not isinstance(reply, dict):
-            raise StoreUnavailableError("unexpected reply from Redis", reason="bad_reply")
+            _bad_reply()
         if not reply:
             return None
-        fields = {_text(k, "bad_field"): v for k, v in reply.items()}
-        challenge = self._challenge(token_hash, fields)
+        challenge = self._challenge(token_hash, reply)
         if challenge.expires_at <= now or challenge.failures >= challenge.max_failures:
             return None
         return challenge
@@ -321,14 +297,8 @@ class RedisMfaChallengeStore(_RedisStore):
             StoreUnavailableError: Redis could not be reached or failed the script.
             CorruptRecordError: the record is malformed.
         """
-        key = self._key(token_hash)
-        micros = _micros(now)
-        reply = _call(lambda: self._fail(keys=[key], args=[micros]))
-        if reply is None:
-            return None
-        if isinstance(reply, bool) or not isinstance(reply, int):
-            raise StoreUnavailableError("unexpected reply from Redis", reason="bad_reply")
-        return reply
+        reply = self._run(self._fail, token_hash, _micros(now))
+        return None if reply is None else _int_reply(reply)
 
     def consume_challenge(self, token_hash: str, *, now: datetime) -> StoredChallenge | None:
         """End a live challenge in one Lua script (read and ``DEL``).
@@ -339,42 +309,27 @@ class RedisMfaChallengeStore(_RedisStore):
             StoreUnavailableError: Redis could not be reached or failed the script.
             CorruptRecordError: the record is malformed.
         """
-        key = self._key(token_hash)
-        micros = _micros(now)
-        reply = _call(lambda: self._consume(keys=[key], args=[micros]))
-        if reply is None:
-            return None
-        return self._challenge(token_hash, _fields(reply))
-
-    def purge_expired(self, *, now: datetime) -> int:
-        """Return 0: Redis forgets challenges by itself when they expire.
-
-        Raises:
-            TypeError: ``now`` is not a datetime.
-            ValueError: ``now`` is naive.
-        """
-        ensure_aware_utc(now)
-        return 0
+        reply = self._run(self._consume, token_hash, _micros(now))
+        return None if reply is None else self._challenge(token_hash, reply)
 
 
-class RedisStepUpStore(_RedisStore):
+class RedisStepUpStore(_HashRecordStore):
     """Step-up verification tokens in Redis hashes.
 
     Args:
         client: a synchronous redis-py client (``decode_responses`` either way).
-        prefix: prepended to every key.
+        prefix: starts every key: ``{prefix}mfa:stepup:{token_hash}``.
 
     Raises:
         TypeError: ``prefix`` is not a str.
     """
 
+    _namespace = "mfa:stepup:"
+    _what = "step-up"
+
     def __init__(self, client: redis.Redis[Any], *, prefix: str = "storno:") -> None:
         super().__init__(client, prefix=prefix)
-        self._create = client.register_script(_CREATE)
-        self._consume = client.register_script(_CONSUME_GRANT)
-
-    def _key(self, token_hash: str) -> str:
-        return f"{self._prefix}mfa:stepup:{_check_key('token_hash', token_hash)}"
+        self._consume = self._script(_CONSUME_GRANT)
 
     def create_grant(self, grant: StoredStepUp) -> None:
         """Store a new step-up token that Redis forgets when it expires. A token that is
@@ -388,25 +343,15 @@ class RedisStepUpStore(_RedisStore):
         """
         if not isinstance(grant, StoredStepUp):
             raise TypeError("grant must be a StoredStepUp")
-        ttl = _ttl_ms(grant.created_at, grant.expires_at)
-        if ttl <= 0:
-            return
-        args: list[str | int] = [
-            ttl,
+        fields: list[str | int] = [
             "user_id",
             grant.user_id,
             "action",
             grant.action,
             "method",
             grant.method,
-            "created_at",
-            _micros(grant.created_at),
-            "expires_at",
-            _micros(grant.expires_at),
         ]
-        key = self._key(grant.token_hash)
-        if _call(lambda: self._create(keys=[key], args=args)) != 1:
-            raise StoreError("step-up token hash exists already", reason="duplicate")
+        self._create_record(grant.token_hash, grant.created_at, grant.expires_at, fields)
 
     def consume_grant(
         self, token_hash: str, *, user_id: str, action: str, now: datetime
@@ -419,14 +364,13 @@ class RedisStepUpStore(_RedisStore):
             StoreUnavailableError: Redis could not be reached or failed the script.
             CorruptRecordError: the record is malformed.
         """
-        key = self._key(token_hash)
-        args = [_check_key("user_id", user_id), _check_key("action", action), _micros(now)]
-        reply = _call(lambda: self._consume(keys=[key], args=args))
+        user_id, action = _check_str("user_id", user_id), _check_str("action", action)
+        reply = self._run(self._consume, token_hash, user_id, action, _micros(now))
         if reply is None:
             return None
         fields = _fields(reply)
-        try:
-            return StoredStepUp(
+        return _missing_fields_are_corrupt(
+            lambda: StoredStepUp(
                 token_hash=token_hash,
                 user_id=_text(fields["user_id"], "bad_user_id"),
                 action=_text(fields["action"], "bad_action"),
@@ -434,15 +378,4 @@ class RedisStepUpStore(_RedisStore):
                 created_at=_time(fields["created_at"]),
                 expires_at=_time(fields["expires_at"]),
             )
-        except KeyError:
-            raise CorruptRecordError(reason="missing_field") from None
-
-    def purge_expired(self, *, now: datetime) -> int:
-        """Return 0: Redis forgets tokens by itself when they expire.
-
-        Raises:
-            TypeError: ``now`` is not a datetime.
-            ValueError: ``now`` is naive.
-        """
-        ensure_aware_utc(now)
-        return 0
+        )

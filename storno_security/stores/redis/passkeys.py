@@ -9,22 +9,17 @@ in any number of processes exactly one gets the record (PK-2).
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
-from typing import Any
-
-import redis
+from datetime import datetime
 
 from storno_security.clock import ensure_aware_utc
 from storno_security.errors import CorruptRecordError, StoreError
 from storno_security.passkeys.storage import ChallengePurpose, PasskeyChallenge
-from storno_security.stores.redis._base import _call
+from storno_security.stores.redis._base import _call, _SelfExpiringStore, _ttl_ms
 
 __all__ = ["RedisPasskeyChallengeStore"]
 
-_MILLISECOND = timedelta(milliseconds=1)
 
-
-class RedisPasskeyChallengeStore:
+class RedisPasskeyChallengeStore(_SelfExpiringStore):
     """Ceremony challenges in Redis, forgotten by Redis when they expire.
 
     Args:
@@ -35,19 +30,8 @@ class RedisPasskeyChallengeStore:
         TypeError: ``prefix`` is not a str.
     """
 
-    def __init__(self, client: redis.Redis[Any], *, prefix: str = "storno:") -> None:
-        if not isinstance(prefix, str):
-            raise TypeError(f"prefix must be a str, not {type(prefix).__name__}")
-        self._client = client
-        self._prefix = prefix
-
-    def __repr__(self) -> str:
-        return f"RedisPasskeyChallengeStore(prefix={self._prefix!r})"
-
-    def _key(self, challenge_hash: str) -> str:
-        if not isinstance(challenge_hash, str):
-            raise TypeError(f"challenge_hash must be a str, not {type(challenge_hash).__name__}")
-        return f"{self._prefix}passkey-challenge:{challenge_hash}"
+    def _challenge_key(self, challenge_hash: str) -> str:
+        return self._key("passkey-challenge:", "challenge_hash", challenge_hash)
 
     def put(self, challenge: PasskeyChallenge, *, now: datetime) -> None:
         """Store the challenge for ``expires_at - now`` with one ``SET NX PX``.
@@ -62,9 +46,9 @@ class RedisPasskeyChallengeStore:
         """
         if not isinstance(challenge, PasskeyChallenge):
             raise TypeError("challenge must be a PasskeyChallenge")
-        key = self._key(challenge.challenge_hash)
+        key = self._challenge_key(challenge.challenge_hash)
         expires_at = ensure_aware_utc(challenge.expires_at)
-        ttl_ms = -(-(expires_at - ensure_aware_utc(now)) // _MILLISECOND)
+        ttl_ms = _ttl_ms(now, expires_at)
         if ttl_ms <= 0:
             return
         value = json.dumps(
@@ -87,22 +71,12 @@ class RedisPasskeyChallengeStore:
             StoreUnavailableError: Redis could not be reached or failed the command.
             CorruptRecordError: the key holds something this store never writes.
         """
-        key = self._key(challenge_hash)
+        key = self._challenge_key(challenge_hash)
         ensure_aware_utc(now)
         raw = _call(lambda: self._client.getdel(key))
         if raw is None:
             return None
         return _challenge_of(challenge_hash, raw)
-
-    def purge_expired(self, *, now: datetime) -> int:
-        """Return 0: Redis forgets challenges by itself when they expire.
-
-        Raises:
-            TypeError: ``now`` is not a datetime.
-            ValueError: ``now`` is naive.
-        """
-        ensure_aware_utc(now)
-        return 0
 
 
 def _challenge_of(challenge_hash: str, raw: object) -> PasskeyChallenge:

@@ -24,24 +24,29 @@ from typing import Any
 
 import redis
 
-from storno_security.errors import StoreUnavailableError
 from storno_security.ratelimit.storage import Acquisition
-from storno_security.stores.redis._base import _call
+from storno_security.stores.redis._base import _bad_reply, _call, _RedisStore
 
 __all__ = ["RedisRateLimitStorage"]
 
-# KEYS[1]: the log. ARGV: now_ms, window_ms, limit.
+_SAFE = 2**53 - 1  # integers a Lua double holds exactly (and the next one would round)
+_FULL = 2**50  # the most units a bucket holds (capacity * refill_period_ms)
+_MAX_LOG = 1_000_000  # entries in one sliding log
+
+# KEYS[1]: the log. ARGV: now_ms, window_ms, limit. Every entry is checked before anything is
+# written, so a log holding something else is refused untouched.
 # Returns {allowed (0/1), remaining, retry_after_ms, reset_after_ms}.
 _WINDOW_SCRIPT = """
+local SAFE = 2 ^ 53
 local now = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local limit = tonumber(ARGV[3])
 local entries = redis.call('LRANGE', KEYS[1], 0, -1)
 local newest = nil
 for i = 1, #entries do
-    local t = tonumber(entries[i])
-    if t == nil then
-        return redis.error_reply('WRONGTYPE storno rate-limit entry is not a number')
+    local t = int(entries[i])
+    if t == nil or math.abs(t) >= SAFE then
+        return corrupt('rate-limit entry is not an integer')
     end
     entries[i] = t
     if newest == nil or t > newest then newest = t end
@@ -75,6 +80,8 @@ return {1, limit - #live, 0, at + window - now}
 # Integer arithmetic throughout: the policy keeps capacity * refill_period_ms below 2**50, so
 # sums and products of Lua's doubles are exact; a quotient is not always (a / b rounds), so
 # divisions go through floor_div / ceil_div, which correct the rounded quotient by exact products.
+# The stored level and time are read with int() and bounded: an infinity, or a number too large
+# for exact arithmetic, would make floor_div loop forever inside Redis.
 # Returns {allowed (0/1), remaining, retry_after_ms, reset_after_ms}.
 _BUCKET_SCRIPT = """
 local function floor_div(a, b)
@@ -93,11 +100,13 @@ local full = tonumber(ARGV[2]) * unit
 local level = full
 local last = now
 local state = redis.call('HMGET', KEYS[1], 'l', 't')
-if state[1] or state[2] then
-    level = tonumber(state[1])
-    last = tonumber(state[2])
-    if level == nil or last == nil then
-        return redis.error_reply('WRONGTYPE storno token bucket is malformed')
+if state[1] or state[2] or redis.call('EXISTS', KEYS[1]) == 1 then
+    level = int(state[1])
+    last = int(state[2])
+    -- a level outside [0, 2**50] (the policy keeps a full bucket below that) or a time of 2**53
+    -- or more would make the divisions inexact, and floor_div could then loop forever
+    if level == nil or last == nil or level < 0 or level > 2 ^ 50 or math.abs(last) >= 2 ^ 53 then
+        return corrupt('token bucket is malformed')
     end
     if now > last then
         level = math.min(full, level + (now - last) * rate)
@@ -116,7 +125,7 @@ return {1, floor_div(level, unit), 0, reset}
 """
 
 
-class RedisRateLimitStorage:
+class RedisRateLimitStorage(_RedisStore):
     """Sliding logs and token buckets in Redis, shared by every process and host that uses it.
 
     Each check is one ``EVALSHA`` (one round trip; after a Redis restart redis-py reloads the
@@ -132,35 +141,28 @@ class RedisRateLimitStorage:
     """
 
     def __init__(self, client: redis.Redis[Any], *, prefix: str = "storno:") -> None:
-        if not isinstance(prefix, str):
-            raise TypeError(f"prefix must be a str, not {type(prefix).__name__}")
-        self._client = client
-        self._prefix = prefix
-        self._window = client.register_script(_WINDOW_SCRIPT)
-        self._bucket = client.register_script(_BUCKET_SCRIPT)
-
-    def __repr__(self) -> str:
-        return f"RedisRateLimitStorage(prefix={self._prefix!r})"
+        super().__init__(client, prefix=prefix)
+        self._window = self._script(_WINDOW_SCRIPT)
+        self._bucket = self._script(_BUCKET_SCRIPT)
 
     @property
     def client(self) -> redis.Redis[Any]:
         """The redis-py client (to close it, or to share its pool)."""
         return self._client
 
-    def _key(self, key: str) -> str:
-        if not isinstance(key, str):
-            raise TypeError(f"key must be a str, not {type(key).__name__}")
-        return self._prefix + key
-
     def acquire_window(self, key: str, *, limit: int, window_ms: int, now_ms: int) -> Acquisition:
         """Sliding log in one script. See :class:`~storno_security.ratelimit.RateLimitStorage`.
 
         Raises:
-            TypeError: ``key`` is not a str.
+            TypeError: an argument has the wrong type.
+            ValueError: a number is out of range (the script's arithmetic must stay exact).
             StoreUnavailableError: Redis could not be reached or failed the script.
             CorruptRecordError: the key holds something this storage does not write.
         """
-        full_key = self._key(key)
+        full_key = self._key("", "key", key)
+        _check_range("now_ms", now_ms, -_SAFE, _SAFE)
+        _check_range("window_ms", window_ms, 1, _SAFE)
+        _check_range("limit", limit, 1, _MAX_LOG)
         reply = _call(lambda: self._window(keys=[full_key], args=[now_ms, window_ms, limit]))
         return _acquisition(reply)
 
@@ -170,11 +172,17 @@ class RedisRateLimitStorage:
         """Token bucket in one script. See :class:`~storno_security.ratelimit.RateLimitStorage`.
 
         Raises:
-            TypeError: ``key`` is not a str.
+            TypeError: an argument has the wrong type.
+            ValueError: a number is out of range (the script's arithmetic must stay exact:
+                ``capacity * refill_period_ms`` at most 2**50).
             StoreUnavailableError: Redis could not be reached or failed the script.
             CorruptRecordError: the key holds something this storage does not write.
         """
-        full_key = self._key(key)
+        full_key = self._key("", "key", key)
+        _check_range("now_ms", now_ms, -_SAFE, _SAFE)
+        _check_range("refill_period_ms", refill_period_ms, 1, _FULL)
+        _check_range("capacity", capacity, 1, _FULL // refill_period_ms)
+        _check_range("refill_amount", refill_amount, 1, _FULL)
         reply = _call(
             lambda: self._bucket(
                 keys=[full_key], args=[now_ms, capacity, refill_amount, refill_period_ms]
@@ -183,13 +191,22 @@ class RedisRateLimitStorage:
         return _acquisition(reply)
 
 
+def _check_range(name: str, value: object, low: int, high: int) -> None:
+    # A zero rate or a bucket beyond 2**50 units would make the script's division loop forever
+    # inside Redis, blocking every client of the server: refused here, before any round trip.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low} and {high}")
+
+
 def _acquisition(reply: object) -> Acquisition:
     if (
         not isinstance(reply, list)
         or len(reply) != 4
         or not all(isinstance(v, int) and not isinstance(v, bool) for v in reply)
     ):
-        raise StoreUnavailableError("unexpected reply from Redis", reason="bad_reply")
+        _bad_reply()
     allowed, remaining, retry_after_ms, reset_after_ms = reply
     return Acquisition(
         allowed=allowed == 1,

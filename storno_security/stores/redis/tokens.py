@@ -8,37 +8,51 @@ Keys (``prefix`` defaults to ``storno:``):
   do.
 
 Every method is one command (or one Lua script), so one round trip and atomic. The keys of one
-:meth:`~RedisSessionStateStore.session_state` call are read by one ``MGET``; on Redis Cluster
-that needs both keys in one slot, which this store does not arrange: use a single primary (with
+:meth:`~RedisSessionStateStore.session_state` call are read by one script (two ``GET``: unlike
+``MGET``, which answers nil for a key of the wrong type, they fail on it); on Redis Cluster that
+needs both keys in one slot, which this store does not arrange: use a single primary (with
 replicas) or Sentinel.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import redis
 
-from storno_security.clock import ensure_aware_utc
-from storno_security.errors import CorruptRecordError, StoreUnavailableError
-from storno_security.stores.redis._base import _call
+from storno_security.errors import CorruptRecordError
+from storno_security.stores.redis._base import (
+    _bad_reply,
+    _call,
+    _int_reply,
+    _SelfExpiringStore,
+    _ttl_ms,
+)
 from storno_security.tokens.storage import SessionState
 
 __all__ = ["RedisSessionStateStore"]
 
-_MILLISECOND = timedelta(milliseconds=1)
 _EPOCH_FORMAT = re.compile(rb"0|[1-9][0-9]{0,18}")
+
+# KEYS[1]: the epoch, KEYS[2]: the marker. GET (not MGET) fails on a key of the wrong type.
+_STATE_SCRIPT = """
+return {redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2])}
+"""
 
 # KEYS[1]: the marker. ARGV[1]: its time-to-live in milliseconds (a positive integer).
 # Create the marker, or lengthen its time-to-live; never shorten it, never make it persistent.
+# A key of another type is corrupt (session_state would not see it as a marker).
 _REVOKE_SCRIPT = """
 local ttl = tonumber(ARGV[1])
 local current = redis.call('PTTL', KEYS[1])
 if current == -2 then
     redis.call('SET', KEYS[1], '1', 'PX', ttl)
     return 1
+end
+if redis.call('TYPE', KEYS[1]).ok ~= 'string' then
+    return corrupt('the revoked-session marker is not a string')
 end
 if current >= 0 and current < ttl then
     redis.call('PEXPIRE', KEYS[1], ttl)
@@ -48,7 +62,7 @@ return 0
 """
 
 
-class RedisSessionStateStore:
+class RedisSessionStateStore(_SelfExpiringStore):
     """Session epochs and revoked-session markers in Redis.
 
     Args:
@@ -60,38 +74,29 @@ class RedisSessionStateStore:
     """
 
     def __init__(self, client: redis.Redis[Any], *, prefix: str = "storno:") -> None:
-        if not isinstance(prefix, str):
-            raise TypeError(f"prefix must be a str, not {type(prefix).__name__}")
-        self._client = client
-        self._prefix = prefix
-        self._revoke = client.register_script(_REVOKE_SCRIPT)
-
-    def __repr__(self) -> str:
-        return f"RedisSessionStateStore(prefix={self._prefix!r})"
+        super().__init__(client, prefix=prefix)
+        self._state = self._script(_STATE_SCRIPT)
+        self._revoke = self._script(_REVOKE_SCRIPT)
 
     def _epoch_key(self, user_id: str) -> str:
-        if not isinstance(user_id, str):
-            raise TypeError(f"user_id must be a str, not {type(user_id).__name__}")
-        return f"{self._prefix}epoch:{user_id}"
+        return self._key("epoch:", "user_id", user_id)
 
     def _revoked_key(self, session_id: str) -> str:
-        if not isinstance(session_id, str):
-            raise TypeError(f"session_id must be a str, not {type(session_id).__name__}")
-        return f"{self._prefix}revoked:{session_id}"
+        return self._key("revoked:", "session_id", session_id)
 
     def session_state(self, *, user_id: str, session_id: str) -> SessionState:
-        """Return the user's epoch and whether ``session_id`` is revoked, in one ``MGET``.
+        """Return the user's epoch and whether ``session_id`` is revoked, in one script.
 
         Raises:
             TypeError: an argument is not a str.
-            StoreUnavailableError: Redis could not be reached or failed the command.
+            StoreUnavailableError: Redis could not be reached or failed the script.
             CorruptRecordError: the epoch key holds something other than a non-negative
-                integer.
+                integer, or either key is not a string.
         """
         keys = [self._epoch_key(user_id), self._revoked_key(session_id)]
-        values = _call(lambda: self._client.mget(keys))
+        values = _call(lambda: self._state(keys=keys))
         if not isinstance(values, list) or len(values) != 2:
-            raise StoreUnavailableError("unexpected reply from Redis", reason="bad_reply")
+            _bad_reply()
         epoch, marker = values
         return SessionState(epoch=_parse_epoch(epoch), revoked=marker is not None)
 
@@ -118,9 +123,7 @@ class RedisSessionStateStore:
                 changed), or a negative one.
         """
         key = self._epoch_key(user_id)
-        epoch = _call(lambda: self._client.incr(key))
-        if isinstance(epoch, bool) or not isinstance(epoch, int):
-            raise StoreUnavailableError("unexpected reply from Redis", reason="bad_reply")
+        epoch = _int_reply(_call(lambda: self._client.incr(key)))
         if epoch < 1:
             raise CorruptRecordError(reason="bad_epoch")
         return epoch
@@ -136,23 +139,13 @@ class RedisSessionStateStore:
             TypeError: an argument has the wrong type.
             ValueError: a time is naive.
             StoreUnavailableError: Redis could not be reached or failed the script.
+            CorruptRecordError: the marker's key holds something other than a marker.
         """
         key = self._revoked_key(session_id)
-        remaining = ensure_aware_utc(until) - ensure_aware_utc(now)
-        ttl_ms = -(-remaining // _MILLISECOND)  # ceiling
+        ttl_ms = _ttl_ms(now, until)
         if ttl_ms <= 0:
             return
         _call(lambda: self._revoke(keys=[key], args=[ttl_ms]))
-
-    def purge_expired(self, *, now: datetime) -> int:
-        """Return 0: Redis forgets revoked-session markers by itself when they expire.
-
-        Raises:
-            TypeError: ``now`` is not a datetime.
-            ValueError: ``now`` is naive.
-        """
-        ensure_aware_utc(now)
-        return 0
 
 
 def _parse_epoch(value: object) -> int:

@@ -1,0 +1,113 @@
+"""Helpers shared by the bench scripts: timing, a Redis server of their own, round-trip counting.
+
+Imported by name: run the scripts as ``python bench/x.py``, which puts this folder on ``sys.path``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import redis
+
+
+def measure(fn: Callable[[], object], seconds: float, rounds: int = 5) -> tuple[float, int]:
+    """Median µs/op over ``rounds`` runs of about ``seconds / rounds`` each, and the op count."""
+    for _ in range(200):
+        fn()
+    start = time.perf_counter()
+    n = 0
+    while time.perf_counter() - start < 0.05:
+        fn()
+        n += 1
+    per_round = max(100, int(n * (seconds / rounds) / 0.05))
+    results = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        for _ in range(per_round):
+            fn()
+        results.append((time.perf_counter() - t0) / per_round * 1e6)
+    return statistics.median(results), 200 + n + rounds * per_round
+
+
+def interleaved(fns: dict[str, Callable[[], object]], samples: int) -> dict[str, float]:
+    """Median ms/op of slow operations (bcrypt), one call of each per sample, in turn, so that
+    a busy machine slows them all alike."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(samples):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append((time.perf_counter() - t0) * 1e3)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+@contextmanager
+def own_redis() -> Iterator[str]:
+    """A redis-server on a free port, stopped at the end."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("redis-server not found; pass --redis-url")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    with tempfile.TemporaryDirectory() as directory:
+        options = {"port": str(port), "bind": "127.0.0.1", "save": "", "appendonly": "no"}
+        options |= {"daemonize": "no", "dir": directory}
+        command = [binary, *(part for k, v in options.items() for part in (f"--{k}", v))]
+        process = subprocess.Popen(  # noqa: S603 - our own redis-server, found on PATH
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            assert process.stdout is not None
+            for line in process.stdout:
+                if "Ready to accept connections" in line:
+                    break
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            try:
+                redis.Redis(port=port).shutdown(nosave=True)
+            finally:
+                process.wait(timeout=10)
+                if process.stdout is not None:
+                    process.stdout.close()
+
+
+class Counted:
+    """Counts client round trips and server-side commands around a measurement."""
+
+    def __init__(self, client: redis.Redis[Any]) -> None:
+        self.client = client
+        self.round_trips = 0
+        real = client.execute_command
+
+        def counting(*args: Any, **kwargs: Any) -> Any:
+            self.round_trips += 1
+            return real(*args, **kwargs)
+
+        client.execute_command = counting  # type: ignore[method-assign]
+
+    def server_commands(self) -> dict[str, int]:
+        self.round_trips -= 1  # not this INFO itself
+        stats = self.client.info("commandstats")
+        return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
+
+
+@contextmanager
+def redis_url(given: str | None) -> Iterator[str]:
+    """``given``, or the URL of :func:`own_redis` (so other clients do not pollute the counts)."""
+    if given is not None:
+        yield given
+        return
+    with own_redis() as url:
+        yield url
