@@ -25,25 +25,13 @@ from storno_security.api_keys import (
 from storno_security.clock import FrozenClock
 from storno_security.errors import InvalidApiKeyError, StoreError
 from storno_security.stores.memory import MemoryApiKeyStore
-from tests.conftest import get_sql_engine
+from storno_security.stores.sql import SqlApiKeyStore
+from tests.contract.conftest import store_fixture
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-API_KEY_BACKENDS = ("memory", "sqlite", "postgresql", "mariadb")
 
 
-@pytest.fixture(params=API_KEY_BACKENDS)
-def api_key_store(
-    request: pytest.FixtureRequest,
-    sql_urls: dict[str, str | None],
-    sql_engines: dict[str, Any],
-) -> Any:
-    """Every ApiKeyStore implementation, in turn."""
-    backend = str(request.param)
-    if backend == "memory":
-        return MemoryApiKeyStore()
-    from storno_security.stores.sql import SqlApiKeyStore
-
-    return SqlApiKeyStore(get_sql_engine(backend, sql_urls, sql_engines))
+api_key_store = store_fixture("api_key_store", {"memory": MemoryApiKeyStore, "sql": SqlApiKeyStore})
 
 
 def new_hash() -> str:

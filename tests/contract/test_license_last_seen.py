@@ -16,24 +16,15 @@ import pytest
 
 from storno_security.license.storage import LastSeenStore
 from storno_security.stores.memory import MemoryLastSeenStore
-from tests.conftest import get_sql_engine
+from storno_security.stores.sql import SqlLastSeenStore
+from tests.contract.conftest import store_fixture
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-BACKENDS = ("memory", "sqlite", "postgresql", "mariadb")
 
 
-@pytest.fixture(params=BACKENDS)
-def last_seen_store(
-    request: pytest.FixtureRequest,
-    sql_urls: dict[str, str | None],
-    sql_engines: dict[str, Any],
-) -> Any:
-    backend = str(request.param)
-    if backend == "memory":
-        return MemoryLastSeenStore()
-    from storno_security.stores.sql import SqlLastSeenStore
-
-    return SqlLastSeenStore(get_sql_engine(backend, sql_urls, sql_engines))
+last_seen_store = store_fixture(
+    "last_seen_store", {"memory": MemoryLastSeenStore, "sql": SqlLastSeenStore}
+)
 
 
 def new_key() -> str:

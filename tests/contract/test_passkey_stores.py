@@ -30,44 +30,24 @@ from storno_security.stores.memory import (
     MemoryPasskeyChallengeStore,
     MemoryPasskeyCredentialStore,
 )
-from tests.conftest import get_sql_engine
+from storno_security.stores.redis import RedisPasskeyChallengeStore
+from storno_security.stores.sql import SqlPasskeyChallengeStore, SqlPasskeyCredentialStore
+from tests.contract.conftest import store_fixture
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-CHALLENGE_BACKENDS = ("memory", "sqlite", "postgresql", "mariadb", "redis")
-CREDENTIAL_BACKENDS = ("memory", "sqlite", "postgresql", "mariadb")
 
 
-@pytest.fixture(params=CHALLENGE_BACKENDS)
-def challenge_store(
-    request: pytest.FixtureRequest,
-    sql_urls: dict[str, str | None],
-    sql_engines: dict[str, Any],
-) -> Any:
-    backend = str(request.param)
-    if backend == "memory":
-        return MemoryPasskeyChallengeStore()
-    if backend == "redis":
-        from storno_security.stores.redis import RedisPasskeyChallengeStore
-
-        client = request.getfixturevalue("redis_client")
-        return RedisPasskeyChallengeStore(client, prefix=request.getfixturevalue("redis_prefix"))
-    from storno_security.stores.sql import SqlPasskeyChallengeStore
-
-    return SqlPasskeyChallengeStore(get_sql_engine(backend, sql_urls, sql_engines))
-
-
-@pytest.fixture(params=CREDENTIAL_BACKENDS)
-def credential_store(
-    request: pytest.FixtureRequest,
-    sql_urls: dict[str, str | None],
-    sql_engines: dict[str, Any],
-) -> Any:
-    backend = str(request.param)
-    if backend == "memory":
-        return MemoryPasskeyCredentialStore()
-    from storno_security.stores.sql import SqlPasskeyCredentialStore
-
-    return SqlPasskeyCredentialStore(get_sql_engine(backend, sql_urls, sql_engines))
+challenge_store = store_fixture(
+    "challenge_store",
+    {
+        "memory": MemoryPasskeyChallengeStore,
+        "sql": SqlPasskeyChallengeStore,
+        "redis": RedisPasskeyChallengeStore,
+    },
+)
+credential_store = store_fixture(
+    "credential_store", {"memory": MemoryPasskeyCredentialStore, "sql": SqlPasskeyCredentialStore}
+)
 
 
 def new_challenge(
