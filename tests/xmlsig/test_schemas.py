@@ -166,11 +166,20 @@ def _schema_dir(tmp_path: Path, main: str = MAIN) -> Path:
     return directory
 
 
-def test_app_registers_its_own_xsd_directory(tmp_path: Path) -> None:
+def _ksef_registry(tmp_path: Path, main: str = MAIN) -> SchemaRegistry:
+    """A registry of no built-in schemas and the test KSeF schema (``main``) of ``tmp_path``."""
     registry = SchemaRegistry(builtin=False)
     registry.register(
-        KSEF, root_element=f"{{{FA_NS}}}Faktura", directory=_schema_dir(tmp_path), main="FA3.xsd"
+        KSEF,
+        root_element=f"{{{FA_NS}}}Faktura",
+        directory=_schema_dir(tmp_path, main),
+        main="FA3.xsd",
     )
+    return registry
+
+
+def test_app_registers_its_own_xsd_directory(tmp_path: Path) -> None:
+    registry = _ksef_registry(tmp_path)
     assert registry.validate(KSEF, KSEF_DOC.format("123.45").encode()).tag == f"{{{FA_NS}}}Faktura"
     with pytest.raises(XmlSchemaError) as caught:
         registry.validate(KSEF, KSEF_DOC.format("12.345").encode())
@@ -181,13 +190,7 @@ def test_app_registers_its_own_xsd_directory(tmp_path: Path) -> None:
 def test_schema_import_outside_its_directory_is_refused(tmp_path: Path) -> None:
     (tmp_path / "outside.xsd").write_text(TYPES)
     main = MAIN.replace("types/amounts.xsd", "../outside.xsd")
-    registry = SchemaRegistry(builtin=False)
-    registry.register(
-        KSEF,
-        root_element=f"{{{FA_NS}}}Faktura",
-        directory=_schema_dir(tmp_path, main),
-        main="FA3.xsd",
-    )
+    registry = _ksef_registry(tmp_path, main)
     with pytest.raises(SchemaUnavailableError) as caught:
         registry.validate(KSEF, KSEF_DOC.format("1.00").encode())
     assert caught.value.reason == "import_refused"
@@ -198,13 +201,7 @@ def test_schema_import_over_the_network_is_refused(
 ) -> None:
     url = f"http://127.0.0.1:{listening_port.getsockname()[1]}/amounts.xsd"
     main = MAIN.replace("types/amounts.xsd", url)
-    registry = SchemaRegistry(builtin=False)
-    registry.register(
-        KSEF,
-        root_element=f"{{{FA_NS}}}Faktura",
-        directory=_schema_dir(tmp_path, main),
-        main="FA3.xsd",
-    )
+    registry = _ksef_registry(tmp_path, main)
     with pytest.raises(SchemaUnavailableError) as caught:
         registry.validate(KSEF, KSEF_DOC.format("1.00").encode())
     assert caught.value.reason == "import_refused"
@@ -225,13 +222,7 @@ def test_schema_with_an_external_entity_reads_nothing(
         "<xs:sequence>",
         "<xs:annotation><xs:documentation>&s;&u;</xs:documentation></xs:annotation><xs:sequence>",
     )
-    registry = SchemaRegistry(builtin=False)
-    registry.register(
-        KSEF,
-        root_element=f"{{{FA_NS}}}Faktura",
-        directory=_schema_dir(tmp_path, main),
-        main="FA3.xsd",
-    )
+    registry = _ksef_registry(tmp_path, main)
     # The entities are never resolved: the schema compiles (or is refused) without them.
     root = registry.validate(KSEF, KSEF_DOC.format("1.00").encode())
     assert root is not None
@@ -254,10 +245,7 @@ def test_register_checks_its_arguments(tmp_path: Path) -> None:
 
 
 def test_validation_uses_the_hardened_parser(tmp_path: Path) -> None:
-    registry = SchemaRegistry(builtin=False)
-    registry.register(
-        KSEF, root_element=f"{{{FA_NS}}}Faktura", directory=_schema_dir(tmp_path), main="FA3.xsd"
-    )
+    registry = _ksef_registry(tmp_path)
     with pytest.raises(XmlParseError):
         registry.validate(KSEF, b'<!DOCTYPE a [<!ENTITY x "y">]><a>&x;</a>')
 

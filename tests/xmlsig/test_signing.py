@@ -305,13 +305,20 @@ def _evil_copy(root: etree._Element) -> etree._Element:
     return evil
 
 
-def test_wrapping_signed_root_moved_into_the_signature_is_refused(
-    signer: XmlSigner, pinned: XmlVerifier, ubl_invoice: bytes
-) -> None:
+def _wrapping_parts(
+    signer: XmlSigner, ubl_invoice: bytes
+) -> tuple[etree._Element, etree._Element, etree._Element]:
+    """An evil copy of a signed invoice, a copy of its signature, and its signed content."""
     original = _signed_with_id(signer, ubl_invoice)
     evil = _evil_copy(original)
     signature = copy.deepcopy(original.find("ds:Signature", NS))
-    moved = _unsigned_copy(original)
+    return evil, signature, _unsigned_copy(original)
+
+
+def test_wrapping_signed_root_moved_into_the_signature_is_refused(
+    signer: XmlSigner, pinned: XmlVerifier, ubl_invoice: bytes
+) -> None:
+    evil, signature, moved = _wrapping_parts(signer, ubl_invoice)
     obj = etree.SubElement(signature, f"{{{DS}}}Object")
     obj.append(moved)
     evil.append(signature)
@@ -347,10 +354,7 @@ def test_signature_over_a_fragment_is_refused_although_signxml_accepts_it(
 def test_wrapping_signed_root_moved_into_a_wrapper_is_refused(
     signer: XmlSigner, pinned: XmlVerifier, ubl_invoice: bytes
 ) -> None:
-    original = _signed_with_id(signer, ubl_invoice)
-    evil = _evil_copy(original)
-    signature = copy.deepcopy(original.find("ds:Signature", NS))
-    moved = _unsigned_copy(original)
+    evil, signature, moved = _wrapping_parts(signer, ubl_invoice)
     wrapper = etree.SubElement(evil, f"{{{CBC}}}Note")
     wrapper.append(moved)
     evil.append(signature)
