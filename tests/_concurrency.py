@@ -17,16 +17,17 @@ that no outcome is missing, so a test only counts winners.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import queue as queue_module
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -36,6 +37,7 @@ BARRIER_TIMEOUT = 60.0
 RUN_TIMEOUT = 120.0
 
 Outcome = tuple[int, Any]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -118,18 +120,17 @@ def store_spec(
 
 
 def _run_threads(
-    act: Callable[[int], Any],
+    acts: Sequence[Callable[[int], Any]],
     *,
-    threads: int,
     rounds: int,
     barrier: Any,
     results: Any,
     hold: Callable[[], Callable[[], None]] | None,
 ) -> None:
-    """Start ``threads`` threads that each ``act`` once per round behind ``barrier``; join them."""
-    warm = threading.Barrier(threads)
+    """Start a thread per act, each calling it once per round behind ``barrier``; join them."""
+    warm = threading.Barrier(len(acts))
 
-    def body() -> None:
+    def body(act: Callable[[int], Any]) -> None:
         round_no = -1
         try:
             if hold is not None:
@@ -146,7 +147,7 @@ def _run_threads(
             barrier.abort()  # release everyone else now rather than at the timeout
             results.put((round_no, False, f"{type(exc).__name__}: {exc}"))
 
-    workers = [threading.Thread(target=body) for _ in range(threads)]
+    workers = [threading.Thread(target=body, args=(act,)) for act in acts]
     for worker in workers:
         worker.start()
     for worker in workers:
@@ -172,8 +173,7 @@ def _child(
     try:
         built = build(spec, handle)
         _run_threads(
-            lambda round_no: call(built, round_no),
-            threads=threads,
+            [functools.partial(call, built)] * threads,
             rounds=rounds,
             barrier=barrier,
             results=results,
@@ -248,24 +248,33 @@ def hammer(
     return _checked(raw, expected)
 
 
+def _in_threads(acts: Sequence[Callable[[int], Any]], rounds: int) -> list[Outcome]:
+    barrier = threading.Barrier(len(acts))
+    results: queue_module.Queue[tuple[int, bool, Any]] = queue_module.Queue()
+    _run_threads(acts, rounds=rounds, barrier=barrier, results=results, hold=None)
+    raw = []
+    while not results.empty():
+        raw.append(results.get_nowait())
+    return _checked(raw, len(acts) * rounds)
+
+
 def hammer_threads(
     built: Any, call: Callable[[Any, int], Any], *, threads: int, rounds: int = 1
 ) -> list[Outcome]:
     """:func:`hammer` within this process: ``threads`` threads share ``built`` (a memory store)."""
-    barrier = threading.Barrier(threads)
-    results: queue_module.Queue[tuple[int, bool, Any]] = queue_module.Queue()
-    _run_threads(
-        lambda round_no: call(built, round_no),
-        threads=threads,
-        rounds=rounds,
-        barrier=barrier,
-        results=results,
-        hold=None,
-    )
-    raw = []
-    while not results.empty():
-        raw.append(results.get_nowait())
-    return _checked(raw, threads * rounds)
+    return _in_threads([functools.partial(call, built)] * threads, rounds)
+
+
+def at_once(calls: Sequence[Callable[[], T]]) -> list[T]:
+    """Make every call from a thread of its own, all at once behind one barrier.
+
+    Returns the results in the order they came; fails the test if a call raised.
+    """
+    return [outcome for _, outcome in _in_threads([_ignoring_round(c) for c in calls], 1)]
+
+
+def _ignoring_round(call: Callable[[], T]) -> Callable[[int], T]:
+    return lambda round_no: call()
 
 
 def per_round(

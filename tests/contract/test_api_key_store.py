@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,6 +25,7 @@ from storno_security.clock import FrozenClock
 from storno_security.errors import InvalidApiKeyError, StoreError
 from storno_security.stores.memory import MemoryApiKeyStore
 from storno_security.stores.sql import SqlApiKeyStore
+from tests._concurrency import at_once
 from tests.contract.conftest import store_fixture
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -181,27 +181,12 @@ def test_touch_is_won_once_among_concurrent_callers(api_key_store: Any) -> None:
     record = new_record()
     api_key_store.create(record)
     threads = 8
-    barrier = threading.Barrier(threads)
-    wins: list[bool] = []
-    errors: list[BaseException] = []
 
-    def worker() -> None:
-        try:
-            barrier.wait(timeout=30)
-            wins.append(
-                api_key_store.touch(
-                    record.info.key_id, now=NOW, stale_before=NOW - timedelta(seconds=60)
-                )
-            )
-        except BaseException as exc:
-            errors.append(exc)
+    def touch() -> Any:
+        stale_before = NOW - timedelta(seconds=60)
+        return api_key_store.touch(record.info.key_id, now=NOW, stale_before=stale_before)
 
-    workers = [threading.Thread(target=worker) for _ in range(threads)]
-    for thread in workers:
-        thread.start()
-    for thread in workers:
-        thread.join()
-    assert not errors, errors
+    wins = at_once([touch] * threads)
     assert sorted(wins) == [False] * (threads - 1) + [True]
 
 
@@ -210,23 +195,11 @@ def test_revoke_is_won_once_among_concurrent_callers(api_key_store: Any) -> None
     record = new_record()
     api_key_store.create(record)
     threads = 8
-    barrier = threading.Barrier(threads)
-    wins: list[bool] = []
-    errors: list[BaseException] = []
 
-    def worker() -> None:
-        try:
-            barrier.wait(timeout=30)
-            wins.append(api_key_store.revoke(record.info.key_id, now=NOW))
-        except BaseException as exc:
-            errors.append(exc)
+    def revoke() -> Any:
+        return api_key_store.revoke(record.info.key_id, now=NOW)
 
-    workers = [threading.Thread(target=worker) for _ in range(threads)]
-    for thread in workers:
-        thread.start()
-    for thread in workers:
-        thread.join()
-    assert not errors, errors
+    wins = at_once([revoke] * threads)
     assert sorted(wins) == [False] * (threads - 1) + [True]
 
 

@@ -6,9 +6,9 @@ rows.
 
 from __future__ import annotations
 
+import functools
 import random
 import secrets
-import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,6 +17,7 @@ import pytest
 from storno_security.license.storage import LastSeenStore
 from storno_security.stores.memory import MemoryLastSeenStore
 from storno_security.stores.sql import SqlLastSeenStore
+from tests._concurrency import at_once
 from tests.contract.conftest import store_fixture
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -89,23 +90,11 @@ def test_concurrent_records_keep_the_latest(last_seen_store: Any) -> None:
     ever sees a time earlier than its own."""
     key = new_key()
     times = [NOW + timedelta(seconds=s) for s in random.sample(range(10_000), 24)]
-    results: list[tuple[datetime, datetime]] = []
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(len(times))
 
-    def worker(seen: datetime) -> None:
-        try:
-            barrier.wait(timeout=30)
-            results.append((seen, last_seen_store.record(key, seen)))
-        except BaseException as exc:
-            errors.append(exc)
+    def record(seen: datetime) -> tuple[datetime, datetime]:
+        return seen, last_seen_store.record(key, seen)
 
-    threads = [threading.Thread(target=worker, args=(t,)) for t in times]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    results = at_once([functools.partial(record, t) for t in times])
     assert len(results) == len(times)
     assert all(result >= seen for seen, result in results)
     assert last_seen_store.record(key, NOW) == max(times)
