@@ -59,6 +59,17 @@ def store_fixture(name: str, constructors: Constructors) -> Any:
     return pytest.fixture(params=backends_of(constructors), name=name)(fixture)
 
 
+#: Parametrises ``url`` over a URL per SQL backend that reaches no database (format ``tmp``).
+unreachable_databases = pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg://postgres@127.0.0.1:1/x",
+        "mysql+pymysql://root@127.0.0.1:1/x",
+        "sqlite:///{tmp}/no-such-directory/x.db",
+    ],
+    ids=["postgresql", "mariadb", "sqlite"],
+)
+
 family_store = store_fixture(
     "family_store", {"memory": MemoryRefreshFamilyStore, "sql": sql_stores.SqlRefreshFamilyStore}
 )

@@ -33,6 +33,7 @@ from storno_security.stores.sql import (
 from storno_security.tokens.storage import RefreshFamily, RotationOutcome
 from tests._concurrency import at_once
 from tests.conftest import REDIS_URL, missing_service
+from tests.contract.conftest import unreachable_databases
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 TABLES = {
@@ -459,15 +460,7 @@ def test_unreadable_time_is_corrupt_and_changes_nothing(sql_engine: sa.Engine) -
 # --- unreachable backends --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "url",
-    [
-        "postgresql+psycopg://postgres@127.0.0.1:1/x",
-        "mysql+pymysql://root@127.0.0.1:1/x",
-        "sqlite:///{tmp}/no-such-directory/x.db",
-    ],
-    ids=["postgresql", "mariadb", "sqlite"],
-)
+@unreachable_databases
 def test_unreachable_database_is_unavailable(url: str, tmp_path: Path) -> None:
     engine = create_engine(url.format(tmp=tmp_path))
     families, state = SqlRefreshFamilyStore(engine), SqlSessionStateStore(engine)
