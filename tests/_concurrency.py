@@ -90,18 +90,14 @@ class StoreSpec:
         return raw.close
 
 
-def store_spec(
-    backend: str, request: pytest.FixtureRequest, tmp_path: Path, *, prefix: str | None = None
-) -> StoreSpec:
+def store_spec(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> StoreSpec:
     """The spec of ``backend`` for this test, with the schema created; skip/fail without a server.
 
-    SQLite gets a file database of the test's own; Redis the run's prefix unless ``prefix``.
+    SQLite gets a file database of the test's own; Redis the run's prefix.
     """
     if backend == "redis":
         request.getfixturevalue("redis_client")  # skips (or fails in CI) without a server
-        if prefix is None:
-            prefix = str(request.getfixturevalue("redis_prefix"))
-        return StoreSpec(backend, REDIS_URL, prefix)
+        return StoreSpec(backend, REDIS_URL, str(request.getfixturevalue("redis_prefix")))
     if backend == "sqlite":
         url = f"sqlite:///{tmp_path / 'concurrency.db'}"
     else:
