@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import attrs
 import pytest
@@ -98,18 +99,37 @@ def test_any_single_character_change_is_refused_without_a_lookup(
     assert store.calls["get"] == before  # the checksum caught it: no store lookup
 
 
-@pytest.mark.spec("KEY-1")
-def test_legacy_key_still_verifies(manager: ApiKeyManager, clock: FrozenClock) -> None:
+def _legacy_key() -> tuple[str, str]:
+    """A key of the old platform and its SHA-256 hex digest, as the old platform stored it."""
     legacy = "af_" + secrets.token_hex(32)
-    stored_hash = hashlib.sha256(legacy.encode()).hexdigest()  # as the old platform stored it
-    info = manager.import_legacy_key(
+    return legacy, hashlib.sha256(legacy.encode()).hexdigest()
+
+
+def _import_legacy(
+    manager: ApiKeyManager,
+    stored_hash: str,
+    *,
+    created_at: datetime,
+    name: str = "old",
+    scope: str = "read",
+    **kwargs: Any,
+) -> ApiKeyInfo:
+    """Import a legacy key of ``user-1`` in ``ORG``."""
+    return manager.import_legacy_key(
         stored_hash,
         user_id="user-1",
         organization_id=ORG,
-        name="old",
-        scope="admin",
-        created_at=clock.now(),
+        name=name,
+        scope=scope,
+        created_at=created_at,
+        **kwargs,
     )
+
+
+@pytest.mark.spec("KEY-1")
+def test_legacy_key_still_verifies(manager: ApiKeyManager, clock: FrozenClock) -> None:
+    legacy, stored_hash = _legacy_key()
+    info = _import_legacy(manager, stored_hash, scope="admin", created_at=clock.now())
     assert info.key_id == legacy_key_id(stored_hash)
     assert info.legacy
     principal = manager.verify(legacy)
@@ -129,14 +149,10 @@ def test_legacy_key_still_verifies(manager: ApiKeyManager, clock: FrozenClock) -
 def test_imported_legacy_key_can_be_revoked_and_expire(
     manager: ApiKeyManager, clock: FrozenClock
 ) -> None:
-    legacy = "af_" + secrets.token_hex(32)
-    digest = hashlib.sha256(legacy.encode()).hexdigest()
-    info = manager.import_legacy_key(
+    legacy, digest = _legacy_key()
+    info = _import_legacy(
+        manager,
         digest,
-        user_id="user-1",
-        organization_id=ORG,
-        name="old",
-        scope="read",
         created_at=clock.now() - timedelta(days=400),
         expires_at=clock.now() + timedelta(hours=1),
     )
@@ -146,24 +162,10 @@ def test_imported_legacy_key_can_be_revoked_and_expire(
     assert manager.revoke(info.key_id)
     assert reason_of(manager, legacy) == "revoked"
     with pytest.raises(StoreError) as dup:
-        manager.import_legacy_key(
-            digest,
-            user_id="user-1",
-            organization_id=ORG,
-            name="x",
-            scope="read",
-            created_at=clock.now(),
-        )
+        _import_legacy(manager, digest, name="x", created_at=clock.now())
     assert dup.value.reason == "duplicate"
     with pytest.raises(ValueError, match="SHA-256"):
-        manager.import_legacy_key(
-            "not-a-hash",
-            user_id="user-1",
-            organization_id=ORG,
-            name="x",
-            scope="read",
-            created_at=clock.now(),
-        )
+        _import_legacy(manager, "not-a-hash", name="x", created_at=clock.now())
 
 
 # --- scopes, expiry, revocation, last use (KEY-3) --------------------------------------------

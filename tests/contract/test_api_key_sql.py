@@ -17,6 +17,7 @@ from storno_security.api_keys import ApiKeyManager, ApiKeyRecord
 from storno_security.clock import FrozenClock
 from storno_security.errors import CorruptRecordError, InvalidApiKeyError, StoreUnavailableError
 from storno_security.stores.sql import SqlApiKeyStore, api_keys, create_engine
+from tests.contract.conftest import unreachable_databases
 from tests.contract.test_api_key_store import new_record
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -158,15 +159,7 @@ def test_naive_times_are_refused(sql_engine: sa.Engine) -> None:
         store.revoke("k", now=datetime(2026, 1, 1))
 
 
-@pytest.mark.parametrize(
-    "url",
-    [
-        "postgresql+psycopg://postgres@127.0.0.1:1/x",
-        "mysql+pymysql://root@127.0.0.1:1/x",
-        "sqlite:///{tmp}/no-such-directory/x.db",
-    ],
-    ids=["postgresql", "mariadb", "sqlite"],
-)
+@unreachable_databases
 def test_unreachable_database_is_unavailable(url: str, tmp_path: Path) -> None:
     engine = create_engine(url.format(tmp=tmp_path))
     store = SqlApiKeyStore(engine)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,25 +24,14 @@ from storno_security.api_keys import (
 from storno_security.clock import FrozenClock
 from storno_security.errors import InvalidApiKeyError, StoreError
 from storno_security.stores.memory import MemoryApiKeyStore
-from tests.conftest import get_sql_engine
+from storno_security.stores.sql import SqlApiKeyStore
+from tests._concurrency import at_once
+from tests.contract.conftest import store_fixture
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-API_KEY_BACKENDS = ("memory", "sqlite", "postgresql", "mariadb")
 
 
-@pytest.fixture(params=API_KEY_BACKENDS)
-def api_key_store(
-    request: pytest.FixtureRequest,
-    sql_urls: dict[str, str | None],
-    sql_engines: dict[str, Any],
-) -> Any:
-    """Every ApiKeyStore implementation, in turn."""
-    backend = str(request.param)
-    if backend == "memory":
-        return MemoryApiKeyStore()
-    from storno_security.stores.sql import SqlApiKeyStore
-
-    return SqlApiKeyStore(get_sql_engine(backend, sql_urls, sql_engines))
+api_key_store = store_fixture("api_key_store", {"memory": MemoryApiKeyStore, "sql": SqlApiKeyStore})
 
 
 def new_hash() -> str:
@@ -193,27 +181,12 @@ def test_touch_is_won_once_among_concurrent_callers(api_key_store: Any) -> None:
     record = new_record()
     api_key_store.create(record)
     threads = 8
-    barrier = threading.Barrier(threads)
-    wins: list[bool] = []
-    errors: list[BaseException] = []
 
-    def worker() -> None:
-        try:
-            barrier.wait(timeout=30)
-            wins.append(
-                api_key_store.touch(
-                    record.info.key_id, now=NOW, stale_before=NOW - timedelta(seconds=60)
-                )
-            )
-        except BaseException as exc:
-            errors.append(exc)
+    def touch() -> Any:
+        stale_before = NOW - timedelta(seconds=60)
+        return api_key_store.touch(record.info.key_id, now=NOW, stale_before=stale_before)
 
-    workers = [threading.Thread(target=worker) for _ in range(threads)]
-    for thread in workers:
-        thread.start()
-    for thread in workers:
-        thread.join()
-    assert not errors, errors
+    wins = at_once([touch] * threads)
     assert sorted(wins) == [False] * (threads - 1) + [True]
 
 
@@ -222,23 +195,11 @@ def test_revoke_is_won_once_among_concurrent_callers(api_key_store: Any) -> None
     record = new_record()
     api_key_store.create(record)
     threads = 8
-    barrier = threading.Barrier(threads)
-    wins: list[bool] = []
-    errors: list[BaseException] = []
 
-    def worker() -> None:
-        try:
-            barrier.wait(timeout=30)
-            wins.append(api_key_store.revoke(record.info.key_id, now=NOW))
-        except BaseException as exc:
-            errors.append(exc)
+    def revoke() -> Any:
+        return api_key_store.revoke(record.info.key_id, now=NOW)
 
-    workers = [threading.Thread(target=worker) for _ in range(threads)]
-    for thread in workers:
-        thread.start()
-    for thread in workers:
-        thread.join()
-    assert not errors, errors
+    wins = at_once([revoke] * threads)
     assert sorted(wins) == [False] * (threads - 1) + [True]
 
 

@@ -24,24 +24,14 @@ from storno_security.audit import (
 )
 from storno_security.errors import CorruptRecordError, StoreError
 from storno_security.stores.memory import MemoryAuditStore
+from storno_security.stores.sql import SqlAuditStore
 from tests.conftest import get_sql_engine
+from tests.contract.conftest import store_fixture
 
-BACKENDS = ("memory", "sqlite", "postgresql", "mariadb")
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=BACKENDS)
-def audit_store(
-    request: pytest.FixtureRequest,
-    sql_urls: dict[str, str | None],
-    sql_engines: dict[str, Any],
-) -> Any:
-    backend = str(request.param)
-    if backend == "memory":
-        return MemoryAuditStore()
-    from storno_security.stores.sql import SqlAuditStore
-
-    return SqlAuditStore(get_sql_engine(backend, sql_urls, sql_engines))
+audit_store = store_fixture("audit_store", {"memory": MemoryAuditStore, "sql": SqlAuditStore})
 
 
 def org() -> str:

@@ -6,9 +6,9 @@ rows.
 
 from __future__ import annotations
 
+import functools
 import random
 import secrets
-import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,24 +16,16 @@ import pytest
 
 from storno_security.license.storage import LastSeenStore
 from storno_security.stores.memory import MemoryLastSeenStore
-from tests.conftest import get_sql_engine
+from storno_security.stores.sql import SqlLastSeenStore
+from tests._concurrency import at_once
+from tests.contract.conftest import store_fixture
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-BACKENDS = ("memory", "sqlite", "postgresql", "mariadb")
 
 
-@pytest.fixture(params=BACKENDS)
-def last_seen_store(
-    request: pytest.FixtureRequest,
-    sql_urls: dict[str, str | None],
-    sql_engines: dict[str, Any],
-) -> Any:
-    backend = str(request.param)
-    if backend == "memory":
-        return MemoryLastSeenStore()
-    from storno_security.stores.sql import SqlLastSeenStore
-
-    return SqlLastSeenStore(get_sql_engine(backend, sql_urls, sql_engines))
+last_seen_store = store_fixture(
+    "last_seen_store", {"memory": MemoryLastSeenStore, "sql": SqlLastSeenStore}
+)
 
 
 def new_key() -> str:
@@ -98,23 +90,11 @@ def test_concurrent_records_keep_the_latest(last_seen_store: Any) -> None:
     ever sees a time earlier than its own."""
     key = new_key()
     times = [NOW + timedelta(seconds=s) for s in random.sample(range(10_000), 24)]
-    results: list[tuple[datetime, datetime]] = []
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(len(times))
 
-    def worker(seen: datetime) -> None:
-        try:
-            barrier.wait(timeout=30)
-            results.append((seen, last_seen_store.record(key, seen)))
-        except BaseException as exc:
-            errors.append(exc)
+    def record(seen: datetime) -> tuple[datetime, datetime]:
+        return seen, last_seen_store.record(key, seen)
 
-    threads = [threading.Thread(target=worker, args=(t,)) for t in times]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    results = at_once([functools.partial(record, t) for t in times])
     assert len(results) == len(times)
     assert all(result >= seen for seen, result in results)
     assert last_seen_store.record(key, NOW) == max(times)

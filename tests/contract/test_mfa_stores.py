@@ -23,13 +23,8 @@ from storno_security.mfa.storage import (
     StoredStepUp,
     TotpReplayStore,
 )
-from tests.contract._mfa_fixtures import (
-    BACKUP_BACKENDS,
-    CHALLENGE_BACKENDS,
-    REPLAY_BACKENDS,
-    STEP_UP_BACKENDS,
-    build_store,
-)
+from tests.contract._mfa_fixtures import CONSTRUCTORS
+from tests.contract.conftest import store_fixture
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 STEP = int(NOW.timestamp()) // 30
@@ -43,24 +38,10 @@ def new_hash() -> str:
     return hashlib.sha256(secrets.token_bytes(32)).hexdigest()
 
 
-@pytest.fixture(params=REPLAY_BACKENDS)
-def replay_store(request: pytest.FixtureRequest) -> Any:
-    return build_store("replay", str(request.param), request)
-
-
-@pytest.fixture(params=BACKUP_BACKENDS)
-def backup_store(request: pytest.FixtureRequest) -> Any:
-    return build_store("backup", str(request.param), request)
-
-
-@pytest.fixture(params=CHALLENGE_BACKENDS)
-def challenge_store(request: pytest.FixtureRequest) -> Any:
-    return build_store("challenge", str(request.param), request)
-
-
-@pytest.fixture(params=STEP_UP_BACKENDS)
-def step_up_store(request: pytest.FixtureRequest) -> Any:
-    return build_store("step_up", str(request.param), request)
+replay_store = store_fixture("replay_store", CONSTRUCTORS["replay"])
+backup_store = store_fixture("backup_store", CONSTRUCTORS["backup"])
+challenge_store = store_fixture("challenge_store", CONSTRUCTORS["challenge"])
+step_up_store = store_fixture("step_up_store", CONSTRUCTORS["step_up"])
 
 
 # --- TOTP replay -----------------------------------------------------------------------------

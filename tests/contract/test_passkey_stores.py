@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -30,44 +29,25 @@ from storno_security.stores.memory import (
     MemoryPasskeyChallengeStore,
     MemoryPasskeyCredentialStore,
 )
-from tests.conftest import get_sql_engine
+from storno_security.stores.redis import RedisPasskeyChallengeStore
+from storno_security.stores.sql import SqlPasskeyChallengeStore, SqlPasskeyCredentialStore
+from tests._concurrency import at_once
+from tests.contract.conftest import store_fixture
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-CHALLENGE_BACKENDS = ("memory", "sqlite", "postgresql", "mariadb", "redis")
-CREDENTIAL_BACKENDS = ("memory", "sqlite", "postgresql", "mariadb")
 
 
-@pytest.fixture(params=CHALLENGE_BACKENDS)
-def challenge_store(
-    request: pytest.FixtureRequest,
-    sql_urls: dict[str, str | None],
-    sql_engines: dict[str, Any],
-) -> Any:
-    backend = str(request.param)
-    if backend == "memory":
-        return MemoryPasskeyChallengeStore()
-    if backend == "redis":
-        from storno_security.stores.redis import RedisPasskeyChallengeStore
-
-        client = request.getfixturevalue("redis_client")
-        return RedisPasskeyChallengeStore(client, prefix=request.getfixturevalue("redis_prefix"))
-    from storno_security.stores.sql import SqlPasskeyChallengeStore
-
-    return SqlPasskeyChallengeStore(get_sql_engine(backend, sql_urls, sql_engines))
-
-
-@pytest.fixture(params=CREDENTIAL_BACKENDS)
-def credential_store(
-    request: pytest.FixtureRequest,
-    sql_urls: dict[str, str | None],
-    sql_engines: dict[str, Any],
-) -> Any:
-    backend = str(request.param)
-    if backend == "memory":
-        return MemoryPasskeyCredentialStore()
-    from storno_security.stores.sql import SqlPasskeyCredentialStore
-
-    return SqlPasskeyCredentialStore(get_sql_engine(backend, sql_urls, sql_engines))
+challenge_store = store_fixture(
+    "challenge_store",
+    {
+        "memory": MemoryPasskeyChallengeStore,
+        "sql": SqlPasskeyChallengeStore,
+        "redis": RedisPasskeyChallengeStore,
+    },
+)
+credential_store = store_fixture(
+    "credential_store", {"memory": MemoryPasskeyCredentialStore, "sql": SqlPasskeyCredentialStore}
+)
 
 
 def new_challenge(
@@ -153,18 +133,11 @@ def test_purge_expired_challenges(challenge_store: Any) -> None:
 def test_one_consumer_wins_among_threads(challenge_store: Any) -> None:
     challenge = new_challenge()
     challenge_store.put(challenge, now=NOW)
-    barrier = threading.Barrier(8)
-    results: list[object] = []
 
-    def consume() -> None:
-        barrier.wait(timeout=30)
-        results.append(challenge_store.consume(challenge.challenge_hash, now=NOW))
+    def consume() -> object:
+        return challenge_store.consume(challenge.challenge_hash, now=NOW)
 
-    threads = [threading.Thread(target=consume) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = at_once([consume] * 8)
     assert sorted(r is not None for r in results) == [False] * 7 + [True]
 
 
@@ -282,22 +255,13 @@ def test_flag(credential_store: Any) -> None:
 def test_one_use_per_count_among_threads(credential_store: Any) -> None:
     credential = new_credential(sign_count=1)
     credential_store.add(credential)
-    barrier = threading.Barrier(6)
-    outcomes: list[UseOutcome] = []
 
-    def use() -> None:
-        barrier.wait(timeout=30)
-        outcomes.append(
-            credential_store.record_use(
-                credential.credential_id, sign_count=2, backed_up=False, now=NOW
-            )
+    def use() -> UseOutcome:
+        return credential_store.record_use(
+            credential.credential_id, sign_count=2, backed_up=False, now=NOW
         )
 
-    threads = [threading.Thread(target=use) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    outcomes = at_once([use] * 6)
     assert outcomes.count(UseOutcome.RECORDED) == 1
     assert outcomes.count(UseOutcome.REGRESSED) == 1
     assert outcomes.count(UseOutcome.FLAGGED) == 4
@@ -327,18 +291,11 @@ def test_redis_challenge_already_expired_is_not_written(
 
 def test_concurrent_first_user_handles_agree(credential_store: Any) -> None:
     user = f"user-{secrets.token_hex(6)}"
-    barrier = threading.Barrier(6)
-    handles: list[bytes] = []
 
-    def ask() -> None:
-        barrier.wait(timeout=30)
-        handles.append(credential_store.user_handle(user, candidate=secrets.token_bytes(32)))
+    def ask() -> bytes:
+        return credential_store.user_handle(user, candidate=secrets.token_bytes(32))
 
-    threads = [threading.Thread(target=ask) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    handles = at_once([ask] * 6)
     assert len(handles) == 6
     assert len(set(handles)) == 1
 

@@ -9,9 +9,9 @@ ignore case and trailing spaces); the hot path is one round trip.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import secrets
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -31,7 +31,9 @@ from storno_security.stores.sql import (
     create_schema,
 )
 from storno_security.tokens.storage import RefreshFamily, RotationOutcome
+from tests._concurrency import at_once
 from tests.conftest import REDIS_URL, missing_service
+from tests.contract.conftest import unreachable_databases
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 TABLES = {
@@ -319,28 +321,6 @@ def test_rotation_to_an_existing_hash_changes_nothing(sql_engine: sa.Engine) -> 
     assert result.outcome is RotationOutcome.ROTATED
 
 
-def run_together(count: int, action: Any) -> list[BaseException]:
-    """Run ``action(i)`` in ``count`` threads released at once; return what they raised."""
-    start = threading.Barrier(count)
-    errors: list[BaseException] = []
-    lock = threading.Lock()
-
-    def run(index: int) -> None:
-        try:
-            start.wait(timeout=30)
-            action(index)
-        except BaseException as exc:
-            with lock:
-                errors.append(exc)
-
-    workers = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=60)
-    return errors
-
-
 #: Threads per race: within the default pool (5 + 10 overflow) of the shared engines.
 RACERS = 10
 
@@ -348,9 +328,7 @@ RACERS = 10
 def bump_race(store: SqlSessionStateStore) -> None:
     """``RACERS`` first bumps of a user without a row (all of them try to insert it) at once."""
     user = f"user-{secrets.token_hex(6)}"
-    seen: list[int] = []
-    errors = run_together(RACERS, lambda _: seen.append(store.bump_epoch(user)))
-    assert not errors, errors
+    seen = at_once([lambda: store.bump_epoch(user)] * RACERS)
     assert sorted(seen) == list(range(1, RACERS + 1))
     assert store.current_epoch(user) == RACERS
 
@@ -361,8 +339,7 @@ def revoke_race(store: SqlSessionStateStore, engine: sa.Engine) -> None:
     untils = [
         NOW + timedelta(minutes=secrets.randbelow(10_000), microseconds=i) for i in range(RACERS)
     ]
-    errors = run_together(RACERS, lambda i: store.revoke_session(sid, now=NOW, until=untils[i]))
-    assert not errors, errors
+    at_once([functools.partial(store.revoke_session, sid, now=NOW, until=u) for u in untils])
     table = sql_store.revoked_sessions
     with raw_connection(engine) as conn:
         stored = conn.execute(
@@ -483,15 +460,7 @@ def test_unreadable_time_is_corrupt_and_changes_nothing(sql_engine: sa.Engine) -
 # --- unreachable backends --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "url",
-    [
-        "postgresql+psycopg://postgres@127.0.0.1:1/x",
-        "mysql+pymysql://root@127.0.0.1:1/x",
-        "sqlite:///{tmp}/no-such-directory/x.db",
-    ],
-    ids=["postgresql", "mariadb", "sqlite"],
-)
+@unreachable_databases
 def test_unreachable_database_is_unavailable(url: str, tmp_path: Path) -> None:
     engine = create_engine(url.format(tmp=tmp_path))
     families, state = SqlRefreshFamilyStore(engine), SqlSessionStateStore(engine)

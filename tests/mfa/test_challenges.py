@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import string
+from collections.abc import Callable
 from datetime import timedelta
 
 import pyotp
@@ -17,17 +18,31 @@ from storno_security.mfa import (
     MfaChallenges,
     PendingChallenge,
     SecondFactorVerifier,
+    VerifiedChallenge,
     VerifiedFactor,
 )
 from storno_security.stores.memory import MemoryMfaChallengeStore
 from tests.mfa.conftest import POLICY, code_at
 
 
-def _totp_answer(factors: SecondFactorVerifier, code: str, secret: str) -> object:
+def _totp_answer(
+    factors: SecondFactorVerifier, code: str, secret: str
+) -> Callable[[PendingChallenge], VerifiedFactor]:
     def check(pending: PendingChallenge) -> VerifiedFactor:
         return factors.verify(pending.user_id, method="totp", code=code, totp_secret=secret)
 
     return check
+
+
+def _complete_with_right_totp(
+    challenges: MfaChallenges,
+    factors: SecondFactorVerifier,
+    clock: FrozenClock,
+    token: str,
+    secret: str,
+) -> VerifiedChallenge:
+    """Answer the challenge ``token`` with the TOTP code of ``secret`` at the clock's now."""
+    return challenges.complete(token, _totp_answer(factors, code_at(secret, clock), secret))
 
 
 def _wrong(pending: PendingChallenge) -> VerifiedFactor:
@@ -88,14 +103,12 @@ def test_right_totp_completes_and_consumes(
 ) -> None:
     secret = pyotp.random_base32()
     issued = challenges.issue("u1")
-    result = challenges.complete(
-        issued.token, _totp_answer(factors, code_at(secret, clock), secret)
-    )  # type: ignore[arg-type]
+    result = _complete_with_right_totp(challenges, factors, clock, issued.token, secret)
     assert (result.user_id, result.method) == ("u1", "totp")
     assert result.verified_at == clock.now()
     clock.advance(30)
     with pytest.raises(InvalidMfaChallengeError):
-        challenges.complete(issued.token, _totp_answer(factors, code_at(secret, clock), secret))  # type: ignore[arg-type]
+        _complete_with_right_totp(challenges, factors, clock, issued.token, secret)
 
 
 @pytest.mark.spec("MFA-4")
@@ -123,7 +136,7 @@ def test_expires_after_five_minutes(
     assert issued.expires_at == clock.now() + timedelta(minutes=5)
     clock.advance(timedelta(minutes=5))
     with pytest.raises(InvalidMfaChallengeError):
-        challenges.complete(issued.token, _totp_answer(factors, code_at(secret, clock), secret))  # type: ignore[arg-type]
+        _complete_with_right_totp(challenges, factors, clock, issued.token, secret)
 
 
 @pytest.mark.spec("MFA-4")
@@ -133,7 +146,7 @@ def test_still_live_just_before_expiry(
     secret = pyotp.random_base32()
     issued = challenges.issue("u1")
     clock.advance(timedelta(minutes=5) - timedelta(microseconds=1))
-    challenges.complete(issued.token, _totp_answer(factors, code_at(secret, clock), secret))  # type: ignore[arg-type]
+    _complete_with_right_totp(challenges, factors, clock, issued.token, secret)
 
 
 @pytest.mark.spec("MFA-4")
@@ -147,7 +160,7 @@ def test_dies_after_five_failures(
             challenges.complete(issued.token, _wrong)
         assert info.value.attempts_left == left
     with pytest.raises(InvalidMfaChallengeError):
-        challenges.complete(issued.token, _totp_answer(factors, code_at(secret, clock), secret))  # type: ignore[arg-type]
+        _complete_with_right_totp(challenges, factors, clock, issued.token, secret)
 
 
 @pytest.mark.spec("MFA-4")
@@ -159,9 +172,9 @@ def test_a_wrong_totp_counts_and_a_right_one_then_passes(
     code = code_at(secret, clock)
     wrong = f"{(int(code) + 1) % 1_000_000:06d}"
     with pytest.raises(InvalidMfaCodeError) as info:
-        challenges.complete(issued.token, _totp_answer(factors, wrong, secret))  # type: ignore[arg-type]
+        challenges.complete(issued.token, _totp_answer(factors, wrong, secret))
     assert info.value.attempts_left == 4
-    challenges.complete(issued.token, _totp_answer(factors, code, secret))  # type: ignore[arg-type]
+    challenges.complete(issued.token, _totp_answer(factors, code, secret))
 
 
 def test_unknown_method_counts_as_a_failure(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 
 import pyotp
@@ -29,6 +28,7 @@ from storno_security.mfa import (
 )
 from storno_security.passwords import PasswordPolicy
 from storno_security.stores.memory import MemoryBackupCodeStore
+from tests._concurrency import at_once
 from tests.mfa.conftest import POLICY
 
 
@@ -81,22 +81,15 @@ def test_enrol_login_step_up_disable(
 def test_threads_racing_for_one_backup_code(clock: FrozenClock) -> None:
     codes = BackupCodes(POLICY, store=MemoryBackupCodeStore(), clock=clock)
     code = codes.generate("u1").codes[0]
-    barrier = threading.Barrier(20)
-    outcomes: list[str] = []
 
-    def use() -> None:
-        barrier.wait(timeout=30)
+    def use() -> str:
         try:
             codes.verify(code, user_id="u1")
-            outcomes.append("passed")
         except InvalidMfaCodeError:
-            outcomes.append("refused")
+            return "refused"
+        return "passed"
 
-    threads = [threading.Thread(target=use) for _ in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    outcomes = at_once([use] * 20)
     assert Counter(outcomes) == {"passed": 1, "refused": 19}
 
 

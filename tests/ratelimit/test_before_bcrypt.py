@@ -6,7 +6,6 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-import bcrypt
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -19,22 +18,10 @@ from storno_security.errors import (
     StoreUnavailableError,
 )
 from storno_security.passwords import PasswordHasher, PasswordPolicy
-from storno_security.passwords import hasher as hasher_module
 from storno_security.ratelimit import Acquisition, RateLimiter, RateLimitStorage, client_key
+from tests.passwords.test_hasher import _spy_on_checkpw
 
 PEER = "2001:db8:1:2:3:4:5:6"
-
-
-def _spy_on_checkpw(patch: pytest.MonkeyPatch) -> list[bytes]:
-    calls: list[bytes] = []
-    real_checkpw = bcrypt.checkpw
-
-    def spy(password: bytes, hashed: bytes) -> bool:
-        calls.append(hashed)
-        return bool(real_checkpw(password, hashed))
-
-    patch.setattr(hasher_module.bcrypt, "checkpw", spy)
-    return calls
 
 
 def _login(limiter: RateLimiter, hasher: PasswordHasher, stored: str, peer: str, pw: str) -> str:

@@ -23,6 +23,31 @@ IP = "203.0.113.7"
 OTHER_IP = "198.51.100.9"
 
 
+def _refusal(limiter: RateLimiter, policy: str, identifier: str) -> RateLimitExceededError:
+    """The error of a hit that ``limiter`` refuses; fails the test if the hit is allowed."""
+    with pytest.raises(RateLimitExceededError) as refused:
+        limiter.hit(policy, identifier)
+    return refused.value
+
+
+def _bucket_limiter(
+    storage: RateLimitStorage,
+    clock: FrozenClock,
+    *,
+    capacity: int,
+    refill_amount: int,
+    seconds: int,
+) -> RateLimiter:
+    """A limiter of one token bucket policy ``api``."""
+    policy = TokenBucketPolicy(
+        name="api",
+        capacity=capacity,
+        refill_amount=refill_amount,
+        refill_period=timedelta(seconds=seconds),
+    )
+    return RateLimiter(storage, clock=clock, policies=[policy])
+
+
 def _drain(limiter: RateLimiter, policy: str, identifier: str = IP) -> int:
     """Hit until refused; return how many got through."""
     allowed = 0
@@ -44,8 +69,7 @@ def test_each_window_allows_its_limit_then_refuses_until_the_window_passes(
     assert _drain(limiter, policy.name) == policy.limit
     # still refused one millisecond before the first request leaves the window
     clock.advance(policy.window - timedelta(milliseconds=1))
-    with pytest.raises(RateLimitExceededError):
-        limiter.hit(policy.name, IP)
+    _refusal(limiter, policy.name, IP)
     clock.advance(timedelta(milliseconds=1))
     assert _drain(limiter, policy.name) == policy.limit
 
@@ -59,9 +83,8 @@ def test_the_window_slides_rather_than_resetting(limiter: RateLimiter, clock: Fr
     for _ in range(2):
         limiter.hit("login", IP)
     clock.advance(29.999)
-    with pytest.raises(RateLimitExceededError) as refused:
-        limiter.hit("login", IP)
-    assert refused.value.status.retry_after == 1  # 1 ms, rounded up to a whole second
+    refused = _refusal(limiter, "login", IP)
+    assert refused.status.retry_after == 1  # 1 ms, rounded up to a whole second
     clock.advance(0.001)  # 60 s after the first three
     assert _drain(limiter, "login") == 3
     # a fixed window would now allow 5 more at 90 s; the sliding one allows the 2 of 30 s
@@ -83,8 +106,7 @@ def test_refused_requests_do_not_count(limiter: RateLimiter, clock: FrozenClock)
     assert _drain(limiter, "login") == 5
     for _ in range(50):
         clock.advance(1)
-        with pytest.raises(RateLimitExceededError):
-            limiter.hit("login", IP)
+        _refusal(limiter, "login", IP)
     clock.advance(10)  # 60 s after the five: free again however much was refused meanwhile
     assert _drain(limiter, "login") == 5
 
@@ -101,9 +123,7 @@ def test_statuses_carry_what_the_headers_need(limiter: RateLimiter, clock: Froze
         RateLimitStatus(policy="forgot_password", limit=3, remaining=0, reset=900, retry_after=0),
     ]
     clock.advance(0.5)
-    with pytest.raises(RateLimitExceededError) as refused:
-        limiter.hit("forgot_password", IP)
-    error = refused.value
+    error = _refusal(limiter, "forgot_password", IP)
     assert str(error) == "Too many requests. Please try again later."
     assert error.reason == "exceeded"
     assert isinstance(error, RateLimitError)
@@ -117,10 +137,9 @@ def test_statuses_carry_what_the_headers_need(limiter: RateLimiter, clock: Froze
 def test_retry_after_is_at_least_one_second(limiter: RateLimiter, clock: FrozenClock) -> None:
     _drain(limiter, "login")
     clock.advance(timedelta(seconds=59, milliseconds=999, microseconds=999))
-    with pytest.raises(RateLimitExceededError) as refused:
-        limiter.hit("login", IP)
-    assert refused.value.status.retry_after == 1
-    assert refused.value.status.reset == 1
+    refused = _refusal(limiter, "login", IP)
+    assert refused.status.retry_after == 1
+    assert refused.status.reset == 1
 
 
 @pytest.mark.spec("RL-2")
@@ -133,11 +152,10 @@ def test_unauthenticated_bucket_bursts_10000_then_refills_100_per_5_minutes(
     clock.advance(timedelta(minutes=5))
     assert _drain(limiter, "api_unauthenticated") == 100
     clock.advance(2.999)
-    with pytest.raises(RateLimitExceededError) as refused:
-        limiter.hit("api_unauthenticated", IP)
-    assert refused.value.status.retry_after == 1
+    refused = _refusal(limiter, "api_unauthenticated", IP)
+    assert refused.status.retry_after == 1
     # empty: 10,000 tokens at 1 per 3 s is 30,000 s until full (less the 2.999 s refilled)
-    assert refused.value.status.reset == 29_998
+    assert refused.status.reset == 29_998
     clock.advance(0.001)
     status = limiter.hit("api_unauthenticated", IP)
     assert (status.remaining, status.reset) == (0, 30_000)
@@ -161,15 +179,11 @@ def test_authenticated_bucket_bursts_50000_then_refills_500_per_2_minutes(
 def test_bucket_refill_is_continuous_and_capped(
     storage: RateLimitStorage, clock: FrozenClock
 ) -> None:
-    policy = TokenBucketPolicy(
-        name="api", capacity=10, refill_amount=2, refill_period=timedelta(seconds=1)
-    )
-    limiter = RateLimiter(storage, clock=clock, policies=[policy])
+    limiter = _bucket_limiter(storage, clock, capacity=10, refill_amount=2, seconds=1)
     assert _drain(limiter, "api") == 10
     clock.advance(0.499)
-    with pytest.raises(RateLimitExceededError) as refused:
-        limiter.hit("api", IP)
-    assert refused.value.status.retry_after == 1  # 1 ms short
+    refused = _refusal(limiter, "api", IP)
+    assert refused.status.retry_after == 1  # 1 ms short
     clock.advance(0.001)
     assert _drain(limiter, "api") == 1
     clock.advance(2.75)  # 5.5 tokens: 5 now, half a token kept
@@ -184,18 +198,13 @@ def test_bucket_refill_is_continuous_and_capped(
 def test_a_clock_behind_the_stored_time_refills_nothing(
     storage: RateLimitStorage, clock: FrozenClock
 ) -> None:
-    policy = TokenBucketPolicy(
-        name="api", capacity=3, refill_amount=1, refill_period=timedelta(seconds=10)
-    )
-    limiter = RateLimiter(storage, clock=clock, policies=[policy])
+    limiter = _bucket_limiter(storage, clock, capacity=3, refill_amount=1, seconds=10)
     assert _drain(limiter, "api") == 3
     clock.advance(-60)  # another host, a minute behind
-    with pytest.raises(RateLimitExceededError) as refused:
-        limiter.hit("api", IP)
-    assert refused.value.status.retry_after == 70
+    refused = _refusal(limiter, "api", IP)
+    assert refused.status.retry_after == 70
     clock.advance(60)
-    with pytest.raises(RateLimitExceededError):
-        limiter.hit("api", IP)
+    _refusal(limiter, "api", IP)
     clock.advance(10)
     assert _drain(limiter, "api") == 1
 
@@ -207,9 +216,8 @@ def test_a_window_entry_from_a_clock_ahead_counts_until_it_leaves(
     clock.advance(30)  # a host half a minute ahead records five logins
     assert _drain(limiter, "login") == 5
     clock.advance(-30)
-    with pytest.raises(RateLimitExceededError) as refused:
-        limiter.hit("login", IP)
-    assert refused.value.status.retry_after == 90
+    refused = _refusal(limiter, "login", IP)
+    assert refused.status.retry_after == 90
 
 
 def test_unknown_policy_and_bad_identifiers(limiter: RateLimiter) -> None:

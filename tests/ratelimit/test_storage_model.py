@@ -5,6 +5,7 @@ answers keep the limits exactly (RL-1, RL-2, RL-4: Redis holds the same limits a
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import pytest
@@ -41,34 +42,50 @@ def _redis_storage(request: pytest.FixtureRequest) -> RateLimitStorage:
     return RedisRateLimitStorage(client, prefix=f"{prefix}model:")
 
 
-def _window_results(
-    request: pytest.FixtureRequest, limit: int, window_ms: int, steps: list[int]
+def _agreeing(
+    request: pytest.FixtureRequest,
+    acquire: Callable[[RateLimitStorage, str, int], Acquisition],
+    steps: Iterable[int],
 ) -> list[tuple[int, Acquisition]]:
-    """Run the steps on memory and on Redis, assert they agree, and return (time, answer)."""
+    """Run ``acquire(storage, key, now_ms)`` after each clock step on memory and on Redis,
+    assert they agree, and return (time, answer)."""
     redis_storage = _redis_storage(request)
     memory = MemoryRateLimitStorage()
-    key = f"w:{secrets.token_hex(8)}"
+    key = f"k:{secrets.token_hex(8)}"
     now = START_MS
     answers = []
     for step in steps:
         now += step
-        results = [
-            s.acquire_window(key, limit=limit, window_ms=window_ms, now_ms=now)
-            for s in (memory, redis_storage)
-        ]
+        results = [acquire(s, key, now) for s in (memory, redis_storage)]
         assert results[0] == results[1], (now, results)
         answers.append((now, results[0]))
     return answers
 
 
+def _window_results(
+    request: pytest.FixtureRequest, limit: int, window_ms: int, steps: list[int]
+) -> list[tuple[int, Acquisition]]:
+    """Run the steps on memory and on Redis, assert they agree, and return (time, answer)."""
+
+    def acquire(storage: RateLimitStorage, key: str, now: int) -> Acquisition:
+        return storage.acquire_window(key, limit=limit, window_ms=window_ms, now_ms=now)
+
+    return _agreeing(request, acquire, steps)
+
+
+def _given_window(steps: st.SearchStrategy[int]) -> Any:
+    """Hypothesis cases of a sliding window policy and a run of clock steps from ``steps``."""
+    return given(
+        limit=st.integers(1, 6),
+        window_ms=st.integers(1_000, 10_000),
+        steps=st.lists(steps, min_size=1, max_size=40),
+    )
+
+
 @pytest.mark.spec("RL-1")
 @pytest.mark.spec("RL-4")
 @_SETTINGS
-@given(
-    limit=st.integers(1, 6),
-    window_ms=st.integers(1_000, 10_000),
-    steps=st.lists(_FORWARD, min_size=1, max_size=40),
-)
+@_given_window(_FORWARD)
 def test_sliding_window_is_an_exact_log_in_memory_and_redis(
     request: pytest.FixtureRequest, limit: int, window_ms: int, steps: list[int]
 ) -> None:
@@ -90,11 +107,7 @@ def test_sliding_window_is_an_exact_log_in_memory_and_redis(
 
 @pytest.mark.spec("RL-1")
 @_SETTINGS
-@given(
-    limit=st.integers(1, 6),
-    window_ms=st.integers(1_000, 10_000),
-    steps=st.lists(_STEPS, min_size=1, max_size=40),
-)
+@_given_window(_STEPS)
 def test_sliding_window_under_clock_skew_agrees_and_never_exceeds_the_limit(
     request: pytest.FixtureRequest, limit: int, window_ms: int, steps: list[int]
 ) -> None:
@@ -131,23 +144,17 @@ def test_token_bucket_memory_and_redis_agree_and_never_exceed_the_refill(
     steps: list[int],
 ) -> None:
     refill = max(1, capacity * refill_fraction // 8)
-    redis_storage = _redis_storage(request)
-    memory = MemoryRateLimitStorage()
-    key = f"b:{secrets.token_hex(8)}"
-    now = START_MS
+
+    def acquire(storage: RateLimitStorage, key: str, now: int) -> Acquisition:
+        return storage.acquire_bucket(
+            key, capacity=capacity, refill_amount=refill, refill_period_ms=period_ms, now_ms=now
+        )
+
     latest: int | None = None  # the bucket's own timeline: the latest time it has seen
     allowed_at: list[int] = []
-    for step in steps:
-        now += step
+    for now, result in _agreeing(request, acquire, steps):
         latest = now if latest is None else max(latest, now)
-        results = [
-            s.acquire_bucket(
-                key, capacity=capacity, refill_amount=refill, refill_period_ms=period_ms, now_ms=now
-            )
-            for s in (memory, redis_storage)
-        ]
-        assert results[0] == results[1], (now, results)
-        if results[0].allowed:
+        if result.allowed:
             allowed_at.append(latest)
     # over any stretch of the timeline, at most capacity + refill * elapsed / period got through
     for i, start in enumerate(allowed_at):
@@ -159,16 +166,14 @@ def test_token_bucket_memory_and_redis_agree_and_never_exceed_the_refill(
 @pytest.mark.spec("RL-2")
 def test_extreme_bucket_stays_exact_in_lua(request: pytest.FixtureRequest) -> None:
     """The largest policy the validators allow: 10**7 tokens per day, ms resolution."""
-    redis_storage = _redis_storage(request)
-    memory = MemoryRateLimitStorage()
-    key = f"x:{secrets.token_hex(8)}"
-    kwargs = {"capacity": 10_000_000, "refill_amount": 1, "refill_period_ms": 86_400_000}
-    now = START_MS
-    for step in (0, 1, 86_399_999, 1, 10**12):
-        now += step
-        results = [s.acquire_bucket(key, now_ms=now, **kwargs) for s in (memory, redis_storage)]
-        assert results[0] == results[1]
-    assert results[0] == Acquisition(
+
+    def acquire(storage: RateLimitStorage, key: str, now: int) -> Acquisition:
+        return storage.acquire_bucket(
+            key, capacity=10_000_000, refill_amount=1, refill_period_ms=86_400_000, now_ms=now
+        )
+
+    answers = _agreeing(request, acquire, (0, 1, 86_399_999, 1, 10**12))
+    assert answers[-1][1] == Acquisition(
         allowed=True, remaining=9_999_999, retry_after_ms=0, reset_after_ms=86_400_000
     )
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -31,6 +33,20 @@ def m(user: str, role: Role, org: str = ORG, **kw: object) -> Membership:
     return Membership(user_id=user, organization_id=org, role=role, **kw)  # type: ignore[arg-type]
 
 
+def _denied(authorize: Callable[..., object], *args: Any, **kwargs: Any) -> str:
+    """Why ``authorize(*args, **kwargs)`` is denied; fails the test if it is allowed."""
+    with pytest.raises(PermissionDeniedError) as info:
+        authorize(*args, **kwargs)
+    return info.value.reason
+
+
+def _manager(user: str) -> Membership:
+    """An accountant who also holds ``member.manage``."""
+    return m(
+        user, Role.ACCOUNTANT, permissions=[*ROLE_PERMISSIONS[Role.ACCOUNTANT], "member.manage"]
+    )
+
+
 OWNER = m("owner", Role.OWNER)
 ADMIN = m("admin", Role.ADMIN)
 ADMIN2 = m("admin2", Role.ADMIN)
@@ -52,23 +68,21 @@ def test_admin_changes_roles_below_owner() -> None:
 @pytest.mark.spec("RBAC-5")
 @pytest.mark.parametrize("actor", [ACCOUNTANT, VIEWER])
 def test_only_member_manage_changes_members(actor: Membership) -> None:
-    with pytest.raises(PermissionDeniedError) as info:
-        authorize_membership_update(actor, VIEWER, role=Role.ACCOUNTANT)
-    assert info.value.reason == "no_member_manage"
-    with pytest.raises(PermissionDeniedError):
-        authorize_member_removal(actor, VIEWER, at=NOW)
-    with pytest.raises(PermissionDeniedError):
-        authorize_member_addition(actor, m("new", Role.VIEWER))
+    assert (
+        _denied(authorize_membership_update, actor, VIEWER, role=Role.ACCOUNTANT)
+        == "no_member_manage"
+    )
+    _denied(authorize_member_removal, actor, VIEWER, at=NOW)
+    _denied(authorize_member_addition, actor, m("new", Role.VIEWER))
 
 
 @pytest.mark.spec("RBAC-5")
 def test_nobody_raises_their_own_role() -> None:
-    self_manager = m(
-        "acc", Role.ACCOUNTANT, permissions=[*ROLE_PERMISSIONS[Role.ACCOUNTANT], "member.manage"]
+    self_manager = _manager("acc")
+    assert (
+        _denied(authorize_membership_update, self_manager, self_manager, role=Role.ADMIN)
+        == "self_promotion"
     )
-    with pytest.raises(PermissionDeniedError) as info:
-        authorize_membership_update(self_manager, self_manager, role=Role.ADMIN)
-    assert info.value.reason == "self_promotion"
     with pytest.raises(PermissionDeniedError) as info:
         authorize_membership_update(
             self_manager,
@@ -84,51 +98,42 @@ def test_nobody_raises_their_own_role() -> None:
 
 @pytest.mark.spec("RBAC-5")
 def test_nobody_grants_more_than_they_hold_or_acts_above_their_rank() -> None:
-    manager = m(
-        "mgr", Role.ACCOUNTANT, permissions=[*ROLE_PERMISSIONS[Role.ACCOUNTANT], "member.manage"]
+    manager = _manager("mgr")
+    assert (
+        _denied(authorize_membership_update, manager, VIEWER, role=Role.ADMIN)
+        == "grant_exceeds_actor"
     )
-    with pytest.raises(PermissionDeniedError) as info:
-        authorize_membership_update(manager, VIEWER, role=Role.ADMIN)
-    assert info.value.reason == "grant_exceeds_actor"
-    with pytest.raises(PermissionDeniedError) as info:
-        authorize_membership_update(manager, ADMIN, role=Role.VIEWER)
-    assert info.value.reason == "target_outranks_actor"
-    with pytest.raises(PermissionDeniedError):
-        authorize_member_removal(manager, ADMIN, at=NOW)
-    with pytest.raises(PermissionDeniedError):
-        authorize_member_addition(manager, m("new", Role.ADMIN))
+    assert (
+        _denied(authorize_membership_update, manager, ADMIN, role=Role.VIEWER)
+        == "target_outranks_actor"
+    )
+    _denied(authorize_member_removal, manager, ADMIN, at=NOW)
+    _denied(authorize_member_addition, manager, m("new", Role.ADMIN))
 
 
 @pytest.mark.spec("RBAC-5")
 @pytest.mark.parametrize("actor", [OWNER, ADMIN])
 def test_owner_cannot_be_demoted_or_removed(actor: Membership) -> None:
     for role in (Role.ADMIN, Role.VIEWER):
-        with pytest.raises(PermissionDeniedError) as info:
-            authorize_membership_update(actor, OWNER, role=role)
-        assert info.value.reason == "owner_protected"
-    with pytest.raises(PermissionDeniedError) as info:
-        authorize_member_removal(actor, OWNER, at=NOW)
-    assert info.value.reason == "owner_protected"
+        assert _denied(authorize_membership_update, actor, OWNER, role=role) == "owner_protected"
+    assert _denied(authorize_member_removal, actor, OWNER, at=NOW) == "owner_protected"
 
 
 @pytest.mark.spec("RBAC-5")
 def test_nobody_becomes_owner_except_by_transfer_from_the_owner() -> None:
-    with pytest.raises(PermissionDeniedError) as info:
-        authorize_membership_update(OWNER, ADMIN, role=Role.OWNER)
-    assert info.value.reason == "owner_by_transfer_only"
-    with pytest.raises(PermissionDeniedError):
-        authorize_member_addition(OWNER, m("new", Role.OWNER))
+    assert (
+        _denied(authorize_membership_update, OWNER, ADMIN, role=Role.OWNER)
+        == "owner_by_transfer_only"
+    )
+    _denied(authorize_member_addition, OWNER, m("new", Role.OWNER))
     for actor in (ADMIN, ACCOUNTANT, VIEWER):
-        with pytest.raises(PermissionDeniedError) as info:
-            authorize_ownership_transfer(actor, ADMIN2)
-        assert info.value.reason == "not_owner"
+        assert _denied(authorize_ownership_transfer, actor, ADMIN2) == "not_owner"
     transfer = authorize_ownership_transfer(OWNER, ADMIN)
     assert transfer.new_owner.role is Role.OWNER
     assert transfer.new_owner.user_id == "admin"
     assert transfer.former_owner.role is Role.ADMIN
     assert transfer.former_owner.user_id == "owner"
-    with pytest.raises(PermissionDeniedError):
-        authorize_ownership_transfer(OWNER, OWNER)
+    _denied(authorize_ownership_transfer, OWNER, OWNER)
 
 
 @pytest.mark.spec("RBAC-5")
@@ -142,9 +147,10 @@ def test_memberships_of_another_organization_are_not_found() -> None:
         authorize_ownership_transfer(OWNER, foreign)
     with pytest.raises(MembershipNotFoundError):
         authorize_membership_update(ADMIN, None, role=Role.VIEWER)
-    with pytest.raises(PermissionDeniedError) as info:
-        authorize_member_addition(ADMIN, m("new", Role.VIEWER, org="org-2"))
-    assert info.value.reason == "other_organization"
+    assert (
+        _denied(authorize_member_addition, ADMIN, m("new", Role.VIEWER, org="org-2"))
+        == "other_organization"
+    )
 
 
 @pytest.mark.spec("RBAC-4")
@@ -155,9 +161,10 @@ def test_removal_is_a_soft_deletion_and_removed_members_act_no_more() -> None:
     with pytest.raises(MembershipNotFoundError):
         authorize_member_removal(ADMIN, change.after, at=NOW)
     removed_admin = m("admin", Role.ADMIN, deleted_at=NOW)
-    with pytest.raises(PermissionDeniedError) as info:
-        authorize_membership_update(removed_admin, VIEWER, role=Role.ACCOUNTANT)
-    assert info.value.reason == "actor_removed"
+    assert (
+        _denied(authorize_membership_update, removed_admin, VIEWER, role=Role.ACCOUNTANT)
+        == "actor_removed"
+    )
 
 
 def test_addition_allowed_within_the_actor_rank() -> None:

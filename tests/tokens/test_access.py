@@ -50,6 +50,21 @@ def header_for(key: SigningKey, **override: Any) -> dict[str, Any]:
     return {k: v for k, v in header.items() if v is not None}
 
 
+def _forged(
+    ring: KeyRing,
+    clock: FrozenClock,
+    policy: TokenPolicy,
+    header: dict[str, Any] | None = None,
+    **claims: Any,
+) -> str:
+    """A token signed by the ring's signer over ``claims_for`` (with overrides) by hand."""
+    return forge.rs256(
+        header_for(ring.signer, **(header or {})),
+        claims_for(clock, policy, **claims),
+        ring.signer.private_key,
+    )
+
+
 def reject(verifier: AccessTokenVerifier, token: str, reason: str | None = None) -> None:
     with pytest.raises(InvalidAccessTokenError) as info:
         verifier.verify(token)
@@ -190,9 +205,7 @@ def test_algorithm_outside_the_allow_list(
     verifier: AccessTokenVerifier, policy: TokenPolicy, clock: FrozenClock, ring: KeyRing
 ) -> None:
     for alg in ("RS512", "PS256", "ES256", "EdDSA", "rs256", "RS256 "):
-        token = forge.rs256(
-            header_for(ring.signer, alg=alg), claims_for(clock, policy), ring.signer.private_key
-        )
+        token = _forged(ring, clock, policy, header={"alg": alg})
         reject(verifier, token, "algorithm")
     really_rs512 = jwt.encode(
         claims_for(clock, policy),
@@ -218,9 +231,7 @@ def test_unknown_or_missing_kid(
     token = forge.rs256(header_for(ring.signer), claims_for(clock, policy), stranger.private_key)
     reject(verifier, token, "signature")
     for kid in (None, 7, ["x"], ""):
-        token = forge.rs256(
-            header_for(ring.signer, kid=kid), claims_for(clock, policy), ring.signer.private_key
-        )
+        token = _forged(ring, clock, policy, header={"kid": kid})
         reject(verifier, token)
 
 
@@ -260,9 +271,7 @@ def test_wrong_typ(
     clock: FrozenClock,
     ring: KeyRing,
 ) -> None:
-    token = forge.rs256(
-        header_for(ring.signer, typ=typ), claims_for(clock, policy), ring.signer.private_key
-    )
+    token = _forged(ring, clock, policy, header={"typ": typ})
     reject(verifier, token, "header")
 
 
@@ -301,20 +310,14 @@ def test_wrong_or_missing_claims(
     clock: FrozenClock,
     ring: KeyRing,
 ) -> None:
-    token = forge.rs256(
-        header_for(ring.signer), claims_for(clock, policy, **override), ring.signer.private_key
-    )
+    token = _forged(ring, clock, policy, **override)
     reject(verifier, token, reason)
 
 
 def test_audience_list_containing_ours_is_accepted(
     verifier: AccessTokenVerifier, policy: TokenPolicy, clock: FrozenClock, ring: KeyRing
 ) -> None:
-    token = forge.rs256(
-        header_for(ring.signer),
-        claims_for(clock, policy, aud=["other", policy.audience]),
-        ring.signer.private_key,
-    )
+    token = _forged(ring, clock, policy, aud=["other", policy.audience])
     assert verifier.verify(token).audience == ("other", policy.audience)
 
 
@@ -343,19 +346,11 @@ def test_not_yet_valid(
     verifier: AccessTokenVerifier, policy: TokenPolicy, clock: FrozenClock, ring: KeyRing
 ) -> None:
     now = int(clock.now().timestamp())
-    early = forge.rs256(
-        header_for(ring.signer),
-        claims_for(clock, policy, nbf=now + 31, iat=now),
-        ring.signer.private_key,
-    )
+    early = _forged(ring, clock, policy, nbf=now + 31, iat=now)
     reject(verifier, early, "not_yet_valid")
-    future_iat = forge.rs256(
-        header_for(ring.signer), claims_for(clock, policy, iat=now + 120), ring.signer.private_key
-    )
+    future_iat = _forged(ring, clock, policy, iat=now + 120)
     reject(verifier, future_iat, "not_yet_valid")
-    within = forge.rs256(
-        header_for(ring.signer), claims_for(clock, policy, nbf=now + 30), ring.signer.private_key
-    )
+    within = _forged(ring, clock, policy, nbf=now + 30)
     verifier.verify(within)
 
 

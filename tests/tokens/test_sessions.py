@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 from typing import Any
 
@@ -22,6 +21,7 @@ from storno_security.tokens import (
     SessionManager,
     hash_refresh_token,
 )
+from tests._concurrency import at_once
 
 
 @pytest.fixture
@@ -59,25 +59,15 @@ def test_each_use_rotates(manager: SessionManager, verifier: AccessTokenVerifier
 @pytest.mark.spec("REF-2")
 def test_concurrent_uses_in_threads_exactly_one_wins(manager: SessionManager) -> None:
     pair = manager.start("user-1")
-    barrier = threading.Barrier(20)
-    outcomes: list[str] = []
-    lock = threading.Lock()
 
-    def present() -> None:
-        barrier.wait()
+    def present() -> str:
         try:
             manager.refresh(pair.refresh_token)
-            result = "ok"
         except RefreshTokenReuseError:
-            result = "reused"
-        with lock:
-            outcomes.append(result)
+            return "reused"
+        return "ok"
 
-    threads = [threading.Thread(target=present) for _ in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    outcomes = at_once([present] * 20)
     assert outcomes.count("ok") == 1
     assert outcomes.count("reused") == 19
 

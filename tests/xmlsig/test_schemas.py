@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import socket
-import threading
 from pathlib import Path
 
 import pytest
@@ -25,6 +25,7 @@ from storno_security.xmlsig.schemas import (
     SDI_FATTURAPA,
     XRECHNUNG,
 )
+from tests._concurrency import at_once
 from tests.xmlsig.hostile import assert_no_connection
 
 pytestmark = pytest.mark.spec("XML-3")
@@ -166,11 +167,20 @@ def _schema_dir(tmp_path: Path, main: str = MAIN) -> Path:
     return directory
 
 
-def test_app_registers_its_own_xsd_directory(tmp_path: Path) -> None:
+def _ksef_registry(tmp_path: Path, main: str = MAIN) -> SchemaRegistry:
+    """A registry of no built-in schemas and the test KSeF schema (``main``) of ``tmp_path``."""
     registry = SchemaRegistry(builtin=False)
     registry.register(
-        KSEF, root_element=f"{{{FA_NS}}}Faktura", directory=_schema_dir(tmp_path), main="FA3.xsd"
+        KSEF,
+        root_element=f"{{{FA_NS}}}Faktura",
+        directory=_schema_dir(tmp_path, main),
+        main="FA3.xsd",
     )
+    return registry
+
+
+def test_app_registers_its_own_xsd_directory(tmp_path: Path) -> None:
+    registry = _ksef_registry(tmp_path)
     assert registry.validate(KSEF, KSEF_DOC.format("123.45").encode()).tag == f"{{{FA_NS}}}Faktura"
     with pytest.raises(XmlSchemaError) as caught:
         registry.validate(KSEF, KSEF_DOC.format("12.345").encode())
@@ -181,13 +191,7 @@ def test_app_registers_its_own_xsd_directory(tmp_path: Path) -> None:
 def test_schema_import_outside_its_directory_is_refused(tmp_path: Path) -> None:
     (tmp_path / "outside.xsd").write_text(TYPES)
     main = MAIN.replace("types/amounts.xsd", "../outside.xsd")
-    registry = SchemaRegistry(builtin=False)
-    registry.register(
-        KSEF,
-        root_element=f"{{{FA_NS}}}Faktura",
-        directory=_schema_dir(tmp_path, main),
-        main="FA3.xsd",
-    )
+    registry = _ksef_registry(tmp_path, main)
     with pytest.raises(SchemaUnavailableError) as caught:
         registry.validate(KSEF, KSEF_DOC.format("1.00").encode())
     assert caught.value.reason == "import_refused"
@@ -198,13 +202,7 @@ def test_schema_import_over_the_network_is_refused(
 ) -> None:
     url = f"http://127.0.0.1:{listening_port.getsockname()[1]}/amounts.xsd"
     main = MAIN.replace("types/amounts.xsd", url)
-    registry = SchemaRegistry(builtin=False)
-    registry.register(
-        KSEF,
-        root_element=f"{{{FA_NS}}}Faktura",
-        directory=_schema_dir(tmp_path, main),
-        main="FA3.xsd",
-    )
+    registry = _ksef_registry(tmp_path, main)
     with pytest.raises(SchemaUnavailableError) as caught:
         registry.validate(KSEF, KSEF_DOC.format("1.00").encode())
     assert caught.value.reason == "import_refused"
@@ -225,13 +223,7 @@ def test_schema_with_an_external_entity_reads_nothing(
         "<xs:sequence>",
         "<xs:annotation><xs:documentation>&s;&u;</xs:documentation></xs:annotation><xs:sequence>",
     )
-    registry = SchemaRegistry(builtin=False)
-    registry.register(
-        KSEF,
-        root_element=f"{{{FA_NS}}}Faktura",
-        directory=_schema_dir(tmp_path, main),
-        main="FA3.xsd",
-    )
+    registry = _ksef_registry(tmp_path, main)
     # The entities are never resolved: the schema compiles (or is refused) without them.
     root = registry.validate(KSEF, KSEF_DOC.format("1.00").encode())
     assert root is not None
@@ -254,10 +246,7 @@ def test_register_checks_its_arguments(tmp_path: Path) -> None:
 
 
 def test_validation_uses_the_hardened_parser(tmp_path: Path) -> None:
-    registry = SchemaRegistry(builtin=False)
-    registry.register(
-        KSEF, root_element=f"{{{FA_NS}}}Faktura", directory=_schema_dir(tmp_path), main="FA3.xsd"
-    )
+    registry = _ksef_registry(tmp_path)
     with pytest.raises(XmlParseError):
         registry.validate(KSEF, b'<!DOCTYPE a [<!ENTITY x "y">]><a>&x;</a>')
 
@@ -265,22 +254,11 @@ def test_validation_uses_the_hardened_parser(tmp_path: Path) -> None:
 @needs_schemas
 def test_registry_is_safe_to_share_between_threads(ubl_invoice: bytes, cii_invoice: bytes) -> None:
     registry = SchemaRegistry()
-    failures: list[BaseException] = []
-    barrier = threading.Barrier(6)
 
     def work(index: int) -> None:
-        barrier.wait()
-        try:
-            for _ in range(5):
-                registry.validate(
-                    ANAF_UBL if index % 2 else FACTURX, ubl_invoice if index % 2 else cii_invoice
-                )
-        except BaseException as exc:
-            failures.append(exc)
+        for _ in range(5):
+            registry.validate(
+                ANAF_UBL if index % 2 else FACTURX, ubl_invoice if index % 2 else cii_invoice
+            )
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not failures
+    at_once([functools.partial(work, i) for i in range(6)])  # fails the test if any call raised
