@@ -25,6 +25,7 @@ __all__ = [
     "CompanyNotFoundError",
     "CompanyRequiredError",
     "CorruptRecordError",
+    "DuplicateMembershipError",
     "IdentityProviderUnavailableError",
     "InvalidAccessTokenError",
     "InvalidApiKeyError",
@@ -257,6 +258,17 @@ class MembershipNotFoundError(RbacError):
     """The membership to change is unknown, removed, or of another organization (RBAC-5)."""
 
     default_message = "membership not found"
+
+
+class DuplicateMembershipError(RbacError):
+    """A user would have, or has, two live memberships in one organization (RBAC-5).
+
+    ``reason`` is ``already_a_member`` when an addition is refused, ``duplicate_membership``
+    when the memberships handed to tenancy resolution hold two live ones for one organization
+    (the application's tables lack the unique ``(user_id, organization_id)`` constraint).
+    """
+
+    default_message = "already a member of this organization"
 
 
 # --- vault -----------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from storno_security.rbac import (
     MembershipAction,
     Permission,
     PermissionKind,
+    Principal,
     Role,
     authorize_member_addition,
     authorize_member_removal,
@@ -31,6 +32,10 @@ def m(user: str, role: Role, org: str = ORG, **kw: object) -> Membership:
     return Membership(user_id=user, organization_id=org, role=role, **kw)  # type: ignore[arg-type]
 
 
+def u(actor: Membership) -> Principal:
+    return Principal.user(actor.user_id, organization_id=actor.organization_id)
+
+
 OWNER = m("owner", Role.OWNER)
 ADMIN = m("admin", Role.ADMIN)
 ADMIN2 = m("admin2", Role.ADMIN)
@@ -40,25 +45,31 @@ VIEWER = m("viewer", Role.VIEWER)
 
 @pytest.mark.spec("RBAC-5")
 def test_admin_changes_roles_below_owner() -> None:
-    change = authorize_membership_update(ADMIN, VIEWER, role=Role.ACCOUNTANT)
+    change = authorize_membership_update(ADMIN, VIEWER, role=Role.ACCOUNTANT, principal=u(ADMIN))
     assert change.action is MembershipAction.UPDATE
     assert change.before == VIEWER
     assert change.after.role is Role.ACCOUNTANT
     assert change.after.user_id == "viewer"
-    assert authorize_membership_update(ADMIN, ADMIN2, role="viewer").after.role is Role.VIEWER
-    assert authorize_membership_update(OWNER, ADMIN, role=Role.VIEWER).after.role is Role.VIEWER
+    assert (
+        authorize_membership_update(ADMIN, ADMIN2, role="viewer", principal=u(ADMIN)).after.role
+        is Role.VIEWER
+    )
+    assert (
+        authorize_membership_update(OWNER, ADMIN, role=Role.VIEWER, principal=u(OWNER)).after.role
+        is Role.VIEWER
+    )
 
 
 @pytest.mark.spec("RBAC-5")
 @pytest.mark.parametrize("actor", [ACCOUNTANT, VIEWER])
 def test_only_member_manage_changes_members(actor: Membership) -> None:
     with pytest.raises(PermissionDeniedError) as info:
-        authorize_membership_update(actor, VIEWER, role=Role.ACCOUNTANT)
+        authorize_membership_update(actor, VIEWER, role=Role.ACCOUNTANT, principal=u(actor))
     assert info.value.reason == "no_member_manage"
     with pytest.raises(PermissionDeniedError):
-        authorize_member_removal(actor, VIEWER, at=NOW)
+        authorize_member_removal(actor, VIEWER, at=NOW, principal=u(actor))
     with pytest.raises(PermissionDeniedError):
-        authorize_member_addition(actor, m("new", Role.VIEWER))
+        authorize_member_addition(actor, m("new", Role.VIEWER), principal=u(actor), existing=())
 
 
 @pytest.mark.spec("RBAC-5")
@@ -67,7 +78,9 @@ def test_nobody_raises_their_own_role() -> None:
         "acc", Role.ACCOUNTANT, permissions=[*ROLE_PERMISSIONS[Role.ACCOUNTANT], "member.manage"]
     )
     with pytest.raises(PermissionDeniedError) as info:
-        authorize_membership_update(self_manager, self_manager, role=Role.ADMIN)
+        authorize_membership_update(
+            self_manager, self_manager, role=Role.ADMIN, principal=u(self_manager)
+        )
     assert info.value.reason == "self_promotion"
     with pytest.raises(PermissionDeniedError) as info:
         authorize_membership_update(
@@ -75,10 +88,11 @@ def test_nobody_raises_their_own_role() -> None:
             self_manager,
             role=Role.ACCOUNTANT,
             permissions=[*self_manager.effective_permissions, "audit.view"],
+            principal=u(self_manager),
         )
     assert info.value.reason == "self_promotion"
     # lowering oneself is allowed
-    lower = authorize_membership_update(ADMIN, ADMIN, role=Role.VIEWER)
+    lower = authorize_membership_update(ADMIN, ADMIN, role=Role.VIEWER, principal=u(ADMIN))
     assert lower.after.role is Role.VIEWER
 
 
@@ -88,15 +102,15 @@ def test_nobody_grants_more_than_they_hold_or_acts_above_their_rank() -> None:
         "mgr", Role.ACCOUNTANT, permissions=[*ROLE_PERMISSIONS[Role.ACCOUNTANT], "member.manage"]
     )
     with pytest.raises(PermissionDeniedError) as info:
-        authorize_membership_update(manager, VIEWER, role=Role.ADMIN)
+        authorize_membership_update(manager, VIEWER, role=Role.ADMIN, principal=u(manager))
     assert info.value.reason == "grant_exceeds_actor"
     with pytest.raises(PermissionDeniedError) as info:
-        authorize_membership_update(manager, ADMIN, role=Role.VIEWER)
+        authorize_membership_update(manager, ADMIN, role=Role.VIEWER, principal=u(manager))
     assert info.value.reason == "target_outranks_actor"
     with pytest.raises(PermissionDeniedError):
-        authorize_member_removal(manager, ADMIN, at=NOW)
+        authorize_member_removal(manager, ADMIN, at=NOW, principal=u(manager))
     with pytest.raises(PermissionDeniedError):
-        authorize_member_addition(manager, m("new", Role.ADMIN))
+        authorize_member_addition(manager, m("new", Role.ADMIN), principal=u(manager), existing=())
 
 
 @pytest.mark.spec("RBAC-5")
@@ -104,70 +118,76 @@ def test_nobody_grants_more_than_they_hold_or_acts_above_their_rank() -> None:
 def test_owner_cannot_be_demoted_or_removed(actor: Membership) -> None:
     for role in (Role.ADMIN, Role.VIEWER):
         with pytest.raises(PermissionDeniedError) as info:
-            authorize_membership_update(actor, OWNER, role=role)
+            authorize_membership_update(actor, OWNER, role=role, principal=u(actor))
         assert info.value.reason == "owner_protected"
     with pytest.raises(PermissionDeniedError) as info:
-        authorize_member_removal(actor, OWNER, at=NOW)
+        authorize_member_removal(actor, OWNER, at=NOW, principal=u(actor))
     assert info.value.reason == "owner_protected"
 
 
 @pytest.mark.spec("RBAC-5")
 def test_nobody_becomes_owner_except_by_transfer_from_the_owner() -> None:
     with pytest.raises(PermissionDeniedError) as info:
-        authorize_membership_update(OWNER, ADMIN, role=Role.OWNER)
+        authorize_membership_update(OWNER, ADMIN, role=Role.OWNER, principal=u(OWNER))
     assert info.value.reason == "owner_by_transfer_only"
     with pytest.raises(PermissionDeniedError):
-        authorize_member_addition(OWNER, m("new", Role.OWNER))
+        authorize_member_addition(OWNER, m("new", Role.OWNER), principal=u(OWNER), existing=())
     for actor in (ADMIN, ACCOUNTANT, VIEWER):
         with pytest.raises(PermissionDeniedError) as info:
-            authorize_ownership_transfer(actor, ADMIN2)
+            authorize_ownership_transfer(actor, ADMIN2, principal=u(actor))
         assert info.value.reason == "not_owner"
-    transfer = authorize_ownership_transfer(OWNER, ADMIN)
+    transfer = authorize_ownership_transfer(OWNER, ADMIN, principal=u(OWNER))
     assert transfer.new_owner.role is Role.OWNER
     assert transfer.new_owner.user_id == "admin"
     assert transfer.former_owner.role is Role.ADMIN
     assert transfer.former_owner.user_id == "owner"
     with pytest.raises(PermissionDeniedError):
-        authorize_ownership_transfer(OWNER, OWNER)
+        authorize_ownership_transfer(OWNER, OWNER, principal=u(OWNER))
 
 
 @pytest.mark.spec("RBAC-5")
 def test_memberships_of_another_organization_are_not_found() -> None:
     foreign = m("viewer", Role.VIEWER, org="org-2")
     with pytest.raises(MembershipNotFoundError):
-        authorize_membership_update(ADMIN, foreign, role=Role.ACCOUNTANT)
+        authorize_membership_update(ADMIN, foreign, role=Role.ACCOUNTANT, principal=u(ADMIN))
     with pytest.raises(MembershipNotFoundError):
-        authorize_member_removal(ADMIN, foreign, at=NOW)
+        authorize_member_removal(ADMIN, foreign, at=NOW, principal=u(ADMIN))
     with pytest.raises(MembershipNotFoundError):
-        authorize_ownership_transfer(OWNER, foreign)
+        authorize_ownership_transfer(OWNER, foreign, principal=u(OWNER))
     with pytest.raises(MembershipNotFoundError):
-        authorize_membership_update(ADMIN, None, role=Role.VIEWER)
+        authorize_membership_update(ADMIN, None, role=Role.VIEWER, principal=u(ADMIN))
     with pytest.raises(PermissionDeniedError) as info:
-        authorize_member_addition(ADMIN, m("new", Role.VIEWER, org="org-2"))
+        authorize_member_addition(
+            ADMIN, m("new", Role.VIEWER, org="org-2"), principal=u(ADMIN), existing=()
+        )
     assert info.value.reason == "other_organization"
 
 
 @pytest.mark.spec("RBAC-4")
 def test_removal_is_a_soft_deletion_and_removed_members_act_no_more() -> None:
-    change = authorize_member_removal(ADMIN, ACCOUNTANT, at=NOW)
+    change = authorize_member_removal(ADMIN, ACCOUNTANT, at=NOW, principal=u(ADMIN))
     assert change.after.deleted_at == NOW
     assert change.after.effective_permissions == frozenset()
     with pytest.raises(MembershipNotFoundError):
-        authorize_member_removal(ADMIN, change.after, at=NOW)
+        authorize_member_removal(ADMIN, change.after, at=NOW, principal=u(ADMIN))
     removed_admin = m("admin", Role.ADMIN, deleted_at=NOW)
     with pytest.raises(PermissionDeniedError) as info:
-        authorize_membership_update(removed_admin, VIEWER, role=Role.ACCOUNTANT)
+        authorize_membership_update(
+            removed_admin, VIEWER, role=Role.ACCOUNTANT, principal=u(removed_admin)
+        )
     assert info.value.reason == "actor_removed"
 
 
 def test_addition_allowed_within_the_actor_rank() -> None:
     new = m("new", Role.ACCOUNTANT)
-    change = authorize_member_addition(ADMIN, new)
+    change = authorize_member_addition(ADMIN, new, principal=u(ADMIN), existing=())
     assert change.action is MembershipAction.ADD
     assert change.before is None
     assert change.after == new
     with pytest.raises(ValueError, match="removed"):
-        authorize_member_addition(ADMIN, m("new", Role.VIEWER, deleted_at=NOW))
+        authorize_member_addition(
+            ADMIN, m("new", Role.VIEWER, deleted_at=NOW), principal=u(ADMIN), existing=()
+        )
 
 
 roles = st.sampled_from([Role.ADMIN, Role.ACCOUNTANT, Role.VIEWER, Role.OWNER])
@@ -198,7 +218,9 @@ def test_no_change_ever_escalates(
     actor: Membership, target: Membership, role: Role, permissions: frozenset[Permission] | None
 ) -> None:
     try:
-        change = authorize_membership_update(actor, target, role=role, permissions=permissions)
+        change = authorize_membership_update(
+            actor, target, role=role, permissions=permissions, principal=u(actor)
+        )
     except (PermissionDeniedError, MembershipNotFoundError, ValueError):
         return
     assert actor.organization_id == target.organization_id
