@@ -312,7 +312,7 @@ class InvalidLicenseError(LicenseError):
 
     One message for every cause; ``reason`` names it for logs: ``malformed``, ``header``,
     ``algorithm``, ``unknown_key``, ``signature``, ``claim_<name>``, ``issuer``,
-    ``not_yet_valid``, ``instance_mismatch``, ``instance_required``.
+    ``organization_mismatch``, ``not_yet_valid``, ``instance_mismatch``, ``instance_required``.
     """
 
     default_message = "invalid license"

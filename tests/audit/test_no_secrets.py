@@ -490,6 +490,7 @@ def license_flow() -> tuple[list[SecurityEvent], list[Secret]]:
         LicensePolicy(issuer=LICENSE_VENDOR, free_plan=free),
         clock=clock,
         last_seen=MemoryLastSeenStore(),
+        organization_id="org-1",
     )
     states = []
     for step in (timedelta(0), timedelta(days=31), timedelta(days=30)):
