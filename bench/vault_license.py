@@ -102,7 +102,11 @@ def main() -> int:
             .token
         )
         verifier = LicenseVerifier(
-            [signing.public], policy, clock=clock, last_seen=MemoryLastSeenStore()
+            [signing.public],
+            policy,
+            clock=clock,
+            last_seen=MemoryLastSeenStore(),
+            organization_id="org-1",
         )
         public = signing.public.key
 

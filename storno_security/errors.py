@@ -25,6 +25,7 @@ __all__ = [
     "CompanyNotFoundError",
     "CompanyRequiredError",
     "CorruptRecordError",
+    "DuplicateMembershipError",
     "IdentityProviderUnavailableError",
     "InvalidAccessTokenError",
     "InvalidApiKeyError",
@@ -259,6 +260,17 @@ class MembershipNotFoundError(RbacError):
     default_message = "membership not found"
 
 
+class DuplicateMembershipError(RbacError):
+    """A user would have, or has, two live memberships in one organization (RBAC-5).
+
+    ``reason`` is ``already_a_member`` when an addition is refused, ``duplicate_membership``
+    when the memberships handed to tenancy resolution hold two live ones for one organization
+    (the application's tables lack the unique ``(user_id, organization_id)`` constraint).
+    """
+
+    default_message = "already a member of this organization"
+
+
 # --- vault -----------------------------------------------------------------------------------
 
 
@@ -300,7 +312,7 @@ class InvalidLicenseError(LicenseError):
 
     One message for every cause; ``reason`` names it for logs: ``malformed``, ``header``,
     ``algorithm``, ``unknown_key``, ``signature``, ``claim_<name>``, ``issuer``,
-    ``not_yet_valid``, ``instance_mismatch``, ``instance_required``.
+    ``organization_mismatch``, ``not_yet_valid``, ``instance_mismatch``, ``instance_required``.
     """
 
     default_message = "invalid license"

@@ -14,7 +14,8 @@ Customer side, no network::
     verifier = LicenseVerifier([LicenseKey.from_pem(VENDOR_PEM)],
                                LicensePolicy(issuer="https://vendor.example", free_plan=FREE),
                                clock=SystemClock(), last_seen=SqlLastSeenStore(engine))
-    status = verifier.verify(token)               # InvalidLicenseError if not genuine
+    status = verifier.verify(token, expected_organization_id=org_id)  # sub must be org_id
+    # InvalidLicenseError if not a genuine license of org_id
     status.entitlements                           # what to enforce: the license, or FREE
 """
 

@@ -33,6 +33,10 @@ class LicensePolicy:
             it is reported as set back (NTP corrections, hosts sharing one store). The time a
             license is judged at never goes back, whatever this says. Default 5 minutes.
         require_instance_binding: refuse licenses that carry no ``instance_id``.
+        require_organization_binding: refuse to verify unless the organization the license is
+            checked for is known (``LicenseVerifier(organization_id=...)`` or
+            ``verify(..., expected_organization_id=...)``), so ``sub`` is always compared.
+            Default on; turn it off only where one installation serves one organization.
         max_token_bytes: longer tokens are refused before any parsing.
     """
 
@@ -52,6 +56,9 @@ class LicensePolicy:
     )
     require_instance_binding: bool = attrs.field(
         default=False, validator=attrs.validators.instance_of(bool)
+    )
+    require_organization_binding: bool = attrs.field(
+        default=True, validator=attrs.validators.instance_of(bool)
     )
     max_token_bytes: int = attrs.field(
         default=16384, validator=int_between(512, 65536, wrong_type=ValueError)

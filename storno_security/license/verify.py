@@ -5,7 +5,8 @@ size and ASCII; three strict base64url segments; a JSON header of only ``alg``, 
 ``typ`` (``typ`` = ``license+jwt``); ``alg`` one of RS256 and EdDSA; ``kid`` one of the
 configured keys; ``alg`` equal to *that key's* algorithm (so ``none``, HS256 keyed with the
 public key, or RS256 against an Ed25519 key all fail); the signature, before the payload is
-read; every LIC-2 claim typed; the issuer; the instance binding. Only a genuine license reaches
+read; every LIC-2 claim typed; the issuer; the organization binding (``sub`` must be the
+organization the license is checked for); the instance binding. Only a genuine license reaches
 the clock: its verification time is recorded in the :class:`LastSeenStore`, and the license is
 judged at the later of the clock's time and the last verified time, so setting the clock back
 gains nothing and is reported. Expiry is never an error: the result says valid, expired in
@@ -33,6 +34,11 @@ __all__ = ["LicenseVerifier"]
 _ALGORITHMS: Final = {name: get_default_algorithms()[name] for name in LICENSE_ALGORITHMS}
 
 
+def _check_organization_id(name: str, value: object) -> None:
+    if value is not None and (not isinstance(value, str) or not value):
+        raise ValueError(f"{name} must be a non-empty string or None")
+
+
 class LicenseVerifier:
     """Verifies license tokens with public keys only; no network (LIC-1..LIC-3).
 
@@ -42,12 +48,17 @@ class LicenseVerifier:
         clock: the time source.
         last_seen: where the last verified time is kept (clock-rollback detection).
         instance_id: this installation's id; a license bound to another one is refused.
+        organization_id: the organization this installation runs for, when it serves one: a
+            license whose ``sub`` is another organization is refused. An installation serving
+            several organizations leaves it ``None`` and passes ``expected_organization_id``
+            to :meth:`verify` instead.
         last_seen_key: the key of this installation's time in ``last_seen``.
 
     Raises:
         TypeError: ``policy`` is not a :class:`LicensePolicy`, or a key is not a
             :class:`LicenseKey`.
-        ValueError: no keys, or an empty ``instance_id`` or ``last_seen_key``.
+        ValueError: no keys, or an empty ``instance_id``, ``organization_id`` or
+            ``last_seen_key``.
         LicenseKeyError: two keys share one ``kid``.
     """
 
@@ -59,6 +70,7 @@ class LicenseVerifier:
         clock: Clock,
         last_seen: LastSeenStore,
         instance_id: str | None = None,
+        organization_id: str | None = None,
         last_seen_key: str = "license",
     ) -> None:
         if not isinstance(policy, LicensePolicy):
@@ -74,6 +86,7 @@ class LicenseVerifier:
             raise ValueError("at least one license key is needed")
         if instance_id is not None and (not isinstance(instance_id, str) or not instance_id):
             raise ValueError("instance_id must be a non-empty string or None")
+        _check_organization_id("organization_id", organization_id)
         if not isinstance(last_seen_key, str) or not last_seen_key:
             raise ValueError("last_seen_key must be a non-empty string")
         self._keys = by_kid
@@ -81,10 +94,21 @@ class LicenseVerifier:
         self._clock = clock
         self._last_seen = last_seen
         self._instance_id = instance_id
+        self._organization_id = organization_id
         self._last_seen_key = last_seen_key
 
-    def verify(self, token: str) -> LicenseStatus:
+    def verify(self, token: str, *, expected_organization_id: str | None = None) -> LicenseStatus:
         """Verify ``token`` and judge it in time.
+
+        The license must name, as its licensee (``sub``), the organization it is checked for:
+        ``expected_organization_id``, and the verifier's ``organization_id`` when it has one
+        (each one given is checked). With the policy's ``require_organization_binding`` (the
+        default), at least one of them must be given.
+
+        Args:
+            token: the license token.
+            expected_organization_id: the organization installing or using the license, in an
+                installation serving several organizations.
 
         Returns:
             A :class:`LicenseStatus`: ``VALID``, ``GRACE`` ("expired, in grace") or ``EXPIRED``
@@ -93,13 +117,28 @@ class LicenseVerifier:
 
         Raises:
             TypeError: ``token`` is not ``str``.
-            InvalidLicenseError: the token is not a genuine license for this installation
-                (``reason``: ``malformed``, ``header``, ``algorithm``, ``unknown_key``,
-                ``signature``, ``claim_<name>``, ``issuer``, ``not_yet_valid``,
-                ``instance_mismatch``, ``instance_required``). Never for mere expiry.
+            ValueError: ``expected_organization_id`` is empty or not a str, or neither it nor
+                the verifier's ``organization_id`` is given while the policy requires an
+                organization binding (a programming error: decided before the token is read).
+            InvalidLicenseError: the token is not a genuine license for this installation and
+                organization (``reason``: ``malformed``, ``header``, ``algorithm``,
+                ``unknown_key``, ``signature``, ``claim_<name>``, ``issuer``,
+                ``organization_mismatch``, ``not_yet_valid``, ``instance_mismatch``,
+                ``instance_required``). Never for mere expiry.
             StoreError: the last-seen store failed.
         """
-        license_ = self._verify_token(token)
+        if not isinstance(token, str):
+            raise TypeError("token must be a str")
+        _check_organization_id("expected_organization_id", expected_organization_id)
+        organizations = {
+            o for o in (self._organization_id, expected_organization_id) if o is not None
+        }
+        if not organizations and self._policy.require_organization_binding:
+            raise ValueError(
+                "the policy requires an organization binding: give LicenseVerifier an "
+                "organization_id or verify() an expected_organization_id"
+            )
+        license_ = self._verify_token(token, organizations)
         policy = self._policy
         now = ensure_aware_utc(self._clock.now())
         last = ensure_aware_utc(self._last_seen.record(self._last_seen_key, now))
@@ -127,7 +166,7 @@ class LicenseVerifier:
             grace_ends_at=grace_ends_at,
         )
 
-    def _verify_token(self, token: str) -> License:
+    def _verify_token(self, token: str, organizations: set[str]) -> License:
         header_b64, payload_b64, signature_b64 = compact_parts(
             token, max_bytes=self._policy.max_token_bytes, error=InvalidLicenseError
         )
@@ -152,6 +191,8 @@ class LicenseVerifier:
         license_ = license_from_payload(segment_json(payload_b64, InvalidLicenseError), kid=key.kid)
         if license_.issuer != self._policy.issuer:
             raise reject("issuer")
+        if any(license_.organization_id != o for o in organizations):
+            raise reject("organization_mismatch")
         self._check_instance(license_)
         return license_
 

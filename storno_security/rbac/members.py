@@ -1,13 +1,19 @@
 """Membership changes: who may add, change and remove members, and transfer ownership (RBAC-5).
 
-Each function takes the acting member's membership and the target, checks the rules, and returns
-the new record(s) for the caller to store, or raises. The rules:
+Each function takes the acting member's membership, the acting :class:`Principal` (keyword
+``principal``) and the target, checks the rules, and returns the new record(s) for the caller
+to store, or raises. The rules:
 
-* only a member holding ``member.manage`` may add, change or remove members;
+* only a user session may change memberships: an API key never may (KEY-5), whatever its scope
+  or list, because a key could otherwise hand out what it cannot hold itself;
+* the acting principal's effective permissions (:func:`effective_permissions`) must hold
+  ``member.manage``, and are the ceiling of every grant;
 * nobody raises their own permissions (no self-promotion);
 * nobody grants more than they hold, or acts on a member who holds more than they do;
 * the Owner cannot be demoted or removed, and nobody becomes Owner except by a transfer that
   only the Owner may make;
+* a user has at most one live membership per organization: adding a member who already has
+  one is refused;
 * a membership of another organization (or a removed one) is "not found".
 """
 
@@ -20,8 +26,13 @@ from datetime import datetime
 import attrs
 
 from storno_security.clock import ensure_aware_utc
-from storno_security.errors import MembershipNotFoundError, PermissionDeniedError
-from storno_security.rbac.model import Membership, is_visible
+from storno_security.errors import (
+    DuplicateMembershipError,
+    MembershipNotFoundError,
+    PermissionDeniedError,
+)
+from storno_security.rbac.authorize import effective_permissions
+from storno_security.rbac.model import Membership, Principal, is_visible
 from storno_security.rbac.permissions import Permission, Role
 
 __all__ = [
@@ -73,12 +84,18 @@ class OwnershipTransfer:
     new_owner: Membership
 
 
-def _check_actor(actor: Membership) -> Membership:
+def _check_actor(actor: Membership, principal: Principal) -> frozenset[Permission]:
+    """What the acting principal may do and grant here (KEY-4); refused for an API key."""
     if not isinstance(actor, Membership):
         raise TypeError("actor must be a Membership")
+    if not isinstance(principal, Principal):
+        raise TypeError("principal must be a Principal")
     if not is_visible(actor):
         raise PermissionDeniedError(reason="actor_removed")
-    return actor
+    allowed = effective_permissions(principal, actor)
+    if principal.is_api_key:
+        raise PermissionDeniedError(reason="key_forbidden")
+    return allowed
 
 
 def _check_target(actor: Membership, target: Membership | None) -> Membership:
@@ -91,36 +108,70 @@ def _check_target(actor: Membership, target: Membership | None) -> Membership:
     return target
 
 
-def _check_manager(actor: Membership) -> None:
-    if Permission.MEMBER_MANAGE not in actor.effective_permissions:
+def _check_manager(allowed: frozenset[Permission]) -> None:
+    if Permission.MEMBER_MANAGE not in allowed:
         raise PermissionDeniedError(reason="no_member_manage")
 
 
-def _check_grant(actor: Membership, granted: frozenset[Permission]) -> None:
-    if not granted <= actor.effective_permissions:
+def _check_grant(allowed: frozenset[Permission], granted: frozenset[Permission]) -> None:
+    if not granted <= allowed:
         raise PermissionDeniedError(reason="grant_exceeds_actor")
 
 
-def authorize_member_addition(actor: Membership, new: Membership) -> MembershipChange:
+def _check_not_a_member(new: Membership, existing: Iterable[Membership]) -> None:
+    if isinstance(existing, Membership) or not hasattr(existing, "__iter__"):
+        raise TypeError("existing must be an iterable of Membership")
+    for member in existing:
+        if not isinstance(member, Membership):
+            raise TypeError("existing must hold only Membership records")
+        if (
+            member.user_id == new.user_id
+            and member.organization_id == new.organization_id
+            and is_visible(member)
+        ):
+            raise DuplicateMembershipError(reason="already_a_member")
+
+
+def authorize_member_addition(
+    actor: Membership,
+    new: Membership,
+    *,
+    principal: Principal,
+    existing: Iterable[Membership],
+) -> MembershipChange:
     """Check that ``actor`` may add the membership ``new`` to its organization.
 
+    Args:
+        actor: the acting member's current membership.
+        new: the membership to add.
+        principal: who acts (its user must be ``actor``'s); an API key is always refused.
+        existing: the new member's current memberships, as loaded now (at least those in
+            ``actor``'s organization; others are ignored, as are removed ones).
+
+    Returns:
+        The change; ``after`` is the record to store.
+
     Raises:
-        TypeError: an argument is not a :class:`Membership`.
+        TypeError: an argument has the wrong type.
         ValueError: ``new`` is already removed.
-        PermissionDeniedError: the actor is removed or lacks ``member.manage``; ``new`` is in
-            another organization, is an Owner, or holds more than the actor.
+        PermissionDeniedError: the actor is removed, is not ``principal``'s membership, or
+            lacks ``member.manage``; ``principal`` is an API key (``reason="key_forbidden"``);
+            ``new`` is in another organization, is an Owner, or holds more than the principal.
+        DuplicateMembershipError: the user already has a live membership in this organization
+            (``reason="already_a_member"``).
     """
-    _check_actor(actor)
+    allowed = _check_actor(actor, principal)
     if not isinstance(new, Membership):
         raise TypeError("new must be a Membership")
     if not is_visible(new):
         raise ValueError("a new membership cannot be removed already")
-    _check_manager(actor)
+    _check_manager(allowed)
     if new.organization_id != actor.organization_id:
         raise PermissionDeniedError(reason="other_organization")
     if new.role is Role.OWNER:
         raise PermissionDeniedError(reason="owner_by_transfer_only")
-    _check_grant(actor, new.effective_permissions)
+    _check_grant(allowed, new.effective_permissions)
+    _check_not_a_member(new, existing)
     return MembershipChange(
         action=MembershipAction.ADD, actor_user_id=actor.user_id, before=None, after=new
     )
@@ -130,6 +181,7 @@ def authorize_membership_update(
     actor: Membership,
     target: Membership | None,
     *,
+    principal: Principal,
     role: Role | str,
     permissions: Iterable[Permission | str] | None = None,
 ) -> MembershipChange:
@@ -138,6 +190,7 @@ def authorize_membership_update(
     Args:
         actor: the acting member's current membership.
         target: the membership to change, as loaded by id (``None`` if none was found).
+        principal: who acts (its user must be ``actor``'s); an API key is always refused.
         role: the new role.
         permissions: the new custom permission set, or ``None`` for the role's defaults.
 
@@ -148,13 +201,15 @@ def authorize_membership_update(
         TypeError: an argument has the wrong type.
         ValueError: an unknown role or permission, or a custom set the role cannot hold.
         MembershipNotFoundError: ``target`` is missing, removed, or of another organization.
-        PermissionDeniedError: the actor is removed or lacks ``member.manage``; the target is
-            the Owner; the new role is Owner; the actor raises their own permissions; the
-            target holds more than the actor; or the new set exceeds the actor's.
+        PermissionDeniedError: the actor is removed, is not ``principal``'s membership, or
+            lacks ``member.manage``; ``principal`` is an API key (``reason="key_forbidden"``);
+            the target is the Owner; the new role is Owner; the actor raises their own
+            permissions; the target holds more than the principal; or the new set exceeds the
+            principal's.
     """
-    _check_actor(actor)
+    allowed = _check_actor(actor, principal)
     member = _check_target(actor, target)
-    _check_manager(actor)
+    _check_manager(allowed)
     new_permissions = None if permissions is None else frozenset(permissions)
     after = attrs.evolve(member, role=role, permissions=new_permissions)
     if member.role is Role.OWNER:
@@ -164,38 +219,43 @@ def authorize_membership_update(
     before_set, after_set = member.effective_permissions, after.effective_permissions
     if member.user_id == actor.user_id and not after_set <= before_set:
         raise PermissionDeniedError(reason="self_promotion")
-    if not before_set <= actor.effective_permissions:
+    if not before_set <= allowed:
         raise PermissionDeniedError(reason="target_outranks_actor")
-    _check_grant(actor, after_set)
+    _check_grant(allowed, after_set)
     return MembershipChange(
         action=MembershipAction.UPDATE, actor_user_id=actor.user_id, before=member, after=after
     )
 
 
 def authorize_member_removal(
-    actor: Membership, target: Membership | None, *, at: datetime
+    actor: Membership, target: Membership | None, *, principal: Principal, at: datetime
 ) -> MembershipChange:
     """Check that ``actor`` may remove ``target`` (RBAC-5); the removal is a soft deletion.
 
     Args:
         actor: the acting member's current membership.
         target: the membership to remove (``None`` if none was found).
+        principal: who acts (its user must be ``actor``'s); an API key is always refused.
         at: the removal time (aware), written to ``deleted_at``.
+
+    Returns:
+        The change; ``after`` is the record to store (``deleted_at`` set).
 
     Raises:
         TypeError: an argument has the wrong type.
         ValueError: ``at`` is naive.
         MembershipNotFoundError: ``target`` is missing, removed, or of another organization.
-        PermissionDeniedError: the actor is removed or lacks ``member.manage``; the target is
-            the Owner or holds more than the actor.
+        PermissionDeniedError: the actor is removed, is not ``principal``'s membership, or
+            lacks ``member.manage``; ``principal`` is an API key (``reason="key_forbidden"``);
+            the target is the Owner or holds more than the principal.
     """
-    _check_actor(actor)
+    allowed = _check_actor(actor, principal)
     member = _check_target(actor, target)
     when = ensure_aware_utc(at)
-    _check_manager(actor)
+    _check_manager(allowed)
     if member.role is Role.OWNER:
         raise PermissionDeniedError(reason="owner_protected")
-    if not member.effective_permissions <= actor.effective_permissions:
+    if not member.effective_permissions <= allowed:
         raise PermissionDeniedError(reason="target_outranks_actor")
     return MembershipChange(
         action=MembershipAction.REMOVE,
@@ -205,19 +265,29 @@ def authorize_member_removal(
     )
 
 
-def authorize_ownership_transfer(actor: Membership, target: Membership | None) -> OwnershipTransfer:
+def authorize_ownership_transfer(
+    actor: Membership, target: Membership | None, *, principal: Principal
+) -> OwnershipTransfer:
     """Check that ``actor`` may make ``target`` the Owner; the actor becomes an Admin.
+
+    Args:
+        actor: the acting Owner's current membership.
+        target: the membership to make the Owner (``None`` if none was found).
+        principal: who acts (its user must be ``actor``'s); an API key is always refused.
+
+    Returns:
+        Both new records, to store in one transaction.
 
     Raises:
         TypeError: an argument has the wrong type.
         MembershipNotFoundError: ``target`` is missing, removed, or of another organization.
-        PermissionDeniedError: the actor is removed or not the Owner, or is the target.
+        PermissionDeniedError: the actor is removed, is not ``principal``'s membership, or is
+            not the Owner; ``principal`` is an API key (``reason="key_forbidden"``); or the
+            actor is the target.
     """
-    _check_actor(actor)
+    allowed = _check_actor(actor, principal)
     member = _check_target(actor, target)
-    if actor.role is not Role.OWNER or (
-        Permission.ORG_TRANSFER_OWNERSHIP not in actor.effective_permissions
-    ):
+    if actor.role is not Role.OWNER or Permission.ORG_TRANSFER_OWNERSHIP not in allowed:
         raise PermissionDeniedError(reason="not_owner")
     if member.user_id == actor.user_id:
         raise PermissionDeniedError(reason="self_transfer")

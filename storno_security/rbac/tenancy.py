@@ -10,6 +10,10 @@ rules, so every endpoint answers the same way:
   (400).
 * ``X-Organization`` names one of the caller's organizations; without it, the caller's default
   membership is used.
+* A user has at most one live membership per organization (RBAC-5): two of them are refused
+  rather than picking one, which could hand a request a different role than intended. Give the
+  application's membership table a unique constraint on ``(user_id, organization_id)`` among
+  live rows.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Final, Literal, overload
 from storno_security.errors import (
     CompanyNotFoundError,
     CompanyRequiredError,
+    DuplicateMembershipError,
     OrganizationNotFoundError,
     OrganizationRequiredError,
 )
@@ -147,9 +152,14 @@ def resolve_organization(
         OrganizationNotFoundError: the header names an organization where the caller has no
             live membership (unknown, malformed, removed, someone else's: one error for all).
         OrganizationRequiredError: no header and no single default membership.
+        DuplicateMembershipError: the caller has two live memberships in one organization
+            (``reason="duplicate_membership"``): the stored data breaks RBAC-5, and no
+            membership is chosen.
     """
     value = _header(header)
     mine = [m for m in memberships if m.user_id == user_id and is_visible(m)]
+    if len({m.organization_id for m in mine}) != len(mine):
+        raise DuplicateMembershipError(reason="duplicate_membership")
     if value is not None:
         if len(value) > _MAX_ORG_ID:
             raise OrganizationNotFoundError(reason="malformed")

@@ -95,6 +95,7 @@ from storno_security.passwords import PasswordHasher, PasswordPolicy
 from storno_security.ratelimit import RateLimiter, client_key
 from storno_security.rbac import (
     Membership,
+    Principal,
     authorize_member_addition,
     authorize_member_removal,
     authorize_membership_update,
@@ -489,6 +490,7 @@ def license_flow() -> tuple[list[SecurityEvent], list[Secret]]:
         LicensePolicy(issuer=LICENSE_VENDOR, free_plan=free),
         clock=clock,
         last_seen=MemoryLastSeenStore(),
+        organization_id="org-1",
     )
     states = []
     for step in (timedelta(0), timedelta(days=31), timedelta(days=30)):
@@ -524,15 +526,19 @@ def rbac_flow() -> tuple[list[SecurityEvent], list[Secret]]:
     )
     owner = Membership(user_id="u-owner", organization_id="org-1", role="owner")
     admin = Membership(user_id="u-admin", organization_id="org-1", role="admin")
+    me = Principal.user("u-owner", organization_id="org-1")
     added = authorize_member_addition(
-        owner, Membership(user_id="u-new", organization_id="org-1", role="viewer")
+        owner,
+        Membership(user_id="u-new", organization_id="org-1", role="viewer"),
+        principal=me,
+        existing=(),
     )
     log.record_event(event_from_membership_change(added, at=clock.now(), ip=IP))
-    changed = authorize_membership_update(owner, added.after, role="accountant")
+    changed = authorize_membership_update(owner, added.after, principal=me, role="accountant")
     log.record_event(event_from_membership_change(changed, at=clock.now(), ip=IP))
-    removed = authorize_member_removal(owner, changed.after, at=clock.now())
+    removed = authorize_member_removal(owner, changed.after, principal=me, at=clock.now())
     log.record_event(event_from_membership_change(removed, at=clock.now(), ip=IP))
-    transfer = authorize_ownership_transfer(owner, admin)
+    transfer = authorize_ownership_transfer(owner, admin, principal=me)
     log.record_event(event_from_ownership_transfer(transfer, at=clock.now(), ip=IP))
     return _all(store), [password, stored, session.access_token, session.refresh_token]
 

@@ -141,6 +141,7 @@ def test_rollback_is_detected_after_a_restart(sql_engine: Any) -> None:
             clock=clock,
             last_seen=SqlLastSeenStore(sql_engine),
             last_seen_key=installation,
+            organization_id="org-1",
         )
 
     clock.advance(timedelta(days=60))

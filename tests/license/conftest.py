@@ -69,6 +69,7 @@ def make_verifier(
         keys: list[LicenseKey] | None = None,
         policy: LicensePolicy = policy,
         instance_id: str | None = None,
+        organization_id: str | None = "org-42",
     ) -> LicenseVerifier:
         return LicenseVerifier(
             keys if keys is not None else [rsa_key.public, ed_key.public],
@@ -76,6 +77,7 @@ def make_verifier(
             clock=clock,
             last_seen=last_seen,
             instance_id=instance_id,
+            organization_id=organization_id,
         )
 
     return make

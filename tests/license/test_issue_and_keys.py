@@ -51,7 +51,9 @@ def test_vendor_issues_from_a_private_key_pem(
         instance_id="inst-9",
     )
     public = LicenseKey.from_pem(vendor_key.public.public_pem())
-    status = make_verifier(keys=[public], instance_id="inst-9").verify(issued.token)
+    status = make_verifier(keys=[public], instance_id="inst-9", organization_id="org-7").verify(
+        issued.token
+    )
     assert status.state is LicenseState.VALID
     assert status.license == issued.license
     assert issued.license.organization_id == "org-7"

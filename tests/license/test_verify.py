@@ -437,7 +437,11 @@ def test_clock_before_the_license_was_issued_is_reported(
     token = issue(ed_key).token
     clock.advance(timedelta(days=-10))
     verifier = LicenseVerifier(
-        [ed_key.public], policy, clock=clock, last_seen=MemoryLastSeenStore()
+        [ed_key.public],
+        policy,
+        clock=clock,
+        last_seen=MemoryLastSeenStore(),
+        organization_id="org-42",
     )
     status = verifier.verify(token)  # a fresh store: only iat tells
     assert status.clock_rollback is True
