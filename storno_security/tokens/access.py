@@ -141,6 +141,12 @@ class AccessTokenIssuer:
         self._policy = policy
         self._clock = clock
 
+    def jwks(self) -> dict[str, Any]:
+        """The public JWKS document to publish: the ring's keys, each with the ``alg`` this
+        issuer signs with (the policy's ``signing_algorithm``), so a relying party's stock JWT
+        library verifies our tokens with it."""
+        return self._ring.jwks(algorithm=self._policy.signing_algorithm)
+
     def issue(
         self,
         subject: str,
