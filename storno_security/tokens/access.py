@@ -9,7 +9,9 @@ then every registered claim is required and typed. Finally the user's session ep
 session's revocation are checked in the :class:`~storno_security.tokens.storage.SessionStateStore`.
 
 Verified tokens are remembered in a bounded :class:`VerifiedTokenCache` keyed by the SHA-256 of the
-token: a token seen before costs a hash and a dictionary lookup, not an RSA verification. A cache
+verifier's policy fingerprint (issuer, audience, allowed algorithms) followed by the token: a
+token seen before costs a hash and a dictionary lookup, not an RSA verification, and a cache
+shared by verifiers of different policies never lets one stand in for another's checks. A cache
 entry never outlives the token's ``exp``, dies with its key's retirement, and the session state is
 still checked on every call.
 """
@@ -17,6 +19,7 @@ still checked on every call.
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 import threading
 from collections.abc import Mapping
@@ -138,6 +141,12 @@ class AccessTokenIssuer:
         self._policy = policy
         self._clock = clock
 
+    def jwks(self) -> dict[str, Any]:
+        """The public JWKS document to publish: the ring's keys, each with the ``alg`` this
+        issuer signs with (the policy's ``signing_algorithm``), so a relying party's stock JWT
+        library verifies our tokens with it."""
+        return self._ring.jwks(algorithm=self._policy.signing_algorithm)
+
     def issue(
         self,
         subject: str,
@@ -199,6 +208,17 @@ class AccessTokenIssuer:
         )
 
 
+def _policy_fingerprint(policy: TokenPolicy) -> bytes:
+    """SHA-256 of what a cached verification checked once and a hit does not check again.
+
+    The issuer, the audience and the allowed algorithms. Not the leeway (applied at every hit),
+    the ring (every hit looks its ``kid`` up in the verifier's own ring, and a ``kid`` is the
+    key's thumbprint) nor the session store (consulted on every call).
+    """
+    scope = [policy.issuer, policy.audience, sorted(policy.algorithms), ACCESS_TOKEN_TYPE]
+    return hashlib.sha256(json.dumps(scope, separators=(",", ":")).encode()).digest()
+
+
 @attrs.frozen
 class _CacheEntry:
     claims: AccessTokenClaims
@@ -207,10 +227,13 @@ class _CacheEntry:
 
 
 class VerifiedTokenCache:
-    """A bounded map from SHA-256(token) to verified claims.
+    """A bounded map from SHA-256(policy fingerprint || token) to verified claims.
 
     Holds hashes, never tokens. When full, the oldest entry goes first. Thread-safe: lookups
-    take no lock; inserts and evictions do.
+    take no lock; inserts and evictions do. One cache may be shared by several verifiers, of
+    the same policy or not: each verifier's keys start with the fingerprint of the policy parts
+    its cached checks depend on (issuer, audience, allowed algorithms), so a token verified under
+    one policy is never served from the cache to a verifier of another.
 
     Args:
         max_entries: the bound (at least 1).
@@ -257,8 +280,9 @@ class AccessTokenVerifier:
         policy: algorithms, issuer, audience, leeway, cache size.
         clock: the time source.
         sessions: epochs and revoked sessions, consulted on every call.
-        cache: a shared cache; by default one of ``policy.verified_cache_size`` entries
-            (none when that is 0).
+        cache: a cache, possibly shared with other verifiers (entries are bound to the
+            policy, see :class:`VerifiedTokenCache`); by default one of
+            ``policy.verified_cache_size`` entries (none when that is 0).
     """
 
     def __init__(
@@ -283,6 +307,7 @@ class AccessTokenVerifier:
         self._cache = cache
         self._leeway = policy.leeway.total_seconds()
         self._algorithms = {name: _ALGORITHMS[name] for name in policy.algorithms}
+        self._cache_scope = _policy_fingerprint(policy)
 
     def verify(self, token: str) -> AccessTokenClaims:
         """Verify ``token`` and return its claims.
@@ -303,7 +328,8 @@ class AccessTokenVerifier:
         cache = self._cache
         key = b""
         if cache is not None:
-            key = hashlib.sha256(token.encode("ascii")).digest()
+            # Fixed-length prefix, so (scope, token) pairs never collide by concatenation.
+            key = hashlib.sha256(self._cache_scope + token.encode("ascii")).digest()
             entry = cache.get(key)
             if entry is not None:
                 if self._ring.verification_key(entry.claims.kid) is None:

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from storno_security._encoding import b64url_uint
 from storno_security._jwk import jwk_thumbprint
+from storno_security._jws import RSA_ALGORITHMS
 from storno_security._pem import load_private_pem, load_public_pem, private_pem, public_pem
 from storno_security.errors import InvalidKeyError, KeyRingError, UnknownKeyError
 
@@ -59,6 +60,11 @@ def _check_strength(public_key: rsa.RSAPublicKey, min_bits: int) -> None:
         raise InvalidKeyError(f"RSA key over {_MAX_RSA_BITS} bits", reason="too_large")
 
 
+def _check_algorithm(algorithm: str) -> None:
+    if algorithm not in RSA_ALGORITHMS:
+        raise ValueError(f"algorithm must be one of {sorted(RSA_ALGORITHMS)}")
+
+
 @attrs.frozen
 class PublicKey:
     """A verification key of the ring.
@@ -71,13 +77,23 @@ class PublicKey:
     kid: str
     key: rsa.RSAPublicKey = attrs.field(repr=False, eq=False)
 
-    def to_jwk(self) -> dict[str, str]:
-        """Return the public JWK (``kty``, ``use``, ``alg``, ``kid``, ``n``, ``e``)."""
+    def to_jwk(self, *, algorithm: str = "RS256") -> dict[str, str]:
+        """Return the public JWK (``kty``, ``use``, ``alg``, ``kid``, ``n``, ``e``).
+
+        Args:
+            algorithm: the ``alg`` to advertise: the algorithm this key signs with, that is the
+                policy's ``signing_algorithm``. A relying party's library (PyJWT's ``PyJWK``
+                among them) verifies with this algorithm only, so it must be the right one.
+
+        Raises:
+            ValueError: ``algorithm`` is not an RSA signature algorithm (RS/PS 256/384/512).
+        """
+        _check_algorithm(algorithm)
         numbers = self.key.public_numbers()
         return {
             "kty": "RSA",
             "use": "sig",
-            "alg": "RS256",
+            "alg": algorithm,
             "kid": self.kid,
             "n": b64url_uint(numbers.n),
             "e": b64url_uint(numbers.e),
@@ -312,7 +328,18 @@ class KeyRing:
             verifiers = {k: v for k, v in snap.verifiers.items() if k != kid}
             self._snapshot = _Snapshot(snap.signer, MappingProxyType(verifiers))
 
-    def jwks(self) -> dict[str, Any]:
-        """The public JWKS document (``{"keys": [...]}``), signer first."""
+    def jwks(self, *, algorithm: str = "RS256") -> dict[str, Any]:
+        """The public JWKS document (``{"keys": [...]}``), signer first.
+
+        Args:
+            algorithm: the ``alg`` of every key: pass the policy's ``signing_algorithm``
+                (:meth:`AccessTokenIssuer.jwks
+                <storno_security.tokens.AccessTokenIssuer.jwks>` does). The default is the
+                policy's default, RS256.
+
+        Raises:
+            ValueError: ``algorithm`` is not an RSA signature algorithm (RS/PS 256/384/512).
+        """
+        _check_algorithm(algorithm)
         snap = self._snapshot
-        return {"keys": [snap.verifiers[kid].to_jwk() for kid in self.kids]}
+        return {"keys": [snap.verifiers[kid].to_jwk(algorithm=algorithm) for kid in self.kids]}

@@ -139,7 +139,8 @@ class SessionManager:
         family: RefreshFamily,
         refresh_token: str,
         extra_claims: Mapping[str, Any] | None,
-    ) -> TokenPair:
+    ) -> tuple[TokenPair, int]:
+        """The token pair of ``family`` and the epoch its access token carries."""
         epoch = self._sessions.current_epoch(family.user_id)
         access = self._issuer.issue(
             family.user_id,
@@ -147,7 +148,7 @@ class SessionManager:
             epoch=epoch,
             extra_claims=extra_claims,
         )
-        return TokenPair(
+        pair = TokenPair(
             access_token=access.token,
             refresh_token=refresh_token,
             expires_in=int((access.expires_at - access.issued_at).total_seconds()),
@@ -156,13 +157,60 @@ class SessionManager:
             session_id=family.family_id,
             user_id=family.user_id,
         )
+        return pair, epoch
+
+    def _confirm(self, pair: TokenPair, *, epoch: int) -> TokenPair:
+        """Hand out ``pair`` only if no :meth:`revoke_all` can have missed it (REF-4).
+
+        ``pair`` was signed at ``epoch`` and its family is in the store already (created by
+        :meth:`start`, or live at the rotation in :meth:`refresh`). :meth:`revoke_all` bumps
+        the epoch (B), then lists and revokes the user's live families (L), then marks them
+        (M). Our family write (W: the create or the rotation), our epoch read (E) and the
+        session-state read below (S) happen in that order. Every store operation is
+        linearizable, and linearizability composes across objects, so these operations have
+        one total order that respects real time:
+
+        * E before B before S: S sees a newer epoch, and L may have run before W and missed
+          the family. We revoke the family and mark the session ourselves and refuse: neither
+          token leaves this method.
+        * S before B: W precedes S precedes B precedes L, so L finds the family and revokes it
+          (the refresh token dies), and the access token carries an epoch older than the
+          bumped one, which the verifier rejects for good.
+        * B before E: the access token carries the new epoch. If the family was live at W and
+          L runs later, L revokes it and M marks it; if M is already done when S reads, we
+          lengthen the marker to cover the access token just signed, whose expiry may lie
+          beyond revoke_all's marker when this call stalled for longer than the leeway.
+
+        A marker may also come from a concurrent reuse of the same refresh token (REF-3): the
+        pair is then dead already and is returned as before, so exactly one rotation wins.
+
+        Raises:
+            InvalidRefreshTokenError: ``reason="revoked"``: the user's epoch moved while the
+                pair was made; the family is revoked and marked.
+            StoreError: a store failed; no token is handed out.
+        """
+        state = self._sessions.session_state(user_id=pair.user_id, session_id=pair.session_id)
+        if state.epoch == epoch and not state.revoked:
+            return pair
+        now = self._clock.now()
+        # Covers the access token even if the clock was set back since it was signed.
+        until = max(pair.access_expires_at + self._policy.leeway, self._marker_until(now))
+        if state.epoch != epoch:
+            self._families.revoke_family(pair.session_id, now=now)
+            self._sessions.revoke_session(pair.session_id, now=now, until=until)
+            raise InvalidRefreshTokenError(reason="revoked")
+        self._sessions.revoke_session(pair.session_id, now=now, until=until)
+        return pair
 
     def start(self, user_id: str, *, extra_claims: Mapping[str, Any] | None = None) -> TokenPair:
         """Start a session after a successful login: a new family and its first token pair.
 
         Raises:
             ValueError: empty ``user_id``, or ``extra_claims`` overriding a registered claim.
-            StoreError: the store failed; no session was created.
+            InvalidRefreshTokenError: ``reason="revoked"``: :meth:`revoke_all` ran for this user
+                while the session was being started (a password change racing the login); the
+                new family is revoked and no token is handed out. The user logs in again.
+            StoreError: the store failed; no session was handed out.
         """
         if not isinstance(user_id, str) or not user_id:
             raise ValueError("user_id must be a non-empty string")
@@ -175,9 +223,9 @@ class SessionManager:
             expires_at=now + self._policy.refresh_token_lifetime,
         )
         # Issue first: if that fails (bad claims) nothing is stored.
-        pair = self._pair(family, refresh_token, extra_claims)
+        pair, epoch = self._pair(family, refresh_token, extra_claims)
         self._families.create_family(family, token_hash=hash_refresh_token(refresh_token))
-        return pair
+        return self._confirm(pair, epoch=epoch)
 
     def refresh(
         self,
@@ -198,7 +246,8 @@ class SessionManager:
             RefreshTokenReuseError: the token had been rotated already; its family (every
                 refresh and access token of that login) is now revoked (REF-3).
             InvalidRefreshTokenError: malformed, unknown, another user's, expired (REF-1) or
-                revoked; ``reason`` says which.
+                revoked (before the call, or by a :meth:`revoke_all` racing it: then the
+                rotated family is revoked too); ``reason`` says which.
             StoreError: a store failed. If the family store failed, nothing changed. If the
                 session store failed after the rotation, the presented token is spent and the
                 client has to log in again: the failure closes the session, never reopens one.
@@ -214,7 +263,8 @@ class SessionManager:
         )
         family = result.family
         if result.outcome is RotationOutcome.ROTATED and family is not None:
-            return self._pair(family, new_token, extra_claims)
+            pair, epoch = self._pair(family, new_token, extra_claims)
+            return self._confirm(pair, epoch=epoch)
         if result.outcome is RotationOutcome.REUSED and family is not None:
             self._sessions.revoke_session(family.family_id, now=now, until=self._marker_until(now))
             self._emit(
