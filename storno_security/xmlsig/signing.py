@@ -329,7 +329,8 @@ class VerifiedXml:
     Attributes:
         element: the signed element, re-parsed from the canonical bytes that were signed.
         signed_bytes: the exact (canonical) bytes whose digest the signature covers.
-        certificate: the certificate whose key verified the signature.
+        certificate: the certificate whose key verified the signature: the pinned one, or
+            exactly the leaf that chained to a trusted CA.
         signing_time: the signed XAdES ``SigningTime`` (aware), or ``None`` for plain XMLDSig.
             It is the signer's claim, covered by the signature, not a trusted timestamp.
     """
@@ -496,9 +497,11 @@ class XmlVerifier:
     """Verifies XMLDSig and XAdES signatures against pinned trust.
 
     Give exactly one of ``expected_certificate`` (the signature must verify with this
-    certificate's key; the ``KeyInfo`` is not trusted) or ``trusted_cas`` (the first
-    ``X509Certificate`` in ``KeyInfo`` must chain to one of them, with the digitalSignature key
-    usage). Certificate validity is checked at the clock's time.
+    certificate's key; the ``KeyInfo`` is not trusted) or ``trusted_cas`` (the first, else the
+    last, ``X509Certificate`` in ``KeyInfo`` must chain to one of them, with the
+    digitalSignature key usage; every other certificate in the signature must be part of that
+    chain; the leaf is the reported signer). Certificate validity is checked at the clock's
+    time. The policy's ``max_references`` and ``max_certificates`` cap the signature's shape.
 
     Args:
         expected_certificate: the one certificate trusted to sign.
@@ -556,7 +559,9 @@ class XmlVerifier:
         Raises:
             XmlParseError: the document is refused by the hardened parser.
             InvalidXmlSignatureError: the signature is missing, invalid, made with a forbidden
-                algorithm or an untrusted certificate, or does not cover the whole document.
+                algorithm or an untrusted certificate, carries a certificate outside the
+                validated chain, a ``KeyValue`` or more references, transforms or certificates
+                than allowed, or does not cover the whole document.
         """
         root = parse_xml(document, policy=self._policy)
         return self._verify(root, xades=False, location=self._location)
