@@ -20,6 +20,12 @@ class XmlPolicy:
             with embedded attachments stays well below).
         max_depth: deepest element nesting accepted. Default 64 (UBL invoices nest about 10).
         max_elements: most elements accepted in one document. Default 200,000.
+        max_references: most ``ds:Reference`` elements in a XAdES or detached signature
+            (the document, the signed properties, ``KeyInfo``). Default 3, from 1 to 32. A plain
+            enveloped XMLDSig signature always has exactly one. Counted before any digest is
+            computed: each reference costs a pass over the whole document.
+        max_certificates: most ``X509Certificate`` elements in one signature (the signer and
+            its chain). Default 4, from 1 to 32.
     """
 
     max_bytes: int = attrs.field(
@@ -28,4 +34,10 @@ class XmlPolicy:
     max_depth: int = attrs.field(default=64, validator=int_between(4, 256, wrong_type=ValueError))
     max_elements: int = attrs.field(
         default=200_000, validator=int_between(16, 10_000_000, wrong_type=ValueError)
+    )
+    max_references: int = attrs.field(
+        default=3, validator=int_between(1, 32, wrong_type=ValueError)
+    )
+    max_certificates: int = attrs.field(
+        default=4, validator=int_between(1, 32, wrong_type=ValueError)
     )

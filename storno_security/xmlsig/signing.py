@@ -11,6 +11,14 @@ allow-list, never from the document (SHA-1 is refused). It returns only what was
 empty URI or the root's id): every other reference must point inside the ``ds:Signature``, so a
 signed element moved elsewhere, a second element with the same id, or a reference to a fragment
 are refused.
+
+Before signxml spends any CPU, the located signature is checked for its shape: the number of
+references (one for plain enveloped XMLDSig, ``XmlPolicy.max_references`` for XAdES and
+detached), of transforms per reference and of certificates are capped, and ``KeyValue`` /
+``DEREncodedKeyValue`` are refused (the key comes from a certificate, never from the document).
+With ``trusted_cas``, the reported certificate is the leaf that chained to a trusted CA, every
+other certificate in the signature must belong to that chain, and a XAdES
+``SigningCertificate(V2)`` must name that leaf first.
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ from signxml.algorithms import (
     SignatureConstructionMethod,
     SignatureMethod,
 )
-from signxml.exceptions import SignXMLException
+from signxml.exceptions import InvalidCertificate, SignXMLException
 from signxml.signer import XMLSigner
 from signxml.util import X509CertChainVerifier
 from signxml.verifier import SignatureConfiguration, VerifyResult, XMLVerifier
@@ -56,9 +64,14 @@ __all__ = [
 MIN_RSA_BITS = 2048
 
 _DS = "http://www.w3.org/2000/09/xmldsig#"
+_DSIG11 = "http://www.w3.org/2009/xmldsig11#"
 _XADES = "http://uri.etsi.org/01903/v1.3.2#"
 _NS = {"ds": _DS}
 _ID_ATTRIBUTES = ("Id", "ID", "id")
+#: Most transforms one reference may list; each canonicalising one is a pass over the document.
+_MAX_TRANSFORMS = 4
+#: Key statements beside the certificate: refused, the key comes from a certificate only.
+_KEY_VALUE_TAGS = (f"{{{_DS}}}KeyValue", f"{{{_DSIG11}}}DEREncodedKeyValue")
 
 #: Signature methods a verifier accepts. No SHA-1, no HMAC, no DSA.
 ACCEPTED_SIGNATURE_METHODS = frozenset(
@@ -89,6 +102,8 @@ _VERIFY_FAILURES = (
     KeyError,
     AttributeError,
     IndexError,
+    NotImplementedError,
+    cryptography.exceptions.UnsupportedAlgorithm,
 )
 
 
@@ -314,7 +329,8 @@ class VerifiedXml:
     Attributes:
         element: the signed element, re-parsed from the canonical bytes that were signed.
         signed_bytes: the exact (canonical) bytes whose digest the signature covers.
-        certificate: the certificate whose key verified the signature.
+        certificate: the certificate whose key verified the signature: the pinned one, or
+            exactly the leaf that chained to a trusted CA.
         signing_time: the signed XAdES ``SigningTime`` (aware), or ``None`` for plain XMLDSig.
             It is the signer's claim, covered by the signature, not a trusted timestamp.
     """
@@ -325,34 +341,63 @@ class VerifiedXml:
     signing_time: datetime | None = None
 
 
+def _der(certificate: x509.Certificate) -> bytes:
+    return certificate.public_bytes(serialization.Encoding.DER)
+
+
 class _StoreChainVerifier(X509CertChainVerifier):
-    """signxml's chain verifier with the trust store given in memory instead of a PEM file."""
+    """signxml's chain verifier with the trust store in memory, which records what it validated.
+
+    signxml hands over the ``X509Certificate`` list of ``KeyInfo`` and uses the certificate this
+    returns to check the signature. The leaf is the first certificate, else the last (signxml's
+    order); every certificate given must belong to the validated chain, so no second
+    certificate for the same key (from any issuer) can ride along and be reported instead.
+    """
 
     def __init__(self, cas: Sequence[x509.Certificate], verification_time: datetime) -> None:
         super().__init__(  # type: ignore[no-untyped-call]
             ca_pem_file="<in memory>", verification_time=verification_time
         )
         self._trusted = x509.verification.Store(list(cas))
+        self.validated: tuple[x509.Certificate, ...] = ()
 
     @property
     def store(self) -> x509.verification.Store:
         return self._trusted
 
+    def verify(self, cert_chain: Sequence[x509.Certificate]) -> x509.Certificate:
+        certificates = list(cert_chain)
+        if not certificates:
+            raise InvalidCertificate("no certificate")
+        verifier: x509.verification.ClientVerifier = self.verifier
+        for leaf, others in (
+            (certificates[0], certificates[1:]),
+            (certificates[-1], certificates[:-1]),
+        ):
+            try:
+                chain: tuple[x509.Certificate, ...] = tuple(verifier.verify(leaf, others).chain)
+            except x509.verification.VerificationError:
+                continue
+            members = {_der(member) for member in chain}
+            if any(_der(certificate) not in members for certificate in certificates):
+                raise InvalidCertificate("a certificate outside the validated chain")
+            self.validated = chain
+            return chain[0]
+        raise InvalidCertificate("no certificate chains to a trusted CA")
+
 
 class _PlainVerifier(XMLVerifier):
     trusted_cas: Sequence[x509.Certificate] = ()
+    chain_verifier: _StoreChainVerifier | None = None
 
     def get_cert_chain_verifier(self, ca_pem_file: Any, ee_policy: Any, ca_policy: Any) -> Any:
         now = self._get_cert_verification_time()  # type: ignore[no-untyped-call]
-        return _StoreChainVerifier(self.trusted_cas, now)
+        self.chain_verifier = _StoreChainVerifier(self.trusted_cas, now)
+        return self.chain_verifier
 
 
-class _XAdESVerifier(XAdESVerifier):
-    trusted_cas: Sequence[x509.Certificate] = ()
-
-    def get_cert_chain_verifier(self, ca_pem_file: Any, ee_policy: Any, ca_policy: Any) -> Any:
-        now = self._get_cert_verification_time()  # type: ignore[no-untyped-call]
-        return _StoreChainVerifier(self.trusted_cas, now)
+class _XAdESVerifier(XAdESVerifier, _PlainVerifier):
+    """signxml's XAdES verifier with :class:`_PlainVerifier`'s trust store."""
 
 
 def _find_by_id(root: etree._Element, value: str) -> list[etree._Element]:
@@ -392,13 +437,71 @@ def _public_pem(certificate: x509.Certificate) -> bytes:
     )
 
 
+def _check_shape(signature: etree._Element, *, references: int, certificates: int) -> None:
+    """Refuse a signature whose shape would make signxml work hard or trust the document's key.
+
+    Runs before signxml: it re-serialises the whole document for every reference and every
+    canonicalising transform before its own checks.
+    """
+    found = signature.findall("ds:SignedInfo/ds:Reference", _NS)
+    if len(found) > references:
+        raise InvalidXmlSignatureError(reason="too_many_references")
+    for reference in found:
+        if len(reference.findall("ds:Transforms/ds:Transform", _NS)) > _MAX_TRANSFORMS:
+            raise InvalidXmlSignatureError(reason="too_many_transforms")
+    if sum(1 for _ in signature.iter(f"{{{_DS}}}X509Certificate")) > certificates:
+        raise InvalidXmlSignatureError(reason="too_many_certificates")
+    if next(signature.iter(*_KEY_VALUE_TAGS), None) is not None:
+        raise InvalidXmlSignatureError(reason="key_value_refused")
+
+
+def _certificates_in(signature: etree._Element) -> list[x509.Certificate]:
+    certificates = []
+    for element in signature.iter(f"{{{_DS}}}X509Certificate"):
+        try:
+            der = _b64decode("".join((element.text or "").split()))
+            certificates.append(x509.load_der_x509_certificate(der))
+        except ValueError:
+            raise InvalidXmlSignatureError(reason="untrusted_certificate") from None
+    return certificates
+
+
+def _check_signing_certificate(results: Sequence[VerifyResult], leaf: x509.Certificate) -> None:
+    """The first signed XAdES ``SigningCertificate(V2)`` entry must be the digest of ``leaf``."""
+    for result in results:
+        properties = getattr(result, "signed_properties", None)
+        if properties is None:
+            continue
+        digest = properties.find(
+            f"{{{_XADES}}}SigningCertificateV2/{{{_XADES}}}Cert/{{{_XADES}}}CertDigest"
+        )
+        if digest is None:
+            digest = properties.find(
+                f"{{{_XADES}}}SigningCertificate/{{{_XADES}}}Cert/{{{_XADES}}}CertDigest"
+            )
+        if digest is None:
+            break
+        try:
+            method = digest.find("ds:DigestMethod", _NS)
+            algorithm = DigestAlgorithm(method.get("Algorithm") if method is not None else "")
+            value = _b64decode("".join((digest.findtext("ds:DigestValue", "", _NS)).split()))
+        except ValueError:
+            break
+        if value == leaf.fingerprint(algorithm.implementation()):
+            return
+        break
+    raise InvalidXmlSignatureError(reason="signing_certificate_mismatch")
+
+
 class XmlVerifier:
     """Verifies XMLDSig and XAdES signatures against pinned trust.
 
     Give exactly one of ``expected_certificate`` (the signature must verify with this
-    certificate's key; the ``KeyInfo`` is not trusted) or ``trusted_cas`` (the first
-    ``X509Certificate`` in ``KeyInfo`` must chain to one of them, with the digitalSignature key
-    usage). Certificate validity is checked at the clock's time.
+    certificate's key; the ``KeyInfo`` is not trusted) or ``trusted_cas`` (the first, else the
+    last, ``X509Certificate`` in ``KeyInfo`` must chain to one of them, with the
+    digitalSignature key usage; every other certificate in the signature must be part of that
+    chain; the leaf is the reported signer). Certificate validity is checked at the clock's
+    time. The policy's ``max_references`` and ``max_certificates`` cap the signature's shape.
 
     Args:
         expected_certificate: the one certificate trusted to sign.
@@ -456,7 +559,9 @@ class XmlVerifier:
         Raises:
             XmlParseError: the document is refused by the hardened parser.
             InvalidXmlSignatureError: the signature is missing, invalid, made with a forbidden
-                algorithm or an untrusted certificate, or does not cover the whole document.
+                algorithm or an untrusted certificate, carries a certificate outside the
+                validated chain, a ``KeyValue`` or more references, transforms or certificates
+                than allowed, or does not cover the whole document.
         """
         root = parse_xml(document, policy=self._policy)
         return self._verify(root, xades=False, location=self._location)
@@ -547,7 +652,9 @@ class XmlVerifier:
         location: str,
         expect_references: int | bool,
         uri_resolver: Callable[[str], Any] | None,
-    ) -> list[VerifyResult]:
+    ) -> tuple[list[VerifyResult], tuple[x509.Certificate, ...]]:
+        """signxml's results, and the chain whose first certificate's key verified: the pinned
+        certificate alone, or the chain that the chain verifier validated (leaf first)."""
         now = self._clock.now()
         config_class = XAdESSignatureConfiguration if xades else SignatureConfiguration
         config = config_class(
@@ -569,7 +676,13 @@ class XmlVerifier:
             )
         except _VERIFY_FAILURES as exc:
             raise InvalidXmlSignatureError(reason=_reason(exc)) from None
-        return list(results) if isinstance(results, list) else [results]
+        if self._expected is not None:
+            chain: tuple[x509.Certificate, ...] = (self._expected,)
+        elif verifier.chain_verifier is not None and verifier.chain_verifier.validated:
+            chain = verifier.chain_verifier.validated
+        else:
+            raise InvalidXmlSignatureError(reason="signer_certificate_missing")
+        return (list(results) if isinstance(results, list) else [results]), chain
 
     def _verify(
         self,
@@ -589,11 +702,17 @@ class XmlVerifier:
             if len(found) != 1:
                 raise InvalidXmlSignatureError(reason="signature_count")
             signature_element = found[0]
+        # Exactly one ds:Signature in the whole document, nested ones included.
         all_signatures = list(root.iter(f"{{{_DS}}}Signature"))
         if len(all_signatures) != 1:
             raise InvalidXmlSignatureError(reason="signature_count")
+        _check_shape(
+            signature_element,
+            references=self._policy.max_references if detached or xades else 1,
+            certificates=self._policy.max_certificates,
+        )
         expect: int | bool = True if detached or xades else 1
-        results = self._run_signxml(
+        results, chain = self._run_signxml(
             root,
             xades=xades,
             location=location,
@@ -630,23 +749,32 @@ class XmlVerifier:
         return VerifiedXml(
             element=data.signed_xml,
             signed_bytes=bytes(data.signed_data),
-            certificate=self._signer_certificate(data),
+            certificate=self._signer_certificate(data, chain, results, xades=xades),
             signing_time=_signing_time(results) if xades else None,
         )
 
-    def _signer_certificate(self, result: VerifyResult) -> x509.Certificate:
-        if self._expected is not None:
-            return self._expected
-        for element in result.signature_xml.iterfind(".//ds:X509Certificate", _NS):
-            try:
-                certificate = x509.load_der_x509_certificate(
-                    _b64decode("".join((element.text or "").split()))
-                )
-            except ValueError:
-                continue
-            if _public_pem(certificate) == result.signature_key:
-                return certificate
-        raise InvalidXmlSignatureError(reason="signer_certificate_missing")
+    def _signer_certificate(
+        self,
+        data: VerifyResult,
+        chain: Sequence[x509.Certificate],
+        results: Sequence[VerifyResult],
+        *,
+        xades: bool,
+    ) -> x509.Certificate:
+        """The chain's leaf, once it is certain that its key verified and that no other
+        certificate in the signature could be taken for the signer."""
+        leaf = chain[0]
+        if _public_pem(leaf) != data.signature_key:
+            raise InvalidXmlSignatureError(reason="signer_certificate_missing")
+        if self._expected is None:
+            # The chain verifier saw the first X509Data only; hold every certificate anywhere
+            # in the signature to the same rule: it belongs to the validated chain.
+            members = {_der(member) for member in chain}
+            if any(_der(cert) not in members for cert in _certificates_in(data.signature_xml)):
+                raise InvalidXmlSignatureError(reason="untrusted_certificate")
+        if xades:
+            _check_signing_certificate(results, leaf)
+        return leaf
 
 
 def _b64decode(text: str) -> bytes:
