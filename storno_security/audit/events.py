@@ -289,16 +289,22 @@ def _random_run(run: str) -> bool:
 
 
 def _grouped_base32(value: str) -> bool:
-    """Base32 in equal groups (``JBSW Y3DP EHPK 3PXP ...``), the last one possibly shorter."""
+    """Base32 in equal groups (``JBSW Y3DP EHPK 3PXP ...``), the last one possibly shorter,
+    24 characters or more, wherever it stands among other words."""
     for match in _BASE32_GROUPS_RE.finditer(value):
         groups = match.group().split(" ")
-        size = len(groups[0])
-        if (
-            len("".join(groups)) >= 24
-            and all(len(group) == size for group in groups[:-1])
-            and len(groups[-1]) <= size
-        ):
-            return True
+        start = 0
+        while start < len(groups):
+            size = len(groups[start])
+            end = start + 1
+            while end < len(groups) and len(groups[end]) == size:
+                end += 1
+            total = size * (end - start)
+            if end < len(groups) and len(groups[end]) < size:
+                total += len(groups[end])  # a shorter last group
+            if 3 <= size <= 8 and total >= 24:
+                return True
+            start = end
     return False
 
 

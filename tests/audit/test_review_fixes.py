@@ -203,6 +203,7 @@ GAPS = {
     "base32_spaced": lambda: _grouped(_b32()),
     "base32_spaced_lower": lambda: _grouped(_b32().lower()),
     "base32_spaced_8": lambda: _grouped(_b32(), 8),
+    "base32_spaced_in_text": lambda: f"the secret is {_grouped(_b32().lower())}, keep it",
     "hex_256": lambda: secrets.token_hex(32),
     "hex_128": lambda: secrets.token_hex(16),
     "hex_256_upper": lambda: secrets.token_hex(32).upper(),
