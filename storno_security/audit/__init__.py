@@ -30,6 +30,8 @@ from storno_security.audit.capabilities import (
     vault_access_event,
 )
 from storno_security.audit.events import (
+    DETAIL_KEYS,
+    ID_DETAIL_KEYS,
     MAX_DETAIL_KEYS,
     MAX_TEXT_VALUE,
     Outcome,
@@ -37,6 +39,7 @@ from storno_security.audit.events import (
     SecurityEvent,
     SecurityEventType,
     looks_like_secret,
+    personal_key_name,
     secret_key_name,
     validate_details,
 )
@@ -53,6 +56,8 @@ from storno_security.audit.sessions import SessionEventLike, event_from_session
 from storno_security.audit.storage import MAX_QUERY_LIMIT, AuditCursor, AuditSink, AuditStore
 
 __all__ = [
+    "DETAIL_KEYS",
+    "ID_DETAIL_KEYS",
     "MAX_DETAIL_KEYS",
     "MAX_LISTED_KEYS",
     "MAX_QUERY_LIMIT",
@@ -89,6 +94,7 @@ __all__ = [
     "event_to_dict",
     "event_to_json",
     "looks_like_secret",
+    "personal_key_name",
     "pseudonym",
     "secret_key_name",
     "to_jsonl",

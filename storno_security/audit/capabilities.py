@@ -20,7 +20,13 @@ from datetime import datetime
 from typing import Final, Literal
 
 from storno_security.audit import _shape as shape
-from storno_security.audit.events import Outcome, Scalar, SecurityEvent, SecurityEventType
+from storno_security.audit.events import (
+    DETAIL_KEYS,
+    Outcome,
+    Scalar,
+    SecurityEvent,
+    SecurityEventType,
+)
 from storno_security.errors import InvalidMfaCodeError, RateLimitExceededError
 
 __all__ = [
@@ -702,7 +708,8 @@ def event_from_error(
     ``event_type`` (``LOGIN_FAILED``, ``MFA_FAILED``, ``LICENSE_CHECKED``...).
 
     Copies the error's ``reason`` only (never its message, arguments or ``repr``), and for an
-    ``InvalidMfaCodeError`` against a challenge its ``attempts_left``. ``method`` names the
+    ``InvalidMfaCodeError`` against a challenge its ``attempts_left`` (when ``event_type``
+    records it, see :data:`~storno_security.audit.DETAIL_KEYS`). ``method`` names the
     credential tried (``password``, ``api_key``, ``google``, ``passkey``, ``totp``...).
 
     Raises:
@@ -713,7 +720,11 @@ def event_from_error(
     details: dict[str, Scalar] = {"reason": shape.reason_of(error)}
     if method is not None:
         details["method"] = shape.check_label(method, "method")
-    if isinstance(error, InvalidMfaCodeError) and isinstance(error.attempts_left, int):
+    if (
+        isinstance(error, InvalidMfaCodeError)
+        and isinstance(error.attempts_left, int)
+        and "attempts_left" in DETAIL_KEYS[event_type]
+    ):
         details["attempts_left"] = error.attempts_left
     return shape.make_event(
         event_type,

@@ -1,12 +1,15 @@
 """Security events: a closed set of types, a frozen record, and details that cannot hold a
-secret (ACC-3).
+secret or personal data (ACC-3, ACC-4).
 
 An event says who did what, where and when, and how it ended: actor, organization, company, IP
-address, user agent, time (aware UTC), outcome, and a small mapping of non-secret details.
-Details are checked when the event is made: a key named like a secret (``password``,
-``token``, ``secret``, ``code``, ``key``...) or a value shaped like one of our secrets (a JWT,
-an ``af_`` API key, a long random string) raises ``ValueError``, so a careless caller fails in
-tests instead of leaking a credential into the audit trail.
+address, user agent, time (aware UTC), outcome, and a small mapping of details. Details are
+checked when the event is made, and ``ValueError`` is raised for: a key outside the closed set
+of its event type (:data:`DETAIL_KEYS`); a key naming personal data (``email``, ``name``,
+``user_id``...: people are the actor or the subject, which pseudonymisation rewrites) or a
+secret (``password``, ``token``, ``pin``...); a value holding an email address, a control
+character, or something shaped like one of our secrets (a JWT, an ``af_`` API key, long hex, a
+long random string). A careless caller fails in tests instead of leaking a credential or
+personal data into the audit trail, where it would outlive the account.
 """
 
 from __future__ import annotations
@@ -15,17 +18,20 @@ import enum
 import ipaddress
 import math
 import re
+import unicodedata
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import attrs
 
 from storno_security.clock import ensure_aware_utc
 
 __all__ = [
+    "DETAIL_KEYS",
+    "ID_DETAIL_KEYS",
     "MAX_DETAIL_KEYS",
     "MAX_TEXT_VALUE",
     "Outcome",
@@ -33,6 +39,7 @@ __all__ = [
     "SecurityEvent",
     "SecurityEventType",
     "looks_like_secret",
+    "personal_key_name",
     "secret_key_name",
     "validate_details",
 ]
@@ -95,10 +102,75 @@ class Outcome(enum.StrEnum):
     FAILURE = "failure"
 
 
-# --- secrets in details ----------------------------------------------------------------------
+# --- which details each event type records ---------------------------------------------------
+
+_E = SecurityEventType
+#: Details every event type may carry: how the attempt was made, and why it ended so.
+_COMMON: Final = frozenset({"method", "reason"})
+#: Details of MFA events: the unused backup codes left, and the tries left on a challenge.
+_MFA: Final = frozenset({"backup_code_count", "attempts_left"})
+_SESSIONS: Final = frozenset({"session_id", "session_ids", "session_count"})
+_PASSKEY: Final = frozenset({"credential_id", "sign_count", "backed_up", "satisfies_mfa"})
+_API_KEY: Final = frozenset({"key_id", "key_ids", "key_count", "scope"})
+_MEMBERSHIP: Final = frozenset({"role", "previous_role", "custom_permissions"})
+_VAULT: Final = frozenset({"action", "secret_name", "vault_key_id"})
+
+_EXTRA: Final[dict[SecurityEventType, frozenset[str]]] = {
+    _E.REGISTERED: frozenset(),
+    _E.LOGIN_SUCCEEDED: frozenset(
+        {"key_id", "scope", "session_id", "hosted_domain", "audience"} | _PASSKEY
+    ),
+    _E.LOGIN_FAILED: frozenset({"attempts_left"}),
+    _E.LOGOUT: _SESSIONS,
+    _E.TOKEN_REFRESHED: _SESSIONS,
+    _E.TOKEN_REUSE_DETECTED: _SESSIONS,
+    _E.SESSIONS_REVOKED: _SESSIONS,
+    _E.MFA_ENABLED: _MFA,
+    _E.MFA_DISABLED: _MFA,
+    _E.MFA_VERIFIED: _MFA | _PASSKEY | {"purpose"},
+    _E.MFA_FAILED: _MFA,
+    _E.BACKUP_CODE_USED: _MFA,
+    _E.BACKUP_CODES_REGENERATED: frozenset({"backup_code_count"}),
+    _E.STEP_UP_VERIFIED: frozenset({"action", "attempts_left"}),
+    _E.PASSWORD_CHANGED: frozenset({"session_count"}),
+    _E.PASSWORD_RESET_REQUESTED: frozenset(),
+    _E.PASSWORD_RESET: frozenset({"session_count"}),
+    _E.API_KEY_CREATED: _API_KEY,
+    _E.API_KEY_REVOKED: _API_KEY,
+    _E.PASSKEY_REGISTERED: frozenset({"credential_id", "aaguid", "backup_eligible"}),
+    _E.PASSKEY_REMOVED: frozenset({"credential_id"}),
+    _E.PASSKEY_CLONE_SUSPECTED: frozenset({"credential_id"}),
+    _E.ROLE_CHANGED: _MEMBERSHIP,
+    _E.MEMBER_ADDED: _MEMBERSHIP,
+    _E.MEMBER_REMOVED: _MEMBERSHIP,
+    _E.OWNERSHIP_TRANSFERRED: frozenset({"former_owner_role"}),
+    _E.ACCESS_DENIED: frozenset({"permission", "action", "resource"}),
+    _E.VAULT_ACCESSED: _VAULT,
+    _E.VAULT_UPDATED: _VAULT,
+    _E.LICENSE_CHECKED: frozenset({"state", "license_id", "plan", "clock_rollback"}),
+    _E.DATA_EXPORTED: frozenset({"format", "record_count"}),
+    _E.ACCOUNT_DELETION_REQUESTED: frozenset({"grace_days"}),
+    _E.ACCOUNT_DELETED: frozenset({"record_count"}),
+    _E.RATE_LIMITED: frozenset({"policy", "limit", "retry_after"}),
+}
+
+#: The closed set of detail keys each event type may carry (ACC-3, ACC-4). A key outside its
+#: type's set is refused, so what the trail can hold is reviewable here and in the docs. None
+#: names a person: people are ``actor_id`` and ``subject_id``, which pseudonymisation rewrites.
+DETAIL_KEYS: Final[Mapping[SecurityEventType, frozenset[str]]] = MappingProxyType(
+    {event_type: _COMMON | _EXTRA[event_type] for event_type in SecurityEventType}
+)
+#: The detail keys whose values are ids: only under these may hex strings and UUIDs of 32 or
+#: more hex digits appear (session ids, SHA-256 credential ids, key ids, AAGUIDs).
+ID_DETAIL_KEYS: Final = frozenset(
+    {"aaguid", "credential_id", "key_id", "key_ids", "license_id", "session_id", "session_ids"}
+    | {"vault_key_id"}
+)
+
+# --- secrets and personal data in details ----------------------------------------------------
 
 _KEY_RE: Final = re.compile(r"[a-z][a-z0-9_]{0,63}")
-#: Word stems that name a secret; a detail key holding one is refused.
+#: Word stems that name a secret: a detail key with a word containing one names a secret.
 _SECRET_STEMS: Final = (
     "password",
     "passwd",
@@ -117,54 +189,151 @@ _SECRET_STEMS: Final = (
     "private",
     "salt",
     "seed",
+    "recovery",
 )
-#: A key whose last word is one of these names a non-secret attribute of a secret
-#: (``key_id``, ``token_type``, ``backup_code_count``): allowed, its value is still checked.
-_SAFE_LAST_WORDS: Final = frozenset(
-    {"id", "ids", "count", "type", "kind", "name", "scope", "scopes", "version", "length"}
-)
+#: Short names of secrets, matched as whole words only (``pin`` but not ``spinner``).
+_SECRET_WORDS: Final = frozenset({"pass", "pw", "pin", "pins", "mfa", "2fa", "cvv", "auth"})
 
-_JWT_RE: Final = re.compile(r"eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}\.")
-_API_KEY_RE: Final = re.compile(r"(?<![A-Za-z0-9])af_[A-Za-z0-9_-]{16,}", re.IGNORECASE)
-_RUN_RE: Final = re.compile(r"[A-Za-z0-9+/_=-]{24,}")
-_HEX_RUN_RE: Final = re.compile(r"[0-9A-Fa-f-]+")
-_BASE32_RE: Final = re.compile(r"[A-Z2-7]{24,}={0,6}")
+#: Word stems naming personal data (contact details, names, birth dates).
+_PERSONAL_STEMS: Final = (
+    "mail",
+    "phone",
+    "mobile",
+    "address",
+    "username",
+    "firstname",
+    "lastname",
+    "surname",
+    "fullname",
+    "nickname",
+    "displayname",
+    "birth",
+)
+#: Words naming a person (whose id belongs in ``actor_id``/``subject_id``).
+_PERSON_WORDS: Final = frozenset(
+    {"user", "users", "userid", "userids", "uid", "uids", "member", "members", "account"}
+    | {"accounts", "person", "people", "customer", "customers", "dob", "ssn", "sub"}
+)
+#: Words naming a party: personal when they name the person itself (``owner``, ``owner_id``,
+#: ``owner_name``), not when they name an attribute of theirs (``former_owner_role``).
+_PARTY_WORDS: Final = frozenset(
+    {"owner", "actor", "subject", "sender", "recipient", "contact", "holder", "licensee"}
+    | {"invitee", "inviter", "assignee"}
+)
+_PARTY_FOLLOWERS: Final = frozenset({"id", "ids", "name", "names"})
+#: Words that make a following ``name`` a person's name.
+_NAME_QUALIFIERS: Final = _PERSON_WORDS | _PARTY_WORDS | {"display", "first", "last", "full"}
+_NAME_QUALIFIERS_MORE: Final = frozenset({"given", "family", "middle", "nick", "real", "legal"})
 
 
 def secret_key_name(name: str) -> bool:
-    """Whether a detail key names a secret (``password``, ``mfa_token``, ``apikey``...).
+    """Whether a detail key names a secret (``password``, ``mfa_token``, ``apikey``, ``pin``...).
 
-    A name is split into words at ``_``; it names a secret when a word contains a secret stem,
-    unless its last word says it is an attribute (``key_id``, ``token_type``, ``code_count``).
+    A name is split into words at ``_``; it names a secret when a word contains a secret stem
+    or is a short secret name (``pass``, ``pw``, ``pin``, ``mfa``). A last word such as ``id``
+    or ``count`` does not make it safe: ``password_id`` names a secret. Keys of
+    :data:`DETAIL_KEYS` that name a secret's attribute (``key_id``, ``backup_code_count``) are
+    allowed there, for their event types only.
     """
     words = name.lower().split("_")
-    if words[-1] in _SAFE_LAST_WORDS:
-        return False
-    return any(stem in word for word in words for stem in _SECRET_STEMS)
+    return any(
+        word in _SECRET_WORDS or any(stem in word for stem in _SECRET_STEMS) for word in words
+    )
+
+
+def personal_key_name(name: str) -> bool:
+    """Whether a detail key names personal data: an email, phone, address or name, or a person
+    (``user``, ``user_id``, ``member``, ``account_id``, ``owner``...).
+
+    Details outlive account deletion (only ``actor_id``, ``subject_id``, the IP address and the
+    user agent are pseudonymised), so such keys are refused; record the person as the actor or
+    the subject instead.
+    """
+    words = name.lower().split("_")
+    for index, word in enumerate(words):
+        following = words[index + 1] if index + 1 < len(words) else None
+        if any(stem in word for stem in _PERSONAL_STEMS) or word in _PERSON_WORDS:
+            return True
+        if word in _PARTY_WORDS and (following is None or following in _PARTY_FOLLOWERS):
+            return True
+        if word in ("name", "names") and (
+            index == 0 or words[index - 1] in _NAME_QUALIFIERS | _NAME_QUALIFIERS_MORE
+        ):
+            return True
+    return False
+
+
+_JWT_RE: Final = re.compile(r"eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}\.")
+#: An ``af_`` API key, wherever it starts (``xaf_...`` too).
+_API_KEY_RE: Final = re.compile(r"af_[A-Za-z0-9_-]{16,}", re.IGNORECASE)
+#: 32 or more hex digits, single hyphens allowed between them (hex secrets, UUIDs, digests).
+_LONG_HEX_RE: Final = re.compile(r"[0-9A-Fa-f](?:-?[0-9A-Fa-f]){31,}")
+_RUN_RE: Final = re.compile(r"[A-Za-z0-9+/_=-]{24,}")
+_HEX_RUN_RE: Final = re.compile(r"[0-9A-Fa-f-]+")
+_BASE32_RE: Final = re.compile(r"[A-Z2-7]{24,}={0,6}", re.IGNORECASE)
+#: Groups of base32 characters separated by single spaces, as authenticator apps show them.
+_BASE32_GROUPS_RE: Final = re.compile(
+    r"(?<![A-Za-z0-9])[A-Za-z2-7]{3,8}(?: [A-Za-z2-7]{1,8})+(?![A-Za-z0-9])"
+)
+#: An email address anywhere in a value.
+_EMAIL_RE: Final = re.compile(r"[^\s@<>()\[\],;:\"']+@[^\s@<>()\[\],;:\"']+\.[A-Za-z]{2,}")
 
 
 def _random_run(run: str) -> bool:
     if _HEX_RUN_RE.fullmatch(run) and (run.islower() or run.isupper() or run.isdigit()):
-        return False  # ids and digests: hex of one case, UUIDs
+        return False  # hex of one case, UUIDs: ids (long ones are judged by _LONG_HEX_RE)
     if _BASE32_RE.fullmatch(run):
-        return True  # TOTP secrets
+        return True  # TOTP secrets, in either case
     # base64/base64url of random bytes: both cases, with near certainty from 24 characters
     return any(c.isupper() for c in run) and any(c.islower() for c in run)
 
 
-def looks_like_secret(value: str) -> bool:
-    """Whether text looks like one of our secrets: a JWT, an ``af_`` API key, or a long random
-    string (a run of 24 or more base64/base64url characters in both cases, or of base32
-    like a TOTP secret).
+def _grouped_base32(value: str) -> bool:
+    """Base32 in equal groups (``JBSW Y3DP EHPK 3PXP ...``), the last one possibly shorter,
+    24 characters or more, wherever it stands among other words."""
+    for match in _BASE32_GROUPS_RE.finditer(value):
+        groups = match.group().split(" ")
+        start = 0
+        while start < len(groups):
+            size = len(groups[start])
+            end = start + 1
+            while end < len(groups) and len(groups[end]) == size:
+                end += 1
+            total = size * (end - start)
+            if end < len(groups) and len(groups[end]) < size:
+                total += len(groups[end])  # a shorter last group
+            if 3 <= size <= 8 and total >= 24:
+                return True
+            start = end
+    return False
 
-    Hex strings and UUIDs (ids, digests) do not count: they are how events name things.
+
+def looks_like_secret(value: str, *, hex_ids: bool = False) -> bool:
+    """Whether text looks like one of our secrets: a JWT, an ``af_`` API key (even glued to a
+    preceding character), 32 or more hex digits (a 128- or 256-bit hex secret), or a long
+    random string: a run of 24 or more base64/base64url characters in both cases, or of base32
+    in either case, whole or in space-separated groups (a TOTP secret as apps show it).
+
+    Args:
+        value: the text.
+        hex_ids: the value is under an id key (:data:`ID_DETAIL_KEYS`): hex strings and UUIDs
+            of any length are ids there, not secrets.
     """
     if _JWT_RE.search(value) or _API_KEY_RE.search(value):
+        return True
+    if not hex_ids and _LONG_HEX_RE.search(value):
+        return True
+    if _grouped_base32(value):
         return True
     return any(_random_run(run) for run in _RUN_RE.findall(value))
 
 
-def _check_value(name: str, value: object) -> Scalar:
+def _control_character(value: str) -> bool:
+    """C0 and C1 controls, DEL, and the line and paragraph separators (U+2028, U+2029)."""
+    return any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in value)
+
+
+def _check_value(name: str, value: object, *, hex_ids: bool) -> Scalar:
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, int):
@@ -178,21 +347,36 @@ def _check_value(name: str, value: object) -> Scalar:
     if isinstance(value, str):
         if len(value) > MAX_TEXT_VALUE:
             raise ValueError(f"detail {name!r} is longer than {MAX_TEXT_VALUE} characters")
-        if looks_like_secret(value):
-            # never echo the value: it may be the secret
+        # never echo the value: it may be the secret or the personal data
+        if _control_character(value):
+            raise ValueError(f"detail {name!r} holds a control character or a line break")
+        if looks_like_secret(value, hex_ids=hex_ids):
             raise ValueError(f"detail {name!r} looks like a secret (token, key or random string)")
+        if _EMAIL_RE.search(value):
+            raise ValueError(f"detail {name!r} holds an email address: personal data")
         return value
     raise ValueError(f"detail {name!r} must be a str, int, float, bool or None")
 
 
-def validate_details(details: Mapping[str, object] | None) -> Mapping[str, Scalar]:
+def validate_details(
+    details: Mapping[str, object] | None,
+    *,
+    event_type: SecurityEventType | None = None,
+) -> Mapping[str, Scalar]:
     """Check event details and return them as a read-only mapping sorted by key.
+
+    With ``event_type`` (as :class:`SecurityEvent` does), every key must be one of
+    :data:`DETAIL_KEYS` for that type, and values under :data:`ID_DETAIL_KEYS` may be long hex
+    ids. Without it, no key may name a secret and no value may hold 32 or more hex digits.
 
     Raises:
         TypeError: ``details`` is not a mapping.
         ValueError: too many keys; a key that is not lower-case snake case of at most 64
-            characters or that names a secret; a value that is not a scalar, is too long, is
-            not finite, or looks like a secret. The message names the key, never the value.
+            characters, that names personal data, that names a secret (and is not allowed for
+            ``event_type``), or that ``event_type`` does not record; a value that is not a
+            scalar, is too long, is not finite, holds a control character or a line break,
+            looks like a secret, or holds an email address. The message names the key, never
+            the value.
     """
     if details is None:
         return MappingProxyType({})
@@ -200,14 +384,35 @@ def validate_details(details: Mapping[str, object] | None) -> Mapping[str, Scala
         raise TypeError("details must be a mapping of str to scalars")
     if len(details) > MAX_DETAIL_KEYS:
         raise ValueError(f"at most {MAX_DETAIL_KEYS} details")
+    allowed = DETAIL_KEYS[event_type] if event_type is not None else frozenset[str]()
     checked: dict[str, Scalar] = {}
     for name in sorted(details, key=str):
         if not isinstance(name, str) or not _KEY_RE.fullmatch(name):
             raise ValueError("detail keys must be lower-case snake case, at most 64 characters")
-        if secret_key_name(name):
+        if personal_key_name(name):
+            raise ValueError(
+                f"detail key {name!r} names personal data: record people as actor or subject"
+            )
+        if secret_key_name(name) and name not in allowed:
             raise ValueError(f"detail key {name!r} names a secret: details never hold secrets")
-        checked[name] = _check_value(name, details[name])
+        if event_type is not None and name not in allowed:
+            raise ValueError(
+                f"detail key {name!r} is not recorded for {event_type.value!r} events"
+                " (see DETAIL_KEYS)"
+            )
+        hex_ids = event_type is not None and name in ID_DETAIL_KEYS
+        checked[name] = _check_value(name, details[name], hex_ids=hex_ids)
     return MappingProxyType(checked)
+
+
+def _details_copy(value: Mapping[str, object] | None) -> Mapping[str, Scalar]:
+    """A first, type-free step: a mapping is required; the checks need the event type and run
+    in ``SecurityEvent.__attrs_post_init__``."""
+    if value is None:
+        return MappingProxyType({})
+    if not isinstance(value, Mapping):
+        raise TypeError("details must be a mapping of str to scalars")
+    return cast("Mapping[str, Scalar]", value)
 
 
 # --- the record ------------------------------------------------------------------------------
@@ -314,7 +519,9 @@ class SecurityEvent:
     company_id: str | None = attrs.field(default=None, validator=_optional_id)
     ip: str | None = attrs.field(default=None, converter=_ip)
     user_agent: str | None = attrs.field(default=None, converter=_user_agent)
-    details: Mapping[str, Scalar] = attrs.field(
-        factory=dict, converter=validate_details, hash=False
-    )
+    details: Mapping[str, Scalar] = attrs.field(factory=dict, converter=_details_copy, hash=False)
     event_id: str = attrs.field(factory=_new_event_id, validator=_event_id)
+
+    def __attrs_post_init__(self) -> None:
+        # the details' checks depend on the type (DETAIL_KEYS), set before them
+        object.__setattr__(self, "details", validate_details(self.details, event_type=self.type))

@@ -75,7 +75,7 @@ def event_from_dict(data: object) -> SecurityEvent:
 
 def event_to_json(event: SecurityEvent) -> str:
     """One compact JSON object, keys in a fixed order, no trailing newline."""
-    return json.dumps(event_to_dict(event), ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(event_to_dict(event), ensure_ascii=True, separators=(",", ":"))
 
 
 def event_from_json(line: str) -> SecurityEvent:

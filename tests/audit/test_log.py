@@ -37,7 +37,7 @@ def test_record_stamps_the_clock_time_and_stores(clock: FrozenClock) -> None:
         organization_id="o1",
         company_id="c1",
         ip="203.0.113.5",
-        details={"key_id": "k_123", "scopes": "read,write"},
+        details={"key_id": "k_123", "scope": "read,write"},
     )
     assert event.at == clock.now()
     assert store.query(organization_id="o1") == [event]
@@ -107,13 +107,15 @@ def test_pseudonym_is_keyed_stable_and_unlinkable_without_the_key() -> None:
 def test_export_as_json_lines_pages_through_everything(clock: FrozenClock) -> None:
     log, _ = make_log(clock)
     for i in range(2501):
-        log.record(SecurityEventType.DATA_EXPORTED, organization_id="o1", details={"n": i})
+        log.record(
+            SecurityEventType.DATA_EXPORTED, organization_id="o1", details={"record_count": i}
+        )
         if i % 7 == 0:
             clock.advance(1)
     log.record(SecurityEventType.DATA_EXPORTED, organization_id="o2")
     lines = list(log.export_jsonl(organization_id="o1"))
     assert len(lines) == 2501
-    assert {json.loads(line)["details"]["n"] for line in lines} == set(range(2501))
+    assert {json.loads(line)["details"]["record_count"] for line in lines} == set(range(2501))
     events = [event_from_json(line) for line in lines]
     assert [e.at for e in events] == sorted((e.at for e in events), reverse=True)
 

@@ -822,24 +822,24 @@ def test_the_scan_catches_every_secret_of_every_flow_in_any_common_encoding(flow
 def leaky_event_from_api_key_use(
     principal: object, *, at: datetime, presented: str
 ) -> SecurityEvent:
-    """A deliberately wrong mapping: it adds a "fingerprint" of the presented key (lower-case
-    base64 passes the details' shape check)."""
+    """A deliberately wrong mapping: it adds a "fingerprint" of the presented key as the key id
+    (lower-case base64 in two dotted pieces of 20 passes the details' shape check)."""
     event = event_from_api_key_use(principal, at=at, ip=IP)
-    fingerprint = base64.b64encode(presented.encode()).decode().lower()[:40]
-    return attrs.evolve(event, details={**event.details, "fingerprint": fingerprint})
+    copy = base64.b64encode(presented.encode()).decode().lower()
+    return attrs.evolve(event, details={**event.details, "key_id": f"{copy[:20]}.{copy[20:40]}"})
 
 
 def leaky_vault_access_event(plaintext: bytes, *, at: datetime) -> SecurityEvent:
-    """A deliberately wrong mapping: a "reference" that is the plaintext in hex (hex passes
-    the details' shape check: it is how ids look)."""
+    """A deliberately wrong mapping: a vault key id that is the plaintext in hex (hex passes
+    under an id key: it is how ids look)."""
     event = vault_access_event("read", at=at, actor_id="u1", secret_name="s3_secret")
-    return attrs.evolve(event, details={**event.details, "reference": plaintext.hex()})
+    return attrs.evolve(event, details={**event.details, "vault_key_id": plaintext.hex()})
 
 
 def leaky_mfa_failure(error: InvalidMfaCodeError, *, code: str, at: datetime) -> SecurityEvent:
-    """A deliberately wrong mapping: it records the code that was tried."""
+    """A deliberately wrong mapping: it records the code that was tried as the reason."""
     event = event_from_error(SecurityEventType.MFA_FAILED, error, at=at, method="totp")
-    return attrs.evolve(event, details={**event.details, "attempt": code})
+    return attrs.evolve(event, details={**event.details, "reason": code})
 
 
 def test_the_scan_catches_leaky_mappings() -> None:
@@ -850,7 +850,7 @@ def test_the_scan_catches_leaky_mappings() -> None:
     good = event_from_api_key_use(principal, at=clock.now())
     bad = leaky_event_from_api_key_use(principal, at=clock.now(), presented=created.key)
     assert leaks([good], [created.key]) == []
-    assert len(bad.details["fingerprint"]) == 40  # a truncated, lower-cased base64 copy
+    assert len(str(bad.details["key_id"])) == 41  # a truncated, lower-cased base64 copy
     assert leaks([bad], [created.key]) == ["login.succeeded"]
 
     plaintext = secrets.token_bytes(24)
@@ -863,7 +863,7 @@ def test_the_scan_catches_leaky_mappings() -> None:
     assert leaks([leaky_mfa_failure(failure, code=code, at=clock.now())], [code]) == ["mfa.failed"]
     # a short code is found as a whole number only, not inside an id or a number
     clean = event_from_error(SecurityEventType.MFA_FAILED, failure, at=clock.now())
-    assert leaks([attrs.evolve(clean, details={"attempt_count": 104291700})], [code]) == []
+    assert leaks([attrs.evolve(clean, details={"attempts_left": 104291700})], [code]) == []
 
 
 # --- the results the mappings read keep their secrets out of repr -----------------------------
