@@ -5,10 +5,10 @@ The HOTP arithmetic (RFC 4226) is ``cryptography``'s (pyotp's for 9 and 10 digit
 provisioning URI. This module adds what those leave to their caller: secrets of the policy's
 length from :mod:`secrets`, a strict code format, constant-time comparison of every candidate in
 the window (no early exit), the replay guard, and the per-user limit on wrong codes
-(:class:`~storno_security.mfa.MfaLockout`). A code is accepted only if its
-time step is later than every step accepted before for that user, recorded by one atomic
-compare-and-set in a :class:`~storno_security.mfa.storage.TotpReplayStore`; so a step is never
-accepted twice (MFA-2), and neither is an earlier step after a later one (RFC 6238 section 5.2).
+(:class:`~storno_security.mfa.MfaLockout`). A code is accepted only if its time step is later
+than every step accepted before for that user, recorded by one atomic compare-and-set in a
+:class:`~storno_security.mfa.storage.TotpReplayStore`; so a step is never accepted twice
+(MFA-2), and neither is an earlier step after a later one (RFC 6238 section 5.2).
 
 The secret is the application's to store (encrypted, e.g. with the vault) and to pass in on every
 verification, like a password hash.
