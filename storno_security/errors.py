@@ -45,6 +45,7 @@ __all__ = [
     "LicenseKeyError",
     "MembershipNotFoundError",
     "MfaError",
+    "MfaLockedError",
     "OidcError",
     "OrganizationNotFoundError",
     "OrganizationRequiredError",
@@ -490,6 +491,27 @@ class InvalidMfaCodeError(MfaError):
     ) -> None:
         super().__init__(message, reason=reason)
         self.attempts_left = attempts_left
+
+
+class MfaLockedError(MfaError):
+    """Too many wrong second-factor codes for this user: every code is refused, even a right
+    one, until the failure window ends (NIST SP 800-63B section 5.2.2).
+
+    Raised before the code is looked at, so it tells nothing about the code. Not an
+    :class:`InvalidMfaCodeError`: a server maps it on its own (e.g. 429 with ``Retry-After``).
+
+    Attributes:
+        retry_after: seconds (at least 1) until codes are evaluated again (non-secret).
+    """
+
+    default_message = "too many failed verification attempts; try again later"
+    reason = "locked"
+
+    def __init__(self, message: str | None = None, *, retry_after: int) -> None:
+        if isinstance(retry_after, bool) or not isinstance(retry_after, int) or retry_after < 1:
+            raise ValueError("retry_after must be a positive int")
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class InvalidMfaChallengeError(MfaError):

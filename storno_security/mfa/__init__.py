@@ -1,12 +1,16 @@
-"""Multi-factor authentication: TOTP with a replay guard, backup codes, MFA login challenges and
-step-up verification (MFA-1..MFA-4, MFA-6; MFA-5's passkey answers plug into challenges).
+"""Multi-factor authentication: TOTP with a replay guard, backup codes, MFA login challenges,
+step-up verification (MFA-1..MFA-4, MFA-6; MFA-5's passkey answers plug into challenges) and a
+per-user limit on wrong codes (NIST SP 800-63B section 5.2.2).
 
 Typical wiring::
 
     policy = MfaPolicy()
     clock = SystemClock()
-    totp = TotpAuthenticator(policy.totp, replay=MemoryTotpReplayStore(), clock=clock)
-    codes = BackupCodes(policy, store=MemoryBackupCodeStore(), clock=clock)
+    lockout = MfaLockout(policy, store=MemoryMfaFailureStore(), clock=clock)
+    totp = TotpAuthenticator(
+        policy.totp, replay=MemoryTotpReplayStore(), clock=clock, lockout=lockout
+    )
+    codes = BackupCodes(policy, store=MemoryBackupCodeStore(), clock=clock, lockout=lockout)
     factors = SecondFactorVerifier(totp=totp, backup_codes=codes)
     challenges = MfaChallenges(policy, store=MemoryMfaChallengeStore(), clock=clock)
     step_up = StepUpTokens(policy, store=MemoryStepUpStore(), clock=clock)
@@ -22,6 +26,7 @@ from storno_security.mfa.challenges import (
     VerifiedChallenge,
 )
 from storno_security.mfa.factors import DEFAULT_METHODS, MFA_METHODS, MfaMethod, VerifiedFactor
+from storno_security.mfa.lockout import MfaLockout
 from storno_security.mfa.policy import TOTP_ALGORITHMS, MfaPolicy, TotpPolicy
 from storno_security.mfa.step_up import (
     ACCOUNT_DELETE,
@@ -35,7 +40,9 @@ from storno_security.mfa.step_up import (
 )
 from storno_security.mfa.storage import (
     BackupCodeStore,
+    FailureCount,
     MfaChallengeStore,
+    MfaFailureStore,
     StepUpStore,
     StoredBackupCode,
     StoredChallenge,
@@ -57,9 +64,12 @@ __all__ = [
     "BackupCodeSet",
     "BackupCodeStore",
     "BackupCodes",
+    "FailureCount",
     "IssuedChallenge",
     "MfaChallengeStore",
     "MfaChallenges",
+    "MfaFailureStore",
+    "MfaLockout",
     "MfaMethod",
     "MfaPolicy",
     "PendingChallenge",

@@ -33,6 +33,7 @@ from storno_security.errors import (
     UnsupportedHashError,
 )
 from storno_security.mfa.factors import VerifiedFactor
+from storno_security.mfa.lockout import MfaLockout
 from storno_security.mfa.policy import MfaPolicy
 from storno_security.mfa.storage import BackupCodeStore, StoredBackupCode
 from storno_security.passwords import PasswordHasher
@@ -66,19 +67,33 @@ class BackupCodes:
         policy: the MFA policy (codes per set, bcrypt cost); defaults to ``MfaPolicy()``.
         store: where the hashes live.
         clock: the time source.
+        lockout: the per-user limit on wrong codes, shared with :class:`TotpAuthenticator`;
+            without one, nothing limits how many codes of one user are tried: give one in
+            production.
+
+    Raises:
+        TypeError: ``policy`` or ``lockout`` has the wrong type.
 
     Thread-safe.
     """
 
     def __init__(
-        self, policy: MfaPolicy | None = None, *, store: BackupCodeStore, clock: Clock
+        self,
+        policy: MfaPolicy | None = None,
+        *,
+        store: BackupCodeStore,
+        clock: Clock,
+        lockout: MfaLockout | None = None,
     ) -> None:
         if policy is not None and not isinstance(policy, MfaPolicy):
             raise TypeError("policy must be an MfaPolicy")
+        if lockout is not None and not isinstance(lockout, MfaLockout):
+            raise TypeError("lockout must be an MfaLockout")
         self.policy = policy if policy is not None else MfaPolicy()
         self._hasher = PasswordHasher(self.policy.backup_code_hashing)
         self._store = store
         self._clock = clock
+        self._lockout = lockout
 
     def __repr__(self) -> str:
         return f"BackupCodes(count={self.policy.backup_code_count})"
@@ -110,7 +125,8 @@ class BackupCodes:
         """Check a backup code of ``user_id`` and use it up, atomically (MFA-3).
 
         Costs one bcrypt check of the policy's cost, whether or not a code with that hint
-        exists.
+        exists. With a ``lockout``, a well-formed code is counted against the user before it
+        is checked, and a code that passes clears the count.
 
         Returns:
             A :class:`VerifiedFactor` with ``method="backup_code"`` and ``backup_codes_left``.
@@ -120,8 +136,11 @@ class BackupCodes:
             ValueError: ``user_id`` is empty.
             InvalidMfaCodeError: malformed, wrong, used already, or replaced; ``reason`` says
                 which.
+            MfaLockedError: the user got too many codes wrong in the lockout's window; the code
+                was not checked.
             CorruptRecordError: the stored hash is not a bcrypt hash this library wrote.
-            StoreError: the store failed; the code was not used.
+            StoreError: the store or the lockout store failed; the code was not used. (If the
+                lockout store fails to clear the count after a right code, that code is used up.)
         """
         _check_user(user_id)
         if not isinstance(code, str):
@@ -130,6 +149,8 @@ class BackupCodes:
         if len(candidate) != _LENGTH or any(ch not in BACKUP_CODE_ALPHABET for ch in candidate):
             raise InvalidMfaCodeError(reason="malformed")
         stored = self._store.find_code(user_id, candidate[0])
+        if self._lockout is not None:
+            self._lockout.count_attempt(user_id)
         try:
             self._hasher.verify(candidate, None if stored is None else stored.code_hash)
         except InvalidPasswordError:
@@ -141,6 +162,8 @@ class BackupCodes:
         now = self._clock.now()
         if not self._store.use_code(user_id, stored.code_id, now=now):
             raise InvalidMfaCodeError(reason="used")
+        if self._lockout is not None:
+            self._lockout.clear(user_id)
         return VerifiedFactor(
             user_id=user_id,
             method="backup_code",

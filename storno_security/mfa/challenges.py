@@ -6,8 +6,9 @@ challenge instead of tokens::
     {"mfa_required": true, "mfa_token": "...", "mfa_methods": ["totp", "backup_code"]}
 
 The token is 256 random bits, stored only as SHA-256, bound to the user, and lives 5 minutes.
-Each wrong answer is counted by one atomic store operation; the fifth kills the challenge, even
-when many answers arrive at once from several processes. A right answer consumes it, atomically,
+Each wrong answer (a wrong code, or a passkey assertion the passkeys capability refused) is
+counted by one atomic store operation; the fifth kills the challenge, even when many answers
+arrive at once from several processes. A right answer consumes it, atomically,
 and yields a :class:`VerifiedChallenge` naming the user and the factor that passed, after which
 the application starts the session.
 """
@@ -21,7 +22,11 @@ from typing import Any
 import attrs
 
 from storno_security.clock import Clock
-from storno_security.errors import InvalidMfaChallengeError, InvalidMfaCodeError
+from storno_security.errors import (
+    InvalidMfaChallengeError,
+    InvalidMfaCodeError,
+    InvalidPasskeyError,
+)
 from storno_security.mfa._tokens import hash_token, new_token
 from storno_security.mfa.factors import DEFAULT_METHODS, MfaMethod, VerifiedFactor
 from storno_security.mfa.policy import MfaPolicy
@@ -154,9 +159,19 @@ class MfaChallenges:
         ``verify_factor`` is given the pending challenge (whose user is now known) and checks
         the client's answer: typically ``SecondFactorVerifier.verify`` with the user's stored
         TOTP secret, or the passkeys capability's assertion check. It returns the
-        :class:`VerifiedFactor` or raises :class:`InvalidMfaCodeError`; that error, a factor of
-        another user, or a method the challenge does not allow is counted as one failure,
-        atomically; after ``policy.challenge_max_failures`` of them the challenge is dead.
+        :class:`VerifiedFactor` or raises.
+
+        A wrong answer is counted as one failure of the challenge, atomically; after
+        ``policy.challenge_max_failures`` of them the challenge is dead. Wrong answers are:
+        :class:`InvalidMfaCodeError` (a wrong, malformed, replayed or used code, an unknown
+        method), :class:`~storno_security.errors.InvalidPasskeyError` and its subclasses such
+        as :class:`~storno_security.errors.PasskeyCloneSuspectedError` (an assertion the
+        passkeys capability refused), a factor of another user, and a method the challenge
+        does not allow. Nothing else raised by ``verify_factor`` is counted: a store failure
+        (:class:`~storno_security.errors.StoreError`),
+        :class:`~storno_security.errors.MfaLockedError` (the code was
+        not even evaluated), a caller's ``TypeError``/``ValueError``, or any other error
+        propagates as it is and leaves the challenge as it was.
 
         Returns:
             A :class:`VerifiedChallenge`; the challenge is consumed.
@@ -165,8 +180,12 @@ class MfaChallenges:
             InvalidMfaChallengeError: the token is malformed, unknown, expired, used, or dead
                 after too many failures (including a wrong answer that arrived after the last
                 failure allowed).
-            InvalidMfaCodeError: the answer was wrong; ``attempts_left`` says how many more
-                failures the challenge takes (0: it is dead now).
+            InvalidMfaCodeError: the code was wrong (or the factor was another user's, or a
+                method not allowed); ``attempts_left`` says how many more failures the
+                challenge takes (0: it is dead now).
+            InvalidPasskeyError: the passkey assertion was refused (the passkeys capability's
+                error, unchanged, e.g. :class:`PasskeyCloneSuspectedError`); it was counted.
+            MfaLockedError: the user got too many codes wrong; nothing was counted.
             StoreError: a store failed (the factor check's, or the challenge store's).
         """
         token_hash = hash_token(token, InvalidMfaChallengeError)
@@ -187,10 +206,12 @@ class MfaChallenges:
                 raise InvalidMfaCodeError(reason="wrong_user")
             if factor.method not in stored.methods:
                 raise InvalidMfaCodeError(reason="method_not_allowed")
-        except InvalidMfaCodeError as exc:
+        except (InvalidMfaCodeError, InvalidPasskeyError) as exc:
             failures = self._store.record_failure(token_hash, now=self._clock.now())
             if failures is None:
                 raise InvalidMfaChallengeError(reason="not_live") from None
+            if isinstance(exc, InvalidPasskeyError):
+                raise
             left = max(stored.max_failures - failures, 0)
             raise InvalidMfaCodeError(reason=exc.reason, attempts_left=left) from None
         now = self._clock.now()

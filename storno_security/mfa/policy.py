@@ -1,4 +1,5 @@
-"""The MFA policies: frozen, validated, defaults from the spec (MFA-1, MFA-3, MFA-4, MFA-6)."""
+"""The MFA policies: frozen, validated, defaults from the spec (MFA-1, MFA-3, MFA-4, MFA-6) and,
+for the per-user limit on wrong codes, from NIST SP 800-63B section 5.2.2."""
 
 from __future__ import annotations
 
@@ -59,6 +60,14 @@ class MfaPolicy:
             ``docs/mfa.md``).
         challenge_lifetime: how long an MFA login challenge lives; default 5 minutes (MFA-4).
         challenge_max_failures: wrong codes a challenge takes before it dies; default 5 (MFA-4).
+        max_failures_per_user: second-factor codes a user may get wrong within one
+            ``failure_window`` before every code of theirs, even a right one, is refused until
+            the window ends (:class:`~storno_security.mfa.MfaLockout`); default 10, at most 100
+            (NIST SP 800-63B section 5.2.2). A right code clears the count. Whatever the number
+            of challenges or client addresses, a 6-digit TOTP code then takes about 33,000
+            hours of guessing on average (see ``docs/mfa.md``).
+        failure_window: how long a user's count of wrong codes runs from its first failure;
+            default 1 hour (1 minute to 24 hours).
         step_up_lifetime: how long a step-up verification token lives; default 120 s (MFA-6).
         step_up_max_factor_age: how recently the second factor behind a step-up token must have
             been verified; default 60 s.
@@ -76,6 +85,10 @@ class MfaPolicy:
         default=timedelta(minutes=5), validator=between(timedelta(seconds=30), timedelta(hours=1))
     )
     challenge_max_failures: int = attrs.field(default=5, validator=int_between(1, 20))
+    max_failures_per_user: int = attrs.field(default=10, validator=int_between(1, 100))
+    failure_window: timedelta = attrs.field(
+        default=timedelta(hours=1), validator=between(timedelta(minutes=1), timedelta(hours=24))
+    )
     step_up_lifetime: timedelta = attrs.field(
         default=timedelta(seconds=120),
         validator=between(timedelta(seconds=10), timedelta(minutes=15)),

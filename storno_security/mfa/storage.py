@@ -1,6 +1,6 @@
 """What MFA needs from storage, as protocols with the fewest verbs that work.
 
-Four stores, each holding only what must change atomically (the TOTP secret itself is the
+Five stores, each holding only what must change atomically (the TOTP secret itself is the
 application's to keep, like a password hash, and is passed in on every verification):
 
 * :class:`TotpReplayStore`: per user, the last TOTP time step accepted (MFA-2). Its
@@ -11,9 +11,11 @@ application's to keep, like a password hash, and is passed in on every verificat
 * :class:`MfaChallengeStore`: pending MFA login challenges (MFA-4), by SHA-256 of the token, with
   an atomic failure counter.
 * :class:`StepUpStore`: single-use step-up verification tokens (MFA-6), by SHA-256.
+* :class:`MfaFailureStore`: per user, the count of second-factor codes tried in the current
+  failure window (NIST SP 800-63B section 5.2.2), raised by one atomic operation per attempt.
 
 Implementations: :mod:`storno_security.stores.memory`, :mod:`storno_security.stores.sql` (all
-four) and :mod:`storno_security.stores.redis` (all but backup codes). Stores take times from the
+five) and :mod:`storno_security.stores.redis` (all but backup codes). Stores take times from the
 caller and never read a clock.
 """
 
@@ -25,9 +27,13 @@ from typing import Protocol, runtime_checkable
 
 import attrs
 
+from storno_security.clock import ensure_aware_utc
+
 __all__ = [
     "BackupCodeStore",
+    "FailureCount",
     "MfaChallengeStore",
+    "MfaFailureStore",
     "StepUpStore",
     "StoredBackupCode",
     "StoredChallenge",
@@ -226,3 +232,70 @@ class StepUpStore(Protocol):
     def purge_expired(self, *, now: datetime) -> int:
         """Delete tokens whose ``expires_at`` is before ``now``; return how many."""
         ...
+
+
+@attrs.frozen
+class FailureCount:
+    """A user's count of second-factor attempts in the current failure window.
+
+    Attributes:
+        failures: attempts counted in the window, this one included (a right code clears them).
+        window_ends_at: when the window ends; the next attempt after it starts a new one.
+    """
+
+    failures: int
+    window_ends_at: datetime
+
+
+@runtime_checkable
+class MfaFailureStore(Protocol):
+    """Per-user counts of second-factor attempts. Every method is one atomic operation.
+
+    A user's window is *live* while ``now < window_ends_at``.
+    """
+
+    def record_attempt(
+        self, user_id: str, *, now: datetime, window_ends_at: datetime
+    ) -> FailureCount:
+        """Atomically count one attempt of ``user_id``.
+
+        If the user has a live window, its count goes up by one and its end stays; otherwise a
+        new window starts with a count of 1 and ends at ``window_ends_at``.
+
+        Returns:
+            The count after this attempt and the end of its window. Of any number of
+            concurrent calls for one user within one window, each gets a count of its own:
+            1, 2, 3, ... with none skipped or repeated.
+
+        Raises:
+            TypeError: an argument has the wrong type.
+            ValueError: a time is naive, or ``window_ends_at`` is not after ``now``.
+            StoreError: the backend failed; nothing was counted.
+        """
+        ...
+
+    def clear_failures(self, user_id: str) -> None:
+        """Forget the user's count (after a right code). Clearing no count is not an error.
+
+        Raises:
+            TypeError: ``user_id`` is not a str.
+            StoreError: the backend failed; the count stays.
+        """
+        ...
+
+    def purge_expired(self, *, now: datetime) -> int:
+        """Forget windows that ended before ``now``; return how many."""
+        ...
+
+
+def _check_window(now: datetime, window_ends_at: datetime) -> tuple[datetime, datetime]:
+    """For the stores: both times as aware UTC, and the window not empty.
+
+    Raises:
+        TypeError: a time is not a datetime.
+        ValueError: a time is naive, or ``window_ends_at`` is not after ``now``.
+    """
+    now, window_ends_at = ensure_aware_utc(now), ensure_aware_utc(window_ends_at)
+    if not now < window_ends_at:
+        raise ValueError("window_ends_at must be after now")
+    return now, window_ends_at

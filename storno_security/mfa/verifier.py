@@ -44,6 +44,8 @@ class SecondFactorVerifier:
             ValueError: ``user_id`` is empty, or ``totp_secret`` is not base32 of 128+ bits.
             InvalidMfaCodeError: unknown method, or the code is not acceptable (see
                 :meth:`TotpAuthenticator.verify` and :meth:`BackupCodes.verify`).
+            MfaLockedError: the user got too many codes wrong (the authenticators' shared
+                :class:`~storno_security.mfa.MfaLockout`); the code was not checked.
             CorruptRecordError: a stored backup-code hash is malformed.
             StoreError: a store failed; the code was not used.
         """

@@ -17,6 +17,7 @@ from storno_security.stores.memory.license import (
 from storno_security.stores.memory.mfa import (
     MemoryBackupCodeStore,
     MemoryMfaChallengeStore,
+    MemoryMfaFailureStore,
     MemoryStepUpStore,
     MemoryTotpReplayStore,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "MemoryBackupCodeStore",
     "MemoryLastSeenStore",
     "MemoryMfaChallengeStore",
+    "MemoryMfaFailureStore",
     "MemoryPasskeyChallengeStore",
     "MemoryPasskeyCredentialStore",
     "MemoryRateLimitStorage",

@@ -15,12 +15,19 @@ import attrs
 
 from storno_security.clock import ensure_aware_utc
 from storno_security.errors import StoreError
-from storno_security.mfa.storage import StoredBackupCode, StoredChallenge, StoredStepUp
-from storno_security.stores.memory._base import _delete_where
+from storno_security.mfa.storage import (
+    FailureCount,
+    StoredBackupCode,
+    StoredChallenge,
+    StoredStepUp,
+    _check_window,
+)
+from storno_security.stores.memory._base import _check_str, _delete_where
 
 __all__ = [
     "MemoryBackupCodeStore",
     "MemoryMfaChallengeStore",
+    "MemoryMfaFailureStore",
     "MemoryStepUpStore",
     "MemoryTotpReplayStore",
 ]
@@ -211,3 +218,39 @@ class MemoryStepUpStore:
         """See :meth:`StepUpStore.purge_expired`."""
         now = ensure_aware_utc(now)
         return _delete_where(self._lock, self._grants, lambda row: row[0].expires_at < now)
+
+
+class MemoryMfaFailureStore:
+    """Per-user counts of second-factor attempts in a dictionary guarded by one lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, FailureCount] = {}
+
+    def record_attempt(
+        self, user_id: str, *, now: datetime, window_ends_at: datetime
+    ) -> FailureCount:
+        """See :meth:`MfaFailureStore.record_attempt`."""
+        user_id = _check_str("user_id", user_id)
+        now, window_ends_at = _check_window(now, window_ends_at)
+        with self._lock:
+            current = self._counts.get(user_id)
+            if current is None or not now < current.window_ends_at:
+                counted = FailureCount(failures=1, window_ends_at=window_ends_at)
+            else:
+                counted = FailureCount(
+                    failures=current.failures + 1, window_ends_at=current.window_ends_at
+                )
+            self._counts[user_id] = counted
+            return counted
+
+    def clear_failures(self, user_id: str) -> None:
+        """See :meth:`MfaFailureStore.clear_failures`."""
+        user_id = _check_str("user_id", user_id)
+        with self._lock:
+            self._counts.pop(user_id, None)
+
+    def purge_expired(self, *, now: datetime) -> int:
+        """See :meth:`MfaFailureStore.purge_expired`."""
+        now = ensure_aware_utc(now)
+        return _delete_where(self._lock, self._counts, lambda row: row.window_ends_at < now)

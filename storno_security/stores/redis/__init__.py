@@ -8,6 +8,7 @@ no store writes raises :class:`~storno_security.errors.CorruptRecordError`.
 
 from storno_security.stores.redis.mfa import (
     RedisMfaChallengeStore,
+    RedisMfaFailureStore,
     RedisStepUpStore,
     RedisTotpReplayStore,
 )
@@ -23,6 +24,7 @@ from storno_security.stores.redis.tokens import (
 
 __all__ = [
     "RedisMfaChallengeStore",
+    "RedisMfaFailureStore",
     "RedisPasskeyChallengeStore",
     "RedisRateLimitStorage",
     "RedisSessionStateStore",

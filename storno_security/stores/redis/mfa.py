@@ -1,5 +1,6 @@
-"""MFA stores in Redis: TOTP replay guard, login challenges, step-up tokens. Needs the ``redis``
-extra. (Backup codes live in SQL or memory: they are long-lived records, not cache entries.)
+"""MFA stores in Redis: TOTP replay guard, login challenges, step-up tokens, per-user failure
+counts. Needs the ``redis`` extra. (Backup codes live in SQL or memory: they are long-lived
+records, not cache entries.)
 
 Keys (``prefix`` defaults to ``storno:``):
 
@@ -9,7 +10,9 @@ Keys (``prefix`` defaults to ``storno:``):
 * ``{prefix}mfa:challenge:{token_hash}``: a hash (user, methods, times, failures, limit) that
   lives until the challenge expires; consuming it deletes it;
 * ``{prefix}mfa:stepup:{token_hash}``: a hash (user, action, method, times) that lives until the
-  token expires; using it deletes it.
+  token expires; using it deletes it;
+* ``{prefix}mfa:failures:{user_id}``: a hash (count, window end) of the user's second-factor
+  attempts that lives until the window ends; a right code deletes it.
 
 Times are integer microseconds since the epoch. Time-to-live is computed from the record's own
 times (``expires_at - created_at``), never from the Redis host's clock against the caller's;
@@ -28,7 +31,12 @@ from redis.commands.core import Script
 
 from storno_security.clock import ensure_aware_utc
 from storno_security.errors import CorruptRecordError, StoreError
-from storno_security.mfa.storage import StoredChallenge, StoredStepUp
+from storno_security.mfa.storage import (
+    FailureCount,
+    StoredChallenge,
+    StoredStepUp,
+    _check_window,
+)
 from storno_security.stores.redis._base import (
     _bad_reply,
     _call,
@@ -43,7 +51,12 @@ from storno_security.stores.redis._base import (
     _ttl_ms,
 )
 
-__all__ = ["RedisMfaChallengeStore", "RedisStepUpStore", "RedisTotpReplayStore"]
+__all__ = [
+    "RedisMfaChallengeStore",
+    "RedisMfaFailureStore",
+    "RedisStepUpStore",
+    "RedisTotpReplayStore",
+]
 
 _R = TypeVar("_R")
 
@@ -104,6 +117,25 @@ redis.call('DEL', KEYS[1])
 return record
 """
 )
+
+# KEYS[1]: the user's failure key. ARGV[1]: now (µs); ARGV[2]: the end of a new window (µs);
+# ARGV[3]: its time-to-live in ms (positive). A live window (it ends after now) counts one more;
+# anything else starts a new window at 1. Returns {count, window end (µs, as stored)}.
+_RECORD_ATTEMPT = """
+local v = redis.call('HMGET', KEYS[1], 'failures', 'window_ends_at')
+if v[1] or v[2] or redis.call('EXISTS', KEYS[1]) == 1 then
+    local failures, ends = int(v[1]), int(v[2])
+    if failures == nil or ends == nil or failures < 0 then
+        return corrupt('malformed failure count')
+    end
+    if ends > tonumber(ARGV[1]) then
+        return {redis.call('HINCRBY', KEYS[1], 'failures', 1), v[2]}
+    end
+end
+redis.call('HSET', KEYS[1], 'failures', 1, 'window_ends_at', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return {1, ARGV[2]}
+"""
 
 # ARGV[1]: user id; ARGV[2]: action; ARGV[3]: now (µs).
 _CONSUME_GRANT = """
@@ -379,3 +411,49 @@ class RedisStepUpStore(_HashRecordStore):
                 expires_at=_time(fields["expires_at"]),
             )
         )
+
+
+class RedisMfaFailureStore(_SelfExpiringStore):
+    """Per-user counts of second-factor attempts in Redis hashes.
+
+    Args:
+        client: a synchronous redis-py client (``decode_responses`` either way).
+        prefix: starts every key: ``{prefix}mfa:failures:{user_id}``.
+
+    Raises:
+        TypeError: ``prefix`` is not a str.
+    """
+
+    def __init__(self, client: redis.Redis[Any], *, prefix: str = "storno:") -> None:
+        super().__init__(client, prefix=prefix)
+        self._record = self._script(_RECORD_ATTEMPT)
+
+    def record_attempt(
+        self, user_id: str, *, now: datetime, window_ends_at: datetime
+    ) -> FailureCount:
+        """Count one attempt in one Lua script (``HINCRBY`` on a live window, else a new window
+        with ``PEXPIRE`` at its end).
+
+        Raises:
+            TypeError: an argument has the wrong type.
+            ValueError: a time is naive, or the window empty.
+            StoreUnavailableError: Redis could not be reached or failed the script.
+            CorruptRecordError: the key holds something this store does not write.
+        """
+        key = self._key("mfa:failures:", "user_id", user_id)
+        now, window_ends_at = _check_window(now, window_ends_at)
+        args = [_micros(now), _micros(window_ends_at), _ttl_ms(now, window_ends_at)]
+        reply = _call(lambda: self._record(keys=[key], args=args))
+        if not isinstance(reply, list) or len(reply) != 2:
+            _bad_reply()
+        return FailureCount(failures=_int_reply(reply[0]), window_ends_at=_time(reply[1]))
+
+    def clear_failures(self, user_id: str) -> None:
+        """Delete the user's count (one ``DEL``).
+
+        Raises:
+            TypeError: ``user_id`` is not a str.
+            StoreUnavailableError: Redis could not be reached or failed the command.
+        """
+        key = self._key("mfa:failures:", "user_id", user_id)
+        _call(lambda: self._client.delete(key))

@@ -15,8 +15,9 @@ Needs the ``sql`` extra, plus a driver (the ``postgres`` or ``mysql`` extra) for
 * :class:`SqlAuditStore` implements :class:`~storno_security.audit.AuditStore`.
 * :class:`SqlLastSeenStore` implements :class:`~storno_security.license.storage.LastSeenStore`.
 * :class:`SqlApiKeyStore` implements :class:`~storno_security.api_keys.ApiKeyStore`.
-* :class:`SqlTotpReplayStore`, :class:`SqlBackupCodeStore`, :class:`SqlMfaChallengeStore` and
-  :class:`SqlStepUpStore` implement the MFA protocols of :mod:`storno_security.mfa.storage`.
+* :class:`SqlTotpReplayStore`, :class:`SqlBackupCodeStore`, :class:`SqlMfaChallengeStore`,
+  :class:`SqlStepUpStore` and :class:`SqlMfaFailureStore` implement the MFA protocols of
+  :mod:`storno_security.mfa.storage`.
 * :class:`SqlPasskeyChallengeStore` and :class:`SqlPasskeyCredentialStore` implement
   :class:`~storno_security.passkeys.storage.PasskeyChallengeStore` and
   :class:`~storno_security.passkeys.storage.PasskeyCredentialStore`.
@@ -57,11 +58,13 @@ from storno_security.stores.sql.license import (
 from storno_security.stores.sql.mfa import (
     SqlBackupCodeStore,
     SqlMfaChallengeStore,
+    SqlMfaFailureStore,
     SqlStepUpStore,
     SqlTotpReplayStore,
     mfa_backup_code_sets,
     mfa_backup_codes,
     mfa_challenges,
+    mfa_failures,
     mfa_step_up_tokens,
     mfa_totp_steps,
 )
@@ -88,6 +91,7 @@ __all__ = [
     "SqlBackupCodeStore",
     "SqlLastSeenStore",
     "SqlMfaChallengeStore",
+    "SqlMfaFailureStore",
     "SqlPasskeyChallengeStore",
     "SqlPasskeyCredentialStore",
     "SqlRefreshFamilyStore",
@@ -103,6 +107,7 @@ __all__ = [
     "mfa_backup_code_sets",
     "mfa_backup_codes",
     "mfa_challenges",
+    "mfa_failures",
     "mfa_step_up_tokens",
     "mfa_totp_steps",
     "passkey_challenges",

@@ -1,8 +1,9 @@
-"""SQL stores of the MFA capability: TOTP replay guard, backup codes, challenges, step-up tokens.
+"""SQL stores of the MFA capability: TOTP replay guard, backup codes, challenges, step-up tokens,
+per-user failure counts.
 
-:class:`SqlTotpReplayStore`, :class:`SqlBackupCodeStore`, :class:`SqlMfaChallengeStore` and
-:class:`SqlStepUpStore` implement the protocols of :mod:`storno_security.mfa.storage`. Import
-them from :mod:`storno_security.stores.sql`.
+:class:`SqlTotpReplayStore`, :class:`SqlBackupCodeStore`, :class:`SqlMfaChallengeStore`,
+:class:`SqlStepUpStore` and :class:`SqlMfaFailureStore` implement the protocols of
+:mod:`storno_security.mfa.storage`. Import them from :mod:`storno_security.stores.sql`.
 
 Every "exactly once" is one conditional statement whose row count says who won:
 
@@ -11,7 +12,11 @@ Every "exactly once" is one conditional statement whose row count says who won:
   count cannot tell an insert from an unchanged row, ``INSERT ... ON DUPLICATE KEY UPDATE`` writes
   the caller's random nonce only when it moves the step, and the caller reads the nonce back
   under the row lock its own statement holds);
-* a backup code, a challenge, a step-up token: ``UPDATE ... WHERE <still unused/live>``.
+* a backup code, a challenge, a step-up token: ``UPDATE ... WHERE <still unused/live>``;
+* a second-factor attempt (the per-user limit on wrong codes): one upsert that adds one to a
+  live window's count or starts a new window (``INSERT ... ON CONFLICT DO UPDATE SET failures =
+  CASE WHEN <live> ...``; ``ON DUPLICATE KEY UPDATE`` on MariaDB/MySQL), then a read of the
+  count under the row lock that statement holds.
 
 Backup codes belong to a *set*: a row per user in ``storno_mfa_backup_code_sets`` names the
 current set, and only its codes count. Replacing the set rewrites that row first, so concurrent
@@ -29,7 +34,13 @@ import sqlalchemy as sa
 
 from storno_security.clock import ensure_aware_utc
 from storno_security.errors import CorruptRecordError
-from storno_security.mfa.storage import StoredBackupCode, StoredChallenge, StoredStepUp
+from storno_security.mfa.storage import (
+    FailureCount,
+    StoredBackupCode,
+    StoredChallenge,
+    StoredStepUp,
+    _check_window,
+)
 from storno_security.stores.sql._base import (
     _ID_LENGTH,
     _MYSQL_DIALECTS,
@@ -54,11 +65,13 @@ from storno_security.stores.sql._base import (
 __all__ = [
     "SqlBackupCodeStore",
     "SqlMfaChallengeStore",
+    "SqlMfaFailureStore",
     "SqlStepUpStore",
     "SqlTotpReplayStore",
     "mfa_backup_code_sets",
     "mfa_backup_codes",
     "mfa_challenges",
+    "mfa_failures",
     "mfa_step_up_tokens",
     "mfa_totp_steps",
 ]
@@ -126,11 +139,21 @@ mfa_step_up_tokens = sa.Table(
     mysql_engine="InnoDB",
 )
 
+mfa_failures = sa.Table(
+    "storno_mfa_failures",
+    metadata,
+    sa.Column("user_id", _ExactString(_USER_LENGTH), primary_key=True),
+    sa.Column("failures", sa.Integer(), nullable=False),
+    sa.Column("window_ends_at", _UtcDateTime(), nullable=False, index=True),
+    mysql_engine="InnoDB",
+)
+
 _S = mfa_totp_steps.c
 _BS = mfa_backup_code_sets.c
 _B = mfa_backup_codes.c
 _C = mfa_challenges.c
 _U = mfa_step_up_tokens.c
+_F = mfa_failures.c
 
 
 # --- TOTP replay -----------------------------------------------------------------------------
@@ -549,3 +572,80 @@ class SqlStepUpStore(_ExpiringStore):
             created_at=_required_time(row.created_at),
             expires_at=_required_time(row.expires_at),
         )
+
+
+# --- per-user failure counts -----------------------------------------------------------------
+
+
+class SqlMfaFailureStore(_ExpiringStore):
+    """Per-user counts of second-factor attempts in ``storno_mfa_failures``.
+
+    Args:
+        engine: an engine from :func:`create_engine` whose schema exists (:func:`create_schema`).
+    """
+
+    _expiry = _F.window_ends_at
+
+    def record_attempt(
+        self, user_id: str, *, now: datetime, window_ends_at: datetime
+    ) -> FailureCount:
+        """Count one attempt with one upsert: a live window (``window_ends_at > now``) gets one
+        more, anything else (no row, or a window that has ended) becomes a new window with a
+        count of 1. The count is then read under the row lock the upsert holds, so concurrent
+        attempts each read their own.
+
+        Raises:
+            TypeError: an argument has the wrong type.
+            ValueError: ``user_id`` is empty or too long, a time is naive, or the window empty.
+            StoreError: the database failed; nothing was counted.
+            StoreUnavailableError: the database could not be reached; nothing was counted.
+            CorruptRecordError: the stored row is malformed.
+        """
+        user_id = _check_text("user_id", user_id, _USER_LENGTH)
+        now, window_ends_at = _check_window(now, window_ends_at)
+        values = {"user_id": user_id, "failures": 1, "window_ends_at": window_ends_at}
+        live = _F.window_ends_at > sa.literal(now, _UtcDateTime())
+        with _transaction(self._engine) as conn:
+            dialect = conn.dialect.name
+            upsert = _upsert(dialect, mfa_failures, values)
+            if dialect in _MYSQL_DIALECTS:
+                new = upsert.inserted
+                # MySQL applies the assignments left to right: failures reads the old window.
+                statement = upsert.on_duplicate_key_update(
+                    [
+                        ("failures", sa.case((live, _F.failures + 1), else_=new.failures)),
+                        (
+                            "window_ends_at",
+                            sa.case((live, _F.window_ends_at), else_=new.window_ends_at),
+                        ),
+                    ]
+                )
+            else:
+                new = upsert.excluded
+                statement = upsert.on_conflict_do_update(
+                    index_elements=[_F.user_id],
+                    set_={
+                        "failures": sa.case((live, _F.failures + 1), else_=new.failures),
+                        "window_ends_at": sa.case(
+                            (live, _F.window_ends_at), else_=new.window_ends_at
+                        ),
+                    },
+                )
+            conn.execute(statement)
+            row = _existing_row(
+                conn, sa.select(_F.failures, _F.window_ends_at).where(_F.user_id == user_id)
+            )
+        return FailureCount(
+            failures=_count_of(row.failures), window_ends_at=_required_time(row.window_ends_at)
+        )
+
+    def clear_failures(self, user_id: str) -> None:
+        """Delete the user's row (one ``DELETE``).
+
+        Raises:
+            TypeError: ``user_id`` is not a str.
+            StoreError: the database failed; the count stays.
+            StoreUnavailableError: the database could not be reached; the count stays.
+        """
+        user_id = _check_key("user_id", user_id)
+        self._delete(mfa_failures, _F.user_id == user_id)
