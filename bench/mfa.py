@@ -60,7 +60,7 @@ def totp_figures(
     policy: MfaPolicy, clock: FrozenClock, replay: TotpReplayStore
 ) -> Callable[[], object]:
     """Our TOTP verify of a fresh user's current code (one replay-store write per call)."""
-    totp = TotpAuthenticator(policy.totp, replay=replay, clock=clock)
+    totp = TotpAuthenticator(policy.totp, replay=replay, clock=clock, lockout=None)
     secret = totp.begin_enrolment(account_name="bench", issuer="Bench").secret
     code = pyotp.TOTP(secret).at(clock.now())
     users = (f"user-{i}" for i in itertools.count())
@@ -94,7 +94,7 @@ def backup_code_calls(
     policy: MfaPolicy, clock: FrozenClock, samples: int
 ) -> dict[str, Callable[[], object]]:
     """One bare bcrypt check and our three backup-code outcomes, each one call."""
-    codes = BackupCodes(policy, store=MemoryBackupCodeStore(), clock=clock)
+    codes = BackupCodes(policy, store=MemoryBackupCodeStore(), clock=clock, lockout=None)
     right: list[str] = []
     while len(right) < samples:
         right.extend(codes.generate(f"user-{len(right)}").codes)

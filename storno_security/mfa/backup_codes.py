@@ -67,9 +67,8 @@ class BackupCodes:
         policy: the MFA policy (codes per set, bcrypt cost); defaults to ``MfaPolicy()``.
         store: where the hashes live.
         clock: the time source.
-        lockout: the per-user limit on wrong codes, shared with :class:`TotpAuthenticator`;
-            without one, nothing limits how many codes of one user are tried: give one in
-            production.
+        lockout: the per-user limit on wrong codes, shared with :class:`TotpAuthenticator`.
+            Required: pass ``None`` only to opt out on purpose.
 
     Raises:
         TypeError: ``policy`` or ``lockout`` has the wrong type.
@@ -83,7 +82,7 @@ class BackupCodes:
         *,
         store: BackupCodeStore,
         clock: Clock,
-        lockout: MfaLockout | None = None,
+        lockout: MfaLockout | None,
     ) -> None:
         if policy is not None and not isinstance(policy, MfaPolicy):
             raise TypeError("policy must be an MfaPolicy")

@@ -83,9 +83,9 @@ class TotpAuthenticator:
         policy: the TOTP policy; defaults to ``TotpPolicy()`` (SHA-1, 6 digits, 30 s, ±1 step).
         replay: where the last accepted step of each user is kept (MFA-2).
         clock: the time source.
-        lockout: the per-user limit on wrong codes, shared with :class:`BackupCodes`; without
-            one, nothing limits how many codes of one user are tried (only the challenge's
-            own 5 and the application's rate limits): give one in production.
+        lockout: the per-user limit on wrong codes, shared with :class:`BackupCodes`.
+            Required: pass ``None`` only to opt out on purpose (then nothing limits how many
+            codes of one user are tried but each challenge's own 5 and the rate limits).
 
     Raises:
         TypeError: ``policy`` or ``lockout`` has the wrong type.
@@ -99,7 +99,7 @@ class TotpAuthenticator:
         *,
         replay: TotpReplayStore,
         clock: Clock,
-        lockout: MfaLockout | None = None,
+        lockout: MfaLockout | None,
     ) -> None:
         if policy is not None and not isinstance(policy, TotpPolicy):
             raise TypeError("policy must be a TotpPolicy")

@@ -276,8 +276,10 @@ def mfa_flow() -> tuple[list[SecurityEvent], list[Secret]]:
     """TOTP enrolment, backup codes, an MFA login (wrong code, right code), a backup-code login,
     a used code refused, then step-up to disable MFA."""
     log, store, clock = _log()
-    totp = TotpAuthenticator(MFA_POLICY.totp, replay=MemoryTotpReplayStore(), clock=clock)
-    codes = BackupCodes(MFA_POLICY, store=MemoryBackupCodeStore(), clock=clock)
+    totp = TotpAuthenticator(
+        MFA_POLICY.totp, replay=MemoryTotpReplayStore(), clock=clock, lockout=None
+    )
+    codes = BackupCodes(MFA_POLICY, store=MemoryBackupCodeStore(), clock=clock, lockout=None)
     factors = SecondFactorVerifier(totp=totp, backup_codes=codes)
     challenges = MfaChallenges(MFA_POLICY, store=MemoryMfaChallengeStore(), clock=clock)
     step_up = StepUpTokens(MFA_POLICY, store=MemoryStepUpStore(), clock=clock)
@@ -878,10 +880,14 @@ def _secret_holders() -> Iterator[tuple[str, object, list[Secret]]]:
     handle and name).
     """
     log, _, clock = _log()
-    totp = TotpAuthenticator(MFA_POLICY.totp, replay=MemoryTotpReplayStore(), clock=clock)
+    totp = TotpAuthenticator(
+        MFA_POLICY.totp, replay=MemoryTotpReplayStore(), clock=clock, lockout=None
+    )
     enrolment = totp.begin_enrolment(account_name="ana@example.eu", issuer="Storno")
     yield "TotpEnrolment", enrolment, [enrolment.secret, enrolment.provisioning_uri]
-    backup = BackupCodes(MFA_POLICY, store=MemoryBackupCodeStore(), clock=clock).generate("u1")
+    backup = BackupCodes(
+        MFA_POLICY, store=MemoryBackupCodeStore(), clock=clock, lockout=None
+    ).generate("u1")
     yield "BackupCodeSet", backup, list(backup.codes)
     issued = MfaChallenges(MFA_POLICY, store=MemoryMfaChallengeStore(), clock=clock).issue("u1")
     yield "IssuedChallenge", issued, [issued.token]

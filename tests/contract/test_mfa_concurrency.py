@@ -83,16 +83,18 @@ def _operation(kind: str, arg: str, spec: StoreSpec, handle: Any) -> Any:
         return "passed"
 
     if kind == "backup":
-        codes = BackupCodes(policy, store=stores["backup"], clock=clock)
+        codes = BackupCodes(policy, store=stores["backup"], clock=clock, lockout=None)
         return lambda: outcome(lambda: codes.verify(arg, user_id="u-backup"))
     if kind == "totp":
-        totp = TotpAuthenticator(policy.totp, replay=stores["replay"], clock=clock)
+        totp = TotpAuthenticator(policy.totp, replay=stores["replay"], clock=clock, lockout=None)
         return lambda: outcome(lambda: totp.verify(arg, secret=SECRET, user_id="u-totp"))
     if kind == "challenge":
         challenges = MfaChallenges(policy, store=stores["challenge"], clock=clock)
         factors = SecondFactorVerifier(
-            totp=TotpAuthenticator(policy.totp, replay=stores["replay"], clock=clock),
-            backup_codes=BackupCodes(policy, store=MemoryBackupCodeStore(), clock=clock),
+            totp=TotpAuthenticator(policy.totp, replay=stores["replay"], clock=clock, lockout=None),
+            backup_codes=BackupCodes(
+                policy, store=MemoryBackupCodeStore(), clock=clock, lockout=None
+            ),
         )
         token, wrong = arg.split(" ")
 
@@ -141,7 +143,7 @@ def test_one_backup_code_passes_once_among_20(
 
     spec, stores = backend_url
     codes = BackupCodes(
-        MfaPolicy.insecure_for_tests(), store=stores["backup"], clock=FrozenClock(NOW)
+        MfaPolicy.insecure_for_tests(), store=stores["backup"], clock=FrozenClock(NOW), lockout=None
     )
     issued = codes.generate("u-backup")
     outcomes = _hammer("backup", spec, issued.codes[4], threads=10)
@@ -169,7 +171,7 @@ def test_fifty_wrong_answers_count_exactly_five(
     wrong = f"{(int(right) + 500_000) % 1_000_000:06d}"
     outcomes = _hammer("challenge", spec, f"{issued.token} {wrong}", threads=25)
     assert outcomes == {"code:mismatch": 5, "challenge_dead": 45}, outcomes
-    totp = TotpAuthenticator(policy.totp, replay=stores["replay"], clock=clock)
+    totp = TotpAuthenticator(policy.totp, replay=stores["replay"], clock=clock, lockout=None)
     with pytest.raises(InvalidMfaChallengeError):
         challenges.complete(
             issued.token, lambda p: totp.verify(right, secret=SECRET, user_id=p.user_id)

@@ -37,7 +37,7 @@ def replay_store() -> MemoryTotpReplayStore:
 
 @pytest.fixture
 def totp(clock: FrozenClock, replay_store: MemoryTotpReplayStore) -> TotpAuthenticator:
-    return TotpAuthenticator(POLICY.totp, replay=replay_store, clock=clock)
+    return TotpAuthenticator(POLICY.totp, replay=replay_store, clock=clock, lockout=None)
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ def code_store() -> MemoryBackupCodeStore:
 
 @pytest.fixture
 def backup_codes(clock: FrozenClock, code_store: MemoryBackupCodeStore) -> BackupCodes:
-    return BackupCodes(POLICY, store=code_store, clock=clock)
+    return BackupCodes(POLICY, store=code_store, clock=clock, lockout=None)
 
 
 @pytest.fixture

@@ -146,7 +146,7 @@ def test_one_bcrypt_per_attempt_known_hint_or_not(
 @settings(max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(guess=st.text(alphabet=BACKUP_CODE_ALPHABET, min_size=12, max_size=12))
 def test_any_other_code_is_rejected(clock: FrozenClock, guess: str) -> None:
-    codes = BackupCodes(POLICY, store=MemoryBackupCodeStore(), clock=clock)
+    codes = BackupCodes(POLICY, store=MemoryBackupCodeStore(), clock=clock, lockout=None)
     issued = codes.generate("u1")
     if guess in {c.replace("-", "") for c in issued.codes}:
         return  # 2^-54: hypothesis will not find it
@@ -158,7 +158,7 @@ def test_any_other_code_is_rejected(clock: FrozenClock, guess: str) -> None:
 def test_corrupt_stored_hash(clock: FrozenClock) -> None:
     store = MemoryBackupCodeStore()
     store.replace_codes("u1", [StoredBackupCode("id1", "A", "not a hash")], now=clock.now())
-    codes = BackupCodes(POLICY, store=store, clock=clock)
+    codes = BackupCodes(POLICY, store=store, clock=clock, lockout=None)
     with pytest.raises(CorruptRecordError):
         codes.verify("AAAA-AAAA-AAAA", user_id="u1")
 

@@ -79,7 +79,7 @@ def test_enrol_login_step_up_disable(
 
 @pytest.mark.spec("MFA-3")
 def test_threads_racing_for_one_backup_code(clock: FrozenClock) -> None:
-    codes = BackupCodes(POLICY, store=MemoryBackupCodeStore(), clock=clock)
+    codes = BackupCodes(POLICY, store=MemoryBackupCodeStore(), clock=clock, lockout=None)
     code = codes.generate("u1").codes[0]
 
     def use() -> str:
@@ -97,7 +97,7 @@ def test_threads_racing_for_one_backup_code(clock: FrozenClock) -> None:
 @settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(position=st.integers(0, 11), replacement=st.sampled_from(BACKUP_CODE_ALPHABET))
 def test_any_tampered_code_is_rejected(clock: FrozenClock, position: int, replacement: str) -> None:
-    codes = BackupCodes(POLICY, store=MemoryBackupCodeStore(), clock=clock)
+    codes = BackupCodes(POLICY, store=MemoryBackupCodeStore(), clock=clock, lockout=None)
     code = codes.generate("u1").codes[0].replace("-", "")
     tampered = code[:position] + replacement + code[position + 1 :]
     if tampered != code:

@@ -33,7 +33,7 @@ def test_rfc6238_appendix_b_vectors(case: dict[str, Any]) -> None:
     # The RFC's vectors are 8 digits; the policy takes them, defaults stay at 6.
     policy = TotpPolicy(algorithm=case["algorithm"], digits=case["digits"], period=case["period"])
     clock = FrozenClock(datetime.fromtimestamp(case["time"], tz=UTC))
-    totp = TotpAuthenticator(policy, replay=MemoryTotpReplayStore(), clock=clock)
+    totp = TotpAuthenticator(policy, replay=MemoryTotpReplayStore(), clock=clock, lockout=None)
     secret = base64.b32encode(case["secret_ascii"].encode("ascii")).decode("ascii")
     factor = totp.verify(case["totp"], secret=secret, user_id="rfc")
     assert factor.totp_step == int(case["step_hex"], 16)
@@ -236,7 +236,7 @@ def test_wrong_types_are_type_errors(totp: TotpAuthenticator) -> None:
 def test_any_other_code_is_rejected(clock: FrozenClock, guess: str) -> None:
     secret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
     valid = {code_at(secret, clock, offset_steps=o) for o in (-1, 0, 1)}
-    totp = TotpAuthenticator(replay=MemoryTotpReplayStore(), clock=clock)
+    totp = TotpAuthenticator(replay=MemoryTotpReplayStore(), clock=clock, lockout=None)
     if guess in valid:
         assert totp.verify(guess, secret=secret, user_id="u").method == "totp"
     else:
@@ -254,7 +254,7 @@ def test_replay_store_failure_refuses_the_code(clock: FrozenClock) -> None:
         def purge_expired(self, *, now: datetime) -> int:
             return 0
 
-    totp = TotpAuthenticator(replay=Down(), clock=clock)
+    totp = TotpAuthenticator(replay=Down(), clock=clock, lockout=None)
     secret = pyotp.random_base32()
     with pytest.raises(StoreUnavailableError):
         totp.verify(code_at(secret, clock), secret=secret, user_id="u")
@@ -268,7 +268,7 @@ def test_replay_record_lives_until_the_window_ends(clock: FrozenClock) -> None:
             seen.append((step, until))
             return super().record_step(user_id, step, now=now, until=until)
 
-    totp = TotpAuthenticator(replay=Spy(), clock=clock)
+    totp = TotpAuthenticator(replay=Spy(), clock=clock, lockout=None)
     secret = pyotp.random_base32()
     totp.verify(code_at(secret, clock), secret=secret, user_id="u")
     ((step, until),) = seen
