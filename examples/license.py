@@ -41,13 +41,8 @@ def main() -> None:
         max_users=20,
         valid_for=timedelta(days=365),
     )
-    print(
-        "license issued:",
-        issued.token.count("."),
-        "dots, a JWT of",
-        len(issued.token),
-        "characters",
-    )
+    lic = issued.license  # send issued.token (a signed JWT) to the customer
+    print(f"license for {lic.org_name} ({lic.organization_id}) until {lic.expires_at:%Y-%m-%d}")
 
     # --- Customer side: no network; the public key, a policy and a last-seen store. ---------
     # MemoryLastSeenStore forgets with the process; a real installation uses SqlLastSeenStore
