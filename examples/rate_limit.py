@@ -44,8 +44,8 @@ def main() -> None:
             status = limiter.hit(LOGIN, client)
         except RateLimitExceededError as exc:
             # str(exc) is the response body; exc.status fills the headers.
-            return f"429 {exc!s:44} {show(headers(exc.status))}"
-        return f"200 {'':44} {show(headers(status))}"  # ...then check the password
+            return f'429 "{exc}"  {show(headers(exc.status))}'
+        return f"200 {show(headers(status))}"  # ...then check the password
 
     for attempt in range(1, 7):
         print(f"attempt {attempt}:", post_login())
