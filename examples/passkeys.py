@@ -39,9 +39,9 @@ def main() -> None:
     options = passkeys.start_registration("user-1", user_name="ana@example.eu")
     create = options.as_dict()
     print("registration options for", create["rp"]["id"], "/", create["user"]["name"])
-    print(
-        "  challenge:", len(base64.urlsafe_b64decode(create["challenge"] + "==")), "random bytes,"
-    )
+    challenge = create["challenge"]  # base64url, like every binary field of the options
+    raw = base64.urlsafe_b64decode(challenge + "=" * (-len(challenge) % 4))
+    print("  challenge:", len(raw), "random bytes")
     print("  expires at:", f"{options.expires_at:%H:%M:%S} UTC (single use)")
     print("  algorithms (COSE):", [p["alg"] for p in create["pubKeyCredParams"]])
     print("  authenticator selection:", create["authenticatorSelection"])
