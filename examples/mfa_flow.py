@@ -107,6 +107,7 @@ def main() -> None:
         user_id, method="totp", code=authenticator_app(totp_secret), totp_secret=totp_secret
     )
     grant = step_up.issue(factor, action=MFA_DISABLE)  # send grant.token to the client
+    print(f"step-up token for {grant.action!r}, valid until {grant.expires_at:%H:%M:%S} UTC")
     disable_mfa(user_id, step_up_token=grant.token, step_up=step_up, backup_codes=backup_codes)
     print("MFA disabled with a step-up token; backup codes left:", backup_codes.remaining(user_id))
     # ...then delete the TOTP secret and SessionManager.revoke_all(user_id, reason="mfa_disabled").

@@ -32,6 +32,7 @@ EXPECTED: dict[str, tuple[str, ...]] = {
         "MFA passed for user-1 with totp",
         "same TOTP code again: replayed - attempts left: 4",
         "backup code accepted; codes left: 9",
+        "step-up token for 'mfa.disable', valid until 09:03:00 UTC",
         "MFA disabled with a step-up token; backup codes left: 0",
         "step-up token used twice: not_live",
     ),
