@@ -24,6 +24,7 @@ from storno_security.mfa import (
     MFA_DISABLE,
     BackupCodes,
     MfaChallenges,
+    MfaLockout,
     MfaPolicy,
     PendingChallenge,
     SecondFactorVerifier,
@@ -35,6 +36,7 @@ from storno_security.mfa import (
 from storno_security.stores.memory import (
     MemoryBackupCodeStore,
     MemoryMfaChallengeStore,
+    MemoryMfaFailureStore,
     MemoryStepUpStore,
     MemoryTotpReplayStore,
 )
@@ -47,8 +49,13 @@ def main() -> None:
     # backup codes) and PasswordPolicy() (cost 12).
     policy = MfaPolicy.insecure_for_tests()
     hasher = PasswordHasher(PasswordPolicy.insecure_for_tests())
-    totp = TotpAuthenticator(policy.totp, replay=MemoryTotpReplayStore(), clock=clock)
-    backup_codes = BackupCodes(policy, store=MemoryBackupCodeStore(), clock=clock)
+    # One lockout shared by both code factors: 10 wrong codes per user per hour, then every
+    # code is refused (MfaLockedError) until the window passes, however many challenges.
+    lockout = MfaLockout(policy, store=MemoryMfaFailureStore(), clock=clock)
+    totp = TotpAuthenticator(
+        policy.totp, replay=MemoryTotpReplayStore(), clock=clock, lockout=lockout
+    )
+    backup_codes = BackupCodes(policy, store=MemoryBackupCodeStore(), clock=clock, lockout=lockout)
     factors = SecondFactorVerifier(totp=totp, backup_codes=backup_codes)
     challenges = MfaChallenges(policy, store=MemoryMfaChallengeStore(), clock=clock)
     step_up = StepUpTokens(policy, store=MemoryStepUpStore(), clock=clock)
