@@ -6,20 +6,9 @@ Run: python examples/api_keys.py
 from __future__ import annotations
 
 from storno_security import InvalidApiKeyError, PermissionDeniedError, SystemClock
-from storno_security.api_keys import ApiKeyManager, ApiKeyPrincipal
+from storno_security.api_keys import ApiKeyManager
 from storno_security.rbac import Membership, Principal, Role, authorize
 from storno_security.stores.memory import MemoryApiKeyStore
-
-
-def as_rbac_principal(key: ApiKeyPrincipal) -> Principal:
-    """The API-key capability does not import RBAC: the application hands the fields over."""
-    return Principal.api_key(
-        key.user_id,
-        organization_id=key.organization_id,
-        scopes=key.scopes,
-        permissions=key.permissions,
-        key_id=key.key_id,
-    )
 
 
 def main() -> None:
@@ -31,7 +20,7 @@ def main() -> None:
     print("new key (shown once):", created.key[:16] + "...", f"({len(created.key)} characters)")
     print(
         "listed as:",
-        [(info.key_id, info.name, info.scope.value) for info in keys.list_keys(user_id="user-42")],
+        [(info.key_id, info.name, str(info.scope)) for info in keys.list_keys(user_id="user-42")],
     )
 
     # Every request: Authorization: af_...   ->   who the key acts for, where, within what scope.
@@ -56,7 +45,7 @@ def main() -> None:
 
     # What may it do? RBAC intersects the creator's current role with the key's scope.
     member = Membership(user_id="user-42", organization_id="org-7", role=Role.ADMIN)
-    as_rbac = as_rbac_principal(principal)
+    as_rbac = Principal.from_api_key(principal)
     for permission in ("invoice.view", "invoice.create", "apikey.manage"):
         try:
             authorize(as_rbac, permission, organization_id="org-7", membership=member)
@@ -70,7 +59,7 @@ def main() -> None:
     admin_key = keys.create("user-42", "org-7", name="Full access", scope="admin")
     try:
         authorize(
-            as_rbac_principal(keys.verify(admin_key.key)),
+            Principal.from_api_key(keys.verify(admin_key.key)),
             "apikey.manage",
             organization_id="org-7",
             membership=owner,

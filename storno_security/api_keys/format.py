@@ -183,7 +183,8 @@ def parse_api_key(key: str, *, accept_legacy: bool = True) -> ParsedApiKey:
     """Check the shape and checksum of a presented key, and hash it. No store is consulted.
 
     Args:
-        key: the presented key (the whole ``Authorization`` header value).
+        key: the presented key, as KEY-4 sends it: the whole ``Authorization`` header value,
+            which is the key itself with no scheme (``Bearer af_...`` is refused as malformed).
         accept_legacy: whether the older form (``af_`` + 64 hex) is accepted.
 
     Returns:

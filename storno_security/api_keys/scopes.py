@@ -18,7 +18,7 @@ __all__ = [
 ]
 
 
-class ApiKeyScope(enum.Enum):
+class ApiKeyScope(enum.StrEnum):
     """The scope of an API key. Each scope includes the ones before it."""
 
     READ = "read"

@@ -281,6 +281,40 @@ class Principal:
             key_id=key_id,
         )
 
+    @classmethod
+    def from_api_key(cls, key: object) -> Principal:
+        """The principal of a verified API key, read by shape from what
+        ``storno_security.api_keys`` returns (an ``ApiKeyPrincipal``: ``user_id``,
+        ``organization_id``, ``scopes``, ``permissions``, ``key_id``, ``is_api_key``), so that the
+        two capabilities stay independent and the application copies no field by hand.
+
+        Raises:
+            TypeError: ``key`` is not an API-key principal, or a field has the wrong type.
+            ValueError: an unknown scope or permission, or an empty id.
+        """
+        if getattr(key, "is_api_key", False) is not True:
+            raise TypeError("expected a verified API-key principal (is_api_key is True)")
+        scopes = getattr(key, "scopes", None)
+        permissions = getattr(key, "permissions", None)
+        if not isinstance(scopes, frozenset | set | tuple | list):
+            raise TypeError("the key's scopes must be a collection of scope names")
+        if permissions is not None and not isinstance(permissions, frozenset | set | tuple | list):
+            raise TypeError("the key's permissions must be a collection of names or None")
+        user_id = getattr(key, "user_id", None)
+        organization_id = getattr(key, "organization_id", None)
+        key_id = getattr(key, "key_id", None)
+        if not isinstance(user_id, str) or not isinstance(organization_id, str):
+            raise TypeError("the key's user_id and organization_id must be str")
+        if not isinstance(key_id, str):
+            raise TypeError("the key's key_id must be a str")
+        return cls.api_key(
+            user_id,
+            organization_id=organization_id,
+            scopes=scopes,
+            permissions=permissions,
+            key_id=key_id,
+        )
+
     @property
     def is_api_key(self) -> bool:
         """Whether this is an API key."""
