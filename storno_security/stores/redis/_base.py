@@ -14,7 +14,7 @@ import redis
 from redis.commands.core import Script
 
 from storno_security.clock import ensure_aware_utc
-from storno_security.errors import CorruptRecordError, StoreUnavailableError
+from storno_security.errors import CorruptRecordError, StoreError, StoreUnavailableError
 
 _T = TypeVar("_T")
 
@@ -95,8 +95,109 @@ class _RedisStore:
         return self._client.register_script(_LUA_PRELUDE + body)
 
 
+_SAFE_POLICY = "noeviction"
+
+
+def eviction_policy(client: redis.Redis[Any]) -> str | None:
+    """The server's ``maxmemory-policy``, or None when it will not say.
+
+    Asks ``CONFIG GET maxmemory-policy``; managed services often disable or rename ``CONFIG``
+    (or an ACL refuses it), and then the ``maxmemory_policy`` line of ``INFO memory`` answers.
+    When both are refused the policy is unknown (None): that is not an error here, since the
+    caller decides what to make of it.
+
+    Raises:
+        StoreUnavailableError: Redis could not be reached.
+    """
+    for ask, field in (
+        (lambda: client.config_get("maxmemory-policy"), "maxmemory-policy"),
+        (lambda: client.info("memory"), "maxmemory_policy"),
+    ):
+        try:
+            reply = _call(ask)
+        except StoreUnavailableError as exc:
+            if not isinstance(exc.__cause__, redis.ResponseError):
+                raise  # unreachable, not refused
+            continue
+        if isinstance(reply, dict):
+            found = {_text(k, "bad_reply"): v for k, v in reply.items()}.get(field)
+            if isinstance(found, bytes | str) and found:
+                return _text(found, "bad_reply").lower()
+    return None
+
+
+def check_redis_safety(client: redis.Redis[Any]) -> list[str]:
+    """What makes this Redis unfit for the security stores; an empty list when nothing does.
+
+    The session, TOTP-replay, MFA and passkey stores rely on Redis keeping every key until it
+    expires (or, for session epochs, for ever). Under any ``maxmemory-policy`` but
+    ``noeviction``, a full Redis deletes keys early: a TOTP replay guard, and the same code is
+    accepted again (MFA-2); a revoked-session marker, and the session comes back (REF-3); under
+    an ``allkeys-*`` policy even a session epoch, and tokens from before a password change verify
+    again (REF-4). Keep rate-limit keys, which may be evicted, in another Redis if you want a
+    ``maxmemory`` policy for them.
+
+    Raises:
+        StoreUnavailableError: Redis could not be reached.
+    """
+    policy = eviction_policy(client)
+    if policy is None:
+        return [
+            "maxmemory-policy is unknown (CONFIG GET and INFO were refused): make sure it is "
+            "noeviction, or Redis may evict replay guards, revocations and epochs"
+        ]
+    if policy != _SAFE_POLICY:
+        return [
+            f"maxmemory-policy is {policy!r}: when memory runs out Redis evicts keys, which "
+            "lets a TOTP code be replayed, a revoked session come back or an old epoch verify "
+            "again; set it to noeviction (and keep rate limits in another Redis)"
+        ]
+    return []
+
+
+def require_noeviction(client: redis.Redis[Any], *, allow_unknown: bool = False) -> None:
+    """Refuse a Redis that may evict keys (see :func:`check_redis_safety`); call it at start-up.
+
+    Args:
+        client: the redis-py client the security stores use.
+        allow_unknown: accept a server that will not tell its policy (a managed service with
+            ``CONFIG`` and ``INFO`` disabled), once you have checked the setting yourself.
+
+    Raises:
+        StoreError: ``reason="eviction_policy"`` when the policy is not ``noeviction``;
+            ``reason="eviction_policy_unknown"`` when the server will not say and
+            ``allow_unknown`` is false.
+        StoreUnavailableError: Redis could not be reached.
+    """
+    policy = eviction_policy(client)
+    if policy is None:
+        if not allow_unknown:
+            raise StoreError(
+                "cannot read Redis' maxmemory-policy; the security stores need noeviction",
+                reason="eviction_policy_unknown",
+            )
+        return
+    if policy != _SAFE_POLICY:
+        raise StoreError(
+            f"Redis' maxmemory-policy is {policy!r}; the security stores need noeviction",
+            reason="eviction_policy",
+        )
+
+
 class _SelfExpiringStore(_RedisStore):
     """A store whose records carry a time-to-live, so Redis forgets them by itself."""
+
+    def require_noeviction(self, *, allow_unknown: bool = False) -> None:
+        """Refuse this store's Redis if it may evict keys: see :func:`require_noeviction`.
+
+        One round trip (two when ``CONFIG`` is refused); the constructor makes none, so call
+        this once at start-up.
+
+        Raises:
+            StoreError: ``reason="eviction_policy"`` or ``"eviction_policy_unknown"``.
+            StoreUnavailableError: Redis could not be reached.
+        """
+        require_noeviction(self._client, allow_unknown=allow_unknown)
 
     def purge_expired(self, *, now: datetime) -> int:
         """Return 0: Redis forgets these records by itself when they expire.
