@@ -22,6 +22,7 @@ import pytest
 from storno_security.errors import StoreError, StoreUnavailableError
 from storno_security.stores.redis import (
     RedisPasskeyChallengeStore,
+    RedisRateLimitStorage,
     RedisSessionStateStore,
     check_redis_safety,
     eviction_policy,
@@ -128,6 +129,16 @@ def test_under_noeviction_a_flood_is_refused_and_revocations_stay(tmp_path: Path
                 sessions.bump_epoch("u-1")  # INCR under OOM: refused, nothing changed
             assert refused.value.reason == "refused"
             assert sessions.current_epoch("u-1") == 1
+            # nor does the rate-limit script add keys past maxmemory: a new client's first log
+            # is refused (the limiter fails closed or open per policy), so memory stays bounded
+            limits = RedisRateLimitStorage(client, prefix="flood:")
+            with pytest.raises(StoreUnavailableError) as refused:
+                limits.acquire_window("new-client", limit=5, window_ms=60_000, now_ms=0)
+            assert refused.value.reason == "refused"
+            with pytest.raises(StoreUnavailableError):
+                limits.acquire_bucket(
+                    "new-client", capacity=5, refill_amount=1, refill_period_ms=1_000, now_ms=0
+                )
         finally:
             client.close()
 

@@ -120,10 +120,17 @@ def eviction_policy(client: redis.Redis[Any]) -> str | None:
                 raise  # unreachable, not refused
             continue
         if isinstance(reply, dict):
-            found = {_text(k, "bad_reply"): v for k, v in reply.items()}.get(field)
-            if isinstance(found, bytes | str) and found:
-                return _text(found, "bad_reply").lower()
+            found = {_decoded(k): _decoded(v) for k, v in reply.items()}.get(field)
+            if found:
+                return found.lower()
     return None
+
+
+def _decoded(value: object) -> str | None:
+    """A reply's text (redis-py gives bytes or str), else None."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value if isinstance(value, str) else None
 
 
 def check_redis_safety(client: redis.Redis[Any]) -> list[str]:

@@ -82,7 +82,12 @@ if #live >= limit then
     return {0, 0, oldest + window - now, newest + window - now}
 end
 live[#live + 1] = string.format('%.0f', at)
-redis.call('DEL', KEYS[1])
+-- a new log's first write is RPUSH, which a full Redis under noeviction refuses (OOM); once a
+-- script has written, Redis lets the rest of its writes through, so a DEL first would let a
+-- flood of new clients grow Redis past maxmemory. An existing log is rewritten in place.
+if #entries > 0 then
+    redis.call('DEL', KEYS[1])
+end
 for i = 1, #live, 4000 do
     redis.call('RPUSH', KEYS[1], unpack(live, i, math.min(i + 3999, #live)))
 end
