@@ -143,6 +143,25 @@ def test_under_noeviction_a_flood_is_refused_and_revocations_stay(tmp_path: Path
             client.close()
 
 
+@pytest.mark.spec("REF-4")
+@pytest.mark.parametrize(("appendonly", "problems"), [("no", 1), ("yes", 0)])
+def test_epochs_need_append_only_persistence(
+    tmp_path: Path, appendonly: str, problems: int
+) -> None:
+    with redis_server(tmp_path, appendonly=appendonly) as (port, _):
+        admin = _client(port)
+        hidden = _limited_user(admin, port, "config")  # answered by INFO persistence
+        try:
+            for client in (admin, hidden):
+                assert check_redis_safety(client) == []  # epochs not asked about
+                found = check_redis_safety(client, epochs=True)
+                assert len(found) == problems
+                assert all("appendonly yes" in problem for problem in found)
+        finally:
+            hidden.close()
+            admin.close()
+
+
 def test_a_server_that_hides_config_is_read_through_info(tmp_path: Path) -> None:
     with redis_server(tmp_path, maxmemory_policy="allkeys-lru") as (port, _):
         admin = _client(port)
@@ -166,6 +185,7 @@ def test_a_server_that_will_not_say_is_unknown(tmp_path: Path) -> None:
             problems = check_redis_safety(client)
             assert len(problems) == 1
             assert "unknown" in problems[0]
+            assert len(check_redis_safety(client, epochs=True)) == 2
             with pytest.raises(StoreError) as refused:
                 require_noeviction(client)
             assert refused.value.reason == "eviction_policy_unknown"

@@ -109,9 +109,19 @@ def eviction_policy(client: redis.Redis[Any]) -> str | None:
     Raises:
         StoreUnavailableError: Redis could not be reached.
     """
-    for ask, field in (
-        (lambda: client.config_get("maxmemory-policy"), "maxmemory-policy"),
-        (lambda: client.info("memory"), "maxmemory_policy"),
+    return _setting(client, "maxmemory-policy", "memory", "maxmemory_policy")
+
+
+def _setting(client: redis.Redis[Any], name: str, section: str, field: str) -> str | None:
+    """``CONFIG GET name``, else the ``field`` line of ``INFO section``, lower-cased; None when
+    both are refused (or answer nothing).
+
+    Raises:
+        StoreUnavailableError: Redis could not be reached.
+    """
+    for ask, key in (
+        (lambda: client.config_get(name), name),
+        (lambda: client.info(section), field),
     ):
         try:
             reply = _call(ask)
@@ -120,7 +130,7 @@ def eviction_policy(client: redis.Redis[Any]) -> str | None:
                 raise  # unreachable, not refused
             continue
         if isinstance(reply, dict):
-            found = {_decoded(k): _decoded(v) for k, v in reply.items()}.get(field)
+            found = {_decoded(k): _decoded(v) for k, v in reply.items()}.get(key)
             if found:
                 return found.lower()
     return None
@@ -130,10 +140,14 @@ def _decoded(value: object) -> str | None:
     """A reply's text (redis-py gives bytes or str), else None."""
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):  # redis-py parses INFO's numbers
+        return str(value)
     return value if isinstance(value, str) else None
 
 
-def check_redis_safety(client: redis.Redis[Any]) -> list[str]:
+def check_redis_safety(client: redis.Redis[Any], *, epochs: bool = False) -> list[str]:
     """What makes this Redis unfit for the security stores; an empty list when nothing does.
 
     The session, TOTP-replay, MFA and passkey stores rely on Redis keeping every key until it
@@ -144,22 +158,42 @@ def check_redis_safety(client: redis.Redis[Any]) -> list[str]:
     again (REF-4). Keep rate-limit keys, which may be evicted, in another Redis if you want a
     ``maxmemory`` policy for them.
 
+    Args:
+        client: the redis-py client the security stores use.
+        epochs: this Redis holds session epochs (:class:`RedisSessionStateStore`): also report
+            when append-only persistence is off (``appendonly no``), since a restart then loses
+            every epoch bump since the last snapshot.
+
     Raises:
         StoreUnavailableError: Redis could not be reached.
     """
+    problems = []
     policy = eviction_policy(client)
     if policy is None:
-        return [
+        problems.append(
             "maxmemory-policy is unknown (CONFIG GET and INFO were refused): make sure it is "
             "noeviction, or Redis may evict replay guards, revocations and epochs"
-        ]
-    if policy != _SAFE_POLICY:
-        return [
+        )
+    elif policy != _SAFE_POLICY:
+        problems.append(
             f"maxmemory-policy is {policy!r}: when memory runs out Redis evicts keys, which "
             "lets a TOTP code be replayed, a revoked session come back or an old epoch verify "
             "again; set it to noeviction (and keep rate limits in another Redis)"
-        ]
-    return []
+        )
+    if epochs:
+        appendonly = _setting(client, "appendonly", "persistence", "aof_enabled")
+        if appendonly is None:
+            problems.append(
+                "persistence is unknown (CONFIG GET and INFO were refused): session epochs need "
+                "append-only persistence (appendonly yes)"
+            )
+        elif appendonly not in ("yes", "1"):
+            problems.append(
+                "append-only persistence is off: a restart loses the session epochs bumped "
+                "since the last snapshot, and tokens from before those password changes verify "
+                "again; set appendonly yes"
+            )
+    return problems
 
 
 def require_noeviction(client: redis.Redis[Any], *, allow_unknown: bool = False) -> None:
