@@ -13,6 +13,20 @@ one, so that the calls reach the server together rather than after a burst of co
 each round, all threads of all processes wait on one multiprocessing barrier and call at once.
 :func:`hammer` returns every ``(round_no, outcome)`` after checking that no thread failed and
 that no outcome is missing, so a test only counts winners.
+
+Database servers are shared by every test run on the machine (PostgreSQL's ``max_connections``
+is 100 here, 3 of them reserved), so a run on PostgreSQL or MariaDB is bounded and takes turns:
+
+* it may hold at most :data:`SERVER_CONNECTION_CAP` connections (processes x threads; the child
+  pools have no overflow), else :func:`hammer` refuses it before starting anything;
+* it holds the server's concurrency-test slot (:func:`server_slot`: an advisory lock on
+  PostgreSQL, ``GET_LOCK`` on MariaDB) for its whole run, so two suites' runs never add up;
+* a connection refused because the server is full ("too many clients") is retried with backoff
+  for up to :data:`CONNECT_PATIENCE` seconds (other suites' ordinary tests come and go);
+* the first barrier waits :data:`START_TIMEOUT` (spawning and importing is slow on a loaded
+  machine), later ones :data:`BARRIER_TIMEOUT`;
+* a failure names its root cause first, counts the callers that only saw the broken barrier,
+  and says so when the server ran out of connections.
 """
 
 from __future__ import annotations
@@ -34,7 +48,23 @@ import pytest
 from tests.conftest import REDIS_URL, missing_service
 
 BARRIER_TIMEOUT = 60.0
-RUN_TIMEOUT = 120.0
+START_TIMEOUT = 120.0
+RUN_TIMEOUT = 240.0
+CONNECT_PATIENCE = 60.0
+SLOT_TIMEOUT = 600.0
+
+#: The most connections one run may hold on a database server: 2 processes x 25 threads (what
+#: the exactly-once tests need) leave room for the test's own engine and other suites.
+SERVER_CONNECTION_CAP = 60
+SERVER_BACKENDS = ("postgresql", "mariadb")
+#: How PostgreSQL and MariaDB say they are full.
+_EXHAUSTED = (
+    "too many clients",
+    "too many connections",
+    "remaining connection slots are reserved",
+)
+_SLOT_KEY = 0x53_54_4F_52_4E_4F  # "STORNO": the advisory-lock key of the slot
+_SLOT_NAME = "storno-tests-concurrency"
 
 Outcome = tuple[int, Any]
 T = TypeVar("T")
@@ -52,8 +82,9 @@ class StoreSpec:
     def is_redis(self) -> bool:
         return self.backend == "redis"
 
-    def connect(self, pool_size: int) -> Any:
-        """A SQLAlchemy engine or redis-py client with room for ``pool_size`` connections."""
+    def connect(self, pool_size: int, *, overflow: int = 0) -> Any:
+        """A SQLAlchemy engine or redis-py client with room for ``pool_size`` connections
+        (plus ``overflow`` more, on SQL; the child processes of :func:`hammer` get none)."""
         if self.is_redis:
             import redis
 
@@ -63,7 +94,9 @@ class StoreSpec:
         from storno_security.stores.sql import create_engine
 
         # SQLite too: its file database is served by a QueuePool
-        return create_engine(self.url, pool_size=pool_size, max_overflow=5)
+        return create_engine(
+            self.url, pool_size=pool_size, max_overflow=overflow, pool_timeout=CONNECT_PATIENCE
+        )
 
     def close(self, handle: Any) -> None:
         if self.is_redis:
@@ -74,7 +107,7 @@ class StoreSpec:
     @contextmanager
     def connected(self, pool_size: int = 2) -> Iterator[Any]:
         """An engine or client for the test's own set-up and checks, closed afterwards."""
-        handle = self.connect(pool_size)
+        handle = self.connect(pool_size, overflow=5)
         try:
             yield handle
         finally:
@@ -86,8 +119,89 @@ class StoreSpec:
             pool = handle.connection_pool
             connection = pool.get_connection()
             return lambda: pool.release(connection)
-        raw = handle.raw_connection()
+        raw = patiently(handle.raw_connection)
         return raw.close
+
+
+def _exhausted(error: object) -> bool:
+    """Whether an error (or its text) is a database server refusing a connection for being full."""
+    text = str(error).lower()
+    return any(marker in text for marker in _EXHAUSTED)
+
+
+def patiently(connect: Callable[[], T], *, patience: float = CONNECT_PATIENCE) -> T:
+    """``connect()``, retried with backoff while the server is full ("too many clients"), for up
+    to ``patience`` seconds: other test runs on the machine hold connections for a moment. Any
+    other error, or a full server past the patience, is raised at once."""
+    deadline = time.monotonic() + patience
+    delay = 0.05
+    while True:
+        try:
+            return connect()
+        except Exception as exc:
+            remaining = deadline - time.monotonic()
+            if not _exhausted(exc) or remaining <= 0:
+                raise
+            # a backoff against a shared server, not a wait for test time to pass
+            time.sleep(min(delay, remaining))
+            delay = min(delay * 2, 1.0)
+
+
+@contextmanager
+def server_slot(spec: StoreSpec, *, timeout: float = SLOT_TIMEOUT) -> Iterator[None]:
+    """Hold the database server's concurrency-test slot (nothing on SQLite and Redis).
+
+    Every :func:`hammer` run on a server takes it, so runs of different test suites sharing the
+    server take turns instead of adding up past ``max_connections``. PostgreSQL: an advisory
+    lock, taken in the ``postgres`` database (advisory locks are per database, and every run
+    has its own); MariaDB: ``GET_LOCK`` (server-wide). Released when the run ends, or when its
+    connection closes (a killed run frees it). Fails the test with a clear message after
+    ``timeout`` seconds.
+    """
+    if spec.backend not in SERVER_BACKENDS:
+        yield
+        return
+    import sqlalchemy as sa
+    from sqlalchemy.pool import NullPool
+
+    url = sa.make_url(spec.url)
+    if spec.backend == "postgresql":
+        url = url.set(database="postgres")
+    engine = sa.create_engine(url, poolclass=NullPool)
+    try:
+        with patiently(engine.connect) as connection:
+            if spec.backend == "postgresql":
+                connection.execute(sa.text(f"SET statement_timeout = {int(timeout * 1000)}"))
+                try:
+                    connection.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": _SLOT_KEY})
+                    got = True
+                except sa.exc.OperationalError:
+                    got = False
+                release = sa.text("SELECT pg_advisory_unlock(:key)")
+                arguments: dict[str, Any] = {"key": _SLOT_KEY}
+            else:
+                got = (
+                    connection.execute(
+                        sa.text("SELECT GET_LOCK(:name, :timeout)"),
+                        {"name": _SLOT_NAME, "timeout": int(timeout)},
+                    ).scalar()
+                    == 1
+                )
+                release = sa.text("SELECT RELEASE_LOCK(:name)")
+                arguments = {"name": _SLOT_NAME}
+            connection.commit()
+            if not got:
+                raise AssertionError(
+                    f"no concurrency-test slot on {spec.backend} within {timeout:.0f} s: "
+                    "another test run has been hammering that server all this time"
+                )
+            try:
+                yield
+            finally:
+                connection.execute(release, arguments)
+                connection.commit()
+    finally:
+        engine.dispose()
 
 
 def store_spec(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> StoreSpec:
@@ -132,16 +246,17 @@ def _run_threads(
             if hold is not None:
                 release = hold()
                 try:
-                    warm.wait(timeout=BARRIER_TIMEOUT)
+                    warm.wait(timeout=START_TIMEOUT)
                 finally:
                     release()
             for round_no in range(rounds):
-                barrier.wait(timeout=BARRIER_TIMEOUT)
+                barrier.wait(timeout=START_TIMEOUT if round_no == 0 else BARRIER_TIMEOUT)
                 results.put((round_no, True, act(round_no)))
         except BaseException as exc:
-            warm.abort()
-            barrier.abort()  # release everyone else now rather than at the timeout
+            # the cause first, then release everyone else now rather than at the timeout
             results.put((round_no, False, f"{type(exc).__name__}: {exc}"))
+            warm.abort()
+            barrier.abort()
 
     workers = [threading.Thread(target=body, args=(act,)) for act in acts]
     for worker in workers:
@@ -182,11 +297,42 @@ def _child(
         spec.close(handle)
 
 
-def _checked(raw: list[tuple[int, bool, Any]], expected: int) -> list[Outcome]:
-    errors = [r for r in raw if not r[1]]
-    assert not errors, errors[:3]
-    assert len(raw) == expected, f"only {len(raw)} of {expected} results"
+def _checked(raw: list[tuple[int, bool, Any]], expected: int, note: str = "") -> list[Outcome]:
+    """The outcomes, or an AssertionError that names the root cause of a failed run."""
+    errors = [(round_no, str(text)) for round_no, ok, text in raw if not ok]
+    if errors:
+        causes = [e for e in errors if not e[1].startswith("BrokenBarrierError")]
+        stopped = len(errors) - len(causes)
+        lines = [f"{len(causes)} caller(s) failed, {stopped} more stopped at the broken barrier"]
+        lines += [f"  round {round_no}: {text}" for round_no, text in causes[:3]]
+        if any(_exhausted(text) for _, text in causes):
+            lines.append(
+                "  the database server ran out of connections: this run holds at most "
+                f"{SERVER_CONNECTION_CAP}, so other test runs (or a leak) held the rest of "
+                "max_connections; run fewer suites at once"
+            )
+        if not causes:
+            lines = [
+                f"{len(errors)} caller(s) saw a broken barrier and none failed otherwise: a caller "
+                "or a process stalled past the barrier timeout (a heavily loaded machine?)",
+                f"  round {errors[0][0]}: {errors[0][1]}",
+            ]
+        if note:
+            lines.append(f"  {note}")
+        raise AssertionError("\n".join(lines))
+    if len(raw) != expected:
+        raise AssertionError(f"only {len(raw)} of {expected} results {note}".rstrip())
     return [(round_no, outcome) for round_no, _, outcome in raw]
+
+
+def _drain(results: Any) -> list[tuple[int, bool, Any]]:
+    """What is left in a multiprocessing queue whose writers have exited."""
+    drained = []
+    while True:
+        try:
+            drained.append(results.get(timeout=0.5))
+        except queue_module.Empty:
+            return drained
 
 
 def hammer(
@@ -201,8 +347,32 @@ def hammer(
     """Run ``call`` from ``processes`` x ``threads`` callers at once, ``rounds`` times.
 
     Returns every ``(round_no, outcome)``; fails the test if a caller raised, a process died or
-    the run took longer than ``RUN_TIMEOUT``.
+    the run took longer than ``RUN_TIMEOUT``. On PostgreSQL and MariaDB the run holds the
+    server's slot (:func:`server_slot`) and at most :data:`SERVER_CONNECTION_CAP` connections.
+
+    Raises:
+        ValueError: the run would hold more connections than the cap.
     """
+    callers = processes * threads
+    if spec.backend in SERVER_BACKENDS and callers > SERVER_CONNECTION_CAP:
+        raise ValueError(
+            f"{processes} processes x {threads} threads would hold {callers} connections to "
+            f"{spec.backend} at once; the cap per run is {SERVER_CONNECTION_CAP} (the server's "
+            "max_connections is shared by every test run on the machine)"
+        )
+    with server_slot(spec):
+        return _hammer(spec, build, call, processes=processes, threads=threads, rounds=rounds)
+
+
+def _hammer(
+    spec: StoreSpec,
+    build: Callable[[StoreSpec, Any], Any],
+    call: Callable[[Any, int], Any],
+    *,
+    processes: int,
+    threads: int,
+    rounds: int,
+) -> list[Outcome]:
     ctx = multiprocessing.get_context("spawn")
     expected = processes * threads * rounds
     barrier = ctx.Barrier(processes * threads)
@@ -234,6 +404,8 @@ def hammer(
                 break
         for child in children:
             child.join(timeout=10)
+        if len(raw) < expected:
+            raw.extend(_drain(results))  # the root cause may come after the first failure
     finally:
         for child in children:
             if child.is_alive():
@@ -241,7 +413,9 @@ def hammer(
                 child.join(timeout=5)
         results.close()
         results.join_thread()
-    return _checked(raw, expected)
+    exits = [child.exitcode for child in children]
+    note = "" if all(code == 0 for code in exits) else f"(child exit codes: {exits})"
+    return _checked(raw, expected, note)
 
 
 def _in_threads(acts: Sequence[Callable[[int], Any]], rounds: int) -> list[Outcome]:

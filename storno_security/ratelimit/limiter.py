@@ -27,6 +27,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
 _MAX_IDENTIFIER = 256
 _REDIS_SCHEMES = ("redis", "rediss", "redis+unix", "redis+sentinel")
+_NAT64_PREFIX = int(ipaddress.IPv6Address("64:ff9b::")) >> 32  # the well-known /96 (RFC 6052)
 
 Policy = SlidingWindowPolicy | TokenBucketPolicy
 
@@ -65,8 +66,10 @@ def _seconds_up(milliseconds: int) -> int:
 def client_key(address: str, *, ipv6_prefix: int = 64) -> str:
     """The identifier to limit a client IP by: an IPv4 address as is, an IPv6 address by its
     ``/ipv6_prefix`` network (one subscriber usually holds a whole /64, so limiting single IPv6
-    addresses would let them rotate through 2**64 identities). IPv4-mapped IPv6 addresses count
-    as their IPv4 address.
+    addresses would let them rotate through 2**64 identities). IPv6 addresses that carry an
+    IPv4 client count as that IPv4 address: IPv4-mapped ``::ffff:V4``, 6to4 ``2002:V4::/48``,
+    Teredo (its client address), IPv4-compatible ``::V4`` (but not ``::`` or ``::1``) and NAT64
+    ``64:ff9b::V4``.
 
     Args:
         address: the client address as text (e.g. the peer address, or the one your trusted
@@ -85,11 +88,33 @@ def client_key(address: str, *, ipv6_prefix: int = 64) -> str:
         raise ValueError("ipv6_prefix must be between 32 and 128")
     ip = ipaddress.ip_address(address.strip())
     if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
+        embedded = _embedded_ipv4(ip)
+        if embedded is not None:
+            return str(embedded)
         network = ipaddress.IPv6Network((ip, ipv6_prefix), strict=False)
         return str(network)
     return str(ip)
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 client an IPv6 address stands for, if it is one of the forms that carry one.
+
+    A 6to4 network ``2002:V4::/48`` belongs to the one host at ``V4`` (a /48 is 65,536 /64s:
+    limited per /64 it would be as many allowances); a Teredo address carries its client's
+    public IPv4 address (stored inverted; ``ipaddress`` undoes that); IPv4-compatible
+    ``::V4`` (deprecated) and NAT64 ``64:ff9b::V4`` (RFC 6052) carry it in the low 32 bits.
+    ``::`` and ``::1`` are the unspecified and loopback addresses, not IPv4-compatible ones.
+    """
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[1]
+    value = int(ip)
+    if (value >> 32 == 0 and value > 1) or value >> 32 == _NAT64_PREFIX:
+        return ipaddress.IPv4Address(value & 0xFFFFFFFF)
+    return None
 
 
 def storage_from_uri(

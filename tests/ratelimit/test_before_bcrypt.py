@@ -114,7 +114,7 @@ def test_client_key_prefix_and_errors() -> None:
 def test_ipv6_clients_share_a_key_exactly_when_they_share_a_64(
     a: ipaddress.IPv6Address, b: ipaddress.IPv6Address
 ) -> None:
-    if a.ipv4_mapped is not None or b.ipv4_mapped is not None:
+    if _embeds_ipv4(a) or _embeds_ipv4(b):
         return
     same_64 = int(a) >> 64 == int(b) >> 64
     assert (client_key(str(a)) == client_key(str(b))) == same_64
@@ -124,3 +124,66 @@ def test_ipv6_clients_share_a_key_exactly_when_they_share_a_64(
 @given(st.ip_addresses(v=4))
 def test_ipv4_and_its_mapped_form_share_a_key(a: ipaddress.IPv4Address) -> None:
     assert client_key(str(a)) == client_key(f"::ffff:{a}") == str(a)
+
+
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+def _embeds_ipv4(a: ipaddress.IPv6Address) -> bool:
+    """An address that stands for an IPv4 client: mapped, 6to4, Teredo, compatible or NAT64."""
+    compatible = int(a) >> 32 == 0 and int(a) > 1
+    return (
+        a.ipv4_mapped is not None
+        or a.sixtofour is not None
+        or a.teredo is not None
+        or compatible
+        or a in _NAT64
+    )
+
+
+def _spellings(v4: ipaddress.IPv4Address, data: st.DataObject) -> list[str]:
+    """Ways one IPv4 client can show up: as is, IPv4-mapped, 6to4 (any subnet and interface of
+    its /48), Teredo (any server, flags and port; the client address is stored inverted),
+    IPv4-compatible and NAT64 (RFC 6052), in any letter case or as the exploded form."""
+    n = int(v4)
+    subnet_and_host = data.draw(st.integers(0, 2**80 - 1))
+    server = data.draw(st.integers(0, 2**32 - 1))
+    flags_and_port = data.draw(st.integers(0, 2**32 - 1))
+    sixtofour = ipaddress.IPv6Address((0x2002 << 112) | (n << 80) | subnet_and_host)
+    teredo = ipaddress.IPv6Address(
+        (0x20010000 << 96) | (server << 64) | (flags_and_port << 32) | (n ^ 0xFFFFFFFF)
+    )
+    forms = [
+        str(v4),
+        f"::ffff:{v4}",
+        str(sixtofour),
+        sixtofour.exploded.upper(),
+        str(teredo),
+        f"64:ff9b::{v4}",
+        str(ipaddress.IPv6Address(int(ipaddress.IPv6Address("64:ff9b::")) | n)),
+    ]
+    if n > 1:  # ::  and ::1 are the unspecified and loopback addresses, not IPv4-compatible
+        forms += [f"::{v4}", str(ipaddress.IPv6Address(n))]
+    return forms
+
+
+@given(st.ip_addresses(v=4), st.data())
+def test_every_spelling_of_one_ipv4_client_gives_one_key(
+    v4: ipaddress.IPv4Address, data: st.DataObject
+) -> None:
+    # a 6to4 /48 belongs to the one IPv4 host that routes it: counted per /64 it would be
+    # 65,536 separate allowances; Teredo, IPv4-compatible and NAT64 addresses carry the IPv4
+    # client the same way
+    forms = _spellings(v4, data)
+    assert {client_key(form) for form in forms} == {str(v4)}, forms
+
+
+def test_ipv6_tunnels_count_as_their_ipv4_client() -> None:
+    assert client_key("2002:cb00:7107:1::1") == "203.0.113.7"
+    assert client_key("2002:cb00:7107:ffff:1:2:3:4") == "203.0.113.7"
+    # RFC 4380's example: server 65.54.227.120, client 192.0.2.45 (stored inverted)
+    assert client_key("2001:0:4136:e378:8000:63bf:3fff:fdd2") == "192.0.2.45"
+    assert client_key("::203.0.113.7") == "203.0.113.7"
+    assert client_key("64:ff9b::203.0.113.7") == "203.0.113.7"
+    # the unspecified and loopback addresses are not IPv4-compatible ones
+    assert client_key("::1") == client_key("::") == "::/64"

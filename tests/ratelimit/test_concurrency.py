@@ -79,3 +79,99 @@ def test_exactly_five_logins_per_window_across_processes(
 def test_exactly_five_logins_per_window_across_threads_in_memory() -> None:
     outcomes = hammer_threads(MemoryRateLimitStorage(), _hit, threads=HITTERS, rounds=len(VOLLEYS))
     _check(outcomes)
+
+
+# --- the harness itself: bounded, taking turns on a shared server, clear when it fails ----------
+
+
+def _fail_first(ticket: Any, round_no: int) -> str:
+    """The first caller of round 0 fails; the others go on to round 1 and its broken barrier."""
+    if round_no == 0 and ticket.acquire(blocking=False):
+        raise RuntimeError("boom")
+    return "ok"
+
+
+def test_harness_failure_names_the_root_cause_first() -> None:
+    import threading
+
+    with pytest.raises(AssertionError) as failed:
+        hammer_threads(threading.Lock(), _fail_first, threads=10, rounds=3)
+    message = str(failed.value)
+    first, cause = message.splitlines()[:2]
+    assert first.startswith("1 caller(s) failed, ")
+    assert first.endswith(" more stopped at the broken barrier")
+    assert cause == "  round 0: RuntimeError: boom"
+    assert "ran out of connections" not in message
+
+
+def _full_server(ticket: Any, round_no: int) -> str:
+    if ticket.acquire(blocking=False):
+        raise OSError("connection failed: FATAL:  sorry, too many clients already")
+    return "ok"
+
+
+def test_harness_says_when_the_server_ran_out_of_connections() -> None:
+    import threading
+
+    with pytest.raises(AssertionError, match="ran out of connections"):
+        hammer_threads(threading.Lock(), _full_server, threads=4, rounds=2)
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
+def test_harness_refuses_a_run_over_the_connection_cap(backend: str) -> None:
+    # refused before any process starts or any connection is made (nothing listens on port 1)
+    spec = StoreSpec(backend, f"{backend}://nobody@127.0.0.1:1/none")
+    with pytest.raises(ValueError, match="cap per run is 60"):
+        hammer(spec, _redis_storage, _hit, processes=3, threads=25)
+
+
+def test_harness_child_pools_have_no_overflow(tmp_path: Any) -> None:
+    # processes x threads is all a run holds: the children's pools may not grow past it
+    spec = StoreSpec("sqlite", f"sqlite:///{tmp_path / 'pool.db'}")
+    engine = spec.connect(25)
+    try:
+        assert engine.pool.size() == 25
+        assert engine.pool._max_overflow == 0
+    finally:
+        engine.dispose()
+
+
+def test_harness_connects_patiently_while_the_server_is_full() -> None:
+    from tests._concurrency import patiently
+
+    attempts = []
+
+    def connect() -> str:
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise OSError("FATAL: sorry, too many clients already")
+        return "connection"
+
+    assert patiently(connect, patience=30) == "connection"
+    assert len(attempts) == 3
+
+    def refused() -> str:
+        attempts.append(1)
+        raise OSError("connection refused")
+
+    attempts.clear()
+    with pytest.raises(OSError, match="refused"):
+        patiently(refused, patience=30)
+    assert len(attempts) == 1  # other errors are not retried
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
+def test_harness_runs_take_turns_on_a_server(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Any
+) -> None:
+    from tests._concurrency import server_slot, store_spec
+
+    spec = store_spec(backend, request, tmp_path)
+    with (
+        server_slot(spec),
+        pytest.raises(AssertionError, match="no concurrency-test slot"),
+        server_slot(spec, timeout=1),
+    ):
+        pass
+    with server_slot(spec, timeout=1):  # released
+        pass

@@ -209,6 +209,36 @@ def test_redis_keys_expire_with_their_state(
         bucket_key, capacity=10, refill_amount=1, refill_period_ms=3_000, now_ms=START_MS
     )
     prefix: str = request.getfixturevalue("redis_prefix")
-    assert 59_000 < redis_client.pttl(f"{prefix}model:{window_key}") <= 60_000
-    assert 2_000 < redis_client.pttl(f"{prefix}model:{bucket_key}") <= 3_000
+    # each lives until its state has expired on the caller's clock, plus the grace
+    assert 64_000 < redis_client.pttl(f"{prefix}model:{window_key}") <= 65_000
+    assert 7_000 < redis_client.pttl(f"{prefix}model:{bucket_key}") <= 8_000
     assert redis_client.llen(f"{prefix}model:{window_key}") == 1
+
+
+@pytest.mark.spec("RL-4")
+def test_short_lived_state_outlives_a_slow_caller(
+    request: pytest.FixtureRequest, redis_client: Any
+) -> None:
+    """A bucket that refills in 2 ms and a 1 ms window would otherwise get a 2 ms and a 1 ms
+    time-to-live in real time: a caller whose clock lags (a loaded test, another host) then finds
+    the key gone while, on its own clock, the state is still live, and Redis answers as if the
+    bucket were full where memory keeps the exact state."""
+    redis_storage = _redis_storage(request)
+    prefix: str = request.getfixturevalue("redis_prefix")
+    bucket_key = f"b:{secrets.token_hex(8)}"
+    window_key = f"w:{secrets.token_hex(8)}"
+    redis_storage.acquire_bucket(
+        bucket_key, capacity=2, refill_amount=1, refill_period_ms=2, now_ms=START_MS
+    )
+    redis_storage.acquire_window(window_key, limit=3, window_ms=1, now_ms=START_MS)
+    assert 4_000 < redis_client.pttl(f"{prefix}model:{bucket_key}") <= 5_002
+    assert 4_000 < redis_client.pttl(f"{prefix}model:{window_key}") <= 5_001
+    # and a lagging caller is still served on the key's own timeline, as in memory
+    memory = MemoryRateLimitStorage()
+    memory.acquire_bucket(
+        bucket_key, capacity=2, refill_amount=1, refill_period_ms=2, now_ms=START_MS
+    )
+    for storage in (memory, redis_storage):
+        assert storage.acquire_bucket(
+            bucket_key, capacity=2, refill_amount=1, refill_period_ms=2, now_ms=START_MS - 1_000
+        ) == Acquisition(allowed=True, remaining=0, retry_after_ms=0, reset_after_ms=1_004)

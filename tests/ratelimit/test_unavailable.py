@@ -4,16 +4,11 @@ A closed port and a Redis server of our own, stopped with ``SHUTDOWN NOSAVE`` in
 test: authentication policies fail closed with ``RateLimitUnavailableError`` (a server answers
 503), the others follow their ``fail_open`` setting.
 
-The server is started in the foreground (``--daemonize no``) rather than daemonised, so that the
-test holds its process: it waits for "Ready to accept connections" on the server's output instead
-of polling or sleeping, and can kill exactly that process if ``SHUTDOWN`` does not end it.
+The server comes from :func:`tests.ratelimit.conftest.redis_server`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import shutil
-import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,72 +31,17 @@ from storno_security.ratelimit import (
 )
 from storno_security.stores.memory import MemoryRateLimitStorage
 from storno_security.stores.redis import RedisRateLimitStorage
-from tests.conftest import REDIS_URL, missing_service
+from tests.conftest import REDIS_URL
+from tests.ratelimit.conftest import free_port, redis_server, shutdown_redis
 
 IP = "203.0.113.7"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[tuple[int, subprocess.Popen[str]]]:
     """A throw-away redis-server on a free port; stopped and reaped at the end whatever happens."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        missing_service("redis-server", "binary not on PATH")
-    assert binary is not None
-    port = _free_port()
-    options = {
-        "port": str(port),
-        "bind": "127.0.0.1",
-        "save": "",
-        "appendonly": "no",
-        "daemonize": "no",
-        "dir": str(tmp_path),
-    }
-    arguments = [part for name, value in options.items() for part in (f"--{name}", value)]
-    process = subprocess.Popen(
-        [binary, *arguments],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        for line in process.stdout:  # blocks on the pipe until the server says it is ready
-            if "Ready to accept connections" in line:
-                break
-        else:
-            pytest.fail(f"redis-server on port {port} did not start (exit {process.wait()})")
-        yield port, process
-    finally:
-        if process.poll() is None:
-            with contextlib.suppress(Exception):  # the kill below is the fallback
-                _shutdown(port)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-        if process.stdout is not None:
-            process.stdout.close()
-
-
-def _shutdown(port: int) -> None:
-    """``SHUTDOWN NOSAVE`` (redis-py swallows the ConnectionError it causes), no retries."""
-    import redis
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
-
-    client = redis.Redis(port=port, socket_timeout=2, retry=Retry(NoBackoff(), 0))
-    try:
-        client.shutdown(nosave=True)
-    finally:
-        client.close()
+    with redis_server(tmp_path) as started:
+        yield started
 
 
 def _limiter(uri: str, *, api_fail_open: bool, prefix: str = "storno-test:") -> RateLimiter:
@@ -137,7 +77,7 @@ def _assert_down(limiter: RateLimiter, *, api_fail_open: bool) -> None:
 @pytest.mark.spec("RL-4")
 @pytest.mark.parametrize("api_fail_open", [False, True])
 def test_closed_port_fails_auth_closed_and_the_rest_per_policy(api_fail_open: bool) -> None:
-    limiter = _limiter(f"redis://127.0.0.1:{_free_port()}/0", api_fail_open=api_fail_open)
+    limiter = _limiter(f"redis://127.0.0.1:{free_port()}/0", api_fail_open=api_fail_open)
     _assert_down(limiter, api_fail_open=api_fail_open)
 
 
@@ -154,7 +94,7 @@ def test_redis_stopped_mid_run_fails_auth_closed_and_the_rest_per_policy(
         limiter.hit("login", IP)
     assert limiter.hit("api_unauthenticated", IP).remaining == 9_999
 
-    _shutdown(port)
+    shutdown_redis(port)
     assert process.wait(timeout=10) == 0
     _assert_down(limiter, api_fail_open=api_fail_open)
 

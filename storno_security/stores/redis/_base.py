@@ -14,7 +14,7 @@ import redis
 from redis.commands.core import Script
 
 from storno_security.clock import ensure_aware_utc
-from storno_security.errors import CorruptRecordError, StoreUnavailableError
+from storno_security.errors import CorruptRecordError, StoreError, StoreUnavailableError
 
 _T = TypeVar("_T")
 
@@ -95,8 +95,150 @@ class _RedisStore:
         return self._client.register_script(_LUA_PRELUDE + body)
 
 
+_SAFE_POLICY = "noeviction"
+
+
+def eviction_policy(client: redis.Redis[Any]) -> str | None:
+    """The server's ``maxmemory-policy``, or None when it will not say.
+
+    Asks ``CONFIG GET maxmemory-policy``; managed services often disable or rename ``CONFIG``
+    (or an ACL refuses it), and then the ``maxmemory_policy`` line of ``INFO memory`` answers.
+    When both are refused the policy is unknown (None): that is not an error here, since the
+    caller decides what to make of it.
+
+    Raises:
+        StoreUnavailableError: Redis could not be reached.
+    """
+    return _setting(client, "maxmemory-policy", "memory", "maxmemory_policy")
+
+
+def _setting(client: redis.Redis[Any], name: str, section: str, field: str) -> str | None:
+    """``CONFIG GET name``, else the ``field`` line of ``INFO section``, lower-cased; None when
+    both are refused (or answer nothing).
+
+    Raises:
+        StoreUnavailableError: Redis could not be reached.
+    """
+    for ask, key in (
+        (lambda: client.config_get(name), name),
+        (lambda: client.info(section), field),
+    ):
+        try:
+            reply = _call(ask)
+        except StoreUnavailableError as exc:
+            if not isinstance(exc.__cause__, redis.ResponseError):
+                raise  # unreachable, not refused
+            continue
+        if isinstance(reply, dict):
+            found = {_decoded(k): _decoded(v) for k, v in reply.items()}.get(key)
+            if found:
+                return found.lower()
+    return None
+
+
+def _decoded(value: object) -> str | None:
+    """A reply's text (redis-py gives bytes or str), else None."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):  # redis-py parses INFO's numbers
+        return str(value)
+    return value if isinstance(value, str) else None
+
+
+def check_redis_safety(client: redis.Redis[Any], *, epochs: bool = False) -> list[str]:
+    """What makes this Redis unfit for the security stores; an empty list when nothing does.
+
+    The session, TOTP-replay, MFA and passkey stores rely on Redis keeping every key until it
+    expires (or, for session epochs, for ever). Under any ``maxmemory-policy`` but
+    ``noeviction``, a full Redis deletes keys early: a TOTP replay guard, and the same code is
+    accepted again (MFA-2); a revoked-session marker, and the session comes back (REF-3); under
+    an ``allkeys-*`` policy even a session epoch, and tokens from before a password change verify
+    again (REF-4). Keep rate-limit keys, which may be evicted, in another Redis if you want a
+    ``maxmemory`` policy for them.
+
+    Args:
+        client: the redis-py client the security stores use.
+        epochs: this Redis holds session epochs (:class:`RedisSessionStateStore`): also report
+            when append-only persistence is off (``appendonly no``), since a restart then loses
+            every epoch bump since the last snapshot.
+
+    Raises:
+        StoreUnavailableError: Redis could not be reached.
+    """
+    problems = []
+    policy = eviction_policy(client)
+    if policy is None:
+        problems.append(
+            "maxmemory-policy is unknown (CONFIG GET and INFO were refused): make sure it is "
+            "noeviction, or Redis may evict replay guards, revocations and epochs"
+        )
+    elif policy != _SAFE_POLICY:
+        problems.append(
+            f"maxmemory-policy is {policy!r}: when memory runs out Redis evicts keys, which "
+            "lets a TOTP code be replayed, a revoked session come back or an old epoch verify "
+            "again; set it to noeviction (and keep rate limits in another Redis)"
+        )
+    if epochs:
+        appendonly = _setting(client, "appendonly", "persistence", "aof_enabled")
+        if appendonly is None:
+            problems.append(
+                "persistence is unknown (CONFIG GET and INFO were refused): session epochs need "
+                "append-only persistence (appendonly yes)"
+            )
+        elif appendonly not in ("yes", "1"):
+            problems.append(
+                "append-only persistence is off: a restart loses the session epochs bumped "
+                "since the last snapshot, and tokens from before those password changes verify "
+                "again; set appendonly yes"
+            )
+    return problems
+
+
+def require_noeviction(client: redis.Redis[Any], *, allow_unknown: bool = False) -> None:
+    """Refuse a Redis that may evict keys (see :func:`check_redis_safety`); call it at start-up.
+
+    Args:
+        client: the redis-py client the security stores use.
+        allow_unknown: accept a server that will not tell its policy (a managed service with
+            ``CONFIG`` and ``INFO`` disabled), once you have checked the setting yourself.
+
+    Raises:
+        StoreError: ``reason="eviction_policy"`` when the policy is not ``noeviction``;
+            ``reason="eviction_policy_unknown"`` when the server will not say and
+            ``allow_unknown`` is false.
+        StoreUnavailableError: Redis could not be reached.
+    """
+    policy = eviction_policy(client)
+    if policy is None:
+        if not allow_unknown:
+            raise StoreError(
+                "cannot read Redis' maxmemory-policy; the security stores need noeviction",
+                reason="eviction_policy_unknown",
+            )
+        return
+    if policy != _SAFE_POLICY:
+        raise StoreError(
+            f"Redis' maxmemory-policy is {policy!r}; the security stores need noeviction",
+            reason="eviction_policy",
+        )
+
+
 class _SelfExpiringStore(_RedisStore):
     """A store whose records carry a time-to-live, so Redis forgets them by itself."""
+
+    def require_noeviction(self, *, allow_unknown: bool = False) -> None:
+        """Refuse this store's Redis if it may evict keys: see :func:`require_noeviction`.
+
+        One round trip (two when ``CONFIG`` is refused); the constructor makes none, so call
+        this once at start-up.
+
+        Raises:
+            StoreError: ``reason="eviction_policy"`` or ``"eviction_policy_unknown"``.
+            StoreUnavailableError: Redis could not be reached.
+        """
+        require_noeviction(self._client, allow_unknown=allow_unknown)
 
     def purge_expired(self, *, now: datetime) -> int:
         """Return 0: Redis forgets these records by itself when they expire.

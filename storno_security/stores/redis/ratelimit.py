@@ -16,6 +16,15 @@ clocks (NTP). Time never moves backwards on a key: a host whose clock is behind 
 recorded there is served at that time (a log records its request there; a bucket refills
 nothing), so each log is exact on its own timeline; a host whose clock is ahead moves that
 timeline forward, and the others' requests leave its window early by the skew.
+
+A key's time-to-live is when its state expires on the caller's clock plus a grace of 5 seconds
+(``_EXPIRY_GRACE_MS``). Without it a bucket refilling in 2 ms would live 2 ms of real time, and
+a caller whose clock lags real time (a loaded host, a clock a little behind) would find it gone
+while, on its own clock, the state is still live. Keeping a key longer never changes an answer
+for a caller at or after that expiry: every entry of a log is then out of its window, and a
+bucket's level is ``min(full, level + elapsed * rate) = full`` with the time moved to ``now``,
+which is exactly what an absent key gives. It only changes the answer for a caller behind that
+expiry, who is then served on the key's own timeline, as the memory storage does.
 """
 
 from __future__ import annotations
@@ -33,10 +42,15 @@ _SAFE = 2**53 - 1  # integers a Lua double holds exactly (and the next one would
 _FULL = 2**50  # the most units a bucket holds (capacity * refill_period_ms)
 _MAX_LOG = 1_000_000  # entries in one sliding log
 
+#: Milliseconds a rate-limit key outlives its state (see the module docstring).
+_EXPIRY_GRACE_MS = 5_000
+
 # KEYS[1]: the log. ARGV: now_ms, window_ms, limit. Every entry is checked before anything is
 # written, so a log holding something else is refused untouched.
 # Returns {allowed (0/1), remaining, retry_after_ms, reset_after_ms}.
-_WINDOW_SCRIPT = """
+_WINDOW_SCRIPT = (
+    f"local GRACE = {_EXPIRY_GRACE_MS}\n"
+    + """
 local SAFE = 2 ^ 53
 local now = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
@@ -68,13 +82,19 @@ if #live >= limit then
     return {0, 0, oldest + window - now, newest + window - now}
 end
 live[#live + 1] = string.format('%.0f', at)
-redis.call('DEL', KEYS[1])
+-- a new log's first write is RPUSH, which a full Redis under noeviction refuses (OOM); once a
+-- script has written, Redis lets the rest of its writes through, so a DEL first would let a
+-- flood of new clients grow Redis past maxmemory. An existing log is rewritten in place.
+if #entries > 0 then
+    redis.call('DEL', KEYS[1])
+end
 for i = 1, #live, 4000 do
     redis.call('RPUSH', KEYS[1], unpack(live, i, math.min(i + 3999, #live)))
 end
-redis.call('PEXPIRE', KEYS[1], at + window - now)
+redis.call('PEXPIRE', KEYS[1], at + window - now + GRACE)
 return {1, limit - #live, 0, at + window - now}
 """
+)
 
 # KEYS[1]: the bucket. ARGV: now_ms, capacity, refill_amount, refill_period_ms.
 # Integer arithmetic throughout: the policy keeps capacity * refill_period_ms below 2**50, so
@@ -83,7 +103,9 @@ return {1, limit - #live, 0, at + window - now}
 # The stored level and time are read with int() and bounded: an infinity, or a number too large
 # for exact arithmetic, would make floor_div loop forever inside Redis.
 # Returns {allowed (0/1), remaining, retry_after_ms, reset_after_ms}.
-_BUCKET_SCRIPT = """
+_BUCKET_SCRIPT = (
+    f"local GRACE = {_EXPIRY_GRACE_MS}\n"
+    + """
 local function floor_div(a, b)
     local q = math.floor(a / b)
     while q * b > a do q = q - 1 end
@@ -120,9 +142,10 @@ end
 level = level - unit
 local reset = ceil_div(full - level, rate) + behind
 redis.call('HSET', KEYS[1], 'l', string.format('%.0f', level), 't', string.format('%.0f', last))
-redis.call('PEXPIRE', KEYS[1], reset)
+redis.call('PEXPIRE', KEYS[1], reset + GRACE)
 return {1, floor_div(level, unit), 0, reset}
 """
+)
 
 
 class RedisRateLimitStorage(_RedisStore):
