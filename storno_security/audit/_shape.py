@@ -10,6 +10,8 @@ import re
 from datetime import datetime
 from typing import Final
 
+import attrs
+
 from storno_security.audit.events import Outcome, Scalar, SecurityEvent, SecurityEventType
 from storno_security.errors import StornoSecurityError
 
@@ -144,6 +146,17 @@ def reason_of(error: object) -> str:
     return "other"
 
 
+@attrs.frozen
+class RequestContext:
+    """What the request knows and the mapped object does not: passed through to the event
+    unchecked (the event validates every field)."""
+
+    organization_id: str | None = None
+    company_id: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+
+
 def make_event(
     event_type: SecurityEventType,
     *,
@@ -151,22 +164,20 @@ def make_event(
     outcome: Outcome = Outcome.SUCCESS,
     actor_id: str | None = None,
     subject_id: str | None = None,
-    organization_id: str | None = None,
-    company_id: str | None = None,
-    ip: str | None = None,
-    user_agent: str | None = None,
+    context: RequestContext,
     details: dict[str, Scalar],
 ) -> SecurityEvent:
-    """A :class:`SecurityEvent`; the subject is dropped when it is the actor."""
+    """A :class:`SecurityEvent`; the subject is dropped when it is the actor, and details that
+    are ``None`` are left out."""
     return SecurityEvent(
         type=event_type,
         at=at,
         outcome=outcome,
         actor_id=actor_id,
         subject_id=None if subject_id == actor_id else subject_id,
-        organization_id=organization_id,
-        company_id=company_id,
-        ip=ip,
-        user_agent=user_agent,
+        organization_id=context.organization_id,
+        company_id=context.company_id,
+        ip=context.ip,
+        user_agent=context.user_agent,
         details={k: v for k, v in details.items() if v is not None},
     )

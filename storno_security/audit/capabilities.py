@@ -107,10 +107,9 @@ def event_from_api_key_event(
         at=shape.moment(event, "at", what),
         actor_id=actor_id if actor_id is not None else user_id,
         subject_id=user_id,
-        organization_id=shape.optional_text(event, "organization_id", what),
-        company_id=company_id,
-        ip=ip,
-        user_agent=user_agent,
+        context=shape.RequestContext(
+            shape.optional_text(event, "organization_id", what), company_id, ip, user_agent
+        ),
         details={
             "key_ids": ",".join(ids[:MAX_LISTED_KEYS]) or None,
             "key_count": len(ids),
@@ -142,10 +141,9 @@ def event_from_api_key_use(
         SecurityEventType.LOGIN_SUCCEEDED,
         at=at,
         actor_id=shape.text(principal, "user_id", what),
-        organization_id=shape.text(principal, "organization_id", what),
-        company_id=company_id,
-        ip=ip,
-        user_agent=user_agent,
+        context=shape.RequestContext(
+            shape.text(principal, "organization_id", what), company_id, ip, user_agent
+        ),
         details={
             "method": "api_key",
             "key_id": shape.text(principal, "key_id", what),
@@ -193,10 +191,7 @@ def event_from_mfa_challenge(
         SecurityEventType.MFA_VERIFIED,
         at=shape.moment(verified, "verified_at", what),
         actor_id=shape.text(verified, "user_id", what),
-        organization_id=organization_id,
-        company_id=company_id,
-        ip=ip,
-        user_agent=user_agent,
+        context=shape.RequestContext(organization_id, company_id, ip, user_agent),
         details=details,
     )
 
@@ -230,10 +225,7 @@ def event_from_second_factor(
         event_type,
         at=shape.moment(factor, "verified_at", what),
         actor_id=shape.text(factor, "user_id", what),
-        organization_id=organization_id,
-        company_id=company_id,
-        ip=ip,
-        user_agent=user_agent,
+        context=shape.RequestContext(organization_id, company_id, ip, user_agent),
         details=details,
     )
 
@@ -263,10 +255,7 @@ def event_from_backup_code_set(
         SecurityEventType.BACKUP_CODES_REGENERATED,
         at=at,
         actor_id=shape.text(codes, "user_id", what),
-        organization_id=organization_id,
-        company_id=company_id,
-        ip=ip,
-        user_agent=user_agent,
+        context=shape.RequestContext(organization_id, company_id, ip, user_agent),
         details={"backup_code_count": len(values)},
     )
 
@@ -292,10 +281,7 @@ def event_from_step_up(
         SecurityEventType.STEP_UP_VERIFIED,
         at=shape.moment(verified, "used_at", what),
         actor_id=shape.text(verified, "user_id", what),
-        organization_id=organization_id,
-        company_id=company_id,
-        ip=ip,
-        user_agent=user_agent,
+        context=shape.RequestContext(organization_id, company_id, ip, user_agent),
         details={
             "action": shape.label(verified, "action", what),
             "method": shape.label(verified, "method", what),
@@ -329,10 +315,7 @@ def event_from_passkey_registration(
         SecurityEventType.PASSKEY_REGISTERED,
         at=shape.moment(credential, "created_at", what),
         actor_id=shape.text(credential, "user_id", what),
-        organization_id=organization_id,
-        company_id=company_id,
-        ip=ip,
-        user_agent=user_agent,
+        context=shape.RequestContext(organization_id, company_id, ip, user_agent),
         details={
             "method": "passkey",
             "credential_id": shape.fingerprint(shape.raw_bytes(credential, "credential_id", what)),
@@ -366,10 +349,7 @@ def event_from_passkey_login(
         SecurityEventType.MFA_VERIFIED if second_factor else SecurityEventType.LOGIN_SUCCEEDED,
         at=shape.moment(login, "used_at", what),
         actor_id=shape.text(login, "user_id", what),
-        organization_id=organization_id,
-        company_id=company_id,
-        ip=ip,
-        user_agent=user_agent,
+        context=shape.RequestContext(organization_id, company_id, ip, user_agent),
         details={
             "method": "passkey",
             "credential_id": shape.fingerprint(shape.raw_bytes(login, "credential_id", what)),
@@ -404,10 +384,7 @@ def event_from_passkey_clone(
         at=at,
         outcome=Outcome.FAILURE,
         actor_id=shape.text(error, "user_id", what),
-        organization_id=organization_id,
-        company_id=company_id,
-        ip=ip,
-        user_agent=user_agent,
+        context=shape.RequestContext(organization_id, company_id, ip, user_agent),
         details={
             "method": "passkey",
             "credential_id": shape.fingerprint(shape.raw_bytes(error, "credential_id", what)),
@@ -445,10 +422,7 @@ def event_from_google_login(
         SecurityEventType.LOGIN_SUCCEEDED,
         at=at,
         actor_id=actor_id,
-        organization_id=organization_id,
-        company_id=company_id,
-        ip=ip,
-        user_agent=user_agent,
+        context=shape.RequestContext(organization_id, company_id, ip, user_agent),
         details={
             "method": "google",
             "hosted_domain": shape.label(identity, "hosted_domain", what, optional=True),
@@ -510,10 +484,7 @@ def vault_access_event(
         at=at,
         outcome=outcome,
         actor_id=actor_id,
-        organization_id=organization_id,
-        company_id=company_id,
-        ip=ip,
-        user_agent=user_agent,
+        context=shape.RequestContext(organization_id, company_id, ip, user_agent),
         details=details,
     )
 
@@ -552,13 +523,13 @@ def event_from_license_status(
         at=shape.moment(status, "clock_time", what),
         outcome=_LICENSE_OUTCOMES[state],
         actor_id=actor_id,
-        organization_id=(
+        context=shape.RequestContext(
             organization_id
             if organization_id is not None
-            else shape.text(lic, "organization_id", "License")
+            else shape.text(lic, "organization_id", "License"),
+            ip=ip,
+            user_agent=user_agent,
         ),
-        ip=ip,
-        user_agent=user_agent,
         details={
             "state": state,
             "license_id": shape.label(lic, "license_id", "License"),
@@ -606,10 +577,9 @@ def event_from_membership_change(
         at=at,
         actor_id=shape.text(change, "actor_user_id", what),
         subject_id=shape.text(after, "user_id", "Membership"),
-        organization_id=shape.text(after, "organization_id", "Membership"),
-        company_id=company_id,
-        ip=ip,
-        user_agent=user_agent,
+        context=shape.RequestContext(
+            shape.text(after, "organization_id", "Membership"), company_id, ip, user_agent
+        ),
         details=details,
     )
 
@@ -643,9 +613,7 @@ def event_from_ownership_transfer(
         at=at,
         actor_id=shape.text(former, "user_id", "Membership"),
         subject_id=shape.text(new, "user_id", "Membership"),
-        organization_id=organization_id,
-        ip=ip,
-        user_agent=user_agent,
+        context=shape.RequestContext(organization_id, ip=ip, user_agent=user_agent),
         details={"former_owner_role": shape.label(former, "role", "Membership")},
     )
 
@@ -678,9 +646,7 @@ def event_from_rate_limit(
         at=at,
         outcome=Outcome.FAILURE,
         actor_id=actor_id,
-        organization_id=organization_id,
-        ip=ip,
-        user_agent=user_agent,
+        context=shape.RequestContext(organization_id, ip=ip, user_agent=user_agent),
         details={
             "policy": shape.label(status, "policy", what),
             "limit": shape.integer(status, "limit", what),
@@ -731,9 +697,6 @@ def event_from_error(
         at=at,
         outcome=Outcome.FAILURE,
         actor_id=actor_id,
-        organization_id=organization_id,
-        company_id=company_id,
-        ip=ip,
-        user_agent=user_agent,
+        context=shape.RequestContext(organization_id, company_id, ip, user_agent),
         details=details,
     )

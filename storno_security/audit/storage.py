@@ -25,6 +25,20 @@ __all__ = ["AuditCursor", "AuditSink", "AuditStore"]
 MAX_QUERY_LIMIT = 10_000
 
 
+def _check_limit(limit: object) -> int:
+    """``limit`` if it is an int from 1 to :data:`MAX_QUERY_LIMIT` (the stores' check).
+
+    Raises:
+        TypeError: ``limit`` is not an int (a bool is not).
+        ValueError: ``limit`` is out of range.
+    """
+    if not isinstance(limit, int) or isinstance(limit, bool):
+        raise TypeError("limit must be an int")
+    if not 1 <= limit <= MAX_QUERY_LIMIT:
+        raise ValueError(f"limit must be between 1 and {MAX_QUERY_LIMIT}")
+    return limit
+
+
 @attrs.frozen
 class AuditCursor:
     """A position in the newest-first order: a query with it returns events strictly older.

@@ -15,30 +15,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import storno_security.audit
-from storno_security.audit import (
-    AuditLog,
-    Outcome,
-    SecurityEvent,
-    SecurityEventType,
-    event_from_api_key_event,
-    event_from_api_key_use,
-    event_from_backup_code_set,
-    event_from_error,
-    event_from_google_login,
-    event_from_license_status,
-    event_from_membership_change,
-    event_from_mfa_challenge,
-    event_from_ownership_transfer,
-    event_from_passkey_clone,
-    event_from_passkey_login,
-    event_from_passkey_registration,
-    event_from_rate_limit,
-    event_from_second_factor,
-    event_from_step_up,
-    event_to_json,
-    vault_access_event,
-)
+from storno_security import audit
+from storno_security.audit import AuditLog, Outcome, SecurityEvent, SecurityEventType, event_to_json
 from storno_security.clock import FrozenClock
 from storno_security.errors import (
     InvalidApiKeyError,
@@ -103,12 +81,12 @@ def _no_secret(event: SecurityEvent) -> SecurityEvent:
 
 @pytest.mark.spec("ACC-3")
 def test_api_key_events() -> None:
-    created = _no_secret(event_from_api_key_event(api_key_event(), ip="::1"))
+    created = _no_secret(audit.event_from_api_key_event(api_key_event(), ip="::1"))
     assert created.type is SecurityEventType.API_KEY_CREATED
     assert (created.actor_id, created.subject_id, created.organization_id) == ("u1", None, "org-1")
     assert dict(created.details) == {"key_ids": "AbCdEf012345", "key_count": 1, "scope": "read"}
     many = tuple(f"key{i:09d}" for i in range(20))
-    revoked = event_from_api_key_event(
+    revoked = audit.event_from_api_key_event(
         api_key_event(kind="api_key_revoked", key_ids=many, scope=None, organization_id=None),
         actor_id="admin-1",
     )
@@ -117,15 +95,15 @@ def test_api_key_events() -> None:
     assert revoked.details["key_count"] == 20
     assert str(revoked.details["key_ids"]).count(",") == 15
     with pytest.raises(ValueError, match="kind"):
-        event_from_api_key_event(api_key_event(kind="api_key_used"))
+        audit.event_from_api_key_event(api_key_event(kind="api_key_used"))
     with pytest.raises(TypeError, match="key_ids"):
-        event_from_api_key_event(api_key_event(key_ids="AbCdEf012345"))
+        audit.event_from_api_key_event(api_key_event(key_ids="AbCdEf012345"))
 
 
 @pytest.mark.spec("ACC-3")
 def test_api_key_use() -> None:
     principal = Shape(user_id="u1", organization_id="org-1", key_id="AbCdEf012345", scope="write")
-    event = _no_secret(event_from_api_key_use(principal, at=AT, company_id="c1"))
+    event = _no_secret(audit.event_from_api_key_use(principal, at=AT, company_id="c1"))
     assert event.type is SecurityEventType.LOGIN_SUCCEEDED
     assert dict(event.details) == {"method": "api_key", "key_id": "AbCdEf012345", "scope": "write"}
     assert event.company_id == "c1"
@@ -135,22 +113,22 @@ def test_api_key_use() -> None:
 def test_mfa_results() -> None:
     factor = Shape(user_id="u1", method="backup_code", verified_at=AT, backup_codes_left=3)
     challenge = Shape(user_id="u1", method="backup_code", verified_at=AT, factor=factor)
-    event = _no_secret(event_from_mfa_challenge(challenge, organization_id="org-1"))
+    event = _no_secret(audit.event_from_mfa_challenge(challenge, organization_id="org-1"))
     assert event.type is SecurityEventType.MFA_VERIFIED
     assert event.details["backup_code_count"] == 3
     assert event.details["purpose"] == "login"
-    used = event_from_second_factor(factor)
+    used = audit.event_from_second_factor(factor)
     assert used.type is SecurityEventType.BACKUP_CODE_USED
-    totp = event_from_second_factor(
+    totp = audit.event_from_second_factor(
         Shape(user_id="u1", method="totp", verified_at=AT, totp_step=59_000_000)
     )
     assert totp.type is SecurityEventType.MFA_VERIFIED
     assert dict(totp.details) == {"method": "totp"}  # the step is not copied
     codes = Shape(user_id="u1", codes=(SECRET,) * 10)
-    regenerated = _no_secret(event_from_backup_code_set(codes, at=AT))
+    regenerated = _no_secret(audit.event_from_backup_code_set(codes, at=AT))
     assert regenerated.details["backup_code_count"] == 10
     step_up = Shape(user_id="u1", action="vault.read", method="totp", used_at=AT, token=SECRET)
-    event = _no_secret(event_from_step_up(step_up))
+    event = _no_secret(audit.event_from_step_up(step_up))
     assert event.type is SecurityEventType.STEP_UP_VERIFIED
     assert dict(event.details) == {"action": "vault.read", "method": "totp"}
 
@@ -159,7 +137,9 @@ def test_mfa_results() -> None:
 def test_mfa_failure_keeps_the_attempts_left_and_drops_the_message() -> None:
     error = InvalidMfaCodeError(f"code {SECRET} is wrong", reason="mismatch", attempts_left=2)
     event = _no_secret(
-        event_from_error(SecurityEventType.MFA_FAILED, error, at=AT, method="totp", actor_id="u1")
+        audit.event_from_error(
+            SecurityEventType.MFA_FAILED, error, at=AT, method="totp", actor_id="u1"
+        )
     )
     assert event.outcome is Outcome.FAILURE
     assert dict(event.details) == {"reason": "mismatch", "method": "totp", "attempts_left": 2}
@@ -178,7 +158,7 @@ def test_passkeys() -> None:
         user_handle=SECRET.encode(),
         name=SECRET,
     )
-    registered = _no_secret(event_from_passkey_registration(credential))
+    registered = _no_secret(audit.event_from_passkey_registration(credential))
     assert registered.type is SecurityEventType.PASSKEY_REGISTERED
     fingerprint = registered.details["credential_id"]
     assert fingerprint == "72cd6e8422c407fb6d098690f1130b7ded7ec2f7f5e1d30bd9d521f015363793"
@@ -190,14 +170,14 @@ def test_passkeys() -> None:
         backed_up=True,
         satisfies_mfa=True,
     )
-    event = event_from_passkey_login(login)
+    event = audit.event_from_passkey_login(login)
     assert event.type is SecurityEventType.LOGIN_SUCCEEDED
     assert event.details["credential_id"] == fingerprint
-    assert event_from_passkey_login(login, second_factor=True).type is (
+    assert audit.event_from_passkey_login(login, second_factor=True).type is (
         SecurityEventType.MFA_VERIFIED
     )
     clone = PasskeyCloneSuspectedError(credential_id=credential_id, user_id="u1")
-    suspected = event_from_passkey_clone(clone, at=AT)
+    suspected = audit.event_from_passkey_clone(clone, at=AT)
     assert suspected.type is SecurityEventType.PASSKEY_CLONE_SUSPECTED
     assert suspected.outcome is Outcome.FAILURE
 
@@ -211,7 +191,7 @@ def test_google_login_copies_no_personal_data() -> None:
         hosted_domain="example.eu",
         audience="1234.apps.googleusercontent.com",
     )
-    event = event_from_google_login(identity, at=AT, actor_id="u1")
+    event = audit.event_from_google_login(identity, at=AT, actor_id="u1")
     text = event_to_json(event)
     assert "ana@example.eu" not in text
     assert "110169484474386276334" not in text
@@ -225,16 +205,16 @@ def test_google_login_copies_no_personal_data() -> None:
 
 @pytest.mark.spec("ACC-3")
 def test_vault_access() -> None:
-    read = vault_access_event(
+    read = audit.vault_access_event(
         "read", at=AT, actor_id="u1", secret_name="s3_secret", company_id="c1"
     )
     assert read.type is SecurityEventType.VAULT_ACCESSED
-    written = vault_access_event(
+    written = audit.vault_access_event(
         "write", at=AT, actor_id="u1", secret_name="s3_secret", vault_key_id="-abc_DEF1234"
     )
     assert written.type is SecurityEventType.VAULT_UPDATED
     assert written.details["vault_key_id"] == "-abc_DEF1234"
-    failed = vault_access_event(
+    failed = audit.vault_access_event(
         "read",
         at=AT,
         actor_id="u1",
@@ -243,11 +223,11 @@ def test_vault_access() -> None:
     )
     assert (failed.outcome, failed.details["reason"]) == (Outcome.FAILURE, "mac")
     with pytest.raises(ValueError, match="action"):
-        vault_access_event("delete", at=AT, actor_id="u1", secret_name="x")  # type: ignore[arg-type]
+        audit.vault_access_event("delete", at=AT, actor_id="u1", secret_name="x")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="secret_name"):
-        vault_access_event("read", at=AT, actor_id="u1", secret_name="hunter2 is my password")
+        audit.vault_access_event("read", at=AT, actor_id="u1", secret_name="hunter2 is my password")
     with pytest.raises(ValueError, match="looks like a secret"):
-        vault_access_event("read", at=AT, actor_id="u1", secret_name=SECRET)
+        audit.vault_access_event("read", at=AT, actor_id="u1", secret_name=SECRET)
 
 
 def license_status(state: str, **changes: Any) -> Shape:
@@ -274,7 +254,7 @@ def license_status(state: str, **changes: Any) -> Shape:
     [("valid", Outcome.SUCCESS), ("grace", Outcome.SUCCESS), ("expired", Outcome.FAILURE)],
 )
 def test_license_status(state: str, outcome: Outcome) -> None:
-    event = event_from_license_status(license_status(state))
+    event = audit.event_from_license_status(license_status(state))
     assert (event.type, event.outcome) == (SecurityEventType.LICENSE_CHECKED, outcome)
     assert event.organization_id == "org-42"
     assert event.details["state"] == state
@@ -283,7 +263,7 @@ def test_license_status(state: str, outcome: Outcome) -> None:
 
 def test_license_status_refuses_an_unknown_state() -> None:
     with pytest.raises(ValueError, match="state"):
-        event_from_license_status(license_status("revoked"))
+        audit.event_from_license_status(license_status("revoked"))
 
 
 @pytest.mark.spec("ACC-3")
@@ -302,7 +282,7 @@ def test_membership_changes() -> None:
             before=None if action == "add" else before,
             after=after,
         )
-        event = event_from_membership_change(change, at=AT)
+        event = audit.event_from_membership_change(change, at=AT)
         assert event.type is kind
         assert (event.actor_id, event.subject_id, event.organization_id) == (
             "u-owner",
@@ -311,13 +291,13 @@ def test_membership_changes() -> None:
         )
         assert event.details["custom_permissions"] is True
     with pytest.raises(ValueError, match="action"):
-        event_from_membership_change(
+        audit.event_from_membership_change(
             Shape(action="promote", actor_user_id="u", before=None, after=after), at=AT
         )
     transfer = Shape(
         former_owner=membership("u-owner", "admin"), new_owner=membership("u2", "owner")
     )
-    event = event_from_ownership_transfer(transfer, at=AT)
+    event = audit.event_from_ownership_transfer(transfer, at=AT)
     assert (event.type, event.actor_id, event.subject_id) == (
         SecurityEventType.OWNERSHIP_TRANSFERRED,
         "u-owner",
@@ -328,7 +308,7 @@ def test_membership_changes() -> None:
         former_owner=owner, new_owner=membership("u2", "owner", organization_id="org-2")
     )
     with pytest.raises(ValueError, match="one organization"):
-        event_from_ownership_transfer(elsewhere, at=AT)
+        audit.event_from_ownership_transfer(elsewhere, at=AT)
 
 
 @pytest.mark.spec("ACC-3")
@@ -336,7 +316,7 @@ def test_rate_limit_refusal_from_the_error_or_its_status() -> None:
     status = Shape(policy="login", limit=5, remaining=0, reset=60, retry_after=42, degraded=False)
     error = RateLimitExceededError(status=status)  # type: ignore[arg-type]
     for refusal in (error, status):
-        event = event_from_rate_limit(refusal, at=AT, ip="203.0.113.7")
+        event = audit.event_from_rate_limit(refusal, at=AT, ip="203.0.113.7")
         assert (event.type, event.outcome) == (SecurityEventType.RATE_LIMITED, Outcome.FAILURE)
         assert dict(event.details) == {"policy": "login", "limit": 5, "retry_after": 42}
 
@@ -347,13 +327,13 @@ def test_rate_limit_refusal_from_the_error_or_its_status() -> None:
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda: event_from_api_key_event(SimpleNamespace(kind="api_key_created")), "has no"),
-        (lambda: event_from_api_key_event(api_key_event(user_id=b"u1")), "user_id"),
-        (lambda: event_from_api_key_event(api_key_event(at="2026-03-01")), "at"),
-        (lambda: event_from_api_key_event(api_key_event(scope=SECRET + " x")), "scope"),
-        (lambda: event_from_step_up(SimpleNamespace(user_id="u1")), "used_at"),
+        (lambda: audit.event_from_api_key_event(SimpleNamespace(kind="api_key_created")), "has no"),
+        (lambda: audit.event_from_api_key_event(api_key_event(user_id=b"u1")), "user_id"),
+        (lambda: audit.event_from_api_key_event(api_key_event(at="2026-03-01")), "at"),
+        (lambda: audit.event_from_api_key_event(api_key_event(scope=SECRET + " x")), "scope"),
+        (lambda: audit.event_from_step_up(SimpleNamespace(user_id="u1")), "used_at"),
         (
-            lambda: event_from_passkey_login(
+            lambda: audit.event_from_passkey_login(
                 Shape(
                     user_id="u1",
                     credential_id="abc",
@@ -366,12 +346,19 @@ def test_rate_limit_refusal_from_the_error_or_its_status() -> None:
             "credential_id",
         ),
         (
-            lambda: event_from_rate_limit(Shape(policy="login", limit=True, retry_after=1), at=AT),
+            lambda: audit.event_from_rate_limit(
+                Shape(policy="login", limit=True, retry_after=1), at=AT
+            ),
             "limit",
         ),
-        (lambda: event_from_backup_code_set(Shape(user_id="u1", codes=SECRET), at=AT), "codes"),
         (
-            lambda: event_from_error(SecurityEventType.LOGIN_FAILED, ValueError(SECRET), at=AT),
+            lambda: audit.event_from_backup_code_set(Shape(user_id="u1", codes=SECRET), at=AT),
+            "codes",
+        ),
+        (
+            lambda: audit.event_from_error(
+                SecurityEventType.LOGIN_FAILED, ValueError(SECRET), at=AT
+            ),
             "StornoSecurityError",
         ),
     ],
@@ -385,20 +372,20 @@ def test_a_wrong_shape_is_a_type_error_that_quotes_no_value(call: Any, message: 
 
 def test_a_reason_that_is_not_a_plain_word_is_not_copied() -> None:
     error = InvalidApiKeyError(reason=f"bad key {SECRET}")
-    event = event_from_error(SecurityEventType.LOGIN_FAILED, error, at=AT, method="api_key")
+    event = audit.event_from_error(SecurityEventType.LOGIN_FAILED, error, at=AT, method="api_key")
     assert event.details["reason"] == "other"
 
 
 def test_every_context_field_goes_through() -> None:
     principal = Shape(user_id="u1", organization_id="org-1", key_id="k", scope="read")
-    event = event_from_api_key_use(
+    event = audit.event_from_api_key_use(
         principal, at=AT, company_id="c1", ip="2001:DB8::1", user_agent="curl/8"
     )
     assert (event.company_id, event.ip, event.user_agent) == ("c1", "2001:db8::1", "curl/8")
     with pytest.raises(ValueError, match="ip"):
-        event_from_api_key_use(principal, at=AT, ip="not an address")
+        audit.event_from_api_key_use(principal, at=AT, ip="not an address")
     with pytest.raises(ValueError, match="naive"):
-        event_from_api_key_use(principal, at=datetime(2026, 3, 1))
+        audit.event_from_api_key_use(principal, at=datetime(2026, 3, 1))
 
 
 # --- the log records mapped events ----------------------------------------------------------
@@ -412,7 +399,7 @@ def test_the_log_records_mapped_events_and_api_key_events() -> None:
     listener(api_key_event())
     clock.advance(timedelta(seconds=1))
     recorded = log.record_event(
-        vault_access_event("read", at=clock.now(), actor_id="u1", secret_name="s3_secret")
+        audit.vault_access_event("read", at=clock.now(), actor_id="u1", secret_name="s3_secret")
     )
     kinds = [e.type for e in store.query(organization_id=None)]
     assert kinds == [SecurityEventType.VAULT_ACCESSED, SecurityEventType.API_KEY_CREATED]
@@ -432,7 +419,7 @@ _ALLOWED = {
 
 
 def test_audit_imports_no_other_capability() -> None:
-    package = Path(storno_security.audit.__file__).parent
+    package = Path(audit.__file__).parent
     for path in package.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             names: list[str] = []
@@ -450,7 +437,7 @@ def test_audit_imports_no_other_capability() -> None:
 @given(message=st.text(max_size=200), reason=st.text(max_size=80))
 def test_an_error_gives_its_plain_reason_and_never_its_message(message: str, reason: str) -> None:
     error = InvalidApiKeyError("MSG:" + message, reason=reason)
-    event = event_from_error(SecurityEventType.LOGIN_FAILED, error, at=AT, method="api_key")
+    event = audit.event_from_error(SecurityEventType.LOGIN_FAILED, error, at=AT, method="api_key")
     assert "MSG:" not in event_to_json(event)
     assert "MSG:" not in repr(event)
     plain = re.fullmatch(r"[a-z][a-z0-9_]{0,63}", reason) is not None
@@ -468,6 +455,6 @@ def test_attributes_a_mapping_does_not_name_never_reach_the_event(extra: dict[st
         method="totp",
         used_at=AT,
     )
-    event = event_from_step_up(step_up)
+    event = audit.event_from_step_up(step_up)
     assert "LEAK:" not in event_to_json(event)
     assert dict(event.details) == {"action": "vault.read", "method": "totp"}

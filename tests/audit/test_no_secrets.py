@@ -34,29 +34,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from storno_security import audit
 from storno_security.api_keys import ApiKeyManager, hash_api_key
-from storno_security.audit import (
-    AuditLog,
-    Outcome,
-    SecurityEvent,
-    SecurityEventType,
-    event_from_api_key_use,
-    event_from_backup_code_set,
-    event_from_error,
-    event_from_google_login,
-    event_from_license_status,
-    event_from_membership_change,
-    event_from_mfa_challenge,
-    event_from_ownership_transfer,
-    event_from_passkey_clone,
-    event_from_passkey_login,
-    event_from_passkey_registration,
-    event_from_rate_limit,
-    event_from_second_factor,
-    event_from_step_up,
-    event_to_json,
-    vault_access_event,
-)
+from storno_security.audit import AuditLog, Outcome, SecurityEvent, SecurityEventType, event_to_json
 from storno_security.clock import FrozenClock
 from storno_security.errors import (
     InvalidApiKeyError,
@@ -204,7 +184,7 @@ def _failed(
     **context: Any,
 ) -> None:
     """Record the failure a library error reports, at the clock's time."""
-    log.record_event(event_from_error(event_type, error, at=clock.now(), **context))
+    log.record_event(audit.event_from_error(event_type, error, at=clock.now(), **context))
 
 
 # --- flows -----------------------------------------------------------------------------------
@@ -291,12 +271,14 @@ def mfa_flow() -> tuple[list[SecurityEvent], list[Secret]]:
     code = _totp_code(secret, clock)
     used.append(code)
     log.record_event(
-        event_from_second_factor(totp.confirm_enrolment(code, secret=secret, user_id="u1"), **CTX)
+        audit.event_from_second_factor(
+            totp.confirm_enrolment(code, secret=secret, user_id="u1"), **CTX
+        )
     )
     log.record(SecurityEventType.MFA_ENABLED, actor_id="u1", details={"method": "totp"}, **CTX)
     backup = codes.generate("u1")
     used += list(backup.codes)
-    log.record_event(event_from_backup_code_set(backup, at=clock.now(), **CTX))
+    log.record_event(audit.event_from_backup_code_set(backup, at=clock.now(), **CTX))
 
     def answer(method: str, value: str) -> Callable[[PendingChallenge], VerifiedFactor]:
         return lambda pending: factors.verify(
@@ -317,7 +299,7 @@ def mfa_flow() -> tuple[list[SecurityEvent], list[Secret]]:
     code = _totp_code(secret, clock)
     used.append(code)
     verified = challenges.complete(issued.token, answer("totp", code))
-    log.record_event(event_from_mfa_challenge(verified, **CTX))
+    log.record_event(audit.event_from_mfa_challenge(verified, **CTX))
 
     for attempt in range(2):  # the second use of the same code is refused
         issued = challenges.issue("u1")
@@ -325,8 +307,8 @@ def mfa_flow() -> tuple[list[SecurityEvent], list[Secret]]:
         respond = answer("backup_code", backup.codes[0])
         if attempt == 0:
             verified = challenges.complete(issued.token, respond)
-            log.record_event(event_from_mfa_challenge(verified, **CTX))
-            log.record_event(event_from_second_factor(verified.factor, **CTX))
+            log.record_event(audit.event_from_mfa_challenge(verified, **CTX))
+            log.record_event(audit.event_from_second_factor(verified.factor, **CTX))
             continue
         with pytest.raises(InvalidMfaCodeError) as failure:
             challenges.complete(issued.token, respond)
@@ -346,7 +328,7 @@ def mfa_flow() -> tuple[list[SecurityEvent], list[Secret]]:
     grant = step_up.issue(totp.verify(code, secret=secret, user_id="u1"), action=MFA_DISABLE)
     used.append(grant.token)
     done = disable_mfa("u1", step_up_token=grant.token, step_up=step_up, backup_codes=codes)
-    log.record_event(event_from_step_up(done, **CTX))
+    log.record_event(audit.event_from_step_up(done, **CTX))
     log.record(SecurityEventType.MFA_DISABLED, actor_id="u1", **CTX)
     return _all(store), used
 
@@ -360,7 +342,9 @@ def api_key_flow() -> tuple[list[SecurityEvent], list[Secret]]:
     mistyped = key[:-1] + ("A" if key[-1] != "A" else "B")
     used: list[Secret] = [key, key[len("af_") + 13 :], hash_api_key(key), mistyped]
     principal = manager.verify(key)
-    log.record_event(event_from_api_key_use(principal, at=clock.now(), ip=IP, user_agent="ci"))
+    log.record_event(
+        audit.event_from_api_key_use(principal, at=clock.now(), ip=IP, user_agent="ci")
+    )
     for presented in (mistyped, "af_" + secrets.token_urlsafe(48)):
         used.append(presented)
         with pytest.raises(InvalidApiKeyError) as failure:
@@ -395,12 +379,12 @@ def passkey_flow() -> tuple[list[SecurityEvent], list[Secret]]:
     credential = manager.finish_registration(
         authenticator.create(options, origin=PASSKEY_ORIGIN), user_id="u1", name="Laptop"
     )
-    log.record_event(event_from_passkey_registration(credential, **CTX))
+    log.record_event(audit.event_from_passkey_registration(credential, **CTX))
 
     options = manager.start_login().as_dict()
     used.append(options["challenge"])
     response = authenticator.get(options, origin=PASSKEY_ORIGIN)
-    log.record_event(event_from_passkey_login(manager.finish_login(response), **CTX))
+    log.record_event(audit.event_from_passkey_login(manager.finish_login(response), **CTX))
     with pytest.raises(InvalidPasskeyError) as failure:  # the same assertion again
         manager.finish_login(response)
     _failed(log, clock, SecurityEventType.LOGIN_FAILED, failure.value, method="passkey", **CTX)
@@ -410,7 +394,7 @@ def passkey_flow() -> tuple[list[SecurityEvent], list[Secret]]:
     stale = authenticator.get(options, origin=PASSKEY_ORIGIN, sign_count=1)  # a clone's count
     with pytest.raises(PasskeyCloneSuspectedError) as clone:
         manager.verify_second_factor(stale, user_id="u1")
-    log.record_event(event_from_passkey_clone(clone.value, at=clock.now(), **CTX))
+    log.record_event(audit.event_from_passkey_clone(clone.value, at=clock.now(), **CTX))
     for stored in authenticator.keys.values():
         used += [_pem(stored.private_key), *_jwk_private_parts(stored.private_key)]
     return _all(store), used
@@ -425,7 +409,7 @@ def google_flow() -> tuple[list[SecurityEvent], list[Secret]]:
     )
     token = google.token(clock.now())
     identity = verifier.verify(token)
-    log.record_event(event_from_google_login(identity, at=clock.now(), actor_id="u1", **CTX))
+    log.record_event(audit.event_from_google_login(identity, at=clock.now(), actor_id="u1", **CTX))
     foreign = google.token(clock.now(), aud="someone-else.apps.googleusercontent.com")
     with pytest.raises(InvalidIdTokenError) as failure:
         verifier.verify(foreign)
@@ -446,22 +430,24 @@ def vault_flow() -> tuple[list[SecurityEvent], list[Secret]]:
     sealed = ring.seal(plaintext, associated_data=ad)
     sealed_binary = ring.seal(binary, associated_data=ad + "_raw")
     log.record_event(
-        vault_access_event(
+        audit.vault_access_event(
             "write", at=clock.now(), secret_name="s3_secret", vault_key_id=old.kid, **context
         )
     )
     assert ring.open(sealed, associated_data=ad) == plaintext.encode()
-    log.record_event(vault_access_event("read", at=clock.now(), secret_name="s3_secret", **context))
+    log.record_event(
+        audit.vault_access_event("read", at=clock.now(), secret_name="s3_secret", **context)
+    )
     with pytest.raises(InvalidCiphertextError) as failure:
         ring.open(sealed, associated_data="company:c2/s3_secret")
     log.record_event(
-        vault_access_event(
+        audit.vault_access_event(
             "read", at=clock.now(), secret_name="s3_secret", error=failure.value, **context
         )
     )
     rotated = VaultKeyRing(new, decrypt_only=[old]).rotate(sealed, associated_data=ad)
     log.record_event(
-        vault_access_event(
+        audit.vault_access_event(
             "write", at=clock.now(), secret_name="s3_secret", vault_key_id=new.kid, **context
         )
     )
@@ -499,7 +485,7 @@ def license_flow() -> tuple[list[SecurityEvent], list[Secret]]:
         clock.advance(step)
         status = verifier.verify(issued.token)
         states.append(status.state.value)
-        log.record_event(event_from_license_status(status, ip=IP))
+        log.record_event(audit.event_from_license_status(status, ip=IP))
     assert states == ["valid", "grace", "expired"]
     head, payload, signature = issued.token.split(".")
     tampered = f"{head}.{payload}.{signature[:-2]}{'AA' if signature[-2:] != 'AA' else 'BB'}"
@@ -535,13 +521,13 @@ def rbac_flow() -> tuple[list[SecurityEvent], list[Secret]]:
         principal=me,
         existing=(),
     )
-    log.record_event(event_from_membership_change(added, at=clock.now(), ip=IP))
+    log.record_event(audit.event_from_membership_change(added, at=clock.now(), ip=IP))
     changed = authorize_membership_update(owner, added.after, principal=me, role="accountant")
-    log.record_event(event_from_membership_change(changed, at=clock.now(), ip=IP))
+    log.record_event(audit.event_from_membership_change(changed, at=clock.now(), ip=IP))
     removed = authorize_member_removal(owner, changed.after, principal=me, at=clock.now())
-    log.record_event(event_from_membership_change(removed, at=clock.now(), ip=IP))
+    log.record_event(audit.event_from_membership_change(removed, at=clock.now(), ip=IP))
     transfer = authorize_ownership_transfer(owner, admin, principal=me)
-    log.record_event(event_from_ownership_transfer(transfer, at=clock.now(), ip=IP))
+    log.record_event(audit.event_from_ownership_transfer(transfer, at=clock.now(), ip=IP))
     return _all(store), [password, stored, session.access_token, session.refresh_token]
 
 
@@ -559,7 +545,7 @@ def rate_limit_flow() -> tuple[list[SecurityEvent], list[Secret]]:
         try:
             limiter.hit("login", client_key(IP))
         except RateLimitExceededError as refusal:
-            log.record_event(event_from_rate_limit(refusal, at=clock.now(), ip=IP))
+            log.record_event(audit.event_from_rate_limit(refusal, at=clock.now(), ip=IP))
             break
         with pytest.raises(InvalidPasswordError) as failure:
             hasher.verify(guess, stored)
@@ -826,7 +812,7 @@ def leaky_event_from_api_key_use(
 ) -> SecurityEvent:
     """A deliberately wrong mapping: it adds a "fingerprint" of the presented key as the key id
     (lower-case base64 in two dotted pieces of 20 passes the details' shape check)."""
-    event = event_from_api_key_use(principal, at=at, ip=IP)
+    event = audit.event_from_api_key_use(principal, at=at, ip=IP)
     copy = base64.b64encode(presented.encode()).decode().lower()
     return attrs.evolve(event, details={**event.details, "key_id": f"{copy[:20]}.{copy[20:40]}"})
 
@@ -834,13 +820,13 @@ def leaky_event_from_api_key_use(
 def leaky_vault_access_event(plaintext: bytes, *, at: datetime) -> SecurityEvent:
     """A deliberately wrong mapping: a vault key id that is the plaintext in hex (hex passes
     under an id key: it is how ids look)."""
-    event = vault_access_event("read", at=at, actor_id="u1", secret_name="s3_secret")
+    event = audit.vault_access_event("read", at=at, actor_id="u1", secret_name="s3_secret")
     return attrs.evolve(event, details={**event.details, "vault_key_id": plaintext.hex()})
 
 
 def leaky_mfa_failure(error: InvalidMfaCodeError, *, code: str, at: datetime) -> SecurityEvent:
     """A deliberately wrong mapping: it records the code that was tried as the reason."""
-    event = event_from_error(SecurityEventType.MFA_FAILED, error, at=at, method="totp")
+    event = audit.event_from_error(SecurityEventType.MFA_FAILED, error, at=at, method="totp")
     return attrs.evolve(event, details={**event.details, "reason": code})
 
 
@@ -849,7 +835,7 @@ def test_the_scan_catches_leaky_mappings() -> None:
     manager = ApiKeyManager(MemoryApiKeyStore(), clock=clock)
     created = manager.create("u1", "org-1", name="CI", scope="read")
     principal = manager.verify(created.key)
-    good = event_from_api_key_use(principal, at=clock.now())
+    good = audit.event_from_api_key_use(principal, at=clock.now())
     bad = leaky_event_from_api_key_use(principal, at=clock.now(), presented=created.key)
     assert leaks([good], [created.key]) == []
     assert len(str(bad.details["key_id"])) == 41  # a truncated, lower-cased base64 copy
@@ -864,7 +850,7 @@ def test_the_scan_catches_leaky_mappings() -> None:
     failure = InvalidMfaCodeError(reason="mismatch", attempts_left=4)
     assert leaks([leaky_mfa_failure(failure, code=code, at=clock.now())], [code]) == ["mfa.failed"]
     # a short code is found as a whole number only, not inside an id or a number
-    clean = event_from_error(SecurityEventType.MFA_FAILED, failure, at=clock.now())
+    clean = audit.event_from_error(SecurityEventType.MFA_FAILED, failure, at=clock.now())
     assert leaks([attrs.evolve(clean, details={"attempts_left": 104291700})], [code]) == []
 
 

@@ -14,20 +14,12 @@ from datetime import datetime
 import attrs
 
 from storno_security.audit.events import SecurityEvent, SecurityEventType
-from storno_security.audit.storage import MAX_QUERY_LIMIT, AuditCursor
+from storno_security.audit.storage import AuditCursor, _check_limit
 from storno_security.clock import ensure_aware_utc
 from storno_security.errors import StoreError
 from storno_security.stores.memory._base import _delete_where
 
 __all__ = ["MemoryAuditStore"]
-
-
-def _check_limit(limit: object) -> int:
-    if not isinstance(limit, int) or isinstance(limit, bool):
-        raise TypeError("limit must be an int")
-    if not 1 <= limit <= MAX_QUERY_LIMIT:
-        raise ValueError(f"limit must be between 1 and {MAX_QUERY_LIMIT}")
-    return limit
 
 
 class MemoryAuditStore:

@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from storno_security.audit.events import SecurityEvent, SecurityEventType
-from storno_security.audit.storage import MAX_QUERY_LIMIT, AuditCursor
+from storno_security.audit.storage import AuditCursor, _check_limit
 from storno_security.clock import ensure_aware_utc
 from storno_security.errors import CorruptRecordError
 from storno_security.stores.sql._base import (
@@ -56,14 +56,6 @@ audit_events = sa.Table(
     mysql_charset="utf8mb4",
 )
 _A = audit_events.c
-
-
-def _check_limit(limit: object) -> int:
-    if not isinstance(limit, int) or isinstance(limit, bool):
-        raise TypeError("limit must be an int")
-    if not 1 <= limit <= MAX_QUERY_LIMIT:
-        raise ValueError(f"limit must be between 1 and {MAX_QUERY_LIMIT}")
-    return limit
 
 
 def _row_values(event: SecurityEvent) -> dict[str, Any]:
