@@ -159,7 +159,21 @@ return record
 """
 
 
-class RedisTotpReplayStore(_SelfExpiringStore):
+class _UserScriptStore(_SelfExpiringStore):
+    """A record per user under ``{prefix}{namespace}{user_id}``, written by one Lua script."""
+
+    _namespace: ClassVar[str]
+    _record_script: ClassVar[str]
+
+    def __init__(self, client: redis.Redis[Any], *, prefix: str = "storno:") -> None:
+        super().__init__(client, prefix=prefix)
+        self._record = self._script(self._record_script)
+
+    def _user_key(self, user_id: str) -> str:
+        return self._key(self._namespace, "user_id", user_id)
+
+
+class RedisTotpReplayStore(_UserScriptStore):
     """The last accepted TOTP step of each user, in Redis.
 
     Args:
@@ -170,9 +184,8 @@ class RedisTotpReplayStore(_SelfExpiringStore):
         TypeError: ``prefix`` is not a str.
     """
 
-    def __init__(self, client: redis.Redis[Any], *, prefix: str = "storno:") -> None:
-        super().__init__(client, prefix=prefix)
-        self._record = self._script(_RECORD_STEP)
+    _namespace = "mfa:totp:"
+    _record_script = _RECORD_STEP
 
     def record_step(self, user_id: str, step: int, *, now: datetime, until: datetime) -> bool:
         """Compare-and-set the user's last step in one Lua script.
@@ -188,7 +201,7 @@ class RedisTotpReplayStore(_SelfExpiringStore):
             StoreUnavailableError: Redis could not be reached or failed the script.
             CorruptRecordError: the key holds something other than a step.
         """
-        key = self._key("mfa:totp:", "user_id", user_id)
+        key = self._user_key(user_id)
         if isinstance(step, bool) or not isinstance(step, int):
             raise TypeError("step must be an int")
         if step < 0:
@@ -423,7 +436,7 @@ class RedisStepUpStore(_HashRecordStore):
         )
 
 
-class RedisMfaFailureStore(_SelfExpiringStore):
+class RedisMfaFailureStore(_UserScriptStore):
     """Per-user counts of second-factor attempts in Redis hashes.
 
     Args:
@@ -434,9 +447,8 @@ class RedisMfaFailureStore(_SelfExpiringStore):
         TypeError: ``prefix`` is not a str.
     """
 
-    def __init__(self, client: redis.Redis[Any], *, prefix: str = "storno:") -> None:
-        super().__init__(client, prefix=prefix)
-        self._record = self._script(_RECORD_ATTEMPT)
+    _namespace = "mfa:failures:"
+    _record_script = _RECORD_ATTEMPT
 
     def record_attempt(
         self, user_id: str, *, now: datetime, window_ends_at: datetime
@@ -450,7 +462,7 @@ class RedisMfaFailureStore(_SelfExpiringStore):
             StoreUnavailableError: Redis could not be reached or failed the script.
             CorruptRecordError: the key holds something this store does not write.
         """
-        key = self._key("mfa:failures:", "user_id", user_id)
+        key = self._user_key(user_id)
         now, window_ends_at = _check_window(now, window_ends_at)
         args = [_micros(now), _micros(window_ends_at), _ttl_ms(now, window_ends_at)]
         reply = _call(lambda: self._record(keys=[key], args=args))
@@ -465,5 +477,5 @@ class RedisMfaFailureStore(_SelfExpiringStore):
             TypeError: ``user_id`` is not a str.
             StoreUnavailableError: Redis could not be reached or failed the command.
         """
-        key = self._key("mfa:failures:", "user_id", user_id)
+        key = self._user_key(user_id)
         _call(lambda: self._client.delete(key))
