@@ -32,6 +32,7 @@ from storno_security.errors import (
     InvalidPasswordError,
     UnsupportedHashError,
 )
+from storno_security.mfa._common import mfa_policy
 from storno_security.mfa.factors import VerifiedFactor
 from storno_security.mfa.lockout import MfaLockout
 from storno_security.mfa.policy import MfaPolicy
@@ -84,11 +85,9 @@ class BackupCodes:
         clock: Clock,
         lockout: MfaLockout | None,
     ) -> None:
-        if policy is not None and not isinstance(policy, MfaPolicy):
-            raise TypeError("policy must be an MfaPolicy")
+        self.policy = mfa_policy(policy)
         if lockout is not None and not isinstance(lockout, MfaLockout):
             raise TypeError("lockout must be an MfaLockout")
-        self.policy = policy if policy is not None else MfaPolicy()
         self._hasher = PasswordHasher(self.policy.backup_code_hashing)
         self._store = store
         self._clock = clock

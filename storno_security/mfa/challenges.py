@@ -21,15 +21,14 @@ from typing import Any
 
 import attrs
 
-from storno_security.clock import Clock
 from storno_security.errors import (
     InvalidMfaChallengeError,
     InvalidMfaCodeError,
     InvalidPasskeyError,
 )
+from storno_security.mfa._common import _PolicyStoreService
 from storno_security.mfa._tokens import hash_token, new_token
 from storno_security.mfa.factors import DEFAULT_METHODS, MfaMethod, VerifiedFactor
-from storno_security.mfa.policy import MfaPolicy
 from storno_security.mfa.storage import MfaChallengeStore, StoredChallenge
 
 __all__ = ["IssuedChallenge", "MfaChallenges", "PendingChallenge", "VerifiedChallenge"]
@@ -94,7 +93,7 @@ class VerifiedChallenge:
     factor: VerifiedFactor
 
 
-class MfaChallenges:
+class MfaChallenges(_PolicyStoreService[MfaChallengeStore]):
     """Issues and completes MFA login challenges.
 
     Args:
@@ -104,15 +103,6 @@ class MfaChallenges:
 
     Thread-safe.
     """
-
-    def __init__(
-        self, policy: MfaPolicy | None = None, *, store: MfaChallengeStore, clock: Clock
-    ) -> None:
-        if policy is not None and not isinstance(policy, MfaPolicy):
-            raise TypeError("policy must be an MfaPolicy")
-        self.policy = policy if policy is not None else MfaPolicy()
-        self._store = store
-        self._clock = clock
 
     def __repr__(self) -> str:
         return f"MfaChallenges(lifetime={self.policy.challenge_lifetime})"

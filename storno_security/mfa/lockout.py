@@ -18,15 +18,14 @@ from __future__ import annotations
 
 import math
 
-from storno_security.clock import Clock
 from storno_security.errors import MfaLockedError
-from storno_security.mfa.policy import MfaPolicy
+from storno_security.mfa._common import _PolicyStoreService
 from storno_security.mfa.storage import MfaFailureStore
 
 __all__ = ["MfaLockout"]
 
 
-class MfaLockout:
+class MfaLockout(_PolicyStoreService[MfaFailureStore]):
     """Counts a user's second-factor attempts and refuses them beyond the policy's limit.
 
     Args:
@@ -40,15 +39,6 @@ class MfaLockout:
 
     Thread-safe.
     """
-
-    def __init__(
-        self, policy: MfaPolicy | None = None, *, store: MfaFailureStore, clock: Clock
-    ) -> None:
-        if policy is not None and not isinstance(policy, MfaPolicy):
-            raise TypeError("policy must be an MfaPolicy")
-        self.policy = policy if policy is not None else MfaPolicy()
-        self._store = store
-        self._clock = clock
 
     def __repr__(self) -> str:
         return (

@@ -15,12 +15,11 @@ from typing import Final
 
 import attrs
 
-from storno_security.clock import Clock
 from storno_security.errors import InvalidStepUpTokenError, StaleSecondFactorError
+from storno_security.mfa._common import _PolicyStoreService
 from storno_security.mfa._tokens import hash_token, new_token
 from storno_security.mfa.backup_codes import BackupCodes
 from storno_security.mfa.factors import MfaMethod, VerifiedFactor
-from storno_security.mfa.policy import MfaPolicy
 from storno_security.mfa.storage import StepUpStore, StoredStepUp
 
 __all__ = [
@@ -80,7 +79,7 @@ class VerifiedStepUp:
     used_at: datetime
 
 
-class StepUpTokens:
+class StepUpTokens(_PolicyStoreService[StepUpStore]):
     """Issues and consumes step-up verification tokens.
 
     Args:
@@ -90,15 +89,6 @@ class StepUpTokens:
 
     Thread-safe.
     """
-
-    def __init__(
-        self, policy: MfaPolicy | None = None, *, store: StepUpStore, clock: Clock
-    ) -> None:
-        if policy is not None and not isinstance(policy, MfaPolicy):
-            raise TypeError("policy must be an MfaPolicy")
-        self.policy = policy if policy is not None else MfaPolicy()
-        self._store = store
-        self._clock = clock
 
     def __repr__(self) -> str:
         return f"StepUpTokens(lifetime={self.policy.step_up_lifetime})"

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import redis
 from redis.commands.core import Script
@@ -159,7 +159,21 @@ return record
 """
 
 
-class RedisTotpReplayStore(_SelfExpiringStore):
+class _UserScriptStore(_SelfExpiringStore):
+    """A record per user under ``{prefix}{namespace}{user_id}``, written by one Lua script."""
+
+    _namespace: ClassVar[str]
+    _record_script: ClassVar[str]
+
+    def __init__(self, client: redis.Redis[Any], *, prefix: str = "storno:") -> None:
+        super().__init__(client, prefix=prefix)
+        self._record = self._script(self._record_script)
+
+    def _user_key(self, user_id: str) -> str:
+        return self._key(self._namespace, "user_id", user_id)
+
+
+class RedisTotpReplayStore(_UserScriptStore):
     """The last accepted TOTP step of each user, in Redis.
 
     Args:
@@ -170,9 +184,8 @@ class RedisTotpReplayStore(_SelfExpiringStore):
         TypeError: ``prefix`` is not a str.
     """
 
-    def __init__(self, client: redis.Redis[Any], *, prefix: str = "storno:") -> None:
-        super().__init__(client, prefix=prefix)
-        self._record = self._script(_RECORD_STEP)
+    _namespace = "mfa:totp:"
+    _record_script = _RECORD_STEP
 
     def record_step(self, user_id: str, step: int, *, now: datetime, until: datetime) -> bool:
         """Compare-and-set the user's last step in one Lua script.
@@ -188,7 +201,7 @@ class RedisTotpReplayStore(_SelfExpiringStore):
             StoreUnavailableError: Redis could not be reached or failed the script.
             CorruptRecordError: the key holds something other than a step.
         """
-        key = self._key("mfa:totp:", "user_id", user_id)
+        key = self._user_key(user_id)
         if isinstance(step, bool) or not isinstance(step, int):
             raise TypeError("step must be an int")
         if step < 0:
@@ -201,12 +214,14 @@ class _HashRecordStore(_SelfExpiringStore):
     """Records kept as Redis hashes under ``{prefix}{namespace}{token_hash}``, created once with
     a time-to-live that ends when the record expires."""
 
-    _namespace: str
-    _what: str
+    _namespace: ClassVar[str]
+    _what: ClassVar[str]
+    _consume_script: ClassVar[str]  # checks, reads and deletes a live record
 
     def __init__(self, client: redis.Redis[Any], *, prefix: str = "storno:") -> None:
         super().__init__(client, prefix=prefix)
         self._create = self._script(_CREATE)
+        self._consume = self._script(self._consume_script)
 
     def _record_key(self, token_hash: str) -> str:
         return self._key(self._namespace, "token_hash", token_hash)
@@ -227,6 +242,17 @@ class _HashRecordStore(_SelfExpiringStore):
         args = [ttl, *fields, "created_at", _micros(created_at), "expires_at", _micros(expires_at)]
         if _call(lambda: self._create(keys=[key], args=args)) != 1:
             raise StoreError(f"{self._what} token hash exists already", reason="duplicate")
+
+    def _consume_record(
+        self, token_hash: str, build: Callable[[dict[str, object]], _R], *args: str | int
+    ) -> _R | None:
+        """Run the consume script with ``args``; ``build`` the record from the hash it read and
+        deleted, or ``None`` if it found no live record. A missing field is corrupt."""
+        reply = self._run(self._consume, token_hash, *args)
+        if reply is None:
+            return None
+        fields = _fields(reply)
+        return _missing_fields_are_corrupt(lambda: build(fields))
 
 
 def _missing_fields_are_corrupt(build: Callable[[], _R]) -> _R:
@@ -249,11 +275,11 @@ class RedisMfaChallengeStore(_HashRecordStore):
 
     _namespace = "mfa:challenge:"
     _what = "challenge"
+    _consume_script = _CONSUME_CHALLENGE
 
     def __init__(self, client: redis.Redis[Any], *, prefix: str = "storno:") -> None:
         super().__init__(client, prefix=prefix)
         self._fail = self._script(_RECORD_FAILURE)
-        self._consume = self._script(_CONSUME_CHALLENGE)
 
     def create_challenge(self, challenge: StoredChallenge) -> None:
         """Store a new challenge that Redis forgets when it expires. A challenge that is
@@ -285,18 +311,16 @@ class RedisMfaChallengeStore(_HashRecordStore):
             challenge.token_hash, challenge.created_at, challenge.expires_at, fields
         )
 
-    def _challenge(self, token_hash: str, reply: object) -> StoredChallenge:
-        fields = _fields(reply)
-        return _missing_fields_are_corrupt(
-            lambda: StoredChallenge(
-                token_hash=token_hash,
-                user_id=_text(fields["user_id"], "bad_user_id"),
-                methods=tuple(_text(fields["methods"], "bad_methods").split(",")),
-                created_at=_time(fields["created_at"]),
-                expires_at=_time(fields["expires_at"]),
-                max_failures=_int(fields["max_failures"], "bad_count"),
-                failures=_int(fields["failures"], "bad_count"),
-            )
+    @staticmethod
+    def _challenge(token_hash: str, fields: dict[str, object]) -> StoredChallenge:
+        return StoredChallenge(
+            token_hash=token_hash,
+            user_id=_text(fields["user_id"], "bad_user_id"),
+            methods=tuple(_text(fields["methods"], "bad_methods").split(",")),
+            created_at=_time(fields["created_at"]),
+            expires_at=_time(fields["expires_at"]),
+            max_failures=_int(fields["max_failures"], "bad_count"),
+            failures=_int(fields["failures"], "bad_count"),
         )
 
     def get_challenge(self, token_hash: str, *, now: datetime) -> StoredChallenge | None:
@@ -315,7 +339,8 @@ class RedisMfaChallengeStore(_HashRecordStore):
             _bad_reply()
         if not reply:
             return None
-        challenge = self._challenge(token_hash, reply)
+        fields = _fields(reply)
+        challenge = _missing_fields_are_corrupt(lambda: self._challenge(token_hash, fields))
         if challenge.expires_at <= now or challenge.failures >= challenge.max_failures:
             return None
         return challenge
@@ -341,8 +366,9 @@ class RedisMfaChallengeStore(_HashRecordStore):
             StoreUnavailableError: Redis could not be reached or failed the script.
             CorruptRecordError: the record is malformed.
         """
-        reply = self._run(self._consume, token_hash, _micros(now))
-        return None if reply is None else self._challenge(token_hash, reply)
+        return self._consume_record(
+            token_hash, lambda fields: self._challenge(token_hash, fields), _micros(now)
+        )
 
 
 class RedisStepUpStore(_HashRecordStore):
@@ -358,10 +384,7 @@ class RedisStepUpStore(_HashRecordStore):
 
     _namespace = "mfa:stepup:"
     _what = "step-up"
-
-    def __init__(self, client: redis.Redis[Any], *, prefix: str = "storno:") -> None:
-        super().__init__(client, prefix=prefix)
-        self._consume = self._script(_CONSUME_GRANT)
+    _consume_script = _CONSUME_GRANT
 
     def create_grant(self, grant: StoredStepUp) -> None:
         """Store a new step-up token that Redis forgets when it expires. A token that is
@@ -397,23 +420,23 @@ class RedisStepUpStore(_HashRecordStore):
             CorruptRecordError: the record is malformed.
         """
         user_id, action = _check_str("user_id", user_id), _check_str("action", action)
-        reply = self._run(self._consume, token_hash, user_id, action, _micros(now))
-        if reply is None:
-            return None
-        fields = _fields(reply)
-        return _missing_fields_are_corrupt(
-            lambda: StoredStepUp(
+        return self._consume_record(
+            token_hash,
+            lambda fields: StoredStepUp(
                 token_hash=token_hash,
                 user_id=_text(fields["user_id"], "bad_user_id"),
                 action=_text(fields["action"], "bad_action"),
                 method=_text(fields["method"], "bad_method"),
                 created_at=_time(fields["created_at"]),
                 expires_at=_time(fields["expires_at"]),
-            )
+            ),
+            user_id,
+            action,
+            _micros(now),
         )
 
 
-class RedisMfaFailureStore(_SelfExpiringStore):
+class RedisMfaFailureStore(_UserScriptStore):
     """Per-user counts of second-factor attempts in Redis hashes.
 
     Args:
@@ -424,9 +447,8 @@ class RedisMfaFailureStore(_SelfExpiringStore):
         TypeError: ``prefix`` is not a str.
     """
 
-    def __init__(self, client: redis.Redis[Any], *, prefix: str = "storno:") -> None:
-        super().__init__(client, prefix=prefix)
-        self._record = self._script(_RECORD_ATTEMPT)
+    _namespace = "mfa:failures:"
+    _record_script = _RECORD_ATTEMPT
 
     def record_attempt(
         self, user_id: str, *, now: datetime, window_ends_at: datetime
@@ -440,7 +462,7 @@ class RedisMfaFailureStore(_SelfExpiringStore):
             StoreUnavailableError: Redis could not be reached or failed the script.
             CorruptRecordError: the key holds something this store does not write.
         """
-        key = self._key("mfa:failures:", "user_id", user_id)
+        key = self._user_key(user_id)
         now, window_ends_at = _check_window(now, window_ends_at)
         args = [_micros(now), _micros(window_ends_at), _ttl_ms(now, window_ends_at)]
         reply = _call(lambda: self._record(keys=[key], args=args))
@@ -455,5 +477,5 @@ class RedisMfaFailureStore(_SelfExpiringStore):
             TypeError: ``user_id`` is not a str.
             StoreUnavailableError: Redis could not be reached or failed the command.
         """
-        key = self._key("mfa:failures:", "user_id", user_id)
+        key = self._user_key(user_id)
         _call(lambda: self._client.delete(key))

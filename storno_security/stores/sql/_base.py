@@ -30,6 +30,7 @@ _MYSQL_DIALECTS = frozenset({"mysql", "mariadb"})
 _ID_LENGTH = 64  # family ids, session ids, token hashes (SHA-256 hex is 64)
 _USER_LENGTH = 255
 _READ_ONLY = "storno_read_only"  # execution option: a transaction that only reads
+_T = TypeVar("_T")
 
 
 # --- engine ----------------------------------------------------------------------------------
@@ -425,6 +426,28 @@ def _upsert(dialect: str, table: sa.Table, values: dict[str, Any]) -> Any:
     raise StoreError(f"no upsert for the {dialect} dialect", reason="config")
 
 
+def _upsert_update(
+    dialect: str,
+    table: sa.Table,
+    values: dict[str, Any],
+    updates: Callable[[Any], list[tuple[str, Any]]],
+) -> Any:
+    """An upsert of ``values`` that, when the primary key exists, assigns ``updates(new)``
+    instead, ``new`` being the row the statement proposes (``inserted`` on MariaDB/MySQL,
+    ``excluded`` elsewhere). The assignments keep their order: MySQL applies them left to right,
+    so an expression reads the columns assigned before it as already assigned.
+
+    Raises:
+        StoreError: the dialect has no upsert (``reason="config"``).
+    """
+    upsert = _upsert(dialect, table, values)
+    if dialect in _MYSQL_DIALECTS:
+        return upsert.on_duplicate_key_update(updates(upsert.inserted))
+    return upsert.on_conflict_do_update(
+        index_elements=list(table.primary_key.columns), set_=dict(updates(upsert.excluded))
+    )
+
+
 class _SqlStore:
     """What every SQL store has: its engine, a ``repr`` naming the dialect, and the single
     statement transactions they all run."""
@@ -449,6 +472,25 @@ class _SqlStore:
         """:func:`_changed_one` in its own transaction."""
         with _transaction(self._engine) as conn:
             return _changed_one(conn, statement)
+
+    def _change_one_then_read(
+        self, statement: sa.Executable, query: sa.Executable, build: Callable[[sa.Row[Any]], _T]
+    ) -> _T | None:
+        """In one transaction, run the conditional ``statement`` (:func:`_changed_one`) and, if
+        it changed its row, read that row with ``query`` under the lock the statement holds and
+        pass it to ``build``; whatever fails rolls the change back.
+
+        Returns:
+            What ``build`` makes of the row, or ``None`` if the statement changed nothing.
+
+        Raises:
+            CorruptRecordError: the statement changed more than one row, or ``query`` found no
+                row (``reason="no_row"``), or ``build`` refused the row.
+        """
+        with _transaction(self._engine) as conn:
+            if not _changed_one(conn, statement):
+                return None
+            return build(_existing_row(conn, query))
 
 
 class _ExpiringStore(_SqlStore):
@@ -476,7 +518,6 @@ class _ExpiringStore(_SqlStore):
 # --- lean reads ------------------------------------------------------------------------------
 
 
-_T = TypeVar("_T")
 _MEMO_SIZE = 4096
 
 

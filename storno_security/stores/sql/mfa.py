@@ -45,7 +45,6 @@ from storno_security.stores.sql._base import (
     _ID_LENGTH,
     _MYSQL_DIALECTS,
     _USER_LENGTH,
-    _changed_one,
     _check_key,
     _check_text,
     _count_of,
@@ -58,6 +57,7 @@ from storno_security.stores.sql._base import (
     _text_of,
     _transaction,
     _upsert,
+    _upsert_update,
     _UtcDateTime,
     metadata,
 )
@@ -269,20 +269,12 @@ class SqlBackupCodeStore(_SqlStore):
             )
         values = {"user_id": user_id, "set_id": set_id, "created_at": now}
         with _transaction(self._engine, duplicate=True) as conn:
-            dialect = conn.dialect.name
-            upsert = _upsert(dialect, mfa_backup_code_sets, values)
-            if dialect in _MYSQL_DIALECTS:
-                statement = upsert.on_duplicate_key_update(
-                    set_id=upsert.inserted.set_id, created_at=upsert.inserted.created_at
-                )
-            else:
-                statement = upsert.on_conflict_do_update(
-                    index_elements=[_BS.user_id],
-                    set_={
-                        "set_id": upsert.excluded.set_id,
-                        "created_at": upsert.excluded.created_at,
-                    },
-                )
+            statement = _upsert_update(
+                conn.dialect.name,
+                mfa_backup_code_sets,
+                values,
+                lambda new: [("set_id", new.set_id), ("created_at", new.created_at)],
+            )
             conn.execute(statement)  # takes the user's set-row lock until commit
             conn.execute(sa.delete(mfa_backup_codes).where(_B.user_id == user_id))
             if rows:
@@ -467,11 +459,11 @@ class SqlMfaChallengeStore(_ExpiringStore):
             .where(*self._live(token_hash, now))
             .values(failures=_C.failures + 1)
         )
-        with _transaction(self._engine) as conn:
-            if not _changed_one(conn, statement):
-                return None
-            row = _existing_row(conn, sa.select(_C.failures).where(_C.token_hash == token_hash))
-            return _count_of(row.failures)
+        return self._change_one_then_read(
+            statement,
+            sa.select(_C.failures).where(_C.token_hash == token_hash),
+            lambda row: _count_of(row.failures),
+        )
 
     def consume_challenge(self, token_hash: str, *, now: datetime) -> StoredChallenge | None:
         """End a live challenge with one conditional ``UPDATE``; the one winner gets it.
@@ -488,11 +480,9 @@ class SqlMfaChallengeStore(_ExpiringStore):
         statement = (
             sa.update(mfa_challenges).where(*self._live(token_hash, now)).values(consumed_at=now)
         )
-        with _transaction(self._engine) as conn:
-            if not _changed_one(conn, statement):
-                return None
-            row = _existing_row(conn, sa.select(mfa_challenges).where(_C.token_hash == token_hash))
-            return _challenge_of(row)
+        return self._change_one_then_read(
+            statement, sa.select(mfa_challenges).where(_C.token_hash == token_hash), _challenge_of
+        )
 
 
 # --- step-up tokens --------------------------------------------------------------------------
@@ -558,12 +548,13 @@ class SqlStepUpStore(_ExpiringStore):
             )
             .values(used_at=now)
         )
-        with _transaction(self._engine) as conn:
-            if not _changed_one(conn, statement):
-                return None
-            row = _existing_row(
-                conn, sa.select(mfa_step_up_tokens).where(_U.token_hash == token_hash)
-            )
+        row = self._change_one_then_read(
+            statement,
+            sa.select(mfa_step_up_tokens).where(_U.token_hash == token_hash),
+            lambda row: row,  # the record is built after the commit
+        )
+        if row is None:
+            return None
         return StoredStepUp(
             token_hash=_text_of(row.token_hash, "bad_token_hash"),
             user_id=_text_of(row.user_id, "bad_user_id"),
@@ -606,31 +597,19 @@ class SqlMfaFailureStore(_ExpiringStore):
         values = {"user_id": user_id, "failures": 1, "window_ends_at": window_ends_at}
         live = _F.window_ends_at > sa.literal(now, _UtcDateTime())
         with _transaction(self._engine) as conn:
-            dialect = conn.dialect.name
-            upsert = _upsert(dialect, mfa_failures, values)
-            if dialect in _MYSQL_DIALECTS:
-                new = upsert.inserted
-                # MySQL applies the assignments left to right: failures reads the old window.
-                statement = upsert.on_duplicate_key_update(
-                    [
-                        ("failures", sa.case((live, _F.failures + 1), else_=new.failures)),
-                        (
-                            "window_ends_at",
-                            sa.case((live, _F.window_ends_at), else_=new.window_ends_at),
-                        ),
-                    ]
-                )
-            else:
-                new = upsert.excluded
-                statement = upsert.on_conflict_do_update(
-                    index_elements=[_F.user_id],
-                    set_={
-                        "failures": sa.case((live, _F.failures + 1), else_=new.failures),
-                        "window_ends_at": sa.case(
-                            (live, _F.window_ends_at), else_=new.window_ends_at
-                        ),
-                    },
-                )
+            # failures comes first: on MySQL it must read the old window.
+            statement = _upsert_update(
+                conn.dialect.name,
+                mfa_failures,
+                values,
+                lambda new: [
+                    ("failures", sa.case((live, _F.failures + 1), else_=new.failures)),
+                    (
+                        "window_ends_at",
+                        sa.case((live, _F.window_ends_at), else_=new.window_ends_at),
+                    ),
+                ],
+            )
             conn.execute(statement)
             row = _existing_row(
                 conn, sa.select(_F.failures, _F.window_ends_at).where(_F.user_id == user_id)
