@@ -32,45 +32,47 @@ from storno_security.xmlsig import XmlSigner, XmlVerifier, parse_xml
 INVOICE = Path(__file__).parent.parent / "tests" / "xmlsig" / "data" / "ubl-invoice.xml"
 
 
-def _certificates(now: datetime) -> tuple[rsa.RSAPrivateKey, x509.Certificate, x509.Certificate]:
-    def name(cn: str) -> x509.Name:
-        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+def _name(cn: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
-    ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    ca = (
+
+def _certificate(
+    subject: str,
+    public: rsa.RSAPublicKey,
+    *,
+    ca_key: rsa.RSAPrivateKey,
+    serial: int,
+    now: datetime,
+    is_ca: bool,
+) -> x509.Certificate:
+    """A certificate for ``public`` issued (and signed) by "Bench CA" with ``ca_key``."""
+    if is_ca:  # key_cert_sign, crl_sign; the subject key identifier
+        usage = x509.KeyUsage(False, False, False, False, False, True, True, False, False)
+        identifier: x509.ExtensionType = x509.SubjectKeyIdentifier.from_public_key(public)
+    else:  # digital_signature, content_commitment; the authority key identifier
+        usage = x509.KeyUsage(True, True, False, False, False, False, False, False, False)
+        identifier = x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key())
+    return (
         x509.CertificateBuilder()
-        .subject_name(name("Bench CA"))
-        .issuer_name(name("Bench CA"))
-        .public_key(ca_key.public_key())
-        .serial_number(1)
+        .subject_name(_name(subject))
+        .issuer_name(_name("Bench CA"))
+        .public_key(public)
+        .serial_number(serial)
         .not_valid_before(now - timedelta(days=1))
         .not_valid_after(now + timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
+        .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
+        .add_extension(usage, critical=True)
+        .add_extension(identifier, False)
         .sign(ca_key, hashes.SHA256())
     )
+
+
+def _certificates(now: datetime) -> tuple[rsa.RSAPrivateKey, x509.Certificate, x509.Certificate]:
+    ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ca = _certificate("Bench CA", ca_key.public_key(), ca_key=ca_key, serial=1, now=now, is_ca=True)
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name("Bench Signer"))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(2)
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(True, True, False, False, False, False, False, False, False),
-            critical=True,
-        )
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
-        )
-        .sign(ca_key, hashes.SHA256())
+    certificate = _certificate(
+        "Bench Signer", key.public_key(), ca_key=ca_key, serial=2, now=now, is_ca=False
     )
     return key, certificate, ca
 

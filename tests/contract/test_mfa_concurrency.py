@@ -23,15 +23,21 @@ import pyotp
 import pytest
 
 from storno_security.clock import FrozenClock
-from storno_security.errors import InvalidMfaChallengeError
+from storno_security.errors import (
+    InvalidMfaChallengeError,
+    InvalidMfaCodeError,
+    InvalidStepUpTokenError,
+)
 from storno_security.mfa import (
     BackupCodes,
     MfaChallenges,
     MfaPolicy,
+    SecondFactorVerifier,
     StepUpTokens,
     TotpAuthenticator,
     VerifiedFactor,
 )
+from storno_security.stores.memory import MemoryBackupCodeStore
 from tests._concurrency import StoreSpec, hammer, per_round, store_spec
 
 NOW = datetime(2026, 3, 1, 12, 0, 7, tzinfo=UTC)
@@ -61,21 +67,6 @@ def _stores(spec: StoreSpec, handle: Any) -> dict[str, Any]:
 
 def _operation(kind: str, arg: str, spec: StoreSpec, handle: Any) -> Any:
     """The one call that every thread makes at once; returns a callable giving an outcome."""
-    from storno_security.errors import (
-        InvalidMfaChallengeError,
-        InvalidMfaCodeError,
-        InvalidStepUpTokenError,
-    )
-    from storno_security.mfa import (
-        BackupCodes,
-        MfaChallenges,
-        MfaPolicy,
-        SecondFactorVerifier,
-        StepUpTokens,
-        TotpAuthenticator,
-    )
-    from storno_security.stores.memory import MemoryBackupCodeStore
-
     stores = _stores(spec, handle)
     clock = FrozenClock(NOW)
     policy = MfaPolicy.insecure_for_tests()
