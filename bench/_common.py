@@ -18,23 +18,56 @@ from typing import Any
 import redis
 
 
-def measure(fn: Callable[[], object], seconds: float, rounds: int = 5) -> tuple[float, int]:
-    """Median µs/op over ``rounds`` runs of about ``seconds / rounds`` each, and the op count."""
-    for _ in range(200):
+def calibrate(
+    fn: Callable[[], object], seconds: float, *, warmup: int = 200, minimum: int = 100
+) -> tuple[int, int]:
+    """How many calls of ``fn`` take about ``seconds`` (at least ``minimum``), found after
+    ``warmup`` calls and 50 ms of counting; and how many calls finding it made."""
+    for _ in range(warmup):
         fn()
     start = time.perf_counter()
     n = 0
     while time.perf_counter() - start < 0.05:
         fn()
         n += 1
-    per_round = max(100, int(n * (seconds / rounds) / 0.05))
-    results = []
+    return max(minimum, int(n * seconds / 0.05)), warmup + n
+
+
+def micros_per_call(fn: Callable[[], object], calls: int) -> float:
+    """µs/op of ``calls`` calls of ``fn`` back to back."""
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - t0) / calls * 1e6
+
+
+def measure(
+    fn: Callable[[], object],
+    seconds: float,
+    rounds: int = 5,
+    *,
+    warmup: int = 200,
+    minimum: int = 100,
+) -> tuple[float, int]:
+    """Median µs/op over ``rounds`` runs of about ``seconds / rounds`` each (at least
+    ``minimum`` calls each, after ``warmup`` calls), and the op count."""
+    per_round, calls = calibrate(fn, seconds / rounds, warmup=warmup, minimum=minimum)
+    results = [micros_per_call(fn, per_round) for _ in range(rounds)]
+    return statistics.median(results), calls + rounds * per_round
+
+
+def measure_interleaved(
+    functions: dict[str, Callable[[], object]], seconds: float, rounds: int = 7
+) -> dict[str, list[float]]:
+    """µs/op of each function in each of ``rounds`` rounds; within a round the functions run
+    back to back, so a ratio of two figures of the same round compares like with like on a
+    machine whose load changes over the run."""
+    counts = {name: calibrate(fn, seconds / rounds)[0] for name, fn in functions.items()}
+    results: dict[str, list[float]] = {name: [] for name in functions}
     for _ in range(rounds):
-        t0 = time.perf_counter()
-        for _ in range(per_round):
-            fn()
-        results.append((time.perf_counter() - t0) / per_round * 1e6)
-    return statistics.median(results), 200 + n + rounds * per_round
+        for name, fn in functions.items():
+            results[name].append(micros_per_call(fn, counts[name]))
+    return results
 
 
 def interleaved(fns: dict[str, Callable[[], object]], samples: int) -> dict[str, float]:

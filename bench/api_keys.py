@@ -24,47 +24,16 @@ import sqlite3
 import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
+from _common import measure_interleaved
 
 from storno_security.api_keys import ApiKeyManager
 from storno_security.clock import FrozenClock
 from storno_security.stores.memory import MemoryApiKeyStore
 from storno_security.stores.sql import SqlApiKeyStore, api_keys, create_engine, create_schema
-
-
-def calibrate(fn: Callable[[], object], seconds: float) -> int:
-    """How many calls of ``fn`` take about ``seconds``."""
-    for _ in range(200):
-        fn()
-    start = time.perf_counter()
-    n = 0
-    while time.perf_counter() - start < 0.05:
-        fn()
-        n += 1
-    return max(100, int(n * seconds / 0.05))
-
-
-def measure_interleaved(
-    functions: dict[str, Callable[[], object]], seconds: float, rounds: int = 7
-) -> dict[str, list[float]]:
-    """µs/op of each function in each of ``rounds`` rounds; within a round the functions run
-    back to back, so a ratio of two figures of the same round compares like with like on a
-    machine whose load changes over the run."""
-    counts = {name: calibrate(fn, seconds / rounds) for name, fn in functions.items()}
-    results: dict[str, list[float]] = {name: [] for name in functions}
-    for _ in range(rounds):
-        for name, fn in functions.items():
-            n = counts[name]
-            t0 = time.perf_counter()
-            for _ in range(n):
-                fn()
-            results[name].append((time.perf_counter() - t0) / n * 1e6)
-    return results
 
 
 def median_ratio(results: dict[str, list[float]], top: str, bottom: str) -> float:

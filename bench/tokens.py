@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import argparse
 import base64
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 import jwt
+from _common import measure
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
@@ -33,25 +31,6 @@ from storno_security.tokens import (
     SigningKey,
     TokenPolicy,
 )
-
-
-def measure(fn: Callable[[], object], seconds: float, rounds: int = 5) -> float:
-    """Median µs/op over ``rounds`` runs of about ``seconds / rounds`` each."""
-    for _ in range(200):
-        fn()
-    start = time.perf_counter()
-    n = 0
-    while time.perf_counter() - start < 0.05:
-        fn()
-        n += 1
-    per_round = max(100, int(n * (seconds / rounds) / 0.05))
-    results = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        for _ in range(per_round):
-            fn()
-        results.append((time.perf_counter() - t0) / per_round * 1e6)
-    return statistics.median(results)
 
 
 def main() -> int:
@@ -97,10 +76,10 @@ def main() -> int:
         warm.verify(token)
 
     figures = {
-        "raw RSA verify": measure(raw_rsa, args.seconds),
-        "jwt.decode (preloaded key)": measure(pyjwt_decode, args.seconds),
-        "ours, first sight": measure(first_sight, args.seconds),
-        "ours, repeated (cache)": measure(repeated, args.seconds),
+        "raw RSA verify": measure(raw_rsa, args.seconds)[0],
+        "jwt.decode (preloaded key)": measure(pyjwt_decode, args.seconds)[0],
+        "ours, first sight": measure(first_sight, args.seconds)[0],
+        "ours, repeated (cache)": measure(repeated, args.seconds)[0],
     }
     width = max(map(len, figures))
     print(

@@ -15,13 +15,12 @@ Run: python bench/xmlsig.py [--seconds 1.0]
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from _common import measure
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -33,64 +32,47 @@ from storno_security.xmlsig import XmlSigner, XmlVerifier, parse_xml
 INVOICE = Path(__file__).parent.parent / "tests" / "xmlsig" / "data" / "ubl-invoice.xml"
 
 
-def measure(fn: Callable[[], object], seconds: float, rounds: int = 5) -> float:
-    """Median µs/op over ``rounds`` runs of about ``seconds / rounds`` each."""
-    for _ in range(5):
-        fn()
-    start = time.perf_counter()
-    n = 0
-    while time.perf_counter() - start < 0.05:
-        fn()
-        n += 1
-    per_round = max(5, int(n * (seconds / rounds) / 0.05))
-    results = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        for _ in range(per_round):
-            fn()
-        results.append((time.perf_counter() - t0) / per_round * 1e6)
-    return statistics.median(results)
+def _name(cn: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def _certificate(
+    subject: str,
+    public: rsa.RSAPublicKey,
+    *,
+    ca_key: rsa.RSAPrivateKey,
+    serial: int,
+    now: datetime,
+    is_ca: bool,
+) -> x509.Certificate:
+    """A certificate for ``public`` issued (and signed) by "Bench CA" with ``ca_key``."""
+    if is_ca:  # key_cert_sign, crl_sign; the subject key identifier
+        usage = x509.KeyUsage(False, False, False, False, False, True, True, False, False)
+        identifier: x509.ExtensionType = x509.SubjectKeyIdentifier.from_public_key(public)
+    else:  # digital_signature, content_commitment; the authority key identifier
+        usage = x509.KeyUsage(True, True, False, False, False, False, False, False, False)
+        identifier = x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key())
+    return (
+        x509.CertificateBuilder()
+        .subject_name(_name(subject))
+        .issuer_name(_name("Bench CA"))
+        .public_key(public)
+        .serial_number(serial)
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
+        .add_extension(usage, critical=True)
+        .add_extension(identifier, False)
+        .sign(ca_key, hashes.SHA256())
+    )
 
 
 def _certificates(now: datetime) -> tuple[rsa.RSAPrivateKey, x509.Certificate, x509.Certificate]:
-    def name(cn: str) -> x509.Name:
-        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
     ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(name("Bench CA"))
-        .issuer_name(name("Bench CA"))
-        .public_key(ca_key.public_key())
-        .serial_number(1)
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
-        .sign(ca_key, hashes.SHA256())
-    )
+    ca = _certificate("Bench CA", ca_key.public_key(), ca_key=ca_key, serial=1, now=now, is_ca=True)
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name("Bench Signer"))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(2)
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(True, True, False, False, False, False, False, False, False),
-            critical=True,
-        )
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
-        )
-        .sign(ca_key, hashes.SHA256())
+    certificate = _certificate(
+        "Bench Signer", key.public_key(), ca_key=ca_key, serial=2, now=now, is_ca=False
     )
     return key, certificate, ca
 
@@ -129,23 +111,24 @@ def main() -> int:
     public = key.public_key()
     raw_signature = key.sign(document, padding.PKCS1v15(), hashes.SHA256())
 
+    def timed(fn: Callable[[], object]) -> float:
+        """Median µs/op; XML operations are slow, so few calls warm up and make a round."""
+        return measure(fn, args.seconds, warmup=5, minimum=5)[0]
+
     figures = {
-        "bare RSA-SHA256 sign": measure(
-            lambda: key.sign(document, padding.PKCS1v15(), hashes.SHA256()), args.seconds
+        "bare RSA-SHA256 sign": timed(
+            lambda: key.sign(document, padding.PKCS1v15(), hashes.SHA256())
         ),
-        "bare RSA-SHA256 verify": measure(
-            lambda: public.verify(raw_signature, document, padding.PKCS1v15(), hashes.SHA256()),
-            args.seconds,
+        "bare RSA-SHA256 verify": timed(
+            lambda: public.verify(raw_signature, document, padding.PKCS1v15(), hashes.SHA256())
         ),
-        "hardened parse": measure(lambda: parse_xml(document), args.seconds),
-        "sign (XMLDSig)": measure(lambda: signer.sign(document), args.seconds),
-        "sign (XAdES-BES)": measure(lambda: signer.sign_xades(document), args.seconds),
-        "verify, pinned cert": measure(lambda: pinned.verify(signed), args.seconds),
-        "verify, CA chain": measure(lambda: by_ca.verify(signed), args.seconds),
-        "verify XAdES, pinned": measure(lambda: pinned.verify_xades(signed_xades), args.seconds),
-        "verify detached (ANAF)": measure(
-            lambda: pinned.verify_detached(detached, data=document), args.seconds
-        ),
+        "hardened parse": timed(lambda: parse_xml(document)),
+        "sign (XMLDSig)": timed(lambda: signer.sign(document)),
+        "sign (XAdES-BES)": timed(lambda: signer.sign_xades(document)),
+        "verify, pinned cert": timed(lambda: pinned.verify(signed)),
+        "verify, CA chain": timed(lambda: by_ca.verify(signed)),
+        "verify XAdES, pinned": timed(lambda: pinned.verify_xades(signed_xades)),
+        "verify detached (ANAF)": timed(lambda: pinned.verify_detached(detached, data=document)),
     }
     width = max(map(len, figures))
     print(

@@ -17,12 +17,27 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pyotp
 import pytest
 
 from storno_security.clock import FrozenClock
+from storno_security.errors import (
+    InvalidMfaChallengeError,
+    InvalidMfaCodeError,
+    InvalidStepUpTokenError,
+)
+from storno_security.mfa import (
+    BackupCodes,
+    MfaChallenges,
+    MfaPolicy,
+    SecondFactorVerifier,
+    StepUpTokens,
+    TotpAuthenticator,
+    VerifiedFactor,
+)
+from storno_security.stores.memory import MemoryBackupCodeStore
 from tests._concurrency import StoreSpec, hammer, per_round, store_spec
 
 NOW = datetime(2026, 3, 1, 12, 0, 7, tzinfo=UTC)
@@ -52,21 +67,6 @@ def _stores(spec: StoreSpec, handle: Any) -> dict[str, Any]:
 
 def _operation(kind: str, arg: str, spec: StoreSpec, handle: Any) -> Any:
     """The one call that every thread makes at once; returns a callable giving an outcome."""
-    from storno_security.errors import (
-        InvalidMfaChallengeError,
-        InvalidMfaCodeError,
-        InvalidStepUpTokenError,
-    )
-    from storno_security.mfa import (
-        BackupCodes,
-        MfaChallenges,
-        MfaPolicy,
-        SecondFactorVerifier,
-        StepUpTokens,
-        TotpAuthenticator,
-    )
-    from storno_security.stores.memory import MemoryBackupCodeStore
-
     stores = _stores(spec, handle)
     clock = FrozenClock(NOW)
     policy = MfaPolicy.insecure_for_tests()
@@ -121,32 +121,38 @@ def _hammer(kind: str, spec: StoreSpec, arg: str, threads: int) -> Counter[str]:
     return per_round(outcomes, 0)
 
 
+class _Backend(NamedTuple):
+    """A parametrised backend: its spec, the stores built in this process, a clock, a policy."""
+
+    spec: StoreSpec
+    stores: dict[str, Any]
+    clock: FrozenClock
+    policy: MfaPolicy
+
+
 @pytest.fixture
-def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[StoreSpec, Any]]:
-    """(spec, stores built in this process) for the parametrised backend."""
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[_Backend]:
+    """The MFA stores over the parametrised backend, at ``NOW``."""
     spec = store_spec(str(request.param), request, tmp_path)
     with spec.connected() as handle:
-        yield spec, _stores(spec, handle)
+        yield _Backend(
+            spec, _stores(spec, handle), FrozenClock(NOW), MfaPolicy.insecure_for_tests()
+        )
 
 
 SQL = ["sqlite", "postgresql", "mariadb"]
 ALL = [*SQL, "redis"]
+pytestmark = pytest.mark.slow
 
 
 @pytest.mark.spec("MFA-3")
-@pytest.mark.slow
-@pytest.mark.parametrize("backend_url", SQL, indirect=True)
-def test_one_backup_code_passes_once_among_20(
-    backend_url: tuple[StoreSpec, Any],
-) -> None:
-    from storno_security.mfa import BackupCodes, MfaPolicy
-
-    spec, stores = backend_url
+@pytest.mark.parametrize("backend", SQL, indirect=True)
+def test_one_backup_code_passes_once_among_20(backend: _Backend) -> None:
     codes = BackupCodes(
-        MfaPolicy.insecure_for_tests(), store=stores["backup"], clock=FrozenClock(NOW), lockout=None
+        backend.policy, store=backend.stores["backup"], clock=backend.clock, lockout=None
     )
     issued = codes.generate("u-backup")
-    outcomes = _hammer("backup", spec, issued.codes[4], threads=10)
+    outcomes = _hammer("backup", backend.spec, issued.codes[4], threads=10)
     assert outcomes["passed"] == 1, outcomes
     assert sum(outcomes.values()) == 20
     assert set(outcomes) <= {"passed", "code:used", "code:mismatch"}, outcomes
@@ -154,24 +160,18 @@ def test_one_backup_code_passes_once_among_20(
 
 
 @pytest.mark.spec("MFA-4")
-@pytest.mark.slow
-@pytest.mark.parametrize("backend_url", ALL, indirect=True)
-def test_fifty_wrong_answers_count_exactly_five(
-    backend_url: tuple[StoreSpec, Any],
-) -> None:
-    from storno_security.errors import InvalidMfaChallengeError
-    from storno_security.mfa import MfaChallenges, MfaPolicy, TotpAuthenticator
-
-    spec, stores = backend_url
-    clock = FrozenClock(NOW)
-    policy = MfaPolicy.insecure_for_tests()
-    challenges = MfaChallenges(policy, store=stores["challenge"], clock=clock)
+@pytest.mark.parametrize("backend", ALL, indirect=True)
+def test_fifty_wrong_answers_count_exactly_five(backend: _Backend) -> None:
+    policy, clock = backend.policy, backend.clock
+    challenges = MfaChallenges(policy, store=backend.stores["challenge"], clock=clock)
     issued = challenges.issue("u-challenge")
     right = pyotp.TOTP(SECRET).at(NOW)
     wrong = f"{(int(right) + 500_000) % 1_000_000:06d}"
-    outcomes = _hammer("challenge", spec, f"{issued.token} {wrong}", threads=25)
+    outcomes = _hammer("challenge", backend.spec, f"{issued.token} {wrong}", threads=25)
     assert outcomes == {"code:mismatch": 5, "challenge_dead": 45}, outcomes
-    totp = TotpAuthenticator(policy.totp, replay=stores["replay"], clock=clock, lockout=None)
+    totp = TotpAuthenticator(
+        policy.totp, replay=backend.stores["replay"], clock=clock, lockout=None
+    )
     with pytest.raises(InvalidMfaChallengeError):
         challenges.complete(
             issued.token, lambda p: totp.verify(right, secret=SECRET, user_id=p.user_id)
@@ -179,33 +179,22 @@ def test_fifty_wrong_answers_count_exactly_five(
 
 
 @pytest.mark.spec("MFA-2")
-@pytest.mark.slow
-@pytest.mark.parametrize("backend_url", ALL, indirect=True)
-def test_one_totp_code_passes_once_among_50(
-    backend_url: tuple[StoreSpec, Any],
-) -> None:
-    spec, stores = backend_url
-    user_step = stores["replay"]
+@pytest.mark.parametrize("backend", ALL, indirect=True)
+def test_one_totp_code_passes_once_among_50(backend: _Backend) -> None:
+    user_step = backend.stores["replay"]
     code = pyotp.TOTP(SECRET).at(NOW)
-    outcomes = _hammer("totp", spec, code, threads=25)
+    outcomes = _hammer("totp", backend.spec, code, threads=25)
     assert outcomes == {"passed": 1, "code:replayed": 49}, outcomes
     step = int(NOW.timestamp()) // 30
     assert user_step.record_step("u-totp", step, now=NOW, until=NOW.replace(hour=13)) is False
 
 
 @pytest.mark.spec("MFA-6")
-@pytest.mark.slow
-@pytest.mark.parametrize("backend_url", ALL, indirect=True)
-def test_one_step_up_token_passes_once_among_50(
-    backend_url: tuple[StoreSpec, Any],
-) -> None:
-    from storno_security.mfa import MfaPolicy, StepUpTokens, VerifiedFactor
-
-    spec, stores = backend_url
-    clock = FrozenClock(NOW)
-    tokens = StepUpTokens(MfaPolicy.insecure_for_tests(), store=stores["step_up"], clock=clock)
+@pytest.mark.parametrize("backend", ALL, indirect=True)
+def test_one_step_up_token_passes_once_among_50(backend: _Backend) -> None:
+    tokens = StepUpTokens(backend.policy, store=backend.stores["step_up"], clock=backend.clock)
     grant = tokens.issue(
         VerifiedFactor(user_id="u-step", method="totp", verified_at=NOW), action="vault.read"
     )
-    outcomes = _hammer("step_up", spec, grant.token, threads=25)
+    outcomes = _hammer("step_up", backend.spec, grant.token, threads=25)
     assert outcomes == {"passed": 1, "step_up_refused": 49}, outcomes

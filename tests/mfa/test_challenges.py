@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import string
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 
 import pyotp
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 from storno_security.clock import FrozenClock
 from storno_security.errors import InvalidMfaChallengeError, InvalidMfaCodeError
 from storno_security.mfa import (
+    IssuedChallenge,
     MfaChallenges,
     PendingChallenge,
     SecondFactorVerifier,
@@ -34,15 +36,30 @@ def _totp_answer(
     return check
 
 
-def _complete_with_right_totp(
-    challenges: MfaChallenges,
-    factors: SecondFactorVerifier,
-    clock: FrozenClock,
-    token: str,
-    secret: str,
-) -> VerifiedChallenge:
-    """Answer the challenge ``token`` with the TOTP code of ``secret`` at the clock's now."""
-    return challenges.complete(token, _totp_answer(factors, code_at(secret, clock), secret))
+@dataclass(frozen=True)
+class _Login:
+    """A challenge issued to "u1", who has the TOTP ``secret``, and the means to answer it."""
+
+    challenges: MfaChallenges
+    factors: SecondFactorVerifier
+    clock: FrozenClock
+    secret: str
+    issued: IssuedChallenge
+
+    def answer(self, code: str) -> VerifiedChallenge:
+        """Answer the challenge with the TOTP ``code``."""
+        return self.challenges.complete(
+            self.issued.token, _totp_answer(self.factors, code, self.secret)
+        )
+
+    def answer_right(self) -> VerifiedChallenge:
+        """Answer the challenge with the TOTP code of the secret at the clock's now."""
+        return self.answer(code_at(self.secret, self.clock))
+
+
+@pytest.fixture
+def login(challenges: MfaChallenges, factors: SecondFactorVerifier, clock: FrozenClock) -> _Login:
+    return _Login(challenges, factors, clock, pyotp.random_base32(), challenges.issue("u1"))
 
 
 def _wrong(pending: PendingChallenge) -> VerifiedFactor:
@@ -98,17 +115,13 @@ def test_token_is_random_and_stored_hashed(
 
 
 @pytest.mark.spec("MFA-4")
-def test_right_totp_completes_and_consumes(
-    challenges: MfaChallenges, factors: SecondFactorVerifier, clock: FrozenClock
-) -> None:
-    secret = pyotp.random_base32()
-    issued = challenges.issue("u1")
-    result = _complete_with_right_totp(challenges, factors, clock, issued.token, secret)
+def test_right_totp_completes_and_consumes(login: _Login, clock: FrozenClock) -> None:
+    result = login.answer_right()
     assert (result.user_id, result.method) == ("u1", "totp")
     assert result.verified_at == clock.now()
     clock.advance(30)
     with pytest.raises(InvalidMfaChallengeError):
-        _complete_with_right_totp(challenges, factors, clock, issued.token, secret)
+        login.answer_right()
 
 
 @pytest.mark.spec("MFA-4")
@@ -128,53 +141,37 @@ def test_backup_code_completes(
 
 
 @pytest.mark.spec("MFA-4")
-def test_expires_after_five_minutes(
-    challenges: MfaChallenges, factors: SecondFactorVerifier, clock: FrozenClock
-) -> None:
-    secret = pyotp.random_base32()
-    issued = challenges.issue("u1")
-    assert issued.expires_at == clock.now() + timedelta(minutes=5)
+def test_expires_after_five_minutes(login: _Login, clock: FrozenClock) -> None:
+    assert login.issued.expires_at == clock.now() + timedelta(minutes=5)
     clock.advance(timedelta(minutes=5))
     with pytest.raises(InvalidMfaChallengeError):
-        _complete_with_right_totp(challenges, factors, clock, issued.token, secret)
+        login.answer_right()
 
 
 @pytest.mark.spec("MFA-4")
-def test_still_live_just_before_expiry(
-    challenges: MfaChallenges, factors: SecondFactorVerifier, clock: FrozenClock
-) -> None:
-    secret = pyotp.random_base32()
-    issued = challenges.issue("u1")
+def test_still_live_just_before_expiry(login: _Login, clock: FrozenClock) -> None:
     clock.advance(timedelta(minutes=5) - timedelta(microseconds=1))
-    _complete_with_right_totp(challenges, factors, clock, issued.token, secret)
+    login.answer_right()
 
 
 @pytest.mark.spec("MFA-4")
-def test_dies_after_five_failures(
-    challenges: MfaChallenges, factors: SecondFactorVerifier, clock: FrozenClock
-) -> None:
-    secret = pyotp.random_base32()
-    issued = challenges.issue("u1")
+def test_dies_after_five_failures(login: _Login) -> None:
     for left in (4, 3, 2, 1, 0):
         with pytest.raises(InvalidMfaCodeError) as info:
-            challenges.complete(issued.token, _wrong)
+            login.challenges.complete(login.issued.token, _wrong)
         assert info.value.attempts_left == left
     with pytest.raises(InvalidMfaChallengeError):
-        _complete_with_right_totp(challenges, factors, clock, issued.token, secret)
+        login.answer_right()
 
 
 @pytest.mark.spec("MFA-4")
-def test_a_wrong_totp_counts_and_a_right_one_then_passes(
-    challenges: MfaChallenges, factors: SecondFactorVerifier, clock: FrozenClock
-) -> None:
-    secret = pyotp.random_base32()
-    issued = challenges.issue("u1")
-    code = code_at(secret, clock)
+def test_a_wrong_totp_counts_and_a_right_one_then_passes(login: _Login, clock: FrozenClock) -> None:
+    code = code_at(login.secret, clock)
     wrong = f"{(int(code) + 1) % 1_000_000:06d}"
     with pytest.raises(InvalidMfaCodeError) as info:
-        challenges.complete(issued.token, _totp_answer(factors, wrong, secret))
+        login.answer(wrong)
     assert info.value.attempts_left == 4
-    challenges.complete(issued.token, _totp_answer(factors, code, secret))
+    login.answer(code)
 
 
 def test_unknown_method_counts_as_a_failure(

@@ -12,7 +12,7 @@ import base64
 import copy
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from cryptography import x509
@@ -139,9 +139,19 @@ def test_a_signer_cannot_relabel_their_own_xades_signature(
     _refused(lambda: by_ca.verify_xades(signed))
 
 
-def test_the_validated_leaf_is_reported_whatever_the_key_info_order(
-    xml_clock: FrozenClock, ubl_invoice: bytes
-) -> None:
+class _Chain(NamedTuple):
+    """A root CA, an intermediate CA and a leaf; a verifier that trusts the root only, and the
+    leaf's signer with the intermediate in KeyInfo."""
+
+    root_ca: Identity
+    intermediate: Identity
+    leaf: Identity
+    verifier: XmlVerifier
+    signer: XmlSigner
+
+
+@pytest.fixture
+def chain(xml_clock: FrozenClock) -> _Chain:
     root_ca = make_ca("Chain Root CA")
     intermediate = _intermediate(root_ca)
     leaf = make_signer(intermediate, "Chained Signer")
@@ -149,13 +159,20 @@ def test_the_validated_leaf_is_reported_whatever_the_key_info_order(
     signer = XmlSigner(
         leaf.key, leaf.certificate, chain=[intermediate.certificate], clock=xml_clock
     )
+    return _Chain(root_ca, intermediate, leaf, verifier, signer)
+
+
+def test_the_validated_leaf_is_reported_whatever_the_key_info_order(
+    chain: _Chain, xml_clock: FrozenClock, ubl_invoice: bytes
+) -> None:
+    verifier, signer, leaf = chain.verifier, chain.signer, chain.leaf
     for signed in (signer.sign(ubl_invoice), _reverse_key_info(signer.sign(ubl_invoice))):
         assert verifier.verify(signed).certificate == leaf.certificate
     assert verifier.verify_xades(signer.sign_xades(ubl_invoice)).certificate == leaf.certificate
     with_root = XmlSigner(
         leaf.key,
         leaf.certificate,
-        chain=[intermediate.certificate, root_ca.certificate],
+        chain=[chain.intermediate.certificate, chain.root_ca.certificate],
         clock=xml_clock,
     )
     assert verifier.verify(with_root.sign(ubl_invoice)).certificate == leaf.certificate
@@ -188,21 +205,14 @@ def test_a_certificate_outside_key_info_is_held_to_the_same_rule(
 
 
 def test_xades_signing_certificate_must_name_the_validated_leaf(
-    xml_clock: FrozenClock, ubl_invoice: bytes
+    chain: _Chain, ubl_invoice: bytes
 ) -> None:
     # SigningCertificateV2 names the intermediate first (its chain is in KeyInfo, all of it
     # trusted): the signed property does not name the certificate whose key signed.
-    root_ca = make_ca("Chain Root CA")
-    intermediate = _intermediate(root_ca)
-    leaf = make_signer(intermediate, "Chained Signer")
-    verifier = XmlVerifier(trusted_cas=[root_ca.certificate], clock=xml_clock)
-    signer = XmlSigner(
-        leaf.key, leaf.certificate, chain=[intermediate.certificate], clock=xml_clock
-    )
-    signed = parse_xml(signer.sign_xades(ubl_invoice))
-    resigned = _resign_xades_with_swapped_cert_digests(signed, leaf)
+    signed = parse_xml(chain.signer.sign_xades(ubl_invoice))
+    resigned = _resign_xades_with_swapped_cert_digests(signed, chain.leaf)
     with pytest.raises(InvalidXmlSignatureError):
-        verifier.verify_xades(resigned)
+        chain.verifier.verify_xades(resigned)
 
 
 def _intermediate(root_ca: Identity) -> Identity:
@@ -297,6 +307,16 @@ def _with_copies(signed: bytes, path: str, count: int) -> bytes:
     return bytes(etree.tostring(root))
 
 
+def _refused_before_signxml(
+    verifier: XmlVerifier, signed: bytes, reason: str, signxml_calls: list[int]
+) -> None:
+    """``signed`` is refused for ``reason`` and signxml never ran."""
+    with pytest.raises(InvalidXmlSignatureError) as caught:
+        verifier.verify(signed)
+    assert caught.value.reason == reason
+    assert signxml_calls == []
+
+
 def test_fifty_references_are_refused_before_signxml_runs(
     signer: XmlSigner, by_ca: XmlVerifier, ubl_invoice: bytes, signxml_calls: list[int]
 ) -> None:
@@ -327,10 +347,7 @@ def test_plain_xmldsig_allows_one_reference_only(
     signer: XmlSigner, pinned: XmlVerifier, ubl_invoice: bytes, signxml_calls: list[int]
 ) -> None:
     signed = _with_copies(signer.sign(ubl_invoice), "ds:SignedInfo/ds:Reference", 2)
-    with pytest.raises(InvalidXmlSignatureError) as caught:
-        pinned.verify(signed)
-    assert caught.value.reason == "too_many_references"
-    assert signxml_calls == []
+    _refused_before_signxml(pinned, signed, "too_many_references", signxml_calls)
 
 
 def test_reference_with_many_transforms_is_refused_before_signxml_runs(
@@ -340,10 +357,7 @@ def test_reference_with_many_transforms_is_refused_before_signxml_runs(
     # transform instead of per reference.
     path = "ds:SignedInfo/ds:Reference/ds:Transforms/ds:Transform"
     signed = _with_copies(signer.sign(ubl_invoice), path, 40)
-    with pytest.raises(InvalidXmlSignatureError) as caught:
-        pinned.verify(signed)
-    assert caught.value.reason == "too_many_transforms"
-    assert signxml_calls == []
+    _refused_before_signxml(pinned, signed, "too_many_transforms", signxml_calls)
 
 
 @pytest.mark.parametrize("trust", ["pinned", "by_ca"])
@@ -357,10 +371,7 @@ def test_many_certificates_are_refused_before_signxml_runs(
     verifier: XmlVerifier = request.getfixturevalue(trust)
     path = "ds:KeyInfo/ds:X509Data/ds:X509Certificate"
     signed = _with_copies(signer.sign(ubl_invoice), path, 50)
-    with pytest.raises(InvalidXmlSignatureError) as caught:
-        verifier.verify(signed)
-    assert caught.value.reason == "too_many_certificates"
-    assert signxml_calls == []
+    _refused_before_signxml(verifier, signed, "too_many_certificates", signxml_calls)
 
 
 def test_the_caps_are_policy_fields(

@@ -315,14 +315,28 @@ def _wrapping_parts(
     return evil, signature, _unsigned_copy(original)
 
 
-def test_wrapping_signed_root_moved_into_the_signature_is_refused(
-    signer: XmlSigner, pinned: XmlVerifier, ubl_invoice: bytes
+@pytest.mark.parametrize(
+    ("into_signature", "tag", "reasons"),
+    [
+        (True, f"{{{DS}}}Object", {"data_reference_count", "digest_mismatch"}),
+        (False, f"{{{CBC}}}Note", {"reference_outside_data"}),
+    ],
+    ids=["into-a-signature-object", "into-a-wrapper"],
+)
+def test_wrapping_signed_root_moved_is_refused(
+    into_signature: bool,
+    tag: str,
+    reasons: set[str],
+    signer: XmlSigner,
+    pinned: XmlVerifier,
+    ubl_invoice: bytes,
 ) -> None:
+    # The signed root moved into a ds:Object of the signature, or into a wrapper element of
+    # the evil copy, which then carries the signature.
     evil, signature, moved = _wrapping_parts(signer, ubl_invoice)
-    obj = etree.SubElement(signature, f"{{{DS}}}Object")
-    obj.append(moved)
+    etree.SubElement(signature if into_signature else evil, tag).append(moved)
     evil.append(signature)
-    assert _refusal(pinned, evil) in {"data_reference_count", "digest_mismatch"}
+    assert _refusal(pinned, evil) in reasons
 
 
 def test_signature_over_a_fragment_is_refused_although_signxml_accepts_it(
@@ -349,16 +363,6 @@ def test_signature_over_a_fragment_is_refused_although_signxml_accepts_it(
     )
     assert accepted.signed_xml.tag == f"{{{CAC}}}InvoiceLine"
     assert _refusal(pinned, signed) == "reference_outside_data"
-
-
-def test_wrapping_signed_root_moved_into_a_wrapper_is_refused(
-    signer: XmlSigner, pinned: XmlVerifier, ubl_invoice: bytes
-) -> None:
-    evil, signature, moved = _wrapping_parts(signer, ubl_invoice)
-    wrapper = etree.SubElement(evil, f"{{{CBC}}}Note")
-    wrapper.append(moved)
-    evil.append(signature)
-    assert _refusal(pinned, evil) == "reference_outside_data"
 
 
 def test_wrapping_second_element_with_the_same_id_is_refused(
