@@ -61,17 +61,16 @@ def full_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 
 def _top_up(client: Any) -> None:
-    """Write small keys until Redis refuses one: full right now (the flood's last pipeline
-    freed its buffers, which may have left room)."""
-    import redis
-
-    for n in range(100_000):
-        pipe = client.pipeline(transaction=False).set(f"top:{n}", "x" * 64)
-        (reply,) = pipe.execute(raise_on_error=False)
-        if isinstance(reply, redis.ResponseError):
-            assert "maxmemory" in str(reply)
-            return
-    pytest.fail("Redis never refused a write: the test proves nothing")
+    """Make the server full for certain, not just at the instant of the flood's last refusal:
+    memory moves (client buffers are freed, keys of the flood expire), so "full" is pinned by
+    lowering ``maxmemory`` below what is already used. Every ``denyoom`` command is refused from
+    here on, whatever happens to the memory in between."""
+    client.config_set("maxmemory", 1)
+    refused = (
+        client.pipeline(transaction=False).set("top:probe", "x").execute(raise_on_error=False)[0]
+    )
+    if not isinstance(refused, Exception) or "maxmemory" not in str(refused):
+        pytest.fail("Redis did not refuse a write: the test proves nothing")
 
 
 def _challenges(client: Any) -> RedisMfaChallengeStore:
