@@ -1,0 +1,118 @@
+"""Request-body helpers: strict JSON in, clear 4xx errors for every malformed input (SRV-2)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, NoReturn
+
+import falcon
+
+from reference_server.errors import ApiError
+
+#: The Falcon WSGI application type.
+WsgiApp = falcon.App[falcon.Request, falcon.Response]
+
+__all__ = [
+    "WsgiApp",
+    "bad_request",
+    "body_bool",
+    "body_int",
+    "body_text",
+    "iso",
+    "read_json",
+]
+
+
+def bad_request(message: str, *, field: str | None = None) -> NoReturn:
+    extra = {"field": field} if field else None
+    raise ApiError(400, "invalid_request", message, extra=extra)
+
+
+def _refuse_constant(name: str) -> NoReturn:
+    bad_request(f"invalid JSON number {name}")
+
+
+def read_json(req: falcon.Request, *, max_bytes: int) -> dict[str, Any]:
+    """The request body as a JSON object.
+
+    Raises:
+        ApiError: 415 when the body is not ``application/json``, 413 when it is larger than
+            ``max_bytes``, 400 when it is not one UTF-8 JSON object.
+    """
+    content_type = (req.content_type or "").split(";", 1)[0].strip().lower()
+    if content_type != "application/json":
+        raise ApiError(415, "unsupported_media_type", "Send the body as application/json.")
+    length = req.content_length
+    if length is not None and length > max_bytes:
+        raise ApiError(413, "payload_too_large", "The request body is too large.")
+    raw = req.bounded_stream.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise ApiError(413, "payload_too_large", "The request body is too large.")
+    try:
+        value = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+    except (UnicodeDecodeError, ValueError):
+        bad_request("The body is not valid JSON.")
+    if not isinstance(value, dict):
+        bad_request("The body must be a JSON object.")
+    return value
+
+
+def body_text(
+    body: dict[str, Any],
+    name: str,
+    *,
+    max_length: int = 1024,
+    required: bool = True,
+    min_length: int = 1,
+) -> str | None:
+    """A string field; ``None`` only when optional and absent or null."""
+    value = body.get(name)
+    if value is None:
+        if required:
+            bad_request(f"'{name}' is required.", field=name)
+        return None
+    if not isinstance(value, str):
+        bad_request(f"'{name}' must be a string.", field=name)
+    if not min_length <= len(value) <= max_length:
+        bad_request(f"'{name}' must be {min_length} to {max_length} characters.", field=name)
+    if "\x00" in value:
+        bad_request(f"'{name}' must not contain NUL.", field=name)
+    return value
+
+
+def required_text(body: dict[str, Any], name: str, *, max_length: int = 1024) -> str:
+    value = body_text(body, name, max_length=max_length, required=True)
+    assert value is not None
+    return value
+
+
+def body_int(
+    body: dict[str, Any], name: str, *, minimum: int, maximum: int, required: bool = True
+) -> int | None:
+    value = body.get(name)
+    if value is None:
+        if required:
+            bad_request(f"'{name}' is required.", field=name)
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        bad_request(f"'{name}' must be an integer.", field=name)
+    if not minimum <= value <= maximum:
+        bad_request(f"'{name}' must be between {minimum} and {maximum}.", field=name)
+    return value
+
+
+def body_bool(body: dict[str, Any], name: str, *, default: bool = False) -> bool:
+    value = body.get(name, default)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        bad_request(f"'{name}' must be true or false.", field=name)
+    return value
+
+
+def iso(value: datetime | None) -> str | None:
+    """An aware datetime as RFC 3339 UTC with a ``Z``."""
+    if value is None:
+        return None
+    return value.isoformat().replace("+00:00", "Z")

@@ -1,0 +1,161 @@
+"""The OpenAPI 3.1 document, assembled from each resource module's ``OPENAPI_PATHS``.
+
+:func:`operation` keeps every operation's shape the same: a JSON request body schema, success
+responses, the security it needs, the tenancy headers it reads, and the shared error response
+(every error is ``{"error", "code", "request_id"}``, SRV-2) as the ``default``.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+__all__ = [
+    "ERROR_REF",
+    "build_document",
+    "json_body",
+    "obj",
+    "operation",
+]
+
+ERROR_REF = {"$ref": "#/components/schemas/Error"}
+
+_RATE_HEADERS = {
+    "RateLimit-Limit": {"schema": {"type": "string"}},
+    "RateLimit-Remaining": {"schema": {"type": "string"}},
+    "RateLimit-Reset": {"schema": {"type": "string"}},
+}
+
+
+def obj(
+    properties: dict[str, Any],
+    *,
+    required: tuple[str, ...] | list[str] = (),
+    additional: bool = True,
+) -> dict[str, Any]:
+    """A JSON object schema."""
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = list(required)
+    if not additional:
+        schema["additionalProperties"] = False
+    return schema
+
+
+def json_body(schema: dict[str, Any], *, required: bool = True) -> dict[str, Any]:
+    return {"required": required, "content": {"application/json": {"schema": schema}}}
+
+
+def operation(
+    summary: str,
+    *,
+    tag: str,
+    responses: dict[int, dict[str, Any] | None],
+    request: dict[str, Any] | None = None,
+    auth: str = "any",
+    company: bool = False,
+    organization: bool = False,
+    parameters: list[dict[str, Any]] | None = None,
+    description: str | None = None,
+) -> dict[str, Any]:
+    """One operation.
+
+    Args:
+        responses: status -> JSON schema of the body (``None``: no body, as for 204).
+        request: the JSON schema of the request body, if any.
+        auth: ``"none"`` (public), ``"any"`` (JWT or API key), ``"user"`` (JWT only).
+        company: reads ``X-Company`` (required).
+        organization: reads ``X-Organization`` (optional).
+    """
+    op: dict[str, Any] = {"summary": summary, "tags": [tag]}
+    if description:
+        op["description"] = description
+    params = list(parameters or [])
+    if organization or company:
+        params.append({"$ref": "#/components/parameters/XOrganization"})
+    if company:
+        params.append({"$ref": "#/components/parameters/XCompany"})
+    if params:
+        op["parameters"] = params
+    if request is not None:
+        op["requestBody"] = json_body(request)
+    if auth == "none":
+        op["security"] = []
+    elif auth == "user":
+        op["security"] = [{"bearerAuth": []}]
+    else:
+        op["security"] = [{"bearerAuth": []}, {"apiKey": []}]
+    out: dict[str, Any] = {}
+    for status, schema in responses.items():
+        entry: dict[str, Any] = {"description": _DESCRIPTIONS.get(status, "Success")}
+        if schema is not None:
+            entry["content"] = {"application/json": {"schema": schema}}
+        entry["headers"] = copy.deepcopy(_RATE_HEADERS)
+        out[str(status)] = entry
+    out["default"] = {"$ref": "#/components/responses/Error"}
+    op["responses"] = out
+    return op
+
+
+_DESCRIPTIONS = {200: "OK", 201: "Created", 202: "Accepted", 204: "No content"}
+
+
+def build_document(paths: dict[str, Any], *, server_url: str) -> dict[str, Any]:
+    """The whole document."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "storno-security reference server",
+            "version": "0.1.0",
+            "description": (
+                "Every capability of the storno-security library over HTTP. Errors are "
+                '`{"error": ..., "code": ...}`; rate-limited answers carry `RateLimit-*` '
+                "headers and, on 429, `Retry-After`."
+            ),
+        },
+        "servers": [{"url": server_url}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "apiKey": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "Authorization",
+                    "description": "An API key sent as `Authorization: af_...` (no Bearer).",
+                },
+            },
+            "parameters": {
+                "XCompany": {
+                    "name": "X-Company",
+                    "in": "header",
+                    "required": True,
+                    "schema": {"type": "string", "format": "uuid"},
+                    "description": "The company the request acts on (RBAC-3).",
+                },
+                "XOrganization": {
+                    "name": "X-Organization",
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string", "format": "uuid"},
+                    "description": "The organization; default: the caller's default membership.",
+                },
+            },
+            "schemas": {
+                "Error": obj(
+                    {
+                        "error": {"type": "string"},
+                        "code": {"type": "string"},
+                        "request_id": {"type": ["string", "null"]},
+                    },
+                    required=("error", "code"),
+                ),
+            },
+            "responses": {
+                "Error": {
+                    "description": "An error (4xx or 5xx)",
+                    "content": {"application/json": {"schema": ERROR_REF}},
+                },
+            },
+        },
+    }
