@@ -1,4 +1,4 @@
-"""Authentication over HTTP: register, login, refresh, logout, cookies, rate limits (SRV, ACC, RL)."""
+"""Authentication over HTTP: register, login, refresh, logout, cookies, rate limits."""
 
 from __future__ import annotations
 
