@@ -47,6 +47,7 @@ from storno_security.stores.sql._base import (
 from storno_security.stores.sql.accounts import (
     SqlResetTokenStore,
     password_reset_tokens,
+    password_reset_users,
 )
 from storno_security.stores.sql.api_keys import (
     SqlApiKeyStore,
@@ -120,6 +121,7 @@ __all__ = [
     "passkey_credentials",
     "passkey_user_handles",
     "password_reset_tokens",
+    "password_reset_users",
     "refresh_families",
     "refresh_tokens",
     "revoked_sessions",

@@ -1,4 +1,5 @@
-"""SQL store of the accounts capability: the ``storno_password_reset_tokens`` table.
+"""SQL store of the accounts capability: the ``storno_password_reset_tokens`` table (and
+``storno_password_reset_users``, one lock row per user).
 
 :class:`SqlResetTokenStore` implements :class:`~storno_security.accounts.ResetTokenStore`. Import
 it from :mod:`storno_security.stores.sql`.
@@ -6,22 +7,22 @@ it from :mod:`storno_security.stores.sql`.
 A row holds the SHA-256 of a token, never the token (ACC-2). Using a token is one transaction
 whose conditional ``DELETE ... WHERE token_hash = ? AND expires_at > now`` decides, by its row
 count, the one winner among concurrent callers; the winner then deletes every other row of the
-user in the same transaction. Every transaction that writes a user's rows (issuing, using,
-revoking) first locks them (``SELECT ... FOR UPDATE``, in one order: ``created_at``, ``id``), so
-those transactions queue per user instead of deadlocking, and issuing trims the user's live rows
-to ``max_active`` without a lost update. (SQLite has no row locks: ``BEGIN IMMEDIATE`` queues
-every writer.) The cap is exact except for one case: while a user has no row at all, concurrent
-first issues have nothing to lock, so up to that many rows may exist until the next issue trims
-them.
+user in the same transaction.
 
-Rows are ordered by ``created_at`` and then ``id``, an auto-increment that breaks ties between
+Every transaction that writes a user's tokens (issuing, using, revoking) first takes the user's
+lock row in ``storno_password_reset_users`` (an upsert, which locks the row it inserts or
+finds), so those transactions queue per user: issuing trims the user's live tokens to exactly
+``max_active`` however many issues run at once, and two uses of sibling tokens cannot deadlock
+on each other's rows. A lock row holds nothing but the user id; :meth:`revoke_all` deletes it.
+(SQLite has no row locks: ``BEGIN IMMEDIATE`` queues every writer.)
+
+Tokens are ordered by ``created_at`` and then ``id``, an auto-increment that breaks ties between
 tokens issued in the same microsecond (or under a frozen clock).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 
@@ -41,11 +42,12 @@ from storno_security.stores.sql._base import (
     _SqlStore,
     _text_of,
     _transaction,
+    _upsert_update,
     _UtcDateTime,
     metadata,
 )
 
-__all__ = ["SqlResetTokenStore", "password_reset_tokens"]
+__all__ = ["SqlResetTokenStore", "password_reset_tokens", "password_reset_users"]
 
 password_reset_tokens = sa.Table(
     "storno_password_reset_tokens",
@@ -64,22 +66,40 @@ password_reset_tokens = sa.Table(
     mysql_engine="InnoDB",
 )
 
+password_reset_users = sa.Table(
+    "storno_password_reset_users",
+    metadata,
+    sa.Column("user_id", _ExactString(_USER_LENGTH), primary_key=True),
+    mysql_engine="InnoDB",
+)
+
 _T = password_reset_tokens.c
 
 
-def _lock_user(conn: sa.Connection, user_id: str) -> list[Any]:
-    """Lock every row of the user, oldest first; return their ids and expiry times.
+def _lock_user(conn: sa.Connection, user_id: str) -> None:
+    """Take the user's lock row until the transaction ends: insert it, or, if it exists, make
+    a no-op update of it (``ON CONFLICT DO UPDATE``; ``ON DUPLICATE KEY UPDATE`` on
+    MariaDB/MySQL), which locks it all the same."""
+    statement = _upsert_update(
+        conn.dialect.name,
+        password_reset_users,
+        {"user_id": user_id},
+        lambda new: [("user_id", new.user_id)],
+    )
+    conn.execute(statement)
 
-    Every writer takes the locks in this one order, so two writers of one user queue rather
-    than deadlock. (``FOR UPDATE`` is left out on SQLite, whose writers queue at ``BEGIN``.)
-    """
+
+def _user_rows(conn: sa.Connection, user_id: str) -> list[tuple[int, datetime]]:
+    """The user's token rows as ``(id, expires_at)``, newest first."""
     query = (
         sa.select(_T.id, _T.expires_at)
         .where(_T.user_id == user_id)
-        .order_by(_T.created_at, _T.id)
-        .with_for_update()
+        .order_by(_T.created_at.desc(), _T.id.desc())
     )
-    return list(_fetch(conn.execute(query)))
+    return [
+        (_count_of(row.id, "bad_id"), _required_time(row.expires_at))
+        for row in _fetch(conn.execute(query))
+    ]
 
 
 class SqlResetTokenStore(_SqlStore):
@@ -99,8 +119,9 @@ class SqlResetTokenStore(_SqlStore):
         expires_at: datetime,
         max_active: int,
     ) -> None:
-        """Insert the token and trim the user's rows, in one transaction: the user's rows dead
-        at ``created_at`` are deleted, then all but the ``max_active`` newest.
+        """Insert the token and trim the user's rows, in one transaction under the user's lock
+        row: the user's rows dead at ``created_at`` are deleted, and the live ones but the
+        ``max_active`` newest.
 
         Raises:
             TypeError: an argument has the wrong type.
@@ -125,25 +146,14 @@ class SqlResetTokenStore(_SqlStore):
             "expires_at": expires_at,
         }
         with _transaction(self._engine, duplicate=True) as conn:
-            rows = _lock_user(conn, user_id)
-            dead = [
-                _count_of(row.id, "bad_id")
-                for row in rows
-                if not created_at < _required_time(row.expires_at)
-            ]
-            if dead:
-                conn.execute(sa.delete(password_reset_tokens).where(_T.id.in_(dead)))
+            _lock_user(conn, user_id)
             conn.execute(sa.insert(password_reset_tokens).values(**values))
-            newest_first = _fetch(
-                conn.execute(
-                    sa.select(_T.id)
-                    .where(_T.user_id == user_id)
-                    .order_by(_T.created_at.desc(), _T.id.desc())
-                )
-            )
-            surplus = [_count_of(row.id, "bad_id") for row in newest_first[max_active:]]
-            if surplus:
-                conn.execute(sa.delete(password_reset_tokens).where(_T.id.in_(surplus)))
+            rows = _user_rows(conn, user_id)
+            live = [row_id for row_id, end in rows if created_at < end]
+            dropped = [row_id for row_id, end in rows if not created_at < end]
+            dropped += live[max_active:]
+            if dropped:
+                conn.execute(sa.delete(password_reset_tokens).where(_T.id.in_(dropped)))
 
     def consume(self, token_hash: str, *, now: datetime) -> ResetTokenUse:
         """Use a live token with one conditional ``DELETE`` (the row count names the one
@@ -179,7 +189,7 @@ class SqlResetTokenStore(_SqlStore):
             return ResetTokenUse(user_id=user_id)
 
     def revoke_all(self, user_id: str) -> int:
-        """Delete every row of the user, in one transaction.
+        """Delete every token of the user, and its lock row, in one transaction.
 
         Raises:
             TypeError: ``user_id`` is not a str.
@@ -187,11 +197,16 @@ class SqlResetTokenStore(_SqlStore):
             StoreUnavailableError: the database could not be reached; nothing changed.
         """
         user_id = _check_key("user_id", user_id)
+        if not user_id:  # empty, or unstorable: no such user (and no lock row to write)
+            return 0
         with _transaction(self._engine) as conn:
             _lock_user(conn, user_id)
             deleted: int = conn.execute(
                 sa.delete(password_reset_tokens).where(_T.user_id == user_id)
             ).rowcount
+            conn.execute(
+                sa.delete(password_reset_users).where(password_reset_users.c.user_id == user_id)
+            )
             return deleted
 
     def purge_expired(self, *, now: datetime) -> int:
