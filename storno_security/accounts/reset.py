@@ -12,7 +12,7 @@ exists; see ``docs/accounts.md``)::
     resets = PasswordResetTokens(MemoryResetTokenStore(), clock=SystemClock())
     issued = resets.issue(user.id)           # mail issued.token in a link
     user_id = resets.consume(request_token)  # then set the new password
-    sessions.revoke_all(user_id)             # and end every session (REF-4)
+    sessions.revoke_all(user_id, reason="password_reset")  # every session ends (REF-4)
 """
 
 from __future__ import annotations
