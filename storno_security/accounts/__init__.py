@@ -11,6 +11,11 @@ Typical wiring::
 Registration, organizations and memberships are the application's (see
 :mod:`storno_security.rbac`); login errors come from :mod:`storno_security.passwords`, which
 never tells an unknown email from a wrong password.
+
+The errors of the capability (:class:`~storno_security.errors.AccountError`,
+:class:`~storno_security.errors.InvalidEmailError`,
+:class:`~storno_security.errors.InvalidResetTokenError`) live in :mod:`storno_security.errors`
+and are re-exported here for convenience.
 """
 
 from storno_security.accounts.email import (
@@ -27,12 +32,16 @@ from storno_security.accounts.reset import (
     hash_reset_token,
 )
 from storno_security.accounts.storage import ResetTokenStore, ResetTokenUse
+from storno_security.errors import AccountError, InvalidEmailError, InvalidResetTokenError
 
 __all__ = [
     "MAX_DOMAIN_LENGTH",
     "MAX_EMAIL_LENGTH",
     "MAX_LOCAL_PART_LENGTH",
     "RESET_TOKEN_PREFIX",
+    "AccountError",
+    "InvalidEmailError",
+    "InvalidResetTokenError",
     "IssuedResetToken",
     "PasswordResetPolicy",
     "PasswordResetTokens",
