@@ -2,8 +2,8 @@
 
 The top level re-exports the whole error tree, the clock, the constant-time comparison and the
 password and token API. Every other capability is imported from its own package
-(``storno_security.mfa``, ``.api_keys``, ``.passkeys``, ``.oidc``, ``.vault``, ``.rbac``,
-``.ratelimit``, ``.license``, ``.xmlsig``, ``.audit``), so an application loads only the
+(``storno_security.accounts``, ``.mfa``, ``.api_keys``, ``.passkeys``, ``.oidc``, ``.vault``,
+``.rbac``, ``.ratelimit``, ``.license``, ``.xmlsig``, ``.audit``), so an application loads only the
 dependencies it uses. Importing any of them has no side effects: no clock read, no key
 generated, no file or network touched. Store implementations live in
 :mod:`storno_security.stores` and are imported on demand.
@@ -12,6 +12,7 @@ generated, no file or network touched. Store implementations live in
 from storno_security._compare import constant_time_equal
 from storno_security.clock import Clock, FrozenClock, SystemClock
 from storno_security.errors import (
+    AccountError,
     ApiKeyError,
     ApiKeyPermissionsError,
     CompanyNotFoundError,
@@ -22,6 +23,7 @@ from storno_security.errors import (
     InvalidAccessTokenError,
     InvalidApiKeyError,
     InvalidCiphertextError,
+    InvalidEmailError,
     InvalidIdTokenError,
     InvalidKeyError,
     InvalidLicenseError,
@@ -30,6 +32,7 @@ from storno_security.errors import (
     InvalidPasskeyError,
     InvalidPasswordError,
     InvalidRefreshTokenError,
+    InvalidResetTokenError,
     InvalidStepUpTokenError,
     InvalidXmlSignatureError,
     KeyRingError,
@@ -87,6 +90,7 @@ __all__ = [
     "AccessTokenClaims",
     "AccessTokenIssuer",
     "AccessTokenVerifier",
+    "AccountError",
     "ApiKeyError",
     "ApiKeyPermissionsError",
     "Clock",
@@ -99,6 +103,7 @@ __all__ = [
     "InvalidAccessTokenError",
     "InvalidApiKeyError",
     "InvalidCiphertextError",
+    "InvalidEmailError",
     "InvalidIdTokenError",
     "InvalidKeyError",
     "InvalidLicenseError",
@@ -107,6 +112,7 @@ __all__ = [
     "InvalidPasskeyError",
     "InvalidPasswordError",
     "InvalidRefreshTokenError",
+    "InvalidResetTokenError",
     "InvalidStepUpTokenError",
     "InvalidXmlSignatureError",
     "KeyRing",

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from storno_security.ratelimit import RateLimitStatus
 
 __all__ = [
+    "AccountError",
     "ApiKeyError",
     "ApiKeyPermissionsError",
     "CompanyNotFoundError",
@@ -30,6 +31,7 @@ __all__ = [
     "InvalidAccessTokenError",
     "InvalidApiKeyError",
     "InvalidCiphertextError",
+    "InvalidEmailError",
     "InvalidIdTokenError",
     "InvalidKeyError",
     "InvalidLicenseError",
@@ -38,6 +40,7 @@ __all__ = [
     "InvalidPasskeyError",
     "InvalidPasswordError",
     "InvalidRefreshTokenError",
+    "InvalidResetTokenError",
     "InvalidStepUpTokenError",
     "InvalidXmlSignatureError",
     "KeyRingError",
@@ -599,3 +602,35 @@ class IdentityProviderUnavailableError(OidcError):
     """
 
     default_message = "identity provider keys unavailable"
+
+
+# --- accounts --------------------------------------------------------------------------------
+
+
+class AccountError(StornoSecurityError):
+    """Root of the accounts subtree (email addresses, password reset) (ACC-1, ACC-2)."""
+
+    default_message = "account error"
+
+
+class InvalidEmailError(AccountError, ValueError):
+    """An email address is not plausible: not text, too long, not exactly one ``@``, a bad
+    local part or domain, or a forbidden character (whitespace, control, quote, ``<>``, ...).
+
+    The message says which rule was broken; it never echoes the address (personal data).
+    ``reason`` names the rule for logs: ``too_long``, ``at_sign``, ``local_part``, ``domain``,
+    ``character``, ``unstable``.
+    """
+
+    default_message = "invalid email address"
+
+
+class InvalidResetTokenError(AccountError):
+    """A password-reset token is not acceptable, for any reason (ACC-2).
+
+    One message for every cause; ``reason`` names it for logs: ``malformed`` (not a token of
+    this library's shape, refused before any store lookup), ``unknown_or_used`` (never issued,
+    used already, revoked, or a sibling of a token used since), ``expired``.
+    """
+
+    default_message = "invalid or expired password reset token"

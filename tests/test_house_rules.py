@@ -102,6 +102,7 @@ def test_core_imports_no_framework_and_no_env() -> None:
 
 CAPABILITIES = (
     "storno_security",
+    "storno_security.accounts",
     "storno_security.api_keys",
     "storno_security.audit",
     "storno_security.license",

@@ -5,6 +5,9 @@ process. State is lost on restart and is not shared between processes: use the S
 stores when several workers serve the same users.
 """
 
+from storno_security.stores.memory.accounts import (
+    MemoryResetTokenStore,
+)
 from storno_security.stores.memory.api_keys import (
     MemoryApiKeyStore,
 )
@@ -44,6 +47,7 @@ __all__ = [
     "MemoryPasskeyCredentialStore",
     "MemoryRateLimitStorage",
     "MemoryRefreshFamilyStore",
+    "MemoryResetTokenStore",
     "MemorySessionStateStore",
     "MemoryStepUpStore",
     "MemoryTotpReplayStore",

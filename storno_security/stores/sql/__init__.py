@@ -14,6 +14,7 @@ Needs the ``sql`` extra, plus a driver (the ``postgres`` or ``mysql`` extra) for
   :class:`~storno_security.tokens.storage.SessionStateStore`.
 * :class:`SqlAuditStore` implements :class:`~storno_security.audit.AuditStore`.
 * :class:`SqlLastSeenStore` implements :class:`~storno_security.license.storage.LastSeenStore`.
+* :class:`SqlResetTokenStore` implements :class:`~storno_security.accounts.ResetTokenStore`.
 * :class:`SqlApiKeyStore` implements :class:`~storno_security.api_keys.ApiKeyStore`.
 * :class:`SqlTotpReplayStore`, :class:`SqlBackupCodeStore`, :class:`SqlMfaChallengeStore`,
   :class:`SqlStepUpStore` and :class:`SqlMfaFailureStore` implement the MFA protocols of
@@ -42,6 +43,11 @@ from storno_security.stores.sql._base import (
     metadata,
     schema_version,
     schema_versions,
+)
+from storno_security.stores.sql.accounts import (
+    SqlResetTokenStore,
+    password_reset_tokens,
+    password_reset_users,
 )
 from storno_security.stores.sql.api_keys import (
     SqlApiKeyStore,
@@ -95,6 +101,7 @@ __all__ = [
     "SqlPasskeyChallengeStore",
     "SqlPasskeyCredentialStore",
     "SqlRefreshFamilyStore",
+    "SqlResetTokenStore",
     "SqlSessionStateStore",
     "SqlStepUpStore",
     "SqlTotpReplayStore",
@@ -113,6 +120,8 @@ __all__ = [
     "passkey_challenges",
     "passkey_credentials",
     "passkey_user_handles",
+    "password_reset_tokens",
+    "password_reset_users",
     "refresh_families",
     "refresh_tokens",
     "revoked_sessions",
