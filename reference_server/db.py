@@ -28,7 +28,6 @@ __all__ = [
     "memberships",
     "new_id",
     "organizations",
-    "password_reset_tokens",
     "storage_credentials",
     "users",
 ]
@@ -155,18 +154,6 @@ storage_credentials = sa.Table(
     sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.Column("deleted_at", UtcDateTime, nullable=True),
     sa.Index("ix_app_storage_credentials_company", "company_id"),
-)
-
-password_reset_tokens = sa.Table(
-    "app_password_reset_tokens",
-    app_metadata,
-    # SHA-256 hex of the token: the token itself is never stored (ACC-2).
-    sa.Column("token_hash", sa.String(64), primary_key=True),
-    sa.Column("user_id", _ID, sa.ForeignKey("app_users.id"), nullable=False),
-    sa.Column("created_at", UtcDateTime, nullable=False),
-    sa.Column("expires_at", UtcDateTime, nullable=False),
-    sa.Column("used_at", UtcDateTime, nullable=True),
-    sa.Index("ix_app_password_reset_tokens_user", "user_id"),
 )
 
 

@@ -15,6 +15,7 @@ import secrets
 import time
 import urllib.request
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,6 +25,7 @@ import attrs
 from reference_server.db import Database
 from reference_server.keys import KeyMaterial, load_key_material, write_secret_file
 from reference_server.settings import Settings
+from storno_security.accounts import PasswordResetTokens
 from storno_security.api_keys import ApiKeyManager
 from storno_security.audit import AuditLog, AuditPolicy
 from storno_security.clock import Clock, SystemClock
@@ -63,6 +65,7 @@ __all__ = [
     "MemoryEmailSink",
     "Services",
     "build_services",
+    "run_now",
 ]
 
 log = logging.getLogger("reference_server")
@@ -142,12 +145,35 @@ class Services:
     limiter: RateLimiter
     audit: AuditLog
     email: EmailSink
+    reset_tokens: PasswordResetTokens
+    run_later: Callable[[Callable[[], None]], None]
     redis: Any = None
 
     def close(self) -> None:
         self.db.dispose()
         if self.redis is not None:
             self.redis.close()
+
+
+def _background_runner() -> Callable[[Callable[[], None]], None]:
+    """Runs work after the answer is sent (one thread): so its time does not show in the answer."""
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="storno-background")
+
+    def run(task: Callable[[], None]) -> None:
+        def guarded() -> None:
+            try:
+                task()
+            except Exception:  # a background failure is logged, never lost silently
+                log.exception("background task failed")
+
+        executor.submit(guarded)
+
+    return run
+
+
+def run_now(task: Callable[[], None]) -> None:
+    """Runs work at once, in the request (tests: the mail is there when the answer is)."""
+    task()
 
 
 def _email_sink(settings: Settings) -> EmailSink:
@@ -178,6 +204,7 @@ def build_services(
     email: EmailSink | None = None,
     google_fetcher: JwksFetcher | None = None,
     create_keys: bool = True,
+    run_later: Callable[[Callable[[], None]], None] | None = None,
 ) -> Services:
     """Build every store and capability from ``settings``; create the schema.
 
@@ -327,5 +354,7 @@ def build_services(
         limiter=limiter,
         audit=audit,
         email=email or _email_sink(settings),
+        reset_tokens=PasswordResetTokens(sql.SqlResetTokenStore(engine), clock=clock),
+        run_later=run_later or _background_runner(),
         redis=redis_client,
     )

@@ -16,6 +16,8 @@ IMPLEMENTED = (
     *(f"REF-{n}" for n in range(1, 5)),
     *(f"RBAC-{n}" for n in range(1, 6)),
     *(f"KEY-{n}" for n in range(1, 6)),
+    "ACC-1",
+    "ACC-2",
     "ACC-3",
     *(f"VLT-{n}" for n in range(1, 4)),
     *(f"LIC-{n}" for n in range(1, 5)),

@@ -5,9 +5,16 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from reference_server.resources import account, auth, meta, secure_data, tenancy
+from reference_server.resources import (
+    account,
+    auth,
+    meta,
+    password_reset,
+    secure_data,
+    tenancy,
+)
 
 __all__ = ["MODULES"]
 
 #: Every resource module, in the order their routes are added.
-MODULES: tuple[ModuleType, ...] = (meta, auth, account, tenancy, secure_data)
+MODULES: tuple[ModuleType, ...] = (meta, auth, password_reset, account, tenancy, secure_data)

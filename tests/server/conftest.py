@@ -29,7 +29,7 @@ import falcon.testing
 import pytest
 
 from reference_server.app import create_app
-from reference_server.services import MemoryEmailSink, Services, build_services
+from reference_server.services import MemoryEmailSink, Services, build_services, run_now
 from reference_server.settings import Settings
 from storno_security.clock import FrozenClock
 from tests.conftest import (
@@ -66,7 +66,7 @@ def server_settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def services(server_settings: Settings, clock: FrozenClock) -> Iterator[Services]:
-    built = build_services(server_settings, clock=clock, email=MemoryEmailSink())
+    built = build_services(server_settings, clock=clock, email=MemoryEmailSink(), run_later=run_now)
     yield built
     built.close()
 
@@ -215,6 +215,14 @@ def api(request: pytest.FixtureRequest) -> Api:
     http_api = HttpApi(server.base_url)
     http_api.server = server  # type: ignore[attr-defined]
     return http_api
+
+
+@pytest.fixture
+def falcon_mailbox(services: Services) -> Callable[[], list[dict[str, str]]]:
+    """Mail the in-process app (``falcon_api``) sent."""
+    sink = services.email
+    assert isinstance(sink, MemoryEmailSink)
+    return lambda: list(sink.sent)
 
 
 @pytest.fixture
