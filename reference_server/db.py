@@ -8,10 +8,12 @@ errors become :class:`storno_security.errors.StoreUnavailableError` or
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -157,11 +159,29 @@ storage_credentials = sa.Table(
 )
 
 
+def _private_sqlite_file(url: str) -> None:
+    """Create a SQLite database file 0600 before SQLite does (it would follow the umask).
+
+    The file holds password hashes and sealed secrets; SQLite gives its ``-wal`` and ``-shm``
+    files the database file's permissions.
+    """
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return
+    if parsed.database == ":memory:" or parsed.database.startswith("file:"):
+        return
+    path = Path(parsed.database)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+
+
 class Database:
     """The engine plus transaction helpers that translate driver errors."""
 
     def __init__(self, url: str, **engine_kwargs: Any) -> None:
         self.url = url
+        _private_sqlite_file(url)
         self.engine = create_engine(url, **engine_kwargs)
 
     def create_schema(self) -> None:

@@ -316,7 +316,8 @@ def load_key_material(
     _ensure_private_dir(data_dir)
     _ensure_private_dir(keys)
     # Several workers may start at once on a first run: one generates, the others wait and read.
-    with (keys / ".lock").open("a") as lock:
+    lock_fd = os.open(keys / ".lock", os.O_WRONLY | os.O_CREAT, 0o600)
+    with os.fdopen(lock_fd, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             return _load(keys, jwt_key_file, vault_key_file, xml_key_file, xml_cert_file, True)

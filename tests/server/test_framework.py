@@ -86,6 +86,15 @@ def test_keys_are_generated_once_with_private_permissions(tmp_path: Path) -> Non
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
 
 
+def test_the_default_database_file_is_private(tmp_path: Path, clock: FrozenClock) -> None:
+    settings = make_settings(tmp_path / "data")
+    services = build_services(settings, clock=clock, email=MemoryEmailSink())
+    services.close()
+    database = tmp_path / "data" / "storno.db"
+    assert stat.S_IMODE(database.stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "data").stat().st_mode) == 0o700
+
+
 def test_a_key_readable_by_others_is_refused(tmp_path: Path) -> None:
     material = load_key_material(tmp_path)
     path = tmp_path / "keys" / "jwt" / f"{material.jwt.signer.kid}.pem"
