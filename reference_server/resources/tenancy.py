@@ -987,17 +987,18 @@ OPENAPI_PATHS: dict[str, Any] = {
         ),
     },
     "/api/v1/companies/{company_id}": {
-        "parameters": [_path_id("company_id")],
         "get": operation(
             "Read a company (company.view)",
             tag="tenancy",
             organization=True,
+            parameters=[_path_id("company_id")],
             responses={200: _COMPANY},
         ),
         "patch": operation(
             "Change a company (company.manage); `vat_id: null` clears it",
             tag="tenancy",
             organization=True,
+            parameters=[_path_id("company_id")],
             request=obj(
                 {"name": _COMPANY_NAME, "vat_id": _COMPANY_VAT, "country": _COMPANY_COUNTRY},
                 additional=False,
@@ -1008,6 +1009,7 @@ OPENAPI_PATHS: dict[str, Any] = {
             "Delete a company (company.delete): soft deletion, 404 everywhere afterwards",
             tag="tenancy",
             organization=True,
+            parameters=[_path_id("company_id")],
             responses={204: None},
         ),
     },
@@ -1040,17 +1042,18 @@ OPENAPI_PATHS: dict[str, Any] = {
         ),
     },
     "/api/v1/members/{user_id}": {
-        "parameters": [_path_id("user_id")],
         "get": operation(
             "Read a member (member.view)",
             tag="tenancy",
             organization=True,
+            parameters=[_path_id("user_id")],
             responses={200: _MEMBER},
         ),
         "patch": operation(
             "Change a member's role or permissions (member.manage, RBAC-5)",
             tag="tenancy",
             organization=True,
+            parameters=[_path_id("user_id")],
             description=(
                 "Sending `role` without `permissions` resets the member to the role's default "
                 "permissions; sending only `permissions` keeps the role. Nobody raises their "
@@ -1063,6 +1066,7 @@ OPENAPI_PATHS: dict[str, Any] = {
             "Remove a member (member.manage, RBAC-5): soft deletion; the Owner cannot be removed",
             tag="tenancy",
             organization=True,
+            parameters=[_path_id("user_id")],
             responses={204: None},
         ),
     },
@@ -1097,17 +1101,18 @@ OPENAPI_PATHS: dict[str, Any] = {
         ),
     },
     "/api/v1/invoices/{invoice_id}": {
-        "parameters": [_path_id("invoice_id")],
         "get": operation(
             "Read an invoice (invoice.view)",
             tag="invoices",
             company=True,
+            parameters=[_path_id("invoice_id")],
             responses={200: _INVOICE},
         ),
         "patch": operation(
             "Change an invoice (invoice.update)",
             tag="invoices",
             company=True,
+            parameters=[_path_id("invoice_id")],
             request=obj(_INVOICE_PROPERTIES, additional=False),
             responses={200: _INVOICE},
         ),
@@ -1115,6 +1120,7 @@ OPENAPI_PATHS: dict[str, Any] = {
             "Delete an invoice (invoice.delete): soft deletion, 404 afterwards",
             tag="invoices",
             company=True,
+            parameters=[_path_id("invoice_id")],
             responses={204: None},
         ),
     },
