@@ -54,6 +54,7 @@ from storno_security.rbac import (
     Authorization,
     Company,
     Membership,
+    MembershipChange,
     Permission,
     Role,
     authorize_member_addition,
@@ -106,6 +107,13 @@ def _text(body: dict[str, Any], name: str, *, max_length: int, required: bool) -
         bad_request(f"'{name}' must not contain control characters.", field=name)
     if not value.strip():
         bad_request(f"'{name}' must not be blank.", field=name)
+    return value
+
+
+def _required_text(body: dict[str, Any], name: str, *, max_length: int) -> str:
+    value = _text(body, name, max_length=max_length, required=True)
+    if value is None:
+        bad_request(f"'{name}' is required.", field=name)
     return value
 
 
@@ -495,6 +503,11 @@ def _member_rows(
     return [_member_json(membership_from_row(row), row, row["created_at"]) for row in rows]
 
 
+def _previous_role(change: MembershipChange) -> str:
+    """The role the stored row must still have for the change to apply (compare-and-set)."""
+    return (change.before or change.after).role.value
+
+
 def _store_permissions(member: Membership) -> list[str] | None:
     if member.permissions is None:
         return None
@@ -510,10 +523,10 @@ class Members(_MemberBase):
         auth, actor = self.manager(req)
         body = self.body(req)
         _only(body, ("email", "role", "permissions"))
-        raw_email = _text(body, "email", max_length=320, required=True)
-        assert raw_email is not None
+        raw_email = _required_text(body, "email", max_length=320)
         role = _role(body, required=True)
-        assert role is not None
+        if role is None:
+            bad_request("'role' is required.", field="role")
         permissions = _permissions(body)
         try:
             email = normalise_email(raw_email)
@@ -630,7 +643,6 @@ class MemberItem(_MemberBase):
             bad_request(
                 "This role cannot hold a custom set with these permissions.", field="permissions"
             )
-        assert change.before is not None
         table = db.memberships
         with self.services.db.transaction() as conn:
             changed = conn.execute(
@@ -638,7 +650,7 @@ class MemberItem(_MemberBase):
                 .where(
                     table.c.user_id == change.after.user_id,
                     table.c.organization_id == change.after.organization_id,
-                    table.c.role == change.before.role.value,
+                    table.c.role == _previous_role(change),
                     table.c.deleted_at.is_(None),
                 )
                 .values(role=change.after.role.value, permissions=_store_permissions(change.after))
@@ -659,7 +671,6 @@ class MemberItem(_MemberBase):
         except PermissionDeniedError as exc:
             self.denied(req, auth, exc)
             raise
-        assert change.before is not None
         table = db.memberships
         with self.services.db.transaction() as conn:
             changed = conn.execute(
@@ -667,7 +678,7 @@ class MemberItem(_MemberBase):
                 .where(
                     table.c.user_id == change.after.user_id,
                     table.c.organization_id == change.after.organization_id,
-                    table.c.role == change.before.role.value,
+                    table.c.role == _previous_role(change),
                     table.c.deleted_at.is_(None),
                 )
                 .values(deleted_at=change.after.deleted_at, is_default=False)
@@ -689,8 +700,7 @@ class OwnershipTransferResource(_MemberBase):
         auth, actor = self.manager(req, Permission.ORG_TRANSFER_OWNERSHIP)
         body = self.body(req)
         _only(body, ("user_id",))
-        raw = _text(body, "user_id", max_length=64, required=True)
-        assert raw is not None
+        raw = _required_text(body, "user_id", max_length=64)
         target = self.membership(auth.organization_id, _user_id(raw))
         try:
             transfer = authorize_ownership_transfer(actor, target, principal=auth.principal)
@@ -700,17 +710,19 @@ class OwnershipTransferResource(_MemberBase):
         table = db.memberships
         try:
             with self.services.db.transaction() as conn:
-                for before, after in (
-                    (actor, transfer.former_owner),
-                    (target, transfer.new_owner),
+                # The target is never None here (the library refused that); None would
+                # match no row and roll back.
+                target_role = None if target is None else target.role.value
+                for before_role, after in (
+                    (actor.role.value, transfer.former_owner),
+                    (target_role, transfer.new_owner),
                 ):
-                    assert before is not None
                     changed = conn.execute(
                         table.update()
                         .where(
                             table.c.user_id == after.user_id,
                             table.c.organization_id == after.organization_id,
-                            table.c.role == before.role.value,
+                            table.c.role == before_role,
                             table.c.deleted_at.is_(None),
                         )
                         .values(role=after.role.value, permissions=None)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.server.api import Api, User
 
 INVOICE = {
@@ -36,6 +38,8 @@ def _add(owner: User, member: User, role: str) -> dict[str, Any]:
     return data
 
 
+@pytest.mark.spec("RBAC-1")
+@pytest.mark.spec("RBAC-2")
 def test_company_and_invoice_crud_across_roles(api: Api) -> None:
     owner, accountant, viewer = api.register(), api.register(), api.register()
     company_id = _company(owner)
@@ -89,6 +93,8 @@ def test_company_and_invoice_crud_across_roles(api: Api) -> None:
     assert (missing.status, missing.json["code"]) == (400, "company_required")
 
 
+@pytest.mark.spec("RBAC-3")
+@pytest.mark.spec("RBAC-4")
 def test_cross_organization_probe_and_soft_delete(api: Api) -> None:
     owner, intruder = api.register(), api.register()
     company_id = _company(owner)

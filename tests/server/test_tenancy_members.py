@@ -79,6 +79,7 @@ def test_member_list_and_item(team: dict[str, User]) -> None:
     assert viewer.get(MEMBERS, organization=owner.organization_id).status == 403
 
 
+@pytest.mark.spec("RBAC-5")
 def test_self_promotion_is_refused(team: dict[str, User], services: Services) -> None:
     limited, owner = team["limited"], team["owner"]
     org = owner.organization_id
@@ -102,6 +103,7 @@ def test_self_promotion_is_refused(team: dict[str, User], services: Services) ->
     assert lower.status == 200, lower.json
 
 
+@pytest.mark.spec("RBAC-5")
 def test_the_owner_cannot_be_demoted_or_removed(team: dict[str, User], services: Services) -> None:
     owner, admin = team["owner"], team["admin"]
     org = owner.organization_id
@@ -125,6 +127,7 @@ def test_the_owner_cannot_be_demoted_or_removed(team: dict[str, User], services:
     assert owner.post(MEMBERS, {"email": newcomer.email, "role": "owner"}).status == 403
 
 
+@pytest.mark.spec("RBAC-5")
 def test_nobody_grants_or_touches_more_than_they_hold(team: dict[str, User]) -> None:
     limited, admin, owner = team["limited"], team["admin"], team["owner"]
     org = {"organization": owner.organization_id}
@@ -141,6 +144,7 @@ def test_nobody_grants_or_touches_more_than_they_hold(team: dict[str, User]) -> 
     assert added.status == 201, added.json
 
 
+@pytest.mark.spec("RBAC-5")
 def test_another_organizations_membership_is_not_found(
     team: dict[str, User], falcon_api: FalconApi, services: Services
 ) -> None:
@@ -161,6 +165,7 @@ def test_another_organizations_membership_is_not_found(
     assert (response.status, response.json["code"]) == (404, "not_found")
 
 
+@pytest.mark.spec("KEY-5")
 def test_an_api_key_never_changes_memberships(team: dict[str, User], services: Services) -> None:
     owner, viewer = team["owner"], team["viewer"]
     org = owner.organization_id
@@ -182,6 +187,8 @@ def test_an_api_key_never_changes_memberships(team: dict[str, User], services: S
     assert reasons == {"key_forbidden"}
 
 
+@pytest.mark.spec("RBAC-4")
+@pytest.mark.spec("ACC-3")
 def test_add_change_remove_and_readd_are_audited(
     team: dict[str, User], falcon_api: FalconApi, services: Services
 ) -> None:
@@ -275,6 +282,7 @@ def test_adding_validates_and_refuses_duplicates(
     assert patch.status == 400
 
 
+@pytest.mark.spec("RBAC-5")
 def test_ownership_transfer(team: dict[str, User], services: Services) -> None:
     owner, admin, viewer = team["owner"], team["admin"], team["viewer"]
     org = owner.organization_id
@@ -307,6 +315,7 @@ def test_ownership_transfer(team: dict[str, User], services: Services) -> None:
     assert event.details["former_owner_role"] == "admin"
 
 
+@pytest.mark.spec("RBAC-3")
 def test_organization_selection(team: dict[str, User], services: Services) -> None:
     owner, viewer = team["owner"], team["viewer"]
     theirs = owner.post("/api/v1/companies", {"name": "Owner Co", "country": "FR"}).json["id"]

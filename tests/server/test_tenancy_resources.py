@@ -142,6 +142,7 @@ _JSON = st.recursive(
 )
 
 
+@pytest.mark.spec("SRV-2")
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -209,6 +210,7 @@ def test_bad_page_parameters(owner: User, company: str) -> None:
         _bad(owner.get(f"/api/v1/companies?cursor={cursor}"), "cursor")
 
 
+@pytest.mark.spec("RBAC-3")
 def test_non_uuid_and_unknown_ids_are_404(owner: User, company: str) -> None:
     for raw in ("x", "1", "0" * 36, company.upper() + "0", "%00", "a" * 500):
         for path in (f"/api/v1/invoices/{raw}", f"/api/v1/companies/{raw}"):
@@ -220,6 +222,7 @@ def test_non_uuid_and_unknown_ids_are_404(owner: User, company: str) -> None:
     assert owner.get("/api/v1/invoices", company=company.upper()).status == 200
 
 
+@pytest.mark.spec("RBAC-4")
 def test_soft_deletion_keeps_the_rows(owner: User, company: str, services: Services) -> None:
     invoice = owner.post("/api/v1/invoices", INVOICE, company=company).json["id"]
     assert owner.delete(f"/api/v1/invoices/{invoice}", company=company).status == 204
@@ -236,6 +239,7 @@ def test_soft_deletion_keeps_the_rows(owner: User, company: str, services: Servi
     assert owner.patch(f"/api/v1/companies/{company}", {"name": "Back"}).status == 404
 
 
+@pytest.mark.spec("KEY-4")
 def test_api_key_scopes_on_invoices(owner: User, company: str, services: Services) -> None:
     api = owner.api
     read = services.api_keys.create(
