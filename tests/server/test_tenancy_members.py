@@ -333,3 +333,22 @@ def test_organization_selection(team: dict[str, User], services: Services) -> No
     for header in ("not-a-uuid", "0" * 300, team["limited"].organization_id):
         answer = viewer.get("/api/v1/companies", organization=header)
         assert (answer.status, answer.json["code"]) == (404, "not_found"), header
+
+
+def test_a_concurrent_addition_is_a_conflict_not_a_500(
+    team: dict[str, User], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two additions of one user race: the second INSERT hits the primary key and answers 409."""
+    from reference_server.resources import tenancy
+
+    owner, viewer = team["owner"], team["viewer"]
+    real = tenancy.memberships_of
+
+    def stale(services: Services, user_id: str) -> list[Any]:
+        # The check ran before the other request stored its row.
+        return [] if user_id == viewer.user_id else real(services, user_id)
+
+    monkeypatch.setattr(tenancy, "memberships_of", stale)
+    response = owner.post(MEMBERS, {"email": viewer.email, "role": "accountant"})
+    assert (response.status, response.json["code"]) == (409, "conflict")
+    assert owner.get(f"{MEMBERS}/{viewer.user_id}").json["role"] == "viewer"
