@@ -245,6 +245,10 @@ def _run_gunicorn(options: dict[str, Any], url: str) -> None:
         def load_config(self) -> None:
             for name, value in options.items():
                 self.cfg.set(name, value)
+            if "control_socket_disable" in self.cfg.settings:
+                # gunicorn >= 25.1 opens a control socket at one path per user ($HOME):
+                # two servers would fight over it, and nothing here uses it.
+                self.cfg.set("control_socket_disable", True)
 
             def when_ready(server: Any) -> None:
                 _say(f"{PROG}: serving on {url}")
@@ -867,7 +871,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--access-log",
         action="store_true",
-        help="log each request to stderr (path only: query strings are never logged)",
+        help="log each request to stdout (path only: query strings are never logged)",
     )
     serve.add_argument(
         "--log-level",
