@@ -17,6 +17,7 @@ import urllib.request
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -862,3 +863,33 @@ def test_serve_refuses_a_bad_setting_before_starting(tmp_path: Path) -> None:
     assert result.stderr.count("\n") == 1
     assert "STORNO_PORT" in result.stderr
     assert not (tmp_path / "data").exists()
+
+
+# -- the operator guide ---------------------------------------------------------------------------
+
+
+def test_every_setting_is_documented_with_a_default() -> None:
+    from reference_server.settings import SETTINGS_VARIABLES
+
+    guide = (ROOT / "docs" / "server.md").read_text(encoding="utf-8")
+    rows = {
+        line.split("|")[1].strip().strip("`"): line
+        for line in guide.splitlines()
+        if line.startswith("| `STORNO_")
+    }
+    assert set(rows) == set(SETTINGS_VARIABLES)
+    for name, line in rows.items():
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        assert len(cells) == 3, name
+        assert cells[1], f"{name} has no default in docs/server.md"
+        assert cells[2], f"{name} has no meaning in docs/server.md"
+
+
+def test_every_serve_flag_is_documented() -> None:
+    guide = (ROOT / "docs" / "server.md").read_text(encoding="utf-8")
+    subparsers: Any = build_parser()._subparsers
+    serve = subparsers._group_actions[0].choices["serve"]
+    for action in serve._actions:
+        for flag in action.option_strings:
+            if flag.startswith("--") and flag != "--help":
+                assert f"`{flag}" in guide, flag
