@@ -1086,6 +1086,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         ValueError,
     ) as exc:
         _fail(f"{PROG}: error: {_failure_message(exc)}", 1)
+    except ModuleNotFoundError as exc:
+        # A driver the settings need (psycopg, pymysql, redis) is not installed.
+        _fail(
+            f"{PROG}: error: the Python module {exc.name!r} is missing; install the extra "
+            "for your settings, e.g. pip install 'storno-security[server,postgres,redis]'",
+            1,
+        )
     except KeyboardInterrupt:
         _fail(f"{PROG}: interrupted", 130)
 

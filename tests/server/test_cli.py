@@ -893,3 +893,17 @@ def test_every_serve_flag_is_documented() -> None:
         for flag in action.option_strings:
             if flag.startswith("--") and flag != "--help":
                 assert f"`{flag}" in guide, flag
+
+
+def test_unreachable_database_fails_with_one_line(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(capsys, "keys", "generate")[0] == 0
+    # Port 1 on loopback: nothing listens, the connection is refused at once.
+    monkeypatch.setenv("STORNO_DATABASE_URL", "postgresql+psycopg://nobody@127.0.0.1:1/none")
+    for command in (["audit", "purge"], ["vault", "reseal"]):
+        code, out, err = run(capsys, *command)
+        assert code == 1, command
+        assert out == ""
+        assert err.count("\n") == 1
+        assert "unavailable" in err
