@@ -59,7 +59,15 @@ from storno_security.stores.memory import MemoryLastSeenStore
 from storno_security.vault import VaultKeyRing
 from storno_security.xmlsig import XmlVerifier, parse_xml
 
-__all__ = ["CliError", "UsageError", "main", "plan_workers"]
+__all__ = [
+    "ACCESS_LOG_FORMAT",
+    "CliError",
+    "UsageError",
+    "WorkerPlan",
+    "build_parser",
+    "main",
+    "plan_workers",
+]
 
 PROG = "storno-security"
 DEFAULT_LICENSE_ISSUER = str(attrs.fields(Settings).license_issuer.default)
@@ -223,8 +231,9 @@ def _gunicorn_options(
         "keepalive": 5,
         "preload_app": False,
         "proc_name": PROG,
-        # X-Forwarded-Proto is believed only from the proxies the app trusts for client IPs.
-        "forwarded_allow_ips": proxies or "127.0.0.1,::1",
+        # X-Forwarded-Proto is believed only from the proxies the app trusts for client IPs
+        # (none when STORNO_TRUSTED_PROXIES is empty, rather than gunicorn's loopback default).
+        "forwarded_allow_ips": proxies,
         "limit_request_line": 8190,
         "limit_request_fields": 100,
         "limit_request_field_size": 8190,
