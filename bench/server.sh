@@ -2,11 +2,14 @@
 # Reference-server throughput on loopback: GET /.well-known/jwks.json without and with a Bearer
 # token, measured with wrk in the same run (see bench/server_app.py). Bounded: under 60 s.
 #
-# Run: bench/server.sh [--seconds 4] [--rounds 3]      PYTHON=... picks the interpreter.
+# Run: bench/server.sh [--seconds 4] [--rounds 3] [--redis-url URL]
+# The interpreter: $PYTHON, else .venv/bin/python, else python3.
 # wrk is installed with apt only when running as root in CI; otherwise a missing wrk skips.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON="${PYTHON:-python3}"
+if [ -z "${PYTHON:-}" ]; then
+    if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
+fi
 
 if ! command -v wrk >/dev/null 2>&1; then
     if [ "$(id -u)" = "0" ] && [ -n "${CI:-}" ]; then

@@ -130,7 +130,7 @@ def _keys_lock(settings: Settings) -> Iterator[None]:
     keys = _keys_dir(settings)
     if not keys.is_dir():
         raise CliError(f"no key directory {keys}; run: {PROG} keys generate")
-    with (keys / ".lock").open("a") as lock:
+    with os.fdopen(os.open(keys / ".lock", os.O_WRONLY | os.O_CREAT, 0o600), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
