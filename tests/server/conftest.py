@@ -103,7 +103,8 @@ class RunningServer:
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.data_dir = data_dir
         self.log_path = data_dir.parent / f"{name}.log"
-        full_env = {**os.environ, **env}
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("STORNO_")}
+        full_env = {**inherited, **env}
         full_env.pop("CI", None)
         # Keys and schema are made once, before any worker starts (as `storno-security serve`).
         settings = Settings.from_env({k: v for k, v in env.items() if k.startswith("STORNO_")})
