@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
@@ -28,6 +29,7 @@ from storno_security.stores.sql._base import (
     _ExpiringStore,
     _fetch_one,
     _optional_time,
+    _Reader,
     _required_time,
     _SqlStore,
     _text_of,
@@ -125,6 +127,12 @@ _SESSION_STATE = sa.select(
     _EPOCH.scalar_subquery().label("epoch"),
     sa.exists().where(_R.session_id == sa.bindparam("session_id")).label("revoked"),
 )
+
+
+def _session_state_of(row: Any) -> SessionState:
+    if row.revoked is None:
+        raise CorruptRecordError(reason="no_row")
+    return SessionState(epoch=_epoch_of(row.epoch), revoked=bool(row.revoked))
 
 
 def _revoke_family(family_id: str, now: datetime) -> sa.Update:
@@ -377,6 +385,11 @@ class SqlSessionStateStore(_ExpiringStore):
 
     _expiry = _R.until  # purge_expired() forgets the markers that have ended
 
+    def __init__(self, engine: sa.Engine) -> None:
+        super().__init__(engine)
+        # Read on every authenticated request: the lean read path on SQLite files.
+        self._state = _Reader(engine, _SESSION_STATE, _session_state_of)
+
     def session_state(self, *, user_id: str, session_id: str) -> SessionState:
         """Return the user's epoch and whether ``session_id`` is revoked, in one ``SELECT``.
 
@@ -388,12 +401,10 @@ class SqlSessionStateStore(_ExpiringStore):
         """
         user_id = _check_key("user_id", user_id)
         session_id = _check_key("session_id", session_id)
-        with _transaction(self._engine, read_only=True) as conn:
-            params = {"user_id": user_id, "session_id": session_id}
-            row = _fetch_one(conn.execute(_SESSION_STATE, params))
-        if row is None or row.revoked is None:
+        state = self._state.one_or_none({"user_id": user_id, "session_id": session_id})
+        if state is None:
             raise CorruptRecordError(reason="no_row")
-        return SessionState(epoch=_epoch_of(row.epoch), revoked=bool(row.revoked))
+        return state
 
     def current_epoch(self, user_id: str) -> int:
         """Return the user's epoch (0 if never bumped).
