@@ -1,0 +1,90 @@
+"""Helpers for the secure-data and GDPR server tests: companies inserted straight into the
+server's database (the tests here do not depend on the companies endpoints), a small UBL-like
+invoice, and base64."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+
+from reference_server import db
+from reference_server.services import Services
+from tests.conftest import PG_ADMIN_URL, RUN_ID
+from tests.server.api import Api, FalconApi
+
+INVOICE = (
+    b'<?xml version="1.0" encoding="UTF-8"?>'
+    b'<Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2" '
+    b'xmlns:cbc="urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2">'
+    b"<cbc:ID>INV-2026-0001</cbc:ID><cbc:IssueDate>2026-03-01</cbc:IssueDate>"
+    b"<cbc:DocumentCurrencyCode>EUR</cbc:DocumentCurrencyCode>"
+    b"<cbc:Note>Storno test</cbc:Note></Invoice>"
+)
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def unb64(text: str) -> bytes:
+    return base64.b64decode(text)
+
+
+def insert_company(database: db.Database, organization_id: str, name: str = "ACME SRL") -> str:
+    company_id = db.new_id()
+    with database.transaction() as conn:
+        conn.execute(
+            db.companies.insert().values(
+                id=company_id,
+                organization_id=organization_id,
+                name=name,
+                country="RO",
+                created_at=datetime.now(UTC),
+            )
+        )
+    return company_id
+
+
+def _database_of(request: pytest.FixtureRequest, api: Api) -> Iterator[db.Database]:
+    if isinstance(api, FalconApi):
+        services: Services = request.getfixturevalue("services")
+        yield services.db
+        return
+    server = api.server  # type: ignore[attr-defined]
+    if server.name == "gunicorn-sqlite":
+        url = f"sqlite:///{(server.data_dir / 'storno.db').resolve()}"
+    else:
+        url = sa.make_url(PG_ADMIN_URL).set(database=f"storno_srv_{RUN_ID}")
+        url = url.render_as_string(hide_password=False)
+    database = db.Database(str(url))
+    try:
+        yield database
+    finally:
+        database.dispose()
+
+
+@pytest.fixture
+def server_db(request: pytest.FixtureRequest, api: Api) -> Iterator[db.Database]:
+    """The database the ``api`` backend serves from."""
+    yield from _database_of(request, api)
+
+
+@pytest.fixture
+def make_company(server_db: db.Database) -> Callable[[str], str]:
+    return lambda organization_id: insert_company(server_db, organization_id)
+
+
+def catch_up_with_wall_clock(api: Api) -> None:
+    """The server's XML certificate is made with the wall clock when the key files are first
+    written; the in-process app's frozen clock starts earlier (2026-03-01), when the
+    certificate would not be valid yet. Move the frozen clock to now."""
+    clock = api.clock
+    if clock is None:
+        return
+    behind = (datetime.now(UTC) - clock.now()).total_seconds()
+    if behind > 0:
+        clock.advance(behind)  # type: ignore[attr-defined]
