@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from tests.server._secure_data_helpers import (
+from tests.server.api import Api
+from tests.server.test_secure_data_helpers import (
     INVOICE,
     b64,
     catch_up_with_wall_clock,
@@ -14,7 +15,6 @@ from tests.server._secure_data_helpers import (
     server_db,
     unb64,
 )
-from tests.server.api import Api
 
 __all__ = ["make_company", "server_db"]
 

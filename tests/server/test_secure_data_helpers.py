@@ -88,3 +88,43 @@ def catch_up_with_wall_clock(api: Api) -> None:
     behind = (datetime.now(UTC) - clock.now()).total_seconds()
     if behind > 0:
         clock.advance(behind)  # type: ignore[attr-defined]
+
+
+def enable_mfa(services: Services, user_id: str) -> str:
+    """Turn MFA on for a user directly (as the MFA endpoints would); returns the TOTP secret."""
+    from reference_server import users
+
+    enrolment = services.totp.begin_enrolment(account_name="user", issuer="storno")
+    secret = enrolment.secret
+    with services.db.transaction() as conn:
+        conn.execute(
+            db.users.update()
+            .where(db.users.c.id == user_id)
+            .values(
+                totp_secret_sealed=users.seal_totp_secret(services, user_id, secret),
+                mfa_enabled=True,
+            )
+        )
+    return secret
+
+
+def step_up_token(services: Services, api: Api, user_id: str, secret: str, action: str) -> str:
+    """A step-up token for ``action`` from a TOTP code checked now (MFA-6)."""
+    factor = services.second_factor.verify(
+        user_id, method="totp", code=api.totp_code(secret), totp_secret=secret
+    )
+    return services.step_up.issue(factor, action=action).token
+
+
+def add_member(services: Services, user_id: str, organization_id: str, role: str) -> None:
+    with services.db.transaction() as conn:
+        conn.execute(
+            db.memberships.insert().values(
+                user_id=user_id,
+                organization_id=organization_id,
+                role=role,
+                permissions=None,
+                is_default=False,
+                created_at=services.clock.now(),
+            )
+        )
