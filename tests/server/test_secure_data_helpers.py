@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from reference_server import db
 from reference_server.services import Services
 from tests.conftest import PG_ADMIN_URL, RUN_ID
-from tests.server.api import Api, FalconApi
+from tests.server.api import Api, FalconApi, User
 
 INVOICE = (
     b'<?xml version="1.0" encoding="UTF-8"?>'
@@ -128,3 +128,10 @@ def add_member(services: Services, user_id: str, organization_id: str, role: str
                 created_at=services.clock.now(),
             )
         )
+
+
+def relogin(api: Api, user: User) -> None:
+    """A fresh access token for ``user`` (after the frozen clock moved past the old one)."""
+    response = api.post("/api/auth", {"email": user.email, "password": user.password})
+    assert response.status == 200, response.json
+    user.access_token = response.json["access_token"]
