@@ -619,7 +619,7 @@ def _query_types(req: falcon.Request) -> list[SecurityEventType] | None:
     if not raw:
         return None
     out: list[SecurityEventType] = []
-    for item in raw:
+    for item in (part.strip() for value in raw for part in value.split(",")):
         try:
             out.append(SecurityEventType(item))
         except ValueError:
