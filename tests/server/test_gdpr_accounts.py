@@ -228,3 +228,26 @@ def test_export_contents(falcon_api: FalconApi, services: Services) -> None:
     assert refused.value.status == 404
     with pytest.raises(ApiError):
         delete_account(services, user.user_id)
+
+
+def test_delete_me_shares_its_path_with_the_account_module(services: Services) -> None:
+    """``/api/v1/me``'s profile verbs live in another module; adding DELETE keeps them."""
+    import falcon
+    import falcon.testing
+
+    from reference_server.errors import handle_error
+    from reference_server.resources.secure_data import MeDelete, _add_merged_route
+
+    class Profile:
+        def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+            resp.media = {"profile": True}
+
+    app = falcon.App()
+    app.add_error_handler(Exception, handle_error)
+    app.add_route("/api/v1/me", Profile())
+    _add_merged_route(app, "/api/v1/me", MeDelete(services))
+    client = falcon.testing.TestClient(app)
+    assert client.simulate_get("/api/v1/me").json == {"profile": True}
+    # DELETE reaches the deletion resource, which wants a caller (no middleware here).
+    assert client.simulate_delete("/api/v1/me").json["code"] == "authentication_required"
+    assert client.simulate_post("/api/v1/me").status_code == 405
