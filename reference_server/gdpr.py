@@ -315,6 +315,7 @@ def _revoke_credentials(services: Services, user_id: str) -> None:
     for credential in services.passkeys.list_passkeys(user_id):
         services.passkeys.delete_passkey(user_id, credential.credential_id)
     services.backup_codes.delete(user_id)
+    services.reset_tokens.revoke_all(user_id)
 
 
 def delete_account(
@@ -364,9 +365,6 @@ def delete_account(
             db.memberships.update()
             .where(db.memberships.c.user_id == user_id, db.memberships.c.deleted_at.is_(None))
             .values(deleted_at=now)
-        )
-        conn.execute(
-            db.password_reset_tokens.delete().where(db.password_reset_tokens.c.user_id == user_id)
         )
     _revoke_credentials(services, user_id)
     services.audit.record(
@@ -447,9 +445,6 @@ def _purge_one(services: Services, user_id: str, cutoff: datetime) -> int | None
             db.storage_credentials.update()
             .where(db.storage_credentials.c.created_by == user_id)
             .values(created_by=None)
-        )
-        conn.execute(
-            db.password_reset_tokens.delete().where(db.password_reset_tokens.c.user_id == user_id)
         )
         removed += conn.execute(db.users.delete().where(db.users.c.id == user_id)).rowcount
     return removed
