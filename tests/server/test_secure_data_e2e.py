@@ -4,26 +4,20 @@ the organization's audit log."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 
 from tests.server.api import Api
 from tests.server.test_secure_data_helpers import (
     INVOICE,
     b64,
     catch_up_with_wall_clock,
-    make_company,
-    server_db,
+    create_company,
     unb64,
 )
 
-__all__ = ["make_company", "server_db"]
 
-
-def test_vault_store_list_reveal_replace_delete(
-    api: Api, make_company: Callable[[str], str]
-) -> None:
+def test_vault_store_list_reveal_replace_delete(api: Api) -> None:
     owner = api.register()
-    company = make_company(owner.organization_id)
+    company = create_company(owner)
     secret = {"access_key_id": "AKIAEXAMPLE", "secret_access_key": "wJalrXUtnFEMI/K7MDENG"}
 
     created = owner.post(
@@ -61,7 +55,7 @@ def test_vault_store_list_reveal_replace_delete(
 
     # Another organization probing the id gets 404, as for a missing row (RBAC-3).
     stranger = api.register()
-    own_company = make_company(stranger.organization_id)
+    own_company = create_company(stranger)
     probe = stranger.get(f"/api/v1/storage-credentials/{credential_id}/secret", company=own_company)
     assert probe.status == 404
     assert stranger.get("/api/v1/storage-credentials", company=company).status == 404
@@ -76,10 +70,10 @@ def test_license_status_unlicensed_without_a_license(api: Api) -> None:
     assert response.json["license"] is None
 
 
-def test_xml_sign_then_verify(api: Api, make_company: Callable[[str], str]) -> None:
+def test_xml_sign_then_verify(api: Api) -> None:
     catch_up_with_wall_clock(api)
     owner = api.register()
-    company = make_company(owner.organization_id)
+    company = create_company(owner)
     for form in ("enveloped", "xades"):
         signed = owner.post(
             "/api/v1/xml/sign", {"xml": b64(INVOICE), "form": form}, company=company

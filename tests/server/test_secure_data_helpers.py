@@ -1,20 +1,15 @@
-"""Helpers for the secure-data and GDPR server tests: companies inserted straight into the
-server's database (the tests here do not depend on the companies endpoints), a small UBL-like
-invoice, and base64."""
+"""Helpers for the secure-data and GDPR server tests: companies (over HTTP for the end-to-end
+tests, straight into the database for the in-process ones), MFA and step-up set-up, a small
+UBL-like invoice, and base64."""
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-
-import pytest
-import sqlalchemy as sa
 
 from reference_server import db
 from reference_server.services import Services
-from tests.conftest import PG_ADMIN_URL, RUN_ID
-from tests.server.api import Api, FalconApi, User
+from tests.server.api import Api, User
 
 INVOICE = (
     b'<?xml version="1.0" encoding="UTF-8"?>'
@@ -49,33 +44,12 @@ def insert_company(database: db.Database, organization_id: str, name: str = "ACM
     return company_id
 
 
-def _database_of(request: pytest.FixtureRequest, api: Api) -> Iterator[db.Database]:
-    if isinstance(api, FalconApi):
-        services: Services = request.getfixturevalue("services")
-        yield services.db
-        return
-    server = api.server  # type: ignore[attr-defined]
-    if server.name == "gunicorn-sqlite":
-        url = f"sqlite:///{(server.data_dir / 'storno.db').resolve()}"
-    else:
-        url = sa.make_url(PG_ADMIN_URL).set(database=f"storno_srv_{RUN_ID}")
-        url = url.render_as_string(hide_password=False)
-    database = db.Database(str(url))
-    try:
-        yield database
-    finally:
-        database.dispose()
-
-
-@pytest.fixture
-def server_db(request: pytest.FixtureRequest, api: Api) -> Iterator[db.Database]:
-    """The database the ``api`` backend serves from."""
-    yield from _database_of(request, api)
-
-
-@pytest.fixture
-def make_company(server_db: db.Database) -> Callable[[str], str]:
-    return lambda organization_id: insert_company(server_db, organization_id)
+def create_company(user: User, name: str = "ACME SRL") -> str:
+    """A company made over HTTP by its organization's Owner (the end-to-end way)."""
+    response = user.post("/api/v1/companies", {"name": name, "country": "RO"})
+    assert response.status == 201, response.json
+    company_id: str = response.json["id"]
+    return company_id
 
 
 def catch_up_with_wall_clock(api: Api) -> None:
