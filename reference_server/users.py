@@ -184,3 +184,15 @@ def user_json(user: sa.RowMapping, *, organization_id: str | None = None) -> dic
     if organization_id is not None:
         out["organization_id"] = organization_id
     return out
+
+
+def default_organization_id(services: Services, user_id: str) -> str | None:
+    """The organization of the user's default (else oldest) live membership, or ``None``."""
+    m = db.memberships.c
+    with services.db.transaction() as conn:
+        row = conn.execute(
+            sa.select(m.organization_id)
+            .where(m.user_id == user_id, m.deleted_at.is_(None))
+            .order_by(m.is_default.desc(), m.created_at)
+        ).first()
+    return None if row is None else str(row[0])

@@ -125,6 +125,7 @@ class _Base:
             SecurityEventType.LOGIN_SUCCEEDED,
             actor_id=user["id"],
             subject_id=user["id"],
+            organization_id=users.default_organization_id(self.services, user["id"]),
             details={"method": method, "session_id": pair.session_id},
             **audit_meta(req),
         )

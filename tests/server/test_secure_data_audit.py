@@ -1,0 +1,148 @@
+"""The audit log over HTTP: organization isolation, filters, cursor pagination, export."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from reference_server.services import Services
+from storno_security.audit import SecurityEventType
+from tests.server.api import FalconApi, User
+from tests.server.test_secure_data_helpers import add_member
+
+
+def _events(user: User, query: str = "", **kwargs: str) -> list[dict[str, object]]:
+    response = user.get(f"/api/v1/audit-events{query}", **kwargs)
+    assert response.status == 200, response.json
+    events: list[dict[str, object]] = response.json["events"]
+    return events
+
+
+def test_each_organization_sees_only_its_own_events(
+    falcon_api: FalconApi, services: Services
+) -> None:
+    first = falcon_api.register()
+    second = falcon_api.register()
+    for user in (first, second):
+        login = falcon_api.post("/api/auth", {"email": user.email, "password": user.password})
+        assert login.status == 200
+    services.audit.record(SecurityEventType.ACCESS_DENIED, actor_id=None, organization_id=None)
+
+    for user, other in ((first, second), (second, first)):
+        events = _events(user)
+        assert events
+        assert {event["organization_id"] for event in events} == {user.organization_id}
+        assert other.user_id not in {event["actor_id"] for event in events}
+        export = user.get("/api/v1/audit-events/export").body.decode().splitlines()
+        assert {json.loads(line)["organization_id"] for line in export} == {user.organization_id}
+
+    # Naming the other organization is refused as if it did not exist (RBAC-3).
+    probe = first.get("/api/v1/audit-events", organization=second.organization_id)
+    assert probe.status == 404
+    probe = first.get("/api/v1/audit-events/export", organization=second.organization_id)
+    assert probe.status == 404
+
+
+@pytest.mark.parametrize("role", ["accountant", "viewer"])
+def test_audit_view_is_needed(falcon_api: FalconApi, services: Services, role: str) -> None:
+    owner = falcon_api.register()
+    member = falcon_api.register()
+    add_member(services, member.user_id, owner.organization_id, role)
+    org = owner.organization_id
+    assert member.get("/api/v1/audit-events", organization=org).status == 403
+    assert member.get("/api/v1/audit-events/export", organization=org).status == 403
+    admin = falcon_api.register()
+    add_member(services, admin.user_id, org, "admin")
+    assert admin.get("/api/v1/audit-events", organization=org).status == 200
+
+
+def test_cursor_pagination_covers_every_event_once(
+    falcon_api: FalconApi, services: Services
+) -> None:
+    owner = falcon_api.register()
+    for _ in range(6):
+        falcon_api.clock.advance(1)  # type: ignore[union-attr]
+        services.audit.record(
+            SecurityEventType.ACCESS_DENIED,
+            actor_id=owner.user_id,
+            organization_id=owner.organization_id,
+        )
+    everything = _events(owner, "?limit=200")
+    seen: list[object] = []
+    cursor = None
+    pages = 0
+    while True:
+        query = "?limit=2" + (f"&cursor={cursor}" if cursor else "")
+        response = owner.get(f"/api/v1/audit-events{query}")
+        assert response.status == 200
+        seen.extend(event["event_id"] for event in response.json["events"])
+        pages += 1
+        cursor = response.json["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [event["event_id"] for event in everything]
+    assert len(everything) >= 7
+    assert pages == (len(everything) + 1) // 2
+
+
+def test_filters(falcon_api: FalconApi, services: Services) -> None:
+    owner = falcon_api.register()
+    start = falcon_api.now()
+    falcon_api.clock.advance(timedelta(minutes=5))  # type: ignore[union-attr]
+    middle = falcon_api.now()
+    services.audit.record(
+        SecurityEventType.ACCESS_DENIED,
+        actor_id=owner.user_id,
+        organization_id=owner.organization_id,
+    )
+    services.audit.record(
+        SecurityEventType.VAULT_ACCESSED,
+        actor_id="someone-else",
+        organization_id=owner.organization_id,
+        details={"action": "read"},
+    )
+    iso = lambda moment: moment.isoformat().replace("+00:00", "Z")  # noqa: E731
+    types = {e["type"] for e in _events(owner, "?type=access.denied,vault.accessed")}
+    assert types == {"access.denied", "vault.accessed"}
+    assert {e["type"] for e in _events(owner, "?type=vault.accessed")} == {"vault.accessed"}
+    assert {e["actor_id"] for e in _events(owner, "?actor=someone-else")} == {"someone-else"}
+    recent = _events(owner, f"?since={iso(middle)}")
+    assert {e["type"] for e in recent} == {"access.denied", "vault.accessed"}
+    older = _events(owner, f"?until={iso(middle)}")
+    assert "account.registered" in {e["type"] for e in older}
+    assert all(e["type"] != "vault.accessed" for e in older)
+    assert _events(owner, f"?until={iso(start)}") == []
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "?since=yesterday",
+        "?since=2026-03-01T12:00:00",  # no offset
+        "?type=no.such.type",
+        "?cursor=%%%",
+        "?cursor=eyJhdCI6IDF9",
+        "?limit=0",
+        "?limit=201",
+        "?limit=many",
+        f"?actor={'a' * 300}",
+    ],
+)
+def test_bad_queries_are_400(falcon_api: FalconApi, query: str) -> None:
+    owner = falcon_api.register()
+    response = owner.get(f"/api/v1/audit-events{query}")
+    assert response.status == 400, response.json
+
+
+def test_export_is_recorded(falcon_api: FalconApi, services: Services) -> None:
+    owner = falcon_api.register()
+    export = owner.get("/api/v1/audit-events/export")
+    assert export.status == 200
+    assert export.header("content-disposition") == 'attachment; filename="audit-events.jsonl"'
+    recorded = services.audit.store.query(
+        organization_id=owner.organization_id, types=[SecurityEventType.DATA_EXPORTED]
+    )
+    assert len(recorded) == 1
+    assert recorded[0].details["record_count"] == len(export.body.decode().splitlines())
