@@ -212,9 +212,11 @@ def load_vault_ring(
 # -- XML ---------------------------------------------------------------------------------------
 
 
-def _self_signed(key: rsa.RSAPrivateKey, *, common_name: str) -> x509.Certificate:
+def _self_signed(
+    key: rsa.RSAPrivateKey, *, common_name: str, now: datetime | None = None
+) -> x509.Certificate:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = datetime.now(UTC)
+    now = now or datetime.now(UTC)
     return (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -248,6 +250,7 @@ def load_xml_material(
     key_file: Path | None = None,
     cert_file: Path | None = None,
     create: bool = True,
+    now: datetime | None = None,
 ) -> XmlSigningMaterial:
     """The XML signing key and certificate: from settings, or self-signed on first run."""
     key_path = key_file or directory / "signer.key"
@@ -256,7 +259,7 @@ def load_xml_material(
         if not create:
             raise KeyFileError(f"no XML signing key in {directory}")
         key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
-        cert = _self_signed(key, common_name="storno-security reference server")
+        cert = _self_signed(key, common_name="storno-security reference server", now=now)
         pem = key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
@@ -303,6 +306,7 @@ def load_key_material(
     xml_key_file: Path | None = None,
     xml_cert_file: Path | None = None,
     create: bool = True,
+    now: datetime | None = None,
 ) -> KeyMaterial:
     """Load every key, generating what is missing when ``create`` (first run).
 
@@ -312,7 +316,7 @@ def load_key_material(
     """
     keys = data_dir / "keys"
     if not create:
-        return _load(keys, jwt_key_file, vault_key_file, xml_key_file, xml_cert_file, False)
+        return _load(keys, jwt_key_file, vault_key_file, xml_key_file, xml_cert_file, False, now)
     _ensure_private_dir(data_dir)
     _ensure_private_dir(keys)
     # Several workers may start at once on a first run: one generates, the others wait and read.
@@ -320,7 +324,7 @@ def load_key_material(
     with os.fdopen(lock_fd, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            return _load(keys, jwt_key_file, vault_key_file, xml_key_file, xml_cert_file, True)
+            return _load(keys, jwt_key_file, vault_key_file, xml_key_file, xml_cert_file, True, now)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
@@ -332,12 +336,13 @@ def _load(
     xml_key_file: Path | None,
     xml_cert_file: Path | None,
     create: bool,
+    now: datetime | None = None,
 ) -> KeyMaterial:
     return KeyMaterial(
         jwt=load_jwt_ring(keys / "jwt", key_file=jwt_key_file, create=create),
         vault=load_vault_ring(keys / "vault", key_file=vault_key_file, create=create),
         xml=load_xml_material(
-            keys / "xml", key_file=xml_key_file, cert_file=xml_cert_file, create=create
+            keys / "xml", key_file=xml_key_file, cert_file=xml_cert_file, create=create, now=now
         ),
         pseudonym=load_pseudonym_key(keys / "audit-pseudonym.key", create=create),
     )

@@ -220,6 +220,7 @@ def build_services(
         xml_key_file=settings.xml_key_file,
         xml_cert_file=settings.xml_cert_file,
         create=create_keys,
+        now=clock.now(),
     )
     db = Database(settings.effective_database_url)
     db.create_schema()
