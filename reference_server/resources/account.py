@@ -76,7 +76,15 @@ TOTP_ISSUER = "storno-security"
 _NAME_MAX = 200
 _KEY_ID_MAX = 128
 _MAX_YEAR = 9000
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_PASSKEY_NAME_MAX = 64  # the library's default PasskeyPolicy.max_name_length
+# Names (display name, passkey and API-key labels): printable Latin, Greek and Cyrillic letters,
+# digits, punctuation and spaces; at least one character that is not a space. One pattern for
+# the server's check and the OpenAPI document, so both say exactly the same.
+_NAME_CHARS = (
+    "\\u0021-\\u007e\\u00a1-\\u00ac\\u00ae-\\u024f\\u0391-\\u03a1\\u03a3-\\u03ce\\u0400-\\u04ff"
+)
+NAME_PATTERN = f"^[ {_NAME_CHARS}]*[{_NAME_CHARS}][ {_NAME_CHARS}]*$"
+_NAME_RE = re.compile(NAME_PATTERN)
 _B64URL = re.compile(r"[A-Za-z0-9_-]{1,1366}")
 
 
@@ -112,13 +120,14 @@ def _live_user(services: Services, user_id: str) -> sa.RowMapping:
     return user
 
 
-def _clean_name(body: dict[str, Any], field: str) -> str:
-    value = required_text(body, field, max_length=_NAME_MAX).strip()
-    if not value:
-        bad_request(f"'{field}' must not be blank.", field=field)
-    if _CONTROL.search(value):
-        bad_request(f"'{field}' must not contain control characters.", field=field)
-    return value
+def _clean_name(body: dict[str, Any], field: str, *, max_length: int = _NAME_MAX) -> str:
+    value = required_text(body, field, max_length=max_length)
+    if not _NAME_RE.fullmatch(value):
+        bad_request(
+            f"'{field}' must hold letters, digits, punctuation or spaces, and not be blank.",
+            field=field,
+        )
+    return value.strip()
 
 
 class _Base:
@@ -577,7 +586,7 @@ class PasskeyRegister(_Base):
             bad_request(
                 "'credential' must be the WebAuthn registration object.", field="credential"
             )
-        name = _clean_name(body, "name")
+        name = _clean_name(body, "name", max_length=_PASSKEY_NAME_MAX)
         try:
             stored = self.services.passkeys.finish_registration(
                 credential, user_id=user_id, name=name
@@ -595,13 +604,7 @@ class PasskeyRegister(_Base):
                     **audit_meta(req),
                 )
             )
-            # 400, not 401: the session is fine, the registration response is not.
-            raise ApiError(
-                400,
-                "invalid_passkey",
-                "Passkey registration failed.",
-                extra={"field": "credential"},
-            ) from None
+            raise
         self.services.audit.record_event(event_from_passkey_registration(stored, **audit_meta(req)))
         resp.status = falcon.HTTP_201
         resp.media = _passkey_json(stored)
@@ -627,7 +630,7 @@ class PasskeyItem(_Base):
         user_id = auth.principal.user_id
         raw = self._raw_id(passkey_id)
         body = self.body(req)
-        name = _clean_name(body, "name")
+        name = _clean_name(body, "name", max_length=_PASSKEY_NAME_MAX)
         try:
             renamed = self.services.passkeys.rename_passkey(user_id, raw, name=name)
         except ValueError:
@@ -732,10 +735,14 @@ class ApiKeys(_Base):
             bad_request("'scope' must be read, write or admin.", field="scope")
         expires_at = _expires_at(body, self.services.clock.now())
         permissions = _permissions(body)
+        token = body_text(body, "step_up_token", max_length=512, required=False)
         user = _live_user(self.services, user_id)
         if user["mfa_enabled"]:
             # MFA-6: a fresh second factor for every new key of an MFA user.
             self.consume_step_up(req, _step_up_token(body), user_id=user_id, action=API_KEY_CREATE)
+        elif token is not None:
+            # Without MFA there is nothing to step up from: a token here is a client mistake.
+            bad_request("'step_up_token' is only used when MFA is on.", field="step_up_token")
         try:
             created = self.services.api_keys.create(
                 user_id,
@@ -777,12 +784,22 @@ class ApiKeyItem(_Base):
 # --- OpenAPI ---------------------------------------------------------------------------------
 
 _STR = {"type": "string"}
+_NO_NUL = "^[^\\x00]*$"
+_PASSWORD = {"type": "string", "minLength": 1, "maxLength": 4096, "pattern": _NO_NUL}
 _NULL_STR = {"type": ["string", "null"]}
 _NULL_TIME = {"type": ["string", "null"], "format": "date-time"}
 _TIME = {"type": "string", "format": "date-time"}
-_NAME = {"type": "string", "minLength": 1, "maxLength": _NAME_MAX}
+_NAME = {"type": "string", "minLength": 1, "maxLength": _NAME_MAX, "pattern": NAME_PATTERN}
+_PASSKEY_NAME = {**_NAME, "maxLength": _PASSKEY_NAME_MAX}
 _COOKIE = {"type": "boolean", "description": "Put the refresh token in an HttpOnly cookie."}
-_STEP_UP = {"type": "string", "maxLength": 512, "description": "From POST /api/v1/mfa/step-up."}
+_STEP_UP = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 512,
+    "pattern": _NO_NUL,
+    "description": "From POST /api/v1/mfa/step-up.",
+}
+_CODE = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": _NO_NUL}
 _USER = obj(
     {
         "id": _STR,
@@ -904,8 +921,8 @@ OPENAPI_PATHS: dict[str, Any] = {
             organization=True,
             request=obj(
                 {
-                    "current_password": {"type": "string", "maxLength": 4096},
-                    "new_password": {"type": "string", "maxLength": 4096},
+                    "current_password": _PASSWORD,
+                    "new_password": _PASSWORD,
                     "cookie": _COOKIE,
                 },
                 required=("current_password", "new_password"),
@@ -947,7 +964,7 @@ OPENAPI_PATHS: dict[str, Any] = {
             tag="mfa",
             auth="user",
             organization=True,
-            request=obj({"code": {"type": "string", "maxLength": 64}}, required=("code",)),
+            request=obj({"code": _CODE}, required=("code",)),
             responses={
                 200: obj(
                     {"enabled": {"const": True}, "backup_codes": _CODES},
@@ -961,15 +978,26 @@ OPENAPI_PATHS: dict[str, Any] = {
             "Verify a fresh second factor for one sensitive action (MFA-6)",
             tag="mfa",
             auth="user",
-            request=obj(
-                {
-                    "action": {"enum": list(STEP_UP_ACTIONS)},
-                    "method": {"enum": ["totp", "backup_code", "passkey"]},
-                    "code": {"type": "string", "maxLength": 64},
-                    "credential": {"type": "object"},
-                },
-                required=("action", "method"),
-            ),
+            request={
+                "oneOf": [
+                    obj(
+                        {
+                            "action": {"enum": list(STEP_UP_ACTIONS)},
+                            "method": {"enum": ["totp", "backup_code"]},
+                            "code": _CODE,
+                        },
+                        required=("action", "method", "code"),
+                    ),
+                    obj(
+                        {
+                            "action": {"enum": list(STEP_UP_ACTIONS)},
+                            "method": {"const": "passkey"},
+                            "credential": {"type": "object"},
+                        },
+                        required=("action", "method", "credential"),
+                    ),
+                ]
+            },
             responses={
                 200: obj(
                     {
@@ -1029,7 +1057,8 @@ OPENAPI_PATHS: dict[str, Any] = {
             auth="user",
             organization=True,
             request=obj(
-                {"credential": {"type": "object"}, "name": _NAME}, required=("credential", "name")
+                {"credential": {"type": "object"}, "name": _PASSKEY_NAME},
+                required=("credential", "name"),
             ),
             responses={201: _PASSKEY},
         )
@@ -1052,7 +1081,7 @@ OPENAPI_PATHS: dict[str, Any] = {
             auth="user",
             organization=True,
             parameters=_PASSKEY_ID,
-            request=obj({"name": _NAME}, required=("name",)),
+            request=obj({"name": _PASSKEY_NAME}, required=("name",)),
             responses={200: _PASSKEY},
         ),
         "delete": operation(
@@ -1081,7 +1110,7 @@ OPENAPI_PATHS: dict[str, Any] = {
                     "expires_at": {"type": "string", "format": "date-time"},
                     "permissions": {
                         "type": "array",
-                        "items": _STR,
+                        "items": {"enum": sorted(p.value for p in Permission)},
                         "minItems": 1,
                         "maxItems": 100,
                     },
