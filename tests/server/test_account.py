@@ -579,6 +579,8 @@ MALFORMED = [
         400,
     ),
     ("/api/v1/api-keys", {"name": ["k"], "scope": "read"}, 400),
+    ("/api/v1/api-keys", {"name": "k", "scope": "read", "step_up_token": "t"}, 400),
+    ("/api/v1/api-keys", {"name": "k", "scope": "read", "step_up_token": 7}, 400),
     ("/api/v1/me/password", {"current_password": "x"}, 400),
     ("/api/v1/me/password", {"current_password": 1, "new_password": "y"}, 400),
     ("/api/v1/mfa/totp/confirm", {}, 400),
