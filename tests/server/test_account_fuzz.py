@@ -13,9 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import positive_data_acceptance
 
+from reference_server.resources import account
 from tests.server.api import FalconApi
-
-ACCOUNT_PATHS = r"^/api/v1/(me|mfa|passkeys|api-keys)"
 
 
 @pytest.mark.parametrize("mode", list(GenerationMode))
@@ -29,11 +28,19 @@ def test_account_endpoints_hold_to_the_document(
             op["parameters"] = [
                 p for p in op.get("parameters", []) if "XOrganization" not in p.get("$ref", "")
             ]
-    schema = schemathesis.openapi.from_dict(document).include(path_regex=ACCOUNT_PATHS)
+    schema = schemathesis.openapi.from_dict(document)
     schema.app = app
     schema.location = "/openapi.json"
-    operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 18
+    ours = {
+        f"{method.upper()} {path}"
+        for path, item in account.OPENAPI_PATHS.items()
+        for method in item
+    }
+    operations = [
+        op for op in (result.ok() for result in schema.get_all_operations()) if op.label in ours
+    ]
+    # Every operation of the account module is in the served document.
+    assert {op.label for op in operations} == ours
     for operation in operations:
         api = falcon_api.with_ip()
         user = api.register()
