@@ -70,6 +70,7 @@ CREDENTIAL_ENDPOINTS = [
 ]
 
 
+@pytest.mark.spec("KEY-5")
 @pytest.mark.parametrize(("method", "path", "body"), CREDENTIAL_ENDPOINTS)
 def test_an_admin_api_key_cannot_manage_credentials(
     falcon_api: FalconApi, method: str, path: str, body: Any
@@ -81,6 +82,7 @@ def test_an_admin_api_key_cannot_manage_credentials(
     assert response.json["code"] == "forbidden"
 
 
+@pytest.mark.spec("KEY-5")
 def test_a_key_cannot_be_given_a_credential_permission(falcon_api: FalconApi) -> None:
     user = falcon_api.register()
     for permission in ("apikey.manage", "password.change", "mfa.manage", "passkey.manage"):
@@ -91,6 +93,7 @@ def test_a_key_cannot_be_given_a_credential_permission(falcon_api: FalconApi) ->
     assert user.get("/api/v1/api-keys").json["api_keys"] == []
 
 
+@pytest.mark.spec("KEY-4")
 def test_a_key_with_an_explicit_list_gets_only_that(falcon_api: FalconApi) -> None:
     user = falcon_api.register()
     key = _api_key(user, "admin", permissions=["org.view", "invoice.view"])
@@ -178,6 +181,7 @@ def test_weak_new_password_is_422_and_sessions_live(falcon_api: FalconApi) -> No
     assert user.get("/api/v1/me").status == 200
 
 
+@pytest.mark.spec("REF-4")
 def test_password_change_revokes_every_session_and_is_audited(
     falcon_api: FalconApi, services: Services
 ) -> None:
@@ -200,6 +204,8 @@ def test_password_change_revokes_every_session_and_is_audited(
 # --- TOTP enrolment --------------------------------------------------------------------------
 
 
+@pytest.mark.spec("MFA-1")
+@pytest.mark.spec("VLT-2")
 def test_totp_secret_is_sealed_pending_then_confirmed(
     falcon_api: FalconApi, services: Services
 ) -> None:
@@ -257,6 +263,7 @@ def test_confirm_without_setup_and_setup_when_enabled_are_409(falcon_api: Falcon
     assert again.json["code"] == "mfa_already_enabled"
 
 
+@pytest.mark.spec("MFA-2")
 def test_the_code_that_confirmed_enrolment_cannot_log_in(falcon_api: FalconApi) -> None:
     user = falcon_api.register()
     enrolled = enable_mfa(falcon_api, user)
@@ -282,6 +289,7 @@ def test_the_code_that_confirmed_enrolment_cannot_log_in(falcon_api: FalconApi) 
     assert fresh.status == 200
 
 
+@pytest.mark.spec("MFA-2")
 def test_a_totp_code_used_for_step_up_is_not_accepted_again(falcon_api: FalconApi) -> None:
     user = falcon_api.register()
     enrolled = enable_mfa(falcon_api, user)
@@ -297,6 +305,7 @@ def test_a_totp_code_used_for_step_up_is_not_accepted_again(falcon_api: FalconAp
 # --- step-up ---------------------------------------------------------------------------------
 
 
+@pytest.mark.spec("MFA-6")
 def test_step_up_token_is_single_use(falcon_api: FalconApi) -> None:
     user = falcon_api.register()
     enrolled = enable_mfa(falcon_api, user)
@@ -309,6 +318,7 @@ def test_step_up_token_is_single_use(falcon_api: FalconApi) -> None:
     assert len(user.get("/api/v1/api-keys").json["api_keys"]) == 1
 
 
+@pytest.mark.spec("MFA-6")
 def test_step_up_token_is_bound_to_its_action(falcon_api: FalconApi) -> None:
     user = falcon_api.register()
     enrolled = enable_mfa(falcon_api, user)
@@ -321,6 +331,7 @@ def test_step_up_token_is_bound_to_its_action(falcon_api: FalconApi) -> None:
     assert user.get("/api/v1/mfa").json["enabled"] is True
 
 
+@pytest.mark.spec("MFA-6")
 def test_step_up_token_is_bound_to_its_user(falcon_api: FalconApi) -> None:
     ana = falcon_api.register()
     bob = falcon_api.register()
@@ -331,6 +342,7 @@ def test_step_up_token_is_bound_to_its_user(falcon_api: FalconApi) -> None:
     assert bob.get("/api/v1/mfa").json["enabled"] is True
 
 
+@pytest.mark.spec("MFA-6")
 def test_step_up_token_expires(falcon_api: FalconApi) -> None:
     user = falcon_api.register()
     enrolled = enable_mfa(falcon_api, user)
@@ -426,6 +438,7 @@ def test_too_many_wrong_step_up_codes_lock_the_user(falcon_api: FalconApi) -> No
 # --- backup codes and MFA disable ------------------------------------------------------------
 
 
+@pytest.mark.spec("MFA-3")
 def test_regenerating_backup_codes_replaces_the_whole_set(falcon_api: FalconApi) -> None:
     user = falcon_api.register()
     enrolled = enable_mfa(falcon_api, user)
@@ -446,6 +459,8 @@ def test_regenerating_backup_codes_replaces_the_whole_set(falcon_api: FalconApi)
     step_up(falcon_api, user, VAULT_READ, code=new_codes[0], method="backup_code")
 
 
+@pytest.mark.spec("MFA-6")
+@pytest.mark.spec("REF-4")
 def test_mfa_disable_needs_a_step_up_then_kills_every_session(
     falcon_api: FalconApi, services: Services
 ) -> None:
@@ -599,6 +614,7 @@ MALFORMED = [
 ]
 
 
+@pytest.mark.spec("SRV-2")
 @pytest.mark.parametrize(("path", "body", "status"), MALFORMED)
 def test_malformed_bodies_get_a_clear_4xx(
     falcon_api: FalconApi, path: str, body: dict[str, Any], status: int
@@ -610,6 +626,7 @@ def test_malformed_bodies_get_a_clear_4xx(
     assert response.json["error"]
 
 
+@pytest.mark.spec("SRV-2")
 @pytest.mark.parametrize(
     "path",
     [

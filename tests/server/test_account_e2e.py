@@ -5,11 +5,16 @@ KEY-2..4, PK-1..4)."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.passkeys.authenticator import SoftAuthenticator
 from tests.server.api import Api
 from tests.server.test_account_support import ORIGIN, enable_mfa, login, register_passkey
 
 
+@pytest.mark.spec("MFA-1")
+@pytest.mark.spec("MFA-3")
+@pytest.mark.spec("MFA-4")
 def test_mfa_enrol_then_login_needs_a_second_factor_and_a_backup_code_works_once(
     api: Api,
 ) -> None:
@@ -58,6 +63,7 @@ def test_mfa_enrol_then_login_needs_a_second_factor_and_a_backup_code_works_once
     assert again.json["code"] == "invalid_mfa_code"
 
 
+@pytest.mark.spec("REF-4")
 def test_password_change_kills_old_access_and_refresh_tokens_at_once(api: Api) -> None:
     user = api.register()
     old_access, old_refresh = user.access_token, user.refresh_token
@@ -78,6 +84,9 @@ def test_password_change_kills_old_access_and_refresh_tokens_at_once(api: Api) -
     assert login(api, user, "a brand new passphrase").status == 200
 
 
+@pytest.mark.spec("KEY-2")
+@pytest.mark.spec("KEY-3")
+@pytest.mark.spec("KEY-4")
 def test_api_key_create_use_and_revoke(api: Api) -> None:
     user = api.register()
     created = user.post("/api/v1/api-keys", {"name": "CI export", "scope": "read"})
@@ -107,6 +116,8 @@ def test_api_key_create_use_and_revoke(api: Api) -> None:
     assert refused.json["code"] == "invalid_api_key"
 
 
+@pytest.mark.spec("PK-1")
+@pytest.mark.spec("PK-4")
 def test_passkey_register_then_login_by_email_and_usernameless(api: Api) -> None:
     user = api.register()
     authenticator = SoftAuthenticator()
@@ -128,6 +139,7 @@ def test_passkey_register_then_login_by_email_and_usernameless(api: Api) -> None
         assert me.json["user"]["id"] == user.user_id
 
 
+@pytest.mark.spec("MFA-5")
 def test_passkey_as_the_second_factor_of_a_password_login(api: Api) -> None:
     user = api.register()
     authenticator = SoftAuthenticator()

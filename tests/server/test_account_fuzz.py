@@ -17,6 +17,7 @@ from reference_server.resources import account
 from tests.server.api import FalconApi
 
 
+@pytest.mark.spec("SRV-2")
 @pytest.mark.parametrize("mode", list(GenerationMode))
 def test_account_endpoints_hold_to_the_document(
     app: falcon.App, falcon_api: FalconApi, mode: GenerationMode
