@@ -57,9 +57,45 @@ def create_app(
     app.resp_options.secure_cookies_by_default = services.settings.cookie_secure
     app.add_error_handler(Exception, handle_error)
     app.add_error_handler(falcon.HTTPError, handle_error)
+    routes = RouteTable()
     for module in MODULES:
-        module.register(app, services)
+        module.register(routes, services)
+    routes.install(app)
     return app
+
+
+class RouteTable:
+    """Collects every module's routes; a path served by several modules (``/api/v1/me``: the
+    profile verbs and the GDPR ``DELETE``) becomes one resource. Falcon keeps one resource per
+    path, so a second ``add_route`` would silently drop the first one's verbs."""
+
+    def __init__(self) -> None:
+        self._routes: dict[str, list[object]] = {}
+
+    def add_route(self, uri_template: str, resource: object) -> None:
+        self._routes.setdefault(uri_template, []).append(resource)
+
+    def install(self, app: WsgiApp) -> None:
+        for path, resources in self._routes.items():
+            app.add_route(
+                path, resources[0] if len(resources) == 1 else _Composite(path, resources)
+            )
+
+
+class _Composite:
+    """One path's responders taken from several resources; two resources answering the same
+    method is a wiring mistake refused at start-up."""
+
+    def __init__(self, path: str, resources: list[object]) -> None:
+        self.rate_limits: dict[str, str] = {}
+        for resource in resources:
+            for name in dir(resource):
+                if not name.startswith("on_"):
+                    continue
+                if hasattr(self, name):
+                    raise RuntimeError(f"two resources answer {name} on {path}")
+                setattr(self, name, getattr(resource, name))
+            self.rate_limits.update(getattr(resource, "rate_limits", {}))
 
 
 def create_app_from_env() -> WsgiApp:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 import falcon
 
@@ -13,7 +13,15 @@ from reference_server.errors import ApiError
 #: The Falcon WSGI application type.
 WsgiApp = falcon.App[falcon.Request, falcon.Response]
 
+
+class Router(Protocol):
+    """Where a resource module adds its routes (the app's route table, see ``app.py``)."""
+
+    def add_route(self, uri_template: str, resource: object) -> None: ...
+
+
 __all__ = [
+    "Router",
     "WsgiApp",
     "bad_request",
     "body_bool",

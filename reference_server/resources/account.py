@@ -22,7 +22,7 @@ from reference_server import db, users
 from reference_server.context import authorize_request, require_interactive_user, require_user
 from reference_server.errors import ApiError
 from reference_server.http import (
-    WsgiApp,
+    Router,
     bad_request,
     body_bool,
     body_text,
@@ -1143,7 +1143,7 @@ OPENAPI_PATHS: dict[str, Any] = {
 }
 
 
-def register(app: WsgiApp, services: Services) -> None:
+def register(app: Router, services: Services) -> None:
     """Add this module's routes."""
     app.add_route("/api/v1/me", Me(services))
     app.add_route("/api/v1/me/password", Password(services))

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from reference_server import users
 from reference_server.context import require_interactive_user
 from reference_server.errors import ApiError
-from reference_server.http import WsgiApp, body_bool, body_text, read_json, required_text
+from reference_server.http import Router, body_bool, body_text, read_json, required_text
 from reference_server.openapi import obj, operation
 from reference_server.services import Services
 from storno_security.accounts import InvalidEmailError, normalise_email
@@ -599,7 +599,7 @@ OPENAPI_PATHS: dict[str, Any] = {
 }
 
 
-def register(app: WsgiApp, services: Services) -> None:
+def register(app: Router, services: Services) -> None:
     app.add_route("/api/auth", Login(services))
     app.add_route("/api/auth/register", Register(services))
     app.add_route("/api/auth/mfa/verify", MfaVerify(services))

@@ -7,7 +7,7 @@ from typing import Any
 import falcon
 import sqlalchemy as sa
 
-from reference_server.http import WsgiApp
+from reference_server.http import Router
 from reference_server.openapi import build_document, obj, operation
 from reference_server.services import Services
 
@@ -60,7 +60,8 @@ class OpenApi:
 
             paths: dict[str, Any] = {}
             for module in MODULES:
-                paths.update(module.OPENAPI_PATHS)
+                for path, item in module.OPENAPI_PATHS.items():
+                    paths.setdefault(path, {}).update(item)
             self._document = build_document(
                 paths, server_url=self._services.settings.public_url.rstrip("/")
             )
@@ -100,7 +101,7 @@ OPENAPI_PATHS: dict[str, Any] = {
 }
 
 
-def register(app: WsgiApp, services: Services) -> None:
+def register(app: Router, services: Services) -> None:
     app.add_route("/health", Health(services))
     app.add_route("/.well-known/jwks.json", Jwks(services))
     app.add_route("/openapi.json", OpenApi(services))

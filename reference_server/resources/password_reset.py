@@ -18,7 +18,7 @@ import falcon
 
 from reference_server import users
 from reference_server.errors import ApiError
-from reference_server.http import WsgiApp, read_json, required_text
+from reference_server.http import Router, read_json, required_text
 from reference_server.openapi import obj, operation
 from reference_server.resources.auth import audit_meta
 from reference_server.services import Services
@@ -137,6 +137,6 @@ OPENAPI_PATHS: dict[str, Any] = {
 }
 
 
-def register(app: WsgiApp, services: Services) -> None:
+def register(app: Router, services: Services) -> None:
     app.add_route("/api/auth/forgot-password", ForgotPassword(services))
     app.add_route("/api/auth/reset-password", ResetPassword(services))

@@ -34,7 +34,14 @@ from cryptography.hazmat.primitives import hashes
 from reference_server import db, gdpr, users
 from reference_server.context import authorize_request, require_interactive_user, require_user
 from reference_server.errors import ApiError
-from reference_server.http import WsgiApp, bad_request, body_text, iso, read_json, required_text
+from reference_server.http import (
+    Router,
+    bad_request,
+    body_text,
+    iso,
+    read_json,
+    required_text,
+)
 from reference_server.openapi import obj, operation
 from reference_server.services import Services
 from storno_security.audit import (
@@ -757,31 +764,6 @@ class MeDelete(_Base):
         resp.media = {"status": "deleted", "purge_after": iso(purge_after)}
 
 
-class _MergedRoute:
-    """Serves one path from two modules' resources (``/api/v1/me``: the account module's
-    profile verbs and this module's ``DELETE``). Falcon keeps one resource per path."""
-
-    def __init__(self, first: Any, second: Any) -> None:
-        self.rate_limits: dict[str, str] = {
-            **getattr(first, "rate_limits", {}),
-            **getattr(second, "rate_limits", {}),
-        }
-        for resource in (first, second):
-            for attr in dir(resource):
-                if attr.startswith("on_"):
-                    setattr(self, attr, getattr(resource, attr))
-
-
-def _add_merged_route(app: WsgiApp, path: str, resource: Any) -> None:
-    found = app._router.find(path)  # the app's router; Falcon has no public lookup
-    if found is not None and found[1] is not None and found[3] == path:
-        existing = found[1].get("GET")
-        owner = getattr(existing, "__self__", None)
-        if owner is not None:
-            resource = _MergedRoute(owner, resource)
-    app.add_route(path, resource)
-
-
 # --- OpenAPI ---------------------------------------------------------------------------------
 
 _TIME = {"type": "string", "format": "date-time"}
@@ -1097,7 +1079,7 @@ OPENAPI_PATHS: dict[str, Any] = {
 }
 
 
-def register(app: WsgiApp, services: Services) -> None:
+def register(app: Router, services: Services) -> None:
     """Add this module's routes."""
     app.add_route("/api/v1/storage-credentials", StorageCredentials(services))
     app.add_route("/api/v1/storage-credentials/{credential_id}", StorageCredential(services))
@@ -1112,4 +1094,4 @@ def register(app: WsgiApp, services: Services) -> None:
     app.add_route("/api/v1/audit-events", AuditEvents(services))
     app.add_route("/api/v1/audit-events/export", AuditExport(services))
     app.add_route("/api/v1/me/export", MeExport(services))
-    _add_merged_route(app, "/api/v1/me", MeDelete(services))
+    app.add_route("/api/v1/me", MeDelete(services))

@@ -33,7 +33,7 @@ from reference_server.context import (
     memberships_of,
 )
 from reference_server.errors import ApiError
-from reference_server.http import WsgiApp, bad_request, body_int, body_text, iso, read_json
+from reference_server.http import Router, bad_request, body_int, body_text, iso, read_json
 from reference_server.openapi import obj, operation
 from reference_server.resources.auth import audit_meta
 from reference_server.services import Services
@@ -1139,7 +1139,7 @@ OPENAPI_PATHS: dict[str, Any] = {
 }
 
 
-def register(app: WsgiApp, services: Services) -> None:
+def register(app: Router, services: Services) -> None:
     """Add the companies, members and invoices routes."""
     app.add_route("/api/v1/companies", Companies(services))
     app.add_route("/api/v1/companies/{company_id}", CompanyItem(services))

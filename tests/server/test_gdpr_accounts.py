@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, timedelta
 
+import falcon
 import pytest
 import sqlalchemy as sa
 
@@ -230,24 +231,27 @@ def test_export_contents(falcon_api: FalconApi, services: Services) -> None:
         delete_account(services, user.user_id)
 
 
-def test_delete_me_shares_its_path_with_the_account_module(services: Services) -> None:
+def test_delete_me_shares_its_path_with_the_account_module(falcon_api: FalconApi) -> None:
     """``/api/v1/me``'s profile verbs live in another module; adding DELETE keeps them."""
-    import falcon
-    import falcon.testing
+    user = falcon_api.register()
+    assert user.get("/api/v1/me").status == 200
+    assert user.patch("/api/v1/me", {"name": "Renamed"}).status == 200
+    assert user.delete("/api/v1/me", {}).status in (400, 403, 422)
+    assert user.post("/api/v1/me", {}).status == 405
 
-    from reference_server.errors import handle_error
-    from reference_server.resources.secure_data import MeDelete, _add_merged_route
 
-    class Profile:
-        def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-            resp.media = {"profile": True}
+def test_two_resources_answering_one_verb_on_one_path_are_refused() -> None:
+    from reference_server.app import RouteTable
 
+    class First:
+        def on_get(self) -> None: ...
+
+    class Second:
+        def on_get(self) -> None: ...
+
+    table = RouteTable()
+    table.add_route("/x", First())
+    table.add_route("/x", Second())
     app = falcon.App()
-    app.add_error_handler(Exception, handle_error)
-    app.add_route("/api/v1/me", Profile())
-    _add_merged_route(app, "/api/v1/me", MeDelete(services))
-    client = falcon.testing.TestClient(app)
-    assert client.simulate_get("/api/v1/me").json == {"profile": True}
-    # DELETE reaches the deletion resource, which wants a caller (no middleware here).
-    assert client.simulate_delete("/api/v1/me").json["code"] == "authentication_required"
-    assert client.simulate_post("/api/v1/me").status_code == 405
+    with pytest.raises(RuntimeError, match="on_get on /x"):
+        table.install(app)
