@@ -127,7 +127,7 @@ def membership_from_row(row: sa.RowMapping | Mapping[str, Any]) -> Membership:
 
 
 def memberships_of(services: Services, user_id: str) -> list[Membership]:
-    with services.db.transaction() as conn:
+    with services.db.read() as conn:
         rows = conn.execute(
             sa.select(db.memberships).where(db.memberships.c.user_id == user_id)
         ).mappings()
@@ -136,7 +136,7 @@ def memberships_of(services: Services, user_id: str) -> list[Membership]:
 
 def company_lookup(services: Services, organization_id: str) -> Any:
     def lookup(company_id: str) -> Company | None:
-        with services.db.transaction() as conn:
+        with services.db.read() as conn:
             row = (
                 conn.execute(
                     sa.select(

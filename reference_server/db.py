@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from storno_security.errors import StoreError, StoreUnavailableError
-from storno_security.stores.sql import create_engine, create_schema
+from storno_security.stores.sql import create_engine, create_schema, read_transaction
 
 __all__ = [
     "Database",
@@ -199,6 +199,12 @@ class Database:
     def transaction(self) -> Iterator[sa.Connection]:
         """One transaction: committed when the block ends, rolled back on any error."""
         with self._translate(), self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[sa.Connection]:
+        """A read-only snapshot that takes no write lock (SQLite: a deferred ``BEGIN``)."""
+        with read_transaction(self.engine) as conn:
             yield conn
 
     @contextmanager

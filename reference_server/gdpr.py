@@ -75,7 +75,7 @@ def _audit_events_of(services: Services, user_id: str) -> list[dict[str, Any]]:
             break
         cursor = AuditCursor.after(page[-1])
     a = audit_events.c
-    with services.db.transaction() as conn:
+    with services.db.read() as conn:
         rows = conn.execute(
             sa.select(audit_events)
             .where(
@@ -105,7 +105,7 @@ def _audit_events_of(services: Services, user_id: str) -> list[dict[str, Any]]:
 
 def _live_session_count(services: Services, user_id: str, now: datetime) -> int:
     f = refresh_families.c
-    with services.db.transaction() as conn:
+    with services.db.read() as conn:
         count = conn.execute(
             sa.select(sa.func.count())
             .select_from(refresh_families)
@@ -125,7 +125,7 @@ def export_user_data(services: Services, user_id: str) -> dict[str, Any]:
         StoreError: a store failed.
     """
     now = services.clock.now()
-    with services.db.transaction() as conn:
+    with services.db.read() as conn:
         user = (
             conn.execute(
                 sa.select(db.users).where(db.users.c.id == user_id, db.users.c.deleted_at.is_(None))
@@ -280,7 +280,7 @@ def owned_organizations_with_members(services: Services, user_id: str) -> list[s
     """The organizations the user owns that have other live members (sorted ids)."""
     m = db.memberships.c
     others = db.memberships.alias("others")
-    with services.db.transaction() as conn:
+    with services.db.read() as conn:
         rows = conn.execute(
             sa.select(m.organization_id)
             .where(
@@ -466,7 +466,7 @@ def purge_deleted_accounts(services: Services) -> int:
             run continues with the rest.
     """
     cutoff = services.clock.now() - services.settings.deletion_grace
-    with services.db.transaction() as conn:
+    with services.db.read() as conn:
         due = list(
             conn.execute(
                 sa.select(db.users.c.id)

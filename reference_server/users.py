@@ -43,7 +43,7 @@ def open_totp_secret(services: Services, user: sa.RowMapping) -> str | None:
 
 def find_user_by_email(services: Services, email: str) -> sa.RowMapping | None:
     """The live user with this normalised email, or ``None``."""
-    with services.db.transaction() as conn:
+    with services.db.read() as conn:
         return (
             conn.execute(
                 sa.select(db.users).where(
@@ -57,7 +57,7 @@ def find_user_by_email(services: Services, email: str) -> sa.RowMapping | None:
 
 def find_by_google_subject(services: Services, subject: str) -> sa.RowMapping | None:
     """The live user linked to this Google account, or ``None``."""
-    with services.db.transaction() as conn:
+    with services.db.read() as conn:
         return (
             conn.execute(
                 sa.select(db.users).where(
@@ -85,7 +85,7 @@ def link_google(services: Services, user_id: str, subject: str) -> sa.RowMapping
 
 def get_user(services: Services, user_id: str) -> sa.RowMapping | None:
     """The live user with this id, or ``None`` (deleted accounts are invisible, RBAC-4)."""
-    with services.db.transaction() as conn:
+    with services.db.read() as conn:
         return (
             conn.execute(
                 sa.select(db.users).where(db.users.c.id == user_id, db.users.c.deleted_at.is_(None))
@@ -189,7 +189,7 @@ def user_json(user: sa.RowMapping, *, organization_id: str | None = None) -> dic
 def default_organization_id(services: Services, user_id: str) -> str | None:
     """The organization of the user's default (else oldest) live membership, or ``None``."""
     m = db.memberships.c
-    with services.db.transaction() as conn:
+    with services.db.read() as conn:
         row = conn.execute(
             sa.select(m.organization_id)
             .where(m.user_id == user_id, m.deleted_at.is_(None))

@@ -205,7 +205,7 @@ class Me(_Base):
         auth = authorize_request(req, self.services, Permission.ORG_VIEW)
         caller = require_user(req)
         user = _live_user(self.services, caller.user_id)
-        with self.services.db.transaction() as conn:
+        with self.services.db.read() as conn:
             org = (
                 conn.execute(
                     sa.select(db.organizations.c.id, db.organizations.c.name).where(

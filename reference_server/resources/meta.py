@@ -23,7 +23,7 @@ class Health:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         checks = {"database": "ok"}
         try:
-            with self._services.db.transaction() as conn:
+            with self._services.db.read() as conn:
                 conn.execute(sa.text("SELECT 1"))
         except Exception:
             checks["database"] = "unavailable"

@@ -168,7 +168,7 @@ class StorageCredentials(_Base):
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         _, company_id = _authorize(req, self.services, Permission.VAULT_MANAGE)
         s = db.storage_credentials.c
-        with self.services.db.transaction() as conn:
+        with self.services.db.read() as conn:
             rows = conn.execute(
                 sa.select(db.storage_credentials)
                 .where(s.company_id == company_id, s.deleted_at.is_(None))
@@ -238,7 +238,7 @@ def _authorize(
 
 def _load_credential(services: Services, company_id: str, credential_id: str) -> sa.RowMapping:
     s = db.storage_credentials.c
-    with services.db.transaction() as conn:
+    with services.db.read() as conn:
         row = (
             conn.execute(
                 sa.select(db.storage_credentials).where(
@@ -421,7 +421,7 @@ class License(_Base):
         auth = authorize_request(req, self.services, Permission.ORG_VIEW)
         services = self.services
         org_id = auth.organization_id
-        with services.db.transaction() as conn:
+        with services.db.read() as conn:
             token = conn.execute(
                 sa.select(db.organizations.c.license_token).where(db.organizations.c.id == org_id)
             ).scalar_one_or_none()

@@ -308,7 +308,7 @@ class Companies(_Base):
         auth = authorize_request(req, self.services, Permission.COMPANY_VIEW)
         limit, cursor = _page(req)
         table = db.companies
-        with self.services.db.transaction() as conn:
+        with self.services.db.read() as conn:
             rows = list(
                 conn.execute(
                     sa.select(table)
@@ -361,7 +361,7 @@ class Companies(_Base):
 
 class CompanyItem(_Base):
     def _row(self, company: Company) -> sa.RowMapping:
-        with self.services.db.transaction() as conn:
+        with self.services.db.read() as conn:
             row = (
                 conn.execute(sa.select(db.companies).where(db.companies.c.id == company.company_id))
                 .mappings()
@@ -449,7 +449,7 @@ class _MemberBase(_Base):
 
     def membership(self, organization_id: str, user_id: str) -> Membership | None:
         """The membership of ``user_id`` here, removed ones included (the library refuses them)."""
-        with self.services.db.transaction() as conn:
+        with self.services.db.read() as conn:
             row = (
                 conn.execute(
                     sa.select(db.memberships).where(
@@ -601,7 +601,7 @@ class Members(_MemberBase):
 
 
 def _find_user(services: Services, email: str) -> sa.RowMapping | None:
-    with services.db.transaction() as conn:
+    with services.db.read() as conn:
         return (
             conn.execute(
                 sa.select(db.users.c.id).where(
@@ -768,7 +768,7 @@ class Invoices(_Base):
         auth = authorize_request(req, self.services, Permission.INVOICE_VIEW, company=True)
         limit, cursor = _page(req)
         table = db.invoices
-        with self.services.db.transaction() as conn:
+        with self.services.db.read() as conn:
             rows = list(
                 conn.execute(
                     sa.select(table)
@@ -809,7 +809,7 @@ def _invoice_row(services: Services, auth: Authorization, raw_id: str) -> sa.Row
     invoice_id = canonical_uuid(raw_id)
     if invoice_id is None:
         _not_found()
-    with services.db.transaction() as conn:
+    with services.db.read() as conn:
         row = (
             conn.execute(sa.select(db.invoices).where(db.invoices.c.id == invoice_id))
             .mappings()

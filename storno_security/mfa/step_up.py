@@ -25,7 +25,10 @@ from storno_security.mfa.storage import StepUpStore, StoredStepUp
 __all__ = [
     "ACCOUNT_DELETE",
     "API_KEY_CREATE",
+    "BACKUP_CODES_REGENERATE",
+    "GOOGLE_LINK",
     "MFA_DISABLE",
+    "PASSKEY_REGISTER",
     "VAULT_READ",
     "StepUpGrant",
     "StepUpTokens",
@@ -39,6 +42,9 @@ API_KEY_CREATE: Final = "apikey.create"
 VAULT_READ: Final = "vault.read"
 MFA_DISABLE: Final = "mfa.disable"
 ACCOUNT_DELETE: Final = "account.delete"
+PASSKEY_REGISTER: Final = "passkey.register"
+BACKUP_CODES_REGENERATE: Final = "mfa.backup_codes.regenerate"
+GOOGLE_LINK: Final = "account.google_link"
 
 _ACTION_RE: Final = re.compile(r"[a-z][a-z0-9_.:-]{0,63}")
 

@@ -594,3 +594,33 @@ def test_redis_with_decoded_responses(redis_prefix: str) -> None:
         assert store.current_epoch(user) == 1
     finally:
         client.close()
+
+
+# --- read_transaction ------------------------------------------------------------------------
+
+
+def test_read_transaction_sees_one_snapshot_and_never_blocks_a_writer(
+    sql_engine: sa.Engine,
+) -> None:
+    state = SqlSessionStateStore(sql_engine)
+    user = f"user-{secrets.token_hex(6)}"
+    query = sa.text("SELECT epoch FROM storno_session_epochs WHERE user_id = :u")
+    state.bump_epoch(user)
+    with sql_store.read_transaction(sql_engine) as conn:
+        before = conn.execute(query, {"u": user}).scalar_one()
+        # A writer in another connection commits at once: the reader holds no write lock
+        # (a BEGIN IMMEDIATE reader would make it wait out the busy timeout on SQLite).
+        assert state.bump_epoch(user) == before + 1
+        if sql_engine.dialect.name == "sqlite":
+            # One snapshot for the whole block on SQLite (WAL, deferred BEGIN).
+            assert conn.execute(query, {"u": user}).scalar_one() == before
+    assert state.current_epoch(user) == before + 1
+
+
+def test_read_transaction_translates_driver_errors(sql_engine: sa.Engine) -> None:
+    with (
+        pytest.raises(StoreError) as caught,
+        sql_store.read_transaction(sql_engine) as conn,
+    ):
+        conn.execute(sa.text("SELECT * FROM no_such_table_here"))
+    assert not isinstance(caught.value, sa.exc.SQLAlchemyError)

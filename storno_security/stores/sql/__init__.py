@@ -7,6 +7,8 @@ Needs the ``sql`` extra, plus a driver (the ``postgres`` or ``mysql`` extra) for
   queue instead of failing; on servers, ``pool_pre_ping``, and ``READ COMMITTED`` on MariaDB and
   MySQL (as PostgreSQL has by default) so that a conditional ``UPDATE`` takes no shared locks on
   the rows its sub-query reads.
+* :func:`read_transaction` gives an application sharing the engine a read-only snapshot that
+  takes no write lock (a deferred ``BEGIN`` on SQLite).
 * :data:`metadata` and :func:`create_schema` define and create the ``storno_`` tables
   (and record their version in ``storno_schema_versions``).
 * :class:`SqlRefreshFamilyStore` and :class:`SqlSessionStateStore` implement
@@ -41,6 +43,7 @@ from storno_security.stores.sql._base import (
     create_engine,
     create_schema,
     metadata,
+    read_transaction,
     schema_version,
     schema_versions,
 )
@@ -122,6 +125,7 @@ __all__ = [
     "passkey_user_handles",
     "password_reset_tokens",
     "password_reset_users",
+    "read_transaction",
     "refresh_families",
     "refresh_tokens",
     "revoked_sessions",

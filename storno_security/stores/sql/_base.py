@@ -287,6 +287,38 @@ def _transaction(
             raise StoreUnavailableError(reason="unavailable") from exc
 
 
+@contextlib.contextmanager
+def read_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A read-only transaction for an application sharing the engine: several ``SELECT``
+    statements that see one snapshot, and take no write lock.
+
+    On SQLite a plain (deferred) ``BEGIN`` instead of the ``BEGIN IMMEDIATE`` that
+    :func:`create_engine` sets up for writers: in WAL mode readers then never wait for, nor
+    block, a writer. On servers it is an ordinary transaction. Driver errors are translated as
+    the stores' are.
+
+    Raises:
+        StoreUnavailableError: the database could not be reached.
+        StoreError: the database failed.
+    """
+    driver_error: type[Exception] | tuple[()] = ()
+    dbapi = engine.dialect.loaded_dbapi
+    if dbapi is not None:
+        driver_error = dbapi.Error
+    with _translate_errors():
+        try:
+            with engine.connect() as conn:
+                sqlite = engine.dialect.name == "sqlite"
+                if sqlite:
+                    conn.execution_options(**{_READ_ONLY: True})
+                with conn.begin():
+                    if sqlite:
+                        conn.exec_driver_sql("BEGIN")
+                    yield conn
+        except driver_error as exc:  # a driver error that SQLAlchemy did not wrap
+            raise StoreUnavailableError(reason="unavailable") from exc
+
+
 def _fetch(result: sa.CursorResult[Any]) -> Sequence[sa.Row[Any]]:
     """Fetch every row; a value that cannot be converted means a corrupt record."""
     try:
