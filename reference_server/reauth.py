@@ -16,7 +16,7 @@ that failed (403 ``invalid_credentials``, 403 ``step_up_required``); each failur
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 import falcon
 import sqlalchemy as sa
@@ -84,7 +84,6 @@ def require_reauthentication(
     if claims is not None and services.clock.now() - claims.issued_at <= FRESH_LOGIN:
         return "fresh_login"
     _refuse(req, services, caller, action, "stale_login", ["fresh_login"])
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _refuse(
@@ -94,7 +93,7 @@ def _refuse(
     action: str,
     reason: str,
     accepted: list[str],
-) -> None:
+) -> NoReturn:
     services.audit.record(
         SecurityEventType.ACCESS_DENIED,
         outcome=Outcome.FAILURE,
