@@ -81,9 +81,9 @@ def require_reauthentication(
             ) from None
         return "password"
     claims = caller.claims
-    if claims is not None and services.clock.now() - claims.issued_at <= FRESH_LOGIN:
-        return "fresh_login"
-    _refuse(req, services, caller, action, "stale_login", ["fresh_login"])
+    if claims is None or services.clock.now() - claims.issued_at > FRESH_LOGIN:
+        _refuse(req, services, caller, action, "stale_login", ["fresh_login"])
+    return "fresh_login"
 
 
 def _refuse(
