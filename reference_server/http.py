@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from typing import Any, NoReturn, Protocol
 
@@ -58,12 +59,62 @@ def read_json(req: falcon.Request, *, max_bytes: int) -> dict[str, Any]:
     if len(raw) > max_bytes:
         raise ApiError(413, "payload_too_large", "The request body is too large.")
     try:
-        value = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
-    except (UnicodeDecodeError, ValueError):
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        bad_request("The body is not valid UTF-8.")
+    if _too_deep(text):
+        bad_request(f"The body nests deeper than {MAX_JSON_DEPTH} levels.")
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):
         bad_request("The body is not valid JSON.")
     if not isinstance(value, dict):
         bad_request("The body must be a JSON object.")
+    if not _encodable(value):
+        # "\ud800" is valid JSON but no valid text: no store could keep it.
+        bad_request("The body holds a lone surrogate (\\uD800-\\uDFFF): not valid Unicode text.")
     return value
+
+
+#: Deeper JSON is refused before parsing (the parser recurses once per level).
+MAX_JSON_DEPTH = 32
+
+
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def _too_deep(text: str) -> bool:
+    """Whether brackets nest deeper than :data:`MAX_JSON_DEPTH` (brackets in strings ignored)."""
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+        return False
+    depth = 0
+    for match in _BRACKET.finditer(_STRING.sub("", text)):
+        if match.group() in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                return True
+        else:
+            depth -= 1
+    return False
+
+
+def _encodable(value: object) -> bool:
+    """Every string (keys included) of a parsed JSON value encodes as UTF-8."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return True
 
 
 def body_text(

@@ -39,10 +39,10 @@ class Settings:
     """Everything the server reads from its environment. Build with :meth:`from_env`."""
 
     data_dir: Path = attrs.field(default=Path("storno-data"), converter=Path)
-    database_url: str | None = None
-    redis_url: str | None = None
+    database_url: str | None = attrs.field(default=None, repr=lambda url: _masked(url))
+    redis_url: str | None = attrs.field(default=None, repr=lambda url: _masked(url))
     redis_prefix: str = "storno:"
-    ratelimit_uri: str | None = None
+    ratelimit_uri: str | None = attrs.field(default=None, repr=lambda url: _masked(url))
     public_url: str = "http://localhost:8000"
     token_issuer: str | None = None
     token_audience: str = "storno-api"  # noqa: S105 - an audience, not a secret
@@ -83,6 +83,25 @@ class Settings:
             )
         if not 4 <= self.password_cost <= 31:
             raise SettingsError(f"STORNO_PASSWORD_COST must be 4..31, got {self.password_cost}")
+        local = parts.hostname in ("localhost", "127.0.0.1", "::1")
+        if parts.scheme == "https" and not self.cookie_secure:
+            raise SettingsError(
+                "STORNO_COOKIE_SECURE=false is refused with an https STORNO_PUBLIC_URL: the "
+                "refresh cookie would travel over plain http"
+            )
+        if self.password_cost < 10 and not local:
+            raise SettingsError(
+                f"STORNO_PASSWORD_COST={self.password_cost} is below 10: allowed only with a "
+                "localhost STORNO_PUBLIC_URL (tests and development)"
+            )
+        for network in self.trusted_proxies:
+            if network.prefixlen == 0:
+                raise SettingsError(
+                    f"STORNO_TRUSTED_PROXIES={network} would let every client choose its "
+                    "address (and rate-limit bucket): name your proxies"
+                )
+        if self.database_url is not None:
+            _check_database_url(self.database_url)
         if (self.xml_key_file is None) != (self.xml_cert_file is None):
             raise SettingsError("STORNO_XML_KEY_FILE and STORNO_XML_CERT_FILE go together")
 
@@ -157,6 +176,33 @@ class Settings:
             raise
         except (TypeError, ValueError) as exc:
             raise SettingsError(str(exc)) from None
+
+
+def _masked(url: str | None) -> str:
+    """A URL for ``repr``: any password replaced by ``***``."""
+    if url is None:
+        return "None"
+    parts = urlsplit(url)
+    if parts.password is None:
+        return repr(url)
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return repr(parts._replace(netloc=netloc).geturl())
+
+
+def _check_database_url(url: str) -> None:
+    try:
+        import sqlalchemy as sa
+    except ImportError:  # pragma: no cover - the server extra brings SQLAlchemy
+        raise SettingsError("STORNO_DATABASE_URL needs SQLAlchemy (the 'server' extra)") from None
+    try:
+        parsed = sa.make_url(url)
+    except (sa.exc.ArgumentError, ValueError):
+        raise SettingsError("STORNO_DATABASE_URL is not a database URL") from None
+    if parsed.get_backend_name() not in ("sqlite", "postgresql", "mysql", "mariadb"):
+        raise SettingsError(
+            "STORNO_DATABASE_URL must be SQLite, PostgreSQL or MySQL/MariaDB, "
+            f"not {parsed.get_backend_name()!r}"
+        )
 
 
 def _text(raw: str) -> str | None:
