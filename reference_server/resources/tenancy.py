@@ -572,14 +572,16 @@ class Members(_MemberBase):
         now = self.services.clock.now()
         invitations = db.invitations
         with self.services.db.transaction() as conn:
-            # One mail per pending invitation: inviting again stores a row but sends nothing.
+            # At most one mail per organization and user per invitation lifetime, whatever
+            # became of the earlier invitations (withdrawn, declined): inviting, withdrawing and
+            # inviting again cannot flood anyone's mailbox. The invitation is stored anyway.
             already_invited = user_id is not None and (
                 conn.execute(
                     sa.select(invitations.c.id)
                     .where(
                         invitations.c.organization_id == auth.organization_id,
                         invitations.c.user_id == user_id,
-                        _pending(invitations, now),
+                        invitations.c.created_at > now - INVITATION_LIFETIME,
                     )
                     .limit(1)
                 ).first()

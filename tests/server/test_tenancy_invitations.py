@@ -137,16 +137,28 @@ def test_the_inviting_side_cannot_tell_a_registered_address(
     assert [m["to"] for m in falcon_mailbox()] == [registered.email]
 
 
-def test_inviting_again_sends_no_second_mail_and_members_get_none(
-    falcon_api: FalconApi, falcon_mailbox: Mailbox
+def test_one_mail_per_organization_and_user_per_week_and_none_to_members(
+    falcon_api: FalconApi, services: Services, clock: FrozenClock, falcon_mailbox: Mailbox
 ) -> None:
     owner, invitee, member = _user(falcon_api), _user(falcon_api), _user(falcon_api)
     add_member(owner, member, "viewer")
     sent_before = len(falcon_mailbox())
     for _ in range(3):
         invite(owner, invitee.email, "viewer")
+    # Withdrawing and inviting again (or a declined invitation) sends nothing new either.
+    for row in _rows(services, owner.organization_id):
+        if row["user_id"] == invitee.user_id:
+            assert owner.delete(f"{ORG_INVITATIONS}/{row['id']}").status == 204
+    invite(owner, invitee.email, "viewer")
     invite(owner, member.email, "viewer")
     assert [m["to"] for m in falcon_mailbox()[sent_before:]] == [invitee.email]
+    # The invitation is there all the same.
+    assert len(invitee.get(INVITATIONS).json["items"]) == 1
+    # A week later, a new invitation mails again.
+    clock.advance(INVITATION_LIFETIME.total_seconds())
+    _relogin(owner)
+    invite(owner, invitee.email, "viewer")
+    assert [m["to"] for m in falcon_mailbox()[sent_before:]] == [invitee.email] * 2
 
 
 def test_accept_and_decline_refuse_clearly(
