@@ -575,18 +575,16 @@ class Members(_MemberBase):
             # At most one mail per organization and user per invitation lifetime, whatever
             # became of the earlier invitations (withdrawn, declined): inviting, withdrawing and
             # inviting again cannot flood anyone's mailbox. The invitation is stored anyway.
-            already_invited = user_id is not None and (
-                conn.execute(
-                    sa.select(invitations.c.id)
-                    .where(
-                        invitations.c.organization_id == auth.organization_id,
-                        invitations.c.user_id == user_id,
-                        invitations.c.created_at > now - INVITATION_LIFETIME,
-                    )
-                    .limit(1)
-                ).first()
-                is not None
-            )
+            # (The query runs for an unknown address too: the same work either way.)
+            recent = conn.execute(
+                sa.select(invitations.c.id)
+                .where(
+                    invitations.c.organization_id == auth.organization_id,
+                    invitations.c.user_id == (user_id or ""),
+                    invitations.c.created_at > now - INVITATION_LIFETIME,
+                )
+                .limit(1)
+            ).first()
             # Every invitation is stored, an unregistered address's too (without the address
             # or anything else about the person), so the organization's list of pending
             # invitations does not tell either.
@@ -602,7 +600,7 @@ class Members(_MemberBase):
                     expires_at=now + INVITATION_LIFETIME,
                 )
             )
-        if user_id is not None and not already_invited:
+        if user_id is not None and recent is None:
             organization_id = auth.organization_id
             # The mail goes after the answer: its time does not show whether the address exists.
             self.services.run_later(
