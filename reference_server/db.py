@@ -218,3 +218,27 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+# Invitations to join an organization (tenancy): a membership exists only once the invited user
+# accepts. ``user_id`` is NULL when the address was not registered (the row then holds no
+# personal data and can never be accepted). No foreign keys: purging a user or an organization
+# is never blocked by an invitation.
+invitations = sa.Table(
+    "app_invitations",
+    app_metadata,
+    sa.Column("id", _ID, primary_key=True),
+    sa.Column("organization_id", _ID, nullable=False),
+    sa.Column("user_id", _ID, nullable=True),
+    sa.Column("role", sa.String(20), nullable=False),
+    # A custom permission set (JSON list of permission names), or NULL for the role's set.
+    sa.Column("permissions", sa.JSON, nullable=True),
+    sa.Column("invited_by", _ID, nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
+    sa.Column("accepted_at", UtcDateTime, nullable=True),
+    sa.Column("declined_at", UtcDateTime, nullable=True),
+    sa.Column("withdrawn_at", UtcDateTime, nullable=True),
+    sa.Index("ix_app_invitations_org", "organization_id"),
+    sa.Index("ix_app_invitations_user", "user_id"),
+)

@@ -8,6 +8,12 @@ demoted nor removed, memberships of other organizations are "not found", API key
 memberships). Deletion is soft everywhere (RBAC-4): ``deleted_at`` is set, the row is kept for
 the audit trail, and every read and write path treats it as missing.
 
+Nobody becomes a member without consent: ``POST /api/v1/members`` invites (the same ``202``
+whether or not the email is registered, so it reveals nothing), and the membership is created
+only when the invited user accepts, re-checked by the library against the inviter's rights at
+that moment. A pending invitation is never a membership: :func:`authorize_request` reads the
+memberships only.
+
 A removed member loses access on their next request: :func:`authorize_request` reads the
 memberships on every request, so no token needs revoking.
 """
@@ -18,10 +24,9 @@ import base64
 import binascii
 import re
 from collections.abc import Callable, Iterable
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar, NoReturn
 
-import attrs
 import falcon
 import sqlalchemy as sa
 
@@ -31,6 +36,7 @@ from reference_server.context import (
     company_lookup,
     membership_from_row,
     memberships_of,
+    require_interactive_user,
 )
 from reference_server.errors import ApiError
 from reference_server.http import Router, bad_request, body_int, body_text, iso, read_json
@@ -56,6 +62,7 @@ from storno_security.rbac import (
     Membership,
     MembershipChange,
     Permission,
+    Principal,
     Role,
     authorize_member_addition,
     authorize_member_removal,
@@ -82,6 +89,8 @@ _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _LIMIT = re.compile(r"\d{1,4}")
 _CURSOR = re.compile(r"[A-Za-z0-9_-]{1,200}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: How long an invitation can be accepted.
+INVITATION_LIFETIME = timedelta(days=7)
 
 
 def _not_found() -> NoReturn:
@@ -213,6 +222,11 @@ def _decode_cursor(raw: str) -> tuple[datetime, str]:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         refuse()
     if created_at.tzinfo is None or canonical_uuid(row_id) != row_id:
+        refuse()
+    try:
+        # Near the ends of the calendar the UTC value does not exist (the database would fail).
+        created_at = created_at.astimezone(UTC)
+    except OverflowError:
         refuse()
     return created_at, row_id
 
@@ -520,6 +534,7 @@ class Members(_MemberBase):
         resp.media = {"items": _member_rows(self.services, auth.organization_id)}
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Invite a user: the same ``202`` whether or not the email is registered."""
         auth, actor = self.manager(req)
         body = self.body(req)
         _only(body, ("email", "role", "permissions"))
@@ -535,8 +550,8 @@ class Members(_MemberBase):
                 422, "invalid_email", "The email address is not valid.", extra={"field": "email"}
             ) from None
         try:
-            new = Membership(
-                user_id=auth.principal.user_id,  # replaced below; validates role + permissions
+            offered = Membership(
+                user_id=db.new_id(),  # nobody yet: the grant is checked before the lookup
                 organization_id=auth.organization_id,
                 role=role,
                 permissions=permissions,
@@ -545,59 +560,54 @@ class Members(_MemberBase):
             bad_request(
                 "This role cannot hold a custom set with these permissions.", field="permissions"
             )
-        user = _find_user(self.services, email)
-        if user is None:
-            _not_found()
-        new = attrs.evolve(new, user_id=user["id"])
-        existing = memberships_of(self.services, user["id"])
+        # The library decides (RBAC-5, KEY-5) before anything depends on the address, so a
+        # refusal cannot tell whether it is registered either.
         try:
-            change = authorize_member_addition(
-                actor, new, principal=auth.principal, existing=existing
-            )
+            authorize_member_addition(actor, offered, principal=auth.principal, existing=())
         except PermissionDeniedError as exc:
             self.denied(req, auth, exc)
             raise
+        user = _find_user(self.services, email)
+        user_id = None if user is None else str(user["id"])
         now = self.services.clock.now()
-        removed = any(m.organization_id == auth.organization_id for m in existing)
-        table = db.memberships
-        values = {
-            "role": change.after.role.value,
-            "permissions": _store_permissions(change.after),
-            "is_default": False,
-            "created_at": now,
-            "deleted_at": None,
-        }
-        try:
-            with self.services.db.transaction() as conn:
-                if removed:
-                    # A removed member comes back: the row (one per user and organization) is
-                    # revived; the audit trail keeps the history.
-                    changed = conn.execute(
-                        table.update()
-                        .where(
-                            table.c.user_id == user["id"],
-                            table.c.organization_id == auth.organization_id,
-                            table.c.deleted_at.is_not(None),
-                        )
-                        .values(**values)
-                    ).rowcount
-                    if changed != 1:
-                        raise DuplicateMembershipError(reason="already_a_member")
-                else:
-                    conn.execute(
-                        table.insert().values(
-                            user_id=user["id"], organization_id=auth.organization_id, **values
-                        )
-                    )
-        except StoreError as exc:
-            if isinstance(exc.__cause__, sa.exc.IntegrityError):  # added concurrently
-                raise DuplicateMembershipError(reason="already_a_member") from None
-            raise
-        self.services.audit.record_event(
-            event_from_membership_change(change, at=now, **audit_meta(req))
-        )
-        resp.status = falcon.HTTP_201
-        resp.media = self.render(auth.organization_id, user["id"])
+        invitations = db.invitations
+        with self.services.db.transaction() as conn:
+            # At most one mail per organization and user per invitation lifetime, whatever
+            # became of the earlier invitations (withdrawn, declined): inviting, withdrawing and
+            # inviting again cannot flood anyone's mailbox. The invitation is stored anyway.
+            # (The query runs for an unknown address too: the same work either way.)
+            recent = conn.execute(
+                sa.select(invitations.c.id)
+                .where(
+                    invitations.c.organization_id == auth.organization_id,
+                    invitations.c.user_id == (user_id or ""),
+                    invitations.c.created_at > now - INVITATION_LIFETIME,
+                )
+                .limit(1)
+            ).first()
+            # Every invitation is stored, an unregistered address's too (without the address
+            # or anything else about the person), so the organization's list of pending
+            # invitations does not tell either.
+            conn.execute(
+                invitations.insert().values(
+                    id=db.new_id(),
+                    organization_id=auth.organization_id,
+                    user_id=user_id,
+                    role=role.value,
+                    permissions=_store_permissions(offered),
+                    invited_by=auth.principal.user_id,
+                    created_at=now,
+                    expires_at=now + INVITATION_LIFETIME,
+                )
+            )
+        if user_id is not None and recent is None:
+            organization_id = auth.organization_id
+            # The mail goes after the answer: its time does not show whether the address exists.
+            self.services.run_later(
+                lambda: _send_invitation(self.services, user_id, organization_id)
+            )
+        resp.status = falcon.HTTP_202
+        resp.media = {"status": "invited"}
 
 
 def _find_user(services: Services, email: str) -> sa.RowMapping | None:
@@ -611,6 +621,358 @@ def _find_user(services: Services, email: str) -> sa.RowMapping | None:
             .mappings()
             .first()
         )
+
+
+# --- invitations ---------------------------------------------------------------------------
+
+
+def _pending(table: sa.Table, now: datetime) -> sa.ColumnElement[bool]:
+    """Neither accepted, declined nor withdrawn, and not expired."""
+    return sa.and_(
+        table.c.accepted_at.is_(None),
+        table.c.declined_at.is_(None),
+        table.c.withdrawn_at.is_(None),
+        table.c.expires_at > now,
+    )
+
+
+def _live_member(conn: sa.Connection, user_id: str, organization_id: str) -> bool:
+    m = db.memberships
+    return (
+        conn.execute(
+            sa.select(m.c.user_id).where(
+                m.c.user_id == user_id,
+                m.c.organization_id == organization_id,
+                m.c.deleted_at.is_(None),
+            )
+        ).first()
+        is not None
+    )
+
+
+def _send_invitation(services: Services, user_id: str, organization_id: str) -> None:
+    """The invitation mail (after the answer): nothing for a member or a deleted account."""
+    with services.db.read() as conn:
+        user = conn.execute(
+            sa.select(db.users.c.email).where(
+                db.users.c.id == user_id, db.users.c.deleted_at.is_(None)
+            )
+        ).first()
+        organization = conn.execute(
+            sa.select(db.organizations.c.name).where(
+                db.organizations.c.id == organization_id,
+                db.organizations.c.deleted_at.is_(None),
+            )
+        ).first()
+        member = _live_member(conn, user_id, organization_id)
+    if user is None or user.email is None or organization is None or member:
+        return
+    # The name is the inviter's text: one line, shortened, quoted.
+    name = _CONTROL.sub(" ", str(organization.name)).strip()[:80]
+    link = f"{services.settings.public_url.rstrip('/')}/invitations"
+    services.email.send(
+        to=user.email,
+        subject=f'You were invited to "{name}"',
+        body=(
+            f'You were invited to join the organization "{name}".\n'
+            f"Nothing changes unless you accept. Accept or decline it within "
+            f"{INVITATION_LIFETIME.days} days, after logging in:\n{link}\n"
+            "If you do not know this organization, decline the invitation or ignore this mail.\n"
+        ),
+    )
+
+
+def _invitation_id(raw: str) -> str:
+    value = canonical_uuid(raw)
+    if value is None:
+        _not_found()
+    return value
+
+
+def _my_invitation(services: Services, user_id: str, raw_id: str) -> sa.RowMapping:
+    """The caller's own invitation, or the one 404 (unknown, someone else's, withdrawn, or of a
+    deleted organization: an invitation id tells a stranger nothing)."""
+    invitation_id = _invitation_id(raw_id)
+    i, o = db.invitations, db.organizations
+    with services.db.read() as conn:
+        row = (
+            conn.execute(
+                sa.select(i, o.c.deleted_at.label("organization_deleted_at"))
+                .join(o, o.c.id == i.c.organization_id)
+                .where(i.c.id == invitation_id)
+            )
+            .mappings()
+            .first()
+        )
+    if (
+        row is None
+        or row["user_id"] != user_id
+        or row["withdrawn_at"] is not None
+        or row["organization_deleted_at"] is not None
+    ):
+        _not_found()
+    return row
+
+
+def _check_open(row: sa.RowMapping, now: datetime) -> None:
+    """409 with a code of its own for an invitation already answered or expired."""
+    if row["accepted_at"] is not None:
+        raise ApiError(409, "invitation_accepted", "This invitation has already been accepted.")
+    if row["declined_at"] is not None:
+        raise ApiError(409, "invitation_declined", "This invitation has been declined.")
+    if row["expires_at"] <= now:
+        raise ApiError(409, "invitation_expired", "This invitation has expired; ask for a new one.")
+
+
+def _invited_membership(row: sa.RowMapping, user_id: str) -> Membership:
+    permissions = row["permissions"]
+    return Membership(
+        user_id=user_id,
+        organization_id=row["organization_id"],
+        role=Role(row["role"]),
+        permissions=None if permissions is None else parse_permissions(permissions),
+    )
+
+
+def _my_invitation_json(row: sa.RowMapping) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "organization_id": row["organization_id"],
+        "organization_name": row["organization_name"],
+        "role": row["role"],
+        "permissions": None if row["permissions"] is None else sorted(row["permissions"]),
+        "invited_by_name": row["invited_by_name"],
+        "created_at": iso(row["created_at"]),
+        "expires_at": iso(row["expires_at"]),
+    }
+
+
+def _org_invitation_json(row: sa.RowMapping) -> dict[str, Any]:
+    # Nothing about the invited person: the list must not tell whether an address is
+    # registered (an unregistered one has a row too).
+    return {
+        "id": row["id"],
+        "role": row["role"],
+        "permissions": None if row["permissions"] is None else sorted(row["permissions"]),
+        "invited_by": row["invited_by"],
+        "created_at": iso(row["created_at"]),
+        "expires_at": iso(row["expires_at"]),
+    }
+
+
+class _InvitationConflictError(Exception):
+    """The invitation was answered meanwhile, or the membership appeared: roll back."""
+
+
+class MyInvitations(_Base):
+    """The caller's pending invitations (a signed-in user; never an API key)."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        caller = require_interactive_user(req)
+        limit, cursor = _page(req)
+        now = self.services.clock.now()
+        i, o, m = db.invitations, db.organizations, db.memberships
+        inviter = db.users.alias("inviter")
+        query = (
+            sa.select(
+                i,
+                o.c.name.label("organization_name"),
+                inviter.c.name.label("invited_by_name"),
+            )
+            .join(o, o.c.id == i.c.organization_id)
+            .outerjoin(
+                inviter, sa.and_(inviter.c.id == i.c.invited_by, inviter.c.deleted_at.is_(None))
+            )
+            .where(
+                i.c.user_id == caller.user_id,
+                _pending(i, now),
+                o.c.deleted_at.is_(None),
+                ~sa.exists().where(
+                    m.c.user_id == caller.user_id,
+                    m.c.organization_id == i.c.organization_id,
+                    m.c.deleted_at.is_(None),
+                ),
+                _after(i, cursor),
+            )
+            .order_by(i.c.created_at, i.c.id)
+            .limit(limit + 1)
+        )
+        with self.services.db.read() as conn:
+            rows = list(conn.execute(query).mappings())
+        resp.media = _page_json(rows, limit, _my_invitation_json)
+
+
+class InvitationAccept(_Base):
+    def on_post(self, req: falcon.Request, resp: falcon.Response, invitation_id: str) -> None:
+        """Accept: the membership is created (or a removed one revived) in one transaction."""
+        caller = require_interactive_user(req)
+        row = _my_invitation(self.services, caller.user_id, invitation_id)
+        now = self.services.clock.now()
+        _check_open(row, now)
+        organization_id: str = row["organization_id"]
+        new = _invited_membership(row, caller.user_id)
+        # The invitation carries its inviter's authority: it must still hold now (a removed or
+        # demoted inviter's invitations are void). The library decides, as for any addition.
+        inviter = None
+        if row["invited_by"] is not None:
+            inviter = next(
+                (
+                    m
+                    for m in memberships_of(self.services, row["invited_by"])
+                    if m.organization_id == organization_id and is_visible(m)
+                ),
+                None,
+            )
+        existing = memberships_of(self.services, caller.user_id)
+        if inviter is None:
+            raise ApiError(409, "invitation_void", _VOID)
+        try:
+            change = authorize_member_addition(
+                inviter,
+                new,
+                principal=Principal.user(inviter.user_id, organization_id=organization_id),
+                existing=existing,
+            )
+        except DuplicateMembershipError:
+            raise ApiError(409, "already_a_member", _ALREADY) from None
+        except PermissionDeniedError:
+            raise ApiError(409, "invitation_void", _VOID) from None
+        removed = any(m.organization_id == organization_id for m in existing)
+        table, invitations = db.memberships, db.invitations
+        values = {
+            "role": change.after.role.value,
+            "permissions": _store_permissions(change.after),
+            "is_default": False,
+            "created_at": now,
+            "deleted_at": None,
+        }
+        try:
+            with self.services.db.transaction() as conn:
+                answered = conn.execute(
+                    invitations.update()
+                    .where(invitations.c.id == row["id"], _pending(invitations, now))
+                    .values(accepted_at=now)
+                ).rowcount
+                if answered != 1:
+                    raise _InvitationConflictError
+                if removed:
+                    # A removed member comes back: the row (one per user and organization) is
+                    # revived; the audit trail keeps the history.
+                    changed = conn.execute(
+                        table.update()
+                        .where(
+                            table.c.user_id == caller.user_id,
+                            table.c.organization_id == organization_id,
+                            table.c.deleted_at.is_not(None),
+                        )
+                        .values(**values)
+                    ).rowcount
+                    if changed != 1:
+                        raise _InvitationConflictError
+                else:
+                    conn.execute(
+                        table.insert().values(
+                            user_id=caller.user_id, organization_id=organization_id, **values
+                        )
+                    )
+        except _InvitationConflictError:
+            raise ApiError(
+                409, "conflict", "The invitation changed meanwhile; try again."
+            ) from None
+        except StoreError as exc:
+            if isinstance(exc.__cause__, sa.exc.IntegrityError):  # added concurrently
+                raise ApiError(409, "already_a_member", _ALREADY) from None
+            raise
+        self.services.audit.record_event(
+            event_from_membership_change(change, at=now, **audit_meta(req))
+        )
+        rows = _member_rows(self.services, organization_id, user_id=caller.user_id)
+        if not rows:  # removed again meanwhile
+            _not_found()
+        resp.media = {"organization_id": organization_id, "member": rows[0]}
+
+
+_VOID = "The person who invited you can no longer grant this access; ask for a new invitation."
+_ALREADY = "You are already a member of this organization."
+
+
+class InvitationDecline(_Base):
+    def on_post(self, req: falcon.Request, resp: falcon.Response, invitation_id: str) -> None:
+        caller = require_interactive_user(req)
+        row = _my_invitation(self.services, caller.user_id, invitation_id)
+        now = self.services.clock.now()
+        _check_open(row, now)
+        invitations = db.invitations
+        with self.services.db.transaction() as conn:
+            answered = conn.execute(
+                invitations.update()
+                .where(invitations.c.id == row["id"], _pending(invitations, now))
+                .values(declined_at=now)
+            ).rowcount
+        if answered != 1:
+            raise ApiError(409, "conflict", "The invitation changed meanwhile; try again.")
+        resp.status = falcon.HTTP_204
+
+
+class OrganizationInvitations(_MemberBase):
+    """The organization's pending invitations (member.view), without the invitees."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        auth = authorize_request(req, self.services, Permission.MEMBER_VIEW)
+        limit, cursor = _page(req)
+        i = db.invitations
+        with self.services.db.read() as conn:
+            rows = list(
+                conn.execute(
+                    sa.select(i)
+                    .where(
+                        i.c.organization_id == auth.organization_id,
+                        _pending(i, self.services.clock.now()),
+                        _after(i, cursor),
+                    )
+                    .order_by(i.c.created_at, i.c.id)
+                    .limit(limit + 1)
+                ).mappings()
+            )
+        resp.media = _page_json(rows, limit, _org_invitation_json)
+
+
+class OrganizationInvitationItem(_MemberBase):
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, invitation_id: str) -> None:
+        """Withdraw a pending invitation (member.manage; whoever could have made it)."""
+        auth, actor = self.manager(req)
+        wanted = _invitation_id(invitation_id)
+        now = self.services.clock.now()
+        i = db.invitations
+        with self.services.db.read() as conn:
+            row = (
+                conn.execute(
+                    sa.select(i).where(
+                        i.c.id == wanted,
+                        i.c.organization_id == auth.organization_id,
+                        _pending(i, now),
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        if row is None:
+            _not_found()
+        offered = _invited_membership(row, row["user_id"] or db.new_id())
+        try:
+            # The same rules as making it (RBAC-5, KEY-5): nobody withdraws a grant larger
+            # than their own, and an API key never acts on memberships.
+            authorize_member_addition(actor, offered, principal=auth.principal, existing=())
+        except PermissionDeniedError as exc:
+            self.denied(req, auth, exc)
+            raise
+        with self.services.db.transaction() as conn:
+            changed = conn.execute(
+                i.update().where(i.c.id == row["id"], _pending(i, now)).values(withdrawn_at=now)
+            ).rowcount
+        if changed != 1:
+            _not_found()
+        resp.status = falcon.HTTP_204
 
 
 class MemberItem(_MemberBase):
@@ -940,6 +1302,41 @@ _MEMBER = obj(
 )
 _MEMBERS = obj({"items": {"type": "array", "items": _MEMBER}}, required=("items",))
 
+_INVITED = obj({"status": {"type": "string", "enum": ["invited"]}}, required=("status",))
+_ORG_INVITATION = obj(
+    {
+        "id": _STRING,
+        "role": _ROLE,
+        "permissions": _PERMISSION_LIST,
+        "invited_by": _NULLABLE_STRING,
+        "created_at": _TIME,
+        "expires_at": _TIME,
+    },
+    required=("id", "role", "permissions", "invited_by", "created_at", "expires_at"),
+)
+_MY_INVITATION = obj(
+    {
+        "id": _STRING,
+        "organization_id": _STRING,
+        "organization_name": _STRING,
+        "role": _ROLE,
+        "permissions": _PERMISSION_LIST,
+        "invited_by_name": _NULLABLE_STRING,
+        "created_at": _TIME,
+        "expires_at": _TIME,
+    },
+    required=(
+        "id",
+        "organization_id",
+        "organization_name",
+        "role",
+        "permissions",
+        "invited_by_name",
+        "created_at",
+        "expires_at",
+    ),
+)
+
 _INVOICE = obj(
     {
         "id": _STRING,
@@ -1033,13 +1430,15 @@ OPENAPI_PATHS: dict[str, Any] = {
             responses={200: _MEMBERS},
         ),
         "post": operation(
-            "Add a registered user as a member (member.manage, RBAC-5; never by an API key)",
+            "Invite a user by email (member.manage, RBAC-5; never by an API key)",
             tag="tenancy",
             organization=True,
             description=(
-                "The user is found by normalised email; an unknown email answers 404. The role "
-                "cannot be `owner` (ownership moves only by transfer), and the new member "
-                "cannot get more than the caller holds."
+                "Answers the same 202 whether or not the email is registered. A registered "
+                "user gets a pending invitation (7 days) and a mail; they become a member only "
+                "by accepting it (`POST /api/v1/invitations/{id}/accept`). The role cannot be "
+                "`owner` (ownership moves only by transfer), and the invitation cannot grant "
+                "more than the caller holds."
             ),
             request=obj(
                 {
@@ -1050,7 +1449,62 @@ OPENAPI_PATHS: dict[str, Any] = {
                 required=("email", "role"),
                 additional=False,
             ),
-            responses={201: _MEMBER},
+            responses={202: _INVITED},
+        ),
+    },
+    "/api/v1/members/invitations": {
+        "get": operation(
+            "List the organization's pending invitations (member.view), without the invitees",
+            tag="tenancy",
+            organization=True,
+            parameters=_PAGE_PARAMS,
+            responses={200: _page_of(_ORG_INVITATION)},
+        ),
+    },
+    "/api/v1/members/invitations/{invitation_id}": {
+        "delete": operation(
+            "Withdraw a pending invitation (member.manage; never by an API key)",
+            tag="tenancy",
+            organization=True,
+            parameters=[_path_id("invitation_id")],
+            responses={204: None},
+        ),
+    },
+    "/api/v1/invitations": {
+        "get": operation(
+            "List the caller's pending invitations (a signed-in user, not an API key)",
+            tag="tenancy",
+            auth="user",
+            parameters=_PAGE_PARAMS,
+            responses={200: _page_of(_MY_INVITATION)},
+        ),
+    },
+    "/api/v1/invitations/{invitation_id}/accept": {
+        "post": operation(
+            "Accept an invitation: the caller becomes a member (a signed-in user only)",
+            tag="tenancy",
+            auth="user",
+            parameters=[_path_id("invitation_id")],
+            description=(
+                "409 `invitation_accepted`, `invitation_declined`, `invitation_expired`, "
+                "`already_a_member`, or `invitation_void` when the inviter can no longer grant "
+                "the invitation's role; someone else's or a withdrawn invitation is a 404."
+            ),
+            responses={
+                200: obj(
+                    {"organization_id": _STRING, "member": _MEMBER},
+                    required=("organization_id", "member"),
+                )
+            },
+        ),
+    },
+    "/api/v1/invitations/{invitation_id}/decline": {
+        "post": operation(
+            "Decline an invitation (a signed-in user only)",
+            tag="tenancy",
+            auth="user",
+            parameters=[_path_id("invitation_id")],
+            responses={204: None},
         ),
     },
     "/api/v1/members/{user_id}": {
@@ -1140,11 +1594,18 @@ OPENAPI_PATHS: dict[str, Any] = {
 
 
 def register(app: Router, services: Services) -> None:
-    """Add the companies, members and invoices routes."""
+    """Add the companies, members, invitations and invoices routes."""
     app.add_route("/api/v1/companies", Companies(services))
     app.add_route("/api/v1/companies/{company_id}", CompanyItem(services))
     app.add_route("/api/v1/members", Members(services))
     app.add_route("/api/v1/members/transfer-ownership", OwnershipTransferResource(services))
+    app.add_route("/api/v1/members/invitations", OrganizationInvitations(services))
+    app.add_route(
+        "/api/v1/members/invitations/{invitation_id}", OrganizationInvitationItem(services)
+    )
+    app.add_route("/api/v1/invitations", MyInvitations(services))
+    app.add_route("/api/v1/invitations/{invitation_id}/accept", InvitationAccept(services))
+    app.add_route("/api/v1/invitations/{invitation_id}/decline", InvitationDecline(services))
     app.add_route("/api/v1/members/{user_id}", MemberItem(services))
     app.add_route("/api/v1/invoices", Invoices(services))
     app.add_route("/api/v1/invoices/{invoice_id}", InvoiceItem(services))

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.server.api import Api, User
+from tests.server.tenancy_support import accept, invite
 
 INVOICE = {
     "number": "2026-0001",
@@ -31,11 +32,12 @@ def _company(owner: User, name: str = "Storno SRL") -> str:
 
 
 def _add(owner: User, member: User, role: str) -> dict[str, Any]:
-    # The email is normalised before the lookup (ACC-1).
-    response = owner.post("/api/v1/members", {"email": member.email.upper(), "role": role})
-    assert response.status == 201, response.json
-    data: dict[str, Any] = response.json
-    return data
+    """Invite (the email is normalised before the lookup, ACC-1), then accept as the member."""
+    invite(owner, member.email.upper(), role)
+    # Until it accepts, the invited user is not a member: the organization stays closed.
+    closed = member.get("/api/v1/companies", organization=owner.organization_id)
+    assert (closed.status, closed.json["code"]) == (404, "not_found")
+    return accept(member, owner.organization_id)
 
 
 @pytest.mark.spec("RBAC-1")

@@ -15,6 +15,7 @@ from reference_server import db
 from reference_server.services import Services
 from storno_security.audit import SecurityEventType
 from tests.server.api import Api, FalconApi, User
+from tests.server.tenancy_support import add_member, invite
 
 MEMBERS = "/api/v1/members"
 
@@ -22,11 +23,6 @@ MEMBERS = "/api/v1/members"
 def _user(api: Api) -> User:
     """A fresh account, registered from its own IP (registration is limited per IP)."""
     return api.with_ip().register()
-
-
-def _add(owner: User, member: User, role: str, **extra: Any) -> None:
-    response = owner.post(MEMBERS, {"email": member.email, "role": role, **extra})
-    assert response.status == 201, response.json
 
 
 def _role_of(services: Services, user: User, organization_id: str) -> tuple[str, Any, Any]:
@@ -48,14 +44,14 @@ def _events(services: Services, organization_id: str, kind: SecurityEventType) -
 def team(falcon_api: FalconApi) -> dict[str, User]:
     """An Owner, an Admin, a limited Admin (member.manage but few other rights), a Viewer."""
     owner, admin, limited, viewer = (_user(falcon_api) for _ in range(4))
-    _add(owner, admin, "admin")
-    _add(
+    add_member(owner, admin, "admin")
+    add_member(
         owner,
         limited,
         "admin",
         permissions=["member.view", "member.manage", "invoice.view", "company.view"],
     )
-    _add(owner, viewer, "viewer")
+    add_member(owner, viewer, "viewer")
     return {"owner": owner, "admin": admin, "limited": limited, "viewer": viewer}
 
 
@@ -137,11 +133,11 @@ def test_nobody_grants_or_touches_more_than_they_hold(team: dict[str, User]) -> 
     # ...nor change or remove a member who holds more.
     assert limited.patch(f"{MEMBERS}/{admin.user_id}", {"role": "viewer"}, **org).status == 403
     assert limited.delete(f"{MEMBERS}/{admin.user_id}", **org).status == 403
-    # Within its own rights it may add.
+    # Within its own rights it may invite.
     added = limited.post(
         MEMBERS, {"email": newcomer.email, "role": "viewer", "permissions": ["invoice.view"]}, **org
     )
-    assert added.status == 201, added.json
+    assert added.status == 202, added.json
 
 
 @pytest.mark.spec("RBAC-5")
@@ -219,8 +215,8 @@ def test_add_change_remove_and_readd_are_audited(
     # The viewer's own organization is untouched.
     assert viewer.get("/api/v1/companies").status == 200
 
-    # Added back: a live membership again.
-    assert owner.post(MEMBERS, {"email": viewer.email, "role": "viewer"}).status == 201
+    # Invited back and accepted: a live membership again (the row is revived).
+    add_member(owner, viewer, "viewer")
     assert viewer.get("/api/v1/invoices", organization=org, company=company).status == 200
 
     kinds = {
@@ -242,8 +238,9 @@ def test_adding_validates_and_refuses_duplicates(
     owner, viewer = team["owner"], team["viewer"]
     fresh = _user(falcon_api)
     cases: list[tuple[Any, int, str | None]] = [
-        ({"email": viewer.email, "role": "viewer"}, 409, None),
-        ({"email": "nobody-here@example.eu", "role": "viewer"}, 404, None),
+        # A member and an unknown address: the same answer as anyone (no enumeration).
+        ({"email": viewer.email, "role": "viewer"}, 202, None),
+        ({"email": "nobody-here@example.eu", "role": "viewer"}, 202, None),
         ({"email": "not an email", "role": "viewer"}, 422, "email"),
         ({"email": fresh.email, "role": "boss"}, 400, "role"),
         ({"email": fresh.email, "role": 3}, 400, "role"),
@@ -335,13 +332,19 @@ def test_organization_selection(team: dict[str, User], services: Services) -> No
         assert (answer.status, answer.json["code"]) == (404, "not_found"), header
 
 
-def test_a_concurrent_addition_is_a_conflict_not_a_500(
-    team: dict[str, User], monkeypatch: pytest.MonkeyPatch
+def test_a_concurrent_acceptance_is_a_conflict_not_a_500(
+    team: dict[str, User], services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Two additions of one user race: the second INSERT hits the primary key and answers 409."""
+    """The membership appears between the check and the INSERT: 409, the invitation stays."""
     from reference_server.resources import tenancy
 
     owner, viewer = team["owner"], team["viewer"]
+    invite(owner, viewer.email, "accountant")
+    i = db.invitations
+    with services.db.transaction() as conn:
+        pending = conn.execute(
+            sa.select(i.c.id).where(i.c.user_id == viewer.user_id, i.c.accepted_at.is_(None))
+        ).scalar_one()
     real = tenancy.memberships_of
 
     def stale(services: Services, user_id: str) -> list[Any]:
@@ -349,6 +352,9 @@ def test_a_concurrent_addition_is_a_conflict_not_a_500(
         return [] if user_id == viewer.user_id else real(services, user_id)
 
     monkeypatch.setattr(tenancy, "memberships_of", stale)
-    response = owner.post(MEMBERS, {"email": viewer.email, "role": "accountant"})
-    assert (response.status, response.json["code"]) == (409, "conflict")
+    response = viewer.post(f"/api/v1/invitations/{pending}/accept")
+    assert (response.status, response.json["code"]) == (409, "already_a_member")
     assert owner.get(f"{MEMBERS}/{viewer.user_id}").json["role"] == "viewer"
+    with services.db.transaction() as conn:
+        accepted = conn.execute(sa.select(i.c.accepted_at).where(i.c.id == pending)).scalar_one()
+    assert accepted is None  # rolled back with the membership
