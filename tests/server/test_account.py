@@ -246,9 +246,7 @@ def test_totp_secret_is_sealed_pending_then_confirmed(
 
 def test_confirm_with_a_wrong_code_leaves_mfa_off(falcon_api: FalconApi) -> None:
     user = falcon_api.register()
-    secret = user.post("/api/v1/mfa/totp/setup", {"current_password": user.password}).json[
-        "secret"
-    ]
+    secret = user.post("/api/v1/mfa/totp/setup", {"current_password": user.password}).json["secret"]
     right = falcon_api.totp_code(secret)
     wrong = "000000" if right != "000000" else "111111"
     response = user.post("/api/v1/mfa/totp/confirm", {"code": wrong})
