@@ -130,13 +130,13 @@ def test_registering_a_passkey_demands_a_step_up_when_mfa_is_on(
     assert refused.json["code"] == "step_up_required"
     # With a fresh second factor for passkey.register, the owner adds a passkey.
     falcon_api.clock.advance(30)  # type: ignore[union-attr]
-    proof = step_up(
+    granted = step_up(
         falcon_api, victim, PASSKEY_REGISTER, code=falcon_api.totp_code(enrolled.secret)
     )
-    created = register_passkey(victim, SoftAuthenticator(), reauth={"step_up_token": proof})
+    created = register_passkey(victim, SoftAuthenticator(), reauth={"step_up_token": granted})
     assert created["name"] == "Laptop"
     # The step-up token was spent by the options call.
-    assert victim.post(OPTIONS, {"step_up_token": proof}).status == 403
+    assert victim.post(OPTIONS, {"step_up_token": granted}).status == 403
 
 
 def test_the_register_call_accepts_no_credential_without_options_granted_to_the_caller(
