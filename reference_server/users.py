@@ -10,12 +10,15 @@ import sqlalchemy as sa
 from reference_server import db
 from reference_server.errors import ApiError
 from reference_server.services import Services
+from storno_security.errors import StoreUnavailableError
 from storno_security.rbac import Role
 
 __all__ = [
     "create_account",
+    "find_by_google_subject",
     "find_user_by_email",
     "get_user",
+    "link_google",
     "open_totp_secret",
     "seal_totp_secret",
     "totp_associated_data",
@@ -70,13 +73,27 @@ def find_by_google_subject(services: Services, subject: str) -> sa.RowMapping | 
 
 
 def link_google(services: Services, user_id: str, subject: str) -> sa.RowMapping | None:
-    """Link a Google account to an existing user (matched by verified email), once."""
-    with services.db.transaction() as conn:
-        conn.execute(
-            db.users.update()
-            .where(db.users.c.id == user_id, db.users.c.google_subject.is_(None))
-            .values(google_subject=subject)
-        )
+    """Link a Google account to a user who has proven it is them (never by email alone).
+
+    Returns:
+        The user, now linked to ``subject``; ``None`` when the user already holds another
+        Google account, or ``subject`` is linked to another user (the column is unique).
+    """
+    try:
+        with services.db.engine.begin() as conn:
+            conn.execute(
+                db.users.update()
+                .where(
+                    db.users.c.id == user_id,
+                    db.users.c.deleted_at.is_(None),
+                    db.users.c.google_subject.is_(None),
+                )
+                .values(google_subject=subject)
+            )
+    except sa.exc.IntegrityError:
+        return None  # the subject is another user's (unique column)
+    except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        raise StoreUnavailableError("database unavailable") from exc
     user = get_user(services, user_id)
     if user is None or user["google_subject"] != subject:
         return None
@@ -146,8 +163,6 @@ def create_account(
     except sa.exc.IntegrityError:
         raise ApiError(409, "email_taken", "An account with this email already exists.") from None
     except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
-        from storno_security.errors import StoreUnavailableError
-
         raise StoreUnavailableError("database unavailable") from exc
     return user_id, organization_id
 

@@ -1,10 +1,17 @@
 """The caller's own account: profile, password, MFA, passkeys and API keys.
 
-Everything here acts on the authenticated user. Managing a credential (password, MFA,
-passkeys, API keys) goes through :func:`~reference_server.context.authorize_request` with the
-matching account permission, which the library never grants to an API key (KEY-5). A password
-change and MFA disable revoke every session of the user at once (REF-4) and answer with a fresh
-one. Sensitive actions spend a step-up token (MFA-6) issued by ``POST /api/v1/mfa/step-up``.
+Everything here acts on the authenticated user. The user's own credentials (password, MFA,
+passkeys, Google link) are authorized on the caller alone: an interactive user (an access
+token, never an API key: KEY-5) whose account is live. No organization membership is involved,
+so a user who has left every organization can still secure their account and no organization
+can forbid it. API keys are an organization's and stay authorized by
+:func:`~reference_server.context.authorize_request`.
+
+Adding a way in (TOTP enrolment, a passkey, a Google link) or replacing backup codes demands
+re-authentication (:func:`~reference_server.reauth.require_reauthentication`): a step-up token
+when MFA is on (MFA-6), else the current password, else a login of the last five minutes. A
+password change and MFA disable revoke every session of the user at once (REF-4) and answer
+with a fresh one. Step-up tokens are issued by ``POST /api/v1/mfa/step-up``.
 """
 
 from __future__ import annotations
@@ -19,7 +26,13 @@ import falcon
 import sqlalchemy as sa
 
 from reference_server import db, users
-from reference_server.context import authorize_request, require_interactive_user, require_user
+from reference_server.context import (
+    Caller,
+    authorize_request,
+    memberships_of,
+    require_interactive_user,
+    require_user,
+)
 from reference_server.errors import ApiError
 from reference_server.http import (
     Router,
@@ -31,10 +44,12 @@ from reference_server.http import (
     required_text,
 )
 from reference_server.openapi import obj, operation
+from reference_server.reauth import require_reauthentication
 from reference_server.resources.auth import audit_meta, token_response
 from reference_server.services import Services
 from storno_security.api_keys import ApiKeyInfo, ApiKeyScope
 from storno_security.audit import (
+    Outcome,
     SecurityEventType,
     event_from_backup_code_set,
     event_from_error,
@@ -48,12 +63,16 @@ from storno_security.errors import (
     InvalidPasswordError,
     InvalidStepUpTokenError,
     MfaError,
+    OrganizationRequiredError,
     UnsupportedHashError,
 )
 from storno_security.mfa import (
     ACCOUNT_DELETE,
     API_KEY_CREATE,
+    BACKUP_CODES_REGENERATE,
+    GOOGLE_LINK,
     MFA_DISABLE,
+    PASSKEY_REGISTER,
     VAULT_READ,
     VerifiedFactor,
     VerifiedStepUp,
@@ -63,14 +82,22 @@ from storno_security.passkeys import PasskeyCredential, credential_key
 from storno_security.ratelimit import LOGIN, MFA_VERIFY
 from storno_security.rbac import Authorization, Permission, parse_permissions
 
-__all__ = ["BACKUP_CODES_REGENERATE", "OPENAPI_PATHS", "STEP_UP_ACTIONS", "register"]
-
-#: The step-up action that regenerating backup codes spends (the library's four actions name
-#: no such act; any ``[a-z][a-z0-9_.:-]*`` name is a valid action).
-BACKUP_CODES_REGENERATE = "mfa.backup_codes.regenerate"
+__all__ = ["OPENAPI_PATHS", "STEP_UP_ACTIONS", "TOTP_SETUP", "register"]
 
 #: The actions a client may ask a step-up token for.
-STEP_UP_ACTIONS = (API_KEY_CREATE, VAULT_READ, MFA_DISABLE, ACCOUNT_DELETE, BACKUP_CODES_REGENERATE)
+STEP_UP_ACTIONS = (
+    API_KEY_CREATE,
+    VAULT_READ,
+    MFA_DISABLE,
+    ACCOUNT_DELETE,
+    BACKUP_CODES_REGENERATE,
+    PASSKEY_REGISTER,
+    GOOGLE_LINK,
+)
+
+#: The act named in the audit trail when TOTP enrolment is refused for want of
+#: re-authentication. Never a step-up action: with MFA on, set-up answers 409 first.
+TOTP_SETUP = "mfa.totp.setup"
 
 TOTP_ISSUER = "storno-security"
 _NAME_MAX = 200
@@ -140,10 +167,37 @@ class _Base:
         return read_json(req, max_bytes=self.services.settings.max_body_bytes)
 
     def authorize(self, req: falcon.Request, permission: Permission) -> Authorization:
-        """The library's decision (KEY-5: account permissions are never an API key's)."""
+        """An organization's decision, for API keys (KEY-5: never an API key's own act)."""
         auth = authorize_request(req, self.services, permission)
         require_interactive_user(req)
         return auth
+
+    def own_account(self, req: falcon.Request) -> tuple[Caller, sa.RowMapping]:
+        """The caller acting on their own account: an access token (KEY-5), a live account.
+
+        No membership is consulted: a user's credentials are theirs, not an organization's.
+        """
+        caller = require_interactive_user(req)
+        return caller, _live_user(self.services, caller.user_id)
+
+    def reauthenticate(
+        self,
+        req: falcon.Request,
+        body: dict[str, Any],
+        *,
+        caller: Caller,
+        user: sa.RowMapping,
+        action: str,
+    ) -> str:
+        """Demand re-authentication for ``action``; the fields are checked for type first."""
+        _reauth_fields(body)
+        return require_reauthentication(
+            req, self.services, body, caller=caller, user=user, action=action
+        )
+
+    def optional_body(self, req: falcon.Request) -> dict[str, Any]:
+        """The JSON body, or ``{}`` when the request has none."""
+        return self.body(req) if req.content_length else {}
 
     def consume_step_up(
         self, req: falcon.Request, token: str, *, user_id: str, action: str
@@ -164,6 +218,12 @@ class _Base:
             raise
         self.services.audit.record_event(event_from_step_up(verified, **audit_meta(req)))
         return verified
+
+
+def _reauth_fields(body: dict[str, Any]) -> None:
+    """400 for a re-authentication field of the wrong type or size, before any check."""
+    body_text(body, "current_password", max_length=4096, required=False)
+    body_text(body, "step_up_token", max_length=512, required=False)
 
 
 def _step_up_token(body: dict[str, Any]) -> str:
@@ -199,11 +259,31 @@ def _mfa_status(services: Services, user: sa.RowMapping) -> dict[str, Any]:
 
 
 class Me(_Base):
-    """GET: who am I, in which organization, with which permissions. PATCH: my name."""
+    """GET: who am I, in which organization, with which permissions. PATCH: my name.
+
+    A user with no live membership (their organizations handed over, or left) still sees
+    themselves: organization, role and permissions are then null and empty.
+    """
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        auth = authorize_request(req, self.services, Permission.ORG_VIEW)
         caller = require_user(req)
+        try:
+            auth = authorize_request(req, self.services, Permission.ORG_VIEW)
+        except OrganizationRequiredError:
+            if caller.kind != "user" or any(
+                m.deleted_at is None for m in memberships_of(self.services, caller.user_id)
+            ):
+                raise  # several memberships and no default: the client must choose one
+            user = _live_user(self.services, caller.user_id)
+            resp.media = {
+                "user": users.user_json(user),
+                "organization": None,
+                "role": None,
+                "permissions": [],
+                "mfa": _mfa_status(self.services, user),
+                "credential": {"kind": caller.kind},
+            }
+            return
         user = _live_user(self.services, caller.user_id)
         with self.services.db.read() as conn:
             org = (
@@ -253,13 +333,12 @@ class Password(_Base):
     rate_limits: ClassVar[dict[str, str]] = {"POST": LOGIN}
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        auth = self.authorize(req, Permission.PASSWORD_CHANGE)
-        user_id = auth.principal.user_id
+        caller, user = self.own_account(req)
+        user_id = caller.user_id
         body = self.body(req)
         current = required_text(body, "current_password", max_length=4096)
         new = required_text(body, "new_password", max_length=4096)
         cookie = body_bool(body, "cookie")
-        user = _live_user(self.services, user_id)
         stored = user["password_hash"]
         try:
             # No password yet (Google or passkey only) costs a dummy check and fails the same.
@@ -310,19 +389,28 @@ class Password(_Base):
 
 class MfaStatus(_Base):
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        auth = self.authorize(req, Permission.MFA_MANAGE)
-        user = _live_user(self.services, auth.principal.user_id)
+        _, user = self.own_account(req)
         resp.media = _mfa_status(self.services, user)
 
 
 class TotpSetup(_Base):
-    """MFA-1: a new secret, shown once; kept sealed as pending until a code confirms it."""
+    """MFA-1: a new secret, shown once; kept sealed as pending until a code confirms it.
+
+    Enrolling a second factor changes who can log in: it needs re-authentication (the current
+    password, or a fresh login for an account without one), so a stolen access token cannot
+    enrol the thief's authenticator. The pending secret can only come from here, so confirming
+    it needs nothing more than the code.
+    """
+
+    # The current password is verified here: limited like a login.
+    rate_limits: ClassVar[dict[str, str]] = {"POST": LOGIN}
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        auth = self.authorize(req, Permission.MFA_MANAGE)
-        user = _live_user(self.services, auth.principal.user_id)
+        caller, user = self.own_account(req)
+        body = self.optional_body(req)
         if user["mfa_enabled"]:
             raise ApiError(409, "mfa_already_enabled", "MFA is already enabled.")
+        self.reauthenticate(req, body, caller=caller, user=user, action=TOTP_SETUP)
         enrolment = self.services.totp.begin_enrolment(
             account_name=user["email"] or user["id"], issuer=TOTP_ISSUER
         )
@@ -347,11 +435,10 @@ class TotpConfirm(_Base):
     """MFA-1, MFA-3: one valid code turns MFA on; 10 backup codes are shown once."""
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        auth = self.authorize(req, Permission.MFA_MANAGE)
-        user_id = auth.principal.user_id
+        caller, user = self.own_account(req)
+        user_id = caller.user_id
         body = self.body(req)
         code = required_text(body, "code", max_length=64)
-        user = _live_user(self.services, user_id)
         if user["mfa_enabled"]:
             raise ApiError(409, "mfa_already_enabled", "MFA is already enabled.")
         pending = user["totp_pending_sealed"]
@@ -407,7 +494,7 @@ class StepUpPasskeyOptions(_Base):
     """Options for a passkey step-up: the caller's own passkeys only."""
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        caller = require_interactive_user(req)
+        caller, _ = self.own_account(req)
         options = self.services.passkeys.start_login(caller.user_id)
         resp.media = {"options": options.as_dict(), "expires_at": iso(options.expires_at)}
 
@@ -419,7 +506,7 @@ class StepUp(_Base):
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         # KEY-5: an API key never satisfies MFA, so it can never step up.
-        caller = require_interactive_user(req)
+        caller, _ = self.own_account(req)
         user_id = caller.user_id
         body = self.body(req)
         action = required_text(body, "action", max_length=64)
@@ -477,17 +564,19 @@ class StepUp(_Base):
 
 
 class BackupCodesResource(_Base):
-    """MFA-3: a new set replaces the whole old one; needs a step-up."""
+    """MFA-3: a new set replaces the whole old one; needs re-authentication.
+
+    MFA is on here, so that is always a step-up token for ``mfa.backup_codes.regenerate``
+    (MFA-6): no password is checked, so the token bucket limits it.
+    """
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        auth = self.authorize(req, Permission.MFA_MANAGE)
-        user_id = auth.principal.user_id
+        caller, user = self.own_account(req)
+        user_id = caller.user_id
         body = self.body(req)
-        token = _step_up_token(body)
-        user = _live_user(self.services, user_id)
         if not user["mfa_enabled"]:
             raise ApiError(409, "mfa_not_enabled", "MFA is not enabled.")
-        self.consume_step_up(req, token, user_id=user_id, action=BACKUP_CODES_REGENERATE)
+        self.reauthenticate(req, body, caller=caller, user=user, action=BACKUP_CODES_REGENERATE)
         codes = self.services.backup_codes.generate(user_id)
         self.services.audit.record_event(
             event_from_backup_code_set(codes, at=self.services.clock.now(), **audit_meta(req))
@@ -499,12 +588,11 @@ class MfaDisable(_Base):
     """Turn MFA off with a step-up; every session dies (REF-4); a fresh one is returned."""
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        auth = self.authorize(req, Permission.MFA_MANAGE)
-        user_id = auth.principal.user_id
+        caller, user = self.own_account(req)
+        user_id = caller.user_id
         body = self.body(req)
         token = _step_up_token(body)
         cookie = body_bool(body, "cookie")
-        user = _live_user(self.services, user_id)
         if not user["mfa_enabled"]:
             raise ApiError(409, "mfa_not_enabled", "MFA is not enabled.")
         try:
@@ -545,6 +633,70 @@ class MfaDisable(_Base):
         resp.media["sessions_revoked"] = revoked
 
 
+# --- Google link -----------------------------------------------------------------------------
+
+
+class GoogleLink(_Base):
+    """Link a Google account to the caller's account.
+
+    Google sign-in never adopts an existing account by email (a squatter may have registered
+    the address with a password): the account's holder links Google here, proving it is them
+    by re-authentication (``account.google_link``), with an ID token of the Google account.
+    """
+
+    # The current password may be verified here: limited like a login.
+    rate_limits: ClassVar[dict[str, str]] = {"POST": LOGIN}
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        caller, user = self.own_account(req)
+        body = self.body(req)
+        id_token = required_text(body, "id_token", max_length=8192)
+        _reauth_fields(body)
+        google = self.services.google
+        if google is None:
+            raise ApiError(404, "not_enabled", "Google sign-in is not configured.")
+        identity = google.verify(id_token)
+        proof = self.reauthenticate(req, body, caller=caller, user=user, action=GOOGLE_LINK)
+        holder = users.find_by_google_subject(self.services, identity.subject)
+        if holder is not None and holder["id"] != caller.user_id:
+            self._refused(req, caller, "google_account_taken")
+            raise ApiError(
+                409,
+                "google_account_taken",
+                "This Google account is already linked to another account.",
+            )
+        if user["google_subject"] is not None and user["google_subject"] != identity.subject:
+            self._refused(req, caller, "another_google_account_linked")
+            raise ApiError(
+                409,
+                "google_already_linked",
+                "Your account is already linked to another Google account.",
+            )
+        linked = users.link_google(self.services, caller.user_id, identity.subject)
+        if linked is None:
+            # Linked to someone else, or the caller linked another, between the read and the write.
+            self._refused(req, caller, "conflict")
+            raise ApiError(409, "conflict", "The Google link changed meanwhile; try again.")
+        self.services.audit.record(
+            SecurityEventType.STEP_UP_VERIFIED,
+            actor_id=caller.user_id,
+            subject_id=caller.user_id,
+            details={"action": GOOGLE_LINK, "method": proof},
+            **audit_meta(req),
+        )
+        resp.media = {"user": users.user_json(linked), "google_linked": True}
+
+    def _refused(self, req: falcon.Request, caller: Caller, reason: str) -> None:
+        self.services.audit.record(
+            SecurityEventType.ACCESS_DENIED,
+            outcome=Outcome.FAILURE,
+            actor_id=caller.user_id,
+            subject_id=caller.user_id,
+            details={"action": GOOGLE_LINK, "reason": reason},
+            **audit_meta(req),
+        )
+
+
 # --- passkeys --------------------------------------------------------------------------------
 
 
@@ -563,11 +715,22 @@ def _passkey_json(credential: PasskeyCredential) -> dict[str, Any]:
 
 
 class PasskeyRegisterOptions(_Base):
-    """PK-1: registration options with the user's stable handle; their passkeys excluded."""
+    """PK-1: registration options with the user's stable handle; their passkeys excluded.
+
+    A passkey logs in without a second factor (MFA-5) and survives a password change, so
+    adding one needs re-authentication: a step-up token for ``passkey.register`` when MFA is
+    on, else the current password, else a fresh login. This call is the gate: the library
+    keeps the challenge it issues bound to this user, and ``POST /api/v1/passkeys/register``
+    accepts only a credential made for such a challenge.
+    """
+
+    # The current password may be verified here: limited like a login.
+    rate_limits: ClassVar[dict[str, str]] = {"POST": LOGIN}
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        auth = self.authorize(req, Permission.PASSKEY_MANAGE)
-        user = _live_user(self.services, auth.principal.user_id)
+        caller, user = self.own_account(req)
+        body = self.optional_body(req)
+        self.reauthenticate(req, body, caller=caller, user=user, action=PASSKEY_REGISTER)
         options = self.services.passkeys.start_registration(
             user["id"],
             user_name=user["email"] or user["id"],
@@ -577,9 +740,11 @@ class PasskeyRegisterOptions(_Base):
 
 
 class PasskeyRegister(_Base):
+    """Finish a registration begun (and re-authenticated) by the options call."""
+
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        auth = self.authorize(req, Permission.PASSKEY_MANAGE)
-        user_id = auth.principal.user_id
+        caller, _ = self.own_account(req)
+        user_id = caller.user_id
         body = self.body(req)
         credential = body.get("credential")
         if not isinstance(credential, dict):
@@ -612,8 +777,8 @@ class PasskeyRegister(_Base):
 
 class Passkeys(_Base):
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        auth = self.authorize(req, Permission.PASSKEY_MANAGE)
-        items = self.services.passkeys.list_passkeys(auth.principal.user_id)
+        caller, _ = self.own_account(req)
+        items = self.services.passkeys.list_passkeys(caller.user_id)
         resp.media = {"passkeys": [_passkey_json(c) for c in items]}
 
 
@@ -626,8 +791,8 @@ class PasskeyItem(_Base):
         return raw
 
     def on_patch(self, req: falcon.Request, resp: falcon.Response, passkey_id: str) -> None:
-        auth = self.authorize(req, Permission.PASSKEY_MANAGE)
-        user_id = auth.principal.user_id
+        caller, _ = self.own_account(req)
+        user_id = caller.user_id
         raw = self._raw_id(passkey_id)
         body = self.body(req)
         name = _clean_name(body, "name", max_length=_PASSKEY_NAME_MAX)
@@ -646,8 +811,8 @@ class PasskeyItem(_Base):
         resp.media = _passkey_json(found)
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, passkey_id: str) -> None:
-        auth = self.authorize(req, Permission.PASSKEY_MANAGE)
-        user_id = auth.principal.user_id
+        caller, _ = self.own_account(req)
+        user_id = caller.user_id
         raw = self._raw_id(passkey_id)
         if not self.services.passkeys.delete_passkey(user_id, raw):
             raise _not_found()
@@ -800,6 +965,31 @@ _STEP_UP = {
     "description": "From POST /api/v1/mfa/step-up.",
 }
 _CODE = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": _NO_NUL}
+_CURRENT_PASSWORD = {
+    **_PASSWORD,
+    "description": "Re-authentication for an account with a password and without MFA.",
+}
+_REAUTH_STEP_UP = {
+    **_STEP_UP,
+    "description": "Re-authentication when MFA is on: from POST /api/v1/mfa/step-up.",
+}
+_REAUTH_PROPS: dict[str, Any] = {
+    "current_password": _CURRENT_PASSWORD,
+    "step_up_token": _REAUTH_STEP_UP,
+}
+_REAUTH_NOTE = (
+    "Needs re-authentication: with MFA on a `step_up_token` for `{action}`, else the "
+    "`current_password`, else (no password, no MFA) a login of the last 5 minutes. Without it: "
+    "403 `reauthentication_required` with the `accepted` fields. Limited like a login."
+)
+
+
+def _body_optional(op: dict[str, Any]) -> dict[str, Any]:
+    """The operation's JSON body may be left out (an account re-authenticated by a fresh login)."""
+    op["requestBody"]["required"] = False
+    return op
+
+
 _USER = obj(
     {
         "id": _STR,
@@ -883,13 +1073,20 @@ OPENAPI_PATHS: dict[str, Any] = {
         "get": operation(
             "The caller: user, organization, role, effective permissions, MFA status",
             tag="account",
+            description=(
+                "A user with no live membership gets `organization` and `role` null and no "
+                "`permissions`."
+            ),
             organization=True,
             responses={
                 200: obj(
                     {
                         "user": _USER,
-                        "organization": obj({"id": _STR, "name": _STR}, required=("id", "name")),
-                        "role": {"enum": ["owner", "admin", "accountant", "viewer"]},
+                        "organization": {
+                            **obj({"id": _STR, "name": _STR}, required=("id", "name")),
+                            "type": ["object", "null"],
+                        },
+                        "role": {"enum": ["owner", "admin", "accountant", "viewer", None]},
                         "permissions": {"type": "array", "items": _STR},
                         "mfa": _MFA_STATUS,
                         "credential": obj(
@@ -918,7 +1115,6 @@ OPENAPI_PATHS: dict[str, Any] = {
             "Change the password: every session ends, a new one is returned (REF-4)",
             tag="account",
             auth="user",
-            organization=True,
             request=obj(
                 {
                     "current_password": _PASSWORD,
@@ -930,32 +1126,68 @@ OPENAPI_PATHS: dict[str, Any] = {
             responses={200: _TOKENS},
         )
     },
+    "/api/v1/me/google": {
+        "post": operation(
+            "Link a Google account to the caller's account; needs re-authentication",
+            tag="account",
+            auth="user",
+            description=_REAUTH_NOTE.format(action="account.google_link")
+            + " 409 `google_account_taken` when the Google account is linked to another "
+            "account, `google_already_linked` when the caller holds another Google account; "
+            "404 `not_enabled` without Google sign-in.",
+            request=obj(
+                {
+                    "id_token": {
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": 8192,
+                        "pattern": _NO_NUL,
+                        "description": "A Google ID token of the account to link.",
+                    },
+                    **_REAUTH_PROPS,
+                },
+                required=("id_token",),
+            ),
+            responses={
+                200: obj(
+                    {"user": _USER, "google_linked": {"const": True}},
+                    required=("user", "google_linked"),
+                )
+            },
+        )
+    },
     "/api/v1/mfa": {
         "get": operation(
             "MFA status: enabled, methods, backup codes left",
             tag="mfa",
             auth="user",
-            organization=True,
             responses={200: _MFA_STATUS},
         )
     },
     "/api/v1/mfa/totp/setup": {
-        "post": operation(
-            "Start TOTP enrolment: the secret and otpauth URI, shown once (MFA-1)",
-            tag="mfa",
-            auth="user",
-            organization=True,
-            responses={
-                200: obj(
-                    {
-                        "secret": _STR,
-                        "otpauth_uri": _STR,
-                        "issuer": _STR,
-                        "account_name": _STR,
-                    },
-                    required=("secret", "otpauth_uri"),
-                )
-            },
+        "post": _body_optional(
+            operation(
+                "Start TOTP enrolment: the secret and otpauth URI, shown once (MFA-1)",
+                tag="mfa",
+                auth="user",
+                description=(
+                    "Needs re-authentication: the `current_password`, or (no password) a login of "
+                    "the last 5 minutes. Without it: 403 `reauthentication_required`. Limited like "
+                    "a login."
+                ),
+                request=obj({"current_password": _CURRENT_PASSWORD}),
+                responses={
+                    200: obj(
+                        {
+                            "secret": _STR,
+                            "otpauth_uri": _STR,
+                            "issuer": _STR,
+                            "account_name": _STR,
+                        },
+                        required=("secret", "otpauth_uri"),
+                    )
+                },
+            )
         )
     },
     "/api/v1/mfa/totp/confirm": {
@@ -963,7 +1195,6 @@ OPENAPI_PATHS: dict[str, Any] = {
             "Confirm TOTP with one code: MFA on, 10 backup codes shown once (MFA-1, MFA-3)",
             tag="mfa",
             auth="user",
-            organization=True,
             request=obj({"code": _CODE}, required=("code",)),
             responses={
                 200: obj(
@@ -1024,7 +1255,10 @@ OPENAPI_PATHS: dict[str, Any] = {
             "Replace the backup codes with a new set, shown once (needs a step-up)",
             tag="mfa",
             auth="user",
-            organization=True,
+            description=(
+                "Needs a step-up token for `mfa.backup_codes.regenerate`; without one: 403 "
+                "`reauthentication_required`."
+            ),
             request=obj({"step_up_token": _STEP_UP}, required=("step_up_token",)),
             responses={200: obj({"backup_codes": _CODES}, required=("backup_codes",))},
         )
@@ -1034,7 +1268,6 @@ OPENAPI_PATHS: dict[str, Any] = {
             "Turn MFA off (needs a step-up); every session ends, a new one is returned",
             tag="mfa",
             auth="user",
-            organization=True,
             request=obj(
                 {"step_up_token": _STEP_UP, "cookie": _COOKIE}, required=("step_up_token",)
             ),
@@ -1042,20 +1275,22 @@ OPENAPI_PATHS: dict[str, Any] = {
         )
     },
     "/api/v1/passkeys/register/options": {
-        "post": operation(
-            "Passkey registration options (PK-1)",
-            tag="passkeys",
-            auth="user",
-            organization=True,
-            responses={200: _OPTIONS},
+        "post": _body_optional(
+            operation(
+                "Passkey registration options (PK-1); needs re-authentication",
+                tag="passkeys",
+                auth="user",
+                description=_REAUTH_NOTE.format(action="passkey.register"),
+                request=obj(_REAUTH_PROPS),
+                responses={200: _OPTIONS},
+            )
         )
     },
     "/api/v1/passkeys/register": {
         "post": operation(
-            "Register a passkey",
+            "Register a passkey (for options from the re-authenticated options call)",
             tag="passkeys",
             auth="user",
-            organization=True,
             request=obj(
                 {"credential": {"type": "object"}, "name": _PASSKEY_NAME},
                 required=("credential", "name"),
@@ -1068,7 +1303,6 @@ OPENAPI_PATHS: dict[str, Any] = {
             "The caller's passkeys",
             tag="passkeys",
             auth="user",
-            organization=True,
             responses={
                 200: obj({"passkeys": {"type": "array", "items": _PASSKEY}}, required=("passkeys",))
             },
@@ -1079,7 +1313,6 @@ OPENAPI_PATHS: dict[str, Any] = {
             "Rename a passkey",
             tag="passkeys",
             auth="user",
-            organization=True,
             parameters=_PASSKEY_ID,
             request=obj({"name": _PASSKEY_NAME}, required=("name",)),
             responses={200: _PASSKEY},
@@ -1088,7 +1321,6 @@ OPENAPI_PATHS: dict[str, Any] = {
             "Remove a passkey",
             tag="passkeys",
             auth="user",
-            organization=True,
             parameters=_PASSKEY_ID,
             responses={204: None},
         ),
@@ -1147,6 +1379,7 @@ def register(app: Router, services: Services) -> None:
     """Add this module's routes."""
     app.add_route("/api/v1/me", Me(services))
     app.add_route("/api/v1/me/password", Password(services))
+    app.add_route("/api/v1/me/google", GoogleLink(services))
     app.add_route("/api/v1/mfa", MfaStatus(services))
     app.add_route("/api/v1/mfa/totp/setup", TotpSetup(services))
     app.add_route("/api/v1/mfa/totp/confirm", TotpConfirm(services))

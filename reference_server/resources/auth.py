@@ -24,6 +24,7 @@ from reference_server.openapi import obj, operation
 from reference_server.services import Services
 from storno_security.accounts import InvalidEmailError, normalise_email
 from storno_security.audit import (
+    Outcome,
     SecurityEventType,
     event_from_error,
     event_from_google_login,
@@ -313,7 +314,13 @@ class MfaVerify(_Base):
 
 
 class GoogleLogin(_Base):
-    """Sign in with a Google ID token; links by verified email or creates an account."""
+    """Sign in with a Google ID token: the linked account, or a new one.
+
+    An account that already holds the Google account's email but is not linked to it is never
+    adopted: registration does not prove the email, so that account may be a squatter's whose
+    password would keep working (pre-account takeover). The answer is 409 ``account_exists``;
+    the account's holder logs in and links Google with ``POST /api/v1/me/google``.
+    """
 
     rate_limits: ClassVar[dict[str, str]] = {"POST": GOOGLE_LOGIN}
 
@@ -330,10 +337,19 @@ class GoogleLogin(_Base):
             email = _email_or_none(identity.email or "")
             if email is None:
                 raise ApiError(422, "invalid_email", "The Google account has no usable email.")
-            existing = users.find_user_by_email(self.services, email)
-            if existing is not None:
-                user = users.link_google(self.services, existing["id"], identity.subject)
-            else:
+            holder = users.find_user_by_email(self.services, email)
+            if holder is not None:
+                # The account's holder sees the attempt in their trail; nothing is linked.
+                self.services.audit.record(
+                    SecurityEventType.LOGIN_FAILED,
+                    outcome=Outcome.FAILURE,
+                    actor_id=holder["id"],
+                    subject_id=holder["id"],
+                    details={"method": "google", "reason": "account_exists"},
+                    **audit_meta(req),
+                )
+                raise _account_exists()
+            try:
                 user_id, organization_id = users.create_account(
                     self.services,
                     email=email,
@@ -342,15 +358,20 @@ class GoogleLogin(_Base):
                     organization_name=identity.name or email.split("@", 1)[0],
                     google_subject=identity.subject,
                 )
-                self.services.audit.record(
-                    SecurityEventType.REGISTERED,
-                    actor_id=user_id,
-                    subject_id=user_id,
-                    organization_id=organization_id,
-                    details={"method": "google"},
-                    **audit_meta(req),
-                )
-                user = users.get_user(self.services, user_id)
+            except ApiError as exc:
+                if exc.code != "email_taken":
+                    raise
+                # Registered (or linked) by a concurrent request meanwhile.
+                raise _account_exists() from None
+            self.services.audit.record(
+                SecurityEventType.REGISTERED,
+                actor_id=user_id,
+                subject_id=user_id,
+                organization_id=organization_id,
+                details={"method": "google"},
+                **audit_meta(req),
+            )
+            user = users.get_user(self.services, user_id)
         if user is None:
             raise ApiError(401, "invalid_id_token", "Google sign-in failed.")
         self.services.audit.record_event(
@@ -359,6 +380,15 @@ class GoogleLogin(_Base):
             )
         )
         self.challenge_or_tokens(req, resp, user, cookie=cookie, method="google")
+
+
+def _account_exists() -> ApiError:
+    return ApiError(
+        409,
+        "account_exists",
+        "An account with this email exists: log in with it, then link Google in your account "
+        "settings.",
+    )
 
 
 class PasskeyLoginOptions(_Base):

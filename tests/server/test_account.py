@@ -10,11 +10,16 @@ from typing import Any
 import pytest
 
 from reference_server import users
-from reference_server.resources.account import BACKUP_CODES_REGENERATE
 from reference_server.services import Services
 from storno_security.audit import SecurityEventType
 from storno_security.errors import InvalidCiphertextError
-from storno_security.mfa import ACCOUNT_DELETE, API_KEY_CREATE, MFA_DISABLE, VAULT_READ
+from storno_security.mfa import (
+    ACCOUNT_DELETE,
+    API_KEY_CREATE,
+    BACKUP_CODES_REGENERATE,
+    MFA_DISABLE,
+    VAULT_READ,
+)
 from tests.passkeys.authenticator import SoftAuthenticator, b64url
 from tests.server.api import FalconApi, User
 from tests.server.test_account_support import (
@@ -55,6 +60,7 @@ CREDENTIAL_ENDPOINTS = [
     ("DELETE", "/api/v1/api-keys/abcdefghijkl", None),
     ("POST", "/api/v1/me/password", {"current_password": "x", "new_password": "y" * 20}),
     ("PATCH", "/api/v1/me", {"name": "Mallory"}),
+    ("POST", "/api/v1/me/google", {"id_token": "x.y.z"}),
     ("GET", "/api/v1/mfa", None),
     ("POST", "/api/v1/mfa/totp/setup", None),
     ("POST", "/api/v1/mfa/totp/confirm", {"code": "123456"}),
@@ -210,7 +216,7 @@ def test_totp_secret_is_sealed_pending_then_confirmed(
     falcon_api: FalconApi, services: Services
 ) -> None:
     user = falcon_api.register()
-    setup = user.post("/api/v1/mfa/totp/setup")
+    setup = user.post("/api/v1/mfa/totp/setup", {"current_password": user.password})
     secret = setup.json["secret"]
     assert setup.json["otpauth_uri"].startswith("otpauth://totp/")
     assert len(secret) == 32  # 160 bits in base32 (MFA-1)
@@ -240,7 +246,7 @@ def test_totp_secret_is_sealed_pending_then_confirmed(
 
 def test_confirm_with_a_wrong_code_leaves_mfa_off(falcon_api: FalconApi) -> None:
     user = falcon_api.register()
-    secret = user.post("/api/v1/mfa/totp/setup").json["secret"]
+    secret = user.post("/api/v1/mfa/totp/setup", {"current_password": user.password}).json["secret"]
     right = falcon_api.totp_code(secret)
     wrong = "000000" if right != "000000" else "111111"
     response = user.post("/api/v1/mfa/totp/confirm", {"code": wrong})
@@ -258,7 +264,7 @@ def test_confirm_without_setup_and_setup_when_enabled_are_409(falcon_api: Falcon
     assert response.status == 409
     assert response.json["code"] == "no_pending_enrolment"
     enable_mfa(falcon_api, user)
-    again = user.post("/api/v1/mfa/totp/setup")
+    again = user.post("/api/v1/mfa/totp/setup", {"current_password": user.password})
     assert again.status == 409
     assert again.json["code"] == "mfa_already_enabled"
 
@@ -538,7 +544,9 @@ def test_malformed_or_unknown_passkey_ids_are_404(falcon_api: FalconApi, passkey
 
 def test_registration_with_a_wrong_origin_is_refused(falcon_api: FalconApi) -> None:
     user = falcon_api.register()
-    options = user.post("/api/v1/passkeys/register/options").json["options"]
+    options = user.post(
+        "/api/v1/passkeys/register/options", {"current_password": user.password}
+    ).json["options"]
     credential = SoftAuthenticator().create(options, origin="https://evil.example")
     response = user.post("/api/v1/passkeys/register", {"credential": credential, "name": "x"})
     assert response.status == 401
@@ -606,6 +614,13 @@ MALFORMED = [
     ("/api/v1/mfa/step-up", {"action": VAULT_READ, "method": "passkey", "credential": {}}, 401),
     ("/api/v1/mfa/step-up", {"action": VAULT_READ, "method": "totp", "code": "x" * 65}, 400),
     ("/api/v1/mfa/disable", {"step_up_token": 5}, 400),
+    ("/api/v1/mfa/totp/setup", {"current_password": 5}, 400),
+    ("/api/v1/mfa/totp/setup", {"current_password": "x" * 4097}, 400),
+    ("/api/v1/passkeys/register/options", {"step_up_token": 7}, 400),
+    ("/api/v1/passkeys/register/options", {"current_password": "a\x00b"}, 400),
+    ("/api/v1/me/google", {}, 400),
+    ("/api/v1/me/google", {"id_token": 5}, 400),
+    ("/api/v1/me/google", {"id_token": "x.y.z", "current_password": ["x"]}, 400),
     ("/api/v1/passkeys/register", {"name": "x"}, 400),
     ("/api/v1/passkeys/register", {"credential": {"id": "x"}, "name": ""}, 400),
     ("/api/v1/passkeys/register", {"credential": {"id": "x"}, "name": "x"}, 401),
@@ -636,7 +651,10 @@ def test_malformed_bodies_get_a_clear_4xx(
         "/api/v1/mfa/step-up",
         "/api/v1/mfa/disable",
         "/api/v1/mfa/backup-codes",
+        "/api/v1/mfa/totp/setup",
+        "/api/v1/passkeys/register/options",
         "/api/v1/passkeys/register",
+        "/api/v1/me/google",
     ],
 )
 def test_non_json_bodies_are_400_or_415(falcon_api: FalconApi, path: str) -> None:

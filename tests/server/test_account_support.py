@@ -20,8 +20,11 @@ class Enrolled:
 
 
 def enable_mfa(api: Api, user: User, *, steps_ahead: int = 0) -> Enrolled:
-    """Set up and confirm TOTP for ``user``; the code used is ``steps_ahead`` steps from now."""
-    setup = user.post("/api/v1/mfa/totp/setup")
+    """Set up and confirm TOTP for ``user``; the code used is ``steps_ahead`` steps from now.
+
+    Set-up re-authenticates with the user's password (MFA is off before it).
+    """
+    setup = user.post("/api/v1/mfa/totp/setup", {"current_password": user.password})
     assert setup.status == 200, setup.json
     secret = setup.json["secret"]
     confirm = user.post(
@@ -45,9 +48,16 @@ def login(api: Api, user: User, password: str | None = None) -> Any:
 
 
 def register_passkey(
-    user: User, authenticator: SoftAuthenticator, *, name: str = "Laptop"
+    user: User,
+    authenticator: SoftAuthenticator,
+    *,
+    name: str = "Laptop",
+    reauth: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    options = user.post("/api/v1/passkeys/register/options")
+    """Register a passkey; the options call re-authenticates with ``reauth`` (default: the
+    user's password, right for an account without MFA)."""
+    proof = reauth if reauth is not None else {"current_password": user.password}
+    options = user.post("/api/v1/passkeys/register/options", proof)
     assert options.status == 200, options.json
     credential = authenticator.create(options.json["options"], origin=ORIGIN)
     created = user.post("/api/v1/passkeys/register", {"credential": credential, "name": name})
