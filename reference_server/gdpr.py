@@ -489,7 +489,8 @@ def _delete_library_rows(services: Services, user_id: str, *, with_epoch: bool) 
     Run after :func:`_revoke_credentials`: the revocation markers (keyed by session id) and
     the bumped epoch keep refusing the access tokens issued before, until they expire. The
     epoch is kept until the purge (the grace period, at least a day, outlives every access
-    token): a user without an epoch row is at epoch 0, where old tokens would verify again.
+    token, an hour): a user without an epoch row is at epoch 0, where old tokens would verify
+    again.
     """
     f = refresh_families.c
     removed = 0
@@ -710,10 +711,14 @@ def purge_deleted_accounts(services: Services) -> int:
     purged = 0
     for user_id in due:
         _revoke_credentials(services, user_id)
+        # Before the user row goes: a run that fails after this step finds the account due
+        # again and finishes it. The epoch may go now: every access token issued before the
+        # deletion has expired (they live an hour, the grace period is at least a day).
+        library_rows = _delete_library_rows(services, user_id, with_epoch=True)
         removed = _purge_one(services, user_id, cutoff)
         if removed is None:
             continue
-        removed += _delete_library_rows(services, user_id, with_epoch=True)
+        removed += library_rows
         services.audit.pseudonymise_user(user_id)
         services.audit.record(
             SecurityEventType.ACCOUNT_DELETED,
