@@ -614,6 +614,12 @@ def _sealed_columns() -> tuple[SealedColumn, ...]:
     )
 
 
+def _holds_sealed(column: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
+    """Rows that hold a sealed value: a deleted storage credential keeps ``sealed = ""`` (its
+    secret wiped), which is not a value to re-seal nor one "that no key opens"."""
+    return sa.and_(column.is_not(None), column != "")
+
+
 @attrs.define
 class ResealReport:
     resealed: int = 0
@@ -631,7 +637,7 @@ def _reseal(database: db.Database, ring: VaultKeyRing) -> dict[str, ResealReport
         column = spec.table.c[spec.column]
         wanted = [spec.table.c.id, column, *(spec.table.c[name] for name in spec.extra_columns)]
         with database.transaction() as conn:
-            rows = conn.execute(sa.select(*wanted).where(column.is_not(None))).mappings().all()
+            rows = conn.execute(sa.select(*wanted).where(_holds_sealed(column))).mappings().all()
         for row in rows:
             old = row[spec.column]
             try:
@@ -741,7 +747,7 @@ def cmd_vault_retire_old(args: argparse.Namespace) -> int:
             for spec in _sealed_columns():
                 column = spec.table.c[spec.column]
                 with database.transaction() as conn:
-                    values = conn.execute(sa.select(column).where(column.is_not(None))).scalars()
+                    values = conn.execute(sa.select(column).where(_holds_sealed(column))).scalars()
                     for value in values:
                         try:
                             waiting += ring.needs_rotation(value)

@@ -3,10 +3,22 @@
 * :func:`export_user_data` gathers everything the server and the library hold about a user, as
   JSON-ready values: never a secret, a hash or a sealed value.
 * :func:`delete_account` anonymises the account at once (email, name, password hash, TOTP
-  secrets and Google link cleared, ``deleted_at`` set), revokes every credential (sessions, API
-  keys, passkeys, backup codes, reset tokens) and pseudonymises the audit trail.
+  secrets and Google link cleared, ``deleted_at`` set; an organization of which the user is the
+  only live member is renamed :data:`DELETED_ORGANIZATION_NAME`), revokes every credential
+  (sessions, API keys, passkeys, backup codes, reset tokens), then deletes the library's rows
+  keyed by the user (refresh families and tokens, API keys with the names the user chose, MFA
+  and passkey state, reset tokens) but the session epoch, and pseudonymises the audit trail.
 * :func:`purge_deleted_accounts` hard-deletes accounts whose grace period has ended (run by the
-  ``storno-security`` CLI from a scheduled job).
+  ``storno-security`` CLI from a scheduled job): after it, no row anywhere holds the user's id
+  but the audit events, which hold the pseudonym.
+
+Why the library rows go at deletion, not at purge: audit events keep ids in their details
+(``details.key_ids`` of an API key event, ``details.session_ids`` of a revocation). While
+``storno_api_keys`` or ``storno_refresh_families`` still map those ids to the user's id, one
+join re-identifies a pseudonymised event; and a refresh token replayed later (an old device, a
+thief) would make the session manager record ``session.token_reuse_detected`` under the real
+id, after the pseudonymisation. Deleted, the token is merely unknown. The session epoch stays
+until the purge: it is what refuses the access tokens issued before the deletion.
 """
 
 from __future__ import annotations
@@ -19,6 +31,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from reference_server import db
+from reference_server.context import membership_from_row
 from reference_server.errors import ApiError
 from reference_server.http import iso
 from reference_server.services import Services
@@ -29,16 +42,40 @@ from storno_security.audit import (
     event_to_dict,
     pseudonym,
 )
-from storno_security.rbac import Role
-from storno_security.stores.sql import audit_events, refresh_families
+from storno_security.errors import CompanyNotFoundError, PermissionDeniedError
+from storno_security.rbac import Company, Membership, Permission, Principal, Role, authorize
+from storno_security.stores.sql import (
+    api_keys,
+    audit_events,
+    mfa_backup_code_sets,
+    mfa_backup_codes,
+    mfa_challenges,
+    mfa_failures,
+    mfa_step_up_tokens,
+    mfa_totp_steps,
+    passkey_challenges,
+    passkey_credentials,
+    passkey_user_handles,
+    password_reset_tokens,
+    password_reset_users,
+    refresh_families,
+    refresh_tokens,
+    session_epochs,
+)
 
 __all__ = [
+    "DELETED_ORGANIZATION_NAME",
     "OwnershipTransferRequiredError",
     "delete_account",
     "export_user_data",
     "owned_organizations_with_members",
     "purge_deleted_accounts",
 ]
+
+
+#: The name an organization takes when its only live member deletes the account: registration
+#: names it after the person.
+DELETED_ORGANIZATION_NAME = "Deleted organization"
 
 
 class OwnershipTransferRequiredError(ApiError):
@@ -114,11 +151,77 @@ def _live_session_count(services: Services, user_id: str, now: datetime) -> int:
     return int(count)
 
 
+class _CompanyAccess:
+    """Whether the user may still see a company's records, decided by the library's RBAC
+    (:func:`storno_security.rbac.authorize`) on the user's live membership, as the API would:
+    not after leaving the organization, not without the permission, not for a soft-deleted
+    company (RBAC-3, RBAC-4)."""
+
+    def __init__(self, conn: sa.Connection, user_id: str, live: dict[str, Membership]) -> None:
+        self._conn = conn
+        self._user_id = user_id
+        self._live = live
+        self._decided: dict[tuple[str, Permission], bool] = {}
+
+    def __call__(self, company_id: str, permission: Permission) -> bool:
+        key = (company_id, permission)
+        if key not in self._decided:
+            self._decided[key] = self._decide(company_id, permission)
+        return self._decided[key]
+
+    def _decide(self, company_id: str, permission: Permission) -> bool:
+        c = db.companies.c
+        row = (
+            self._conn.execute(
+                sa.select(c.id, c.organization_id, c.deleted_at).where(c.id == company_id)
+            )
+            .mappings()
+            .first()
+        )
+        if row is None:
+            return False
+        organization_id = row["organization_id"]
+        try:
+            authorize(
+                Principal.user(self._user_id, organization_id=organization_id),
+                permission,
+                organization_id=organization_id,
+                membership=self._live.get(organization_id),
+                company=Company(
+                    company_id=row["id"],
+                    organization_id=organization_id,
+                    deleted_at=row["deleted_at"],
+                ),
+            )
+        except (PermissionDeniedError, CompanyNotFoundError):
+            return False
+        return True
+
+
+def _record(row: sa.RowMapping, *, visible: bool, content: dict[str, Any]) -> dict[str, Any]:
+    """A record the user created: its content only while the user may still see it; else only
+    that the user created it, and when (``content_withheld``)."""
+    out: dict[str, Any] = {
+        "id": row["id"],
+        "created_at": iso(row["created_at"]),
+        "deleted_at": iso(row["deleted_at"]),
+        "content_withheld": not visible,
+    }
+    if visible:
+        out.update(content)
+    return out
+
+
 def export_user_data(services: Services, user_id: str) -> dict[str, Any]:
     """Everything held about a live user, as JSON-ready values (ACC-4).
 
     Never includes a password hash, a sealed TOTP secret, a key hash, a token or a stored
-    credential's secret: only their existence and metadata.
+    credential's secret: only their existence and metadata. Soft-deleted rows still held about
+    the user are included, with ``deleted_at``: memberships the user was removed from, invoices
+    and storage credentials the user created and someone deleted. A record the user created
+    in an organization the user no longer belongs to, in a soft-deleted company, or without the
+    permission to see it any more is exported without its content (``content_withheld``): it
+    is the organization's data now, and the export must not be a way around RBAC.
 
     Raises:
         ApiError: 404 when the user does not exist (or is deleted).
@@ -136,33 +239,35 @@ def export_user_data(services: Services, user_id: str) -> dict[str, Any]:
         if user is None:
             raise ApiError(404, "not_found", "Not found.")
         m, o, c = db.memberships.c, db.organizations.c, db.companies.c
-        membership_rows = conn.execute(
-            sa.select(
-                m.organization_id,
-                m.role,
-                m.permissions,
-                m.is_default,
-                m.created_at,
-                o.name.label("organization_name"),
-            )
-            .join(db.organizations, o.id == m.organization_id)
-            .where(m.user_id == user_id, m.deleted_at.is_(None))
-            .order_by(m.created_at)
-        ).mappings()
+        membership_rows = list(
+            conn.execute(
+                sa.select(db.memberships, o.name.label("organization_name"))
+                .join(db.organizations, o.id == m.organization_id)
+                .where(m.user_id == user_id)
+                .order_by(m.created_at)
+            ).mappings()
+        )
+        live = {
+            row["organization_id"]: membership_from_row(row)
+            for row in membership_rows
+            if row["deleted_at"] is None
+        }
         memberships = [
             {
                 "organization_id": row["organization_id"],
-                "organization_name": row["organization_name"],
+                # The organization's current name only while the user belongs to it.
+                "organization_name": (
+                    row["organization_name"] if row["deleted_at"] is None else None
+                ),
                 "role": row["role"],
                 "custom_permissions": row["permissions"],
                 "is_default": bool(row["is_default"]),
                 "created_at": iso(row["created_at"]),
+                "deleted_at": iso(row["deleted_at"]),
             }
             for row in membership_rows
         ]
-        owned_ids = [
-            entry["organization_id"] for entry in memberships if entry["role"] == Role.OWNER.value
-        ]
+        owned_ids = [org_id for org_id, member in live.items() if member.role is Role.OWNER]
         organizations: list[dict[str, Any]] = []
         for org_id in owned_ids:
             org = conn.execute(sa.select(db.organizations).where(o.id == org_id)).mappings().one()
@@ -189,36 +294,49 @@ def export_user_data(services: Services, user_id: str) -> dict[str, Any]:
                     ],
                 }
             )
+        may = _CompanyAccess(conn, user_id, live)
         i = db.invoices.c
         invoices = [
-            {
-                "id": row["id"],
-                "company_id": row["company_id"],
-                "number": row["number"],
-                "customer": row["customer"],
-                "amount_minor": row["amount_minor"],
-                "currency": row["currency"],
-                "issue_date": row["issue_date"].isoformat(),
-                "created_at": iso(row["created_at"]),
-            }
+            _record(
+                row,
+                visible=may(row["company_id"], Permission.INVOICE_VIEW),
+                content={
+                    "company_id": row["company_id"],
+                    "number": row["number"],
+                    "customer": row["customer"],
+                    "amount_minor": row["amount_minor"],
+                    "currency": row["currency"],
+                    "issue_date": row["issue_date"].isoformat(),
+                    "updated_at": iso(row["updated_at"]),
+                },
+            )
             for row in conn.execute(
-                sa.select(db.invoices)
-                .where(i.created_by == user_id, i.deleted_at.is_(None))
-                .order_by(i.created_at)
+                sa.select(db.invoices).where(i.created_by == user_id).order_by(i.created_at)
             ).mappings()
         ]
         s = db.storage_credentials.c
         credentials = [
-            {
-                "id": row["id"],
-                "company_id": row["company_id"],
-                "provider": row["provider"],
-                "name": row["name"],
-                "created_at": iso(row["created_at"]),
-            }
+            _record(
+                row,
+                visible=may(row["company_id"], Permission.VAULT_MANAGE),
+                content={
+                    "company_id": row["company_id"],
+                    "provider": row["provider"],
+                    "name": row["name"],
+                    "updated_at": iso(row["updated_at"]),
+                },
+            )
             for row in conn.execute(
-                sa.select(s.id, s.company_id, s.provider, s.name, s.created_at)
-                .where(s.created_by == user_id, s.deleted_at.is_(None))
+                sa.select(
+                    s.id,
+                    s.company_id,
+                    s.provider,
+                    s.name,
+                    s.created_at,
+                    s.updated_at,
+                    s.deleted_at,
+                )
+                .where(s.created_by == user_id)
                 .order_by(s.created_at)
             ).mappings()
         ]
@@ -276,12 +394,11 @@ def export_user_data(services: Services, user_id: str) -> dict[str, Any]:
 # --- deletion --------------------------------------------------------------------------------
 
 
-def owned_organizations_with_members(services: Services, user_id: str) -> list[str]:
-    """The organizations the user owns that have other live members (sorted ids)."""
+def _owned_with_members(conn: sa.Connection, user_id: str) -> list[str]:
     m = db.memberships.c
     others = db.memberships.alias("others")
-    with services.db.read() as conn:
-        rows = conn.execute(
+    return list(
+        conn.execute(
             sa.select(m.organization_id)
             .where(
                 m.user_id == user_id,
@@ -295,7 +412,32 @@ def owned_organizations_with_members(services: Services, user_id: str) -> list[s
             )
             .order_by(m.organization_id)
         ).scalars()
-        return list(rows)
+    )
+
+
+def owned_organizations_with_members(services: Services, user_id: str) -> list[str]:
+    """The organizations the user owns that have other live members (sorted ids)."""
+    with services.db.read() as conn:
+        return _owned_with_members(conn, user_id)
+
+
+def _sole_live_member_of(conn: sa.Connection, user_id: str) -> list[str]:
+    """The organizations where the user is a live member and nobody else is."""
+    m = db.memberships.c
+    others = db.memberships.alias("others")
+    return list(
+        conn.execute(
+            sa.select(m.organization_id).where(
+                m.user_id == user_id,
+                m.deleted_at.is_(None),
+                ~sa.exists().where(
+                    others.c.organization_id == m.organization_id,
+                    others.c.user_id != user_id,
+                    others.c.deleted_at.is_(None),
+                ),
+            )
+        ).scalars()
+    )
 
 
 def _default_organization(conn: sa.Connection, user_id: str) -> str | None:
@@ -309,13 +451,62 @@ def _default_organization(conn: sa.Connection, user_id: str) -> str | None:
 
 
 def _revoke_credentials(services: Services, user_id: str) -> None:
-    """Every credential of the user dies (idempotent: purge calls it again)."""
+    """Every credential of the user dies (idempotent: purge calls it again).
+
+    Through the library first, so that its side effects happen: the session epoch moves and
+    every live session is marked revoked (in Redis too), so access tokens die at once; the
+    revocations are audited."""
     services.sessions.revoke_all(user_id, reason="account_deleted")
     services.api_keys.revoke_user_keys(user_id)
     for credential in services.passkeys.list_passkeys(user_id):
         services.passkeys.delete_passkey(user_id, credential.credential_id)
     services.backup_codes.delete(user_id)
     services.reset_tokens.revoke_all(user_id)
+
+
+#: The library's tables with rows keyed by a user id (see docs/stores.md), but the session
+#: epochs and the refresh tokens (keyed by family), handled apart.
+_USER_TABLES: tuple[sa.Table, ...] = (
+    api_keys,
+    mfa_backup_codes,
+    mfa_backup_code_sets,
+    mfa_challenges,
+    mfa_failures,
+    mfa_step_up_tokens,
+    mfa_totp_steps,
+    passkey_challenges,
+    passkey_credentials,
+    passkey_user_handles,
+    password_reset_tokens,
+    password_reset_users,
+)
+
+
+def _delete_library_rows(services: Services, user_id: str, *, with_epoch: bool) -> int:
+    """Delete the library's rows keyed by the user: refresh families and their tokens, API
+    keys, MFA and passkey state, reset tokens; the session epoch too when ``with_epoch``.
+
+    Run after :func:`_revoke_credentials`: the revocation markers (keyed by session id) and
+    the bumped epoch keep refusing the access tokens issued before, until they expire. The
+    epoch is kept until the purge (the grace period, at least a day, outlives every access
+    token, an hour): a user without an epoch row is at epoch 0, where old tokens would verify
+    again.
+    """
+    f = refresh_families.c
+    removed = 0
+    with services.db.transaction() as conn:
+        families = sa.select(f.family_id).where(f.user_id == user_id)
+        removed += conn.execute(
+            refresh_tokens.delete().where(refresh_tokens.c.family_id.in_(families))
+        ).rowcount
+        removed += conn.execute(refresh_families.delete().where(f.user_id == user_id)).rowcount
+        for table in _USER_TABLES:
+            removed += conn.execute(table.delete().where(table.c.user_id == user_id)).rowcount
+        if with_epoch:
+            removed += conn.execute(
+                session_epochs.delete().where(session_epochs.c.user_id == user_id)
+            ).rowcount
+    return removed
 
 
 def delete_account(
@@ -327,9 +518,14 @@ def delete_account(
 ) -> datetime:
     """Anonymise the account now, revoke every credential, pseudonymise the audit trail.
 
-    The caller has already re-authenticated the user (password, or a step-up token when MFA
-    is on). The user row stays, without personal data, until :func:`purge_deleted_accounts`
-    removes it after ``settings.deletion_grace``.
+    The caller has already re-authenticated the user (see :mod:`reference_server.reauth`).
+    The user row stays, without personal data, until :func:`purge_deleted_accounts` removes
+    it after ``settings.deletion_grace``.
+
+    "Owner of an organization with other live members" is checked again inside the
+    transaction that ends the memberships, after ending them: a member added between the
+    first check and this one rolls the deletion back (409), so no organization is left
+    without an Owner.
 
     Returns:
         The time after which the account is purged.
@@ -343,8 +539,17 @@ def delete_account(
     if blocking:
         raise OwnershipTransferRequiredError(blocking)
     now = services.clock.now()
+    m = db.memberships.c
     with services.db.transaction() as conn:
         organization_id = _default_organization(conn, user_id)
+        owned = set(
+            conn.execute(
+                sa.select(m.organization_id).where(
+                    m.user_id == user_id, m.role == Role.OWNER.value, m.deleted_at.is_(None)
+                )
+            ).scalars()
+        )
+        alone = _sole_live_member_of(conn, user_id)
         changed = conn.execute(
             db.users.update()
             .where(db.users.c.id == user_id, db.users.c.deleted_at.is_(None))
@@ -363,10 +568,34 @@ def delete_account(
             raise ApiError(404, "not_found", "Not found.")
         conn.execute(
             db.memberships.update()
-            .where(db.memberships.c.user_id == user_id, db.memberships.c.deleted_at.is_(None))
+            .where(m.user_id == user_id, m.deleted_at.is_(None))
             .values(deleted_at=now)
         )
+        # The same check as above, now in the transaction that ended the memberships: any
+        # other live member of an organization the user owned means it would lose its Owner.
+        others = db.memberships.alias("others")
+        orphaned = sorted(
+            conn.execute(
+                sa.select(others.c.organization_id)
+                .where(
+                    others.c.organization_id.in_(owned),
+                    others.c.user_id != user_id,
+                    others.c.deleted_at.is_(None),
+                )
+                .distinct()
+            ).scalars()
+        )
+        if orphaned:
+            raise OwnershipTransferRequiredError(orphaned)
+        if alone:
+            # Registration names an organization after its founder; nobody else sees it now.
+            conn.execute(
+                db.organizations.update()
+                .where(db.organizations.c.id.in_(alone))
+                .values(name=DELETED_ORGANIZATION_NAME)
+            )
     _revoke_credentials(services, user_id)
+    _delete_library_rows(services, user_id, with_epoch=False)
     services.audit.record(
         SecurityEventType.ACCOUNT_DELETION_REQUESTED,
         actor_id=user_id,
@@ -426,9 +655,12 @@ def _purge_one(services: Services, user_id: str, cutoff: datetime) -> int | None
             conn.execute(
                 sa.select(m.organization_id).where(
                     m.user_id == user_id,
+                    # Rows of removed members (soft-deleted) keep nothing alive: nobody can
+                    # see or delete the organization's data through them.
                     ~sa.exists().where(
                         others.c.organization_id == m.organization_id,
                         others.c.user_id != user_id,
+                        others.c.deleted_at.is_(None),
                     ),
                 )
             ).scalars()
@@ -455,8 +687,10 @@ def purge_deleted_accounts(services: Services) -> int:
 
     For each: its credentials are revoked again (idempotent), its memberships and the user row
     are deleted, and so is every organization (with its companies, invoices and storage
-    credentials) of which it was the only member. One ``ACCOUNT_DELETED`` event per account,
-    under the account's pseudonym.
+    credentials) of which it was the only live member; every library row still keyed by the
+    user's id (session epoch, refresh families, API keys, MFA, passkey and reset-token rows)
+    is deleted, and the audit trail pseudonymised once more. One ``ACCOUNT_DELETED`` event per
+    account, under the account's pseudonym.
 
     Returns:
         How many accounts were purged.
@@ -477,9 +711,14 @@ def purge_deleted_accounts(services: Services) -> int:
     purged = 0
     for user_id in due:
         _revoke_credentials(services, user_id)
+        # Before the user row goes: a run that fails after this step finds the account due
+        # again and finishes it. The epoch may go now: every access token issued before the
+        # deletion has expired (they live an hour, the grace period is at least a day).
+        library_rows = _delete_library_rows(services, user_id, with_epoch=True)
         removed = _purge_one(services, user_id, cutoff)
         if removed is None:
             continue
+        removed += library_rows
         services.audit.pseudonymise_user(user_id)
         services.audit.record(
             SecurityEventType.ACCOUNT_DELETED,

@@ -43,6 +43,7 @@ from reference_server.http import (
     required_text,
 )
 from reference_server.openapi import obj, operation
+from reference_server.reauth import require_reauthentication
 from reference_server.services import Services
 from storno_security.audit import (
     AuditCursor,
@@ -55,12 +56,11 @@ from storno_security.audit import (
 from storno_security.errors import (
     InvalidCiphertextError,
     InvalidLicenseError,
-    InvalidPasswordError,
     InvalidStepUpTokenError,
 )
 from storno_security.license import Entitlements, LicenseState, LicenseStatus
 from storno_security.mfa import ACCOUNT_DELETE, VAULT_READ
-from storno_security.ratelimit import LICENSE_VALIDATION
+from storno_security.ratelimit import LICENSE_VALIDATION, LOGIN
 from storno_security.rbac import Authorization, Permission
 from storno_security.xmlsig import VerifiedXml
 
@@ -618,7 +618,19 @@ def _query_time(req: falcon.Request, name: str) -> datetime | None:
         bad_request(f"'{name}' must be an ISO 8601 time with a UTC offset.", field=name)
     if value.tzinfo is None:
         bad_request(f"'{name}' must be an ISO 8601 time with a UTC offset.", field=name)
-    return value.astimezone(UTC)
+    utc = _in_utc(value)
+    if utc is None:
+        bad_request(f"'{name}' is outside the years 1 to 9999 in UTC.", field=name)
+    return utc
+
+
+def _in_utc(value: datetime) -> datetime | None:
+    """``value`` in UTC, or ``None`` when that falls outside years 1..9999 (``0001-01-01T00:00
+    +14:00`` or ``9999-12-31T23:59-14:00``: valid with their offset, not in UTC)."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        return None
 
 
 def _query_types(req: falcon.Request) -> list[SecurityEventType] | None:
@@ -658,9 +670,12 @@ def _decode_cursor(req: falcon.Request) -> AuditCursor | None:
         event_id = data["id"]
         if at.tzinfo is None or not isinstance(event_id, str) or not 1 <= len(event_id) <= 64:
             raise ValueError
+        utc = _in_utc(at)
+        if utc is None:
+            raise ValueError
     except (ValueError, TypeError, KeyError, binascii.Error):
         bad_request("'cursor' is not a cursor this server gave.", field="cursor")
-    return AuditCursor(at.astimezone(UTC), event_id)
+    return AuditCursor(utc, event_id)
 
 
 class AuditEvents(_Base):
@@ -739,7 +754,15 @@ def _count_records(data: dict[str, Any]) -> int:
 
 
 class MeDelete(_Base):
-    """``DELETE /api/v1/me``: re-authenticate, then :func:`reference_server.gdpr.delete_account`."""
+    """``DELETE /api/v1/me``: re-authenticate, then :func:`reference_server.gdpr.delete_account`.
+
+    Re-authentication (:func:`reference_server.reauth.require_reauthentication`): a step-up
+    token for ``account.delete`` when MFA is on, else the current password, else (an account
+    with neither) a login in the last five minutes. The route is limited like a login (RL-1):
+    it checks a password, and must not be a way around the login limit to guess one.
+    """
+
+    rate_limits: ClassVar[dict[str, str]] = {"DELETE": LOGIN}
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response) -> None:
         caller = require_interactive_user(req)
@@ -748,17 +771,9 @@ class MeDelete(_Base):
         user = users.get_user(services, caller.user_id)
         if user is None:
             raise ApiError(404, "not_found", "Not found.")
-        if user["mfa_enabled"]:
-            token = body_text(body, "step_up_token", max_length=512, required=False)
-            require_step_up(
-                req, services, user_id=caller.user_id, action=ACCOUNT_DELETE, token=token
-            )
-        elif user["password_hash"] is not None:
-            password = required_text(body, "password", max_length=4096)
-            try:
-                services.hasher.verify(password, user["password_hash"])
-            except InvalidPasswordError:
-                raise ApiError(401, "invalid_credentials", "The password is not correct.") from None
+        require_reauthentication(
+            req, services, body, caller=caller, user=user, action=ACCOUNT_DELETE
+        )
         purge_after = gdpr.delete_account(services, caller.user_id, **self.meta(req))
         resp.status = falcon.HTTP_202
         resp.media = {"status": "deleted", "purge_after": iso(purge_after)}
@@ -1063,11 +1078,16 @@ OPENAPI_PATHS: dict[str, Any] = {
             tag="gdpr",
             auth="user",
             description=(
-                "Send `password`, or, when MFA is on, a `step_up_token` for `account.delete`. "
+                "Re-authenticate: when MFA is on, a `step_up_token` for `account.delete`; "
+                "else `current_password`; an account with neither must have logged in during "
+                "the last 5 minutes. Without it: 403 `reauthentication_required` with "
+                "`accepted`; a wrong password: 403 `invalid_credentials`. Limited like a login. "
                 "An Owner of an organization with other members gets 409 "
                 "`ownership_transfer_required`."
             ),
-            request=obj({"password": {"type": "string"}, "step_up_token": {"type": "string"}}),
+            request=obj(
+                {"current_password": {"type": "string"}, "step_up_token": {"type": "string"}}
+            ),
             responses={
                 202: obj(
                     {"status": {"const": "deleted"}, "purge_after": _TIME},

@@ -24,7 +24,8 @@ other certificate in the signature must belong to that chain, and a XAdES
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,7 +48,7 @@ from signxml.verifier import SignatureConfiguration, VerifyResult, XMLVerifier
 from signxml.xades.xades import XAdESSignatureConfiguration, XAdESSigner, XAdESVerifier
 
 from storno_security.clock import Clock
-from storno_security.errors import InvalidXmlSignatureError
+from storno_security.errors import InvalidXmlSignatureError, XmlParseError
 from storno_security.xmlsig.parsing import hardened_parser, parse_xml
 from storno_security.xmlsig.policy import XmlPolicy
 
@@ -156,6 +157,20 @@ class _ClockedXAdESSigner(XAdESSigner):
         ).decode("ascii")
 
 
+@contextlib.contextmanager
+def _canonicalisable() -> Iterator[None]:
+    """Turn lxml's refusal to canonicalise the document into :class:`XmlParseError`.
+
+    Well-formed XML can still be beyond exclusive C14N: a namespace declared with a relative
+    URI (``xmlns="invoice"``) is one. Such a document cannot be signed; it is bad input
+    (``reason="not_canonicalisable"``), not a failure of the signer.
+    """
+    try:
+        yield
+    except etree.C14NError:
+        raise XmlParseError(reason="not_canonicalisable") from None
+
+
 def _check_signing_material(
     private_key: object, certificate: object, chain: Sequence[object]
 ) -> tuple[rsa.RSAPrivateKey, x509.Certificate, tuple[x509.Certificate, ...]]:
@@ -244,7 +259,8 @@ class XmlSigner:
             The signed document, UTF-8 with an XML declaration.
 
         Raises:
-            XmlParseError: the document is refused by the parser.
+            XmlParseError: the document is refused by the parser, or cannot be canonicalised
+                (a namespace with a relative URI).
             ValueError: ``reference_id`` is not the root's ``Id``.
         """
         root = parse_xml(document, policy=self._policy)
@@ -254,7 +270,8 @@ class XmlSigner:
                 raise ValueError("reference_id must be the Id attribute of the root element")
             reference = f"#{reference_id}"
         signer = XMLSigner(method=SignatureConstructionMethod.enveloped, **self._settings())
-        signed = signer.sign(root, key=self._key, cert=self._certs(), reference_uri=reference)
+        with _canonicalisable():
+            signed = signer.sign(root, key=self._key, cert=self._certs(), reference_uri=reference)
         return _serialize(signed)
 
     def sign_xades(self, document: bytes) -> bytes:
@@ -271,14 +288,18 @@ class XmlSigner:
             The signed document, UTF-8 with an XML declaration.
 
         Raises:
-            XmlParseError: the document is refused by the parser.
+            XmlParseError: the document is refused by the parser, or cannot be canonicalised
+                (a namespace with a relative URI).
         """
         root = parse_xml(document, policy=self._policy)
         signer = _ClockedXAdESSigner(
             clock=self._clock, method=SignatureConstructionMethod.enveloped, **self._settings()
         )
         # No KeyValue beside the certificate: two statements of the key are one too many.
-        signed = signer.sign(root, key=self._key, cert=self._certs(), always_add_key_value=False)
+        with _canonicalisable():
+            signed = signer.sign(
+                root, key=self._key, cert=self._certs(), always_add_key_value=False
+            )
         return _serialize(signed)
 
     def sign_detached(self, document: bytes, *, uri: str, xades: bool = False) -> bytes:
@@ -297,7 +318,8 @@ class XmlSigner:
             The detached signature document.
 
         Raises:
-            XmlParseError: the document is refused by the parser.
+            XmlParseError: the document is refused by the parser, or cannot be canonicalised
+                (a namespace with a relative URI).
             ValueError: ``uri`` is empty or a fragment (``#...``).
         """
         if not isinstance(uri, str) or not uri or uri.startswith("#"):
@@ -309,13 +331,14 @@ class XmlSigner:
             )
         else:
             signer = XMLSigner(method=SignatureConstructionMethod.detached, **self._settings())
-        signature = signer.sign(
-            root,
-            key=self._key,
-            cert=self._certs(),
-            reference_uri=uri,
-            always_add_key_value=False,
-        )
+        with _canonicalisable():
+            signature = signer.sign(
+                root,
+                key=self._key,
+                cert=self._certs(),
+                reference_uri=uri,
+                always_add_key_value=False,
+            )
         return _serialize(signature)
 
 

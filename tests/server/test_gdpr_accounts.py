@@ -74,7 +74,7 @@ def test_deletion_anonymises_and_revokes_everything(
     services.backup_codes.generate(user.user_id)
     assert services.backup_codes.remaining(user.user_id) == 10
 
-    response = user.delete("/api/v1/me", {"password": user.password})
+    response = user.delete("/api/v1/me", {"current_password": user.password})
     assert response.status == 202, response.json
     expected = services.clock.now() + services.settings.deletion_grace
     assert response.json["purge_after"] == expected.isoformat().replace("+00:00", "Z")
@@ -114,7 +114,7 @@ def test_api_keys_cannot_delete_the_account(falcon_api: FalconApi, services: Ser
         name="ci",
         scope=ApiKeyScope.ADMIN,
     )
-    response = falcon_api.delete("/api/v1/me", {"password": user.password}, api_key=key.key)
+    response = falcon_api.delete("/api/v1/me", {"current_password": user.password}, api_key=key.key)
     assert response.status == 403
     assert falcon_api.get("/api/v1/me/export", api_key=key.key).status == 403
     assert _user_row(services, user.user_id)["deleted_at"] is None  # type: ignore[index]
@@ -122,9 +122,11 @@ def test_api_keys_cannot_delete_the_account(falcon_api: FalconApi, services: Ser
 
 def test_wrong_or_missing_password(falcon_api: FalconApi, services: Services) -> None:
     user = falcon_api.register()
-    assert user.delete("/api/v1/me", {"password": "wrong password here"}).status == 401
-    assert user.delete("/api/v1/me", {}).status == 400
-    assert user.delete("/api/v1/me").status == 400
+    wrong = user.delete("/api/v1/me", {"current_password": "wrong password here"})
+    assert (wrong.status, wrong.json["code"]) == (403, "invalid_credentials")
+    missing = user.delete("/api/v1/me", {})
+    assert (missing.status, missing.json["code"]) == (403, "reauthentication_required")
+    assert user.delete("/api/v1/me").status == 403
     assert _user_row(services, user.user_id)["deleted_at"] is None  # type: ignore[index]
 
 
@@ -133,9 +135,10 @@ def test_with_mfa_a_step_up_token_for_account_delete_is_needed(
 ) -> None:
     user = falcon_api.register()
     secret = enable_mfa(services, user.user_id)
-    refused = user.delete("/api/v1/me", {"password": user.password})
+    refused = user.delete("/api/v1/me", {"current_password": user.password})
     assert refused.status == 403
-    assert refused.json["code"] == "step_up_required"
+    assert refused.json["code"] == "reauthentication_required"
+    assert refused.json["accepted"] == ["step_up_token"]
     vault_token = step_up_token(services, falcon_api, user.user_id, secret, VAULT_READ)
     assert user.delete("/api/v1/me", {"step_up_token": vault_token}).status == 403
     falcon_api.clock.advance(30)  # type: ignore[union-attr]
@@ -150,15 +153,15 @@ def test_an_owner_with_members_must_transfer_first(
     owner = falcon_api.register()
     member = falcon_api.register()
     add_member(services, member.user_id, owner.organization_id, "accountant")
-    response = owner.delete("/api/v1/me", {"password": owner.password})
+    response = owner.delete("/api/v1/me", {"current_password": owner.password})
     assert response.status == 409
     assert response.json["code"] == "ownership_transfer_required"
     assert response.json["organization_ids"] == [owner.organization_id]
     assert _user_row(services, owner.user_id)["email"] == owner.email  # type: ignore[index]
 
     # The member may leave: deleting a non-owner account does not touch the organization.
-    assert member.delete("/api/v1/me", {"password": member.password}).status == 202
-    assert owner.delete("/api/v1/me", {"password": owner.password}).status == 202
+    assert member.delete("/api/v1/me", {"current_password": member.password}).status == 202
+    assert owner.delete("/api/v1/me", {"current_password": owner.password}).status == 202
 
 
 def test_purge_after_the_grace_period(falcon_api: FalconApi, services: Services) -> None:
@@ -171,7 +174,7 @@ def test_purge_after_the_grace_period(falcon_api: FalconApi, services: Services)
     add_member(services, owner.user_id, host.organization_id, "accountant")
     kept_invoice = _insert_invoice(services, host_company, owner.user_id)
 
-    assert owner.delete("/api/v1/me", {"password": owner.password}).status == 202
+    assert owner.delete("/api/v1/me", {"current_password": owner.password}).status == 202
     assert purge_deleted_accounts(services) == 0
     falcon_api.clock.advance(services.settings.deletion_grace - timedelta(seconds=1))  # type: ignore[union-attr]
     assert purge_deleted_accounts(services) == 0

@@ -26,10 +26,10 @@ def test_export_then_delete(api: Api) -> None:
     if key.status == 201 and "key" in key.json:
         assert key.json["key"] not in raw
 
-    wrong = user.delete("/api/v1/me", {"password": "not the password"})
-    assert wrong.status == 401
+    wrong = user.delete("/api/v1/me", {"current_password": "not the password"})
+    assert (wrong.status, wrong.json["code"]) == (403, "invalid_credentials")
 
-    deleted = user.delete("/api/v1/me", {"password": user.password})
+    deleted = user.delete("/api/v1/me", {"current_password": user.password})
     assert deleted.status == 202, deleted.json
     assert deleted.json["status"] == "deleted"
 
