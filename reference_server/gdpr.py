@@ -587,6 +587,16 @@ def delete_account(
         )
         if orphaned:
             raise OwnershipTransferRequiredError(orphaned)
+        # Invitations to the user die with the account: nobody can accept them any more.
+        conn.execute(
+            db.invitations.update()
+            .where(
+                db.invitations.c.user_id == user_id,
+                db.invitations.c.accepted_at.is_(None),
+                db.invitations.c.declined_at.is_(None),
+            )
+            .values(declined_at=now)
+        )
         if alone:
             # Registration names an organization after its founder; nobody else sees it now.
             conn.execute(
@@ -632,6 +642,9 @@ def _delete_organizations(conn: sa.Connection, organization_ids: Iterable[str]) 
             db.memberships.delete().where(db.memberships.c.organization_id == org_id)
         ).rowcount
         removed += conn.execute(
+            db.invitations.delete().where(db.invitations.c.organization_id == org_id)
+        ).rowcount
+        removed += conn.execute(
             db.organizations.delete().where(db.organizations.c.id == org_id)
         ).rowcount
     return removed
@@ -669,7 +682,15 @@ def _purge_one(services: Services, user_id: str, cutoff: datetime) -> int | None
         removed += conn.execute(
             db.memberships.delete().where(db.memberships.c.user_id == user_id)
         ).rowcount
+        removed += conn.execute(
+            db.invitations.delete().where(db.invitations.c.user_id == user_id)
+        ).rowcount
         # Rows kept by other organizations lose the link to the person.
+        conn.execute(
+            db.invitations.update()
+            .where(db.invitations.c.invited_by == user_id)
+            .values(invited_by=None)
+        )
         conn.execute(
             db.invoices.update().where(db.invoices.c.created_by == user_id).values(created_by=None)
         )

@@ -6,8 +6,9 @@ the account. :func:`require_reauthentication` asks for the strongest proof the a
 
 * MFA on: a step-up token for the act (MFA-6), bought with a fresh second factor;
 * else, a password: the current password (bcrypt, on routes limited like a login, RL-5);
-* else (Google- or passkey-only account without MFA): an access token issued in the last
-  :data:`FRESH_LOGIN` (a login just now), since there is nothing else to ask for.
+* else (Google- or passkey-only account without MFA): a login in the last :data:`FRESH_LOGIN`
+  (the ``auth_time`` claim, set at login and never by a refresh), since there is nothing else
+  to ask for.
 
 A refusal is 403 ``reauthentication_required`` naming what to send, or the error of the proof
 that failed (403 ``invalid_credentials``, 403 ``step_up_required``); each failure is audited.
@@ -26,12 +27,23 @@ from reference_server.errors import ApiError
 from reference_server.services import Services
 from storno_security.audit import Outcome, SecurityEventType, event_from_error
 from storno_security.errors import InvalidPasswordError, InvalidStepUpTokenError
+from storno_security.tokens import TokenPair
 
-__all__ = ["FRESH_LOGIN", "require_reauthentication"]
+__all__ = ["AUTH_TIME_CLAIM", "FRESH_LOGIN", "require_reauthentication", "start_session"]
+
+#: The access-token claim (OIDC's name) holding when the person last proved who they are: set
+#: at login only, never on refresh, so a refreshed (or stolen refresh) token is never fresh.
+AUTH_TIME_CLAIM = "auth_time"
 
 #: How recent a login must be to count as re-authentication for an account with no password
 #: and no MFA.
 FRESH_LOGIN = timedelta(minutes=5)
+
+
+def start_session(services: Services, user_id: str) -> TokenPair:
+    """A new login: the session's tokens carry the time of this authentication."""
+    now = int(services.clock.now().timestamp())
+    return services.sessions.start(user_id, extra_claims={AUTH_TIME_CLAIM: now})
 
 
 def _meta(req: falcon.Request) -> dict[str, Any]:
@@ -81,7 +93,13 @@ def require_reauthentication(
             ) from None
         return "password"
     claims = caller.claims
-    if claims is None or services.clock.now() - claims.issued_at > FRESH_LOGIN:
+    auth_time = claims.extra.get(AUTH_TIME_CLAIM) if claims is not None else None
+    fresh = (
+        isinstance(auth_time, int)
+        and not isinstance(auth_time, bool)
+        and services.clock.now().timestamp() - auth_time <= FRESH_LOGIN.total_seconds()
+    )
+    if not fresh:
         _refuse(req, services, caller, action, "stale_login", ["fresh_login"])
     return "fresh_login"
 

@@ -341,7 +341,8 @@ class XmlParseError(XmlError):
     """An XML document was refused before use: malformed, a DTD, an entity, too large or too deep.
 
     One message for every cause; ``reason`` names it (``malformed``, ``dtd``, ``entity``,
-    ``too_large``, ``too_deep``, ``external``) for logs.
+    ``too_large``, ``too_deep``, ``external``; when signing, ``not_canonicalisable`` for a
+    document exclusive C14N refuses, e.g. a namespace with a relative URI) for logs.
     """
 
     default_message = "XML document refused"

@@ -19,6 +19,8 @@ IMPLEMENTED = (
     "ACC-1",
     "ACC-2",
     "ACC-3",
+    "ACC-4",
+    *(f"SRV-{n}" for n in range(1, 5)),
     *(f"VLT-{n}" for n in range(1, 4)),
     *(f"LIC-{n}" for n in range(1, 5)),
     *(f"XML-{n}" for n in range(1, 4)),

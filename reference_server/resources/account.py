@@ -44,7 +44,7 @@ from reference_server.http import (
     required_text,
 )
 from reference_server.openapi import obj, operation
-from reference_server.reauth import require_reauthentication
+from reference_server.reauth import require_reauthentication, start_session
 from reference_server.resources.auth import audit_meta, token_response
 from reference_server.services import Services
 from storno_security.api_keys import ApiKeyInfo, ApiKeyScope
@@ -380,7 +380,7 @@ class Password(_Base):
             details={"session_count": revoked},
             **audit_meta(req),
         )
-        pair = self.services.sessions.start(user_id)
+        pair = start_session(self.services, user_id)
         token_response(req, resp, self.services, pair, cookie=cookie, user=user)
 
 
@@ -628,7 +628,7 @@ class MfaDisable(_Base):
             details={"method": verified.method},
             **audit_meta(req),
         )
-        pair = self.services.sessions.start(user_id)
+        pair = start_session(self.services, user_id)
         token_response(req, resp, self.services, pair, cookie=cookie)
         resp.media["sessions_revoked"] = revoked
 

@@ -21,6 +21,7 @@ from reference_server.context import require_interactive_user
 from reference_server.errors import ApiError
 from reference_server.http import Router, body_bool, body_text, read_json, required_text
 from reference_server.openapi import obj, operation
+from reference_server.reauth import start_session
 from reference_server.services import Services
 from storno_security.accounts import InvalidEmailError, normalise_email
 from storno_security.audit import (
@@ -121,7 +122,7 @@ class _Base:
         cookie: bool,
         method: str,
     ) -> None:
-        pair = self.services.sessions.start(user["id"])
+        pair = start_session(self.services, user["id"])
         self.services.audit.record(
             SecurityEventType.LOGIN_SUCCEEDED,
             actor_id=user["id"],
@@ -189,7 +190,7 @@ class Register(_Base):
         )
         user = users.get_user(self.services, user_id)
         assert user is not None
-        pair = self.services.sessions.start(user_id)
+        pair = start_session(self.services, user_id)
         token_response(req, resp, self.services, pair, cookie=cookie, user=user)
         resp.media["organization_id"] = organization_id
         resp.status = falcon.HTTP_201
@@ -441,7 +442,7 @@ class PasskeyLogin(_Base):
         if user is None:
             raise InvalidPasskeyError(reason="unknown_user")
         self.services.audit.record_event(event_from_passkey_login(login, **audit_meta(req)))
-        pair = self.services.sessions.start(user["id"])
+        pair = start_session(self.services, user["id"])
         token_response(req, resp, self.services, pair, cookie=cookie, user=user)
 
 

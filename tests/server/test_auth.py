@@ -26,6 +26,7 @@ def _same_error(a: Any, b: Any) -> None:
 
 
 @pytest.mark.spec("ACC-1")
+@pytest.mark.spec("SRV-3")
 def test_register_login_refresh_reuse_logout(api: Api) -> None:
     user = api.register()
     me = api.post("/api/auth", {"email": user.email.upper(), "password": user.password})

@@ -19,6 +19,7 @@ from tests.server.conftest import make_settings
 # -- settings ------------------------------------------------------------------------------
 
 
+@pytest.mark.spec("SRV-3")
 def test_defaults_are_the_embedded_single_host_setup() -> None:
     settings = Settings.from_env({})
     assert settings.effective_database_url.startswith("sqlite:///")

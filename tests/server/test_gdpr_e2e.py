@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.server.api import Api
 
 
+@pytest.mark.spec("ACC-4")
 def test_export_then_delete(api: Api) -> None:
     user = api.register()
     key = user.post("/api/v1/api-keys", {"name": "ci", "scope": "read"})

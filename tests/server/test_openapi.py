@@ -105,6 +105,7 @@ def test_every_operation_matches_the_document(fuzz_target: dict[str, Any]) -> No
     assert failures == [], "\n\n".join(failures)
 
 
+@pytest.mark.spec("SRV-1")
 def test_the_document_is_openapi_3_1_and_names_every_route(
     fuzz_target: dict[str, Any],
 ) -> None:

@@ -40,6 +40,7 @@ from tests.oidc.provider import CLIENT_ID, FakeGoogle
 from tests.passkeys.authenticator import SoftAuthenticator
 from tests.server.api import FalconApi, User, fresh_email
 from tests.server.conftest import TEST_ENV, make_settings
+from tests.server.tenancy_support import invite
 from tests.server.test_account_support import register_passkey
 from tests.server.test_secure_data_helpers import (
     add_member,
@@ -423,6 +424,10 @@ def test_no_table_holds_the_user_id_after_the_purge_but_the_pseudonymised_audit_
         )
         assert stored.status == 201, stored.json
     assert user.post("/api/v1/api-keys", {"name": "Maria laptop", "scope": "read"}).status == 201
+    # Invitations: one the user sent (they stay with the host's organization), one they got.
+    stranger = falcon_api.register()
+    invite(user, stranger.email, "viewer", organization=host.organization_id)
+    invite(stranger, user.email, "viewer")
     register_passkey(user, SoftAuthenticator())
     rotated = falcon_api.post("/api/auth/refresh", {"refresh_token": user.refresh_token})
     assert rotated.status == 200, rotated.json
@@ -438,6 +443,8 @@ def test_no_table_holds_the_user_id_after_the_purge_but_the_pseudonymised_audit_
     assert _places_holding(services, user.user_id) == {
         "app_users.id",
         "app_memberships.user_id",
+        "app_invitations.user_id",
+        "app_invitations.invited_by",
         "app_invoices.created_by",
         "app_storage_credentials.created_by",
         "storno_session_epochs.user_id",
