@@ -33,6 +33,7 @@ from tests.oidc.provider import CLIENT_ID, FakeGoogle
 from tests.passkeys.authenticator import SoftAuthenticator
 from tests.server.api import FalconApi, User, fresh_email
 from tests.server.conftest import make_settings
+from tests.server.tenancy_support import add_member
 from tests.server.test_account_support import (
     ORIGIN,
     enable_mfa,
@@ -49,8 +50,7 @@ SETUP = "/api/v1/mfa/totp/setup"
 
 def _hand_over(first: User, second: User) -> None:
     """``second`` becomes the Owner of ``first``'s organization; ``first`` stays an Admin."""
-    added = first.post(MEMBERS, {"email": second.email, "role": "admin"})
-    assert added.status == 201, added.json
+    add_member(first, second, "admin")
     moved = first.post(f"{MEMBERS}/transfer-ownership", {"user_id": second.user_id})
     assert moved.status == 200, moved.json
 

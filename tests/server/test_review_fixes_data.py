@@ -40,6 +40,7 @@ from tests.oidc.provider import CLIENT_ID, FakeGoogle
 from tests.passkeys.authenticator import SoftAuthenticator
 from tests.server.api import FalconApi, User, fresh_email
 from tests.server.conftest import TEST_ENV, make_settings
+from tests.server.tenancy_support import add_member as join_by_invitation
 from tests.server.tenancy_support import invite
 from tests.server.test_account_support import register_passkey
 from tests.server.test_secure_data_helpers import (
@@ -275,8 +276,7 @@ def test_deleting_the_account_cannot_orphan_an_organization_added_to_concurrentl
 
     def check_then_concurrent_add(services_: Services, user_id: str) -> list[str]:
         blocking = real_check(services_, user_id)
-        added = owner.post("/api/v1/members", {"email": member.email, "role": "admin"})
-        assert added.status == 201, added.json
+        join_by_invitation(owner, member, "admin")
         return blocking
 
     monkeypatch.setattr(gdpr, "owned_organizations_with_members", check_then_concurrent_add)
@@ -384,7 +384,8 @@ def test_purge_leaves_no_row_keyed_by_the_real_user_id(
     user = falcon_api.register()
     created = user.post("/api/v1/api-keys", {"name": "Maria Popescu laptop", "scope": "read"})
     assert created.status == 201, created.json
-    assert user.post("/api/v1/passkeys/register/options", {}).status == 200
+    options = user.post("/api/v1/passkeys/register/options", {"current_password": user.password})
+    assert options.status == 200, options.json
     assert _delete_me(user).status == 202
     _past_the_grace(falcon_api, services)
     assert purge_deleted_accounts(services) == 1
@@ -527,9 +528,7 @@ def test_a_removed_member_cannot_read_the_organizations_invoices_through_the_exp
     owner = falcon_api.register()
     former = falcon_api.register()
     company = owner.post("/api/v1/companies", {"name": "Acme", "country": "GB"}).json["id"]
-    assert (
-        owner.post("/api/v1/members", {"email": former.email, "role": "accountant"}).status == 201
-    )
+    join_by_invitation(owner, former, "accountant")
     invoice = former.post(
         "/api/v1/invoices", INVOICE, company=company, organization=owner.organization_id
     )

@@ -48,7 +48,7 @@ def test_nobody_can_be_made_an_owner_without_consent(falcon_api: FalconApi) -> N
     attacker.post(MEMBERS, {"email": victim.email, "role": "admin"})
     moved = attacker.post(f"{MEMBERS}/transfer-ownership", {"user_id": victim.user_id})
     assert moved.status == 404, moved.json  # an invited user is not a member
-    deleted = victim.delete("/api/v1/me", {"password": victim.password})
+    deleted = victim.delete("/api/v1/me", {"current_password": victim.password})
     assert deleted.status == 202, deleted.json
 
 
