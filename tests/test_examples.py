@@ -18,6 +18,14 @@ import pytest
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
 EXPECTED: dict[str, tuple[str, ...]] = {
+    "embed_server.py": (
+        "registered: 201 ana@example.eu",
+        "login: 200 token type Bearer",
+        "me: role owner in ana",
+        "refresh token reused: 401 refresh_token_reused",
+        "wrong passwords: [401, 401, 401, 401, 429]",
+        "limit: 5 per minute, rate_limited after that",
+    ),
     "login_flow.py": (
         "unknown user: invalid credentials",
         "access token for ana@example.eu",
@@ -100,7 +108,10 @@ EXPECTED: dict[str, tuple[str, ...]] = {
 
 #: What an example may import from the library: the top-level package, a capability package
 #: (its ``__init__`` exports) and the store packages. Nothing private, nothing from the tests.
-_PUBLIC_MODULES = re.compile(r"storno_security(\.[a-z][a-z_]*|\.stores\.(memory|sql|redis))?")
+_PUBLIC_MODULES = re.compile(
+    r"storno_security(\.[a-z][a-z_]*|\.stores\.(memory|sql|redis))?"
+    r"|reference_server\.(app|settings)"
+)
 
 
 def _examples() -> list[str]:
@@ -126,7 +137,7 @@ def test_example_uses_public_api_only(name: str) -> None:
             continue
         for module in modules:
             assert module.split(".")[0] != "tests", f"{name} imports test code: {module}"
-            if module.split(".")[0] == "storno_security":
+            if module.split(".")[0] in ("storno_security", "reference_server"):
                 assert _PUBLIC_MODULES.fullmatch(module), f"{name}: not a public module: {module}"
                 assert not any(n.startswith("_") for n in names), f"{name}: private name"
 
