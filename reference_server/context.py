@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 import falcon
@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from reference_server import db
 from reference_server.errors import ApiError
+from reference_server.http import read_json
 from reference_server.services import Services
 from reference_server.settings import Settings
 from storno_security.api_keys import ApiKeyPrincipal
@@ -36,6 +37,8 @@ from storno_security.tokens import AccessTokenClaims
 
 __all__ = [
     "Caller",
+    "Resource",
+    "audit_meta",
     "authorize_request",
     "client_ip",
     "membership_from_row",
@@ -53,6 +56,27 @@ class Caller:
     kind: str  # "user" (access token) or "api_key"
     claims: AccessTokenClaims | None = None
     api_key: ApiKeyPrincipal | None = None
+
+
+class Resource:
+    """What every resource has: the services, a JSON body reader, and named rate limits.
+
+    ``rate_limits`` maps a method to a named policy (RL-1); methods not in it use the token
+    bucket (RL-2).
+    """
+
+    rate_limits: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def body(self, req: falcon.Request) -> dict[str, Any]:
+        return read_json(req, max_bytes=self.services.settings.max_body_bytes)
+
+
+def audit_meta(req: falcon.Request) -> dict[str, Any]:
+    """The client address and user agent of a request, for an audit event."""
+    return {"ip": getattr(req.context, "client_ip", None), "user_agent": req.user_agent}
 
 
 def request_id_of(req: falcon.Request) -> str | None:

@@ -23,6 +23,7 @@ from storno_security.stores.sql import create_engine, create_schema, read_transa
 
 __all__ = [
     "Database",
+    "DuplicateRowError",
     "UtcDateTime",
     "app_metadata",
     "companies",
@@ -176,6 +177,16 @@ def _private_sqlite_file(url: str) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
 
 
+class DuplicateRowError(StoreError):
+    """A write broke a unique or key constraint (e.g. an email registered concurrently).
+
+    Callers that expect it (registration, a racing membership) answer 409; anywhere else it is
+    a store error like any other (500).
+    """
+
+    reason = "duplicate"
+
+
 class Database:
     """The engine plus transaction helpers that translate driver errors."""
 
@@ -211,7 +222,14 @@ class Database:
     def _translate(self) -> Iterator[None]:
         try:
             yield
-        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        except sa.exc.IntegrityError as exc:
+            raise DuplicateRowError("a unique or key constraint refused the write") from exc
+        except (
+            sa.exc.OperationalError,
+            sa.exc.InterfaceError,
+            sa.exc.DisconnectionError,
+            sa.exc.TimeoutError,
+        ) as exc:
             raise StoreUnavailableError("database unavailable") from exc
         except sa.exc.SQLAlchemyError as exc:
             raise StoreError("database error") from exc

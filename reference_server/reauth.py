@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 import falcon
 import sqlalchemy as sa
 
-from reference_server.context import Caller
+from reference_server.context import Caller, audit_meta
 from reference_server.errors import ApiError
 from reference_server.services import Services
 from storno_security.audit import Outcome, SecurityEventType, event_from_error
@@ -44,10 +44,6 @@ def start_session(services: Services, user_id: str) -> TokenPair:
     """A new login: the session's tokens carry the time of this authentication."""
     now = int(services.clock.now().timestamp())
     return services.sessions.start(user_id, extra_claims={AUTH_TIME_CLAIM: now})
-
-
-def _meta(req: falcon.Request) -> dict[str, Any]:
-    return {"ip": getattr(req.context, "client_ip", None), "user_agent": req.user_agent}
 
 
 def require_reauthentication(
@@ -118,7 +114,7 @@ def _refuse(
         actor_id=caller.user_id,
         subject_id=caller.user_id,
         details={"action": action, "reason": reason},
-        **_meta(req),
+        **audit_meta(req),
     )
     raise ApiError(
         403,
@@ -143,6 +139,6 @@ def _record_failure(
             at=services.clock.now(),
             method=method,
             actor_id=caller.user_id,
-            **_meta(req),
+            **audit_meta(req),
         )
     )

@@ -10,7 +10,6 @@ import sqlalchemy as sa
 from reference_server import db
 from reference_server.errors import ApiError
 from reference_server.services import Services
-from storno_security.errors import StoreUnavailableError
 from storno_security.rbac import Role
 
 __all__ = [
@@ -80,7 +79,7 @@ def link_google(services: Services, user_id: str, subject: str) -> sa.RowMapping
         Google account, or ``subject`` is linked to another user (the column is unique).
     """
     try:
-        with services.db.engine.begin() as conn:
+        with services.db.transaction() as conn:
             conn.execute(
                 db.users.update()
                 .where(
@@ -90,10 +89,8 @@ def link_google(services: Services, user_id: str, subject: str) -> sa.RowMapping
                 )
                 .values(google_subject=subject)
             )
-    except sa.exc.IntegrityError:
+    except db.DuplicateRowError:
         return None  # the subject is another user's (unique column)
-    except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
-        raise StoreUnavailableError("database unavailable") from exc
     user = get_user(services, user_id)
     if user is None or user["google_subject"] != subject:
         return None
@@ -133,7 +130,7 @@ def create_account(
     user_id = db.new_id()
     organization_id = db.new_id()
     try:
-        with services.db.engine.begin() as conn:
+        with services.db.transaction() as conn:
             conn.execute(
                 db.users.insert().values(
                     id=user_id,
@@ -160,10 +157,8 @@ def create_account(
                     created_at=now,
                 )
             )
-    except sa.exc.IntegrityError:
+    except db.DuplicateRowError:
         raise ApiError(409, "email_taken", "An account with this email already exists.") from None
-    except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
-        raise StoreUnavailableError("database unavailable") from exc
     return user_id, organization_id
 
 

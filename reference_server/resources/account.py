@@ -28,6 +28,8 @@ import sqlalchemy as sa
 from reference_server import db, users
 from reference_server.context import (
     Caller,
+    Resource,
+    audit_meta,
     authorize_request,
     memberships_of,
     require_interactive_user,
@@ -40,12 +42,11 @@ from reference_server.http import (
     body_bool,
     body_text,
     iso,
-    read_json,
     required_text,
 )
 from reference_server.openapi import obj, operation
 from reference_server.reauth import require_reauthentication, start_session
-from reference_server.resources.auth import audit_meta, token_response
+from reference_server.resources.auth import token_response
 from reference_server.services import Services
 from storno_security.api_keys import ApiKeyInfo, ApiKeyScope
 from storno_security.audit import (
@@ -157,15 +158,7 @@ def _clean_name(body: dict[str, Any], field: str, *, max_length: int = _NAME_MAX
     return value.strip()
 
 
-class _Base:
-    rate_limits: ClassVar[dict[str, str]] = {}
-
-    def __init__(self, services: Services) -> None:
-        self.services = services
-
-    def body(self, req: falcon.Request) -> dict[str, Any]:
-        return read_json(req, max_bytes=self.services.settings.max_body_bytes)
-
+class _Base(Resource):
     def authorize(self, req: falcon.Request, permission: Permission) -> Authorization:
         """An organization's decision, for API keys (KEY-5: never an API key's own act)."""
         auth = authorize_request(req, self.services, permission)

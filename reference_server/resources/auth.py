@@ -17,7 +17,7 @@ import falcon
 import sqlalchemy as sa
 
 from reference_server import users
-from reference_server.context import require_interactive_user
+from reference_server.context import Resource, audit_meta, require_interactive_user
 from reference_server.errors import ApiError
 from reference_server.http import Router, body_bool, body_text, read_json, required_text
 from reference_server.openapi import obj, operation
@@ -53,10 +53,6 @@ __all__ = ["OPENAPI_PATHS", "REFRESH_COOKIE", "register", "token_response"]
 
 REFRESH_COOKIE = "storno_refresh"
 _COOKIE_PATH = "/api/auth"
-
-
-def audit_meta(req: falcon.Request) -> dict[str, Any]:
-    return {"ip": getattr(req.context, "client_ip", None), "user_agent": req.user_agent}
 
 
 def token_response(
@@ -104,15 +100,7 @@ def _email_or_none(raw: str) -> str | None:
         return None
 
 
-class _Base:
-    rate_limits: ClassVar[dict[str, str]] = {}
-
-    def __init__(self, services: Services) -> None:
-        self.services = services
-
-    def body(self, req: falcon.Request) -> dict[str, Any]:
-        return read_json(req, max_bytes=self.services.settings.max_body_bytes)
-
+class _Base(Resource):
     def login_succeeded(
         self,
         req: falcon.Request,

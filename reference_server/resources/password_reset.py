@@ -17,10 +17,10 @@ from urllib.parse import quote
 import falcon
 
 from reference_server import users
+from reference_server.context import Resource, audit_meta
 from reference_server.errors import ApiError
-from reference_server.http import Router, read_json, required_text
+from reference_server.http import Router, required_text
 from reference_server.openapi import obj, operation
-from reference_server.resources.auth import audit_meta
 from reference_server.services import Services
 from storno_security.accounts import InvalidEmailError, InvalidResetTokenError, normalise_email
 from storno_security.audit import SecurityEventType
@@ -31,14 +31,11 @@ __all__ = ["OPENAPI_PATHS", "register"]
 _ACCEPTED = "If an account exists for this email, a reset link has been sent."
 
 
-class ForgotPassword:
+class ForgotPassword(Resource):
     rate_limits: ClassVar[dict[str, str]] = {"POST": FORGOT_PASSWORD}
 
-    def __init__(self, services: Services) -> None:
-        self.services = services
-
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        body = read_json(req, max_bytes=self.services.settings.max_body_bytes)
+        body = self.body(req)
         raw = required_text(body, "email", max_length=320)
         try:
             email: str | None = normalise_email(raw)
@@ -77,14 +74,11 @@ class ForgotPassword:
         )
 
 
-class ResetPassword:
+class ResetPassword(Resource):
     rate_limits: ClassVar[dict[str, str]] = {"POST": RESET_PASSWORD}
 
-    def __init__(self, services: Services) -> None:
-        self.services = services
-
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        body = read_json(req, max_bytes=self.services.settings.max_body_bytes)
+        body = self.body(req)
         token = required_text(body, "token", max_length=512)
         password = required_text(body, "new_password", max_length=4096)
         # The policy is checked first: a weak password must not burn the single-use token.

@@ -32,14 +32,19 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from reference_server import db, gdpr, users
-from reference_server.context import authorize_request, require_interactive_user, require_user
+from reference_server.context import (
+    Resource,
+    audit_meta,
+    authorize_request,
+    require_interactive_user,
+    require_user,
+)
 from reference_server.errors import ApiError
 from reference_server.http import (
     Router,
     bad_request,
     body_text,
     iso,
-    read_json,
     required_text,
 )
 from reference_server.openapi import obj, operation
@@ -93,17 +98,9 @@ def _uuid_or_404(value: str) -> str:
     return str(parsed)
 
 
-class _Base:
-    rate_limits: ClassVar[dict[str, str]] = {}
-
-    def __init__(self, services: Services) -> None:
-        self.services = services
-
-    def body(self, req: falcon.Request) -> dict[str, Any]:
-        return read_json(req, max_bytes=self.services.settings.max_body_bytes)
-
+class _Base(Resource):
     def meta(self, req: falcon.Request) -> dict[str, Any]:
-        return {"ip": getattr(req.context, "client_ip", None), "user_agent": req.user_agent}
+        return audit_meta(req)
 
 
 # --- storage credentials (vault) -------------------------------------------------------------

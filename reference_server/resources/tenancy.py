@@ -25,13 +25,15 @@ import binascii
 import re
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, ClassVar, NoReturn
+from typing import Any, NoReturn
 
 import falcon
 import sqlalchemy as sa
 
 from reference_server import db
 from reference_server.context import (
+    Resource,
+    audit_meta,
     authorize_request,
     company_lookup,
     membership_from_row,
@@ -39,9 +41,8 @@ from reference_server.context import (
     require_interactive_user,
 )
 from reference_server.errors import ApiError
-from reference_server.http import Router, bad_request, body_int, body_text, iso, read_json
+from reference_server.http import Router, bad_request, body_int, body_text, iso
 from reference_server.openapi import obj, operation
-from reference_server.resources.auth import audit_meta
 from reference_server.services import Services
 from storno_security.accounts import InvalidEmailError, normalise_email
 from storno_security.audit import (
@@ -54,7 +55,6 @@ from storno_security.errors import (
     DuplicateMembershipError,
     MembershipNotFoundError,
     PermissionDeniedError,
-    StoreError,
 )
 from storno_security.rbac import (
     Authorization,
@@ -294,15 +294,7 @@ def _member_json(member: Membership, user: sa.RowMapping, created_at: datetime) 
     }
 
 
-class _Base:
-    rate_limits: ClassVar[dict[str, str]] = {}
-
-    def __init__(self, services: Services) -> None:
-        self.services = services
-
-    def body(self, req: falcon.Request) -> dict[str, Any]:
-        return read_json(req, max_bytes=self.services.settings.max_body_bytes)
-
+class _Base(Resource):
     def company(self, auth: Authorization, raw_id: str) -> Company:
         """A live company of the caller's organization, or the one 404 (RBAC-3, RBAC-4)."""
         return resolve_company(
@@ -879,10 +871,8 @@ class InvitationAccept(_Base):
             raise ApiError(
                 409, "conflict", "The invitation changed meanwhile; try again."
             ) from None
-        except StoreError as exc:
-            if isinstance(exc.__cause__, sa.exc.IntegrityError):  # added concurrently
-                raise ApiError(409, "already_a_member", _ALREADY) from None
-            raise
+        except db.DuplicateRowError:  # added concurrently
+            raise ApiError(409, "already_a_member", _ALREADY) from None
         self.services.audit.record_event(
             event_from_membership_change(change, at=now, **audit_meta(req))
         )
