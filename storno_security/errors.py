@@ -21,16 +21,21 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AccountError",
+    "AccountExistsError",
+    "AccountNotFoundError",
+    "AccountStateError",
     "ApiKeyError",
     "ApiKeyPermissionsError",
     "CompanyNotFoundError",
     "CompanyRequiredError",
+    "ConcurrentChangeError",
     "CorruptRecordError",
     "DuplicateMembershipError",
     "IdentityProviderUnavailableError",
     "InvalidAccessTokenError",
     "InvalidApiKeyError",
     "InvalidCiphertextError",
+    "InvalidConfirmationTokenError",
     "InvalidEmailError",
     "InvalidIdTokenError",
     "InvalidKeyError",
@@ -43,6 +48,7 @@ __all__ = [
     "InvalidResetTokenError",
     "InvalidStepUpTokenError",
     "InvalidXmlSignatureError",
+    "InvitationNotFoundError",
     "KeyRingError",
     "LicenseError",
     "LicenseKeyError",
@@ -52,6 +58,7 @@ __all__ = [
     "OidcError",
     "OrganizationNotFoundError",
     "OrganizationRequiredError",
+    "OwnershipTransferRequiredError",
     "PasskeyCloneSuspectedError",
     "PasskeyError",
     "PasswordError",
@@ -61,6 +68,7 @@ __all__ = [
     "RateLimitExceededError",
     "RateLimitUnavailableError",
     "RbacError",
+    "ReauthenticationRequiredError",
     "RefreshTokenReuseError",
     "SchemaUnavailableError",
     "StaleSecondFactorError",
@@ -273,6 +281,14 @@ class DuplicateMembershipError(RbacError):
     """
 
     default_message = "already a member of this organization"
+
+
+class InvitationNotFoundError(RbacError):
+    """The invitation is unknown, not addressed to this account's confirmed address, or no
+    longer open: the cases are not told apart (RBAC-6). ``reason``: ``unknown``,
+    ``not_addressee``, ``accepted``, ``declined``, ``withdrawn``, ``expired``."""
+
+    default_message = "invitation not found"
 
 
 # --- vault -----------------------------------------------------------------------------------
@@ -635,3 +651,79 @@ class InvalidResetTokenError(AccountError):
     """
 
     default_message = "invalid or expired password reset token"
+
+
+class InvalidConfirmationTokenError(AccountError):
+    """An email-confirmation token is not acceptable, for any reason (ACC-5).
+
+    One message for every cause; ``reason``: ``malformed``, ``unknown_or_used``, ``expired``,
+    ``address_changed`` (the account's address is no longer the one the token proves).
+    """
+
+    default_message = "invalid or expired confirmation token"
+
+
+class AccountExistsError(AccountError):
+    """Registration or linking would give a second account the same address or Google account.
+
+    ``reason``: ``email_taken`` or ``google_taken``.
+    """
+
+    default_message = "an account with this identity exists already"
+
+
+class AccountNotFoundError(AccountError):
+    """The account is unknown or deleted (a flow called with a user id that is gone)."""
+
+    default_message = "account not found"
+
+
+class AccountStateError(AccountError):
+    """The account is not in a state that allows this act; ``reason`` names the state:
+    ``mfa_enabled``, ``mfa_not_enabled``, ``no_pending_enrolment``, ``google_linked``,
+    ``no_password``, ``email_not_confirmed`` (login refused by the policy until the address is
+    proven, ACC-5), ``last_sign_in_method``.
+    """
+
+    default_message = "the account does not allow this now"
+
+
+class ReauthenticationRequiredError(AccountError):
+    """A sensitive act needs proof beyond the session, and none (or not the right one) was
+    given (ACC-6).
+
+    Attributes:
+        action: the act.
+        accepted: the proofs that would do, strongest first: ``"step_up_token"``,
+            ``"current_password"``, ``"fresh_login"``.
+    """
+
+    default_message = "re-authentication required"
+
+    def __init__(self, *, action: str, accepted: tuple[str, ...], reason: str) -> None:
+        super().__init__(reason=reason)
+        self.action = action
+        self.accepted = accepted
+
+
+class OwnershipTransferRequiredError(AccountError):
+    """The account is the Owner of organizations that have other members: ownership must be
+    handed over before the account can be deleted (RBAC-6).
+
+    Attributes:
+        organization_ids: those organizations.
+    """
+
+    default_message = "transfer ownership first"
+
+    def __init__(self, organization_ids: tuple[str, ...]) -> None:
+        super().__init__(reason="owner_with_members")
+        self.organization_ids = organization_ids
+
+
+class ConcurrentChangeError(StoreError):
+    """What a decision was based on changed before it could be applied (a membership, an
+    invitation, a password): nothing was written; read again and retry."""
+
+    reason = "changed_meanwhile"
+    default_message = "changed meanwhile"

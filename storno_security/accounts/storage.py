@@ -16,7 +16,12 @@ from typing import Protocol, runtime_checkable
 
 import attrs
 
-__all__ = ["ResetTokenStore", "ResetTokenUse"]
+__all__ = [
+    "ConfirmationUse",
+    "EmailConfirmationStore",
+    "ResetTokenStore",
+    "ResetTokenUse",
+]
 
 #: The most live tokens a store keeps per user, whatever ``max_active`` asks.
 MAX_ACTIVE_LIMIT = 10
@@ -81,6 +86,82 @@ class ResetTokenStore(Protocol):
 
         Returns:
             How many were deleted.
+
+        Raises:
+            StoreError: the backend failed; nothing changed.
+        """
+        ...
+
+    def purge_expired(self, *, now: datetime) -> int:
+        """Delete the tokens whose ``expires_at`` is not after ``now``; return how many.
+
+        Raises:
+            StoreError: the backend failed; nothing changed.
+        """
+        ...
+
+
+@attrs.frozen
+class ConfirmationUse:
+    """What :meth:`EmailConfirmationStore.consume` did.
+
+    Attributes:
+        user_id: the user whose token this call used (this call won), or ``None``.
+        email: the address the token was issued for (with ``user_id``), else ``None``.
+        expired: ``True`` when nothing was used because the token is known, unused, and its
+            time is up.
+    """
+
+    user_id: str | None = None
+    email: str | None = None
+    expired: bool = False
+
+
+@runtime_checkable
+class EmailConfirmationStore(Protocol):
+    """Outstanding email-confirmation tokens (ACC-5), by SHA-256. Every method is one atomic
+    operation. A token is *live* while ``now < expires_at`` and it has been neither used nor
+    revoked.
+    """
+
+    def add(
+        self,
+        token_hash: str,
+        *,
+        user_id: str,
+        email: str,
+        created_at: datetime,
+        expires_at: datetime,
+        max_active: int,
+    ) -> None:
+        """Store a new token for ``email`` and leave the user at most ``max_active`` live
+        tokens (the oldest others are deleted), in one atomic operation.
+
+        Raises:
+            StoreError: the hash exists already (``reason="duplicate"``), or the backend
+                failed; nothing was written.
+        """
+        ...
+
+    def consume(self, token_hash: str, *, now: datetime) -> ConfirmationUse:
+        """Use a live token: delete it and every other token of its user, atomically. Of any
+        number of concurrent calls with one hash, at most one gets a user id.
+
+        Raises:
+            StoreError: the backend failed; nothing changed.
+        """
+        ...
+
+    def revoke_all(self, user_id: str) -> int:
+        """Delete every token of the user (the address changed); return how many.
+
+        Raises:
+            StoreError: the backend failed; nothing changed.
+        """
+        ...
+
+    def forget_user(self, user_id: str) -> int:
+        """Delete every record of the user (ACC-7); return how many.
 
         Raises:
             StoreError: the backend failed; nothing changed.
