@@ -412,6 +412,7 @@ def test_the_log_records_mapped_events_and_api_key_events() -> None:
 
 _ALLOWED = {
     "storno_security.audit",
+    "storno_security.events",
     "storno_security.errors",
     "storno_security.clock",
     "storno_security._compare",
