@@ -49,6 +49,7 @@ __all__ = [
     "InvalidStepUpTokenError",
     "InvalidXmlSignatureError",
     "InvitationNotFoundError",
+    "InvitationVoidError",
     "KeyRingError",
     "LicenseError",
     "LicenseKeyError",
@@ -289,6 +290,13 @@ class InvitationNotFoundError(RbacError):
     ``not_addressee``, ``accepted``, ``declined``, ``withdrawn``, ``expired``."""
 
     default_message = "invitation not found"
+
+
+class InvitationVoidError(RbacError):
+    """The invitation is open, but its inviter can no longer grant what it offers (removed,
+    demoted, or no longer holding ``member.manage``): it cannot be accepted (RBAC-6)."""
+
+    default_message = "the invitation can no longer be accepted"
 
 
 # --- vault -----------------------------------------------------------------------------------

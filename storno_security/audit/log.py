@@ -138,6 +138,14 @@ class AuditLog:
         self._store.record(event)
         return event
 
+    def emit(self, event: SecurityEvent) -> None:
+        """Record ``event`` (the :class:`~storno_security.events.EventSink` protocol).
+
+        Raises:
+            StoreError: the store failed; the event was not recorded.
+        """
+        self._store.record(event)
+
     def api_key_listener(self) -> Callable[[object], None]:
         """A callback for ``ApiKeyManager(on_event=...)`` that records every key creation and
         revocation (see :func:`~storno_security.audit.event_from_api_key_event`)."""

@@ -18,7 +18,7 @@ Everything here is pure: records in, records or errors out.
 from __future__ import annotations
 
 import enum
-import secrets
+import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -29,6 +29,7 @@ from storno_security.clock import ensure_aware_utc
 from storno_security.errors import (
     DuplicateMembershipError,
     InvitationNotFoundError,
+    InvitationVoidError,
     PermissionDeniedError,
 )
 from storno_security.rbac.authorize import effective_permissions
@@ -78,8 +79,8 @@ def _permissions(value: object) -> frozenset[Permission] | None:
 
 
 def new_invitation_id() -> str:
-    """A fresh, unguessable invitation id (128 random bits, hex)."""
-    return secrets.token_hex(16)
+    """A fresh, unguessable invitation id (a random UUID, 122 random bits)."""
+    return str(uuid.uuid4())
 
 
 @attrs.frozen(kw_only=True)
@@ -133,9 +134,7 @@ class Invitation:
     organization_id: str = attrs.field(validator=_check_id)
     email: str = attrs.field(validator=_check_id)
     role: Role = attrs.field(converter=Role)
-    permissions: frozenset[Permission] | None = attrs.field(
-        default=None, converter=_permissions
-    )
+    permissions: frozenset[Permission] | None = attrs.field(default=None, converter=_permissions)
     invited_by: str | None = attrs.field(default=None, validator=_optional_id)
     created_at: datetime = attrs.field(converter=_time)
     expires_at: datetime = attrs.field(converter=_time)
@@ -269,8 +268,8 @@ def authorize_acceptance(
         InvitationNotFoundError: unknown, not for this account's confirmed address, or no
             longer open (accepted, declined, withdrawn, expired): one error for every case, so
             an unconfirmed or other account learns nothing; ``reason`` says which.
-        PermissionDeniedError: the inviter no longer holds ``member.manage`` or the granted
-            permissions (``reason`` as :func:`authorize_invitation`).
+        InvitationVoidError: the inviter is gone, or no longer holds ``member.manage`` or the
+            granted permissions (``reason`` as :func:`authorize_invitation`).
         DuplicateMembershipError: the user is a live member already.
     """
     if invitation is None:
@@ -281,11 +280,14 @@ def authorize_acceptance(
     if state is not InvitationState.OPEN:
         raise InvitationNotFoundError(reason=state.value)
     if invitation.invited_by is None:
-        raise PermissionDeniedError(reason="inviter_not_a_member")
+        raise InvitationVoidError(reason="inviter_gone")
     principal = Principal.user(invitation.invited_by, organization_id=invitation.organization_id)
-    allowed = _inviter_rights(inviter, principal, invitation.organization_id)
+    try:
+        allowed = _inviter_rights(inviter, principal, invitation.organization_id)
+    except PermissionDeniedError as exc:
+        raise InvitationVoidError(reason=exc.reason) from None
     if not _grant(invitation.role, invitation.permissions) <= allowed:
-        raise PermissionDeniedError(reason="grant_exceeds_actor")
+        raise InvitationVoidError(reason="grant_exceeds_actor")
     live = [m for m in existing if is_visible(m)]
     if any(m.organization_id == invitation.organization_id for m in live):
         raise DuplicateMembershipError(reason="already_a_member")
