@@ -1,0 +1,153 @@
+"""Fixtures of the kit tests: a Kit over a store bundle, a frozen clock, a mail catcher, a
+software passkey authenticator, and helpers that walk a user through the flows."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
+
+import attrs
+import pyotp
+import pytest
+
+from storno_security.clock import FrozenClock
+from storno_security.events import SecurityEvent
+from storno_security.kit import Caller, Kit, KitKeys, KitPolicy, Mail, Session
+from storno_security.mfa import MfaPolicy
+from storno_security.passkeys import PasskeyPolicy
+from storno_security.passwords import PasswordPolicy
+from storno_security.rbac import Company
+from storno_security.stores.memory import memory_bundle
+from storno_security.tokens import TokenPolicy
+from tests.passkeys.authenticator import SoftAuthenticator
+
+ORIGIN = "https://app.example.eu"
+RP_ID = "app.example.eu"
+PASSWORD = "a long passphrase"
+
+#: One RSA key for the whole run: key generation is slow and not what these tests test.
+_KEYS: list[KitKeys] = []
+
+
+def kit_keys() -> KitKeys:
+    if not _KEYS:
+        _KEYS.append(KitKeys.generate(rsa_bits=2048))
+    return _KEYS[0]
+
+
+def kit_policy(**overrides: Any) -> KitPolicy:
+    values: dict[str, Any] = {
+        "tokens": TokenPolicy(issuer="https://api.example.eu", audience="example-api"),
+        "passwords": PasswordPolicy(cost=4, insecure_low_cost=True),
+        "mfa": MfaPolicy.insecure_for_tests(),
+        "passkeys": PasskeyPolicy(rp_id=RP_ID, rp_name="Example", allowed_origins=(ORIGIN,)),
+    }
+    values.update(overrides)
+    return KitPolicy(**values)
+
+
+@attrs.define
+class MailCatcher:
+    sent: list[Mail] = attrs.field(factory=list)
+
+    def send(self, mail: Mail) -> None:
+        self.sent.append(mail)
+
+    def last(self, kind: str, to: str | None = None) -> Mail:
+        for mail in reversed(self.sent):
+            if mail.kind == kind and (to is None or mail.to == to):
+                return mail
+        raise AssertionError(f"no {kind} mail to {to}")
+
+
+@attrs.define
+class EventCatcher:
+    events: list[SecurityEvent] = attrs.field(factory=list)
+
+    def emit(self, event: SecurityEvent) -> None:
+        self.events.append(event)
+
+    def of(self, kind: str) -> list[SecurityEvent]:
+        return [e for e in self.events if e.type.value == kind]
+
+
+@attrs.define
+class World:
+    """A kit and what surrounds it in a test."""
+
+    kit: Kit
+    clock: FrozenClock
+    mail: MailCatcher
+    events: EventCatcher
+    companies: dict[str, Company]
+    authenticator: SoftAuthenticator = attrs.field(factory=SoftAuthenticator)
+
+    def email(self) -> str:
+        return f"user-{uuid.uuid4().hex[:10]}@example.eu"
+
+    def register(self, email: str | None = None, *, confirm: bool = True) -> Session:
+        address = email or self.email()
+        registration = self.kit.register(address, PASSWORD)
+        assert registration.session is not None
+        if confirm:
+            self.kit.confirm_email(self.mail.last("email_confirmation", address).token or "")
+        return registration.session
+
+    def caller(self, session: Session) -> Caller:
+        caller = self.kit.authenticate(f"Bearer {session.tokens.access_token}")
+        assert caller is not None
+        return caller
+
+    def login(self, email: str) -> Session:
+        result = self.kit.login(email, PASSWORD)
+        assert isinstance(result, Session)
+        return result
+
+    def totp(self, secret: str, *, offset: int = 0) -> str:
+        return str(pyotp.TOTP(secret).at(self.clock.now(), counter_offset=offset))
+
+    def enable_mfa(self, session: Session) -> str:
+        """Turn MFA on (re-authenticated with the password); the TOTP secret."""
+        caller = self.caller(session)
+        enrolment = self.kit.begin_totp_enrolment(caller, current_password=PASSWORD)
+        self.kit.confirm_totp_enrolment(caller, self.totp(enrolment.secret))
+        self.clock.advance(timedelta(seconds=30))
+        return enrolment.secret
+
+    def company(self, organization_id: str) -> str:
+        company_id = str(uuid.uuid4())
+        self.companies[company_id] = Company(company_id=company_id, organization_id=organization_id)
+        return company_id
+
+
+BundleFactory = Callable[[], Any]
+
+
+@pytest.fixture(params=["memory"])
+def bundle_factory(request: pytest.FixtureRequest) -> Iterator[BundleFactory]:
+    """A maker of fresh store bundles, per backend."""
+    if request.param == "memory":
+        yield memory_bundle
+        return
+    raise AssertionError(request.param)  # pragma: no cover
+
+
+@pytest.fixture
+def world(clock: FrozenClock, bundle_factory: BundleFactory) -> Iterator[World]:
+    mail = MailCatcher()
+    events = EventCatcher()
+    companies: dict[str, Company] = {}
+    bundle = bundle_factory()
+    kit = Kit(
+        bundle,
+        policy=kit_policy(),
+        keys=kit_keys(),
+        clock=clock,
+        events=events,
+        mailer=mail,
+        companies=companies.get,
+    )
+    yield World(kit=kit, clock=clock, mail=mail, events=events, companies=companies)
+    bundle.close()

@@ -1,0 +1,141 @@
+"""ACC-4 and ACC-7: deletion anonymises at once and kills every credential; the purge leaves
+no record that names the user, proven by scanning every store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from storno_security.errors import (
+    InvalidAccessTokenError,
+    InvalidApiKeyError,
+    InvalidPasswordError,
+    InvalidRefreshTokenError,
+    OwnershipTransferRequiredError,
+    ReauthenticationRequiredError,
+)
+from storno_security.kit import Kit
+from tests.kit.conftest import PASSWORD, World
+
+
+def _strings(value: Any, seen: set[int]) -> Iterable[str]:
+    """Every string reachable from ``value`` (the memory stores' state)."""
+    if id(value) in seen:
+        return
+    seen.add(id(value))
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, bytes):
+        yield value.decode("latin-1")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _strings(k, seen)
+            yield from _strings(v, seen)
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            yield from _strings(item, seen)
+    elif hasattr(value, "__dict__") or hasattr(value, "__slots__"):
+        names = list(getattr(value, "__dict__", {}))
+        for cls in type(value).__mro__:
+            names += list(getattr(cls, "__slots__", ()))
+        for name in names:
+            if not name.startswith("__"):
+                yield from _strings(getattr(value, name, None), seen)
+
+
+def scan_for(kit: Kit, needle: str) -> list[str]:
+    """Where ``needle`` still appears in the kit's stores (memory: their whole state)."""
+    found = []
+    for name in (
+        "directory",
+        "refresh_families",
+        "session_state",
+        "totp_replay",
+        "backup_codes",
+        "mfa_challenges",
+        "step_up",
+        "mfa_failures",
+        "api_keys",
+        "passkey_challenges",
+        "passkey_credentials",
+        "reset_tokens",
+        "email_confirmations",
+        "audit",
+    ):
+        store = getattr(kit.stores, name)
+        if any(needle in text for text in _strings(store, set())):
+            found.append(name)
+    return found
+
+
+@pytest.mark.spec("ACC-4")
+@pytest.mark.spec("ACC-7")
+def test_deletion_and_purge_leave_nothing_that_names_the_user(world: World) -> None:
+    session = world.register()
+    user_id = session.user.user_id
+    email = session.user.email or ""
+    caller = world.caller(session)
+    secret = world.enable_mfa(session)
+    world.kit.step_up(caller, "apikey.create", method="totp", code=world.totp(secret))
+    world.clock.advance(timedelta(seconds=30))
+    grant = world.kit.step_up(caller, "apikey.create", method="totp", code=world.totp(secret))
+    created = world.kit.create_api_key(caller, name="k", scope="read", step_up_token=grant.token)
+    world.kit.request_password_reset(email)
+    world.kit.login(email, PASSWORD)  # a pending MFA challenge
+    world.kit.passkey_login_options(email)
+    world.clock.advance(timedelta(seconds=30))
+    grant = world.kit.step_up(caller, "account.delete", method="totp", code=world.totp(secret))
+    deletion = world.kit.delete_account(caller, step_up_token=grant.token)
+    assert deletion.organization_ids  # the user was its organization's only member
+    for attempt in (
+        lambda: world.kit.authenticate(f"Bearer {session.tokens.access_token}"),
+        lambda: world.kit.authenticate(created.key),
+        lambda: world.kit.refresh(session.tokens.refresh_token),
+        lambda: world.kit.login(email, PASSWORD),
+    ):
+        with pytest.raises(
+            (
+                InvalidAccessTokenError,
+                InvalidApiKeyError,
+                InvalidRefreshTokenError,
+                InvalidPasswordError,
+            )
+        ):
+            attempt()
+    # at once: only the tombstone and the session epoch name the user
+    assert set(scan_for(world.kit, user_id)) <= {"directory", "session_state"}
+    assert scan_for(world.kit, email) == []
+    world.clock.advance(world.kit.policy.deletion_grace + timedelta(seconds=1))
+    purge = world.kit.purge_deleted_accounts()
+    assert purge.user_ids == (user_id,)
+    assert scan_for(world.kit, user_id) == []
+
+
+@pytest.mark.spec("ACC-4")
+def test_deletion_is_reauthenticated(world: World) -> None:
+    session = world.register()
+    with pytest.raises(ReauthenticationRequiredError):
+        world.kit.delete_account(world.caller(session))
+    with pytest.raises(InvalidPasswordError):
+        world.kit.delete_account(world.caller(session), current_password="not it at all")
+
+
+@pytest.mark.spec("RBAC-6")
+def test_an_owner_with_members_hands_over_first(world: World) -> None:
+    owner = world.register()
+    address = world.email()
+    invitation = world.kit.invite(world.caller(owner), address, role="admin")
+    admin = world.register(address)
+    world.kit.accept_invitation(world.caller(admin), invitation.invitation_id)
+    with pytest.raises(OwnershipTransferRequiredError) as info:
+        world.kit.delete_account(world.caller(owner), current_password=PASSWORD)
+    assert info.value.organization_ids == (invitation.organization_id,)
+    world.kit.transfer_ownership(world.caller(owner), admin.user.user_id)
+    deletion = world.kit.delete_account(world.caller(owner), current_password=PASSWORD)
+    assert invitation.organization_id not in deletion.organization_ids
+    members = world.kit.directory.members_of(invitation.organization_id)
+    live = [r.membership for r in members if r.membership.deleted_at is None]
+    assert [(m.user_id, m.role.value) for m in live] == [(admin.user.user_id, "owner")]
