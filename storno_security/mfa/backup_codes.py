@@ -37,7 +37,7 @@ from storno_security.mfa.factors import VerifiedFactor
 from storno_security.mfa.lockout import MfaLockout
 from storno_security.mfa.policy import MfaPolicy
 from storno_security.mfa.storage import BackupCodeStore, StoredBackupCode
-from storno_security.passwords import PasswordHasher
+from storno_security._bcrypt import PasswordHasher
 
 __all__ = ["BACKUP_CODE_ALPHABET", "BackupCodeSet", "BackupCodes"]
 

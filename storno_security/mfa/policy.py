@@ -9,7 +9,7 @@ from typing import Any, Literal
 import attrs
 
 from storno_security._validators import between, int_between
-from storno_security.passwords import PasswordPolicy
+from storno_security._bcrypt_policy import PasswordPolicy
 
 __all__ = ["TOTP_ALGORITHMS", "MfaPolicy", "TotpPolicy"]
 
