@@ -16,6 +16,7 @@ signers write it.
 from __future__ import annotations
 
 import base64
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -449,3 +450,32 @@ def test_xmlsec1_with_its_default_key_sources_would_trust_a_key_value(
     assert not _xmlsec1_verifies(
         xmlsec1, pki, tmp_path / "signed.xml", algorithm="ecdsa", trust="pinned", cwd=tmp_path
     )
+
+
+@pytest.mark.spec("XML-2")
+def test_the_xmlsec1_commands_in_the_guide_verify_ours_and_refuse_a_stranger(
+    xmlsec1: str, pki: Pki, tmp_path: Path, ubl_invoice: bytes
+) -> None:
+    guide = (Path(__file__).parents[2] / "docs" / "xml-signing.md").read_text(encoding="utf-8")
+    commands = [
+        line.split()
+        for block in re.findall(r"```sh\n(.*?)```", guide, flags=re.DOTALL | re.ASCII)
+        for line in block.splitlines()
+        if line.startswith("xmlsec1 --verify")
+    ]
+    assert len(commands) == 2
+    identity = pki.identities["rsa"]
+    signer = XmlSigner(identity.key, identity.certificate, clock=FrozenClock(NOW))
+    (tmp_path / "signed.xml").write_bytes(signer.sign(ubl_invoice))
+    stranger = pki.other.certificate.public_bytes(serialization.Encoding.PEM)
+    for trusted in (True, False):
+        (tmp_path / "ca.pem").write_bytes(
+            pki.ca.certificate.public_bytes(serialization.Encoding.PEM) if trusted else stranger
+        )
+        (tmp_path / "signer.pem").write_bytes(
+            identity.certificate.public_bytes(serialization.Encoding.PEM) if trusted else stranger
+        )
+        for command in commands:
+            # the test certificates are valid around NOW, not necessarily today
+            args = [*command[1:-1], "--verification-gmt-time", VERIFICATION_TIME, command[-1]]
+            assert (_run(xmlsec1, *args, cwd=tmp_path).returncode == 0) is trusted, command
