@@ -20,11 +20,13 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Final
 
 import attrs
 
+from storno_security._encoding import b64url_encode
 from storno_security._validators import between, int_between
 from storno_security.accounts.storage import ResetTokenStore
 from storno_security.clock import Clock
@@ -84,6 +86,21 @@ class IssuedResetToken:
     expires_at: datetime
 
 
+def _new_reset_token(token_bytes: int, *, random_bytes: Callable[[int], bytes]) -> str:
+    """``rst_`` + the unpadded base64url of ``token_bytes`` bytes from ``random_bytes``.
+
+    :meth:`PasswordResetTokens.issue` passes :func:`secrets.token_bytes`; the known-answer
+    tests pass fixed bytes, and a recorder that checks how many are asked for.
+
+    Raises:
+        ValueError: ``random_bytes`` returned other than ``token_bytes`` bytes.
+    """
+    raw = random_bytes(token_bytes)
+    if not isinstance(raw, bytes) or len(raw) != token_bytes:
+        raise ValueError(f"expected {token_bytes} random bytes")
+    return RESET_TOKEN_PREFIX + b64url_encode(raw)
+
+
 def hash_reset_token(token: object) -> str:
     """The SHA-256 (lowercase hex) under which a reset token is stored.
 
@@ -141,7 +158,7 @@ class PasswordResetTokens:
             StoreError: the store failed; no token exists.
         """
         user_id = _check_user_id(user_id)
-        token = RESET_TOKEN_PREFIX + secrets.token_urlsafe(self.policy.token_bytes)
+        token = _new_reset_token(self.policy.token_bytes, random_bytes=secrets.token_bytes)
         now = self._clock.now()
         expires_at = now + self.policy.lifetime
         self._store.add(

@@ -27,6 +27,7 @@ import hashlib
 import re
 import secrets
 import zlib
+from collections.abc import Callable
 from typing import Final
 
 import attrs
@@ -153,8 +154,24 @@ class GeneratedApiKey:
 
 def generate_api_key() -> GeneratedApiKey:
     """Make a new key of the current form from the operating system's CSPRNG."""
-    key_id = _base62(secrets.randbelow(_ID_SPACE), KEY_ID_LENGTH)
-    secret = _base62(secrets.randbelow(_SECRET_SPACE), SECRET_LENGTH)
+    return _generate_api_key(randbelow=secrets.randbelow)
+
+
+def _generate_api_key(*, randbelow: Callable[[int], int]) -> GeneratedApiKey:
+    """Make a key from ``randbelow(62**12)`` (the id) and ``randbelow(62**43)`` (the secret).
+
+    :func:`generate_api_key` passes :func:`secrets.randbelow`; the known-answer tests pass
+    fixed draws, and a recorder that checks the ranges asked for.
+
+    Raises:
+        ValueError: ``randbelow`` returned a value outside ``[0, bound)``.
+    """
+    id_value = randbelow(_ID_SPACE)
+    secret_value = randbelow(_SECRET_SPACE)
+    if not (0 <= id_value < _ID_SPACE and 0 <= secret_value < _SECRET_SPACE):
+        raise ValueError("randbelow returned a value out of range")
+    key_id = _base62(id_value, KEY_ID_LENGTH)
+    secret = _base62(secret_value, SECRET_LENGTH)
     body = f"{API_KEY_PREFIX}{key_id}_{secret}"
     key = body + _checksum(body.encode("ascii"))
     return GeneratedApiKey(key=key, key_id=key_id, key_hash=hash_api_key(key))

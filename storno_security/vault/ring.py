@@ -11,7 +11,7 @@ is one :class:`~storno_security.errors.InvalidCiphertextError`; its ``reason`` i
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import MappingProxyType
 from typing import Final
 
@@ -49,6 +49,30 @@ def _mac_input(kid: str, iv: bytes, ciphertext: bytes, associated_data: bytes) -
     """What the tag covers: every field length-prefixed, the associated data last."""
     fields = (_CONTEXT, _VERSION_BYTES, kid.encode("ascii"), iv, ciphertext, associated_data)
     return _frame(*fields)
+
+
+def _seal(
+    key: VaultKey,
+    plaintext: bytes,
+    associated_data: bytes,
+    *,
+    random_bytes: Callable[[int], bytes],
+) -> str:
+    """Seal under ``key`` with an IV from ``random_bytes`` (the token format, VLT-1).
+
+    The one place a token is made. :meth:`VaultKeyRing.seal` passes
+    :func:`secrets.token_bytes`; the known-answer tests pass a fixed IV, and a recorder that
+    checks how many random bytes are asked for.
+
+    Raises:
+        ValueError: ``random_bytes`` returned other than 16 bytes.
+    """
+    iv = random_bytes(BLOCK_BYTES)
+    if not isinstance(iv, bytes) or len(iv) != BLOCK_BYTES:
+        raise ValueError(f"an IV is {BLOCK_BYTES} bytes")
+    ciphertext = _cbc_encrypt(key._enc_key, iv, plaintext)
+    tag = _hmac_sha256(key._mac_key, _mac_input(key.kid, iv, ciphertext, associated_data))
+    return f"{TOKEN_VERSION}.{key.kid}.{b64url_encode(iv + ciphertext + tag)}"
 
 
 class VaultKeyRing:
@@ -144,11 +168,7 @@ class VaultKeyRing:
         ad = _as_bytes("associated_data", associated_data)
         if len(data) > self._max_plaintext:
             raise ValueError(f"plaintext is longer than {self._max_plaintext} bytes")
-        key = self._active
-        iv = secrets.token_bytes(BLOCK_BYTES)
-        ciphertext = _cbc_encrypt(key._enc_key, iv, data)
-        tag = _hmac_sha256(key._mac_key, _mac_input(key.kid, iv, ciphertext, ad))
-        return f"{TOKEN_VERSION}.{key.kid}.{b64url_encode(iv + ciphertext + tag)}"
+        return _seal(self._active, data, ad, random_bytes=secrets.token_bytes)
 
     def open(self, token: str, *, associated_data: bytes | str) -> bytes:
         """Check and decrypt a token sealed by any key of the ring (VLT-1..VLT-3).

@@ -14,26 +14,31 @@ are refused.
 
 Before signxml spends any CPU, the located signature is checked for its shape: the number of
 references (one for plain enveloped XMLDSig, ``XmlPolicy.max_references`` for XAdES and
-detached), of transforms per reference and of certificates are capped, and ``KeyValue`` /
-``DEREncodedKeyValue`` are refused (the key comes from a certificate, never from the document).
-With ``trusted_cas``, the reported certificate is the leaf that chained to a trusted CA, every
-other certificate in the signature must belong to that chain, and a XAdES
-``SigningCertificate(V2)`` must name that leaf first.
+detached), of transforms per reference and of certificates are capped. The key comes from a
+certificate, never from the document: a ``KeyValue`` or ``DEREncodedKeyValue`` beside it (many
+signers add one) is parsed here and must state exactly the public key of the pinned or
+CA-validated certificate, or the signature is refused. With ``trusted_cas``, the reported
+certificate is the leaf that chained to a trusted CA, every other certificate in the signature
+must belong to that chain, and a XAdES ``SigningCertificate(V2)`` must name that leaf first.
+
+Dates taken from the document (XAdES ``SigningTime``) are read by a strict, ASCII-only
+``xsd:dateTime`` parser; one at the edge of the calendar is refused with the same opaque error.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import re
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any, Final
 
 import attrs
 import cryptography.exceptions
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from lxml import etree
 from signxml.algorithms import (
     CanonicalizationMethod,
@@ -71,8 +76,25 @@ _NS = {"ds": _DS}
 _ID_ATTRIBUTES = ("Id", "ID", "id")
 #: Most transforms one reference may list; each canonicalising one is a pass over the document.
 _MAX_TRANSFORMS = 4
-#: Key statements beside the certificate: refused, the key comes from a certificate only.
-_KEY_VALUE_TAGS = (f"{{{_DS}}}KeyValue", f"{{{_DSIG11}}}DEREncodedKeyValue")
+_KEY_INFO = f"{{{_DS}}}KeyInfo"
+_KEY_VALUE = f"{{{_DS}}}KeyValue"
+_DER_KEY_VALUE = f"{{{_DSIG11}}}DEREncodedKeyValue"
+#: Key statements beside the certificate: accepted only when they state the certificate's key.
+_KEY_VALUE_TAGS = (_KEY_VALUE, _DER_KEY_VALUE)
+#: ``dsig11:NamedCurve`` URIs of the curves an ``ECKeyValue`` may name (RFC 4051 style OIDs).
+_NAMED_CURVES: Final[dict[str, ec.EllipticCurve]] = {
+    "urn:oid:1.2.840.10045.3.1.7": ec.SECP256R1(),
+    "urn:oid:1.3.132.0.34": ec.SECP384R1(),
+    "urn:oid:1.3.132.0.35": ec.SECP521R1(),
+}
+#: XML whitespace (S in XML 1.0): the only characters allowed between base64 characters.
+_XML_SPACE: Final = {ord(c): None for c in " \t\r\n"}
+#: ``xsd:dateTime`` with a required time zone, ASCII digits only, years 0001 to 9999.
+_XSD_DATETIME: Final = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,12}))?"
+    r"(?:(Z)|([+-])([0-9]{2}):([0-9]{2}))",
+    re.ASCII,
+)
 
 #: Signature methods a verifier accepts. No SHA-1, no HMAC, no DSA.
 ACCEPTED_SIGNATURE_METHODS = frozenset(
@@ -104,6 +126,7 @@ _VERIFY_FAILURES = (
     AttributeError,
     IndexError,
     NotImplementedError,
+    OverflowError,  # a date or number at the edge of its range, in signxml or cryptography
     cryptography.exceptions.UnsupportedAlgorithm,
 )
 
@@ -439,15 +462,47 @@ def _signing_time(results: Sequence[VerifyResult]) -> datetime:
         properties = getattr(result, "signed_properties", None)
         if properties is None:
             continue
-        text = properties.findtext(f"{{{_XADES}}}SigningTime")
-        try:
-            value = datetime.fromisoformat((text or "").strip().replace("Z", "+00:00"))
-        except ValueError:
-            break
-        if value.tzinfo is None:
-            break
-        return value.astimezone(UTC)
+        return _xsd_datetime(properties.findtext(f"{{{_XADES}}}SigningTime") or "")
     raise InvalidXmlSignatureError(reason="signing_time")
+
+
+def _xsd_datetime(text: str) -> datetime:
+    """An ``xsd:dateTime`` with a time zone, as an aware UTC datetime.
+
+    Strict: ASCII digits, years 0001 to 9999, a time zone within ±14:00, fractions of a second
+    cut to microseconds. A value Python cannot hold (year 0, 24:00:00, a leap second, a UTC
+    instant before 0001-01-01 or after 9999-12-31) is refused, never raised as
+    ``ValueError``/``OverflowError``.
+
+    Raises:
+        InvalidXmlSignatureError: ``reason="signing_time"`` for any text that is not such a time.
+    """
+    match = _XSD_DATETIME.fullmatch(text.strip(" \t\r\n"))
+    if match is None:
+        raise InvalidXmlSignatureError(reason="signing_time")
+    year, month, day, hour, minute, second, fraction, zulu, sign, tz_hour, tz_minute = (
+        match.groups()
+    )
+    offset = timedelta(0)
+    if zulu is None:
+        hours, minutes = int(tz_hour), int(tz_minute)
+        if minutes > 59 or hours > 14 or (hours == 14 and minutes):
+            raise InvalidXmlSignatureError(reason="signing_time")
+        offset = timedelta(hours=hours, minutes=minutes) * (-1 if sign == "-" else 1)
+    try:
+        value = datetime(
+            int(year),
+            int(month),
+            int(day),
+            int(hour),
+            int(minute),
+            int(second),
+            int((fraction or "").ljust(6, "0")[:6]),
+            tzinfo=timezone(offset),
+        )
+        return value.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise InvalidXmlSignatureError(reason="signing_time") from None
 
 
 def _is_inside(element: etree._Element, ancestor: etree._Element) -> bool:
@@ -474,15 +529,114 @@ def _check_shape(signature: etree._Element, *, references: int, certificates: in
             raise InvalidXmlSignatureError(reason="too_many_transforms")
     if sum(1 for _ in signature.iter(f"{{{_DS}}}X509Certificate")) > certificates:
         raise InvalidXmlSignatureError(reason="too_many_certificates")
-    if next(signature.iter(*_KEY_VALUE_TAGS), None) is not None:
+
+
+def _key_values(signature: etree._Element) -> list[tuple[object, ...]]:
+    """Every public key that ``KeyValue`` / ``DEREncodedKeyValue`` state, parsed strictly.
+
+    Each may appear once, as a child of the signature's own ``KeyInfo``; a ``KeyValue`` holds
+    one ``RSAKeyValue`` (``Modulus``, ``Exponent``) or one ``dsig11:ECKeyValue``
+    (``NamedCurve`` on P-256/384/521, ``PublicKey``). Anything else, or a value that does not
+    parse, is refused (``key_value_refused``): a key statement is matched or refused, never
+    skipped. Runs before signxml, which is told to ignore these elements.
+    """
+    statements = list(signature.iter(*_KEY_VALUE_TAGS))
+    tags = [element.tag for element in statements]
+    if len(set(tags)) != len(tags):
         raise InvalidXmlSignatureError(reason="key_value_refused")
+    keys = []
+    for element in statements:
+        parent = element.getparent()
+        if parent is None or parent.tag != _KEY_INFO or parent.getparent() is not signature:
+            raise InvalidXmlSignatureError(reason="key_value_refused")
+        try:
+            if element.tag == _DER_KEY_VALUE:
+                keys.append(_key_identity(_der_public_key(element)))
+            else:
+                keys.append(_key_value(element))
+        except (ValueError, TypeError, cryptography.exceptions.UnsupportedAlgorithm):
+            raise InvalidXmlSignatureError(reason="key_value_refused") from None
+    return keys
+
+
+def _children(element: etree._Element, *tags: str) -> list[etree._Element]:
+    """The element children of ``element``, which must be exactly ``tags`` in this order, with
+    only whitespace (and comments) around them."""
+    if (element.text or "").strip(" \t\r\n"):
+        raise ValueError("text in a key value")
+    children = [child for child in element if isinstance(child.tag, str)]
+    if [child.tag for child in children] != list(tags):
+        raise ValueError("unexpected key value structure")
+    if any((child.tail or "").strip(" \t\r\n") for child in element):
+        raise ValueError("text in a key value")
+    return children
+
+
+def _crypto_binary(element: etree._Element) -> bytes:
+    """``ds:CryptoBinary`` / ``base64Binary`` content: base64 with XML whitespace only."""
+    if len(element):
+        raise ValueError("elements in a base64 value")
+    value = _xml_b64decode(element.text or "")
+    if not value:
+        raise ValueError("empty base64 value")
+    return value
+
+
+def _key_value(element: etree._Element) -> tuple[object, ...]:
+    inner = [child for child in element if isinstance(child.tag, str)]
+    if len(inner) != 1:
+        raise ValueError("a KeyValue holds one key")
+    [key_value] = _children(element, inner[0].tag)
+    if key_value.tag == f"{{{_DS}}}RSAKeyValue":
+        modulus, exponent = _children(key_value, f"{{{_DS}}}Modulus", f"{{{_DS}}}Exponent")
+        n = int.from_bytes(_crypto_binary(modulus), "big")
+        e = int.from_bytes(_crypto_binary(exponent), "big")
+        return ("rsa", n, e)
+    if key_value.tag == f"{{{_DSIG11}}}ECKeyValue":
+        curve_element, point = _children(
+            key_value, f"{{{_DSIG11}}}NamedCurve", f"{{{_DSIG11}}}PublicKey"
+        )
+        curve = _NAMED_CURVES.get(curve_element.get("URI", ""))
+        if curve is None or len(curve_element):
+            raise ValueError("unsupported curve")
+        key = ec.EllipticCurvePublicKey.from_encoded_point(curve, _crypto_binary(point))
+        return _key_identity(key)
+    raise ValueError("unsupported key value")
+
+
+def _der_public_key(element: etree._Element) -> object:
+    return serialization.load_der_public_key(_crypto_binary(element))
+
+
+def _key_identity(key: object) -> tuple[object, ...]:
+    """A comparable statement of a public key: RSA and EC by their numbers, others by SPKI."""
+    if isinstance(key, rsa.RSAPublicKey):
+        numbers = key.public_numbers()
+        return ("rsa", numbers.n, numbers.e)
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        point = key.public_numbers()
+        return ("ec", key.curve.name, point.x, point.y)
+    if not hasattr(key, "public_bytes"):
+        raise TypeError("not a public key")
+    return (
+        "spki",
+        key.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        ),
+    )
+
+
+def _check_key_values(stated: Sequence[tuple[object, ...]], leaf: x509.Certificate) -> None:
+    """Every key the signature states beside its certificates must be the trusted leaf's."""
+    if stated and any(key != _key_identity(leaf.public_key()) for key in stated):
+        raise InvalidXmlSignatureError(reason="key_value_mismatch")
 
 
 def _certificates_in(signature: etree._Element) -> list[x509.Certificate]:
     certificates = []
     for element in signature.iter(f"{{{_DS}}}X509Certificate"):
         try:
-            der = _b64decode("".join((element.text or "").split()))
+            der = _xml_b64decode(element.text or "")
             certificates.append(x509.load_der_x509_certificate(der))
         except ValueError:
             raise InvalidXmlSignatureError(reason="untrusted_certificate") from None
@@ -507,7 +661,7 @@ def _check_signing_certificate(results: Sequence[VerifyResult], leaf: x509.Certi
         try:
             method = digest.find("ds:DigestMethod", _NS)
             algorithm = DigestAlgorithm(method.get("Algorithm") if method is not None else "")
-            value = _b64decode("".join((digest.findtext("ds:DigestValue", "", _NS)).split()))
+            value = _xml_b64decode(digest.findtext("ds:DigestValue", "", _NS))
         except ValueError:
             break
         if value == leaf.fingerprint(algorithm.implementation()):
@@ -583,8 +737,9 @@ class XmlVerifier:
             XmlParseError: the document is refused by the hardened parser.
             InvalidXmlSignatureError: the signature is missing, invalid, made with a forbidden
                 algorithm or an untrusted certificate, carries a certificate outside the
-                validated chain, a ``KeyValue`` or more references, transforms or certificates
-                than allowed, or does not cover the whole document.
+                validated chain, a ``KeyValue`` or ``DEREncodedKeyValue`` that is not the
+                certificate's key (or cannot be read), more references, transforms or
+                certificates than allowed, or does not cover the whole document.
         """
         root = parse_xml(document, policy=self._policy)
         return self._verify(root, xades=False, location=self._location)
@@ -604,7 +759,8 @@ class XmlVerifier:
         Raises:
             XmlParseError: the document is refused by the hardened parser.
             InvalidXmlSignatureError: as for :meth:`verify`, or the XAdES signed properties are
-                missing or do not match.
+                missing or do not match, or the signed ``SigningTime`` is not an
+                ``xsd:dateTime`` with a time zone that a datetime can hold.
         """
         root = parse_xml(document, policy=self._policy)
         return self._verify(root, xades=True, location=self._location)
@@ -686,6 +842,10 @@ class XmlVerifier:
             signature_methods=ACCEPTED_SIGNATURE_METHODS,
             digest_algorithms=ACCEPTED_DIGEST_METHODS,
             verification_time=now,
+            # KeyValue / DEREncodedKeyValue were parsed by _key_values and are matched against
+            # the trusted certificate by _check_key_values; signxml's own, partial matching
+            # (first element only, NotImplementedError for RSA-PSS) stays off.
+            ignore_ambiguous_key_info=True,
         )
         verifier = _XAdESVerifier() if xades else _PlainVerifier()
         verifier.trusted_cas = self._cas
@@ -734,6 +894,7 @@ class XmlVerifier:
             references=self._policy.max_references if detached or xades else 1,
             certificates=self._policy.max_certificates,
         )
+        stated_keys = _key_values(signature_element)
         expect: int | bool = True if detached or xades else 1
         results, chain = self._run_signxml(
             root,
@@ -772,7 +933,9 @@ class XmlVerifier:
         return VerifiedXml(
             element=data.signed_xml,
             signed_bytes=bytes(data.signed_data),
-            certificate=self._signer_certificate(data, chain, results, xades=xades),
+            certificate=self._signer_certificate(
+                data, chain, results, xades=xades, stated_keys=stated_keys
+            ),
             signing_time=_signing_time(results) if xades else None,
         )
 
@@ -783,12 +946,15 @@ class XmlVerifier:
         results: Sequence[VerifyResult],
         *,
         xades: bool,
+        stated_keys: Sequence[tuple[object, ...]],
     ) -> x509.Certificate:
-        """The chain's leaf, once it is certain that its key verified and that no other
-        certificate in the signature could be taken for the signer."""
+        """The chain's leaf, once it is certain that its key verified, that every key stated
+        beside it is its key, and that no other certificate in the signature could be taken
+        for the signer."""
         leaf = chain[0]
         if _public_pem(leaf) != data.signature_key:
             raise InvalidXmlSignatureError(reason="signer_certificate_missing")
+        _check_key_values(stated_keys, leaf)
         if self._expected is None:
             # The chain verifier saw the first X509Data only; hold every certificate anywhere
             # in the signature to the same rule: it belongs to the validated chain.
@@ -800,5 +966,10 @@ class XmlVerifier:
         return leaf
 
 
-def _b64decode(text: str) -> bytes:
-    return base64.b64decode(text, validate=True)
+def _xml_b64decode(text: str) -> bytes:
+    """Strict base64 (standard alphabet, padded) with XML whitespace, and only that, removed.
+
+    Raises:
+        ValueError: any other character (Unicode spaces and digits included) or bad padding.
+    """
+    return base64.b64decode(text.translate(_XML_SPACE), validate=True)

@@ -424,19 +424,38 @@ def _key_value_signature(identity: Identity, document: bytes, method: SignatureM
 
 @pytest.mark.parametrize("trust", ["pinned", "by_ca"])
 @pytest.mark.parametrize("method", [SignatureMethod.SHA256_RSA_MGF1, SignatureMethod.RSA_SHA256])
-def test_key_value_beside_certificates_is_refused_opaquely(
+def test_key_value_of_the_certificate_key_is_accepted(
     method: SignatureMethod,
     trust: str,
     signer_identity: Identity,
     ubl_invoice: bytes,
     request: pytest.FixtureRequest,
 ) -> None:
-    # RSA-PSS with a KeyValue made signxml raise NotImplementedError (a 500, not a refusal).
+    # Issue 17: third-party signers add KeyValue beside the certificate; it states the same key.
     verifier: XmlVerifier = request.getfixturevalue(trust)
     signed = _key_value_signature(signer_identity, ubl_invoice, method)
+    assert verifier.verify(signed).certificate == signer_identity.certificate
+
+
+@pytest.mark.parametrize("trust", ["pinned", "by_ca"])
+@pytest.mark.parametrize("method", [SignatureMethod.SHA256_RSA_MGF1, SignatureMethod.RSA_SHA256])
+def test_key_value_of_another_key_is_refused_opaquely(
+    method: SignatureMethod,
+    trust: str,
+    signer_identity: Identity,
+    other_identity: Identity,
+    ubl_invoice: bytes,
+    request: pytest.FixtureRequest,
+) -> None:
+    # RSA-PSS with a KeyValue made signxml raise NotImplementedError (a 500, not a refusal).
+    verifier: XmlVerifier = request.getfixturevalue(trust)
+    root = parse_xml(_key_value_signature(signer_identity, ubl_invoice, method))
+    numbers = other_identity.key.public_key().public_numbers()
+    modulus = root.find(".//ds:KeyInfo/ds:KeyValue/ds:RSAKeyValue/ds:Modulus", NS)
+    modulus.text = base64.b64encode(numbers.n.to_bytes(256, "big")).decode()
     with pytest.raises(InvalidXmlSignatureError) as caught:
-        verifier.verify(signed)
-    assert caught.value.reason == "key_value_refused"
+        verifier.verify(etree.tostring(root))
+    assert caught.value.reason == "key_value_mismatch"
     assert str(caught.value) == "invalid XML signature"
 
 
