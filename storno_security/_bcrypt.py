@@ -33,12 +33,12 @@ from typing import NoReturn
 import attrs
 import bcrypt
 
+from storno_security._bcrypt_policy import PasswordPolicy
 from storno_security.errors import (
     InvalidPasswordError,
     PasswordPolicyError,
     UnsupportedHashError,
 )
-from storno_security._bcrypt_policy import PasswordPolicy
 
 __all__ = ["PasswordHasher", "VerifiedPassword"]
 

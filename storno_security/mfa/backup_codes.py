@@ -25,6 +25,7 @@ from typing import Final
 
 import attrs
 
+from storno_security._bcrypt import PasswordHasher
 from storno_security.clock import Clock
 from storno_security.errors import (
     CorruptRecordError,
@@ -37,7 +38,6 @@ from storno_security.mfa.factors import VerifiedFactor
 from storno_security.mfa.lockout import MfaLockout
 from storno_security.mfa.policy import MfaPolicy
 from storno_security.mfa.storage import BackupCodeStore, StoredBackupCode
-from storno_security._bcrypt import PasswordHasher
 
 __all__ = ["BACKUP_CODE_ALPHABET", "BackupCodeSet", "BackupCodes"]
 

@@ -8,8 +8,8 @@ from typing import Any, Literal
 
 import attrs
 
-from storno_security._validators import between, int_between
 from storno_security._bcrypt_policy import PasswordPolicy
+from storno_security._validators import between, int_between
 
 __all__ = ["TOTP_ALGORITHMS", "MfaPolicy", "TotpPolicy"]
 
