@@ -14,7 +14,6 @@ from typing import Any, NoReturn
 import falcon
 
 from storno_security import errors as e
-from storno_security.ratelimit import RateLimitStatus
 
 __all__ = ["ERROR_MAP", "ApiError", "handle_error", "raise_api_error", "rate_limit_headers"]
 
@@ -99,7 +98,7 @@ ERROR_MAP: tuple[tuple[type[BaseException], int, str, str], ...] = (
 )
 
 
-def rate_limit_headers(status: RateLimitStatus) -> dict[str, str]:
+def rate_limit_headers(status: e.LimitStatus) -> dict[str, str]:
     """The ``RateLimit-*`` headers of a status (RL-3)."""
     return {
         "RateLimit-Limit": str(status.limit),

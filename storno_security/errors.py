@@ -14,10 +14,7 @@ and ``ValueError``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from storno_security.ratelimit import RateLimitStatus
+from typing import Protocol
 
 __all__ = [
     "AccountError",
@@ -434,9 +431,26 @@ class RateLimitExceededError(RateLimitError):
     default_message = "Too many requests. Please try again later."
     reason = "exceeded"
 
-    def __init__(self, *, status: RateLimitStatus) -> None:
+    def __init__(self, *, status: LimitStatus) -> None:
         super().__init__()
         self.status = status
+
+
+class LimitStatus(Protocol):
+    """What a refused rate-limit check reports (the shape of
+    :class:`~storno_security.ratelimit.RateLimitStatus`; the error tree is a leaf and imports
+    no capability)."""
+
+    @property
+    def policy(self) -> str: ...
+    @property
+    def limit(self) -> int: ...
+    @property
+    def remaining(self) -> int: ...
+    @property
+    def reset(self) -> int: ...
+    @property
+    def retry_after(self) -> int: ...
 
 
 class RateLimitUnavailableError(RateLimitError, StoreUnavailableError):
