@@ -28,7 +28,7 @@ import unicodedata
 import uuid
 from collections.abc import Mapping
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from datetime import datetime
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Protocol, cast, runtime_checkable
@@ -53,6 +53,8 @@ __all__ = [
     "SecurityEvent",
     "SecurityEventType",
     "current_request_context",
+    "enter_request_context",
+    "leave_request_context",
     "looks_like_secret",
     "personal_key_name",
     "request_context",
@@ -635,19 +637,36 @@ def request_context(
     A malformed ``ip`` or ``request_id`` is dropped (``None``) rather than refused: it comes
     from the network, and the request must still be recorded.
     """
-    try:
-        context = RequestContext(ip=ip, user_agent=user_agent, request_id=request_id)
-    except (TypeError, ValueError):
-        context = RequestContext(
-            ip=_safe_ip(ip),
-            user_agent=user_agent if isinstance(user_agent, str) else None,
-            request_id=_safe_request_id(request_id),
-        )
+    context = RequestContext(
+        ip=_safe_ip(ip),
+        user_agent=user_agent if isinstance(user_agent, str) else None,
+        request_id=_safe_request_id(request_id),
+    )
     token = _CONTEXT.set(context)
     try:
         yield context
     finally:
         _CONTEXT.reset(token)
+
+
+def enter_request_context(
+    *, ip: str | None = None, user_agent: str | None = None, request_id: str | None = None
+) -> Token[RequestContext]:
+    """Set the request context for what follows, until :func:`leave_request_context` with the
+    token returned (for frameworks whose hooks cannot wrap a ``with`` block, such as a
+    middleware's request and response hooks). Malformed values are dropped, as in
+    :func:`request_context`."""
+    context = RequestContext(
+        ip=_safe_ip(ip),
+        user_agent=user_agent if isinstance(user_agent, str) else None,
+        request_id=_safe_request_id(request_id),
+    )
+    return _CONTEXT.set(context)
+
+
+def leave_request_context(token: Token[RequestContext]) -> None:
+    """Restore the context that :func:`enter_request_context` replaced."""
+    _CONTEXT.reset(token)
 
 
 def _safe_ip(value: object) -> str | None:
