@@ -1,101 +1,78 @@
-"""The Falcon WSGI application: ``create_app(settings)`` wires everything from the library."""
+"""The Falcon WSGI application: every resource module's routes over one :class:`Server`."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import falcon
 
 from reference_server.errors import handle_error
-from reference_server.http import WsgiApp
-from reference_server.middleware import (
-    AuthMiddleware,
-    RateLimitMiddleware,
-    RequestIdMiddleware,
-    SecurityHeaders,
-)
+from reference_server.middleware import Middleware
 from reference_server.resources import MODULES
-from reference_server.services import EmailSink, Services, build_services
 from reference_server.settings import Settings
-from storno_security.clock import Clock
-from storno_security.oidc import JwksFetcher
+from reference_server.web import Ctx, Route, WsgiApp, read_json, validate_body
+from reference_server.wiring import Server, build_server
 
-__all__ = ["create_app", "create_app_from_env"]
+__all__ = ["PathResource", "all_routes", "create_app", "create_app_from_env"]
 
 
-def create_app(
-    settings: Settings | None = None,
-    *,
-    services: Services | None = None,
-    clock: Clock | None = None,
-    email: EmailSink | None = None,
-    google_fetcher: JwksFetcher | None = None,
-) -> WsgiApp:
-    """Build the application. ``services`` (tests) wins over ``settings``.
+def all_routes() -> list[Route]:
+    """Every route of every resource module, in declaration order."""
+    return [route for module in MODULES for route in module.routes.routes]
+
+
+class PathResource:
+    """The routes of one path; Falcon calls ``on_<method>``."""
+
+    def __init__(self, server: Server, path: str, routes: list[Route]) -> None:
+        self._server = server
+        self._routes: dict[str, Route] = {}
+        for route in routes:
+            if route.method in self._routes:
+                raise RuntimeError(f"two handlers for {route.method} {path}")
+            self._routes[route.method] = route
+            setattr(self, f"on_{route.method.lower()}", self._responder(route))
+
+    def route(self, method: str) -> Route | None:
+        return self._routes.get(method)
+
+    def _responder(self, route: Route) -> Callable[..., None]:
+        server = self._server
+        max_bytes = server.settings.max_body_bytes
+
+        def respond(req: falcon.Request, resp: falcon.Response, **params: Any) -> None:
+            body: dict[str, Any] = {}
+            if route.body is not None and (route.body_required or req.content_length):
+                body = read_json(req, max_bytes=max_bytes)
+                validate_body(route, body)
+            route.handler(Ctx(req, resp, server), body, **params)
+
+        return respond
+
+
+def create_app(settings: Settings | None = None, *, server: Server | None = None) -> WsgiApp:
+    """Build the application. ``server`` (tests) wins over ``settings``.
 
     Raises:
         reference_server.settings.SettingsError: a setting is malformed.
         reference_server.keys.KeyFileError: a key file is unusable.
         storno_security.errors.StoreUnavailableError: the database or Redis is unreachable.
     """
-    if services is None:
-        services = build_services(
-            settings or Settings.from_env(),
-            clock=clock,
-            email=email,
-            google_fetcher=google_fetcher,
-        )
-    middleware: list[Any] = [
-        RequestIdMiddleware(),
-        SecurityHeaders(hsts=services.settings.public_url.startswith("https://")),
-        AuthMiddleware(services),
-        RateLimitMiddleware(services),
-    ]
-    app: WsgiApp = falcon.App(middleware=middleware, cors_enable=False)
+    if server is None:
+        server = build_server(settings or Settings.from_env())
+    app: WsgiApp = falcon.App(middleware=[Middleware(server)], cors_enable=False)
     app.req_options.strip_url_path_trailing_slash = True
-    app.resp_options.secure_cookies_by_default = services.settings.cookie_secure
+    app.resp_options.secure_cookies_by_default = server.settings.cookie_secure
     app.add_error_handler(Exception, handle_error)
     app.add_error_handler(falcon.HTTPError, handle_error)
-    routes = RouteTable()
-    for module in MODULES:
-        module.register(routes, services)
-    routes.install(app)
+    by_path: dict[str, list[Route]] = {}
+    for route in all_routes():
+        by_path.setdefault(route.path, []).append(route)
+    for path, routes in by_path.items():
+        app.add_route(path, PathResource(server, path, routes))
     return app
-
-
-class RouteTable:
-    """Collects every module's routes; a path served by several modules (``/api/v1/me``: the
-    profile verbs and the GDPR ``DELETE``) becomes one resource. Falcon keeps one resource per
-    path, so a second ``add_route`` would silently drop the first one's verbs."""
-
-    def __init__(self) -> None:
-        self._routes: dict[str, list[object]] = {}
-
-    def add_route(self, uri_template: str, resource: object) -> None:
-        self._routes.setdefault(uri_template, []).append(resource)
-
-    def install(self, app: WsgiApp) -> None:
-        for path, resources in self._routes.items():
-            app.add_route(
-                path, resources[0] if len(resources) == 1 else _Composite(path, resources)
-            )
-
-
-class _Composite:
-    """One path's responders taken from several resources; two resources answering the same
-    method is a wiring mistake refused at start-up."""
-
-    def __init__(self, path: str, resources: list[object]) -> None:
-        self.rate_limits: dict[str, str] = {}
-        for resource in resources:
-            for name in dir(resource):
-                if not name.startswith("on_"):
-                    continue
-                if hasattr(self, name):
-                    raise RuntimeError(f"two resources answer {name} on {path}")
-                setattr(self, name, getattr(resource, name))
-            self.rate_limits.update(getattr(resource, "rate_limits", {}))
 
 
 def create_app_from_env() -> WsgiApp:

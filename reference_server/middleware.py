@@ -1,129 +1,144 @@
-"""Middleware: request ids, security headers, authentication, rate limits (RL-1..RL-5).
+"""The one middleware: request id and client address, the request context of security events,
+authentication by the kit, one rate-limit hit before the handler (RL-5), the route's credential
+rule, and the response headers (RL-3, security headers).
 
-Order per request: a request id; the caller from ``Authorization`` (``Bearer <jwt>`` or a bare
-``af_...`` API key, KEY-4); then one rate-limit hit, before the resource runs (RL-5): a route's
-named sliding-window policy (login, register, ...) or else the token bucket for authenticated
-or unauthenticated callers (RL-2). A request with a bad credential is counted against the
-unauthenticated bucket before it is refused, so invalid tokens cannot be tried unmetered.
+A request with a bad credential is counted against the unauthenticated bucket before it is
+refused, so invalid tokens cannot be tried unmetered. ``/health`` is never rate-limited (a
+liveness probe must not be refused for being regular).
 """
 
 from __future__ import annotations
 
-import uuid
-from typing import Any
+import ipaddress
+import os
+import re
+from typing import TYPE_CHECKING, Any
 
 import falcon
 
-from reference_server.context import Caller, client_ip, request_id_of
-from reference_server.errors import rate_limit_headers
-from reference_server.services import Services
+from reference_server.errors import ApiError
 from storno_security.errors import InvalidAccessTokenError, InvalidApiKeyError
+from storno_security.events import enter_request_context, leave_request_context
+from storno_security.integrations.http import rate_limit_headers
 from storno_security.ratelimit import API_AUTHENTICATED, API_UNAUTHENTICATED, client_key
 
-__all__ = ["AuthMiddleware", "RateLimitMiddleware", "RequestIdMiddleware", "SecurityHeaders"]
+if TYPE_CHECKING:
+    from reference_server.settings import Settings
+    from reference_server.wiring import Server
 
-API_KEY_PREFIX = "af_"
+__all__ = ["Middleware", "client_ip"]
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+_SECURITY_HEADERS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "no-referrer"),
+    ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"),
+    ("Cross-Origin-Resource-Policy", "same-origin"),
+    ("Permissions-Policy", "interest-cohort=()"),
+)
 
 
-class RequestIdMiddleware:
-    """Gives each request an id (``X-Request-Id`` if well-formed, else a new one) and echoes it."""
+def client_ip(req: falcon.Request, settings: Settings) -> str:
+    """The client address: the peer, or the last untrusted hop of ``X-Forwarded-For``.
+
+    ``X-Forwarded-For`` is read only when the peer is a trusted proxy
+    (``STORNO_TRUSTED_PROXIES``), and then from the right: the first address that is not a
+    trusted proxy is the client. A client cannot choose its rate-limit bucket by sending the
+    header itself.
+    """
+    peer = req.remote_addr or "0.0.0.0"  # noqa: S104 - only a rate-limit identifier
+    if not settings.trusted_proxies or not _trusted(peer, settings):
+        return peer
+    forwarded = req.get_header("X-Forwarded-For") or ""
+    hops = [part.strip() for part in forwarded.split(",") if part.strip()]
+    for hop in reversed(hops):
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            return peer
+        if not _trusted(hop, settings):
+            return hop
+    return hops[0] if hops else peer
+
+
+def _trusted(address: str, settings: Settings) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in settings.trusted_proxies)
+
+
+class Middleware:
+    """Everything around a handler, in one pass."""
+
+    def __init__(self, server: Server) -> None:
+        self._server = server
+        self._kit = server.kit
+        self._settings = server.settings
+        self._hsts = server.settings.public_url.startswith("https://")
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
-        req.context.request_id = request_id_of(req) or uuid.uuid4().hex
-        req.context.caller = None
-        req.context.rate_limit = None
+        given = req.get_header("X-Request-Id")
+        ctx = req.context
+        ctx.request_id = given if given and _REQUEST_ID.fullmatch(given) else os.urandom(16).hex()
+        ctx.caller = None
+        ctx.rate_limit = None
+        ctx.client_ip = client_ip(req, self._settings)
+        ctx.events_token = enter_request_context(
+            ip=ctx.client_ip, user_agent=req.user_agent, request_id=ctx.request_id
+        )
+
+    def process_resource(
+        self, req: falcon.Request, resp: falcon.Response, resource: Any, params: dict[str, Any]
+    ) -> None:
+        route = resource.route(req.method) if resource is not None else None
+        if route is None:
+            return
+        header = req.get_header("Authorization")
+        if header:
+            try:
+                req.context.caller = self._kit.authenticate(header.strip())
+            except (InvalidAccessTokenError, InvalidApiKeyError):
+                self._hit(req, API_UNAUTHENTICATED)
+                raise
+        caller = req.context.caller
+        if route.limit != "":
+            policy = route.limit or (API_AUTHENTICATED if caller else API_UNAUTHENTICATED)
+            self._hit(req, policy)
+        if route.auth != "none" and caller is None:
+            raise ApiError(
+                401,
+                "authentication_required",
+                "Authentication required.",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if route.auth == "user" and caller is not None and caller.is_api_key:
+            raise ApiError(403, "forbidden", "API keys cannot be used for this action.")
+
+    def _hit(self, req: falcon.Request, policy: str) -> None:
+        req.context.rate_limit = self._kit.limiter.hit(policy, client_key(req.context.client_ip))
 
     def process_response(
         self, req: falcon.Request, resp: falcon.Response, resource: Any, req_succeeded: bool
     ) -> None:
-        request_id = getattr(req.context, "request_id", None)
+        ctx = req.context
+        status = getattr(ctx, "rate_limit", None)
+        if status is not None and not status.degraded:
+            for name, value in rate_limit_headers(status).items():
+                resp.set_header(name, value)
+        request_id = getattr(ctx, "request_id", None)
         if request_id:
             resp.set_header("X-Request-Id", request_id)
-
-
-class SecurityHeaders:
-    """Headers for an API that serves JSON only: no sniffing, no framing, no caching."""
-
-    def __init__(self, *, hsts: bool) -> None:
-        self._hsts = hsts
-
-    def process_response(
-        self, req: falcon.Request, resp: falcon.Response, resource: Any, req_succeeded: bool
-    ) -> None:
-        resp.set_header("X-Content-Type-Options", "nosniff")
-        resp.set_header("X-Frame-Options", "DENY")
-        resp.set_header("Referrer-Policy", "no-referrer")
-        resp.set_header("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
-        resp.set_header("Cross-Origin-Resource-Policy", "same-origin")
-        resp.set_header("Permissions-Policy", "interest-cohort=()")
+        for name, value in _SECURITY_HEADERS:
+            resp.set_header(name, value)
         if resp.get_header("Cache-Control") is None:
             resp.set_header("Cache-Control", "no-store")
         if self._hsts:
             resp.set_header("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
-
-
-class AuthMiddleware:
-    """Reads the caller from ``Authorization``; the resource decides whether one is needed."""
-
-    def __init__(self, services: Services) -> None:
-        self._services = services
-
-    def process_resource(
-        self, req: falcon.Request, resp: falcon.Response, resource: Any, params: dict[str, Any]
-    ) -> None:
-        header = req.get_header("Authorization")
-        req.context.client_ip = client_ip(req, self._services.settings)
-        if not header or resource is None:
-            return
-        try:
-            req.context.caller = self._authenticate(header)
-        except (InvalidAccessTokenError, InvalidApiKeyError):
-            # Count the failure before refusing it: a flood of bad tokens is still limited.
-            _hit(self._services, req, API_UNAUTHENTICATED)
-            raise
-
-    def _authenticate(self, header: str) -> Caller:
-        scheme, _, value = header.strip().partition(" ")
-        if not value and scheme.startswith(API_KEY_PREFIX):
-            principal = self._services.api_keys.verify(scheme)
-            return Caller(user_id=principal.user_id, kind="api_key", api_key=principal)
-        if scheme.lower() == "bearer" and value.strip():
-            token = value.strip()
-            if token.startswith(API_KEY_PREFIX):
-                # KEY-4: keys travel without "Bearer", so a key can never pass as a JWT.
-                raise InvalidApiKeyError(reason="bearer_api_key")
-            claims = self._services.verifier.verify(token)
-            return Caller(user_id=claims.subject, kind="user", claims=claims)
-        raise InvalidAccessTokenError(reason="malformed_header")
-
-
-def _hit(services: Services, req: falcon.Request, policy: str) -> None:
-    status = services.limiter.hit(policy, client_key(req.context.client_ip))
-    req.context.rate_limit = status
-
-
-class RateLimitMiddleware:
-    """One hit per request, before the resource runs (RL-5); headers on every answer (RL-3)."""
-
-    def __init__(self, services: Services) -> None:
-        self._services = services
-
-    def process_resource(
-        self, req: falcon.Request, resp: falcon.Response, resource: Any, params: dict[str, Any]
-    ) -> None:
-        if resource is None or getattr(req.context, "rate_limit", None) is not None:
-            return
-        named: dict[str, str] = getattr(resource, "rate_limits", {})
-        policy = named.get(req.method)
-        if policy is None:
-            authenticated = getattr(req.context, "caller", None) is not None
-            policy = API_AUTHENTICATED if authenticated else API_UNAUTHENTICATED
-        _hit(self._services, req, policy)
-
-    def process_response(
-        self, req: falcon.Request, resp: falcon.Response, resource: Any, req_succeeded: bool
-    ) -> None:
-        status = getattr(req.context, "rate_limit", None)
-        if status is not None and not status.degraded:
-            for name, value in rate_limit_headers(status).items():
-                resp.set_header(name, value)
+        token = getattr(ctx, "events_token", None)
+        if token is not None:
+            leave_request_context(token)
+            ctx.events_token = None

@@ -1,14 +1,20 @@
-"""The OpenAPI 3.1 document, assembled from each resource module's ``OPENAPI_PATHS``.
+"""The OpenAPI 3.1 document, assembled from the routes (:class:`reference_server.web.Route`):
+the request body of each operation is the very schema the route validates with.
 
-:func:`operation` keeps every operation's shape the same: a JSON request body schema, success
-responses, the security it needs, the tenancy headers it reads, and the shared error response
-(every error is ``{"error", "code", "request_id"}``, SRV-2) as the ``default``.
+Every operation has the same shape: the JSON request body schema, success responses, the
+security it needs, the tenancy headers it reads, and the shared error response (every error is
+``{"error", "code", "request_id"}``, SRV-2) as the ``default``.
 """
 
 from __future__ import annotations
 
 import copy
-from typing import Any
+import re
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from reference_server.web import Route
 
 __all__ = [
     "ERROR_REF",
@@ -16,6 +22,7 @@ __all__ = [
     "json_body",
     "obj",
     "operation",
+    "paths_of",
 ]
 
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
@@ -46,55 +53,50 @@ def json_body(schema: dict[str, Any], *, required: bool = True) -> dict[str, Any
     return {"required": required, "content": {"application/json": {"schema": schema}}}
 
 
-def operation(
-    summary: str,
-    *,
-    tag: str,
-    responses: dict[int, dict[str, Any] | None],
-    request: dict[str, Any] | None = None,
-    auth: str = "any",
-    company: bool = False,
-    organization: bool = False,
-    parameters: list[dict[str, Any]] | None = None,
-    description: str | None = None,
-) -> dict[str, Any]:
-    """One operation.
-
-    Args:
-        responses: status -> JSON schema of the body (``None``: no body, as for 204).
-        request: the JSON schema of the request body, if any.
-        auth: ``"none"`` (public), ``"any"`` (JWT or API key), ``"user"`` (JWT only).
-        company: reads ``X-Company`` (required).
-        organization: reads ``X-Organization`` (optional).
-    """
-    op: dict[str, Any] = {"summary": summary, "tags": [tag]}
-    if description:
-        op["description"] = description
-    params = list(parameters or [])
-    if organization or company:
+def operation(route: Route) -> dict[str, Any]:
+    """The OpenAPI operation of a route: its summary, the JSON body schema it validates with,
+    its responses, the credential it needs and the tenancy headers it reads."""
+    op: dict[str, Any] = {"summary": route.summary, "tags": [route.tag]}
+    if route.description:
+        op["description"] = route.description
+    params = list(route.parameters)
+    for name in re.findall(r"{([a-z_]+)}", route.path):
+        params.append(
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        )
+    if route.organization:
         params.append({"$ref": "#/components/parameters/XOrganization"})
-    if company:
+    if route.company:
         params.append({"$ref": "#/components/parameters/XCompany"})
     if params:
         op["parameters"] = params
-    if request is not None:
-        op["requestBody"] = json_body(request)
-    if auth == "none":
+    if route.body is not None:
+        op["requestBody"] = json_body(route.body, required=route.body_required)
+    if route.auth == "none":
         op["security"] = []
-    elif auth == "user":
+    elif route.auth == "user":
         op["security"] = [{"bearerAuth": []}]
     else:
         op["security"] = [{"bearerAuth": []}, {"apiKey": []}]
     out: dict[str, Any] = {}
-    for status, schema in responses.items():
+    for status, schema in route.responses.items():
         entry: dict[str, Any] = {"description": _DESCRIPTIONS.get(status, "Success")}
         if schema is not None:
             entry["content"] = {"application/json": {"schema": schema}}
-        entry["headers"] = copy.deepcopy(_RATE_HEADERS)
+        if route.limit != "":
+            entry["headers"] = copy.deepcopy(_RATE_HEADERS)
         out[str(status)] = entry
     out["default"] = {"$ref": "#/components/responses/Error"}
     op["responses"] = out
     return op
+
+
+def paths_of(routes: Iterable[Route]) -> dict[str, Any]:
+    """The ``paths`` object of every route."""
+    paths: dict[str, dict[str, Any]] = {}
+    for route in routes:
+        paths.setdefault(route.path, {})[route.method.lower()] = operation(route)
+    return paths
 
 
 _DESCRIPTIONS = {200: "OK", 201: "Created", 202: "Accepted", 204: "No content"}

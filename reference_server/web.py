@@ -1,0 +1,291 @@
+"""The server's web layer: routes declared once, each with its request-body schema, rate limit,
+credential and OpenAPI description; a per-request context with the kit; strict JSON in.
+
+A resource module declares handlers::
+
+    routes = Routes()
+
+    @routes.post("/api/auth", summary="Log in", tag="auth", auth="none", limit=LOGIN,
+                 body=obj({"email": EMAIL, "password": PASSWORD}, required=("email", "password")),
+                 responses={200: LOGIN_ANSWER})
+    def login(ctx: Ctx, body: Body) -> None:
+        ctx.login_answer(ctx.kit.login(body["email"], body["password"]), cookie=...)
+
+The body schema validates the request (400 ``invalid_request`` naming the field, never echoing
+a value) and is the ``requestBody`` of ``/openapi.json``: one declaration for both.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
+
+import attrs
+import falcon
+import jsonschema
+
+from reference_server.errors import ApiError
+from storno_security.kit import Caller, Kit
+from storno_security.rbac import Authorization, Permission
+
+if TYPE_CHECKING:
+    from reference_server.wiring import Server
+
+__all__ = ["Body", "Ctx", "Route", "Routes", "WsgiApp", "bad_request", "iso"]
+
+WsgiApp = falcon.App[falcon.Request, falcon.Response]
+Body = dict[str, Any]
+Auth = Literal["none", "user", "any"]
+Handler = Callable[..., None]
+
+#: Deeper JSON is refused before parsing (the parser recurses once per level).
+MAX_JSON_DEPTH = 32
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def bad_request(message: str, *, field: str | None = None) -> NoReturn:
+    raise ApiError(400, "invalid_request", message, extra={"field": field} if field else None)
+
+
+def iso(value: datetime | None) -> str | None:
+    """An aware datetime as RFC 3339 UTC with a ``Z``."""
+    return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+
+@attrs.frozen
+class Route:
+    """One operation: method, path, handler, and what the framework enforces around it."""
+
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    tag: str
+    auth: Auth
+    limit: str | None
+    body: dict[str, Any] | None
+    body_required: bool
+    responses: Mapping[int, dict[str, Any] | None]
+    company: bool
+    organization: bool
+    description: str | None
+    parameters: tuple[dict[str, Any], ...]
+    validator: Any = attrs.field(eq=False, repr=False)
+
+
+class Routes:
+    """The routes of one resource module."""
+
+    def __init__(self) -> None:
+        self.routes: list[Route] = []
+
+    def add(
+        self,
+        method: str,
+        path: str,
+        *,
+        summary: str,
+        tag: str,
+        auth: Auth = "any",
+        limit: str | None = None,
+        body: dict[str, Any] | None = None,
+        body_required: bool = True,
+        responses: Mapping[int, dict[str, Any] | None],
+        company: bool = False,
+        organization: bool = False,
+        description: str | None = None,
+        parameters: tuple[dict[str, Any], ...] = (),
+    ) -> Callable[[Handler], Handler]:
+        validator = None
+        if body is not None:
+            jsonschema.Draft202012Validator.check_schema(body)
+            validator = jsonschema.Draft202012Validator(body)
+
+        def register(handler: Handler) -> Handler:
+            self.routes.append(
+                Route(
+                    method, path, handler, summary, tag, auth, limit, body, body_required,
+                    responses, company, organization or company, description, parameters,
+                    validator,
+                )
+            )
+            return handler
+
+        return register
+
+    def get(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
+        return self.add("GET", path, **options)
+
+    def post(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
+        return self.add("POST", path, **options)
+
+    def put(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
+        return self.add("PUT", path, **options)
+
+    def patch(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
+        return self.add("PATCH", path, **options)
+
+    def delete(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
+        return self.add("DELETE", path, **options)
+
+
+class Ctx:
+    """What a handler gets: the request and response, the server, the kit, the caller."""
+
+    def __init__(self, req: falcon.Request, resp: falcon.Response, server: Server) -> None:
+        self.req = req
+        self.resp = resp
+        self.server = server
+        self.kit: Kit = server.kit
+
+    @property
+    def caller(self) -> Caller:
+        """The authenticated caller (routes declared ``auth="any"`` or ``"user"``)."""
+        caller: Caller | None = getattr(self.req.context, "caller", None)
+        if caller is None:  # pragma: no cover - the framework refused the request already
+            raise ApiError(401, "authentication_required", "Authentication required.")
+        return caller
+
+    def header(self, name: str) -> str | None:
+        return self.req.get_header(name)
+
+    def authorize(self, permission: Permission | str, *, company: bool = False) -> Authorization:
+        """The kit's access decision with the request's tenancy headers (RBAC-3)."""
+        return self.kit.authorize(
+            self.caller,
+            permission,
+            organization=self.header("X-Organization"),
+            company=self.header("X-Company") if company else None,
+            company_required=company,
+        )
+
+    def json(self, data: Any, *, status: int = 200) -> None:
+        self.resp.status = falcon.code_to_http_status(status)
+        self.resp.media = data
+
+    def no_content(self) -> None:
+        self.resp.status = falcon.HTTP_204
+
+    def param(self, name: str, *, max_length: int = 200) -> str | None:
+        """A query-string parameter (one value, at most ``max_length`` characters)."""
+        values = self.req.get_param_as_list(name) or []
+        if len(values) > 1:
+            bad_request(f"'{name}' may be given once.", field=name)
+        if not values:
+            return None
+        value = values[0]
+        if len(value) > max_length or "\x00" in value:
+            bad_request(f"'{name}' is not valid.", field=name)
+        return str(value)
+
+
+# --- request bodies ------------------------------------------------------------------------
+
+
+def read_json(req: falcon.Request, *, max_bytes: int) -> Body:
+    """The request body as a JSON object (415 not JSON, 413 too large, 400 not one object)."""
+    content_type = (req.content_type or "").split(";", 1)[0].strip().lower()
+    if content_type != "application/json":
+        raise ApiError(415, "unsupported_media_type", "Send the body as application/json.")
+    length = req.content_length
+    if length is not None and length > max_bytes:
+        raise ApiError(413, "payload_too_large", "The request body is too large.")
+    raw = req.bounded_stream.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise ApiError(413, "payload_too_large", "The request body is too large.")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        bad_request("The body is not valid UTF-8.")
+    if _too_deep(text):
+        bad_request(f"The body nests deeper than {MAX_JSON_DEPTH} levels.")
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):
+        bad_request("The body is not valid JSON.")
+    if not isinstance(value, dict):
+        bad_request("The body must be a JSON object.")
+    if not _encodable(value):
+        bad_request("The body holds a lone surrogate (\\uD800-\\uDFFF): not valid Unicode text.")
+    return value
+
+
+def _refuse_constant(name: str) -> NoReturn:
+    bad_request(f"invalid JSON number {name}")
+
+
+def _too_deep(text: str) -> bool:
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+        return False
+    depth = 0
+    for match in _BRACKET.finditer(_STRING.sub("", text)):
+        if match.group() in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                return True
+        else:
+            depth -= 1
+    return False
+
+
+def _encodable(value: object) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return True
+
+
+_MESSAGES: Mapping[str, str] = {
+    "type": "'{f}' has the wrong type.",
+    "minLength": "'{f}' is too short.",
+    "maxLength": "'{f}' is too long.",
+    "pattern": "'{f}' has characters or a form that is not allowed.",
+    "enum": "'{f}' is not one of the allowed values.",
+    "const": "'{f}' is not the allowed value.",
+    "minimum": "'{f}' is too small.",
+    "maximum": "'{f}' is too large.",
+    "format": "'{f}' is not well-formed.",
+    "minItems": "'{f}' has too few items.",
+    "maxItems": "'{f}' has too many items.",
+    "uniqueItems": "'{f}' repeats an item.",
+    "maxProperties": "'{f}' has too many fields.",
+}
+
+
+def validate_body(route: Route, body: Body) -> None:
+    """Check a body against the route's schema; 400 naming the first field at fault. The
+    message never quotes the value (it may be a password)."""
+    if route.validator is None:
+        return
+    error = jsonschema.exceptions.best_match(route.validator.iter_errors(body))
+    if error is None:
+        return
+    path = [str(p) for p in error.absolute_path]
+    if error.validator == "required":
+        missing = next((m for m in error.validator_value if m not in error.instance), None)
+        field = ".".join([*path, str(missing)]) if missing else ".".join(path)
+        bad_request(f"'{field}' is required.", field=field)
+    if error.validator == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        field = ".".join([*path, extra[0]]) if extra else ".".join(path)
+        bad_request(f"'{field}' is not a known field.", field=field)
+    field = ".".join(path) or "body"
+    bad_request(_MESSAGES.get(str(error.validator), "'{f}' is not valid.").format(f=field), field=field)
+
+
+def iter_routes(modules: Iterator[Routes] | list[Routes]) -> list[Route]:
+    return [route for module in modules for route in module.routes]

@@ -1,0 +1,214 @@
+"""Wiring: the kit and everything else the server uses, built once per process from
+:class:`Settings`.
+
+State lives in SQL (SQLite by default; PostgreSQL or MariaDB by URL). With ``STORNO_REDIS_URL``
+the short-lived shared state (challenges, replay guards, markers, counters) and the rate limits
+go to Redis, so several workers or hosts share them; the session epochs stay where they
+persist.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.request
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
+
+import attrs
+
+from reference_server.data import ServerData
+from reference_server.keys import KeyMaterial, load_key_material
+from reference_server.mail import (
+    DirectoryEmailSink,
+    EmailSink,
+    KitMailer,
+    LogEmailSink,
+    MemoryEmailSink,
+)
+from reference_server.settings import Settings
+from storno_security.audit import AuditPolicy
+from storno_security.clock import Clock, SystemClock
+from storno_security.kit import Kit, KitKeys, KitPolicy
+from storno_security.license import LicenseKey, LicensePolicy, LicenseVerifier
+from storno_security.mfa import MfaPolicy
+from storno_security.oidc import (
+    CachingJwksFetcher,
+    GoogleIdTokenPolicy,
+    GoogleIdTokenVerifier,
+    JwksFetcher,
+)
+from storno_security.passkeys import PasskeyPolicy
+from storno_security.passwords import PasswordPolicy
+from storno_security.ratelimit import spec_policies
+from storno_security.stores import sql
+from storno_security.tokens import TokenPolicy
+from storno_security.xmlsig import SchemaRegistry, XmlSigner, XmlVerifier
+
+__all__ = ["GOOGLE_JWKS_URL", "Server", "build_server", "run_now"]
+
+log = logging.getLogger("reference_server")
+
+GOOGLE_JWKS_URL = "https://www.googleapis.com/oauth2/v3/certs"
+
+
+@attrs.define
+class Server:
+    """Everything a handler needs; one per process."""
+
+    settings: Settings
+    clock: Clock
+    kit: Kit
+    data: ServerData
+    keys: KeyMaterial
+    email: EmailSink
+    license_verifier: LicenseVerifier | None
+    xml_signer: XmlSigner
+    xml_verifier: XmlVerifier
+    schemas: SchemaRegistry
+
+    def close(self) -> None:
+        self.kit.stores.close()
+
+
+def run_now(task: Callable[[], None]) -> None:
+    """Runs work at once, in the request (tests: the mail is there when the answer is)."""
+    task()
+
+
+def _background_runner() -> Callable[[Callable[[], None]], None]:
+    """Runs work after the answer is sent (one thread), so its time does not show in it."""
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="storno-background")
+
+    def run(task: Callable[[], None]) -> None:
+        def guarded() -> None:
+            try:
+                task()
+            except Exception:  # a background failure is logged, never lost silently
+                log.exception("background task failed")
+
+        executor.submit(guarded)
+
+    return run
+
+
+def _email_sink(settings: Settings) -> EmailSink:
+    if settings.email_sink == "memory":
+        return MemoryEmailSink()
+    if settings.email_sink == "directory":
+        log.warning("STORNO_EMAIL_SINK=directory writes mail (with links) to disk")
+        return DirectoryEmailSink(settings.data_dir / "mail")
+    return LogEmailSink()
+
+
+def _google_jwks_loader(url: str) -> Callable[[], Mapping[str, Any]]:
+    def load() -> Mapping[str, Any]:
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - fixed https URL
+            data: Mapping[str, Any] = json.loads(response.read(1_000_000))
+            return data
+
+    return load
+
+
+def kit_policy(settings: Settings) -> KitPolicy:
+    """The kit's policy from the settings."""
+    cost = settings.password_cost
+    return KitPolicy(
+        tokens=TokenPolicy(
+            issuer=settings.effective_token_issuer, audience=settings.token_audience
+        ),
+        passwords=PasswordPolicy(cost=cost, insecure_low_cost=cost < 10),
+        mfa=MfaPolicy() if cost >= 10 else MfaPolicy.insecure_for_tests(),
+        passkeys=PasskeyPolicy(
+            rp_id=settings.rp_id, rp_name="storno-security", allowed_origins=(settings.origin,)
+        ),
+        audit=AuditPolicy(retention=timedelta(days=settings.audit_retention_days)),
+        deletion_grace=settings.deletion_grace,
+    )
+
+
+def build_server(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    email: EmailSink | None = None,
+    google_fetcher: JwksFetcher | None = None,
+    create_keys: bool = True,
+    run_later: Callable[[Callable[[], None]], None] | None = None,
+) -> Server:
+    """Build the kit, the server's data and the other capabilities; create the schema.
+
+    Raises:
+        reference_server.keys.KeyFileError: a key file is unusable.
+        storno_security.errors.StoreUnavailableError: the database or Redis is unreachable.
+        storno_security.errors.StoreError: Redis would lose revocations (no persistence).
+    """
+    clock = clock or SystemClock()
+    keys = load_key_material(
+        settings.data_dir,
+        jwt_key_file=settings.jwt_key_file,
+        vault_key_file=settings.vault_key_file,
+        xml_key_file=settings.xml_key_file,
+        xml_cert_file=settings.xml_cert_file,
+        create=create_keys,
+        now=clock.now(),
+    )
+    data = ServerData(settings.effective_database_url)
+    data.create_schema()
+    bundle = sql.sql_bundle(
+        data.engine,
+        redis_url=settings.redis_url,
+        redis_prefix=settings.redis_prefix,
+        rate_limits=settings.effective_ratelimit_uri,
+    )
+    sink = email or _email_sink(settings)
+    policy = kit_policy(settings)
+    google = None
+    if settings.google_client_id:
+        fetcher = google_fetcher or CachingJwksFetcher(
+            _google_jwks_loader(GOOGLE_JWKS_URL), clock=clock
+        )
+        google = GoogleIdTokenVerifier(
+            GoogleIdTokenPolicy(client_ids=(settings.google_client_id,)),
+            fetcher=fetcher,
+            clock=clock,
+        )
+    kit = Kit(
+        bundle,
+        policy=policy,
+        keys=KitKeys(jwt=keys.jwt, vault=keys.vault, pseudonym=keys.pseudonym),
+        clock=clock,
+        mailer=KitMailer(
+            sink,
+            public_url=settings.public_url,
+            invitation_days=policy.invitation_lifetime.days,
+        ),
+        defer=run_later or _background_runner(),
+        google=google,
+        companies=data.company_lookup,
+        rate_limits={p.name: p for p in spec_policies(api_fail_open=settings.api_fail_open)},
+    )
+    license_verifier = None
+    if settings.license_public_key_file is not None:
+        license_key = LicenseKey.from_pem(settings.license_public_key_file.read_bytes())
+        license_verifier = LicenseVerifier(
+            [license_key],
+            LicensePolicy(issuer=settings.license_issuer),
+            clock=clock,
+            last_seen=bundle.license_last_seen,
+            instance_id=settings.instance_id,
+        )
+    return Server(
+        settings=settings,
+        clock=clock,
+        kit=kit,
+        data=data,
+        keys=keys,
+        email=sink,
+        license_verifier=license_verifier,
+        xml_signer=XmlSigner(keys.xml.private_key, keys.xml.certificate, clock=clock),
+        xml_verifier=XmlVerifier(expected_certificate=keys.xml.certificate, clock=clock),
+        schemas=SchemaRegistry(),
+    )
