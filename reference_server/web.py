@@ -28,13 +28,28 @@ import falcon
 import jsonschema
 
 from reference_server.errors import ApiError
-from storno_security.kit import Caller, Kit
+from storno_security.accounts import UserAccount
+from storno_security.kit import Caller, Kit, LoginResult, MfaRequired
 from storno_security.rbac import Authorization, Permission
+from storno_security.tokens import TokenPair
 
 if TYPE_CHECKING:
     from reference_server.wiring import Server
 
-__all__ = ["Body", "Ctx", "Route", "Routes", "WsgiApp", "bad_request", "iso"]
+__all__ = [
+    "REFRESH_COOKIE",
+    "Body",
+    "Ctx",
+    "Route",
+    "Routes",
+    "WsgiApp",
+    "bad_request",
+    "iso",
+]
+
+#: The refresh-token cookie (SRV-4): HttpOnly, Secure, SameSite=Strict, scoped to /api/auth.
+REFRESH_COOKIE = "storno_refresh"
+COOKIE_PATH = "/api/auth"
 
 WsgiApp = falcon.App[falcon.Request, falcon.Response]
 Body = dict[str, Any]
@@ -169,6 +184,70 @@ class Ctx:
 
     def no_content(self) -> None:
         self.resp.status = falcon.HTTP_204
+
+    def tokens(
+        self,
+        pair: TokenPair,
+        *,
+        cookie: bool,
+        user: UserAccount | None = None,
+        status: int = 200,
+        **extra: Any,
+    ) -> None:
+        """A token pair: the refresh token in the body, or in the cookie when asked (SRV-4).
+        The access token is never put in a cookie."""
+        body: dict[str, Any] = {
+            "access_token": pair.access_token,
+            "token_type": "Bearer",
+            "expires_in": pair.expires_in,
+            "refresh_expires_at": iso(pair.refresh_expires_at),
+        }
+        if cookie:
+            max_age = int((pair.refresh_expires_at - self.server.clock.now()).total_seconds())
+            self.resp.set_cookie(
+                REFRESH_COOKIE,
+                pair.refresh_token,
+                max_age=max(0, max_age),
+                path=COOKIE_PATH,
+                secure=self.server.settings.cookie_secure,
+                http_only=True,
+                same_site="Strict",
+            )
+        else:
+            body["refresh_token"] = pair.refresh_token
+        if user is not None:
+            from reference_server.schemas import user_json
+
+            body["user"] = user_json(user)
+        body.update(extra)
+        self.json(body, status=status)
+
+    def login_answer(self, result: LoginResult, *, cookie: bool) -> None:
+        """A session (MFA off, or a passkey), or the MFA challenge (MFA-4)."""
+        if isinstance(result, MfaRequired):
+            self.json(result.response())
+            return
+        extra = {}
+        if result.backup_codes_left is not None:
+            extra["backup_codes_left"] = result.backup_codes_left
+        self.tokens(result.tokens, cookie=cookie, user=result.user, **extra)
+
+    def refresh_token(self, body: Body) -> tuple[str, bool]:
+        """The refresh token from the JSON body, else from the cookie: read only from a JSON
+        request (an empty one included), so a cross-site form can never spend it."""
+        content_type = (self.req.content_type or "").split(";", 1)[0].strip().lower()
+        if content_type != "application/json":
+            raise ApiError(415, "unsupported_media_type", "Send the request as application/json.")
+        token = body.get("refresh_token")
+        if isinstance(token, str):
+            return token, False
+        cookies = self.req.get_cookie_values(REFRESH_COOKIE) or []
+        if len(cookies) == 1 and cookies[0]:
+            return cookies[0], True
+        bad_request(
+            "'refresh_token' is required (in the body or the refresh cookie).",
+            field="refresh_token",
+        )
 
     def param(self, name: str, *, max_length: int = 200) -> str | None:
         """A query-string parameter (one value, at most ``max_length`` characters)."""
