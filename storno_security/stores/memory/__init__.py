@@ -14,6 +14,7 @@ from storno_security.stores.memory.api_keys import (
 from storno_security.stores.memory.audit import (
     MemoryAuditStore,
 )
+from storno_security.stores.memory.directory import MemoryDirectoryStore
 from storno_security.stores.memory.license import (
     MemoryLastSeenStore,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "MemoryApiKeyStore",
     "MemoryAuditStore",
     "MemoryBackupCodeStore",
+    "MemoryDirectoryStore",
     "MemoryLastSeenStore",
     "MemoryMfaChallengeStore",
     "MemoryMfaFailureStore",

@@ -14,6 +14,7 @@ Needs the ``sql`` extra, plus a driver (the ``postgres`` or ``mysql`` extra) for
 * :class:`SqlRefreshFamilyStore` and :class:`SqlSessionStateStore` implement
   :class:`~storno_security.tokens.storage.RefreshFamilyStore` and
   :class:`~storno_security.tokens.storage.SessionStateStore`.
+* :class:`SqlDirectoryStore` implements :class:`~storno_security.kit.DirectoryStore`.
 * :class:`SqlAuditStore` implements :class:`~storno_security.audit.AuditStore`.
 * :class:`SqlLastSeenStore` implements :class:`~storno_security.license.storage.LastSeenStore`.
 * :class:`SqlResetTokenStore` implements :class:`~storno_security.accounts.ResetTokenStore`.
@@ -60,6 +61,13 @@ from storno_security.stores.sql.audit import (
     SqlAuditStore,
     audit_events,
 )
+from storno_security.stores.sql.directory import (
+    SqlDirectoryStore,
+    invitations,
+    memberships,
+    organizations,
+    users,
+)
 from storno_security.stores.sql.license import (
     SqlLastSeenStore,
     license_last_seen,
@@ -98,6 +106,7 @@ __all__ = [
     "SqlApiKeyStore",
     "SqlAuditStore",
     "SqlBackupCodeStore",
+    "SqlDirectoryStore",
     "SqlLastSeenStore",
     "SqlMfaChallengeStore",
     "SqlMfaFailureStore",
@@ -112,7 +121,9 @@ __all__ = [
     "audit_events",
     "create_engine",
     "create_schema",
+    "invitations",
     "license_last_seen",
+    "memberships",
     "metadata",
     "mfa_backup_code_sets",
     "mfa_backup_codes",
@@ -120,6 +131,7 @@ __all__ = [
     "mfa_failures",
     "mfa_step_up_tokens",
     "mfa_totp_steps",
+    "organizations",
     "passkey_challenges",
     "passkey_credentials",
     "passkey_user_handles",
@@ -132,4 +144,5 @@ __all__ = [
     "schema_version",
     "schema_versions",
     "session_epochs",
+    "users",
 ]
