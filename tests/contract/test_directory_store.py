@@ -246,6 +246,11 @@ def test_create_account_refuses_records_that_do_not_fit(directory: Any) -> None:
     for bad in bad_owners:
         with pytest.raises(ValueError, match="Owner membership"):
             directory.create_account(user, organization=organization, owner=bad)
+    for empty in ({"email": ""}, {"google_subject": ""}):
+        with pytest.raises(ValueError, match="empty"):
+            directory.create_account(
+                attrs.evolve(user, **empty), organization=organization, owner=owner
+            )
     with pytest.raises(ValueError, match="deleted"):
         directory.create_account(
             attrs.evolve(user, deleted_at=NOW), organization=organization, owner=owner
@@ -384,6 +389,8 @@ def test_update_user_without_changes_only_compares(directory: Any) -> None:
         ({}, {"mfa_enabled": "yes"}),
         ({}, {"name": None}),
         ({}, {"email": 5}),
+        ({}, {"email": ""}),
+        ({}, {"google_subject": ""}),
         ({}, {"deleted_at": datetime(2026, 3, 1, 12, 0)}),  # naive
         ({"password_changed_at": "2026-03-01"}, {}),
         ({}, "name"),
@@ -393,7 +400,7 @@ def test_update_user_refuses_unknown_fields_and_bad_values(
     directory: Any, expected: Any, changes: Any
 ) -> None:
     user, _ = register(directory)
-    with pytest.raises(ValueError, match=r"unknown user fields|wrong type|mapping"):
+    with pytest.raises(ValueError, match=r"unknown user fields|wrong type|mapping|empty"):
         directory.update_user(user.user_id, expected=expected, changes=changes)
     assert directory.get_user(user.user_id) == user
 

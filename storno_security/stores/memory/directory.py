@@ -34,7 +34,8 @@ def _user_values(values: Mapping[str, Any], what: str) -> dict[str, Any]:
     validators of :class:`UserAccount` itself (times come back in UTC).
 
     Raises:
-        ValueError: not a mapping, an unknown field name, or a value of the wrong type.
+        ValueError: not a mapping, an unknown field name, a value of the wrong type, or (in
+            ``changes``) an empty address or Google subject.
     """
     if not isinstance(values, Mapping):
         raise ValueError(f"{what} must be a mapping of field names to values")
@@ -45,7 +46,19 @@ def _user_values(values: Mapping[str, Any], what: str) -> dict[str, Any]:
         probe = attrs.evolve(_PROBE, **values)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{what} holds a value of the wrong type: {exc}") from None
+    if what == "changes":
+        _check_keys(probe)
     return {name: getattr(probe, name) for name in values}
+
+
+def _check_keys(user: UserAccount) -> None:
+    """An address or Google subject, the keys users are found by, is never empty.
+
+    Raises:
+        ValueError: one is the empty string.
+    """
+    if user.email == "" or user.google_subject == "":
+        raise ValueError("an address or Google subject must not be empty (None for none)")
 
 
 def _check_version(value: object) -> int:
@@ -76,6 +89,7 @@ def _check_new_account(user: object, organization: object, owner: object) -> Non
         raise TypeError("organization must be an Organization")
     if not isinstance(owner, Membership):
         raise TypeError("owner must be a Membership")
+    _check_keys(user)
     if not user.is_live or organization.deleted_at is not None:
         raise ValueError("a new account and its organization cannot be deleted already")
     if (
@@ -192,8 +206,8 @@ class MemoryDirectoryStore:
 
         Raises:
             TypeError: a record of the wrong type.
-            ValueError: the user or organization is deleted, or ``owner`` is not the user's
-                live Owner membership of the organization.
+            ValueError: the user or organization is deleted, the address or Google subject is
+                empty, or ``owner`` is not the user's live Owner membership of the organization.
         """
         _check_new_account(user, organization, owner)
         with self._lock:
@@ -251,6 +265,7 @@ class MemoryDirectoryStore:
 
         Raises:
             TypeError: ``user_id`` is not a str.
+            ValueError: also when ``changes`` sets an empty address or Google subject.
         """
         user_id = _check_str("user_id", user_id)
         expected = _user_values(expected, "expected")

@@ -59,6 +59,7 @@ from storno_security.stores.sql._base import (
     _transaction,
     _UtcDateTime,
     metadata,
+    read_transaction,
 )
 
 __all__ = [
@@ -377,8 +378,9 @@ class SqlDirectoryStore(_SqlStore):
 
         Raises:
             TypeError: a record of the wrong type.
-            ValueError: the user or organization is deleted, ``owner`` is not the user's live
-                Owner membership of the organization, or a text is longer than its column.
+            ValueError: the user or organization is deleted, the address or Google subject is
+                empty, ``owner`` is not the user's live Owner membership of the organization,
+                or a text is longer than its column.
             StoreUnavailableError: the database could not be reached; nothing was written.
         """
         _check_new_account(user, organization, owner)
@@ -470,7 +472,10 @@ class SqlDirectoryStore(_SqlStore):
             return {}
         found: dict[str, UserAccount] = {}
         chunks = list(_chunks(wanted))
-        with _transaction(self._engine, read_only=len(chunks) == 1) as conn:
+        snapshot = _transaction(self._engine, read_only=True)
+        if len(chunks) > 1:  # several SELECTs: one snapshot, and no write lock on SQLite
+            snapshot = read_transaction(self._engine)
+        with snapshot as conn:
             for chunk in chunks:
                 query = sa.select(*_USER_COLUMNS).where(_U.user_id.in_(chunk))
                 for row in _fetch(conn.execute(query)):
@@ -490,7 +495,8 @@ class SqlDirectoryStore(_SqlStore):
 
         Raises:
             TypeError: ``user_id`` is not a str.
-            ValueError: a changed text is longer than its column, or holds a NUL.
+            ValueError: a changed text is longer than its column, or holds a NUL; an empty
+                address or Google subject.
             StoreUnavailableError: the database could not be reached; nothing was written.
             CorruptRecordError: the row is malformed; nothing was written.
         """
