@@ -15,7 +15,7 @@ import attrs
 import pytest
 import sqlalchemy as sa
 
-from storno_security.accounts.model import UserAccount
+from storno_security.accounts.model import USER_FIELDS, UserAccount
 from storno_security.errors import AccountExistsError, CorruptRecordError, StoreError
 from storno_security.kit.storage import DirectoryStore, ForgetsUsers, MemberRecord
 from storno_security.rbac.invitations import Invitation, InvitationState, Organization
@@ -846,6 +846,12 @@ def test_forget_user_after_deletion_and_purge_organizations(directory: Any) -> N
 
 
 # --- SQL specifics ---------------------------------------------------------------------------
+
+
+def test_sql_users_table_holds_every_user_field() -> None:
+    stored = {c.name for c in sql_stores.users.columns if c.computed is None}
+    assert stored == {a.name for a in attrs.fields(UserAccount)}
+    assert stored - {"user_id", "created_at"} == USER_FIELDS
 
 
 def test_sql_refuses_text_it_cannot_hold(sql_engine: Any) -> None:

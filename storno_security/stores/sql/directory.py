@@ -178,7 +178,6 @@ _M = memberships.c
 _I = invitations.c
 
 _USER_COLUMNS: Final = tuple(c for c in users.c if c.computed is None)
-_STORED_FIELDS: Final = frozenset(c.key for c in _USER_COLUMNS) - {"user_id", "created_at"}
 _TEXT_LIMITS: Final = {
     c.key: c.type.length
     for c in _USER_COLUMNS
@@ -194,7 +193,7 @@ class _ConflictError(Exception):
     """A unique or key constraint refused a write; the transaction is rolled back."""
 
 
-def _storable(name: str, value: object, limit: int) -> bool:
+def _storable(value: object, limit: int) -> bool:
     """Whether a text value fits its column exactly (never truncated, no NUL, valid UTF-8)."""
     if not isinstance(value, str):
         return True
@@ -215,7 +214,7 @@ def _checked_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
     """
     for name, value in changes.items():
         limit = _TEXT_LIMITS.get(name)
-        if limit is not None and not _storable(name, value, limit):
+        if limit is not None and not _storable(value, limit):
             raise ValueError(f"{name} must be at most {limit} characters of text without NUL")
     return dict(changes)
 
@@ -385,7 +384,7 @@ class SqlDirectoryStore(_SqlStore):
         """
         _check_new_account(user, organization, owner)
         values = _checked_changes({c.key: getattr(user, c.key) for c in _USER_COLUMNS})
-        if not _storable("name", organization.name, _ID):
+        if not _storable(organization.name, _ID):
             raise ValueError(f"the organization's name must be at most {_ID} characters")
         email, google_subject = user.email, user.google_subject
         try:
@@ -504,7 +503,7 @@ class SqlDirectoryStore(_SqlStore):
         expected = _user_values(expected, "expected")
         changes = _checked_changes(_user_values(changes, "changes"))
         if not user_id or not all(
-            _storable(name, value, _TEXT_LIMITS.get(name, 0)) for name, value in expected.items()
+            _storable(value, _TEXT_LIMITS.get(name, 0)) for name, value in expected.items()
         ):
             return None
         where = [_U.user_id == user_id]
@@ -682,7 +681,7 @@ class SqlDirectoryStore(_SqlStore):
         if name is not None:
             if not isinstance(name, str):
                 raise TypeError("name must be a str")
-            if not _storable("name", name, _ID):
+            if not _storable(name, _ID):
                 raise ValueError(f"name must be at most {_ID} characters of text without NUL")
             values["name"] = name
         if deleted_at is not None:
