@@ -766,6 +766,34 @@ def test_a_deleted_organization_takes_no_one(directory: Any) -> None:
     assert directory.get_invitation(invitation.invitation_id) == invitation
 
 
+@pytest.mark.spec("ACC-7")
+def test_delete_invitations_to_an_address_in_every_state(directory: Any) -> None:
+    _, first = register(directory)
+    _, second = register(directory)
+    email = new_email()
+    open_one = invite(directory, first.organization_id, email=email)
+    accepted = invite(directory, second.organization_id, email=email)
+    assert accept(directory, accepted, new_id("user"))
+    declined = invite(directory, second.organization_id, email=email)
+    assert directory.close_invitation(declined.invitation_id, declined=True, now=NOW)
+    expired = invite(directory, first.organization_id, email=email, expires_at=NOW)
+    other = invite(directory, first.organization_id, email=email.upper())
+    versions = {
+        o: version_of(directory, o) for o in (first.organization_id, second.organization_id)
+    }
+
+    assert directory.delete_invitations(email=email) == 4
+    for gone in (open_one, accepted, declined, expired):
+        assert directory.get_invitation(gone.invitation_id) is None
+    assert directory.invitations(email=email) == []
+    assert directory.get_invitation(other.invitation_id) == other
+    for org_id, before in versions.items():
+        assert version_of(directory, org_id) == before + 1
+    assert directory.delete_invitations(email=email) == 0
+    assert directory.delete_invitations(email="") == 0
+    assert directory.delete_invitations(email="nul\x00") == 0
+
+
 # --- GDPR ------------------------------------------------------------------------------------
 
 

@@ -514,6 +514,22 @@ class MemoryDirectoryStore:
             self._bump(invitation.organization_id, None)
             return True
 
+    def delete_invitations(self, *, email: str) -> int:
+        """See :meth:`DirectoryStore.delete_invitations`. The organizations whose invitations
+        are deleted get their version bumped, as every invitation change does.
+
+        Raises:
+            TypeError: ``email`` is not a str.
+        """
+        email = _check_str("email", email)
+        with self._lock:
+            addressed = [i for i in self._invitations.values() if i.email == email]
+            for invitation in addressed:
+                del self._invitations[invitation.invitation_id]
+            for organization_id in {i.organization_id for i in addressed}:
+                self._bump(organization_id, None)
+            return len(addressed)
+
     # --- GDPR --------------------------------------------------------------------------------
 
     def forget_user(self, user_id: str) -> int:

@@ -344,6 +344,14 @@ def _holder_reason(
     return None
 
 
+def _bump_each(conn: sa.Connection, organization_ids: sa.Executable) -> None:
+    """Bump the version of every organization the query lists, in id order (the order every
+    writer of several organizations locks them in)."""
+    found = {_text_of(r[0], "bad_organization_id") for r in _fetch(conn.execute(organization_ids))}
+    for organization_id in sorted(found):
+        _bump(conn, organization_id, None)
+
+
 def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
     for start in range(0, len(values), _CHUNK):
         yield values[start : start + _CHUNK]
@@ -866,6 +874,24 @@ class SqlDirectoryStore(_SqlStore):
         except _AbortError:
             return False
 
+    def delete_invitations(self, *, email: str) -> int:
+        """See :meth:`DirectoryStore.delete_invitations`. The organizations whose invitations
+        are deleted get their version bumped first (in id order), as every invitation change
+        does.
+
+        Raises:
+            TypeError: ``email`` is not a str.
+            StoreUnavailableError: the database could not be reached; nothing was written.
+        """
+        email = _check_key("email", email)
+        if not email:
+            return 0
+        addressed = _I.email == email
+        with _transaction(self._engine) as conn:
+            _bump_each(conn, sa.select(_I.organization_id).where(addressed).distinct())
+            deleted: int = conn.execute(sa.delete(invitations).where(addressed)).rowcount
+            return deleted
+
     # --- GDPR --------------------------------------------------------------------------------
 
     def forget_user(self, user_id: str) -> int:
@@ -891,14 +917,7 @@ class SqlDirectoryStore(_SqlStore):
                 sa.select(_M.organization_id).where(_M.user_id == user_id),
                 sa.select(_I.organization_id).where(sa.or_(*named, _I.invited_by == user_id)),
             )
-            touched = sorted(
-                {
-                    _text_of(r.organization_id, "bad_organization_id")
-                    for r in _fetch(conn.execute(affected))
-                }
-            )
-            for organization_id in touched:
-                _bump(conn, organization_id, None)
+            _bump_each(conn, affected)
             count: int = conn.execute(sa.delete(memberships).where(_M.user_id == user_id)).rowcount
             count += conn.execute(sa.delete(invitations).where(sa.or_(*named))).rowcount
             count += conn.execute(
