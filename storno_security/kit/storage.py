@@ -312,9 +312,12 @@ class ForgetsUsers(Protocol):
 
 
 def _is(protocol: type, what: str) -> Any:
+    verbs = [name for name in vars(protocol) if not name.startswith("_")]
+
     def check(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
-        if not isinstance(value, protocol):
-            raise TypeError(f"{attribute.name} must implement {what}")
+        missing = [verb for verb in verbs if not callable(getattr(value, verb, None))]
+        if missing:
+            raise TypeError(f"{attribute.name} must implement {what} (no {missing[0]}())")
 
     return check
 

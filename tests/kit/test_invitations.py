@@ -70,7 +70,9 @@ def test_acceptance_is_rechecked_against_the_inviter_now(world: World) -> None:
     admin = world.register(admin_address)
     world.kit.accept_invitation(world.caller(admin), first.invitation_id)
     address = world.email()
-    offered = world.kit.invite(world.caller(admin), address, role="accountant")
+    offered = world.kit.invite(
+        world.caller(admin), address, role="accountant", organization=organization_id
+    )
     # the inviter is demoted to viewer before the invitation is answered
     world.kit.update_member(world.caller(owner), admin.user.user_id, role="viewer")
     invitee = world.register(address)

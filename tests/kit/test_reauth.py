@@ -26,6 +26,7 @@ def _state(world: World, kind: str) -> tuple[Session, str | None]:
         secret = world.enable_mfa(session)
         result = world.kit.login(session.user.email or "", PASSWORD)
         session = world.kit.verify_mfa(result.token, method="totp", code=world.totp(secret))  # type: ignore[union-attr]
+        world.clock.advance(timedelta(seconds=30))  # the next code is a new step (MFA-2)
         return session, secret
     if kind == "neither":
         user = world.kit.directory.update_user(
