@@ -54,3 +54,7 @@ __all__ = [
     "MemoryStepUpStore",
     "MemoryTotpReplayStore",
 ]
+
+from storno_security.stores.memory._bundle import memory_bundle  # noqa: E402 - needs the stores above
+
+__all__ += ["memory_bundle"]

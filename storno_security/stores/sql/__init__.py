@@ -146,3 +146,7 @@ __all__ = [
     "session_epochs",
     "users",
 ]
+
+from storno_security.stores.sql._bundle import sql_bundle  # noqa: E402 - needs the stores above
+
+__all__ += ["sql_bundle"]
