@@ -20,7 +20,9 @@ from storno_security.passkeys import PasskeyPolicy
 from storno_security.passwords import PasswordPolicy
 from storno_security.rbac import Company
 from storno_security.stores.memory import memory_bundle
+from storno_security.stores.sql import sql_bundle
 from storno_security.tokens import TokenPolicy
+from tests.conftest import REDIS_URL, _port_open, get_sql_engine, missing_service
 from tests.passkeys.authenticator import SoftAuthenticator
 
 ORIGIN = "https://app.example.eu"
@@ -125,13 +127,35 @@ class World:
 BundleFactory = Callable[[], Any]
 
 
-@pytest.fixture(params=["memory"])
-def bundle_factory(request: pytest.FixtureRequest) -> Iterator[BundleFactory]:
-    """A maker of fresh store bundles, per backend."""
-    if request.param == "memory":
+#: The kit's flows run over every backend: memory; SQL alone on SQLite, PostgreSQL and
+#: MariaDB; and SQL with Redis for the short-lived state and rate limits.
+BACKENDS = ("memory", "sqlite", "postgresql", "mariadb", "postgresql+redis")
+
+
+@pytest.fixture(params=BACKENDS)
+def bundle_factory(
+    request: pytest.FixtureRequest,
+    sql_urls: dict[str, str | None],
+    sql_engines: dict[str, Any],
+    redis_prefix: str,
+) -> Iterator[BundleFactory]:
+    """A maker of store bundles, per backend (SQL bundles share the run's database: each test
+    makes its own users, so tests do not see each other's rows)."""
+    backend = str(request.param)
+    if backend == "memory":
         yield memory_bundle
         return
-    raise AssertionError(request.param)  # pragma: no cover
+    sql_backend, _, cache = backend.partition("+")
+    engine = get_sql_engine(sql_backend, sql_urls, sql_engines)
+    redis_url = None
+    if cache == "redis":
+        if not _port_open("127.0.0.1", 6379):
+            missing_service("redis", "127.0.0.1:6379")
+        redis_url = REDIS_URL
+    yield lambda: attrs.evolve(
+        sql_bundle(engine, redis_url=redis_url, redis_prefix=redis_prefix),
+        closers=(),  # the engine is the run's; sql_engines disposes of it
+    )
 
 
 @pytest.fixture
