@@ -69,14 +69,24 @@ def handle_error(
     """Falcon's one error handler."""
     request_id = getattr(req.context, "request_id", "-")
     if isinstance(exc, ApiError):
-        _respond(req, resp, exc.status, {"error": exc.message, "code": exc.code, **exc.extra},
-                 exc.headers)
+        _respond(
+            req,
+            resp,
+            exc.status,
+            {"error": exc.message, "code": exc.code, **exc.extra},
+            exc.headers,
+        )
         return
     if isinstance(exc, falcon.HTTPError):
         status = int(exc.status_code)
         code = _HTTP_CODES.get(status, "http_error")
-        _respond(req, resp, status, {"error": exc.title or "Error", "code": code},
-                 dict(exc.headers or {}))
+        _respond(
+            req,
+            resp,
+            status,
+            {"error": exc.title or "Error", "code": code},
+            dict(exc.headers or {}),
+        )
         return
     described = describe_error(exc)
     if described is None:

@@ -105,7 +105,8 @@ class KitMailer:
                 "Nothing changes unless you accept. Accept or decline it within "
                 f"{self._days} days, after signing in with this address (and confirming it):\n"
                 f"{self._base}/invitations\n"
-                "If you do not know this organization, decline the invitation or ignore this mail.\n"
+                "If you do not know this organization, decline the invitation or ignore "
+                "this mail.\n"
             )
         else:  # pragma: no cover - the kit sends only these three
             raise ValueError(f"unknown mail kind {mail.kind!r}")

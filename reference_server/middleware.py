@@ -95,8 +95,8 @@ class Middleware:
         self, req: falcon.Request, resp: falcon.Response, resource: Any, params: dict[str, Any]
     ) -> None:
         route = resource.route(req.method) if resource is not None else None
-        if route is None:
-            return
+        if route is None or route.limit == "":
+            return  # no route (404/405), or an unmetered probe: no credential, no count
         header = req.get_header("Authorization")
         if header:
             try:

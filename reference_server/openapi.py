@@ -61,9 +61,7 @@ def operation(route: Route) -> dict[str, Any]:
         op["description"] = route.description
     params = list(route.parameters)
     for name in re.findall(r"{([a-z_]+)}", route.path):
-        params.append(
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-        )
+        params.append({"name": name, "in": "path", "required": True, "schema": {"type": "string"}})
     if route.organization:
         params.append({"$ref": "#/components/parameters/XOrganization"})
     if route.company:

@@ -32,9 +32,17 @@ __all__ = [
 _NO_NUL = "^[^\\x00]*$"
 
 
-def string(max_length: int, *, min_length: int = 1, pattern: str = _NO_NUL, **more: Any) -> dict[str, Any]:
+def string(
+    max_length: int, *, min_length: int = 1, pattern: str = _NO_NUL, **more: Any
+) -> dict[str, Any]:
     """A string field: length bounds and no NUL unless another pattern is given."""
-    return {"type": "string", "minLength": min_length, "maxLength": max_length, "pattern": pattern, **more}
+    return {
+        "type": "string",
+        "minLength": min_length,
+        "maxLength": max_length,
+        "pattern": pattern,
+        **more,
+    }
 
 
 # Names (display name, passkey and API-key labels): printable Latin, Greek and Cyrillic letters,

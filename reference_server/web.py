@@ -93,7 +93,13 @@ class Route:
 
 
 class Routes:
-    """The routes of one resource module."""
+    """The routes of one resource module.
+
+    ``limit`` names a rate-limit policy (RL-1); ``None`` (the default) is the token bucket of
+    the caller's kind (RL-2); ``""`` marks an unmetered probe that reads no credential (the
+    liveness and readiness checks). ``auth`` is ``"none"`` (public), ``"any"`` (an access token
+    or an API key) or ``"user"`` (an access token: API keys refused, KEY-5).
+    """
 
     def __init__(self) -> None:
         self.routes: list[Route] = []
@@ -123,8 +129,20 @@ class Routes:
         def register(handler: Handler) -> Handler:
             self.routes.append(
                 Route(
-                    method, path, handler, summary, tag, auth, limit, body, body_required,
-                    responses, company, organization or company, description, parameters,
+                    method,
+                    path,
+                    handler,
+                    summary,
+                    tag,
+                    auth,
+                    limit,
+                    body,
+                    body_required,
+                    responses,
+                    company,
+                    organization or company,
+                    description,
+                    parameters,
                     validator,
                 )
             )
@@ -363,7 +381,9 @@ def validate_body(route: Route, body: Body) -> None:
         field = ".".join([*path, extra[0]]) if extra else ".".join(path)
         bad_request(f"'{field}' is not a known field.", field=field)
     field = ".".join(path) or "body"
-    bad_request(_MESSAGES.get(str(error.validator), "'{f}' is not valid.").format(f=field), field=field)
+    bad_request(
+        _MESSAGES.get(str(error.validator), "'{f}' is not valid.").format(f=field), field=field
+    )
 
 
 def iter_routes(modules: Iterator[Routes] | list[Routes]) -> list[Route]:

@@ -69,8 +69,16 @@ class Server:
     xml_verifier: XmlVerifier
     schemas: SchemaRegistry
 
+    def readiness(self) -> dict[str, str]:
+        """Each dependency's state: ``ok`` or ``unavailable`` (for ``/ready``)."""
+        return {
+            name: "ok" if probe() else "unavailable"
+            for name, probe in (("database", self.data.ping), *self.kit.stores.probes())
+        }
+
     def close(self) -> None:
         self.kit.stores.close()
+        self.data.dispose()
 
 
 def run_now(task: Callable[[], None]) -> None:

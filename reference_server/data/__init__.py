@@ -141,5 +141,14 @@ class ServerData:
                 ).rowcount
         return int(count)
 
+    def ping(self) -> bool:
+        """Whether the database answers now."""
+        try:
+            with self.read() as conn:
+                conn.execute(sa.text("SELECT 1"))
+        except StoreError:
+            return False
+        return True
+
     def dispose(self) -> None:
         self.engine.dispose()

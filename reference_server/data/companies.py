@@ -28,7 +28,9 @@ class Companies:
             ).first()
         if row is None:
             return None
-        return Company(company_id=row.id, organization_id=row.organization_id, deleted_at=row.deleted_at)
+        return Company(
+            company_id=row.id, organization_id=row.organization_id, deleted_at=row.deleted_at
+        )
 
     def count_live(self, organization_id: str) -> int:
         """How many live companies the organization has (the plan's limit counts these)."""

@@ -60,8 +60,6 @@ app_metadata = sa.MetaData()
 _ID = sa.String(36)
 
 
-
-
 companies = sa.Table(
     "app_companies",
     app_metadata,

@@ -1,20 +1,13 @@
-"""HTTP resources, one module per area. Each module has ``register(app, services)`` and
-``OPENAPI_PATHS`` (its part of ``/openapi.json``)."""
+"""HTTP resources, one module per area. Each module declares its routes (``routes``): the
+handler, the request-body schema it validates and publishes, the rate limit, the credential."""
 
 from __future__ import annotations
 
 from types import ModuleType
 
-from reference_server.resources import (
-    account,
-    auth,
-    meta,
-    password_reset,
-    secure_data,
-    tenancy,
-)
+from reference_server.resources import auth, meta
 
 __all__ = ["MODULES"]
 
 #: Every resource module, in the order their routes are added.
-MODULES: tuple[ModuleType, ...] = (meta, auth, password_reset, account, tenancy, secure_data)
+MODULES: tuple[ModuleType, ...] = (meta, auth)

@@ -126,11 +126,15 @@ def resend_confirmation(ctx: Ctx, body: Body) -> None:
     tag="auth",
     auth="none",
     limit=LOGIN,
-    body=obj({"email": EMAIL, "password": PASSWORD, "cookie": COOKIE}, required=("email", "password")),
+    body=obj(
+        {"email": EMAIL, "password": PASSWORD, "cookie": COOKIE}, required=("email", "password")
+    ),
     responses={200: _LOGIN_ANSWER},
 )
 def login(ctx: Ctx, body: Body) -> None:
-    ctx.login_answer(ctx.kit.login(body["email"], body["password"]), cookie=body.get("cookie", False))
+    ctx.login_answer(
+        ctx.kit.login(body["email"], body["password"]), cookie=body.get("cookie", False)
+    )
 
 
 @routes.post(
@@ -201,7 +205,9 @@ def passkey_options(ctx: Ctx, body: Body) -> None:
     responses={200: TOKENS},
 )
 def passkey_login(ctx: Ctx, body: Body) -> None:
-    ctx.login_answer(ctx.kit.login_with_passkey(body["credential"]), cookie=body.get("cookie", False))
+    ctx.login_answer(
+        ctx.kit.login_with_passkey(body["credential"]), cookie=body.get("cookie", False)
+    )
 
 
 @routes.post(

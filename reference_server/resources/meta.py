@@ -40,8 +40,10 @@ def health(ctx: Ctx, body: Body) -> None:
 def ready(ctx: Ctx, body: Body) -> None:
     checks = ctx.server.readiness()
     healthy = all(value == "ok" for value in checks.values())
-    ctx.json({"status": "ok" if healthy else "unavailable", "checks": checks},
-             status=200 if healthy else 503)
+    ctx.json(
+        {"status": "ok" if healthy else "unavailable", "checks": checks},
+        status=200 if healthy else 503,
+    )
 
 
 @routes.get(
@@ -59,8 +61,13 @@ def jwks(ctx: Ctx, body: Body) -> None:
 _DOCUMENT: dict[str, Any] = {}
 
 
-@routes.get("/openapi.json", summary="This document", tag="meta", auth="none",
-            responses={200: {"type": "object"}})
+@routes.get(
+    "/openapi.json",
+    summary="This document",
+    tag="meta",
+    auth="none",
+    responses={200: {"type": "object"}},
+)
 def openapi(ctx: Ctx, body: Body) -> None:
     if not _DOCUMENT:
         from reference_server.app import all_routes

@@ -31,7 +31,13 @@ from storno_security.accounts.reset import (
     PasswordResetTokens,
     hash_reset_token,
 )
-from storno_security.accounts.storage import ResetTokenStore, ResetTokenUse
+from storno_security.accounts.model import USER_FIELDS, UserAccount
+from storno_security.accounts.storage import (
+    ConfirmationUse,
+    EmailConfirmationStore,
+    ResetTokenStore,
+    ResetTokenUse,
+)
 from storno_security.errors import AccountError, InvalidEmailError, InvalidResetTokenError
 
 __all__ = [
@@ -39,7 +45,10 @@ __all__ = [
     "MAX_EMAIL_LENGTH",
     "MAX_LOCAL_PART_LENGTH",
     "RESET_TOKEN_PREFIX",
+    "USER_FIELDS",
     "AccountError",
+    "ConfirmationUse",
+    "EmailConfirmationStore",
     "InvalidEmailError",
     "InvalidResetTokenError",
     "IssuedResetToken",
@@ -47,6 +56,7 @@ __all__ = [
     "PasswordResetTokens",
     "ResetTokenStore",
     "ResetTokenUse",
+    "UserAccount",
     "hash_reset_token",
     "normalise_email",
 ]

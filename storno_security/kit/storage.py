@@ -363,6 +363,13 @@ class StoreBundle:
     rate_limits: RateLimitStorage = attrs.field(validator=_is(RateLimitStorage, "RateLimitStorage"))
     #: Called by :meth:`close`: releases connections (engine, Redis client).
     closers: tuple[Any, ...] = attrs.field(default=(), repr=False)
+    #: ``(name, probe)``: each dependency beside the main database and a no-argument call that
+    #: says whether it answers now (readiness).
+    dependencies: tuple[tuple[str, Any], ...] = attrs.field(default=(), repr=False)
+
+    def probes(self) -> tuple[tuple[str, Any], ...]:
+        """The bundle's dependencies and their probes (see ``dependencies``)."""
+        return self.dependencies
 
     def user_stores(self) -> list[ForgetsUsers]:
         """Every store that keys data by user, for :meth:`Kit.forget_user` (ACC-7)."""

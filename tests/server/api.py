@@ -10,12 +10,13 @@ from __future__ import annotations
 import http.client
 import itertools
 import json
+import re
 import secrets
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import attrs
 import pyotp
@@ -52,14 +53,35 @@ class Response:
         return self.headers.get(name.lower())
 
 
+Mailbox = Callable[[], list[dict[str, str]]]
+
+
 class Api:
     """Base: ``request`` plus helpers; subclasses send the bytes."""
 
     kind = "abstract"
     clock: Clock | None = None
 
-    def __init__(self, *, ip: str | None = None) -> None:
+    def __init__(self, *, ip: str | None = None, mailbox: Mailbox | None = None) -> None:
         self.ip = ip or fresh_ip()
+        self.mailbox = mailbox
+
+    def mail_token(self, to: str, path: str) -> str:
+        """The token of the latest mail to ``to`` whose link goes to ``path``."""
+        assert self.mailbox is not None, "this Api has no mailbox"
+        for mail in reversed(self.mailbox()):
+            if mail["to"] != to:
+                continue
+            found = re.search(re.escape(path) + r"\?token=([A-Za-z0-9_%.-]+)", mail["body"])
+            if found:
+                return unquote(found.group(1))
+        raise AssertionError(f"no mail to {to} with a {path} link")
+
+    def confirm_email(self, email: str) -> Response:
+        """Follow the confirmation link mailed to ``email`` (ACC-5)."""
+        return self.post(
+            "/api/auth/confirm-email", {"token": self.mail_token(email, "/confirm-email")}
+        )
 
     def with_ip(self, ip: str | None = None) -> Api:
         raise NotImplementedError
@@ -121,12 +143,21 @@ class Api:
 
     # -- flows used by many tests -----------------------------------------------------------
 
-    def register(self, email: str | None = None, password: str = "correct horse battery") -> User:  # noqa: S107
+    def register(
+        self,
+        email: str | None = None,
+        password: str = "correct horse battery",  # noqa: S107
+        *,
+        confirm: bool = False,
+    ) -> User:
         email = email or fresh_email()
         response = self.post(
             "/api/auth/register", {"email": email, "password": password, "name": "Test User"}
         )
         assert response.status == 201, response.json
+        if confirm:
+            confirmed = self.confirm_email(email)
+            assert confirmed.status == 200, confirmed.json
         data = response.json
         return User(
             api=self,
@@ -174,13 +205,20 @@ class FalconApi(Api):
 
     kind = "falcon"
 
-    def __init__(self, client: Any, *, clock: Clock | None, ip: str | None = None) -> None:
-        super().__init__(ip=ip)
+    def __init__(
+        self,
+        client: Any,
+        *,
+        clock: Clock | None,
+        ip: str | None = None,
+        mailbox: Mailbox | None = None,
+    ) -> None:
+        super().__init__(ip=ip, mailbox=mailbox)
         self.client = client
         self.clock = clock
 
     def with_ip(self, ip: str | None = None) -> FalconApi:
-        return FalconApi(self.client, clock=self.clock, ip=ip)
+        return FalconApi(self.client, clock=self.clock, ip=ip, mailbox=self.mailbox)
 
     def send(
         self, method: str, path: str, *, body: bytes | None, headers: dict[str, str]
@@ -202,15 +240,20 @@ class HttpApi(Api):
 
     kind = "http"
 
-    def __init__(self, base_url: str, *, ip: str | None = None) -> None:
-        super().__init__(ip=ip)
+    def __init__(
+        self, base_url: str, *, ip: str | None = None, mailbox: Mailbox | None = None
+    ) -> None:
+        super().__init__(ip=ip, mailbox=mailbox)
         self.base_url = base_url
         parts = urlsplit(base_url)
         self._host = parts.hostname or "127.0.0.1"
         self._port = parts.port or 80
 
     def with_ip(self, ip: str | None = None) -> HttpApi:
-        return HttpApi(self.base_url, ip=ip)
+        clone = HttpApi(self.base_url, ip=ip, mailbox=self.mailbox)
+        if hasattr(self, "server"):
+            clone.server = self.server  # type: ignore[attr-defined]
+        return clone
 
     def send(
         self, method: str, path: str, *, body: bytes | None, headers: dict[str, str]

@@ -29,8 +29,9 @@ import falcon.testing
 import pytest
 
 from reference_server.app import create_app
-from reference_server.services import MemoryEmailSink, Services, build_services, run_now
+from reference_server.mail import DirectoryEmailSink, MemoryEmailSink
 from reference_server.settings import Settings
+from reference_server.wiring import Server, build_server, run_now
 from storno_security.clock import FrozenClock
 from tests.conftest import (
     IN_CI,
@@ -65,15 +66,15 @@ def server_settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def services(server_settings: Settings, clock: FrozenClock) -> Iterator[Services]:
-    built = build_services(server_settings, clock=clock, email=MemoryEmailSink(), run_later=run_now)
+def server(server_settings: Settings, clock: FrozenClock) -> Iterator[Server]:
+    built = build_server(server_settings, clock=clock, email=MemoryEmailSink(), run_later=run_now)
     yield built
     built.close()
 
 
 @pytest.fixture
-def app(services: Services) -> falcon.App:
-    return create_app(services=services)
+def app(server: Server) -> falcon.App:
+    return create_app(server=server)
 
 
 @pytest.fixture
@@ -82,8 +83,10 @@ def client(app: falcon.App) -> falcon.testing.TestClient:
 
 
 @pytest.fixture
-def falcon_api(client: falcon.testing.TestClient, clock: FrozenClock) -> FalconApi:
-    return FalconApi(client, clock=clock)
+def falcon_api(client: falcon.testing.TestClient, clock: FrozenClock, server: Server) -> FalconApi:
+    sink = server.email
+    assert isinstance(sink, MemoryEmailSink)
+    return FalconApi(client, clock=clock, mailbox=lambda: list(sink.sent))
 
 
 # -- real servers --------------------------------------------------------------------------
@@ -108,7 +111,7 @@ class RunningServer:
         full_env.pop("CI", None)
         # Keys and schema are made once, before any worker starts (as `storno-security serve`).
         settings = Settings.from_env({k: v for k, v in env.items() if k.startswith("STORNO_")})
-        build_services(settings).close()
+        build_server(settings).close()
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
             [
@@ -147,8 +150,6 @@ class RunningServer:
         raise RuntimeError(f"{self.name} did not start: {self.log_path.read_text()[-4000:]}")
 
     def mail(self) -> list[dict[str, str]]:
-        from reference_server.services import DirectoryEmailSink
-
         return DirectoryEmailSink(self.data_dir / "mail").read_all()
 
     def stop(self) -> None:
@@ -212,30 +213,24 @@ def api(request: pytest.FixtureRequest) -> Api:
     if request.param == "falcon":
         result: Api = request.getfixturevalue("falcon_api")
         return result
-    server: RunningServer = request.getfixturevalue(request.param.replace("-", "_"))
-    http_api = HttpApi(server.base_url)
-    http_api.server = server  # type: ignore[attr-defined]
+    running: RunningServer = request.getfixturevalue(request.param.replace("-", "_"))
+    http_api = HttpApi(running.base_url, mailbox=running.mail)
+    http_api.server = running  # type: ignore[attr-defined]
     return http_api
 
 
 @pytest.fixture
-def falcon_mailbox(services: Services) -> Callable[[], list[dict[str, str]]]:
+def falcon_mailbox(falcon_api: FalconApi) -> Callable[[], list[dict[str, str]]]:
     """Mail the in-process app (``falcon_api``) sent."""
-    sink = services.email
-    assert isinstance(sink, MemoryEmailSink)
-    return lambda: list(sink.sent)
+    assert falcon_api.mailbox is not None
+    return falcon_api.mailbox
 
 
 @pytest.fixture
-def mailbox(request: pytest.FixtureRequest, api: Api) -> Callable[[], list[dict[str, str]]]:
+def mailbox(api: Api) -> Callable[[], list[dict[str, str]]]:
     """Mail the server sent: from the in-memory sink, or the real server's mail directory."""
-    if isinstance(api, FalconApi):
-        services: Services = request.getfixturevalue("services")
-        sink = services.email
-        assert isinstance(sink, MemoryEmailSink)
-        return lambda: list(sink.sent)
-    server: RunningServer = api.server  # type: ignore[attr-defined]
-    return server.mail
+    assert api.mailbox is not None
+    return api.mailbox
 
 
 __all__ = ["IN_CI", "make_settings", "secrets"]

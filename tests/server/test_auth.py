@@ -6,13 +6,15 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
-from reference_server import db
-from reference_server.services import Services
+from reference_server.wiring import Server
 from tests.server.api import Api, FalconApi, fresh_email
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+#: A public route that still authenticates a credential when one is sent (``/health`` is the
+#: liveness probe: never limited, it looks at no credential).
+_JWKS = "/.well-known/jwks.json"
 
 
 def _same_error(a: Any, b: Any) -> None:
@@ -123,23 +125,21 @@ def test_health_jwks_openapi_and_errors_are_json(api: Api) -> None:
 
 @pytest.mark.spec("ACC-1")
 def test_registration_creates_user_organization_and_owner(
-    falcon_api: FalconApi, services: Services
+    falcon_api: FalconApi, server: Server
 ) -> None:
     user = falcon_api.register(email="  Ana.Example@Example.EU ")
     assert user.email.strip()  # the raw input
-    with services.db.transaction() as conn:
-        row = conn.execute(sa.select(db.users).where(db.users.c.id == user.user_id)).one()
-        membership = conn.execute(
-            sa.select(db.memberships).where(db.memberships.c.user_id == user.user_id)
-        ).one()
-        org = conn.execute(
-            sa.select(db.organizations).where(db.organizations.c.id == user.organization_id)
-        ).one()
+    directory = server.kit.directory
+    row = directory.get_user(user.user_id)
+    (membership,) = directory.memberships_of(user.user_id)
+    org = directory.get_organization(user.organization_id)
+    assert row is not None
+    assert org is not None
     assert row.email == "ana.example@example.eu"
-    assert "$2b$" in row.password_hash
-    assert membership.role == "owner"
+    assert "$2b$" in (row.password_hash or "")
+    assert membership.role.value == "owner"
     assert membership.is_default
-    assert membership.organization_id == org.id
+    assert membership.organization_id == org.organization_id
 
 
 @pytest.mark.spec("ACC-1")
@@ -162,16 +162,16 @@ def test_duplicate_and_invalid_registration(falcon_api: FalconApi) -> None:
 @pytest.mark.spec("PW-4")
 @pytest.mark.spec("RL-5")
 def test_unknown_email_costs_a_bcrypt_and_limited_requests_cost_none(
-    falcon_api: FalconApi, services: Services, monkeypatch: pytest.MonkeyPatch
+    falcon_api: FalconApi, server: Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[object] = []
-    real = services.hasher.verify
+    real = server.kit.hasher.verify
 
     def spy(password: str, stored: Any) -> Any:
         calls.append(stored)
         return real(password, stored)
 
-    monkeypatch.setattr(services.hasher, "verify", spy)
+    monkeypatch.setattr(server.kit.hasher, "verify", spy)
     body = {"email": fresh_email(), "password": "whatever password"}
     for _ in range(5):
         assert falcon_api.post("/api/auth", body).status == 401
@@ -194,8 +194,8 @@ def test_register_is_limited_to_ten_an_hour(falcon_api: FalconApi) -> None:
 
 @pytest.mark.spec("RL-2")
 def test_bad_credentials_are_counted_before_they_are_refused(falcon_api: FalconApi) -> None:
-    first = falcon_api.get("/health", headers={"Authorization": "Bearer not.a.jwt"})
-    second = falcon_api.get("/health", headers={"Authorization": "Bearer not.a.jwt"})
+    first = falcon_api.get(_JWKS, headers={"Authorization": "Bearer not.a.jwt"})
+    second = falcon_api.get(_JWKS, headers={"Authorization": "Bearer not.a.jwt"})
     assert first.status == second.status == 401
     assert int(first.header("RateLimit-Remaining") or 0) > int(
         second.header("RateLimit-Remaining") or 0
@@ -205,7 +205,7 @@ def test_bad_credentials_are_counted_before_they_are_refused(falcon_api: FalconA
 
 @pytest.mark.spec("KEY-4")
 def test_an_api_key_sent_as_bearer_is_refused(falcon_api: FalconApi) -> None:
-    answer = falcon_api.get("/health", headers={"Authorization": "Bearer af_" + "a" * 64})
+    answer = falcon_api.get(_JWKS, headers={"Authorization": "Bearer af_" + "a" * 64})
     assert answer.status == 401
     assert answer.json["code"] == "invalid_api_key"
 
@@ -215,8 +215,8 @@ def test_authenticated_and_anonymous_callers_use_different_buckets(
     falcon_api: FalconApi,
 ) -> None:
     user = falcon_api.register()
-    anonymous = falcon_api.get("/health")
-    authenticated = user.get("/health")
+    anonymous = falcon_api.get(_JWKS)
+    authenticated = user.get(_JWKS)
     assert anonymous.header("RateLimit-Limit") == "10000"
     assert authenticated.header("RateLimit-Limit") == "50000"
 
@@ -253,14 +253,14 @@ def test_oversized_body_is_413(falcon_api: FalconApi) -> None:
 
 @pytest.mark.spec("SRV-2")
 def test_unexpected_failures_answer_500_without_a_trace(
-    falcon_api: FalconApi, services: Services, monkeypatch: pytest.MonkeyPatch
+    falcon_api: FalconApi, server: Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     user = falcon_api.register()
 
     def boom(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("secret internal detail")
 
-    monkeypatch.setattr(services.sessions, "start", boom)
+    monkeypatch.setattr(server.kit.sessions, "start", boom)
     answer = falcon_api.post("/api/auth", {"email": user.email, "password": user.password})
     assert answer.status == 500
     assert answer.json["code"] == "internal_error"
@@ -308,6 +308,15 @@ def test_refresh_needs_a_token(falcon_api: FalconApi) -> None:
 @pytest.mark.spec("JWT-1")
 def test_access_tokens_expire_after_an_hour(falcon_api: FalconApi) -> None:
     user = falcon_api.register()
-    assert user.get("/health").status == 200
+    assert user.get(_JWKS).status == 200
     falcon_api.clock.advance(timedelta(seconds=3600 + 61))  # type: ignore[union-attr]
-    assert user.get("/health").status == 401
+    assert user.get(_JWKS).status == 401
+
+
+@pytest.mark.spec("SRV-5")
+def test_liveness_is_never_limited_and_reads_no_credential(falcon_api: FalconApi) -> None:
+    for _ in range(300):
+        answer = falcon_api.get("/health", headers={"Authorization": "Bearer not.a.jwt"})
+        assert answer.status == 200
+        assert answer.header("RateLimit-Limit") is None
+    assert falcon_api.get("/ready").json["checks"]["database"] == "ok"

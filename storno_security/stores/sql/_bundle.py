@@ -43,6 +43,7 @@ def sql_bundle(
     from storno_security.ratelimit import storage_from_uri
 
     closers: list[Any] = [engine.dispose]
+    dependencies: list[tuple[str, Any]] = []
     shared: dict[str, Any] = {
         "totp_replay": s.SqlTotpReplayStore(engine),
         "mfa_challenges": s.SqlMfaChallengeStore(engine),
@@ -59,6 +60,7 @@ def sql_bundle(
             redis_url, socket_connect_timeout=redis_timeout, socket_timeout=redis_timeout
         )
         closers.append(client.close)
+        dependencies.append(("redis", _redis_probe(client)))
         shared = {
             "totp_replay": r.RedisTotpReplayStore(client, prefix=redis_prefix),
             "mfa_challenges": r.RedisMfaChallengeStore(client, prefix=redis_prefix),
@@ -80,5 +82,16 @@ def sql_bundle(
         license_last_seen=s.SqlLastSeenStore(engine),
         rate_limits=storage_from_uri(uri, prefix=redis_prefix),
         closers=tuple(closers),
+        dependencies=tuple(dependencies),
         **shared,
     )
+
+
+def _redis_probe(client: Any) -> Any:
+    def probe() -> bool:
+        try:
+            return bool(client.ping())
+        except Exception:  # any failure means "not ready"; the reason is not the probe's
+            return False
+
+    return probe
