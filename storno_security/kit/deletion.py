@@ -5,7 +5,8 @@ Deletion is built only from store verbs: memberships are removed by the organiza
 compare-and-set (an Owner with other members must hand over first, RBAC-6), every session and
 credential dies at once, every store forgets the user (``forget_user``) except the session
 epoch, which must keep the access tokens dead until they expire, and the account row is
-anonymised. The purge, after ``policy.deletion_grace``, forgets the rest and deletes the
+anonymised, as is the name of an organization the user leaves empty (registration named it
+after the person). The purge, after ``policy.deletion_grace``, forgets the rest and deletes the
 organizations nobody is left in. Audit events are kept, pseudonymised.
 """
 
@@ -30,9 +31,13 @@ from storno_security.rbac.invitations import InvitationState
 from storno_security.rbac.model import Membership, is_visible
 from storno_security.rbac.permissions import Role
 
-__all__ = ["AccountDeletion", "DeletionFlows", "Purge"]
+__all__ = ["DELETED_ORGANIZATION_NAME", "AccountDeletion", "DeletionFlows", "Purge"]
 
 _ATTEMPTS = 3
+
+#: The name an organization takes when its last member deletes the account: registration
+#: names it after the person (their name, or their address), personal data to clear at once.
+DELETED_ORGANIZATION_NAME = "Deleted organization"
 
 
 @attrs.frozen(kw_only=True)
@@ -195,7 +200,10 @@ class DeletionFlows(CredentialFlows):
         if others or org.deleted_at is not None:
             return False
         self.directory.update_organization(
-            org.organization_id, expected_version=org.version + 1, deleted_at=now
+            org.organization_id,
+            expected_version=org.version + 1,
+            name=DELETED_ORGANIZATION_NAME,
+            deleted_at=now,
         )
         return True
 

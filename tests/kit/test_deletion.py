@@ -18,6 +18,7 @@ from storno_security.errors import (
     ReauthenticationRequiredError,
 )
 from storno_security.kit import Kit
+from storno_security.kit.deletion import DELETED_ORGANIZATION_NAME
 from tests.kit.conftest import PASSWORD, World
 
 
@@ -139,3 +140,18 @@ def test_an_owner_with_members_hands_over_first(world: World) -> None:
     members = world.kit.directory.members_of(invitation.organization_id)
     live = [r.membership for r in members if r.membership.deleted_at is None]
     assert [(m.user_id, m.role.value) for m in live] == [(admin.user.user_id, "owner")]
+
+
+@pytest.mark.spec("ACC-4")
+def test_an_organization_left_empty_loses_the_name_registration_gave_it(world: World) -> None:
+    """Registration names the organization after the person (here their address): personal
+    data, cleared at the deletion, not at the purge."""
+    session = world.register()
+    address = session.user.email or ""
+    deletion = world.kit.delete_account(world.caller(session), current_password=PASSWORD)
+    (organization_id,) = deletion.organization_ids
+    organization = world.kit.directory.get_organization(organization_id)
+    assert organization is not None
+    assert organization.deleted_at is not None
+    assert organization.name == DELETED_ORGANIZATION_NAME
+    assert address.split("@")[0] not in organization.name
