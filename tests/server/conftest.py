@@ -111,6 +111,7 @@ class RunningServer:
         full_env.pop("CI", None)
         # Keys and schema are made once, before any worker starts (as `storno-security serve`).
         settings = Settings.from_env({k: v for k, v in env.items() if k.startswith("STORNO_")})
+        self.settings = settings  # tests reach the server's database (data written directly)
         build_server(settings).close()
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
