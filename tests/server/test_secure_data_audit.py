@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import timedelta
 
 import pytest
 
-from reference_server.services import Services
+from reference_server.wiring import Server
 from storno_security.audit import SecurityEventType
 from tests.server.api import FalconApi, User
-from tests.server.test_secure_data_helpers import add_member
+from tests.server.data_support import add_member
 
 
 def _events(user: User, query: str = "", **kwargs: str) -> list[dict[str, object]]:
@@ -20,15 +21,13 @@ def _events(user: User, query: str = "", **kwargs: str) -> list[dict[str, object
     return events
 
 
-def test_each_organization_sees_only_its_own_events(
-    falcon_api: FalconApi, services: Services
-) -> None:
+def test_each_organization_sees_only_its_own_events(falcon_api: FalconApi, server: Server) -> None:
     first = falcon_api.register()
     second = falcon_api.register()
     for user in (first, second):
         login = falcon_api.post("/api/auth", {"email": user.email, "password": user.password})
         assert login.status == 200
-    services.audit.record(SecurityEventType.ACCESS_DENIED, actor_id=None, organization_id=None)
+    server.kit.audit.record(SecurityEventType.ACCESS_DENIED, actor_id=None, organization_id=None)
 
     for user, other in ((first, second), (second, first)):
         events = _events(user)
@@ -46,25 +45,23 @@ def test_each_organization_sees_only_its_own_events(
 
 
 @pytest.mark.parametrize("role", ["accountant", "viewer"])
-def test_audit_view_is_needed(falcon_api: FalconApi, services: Services, role: str) -> None:
+def test_audit_view_is_needed(falcon_api: FalconApi, server: Server, role: str) -> None:
     owner = falcon_api.register()
     member = falcon_api.register()
-    add_member(services, member.user_id, owner.organization_id, role)
+    add_member(server, member.user_id, owner.organization_id, role)
     org = owner.organization_id
     assert member.get("/api/v1/audit-events", organization=org).status == 403
     assert member.get("/api/v1/audit-events/export", organization=org).status == 403
     admin = falcon_api.register()
-    add_member(services, admin.user_id, org, "admin")
+    add_member(server, admin.user_id, org, "admin")
     assert admin.get("/api/v1/audit-events", organization=org).status == 200
 
 
-def test_cursor_pagination_covers_every_event_once(
-    falcon_api: FalconApi, services: Services
-) -> None:
+def test_cursor_pagination_covers_every_event_once(falcon_api: FalconApi, server: Server) -> None:
     owner = falcon_api.register()
     for _ in range(6):
         falcon_api.clock.advance(1)  # type: ignore[union-attr]
-        services.audit.record(
+        server.kit.audit.record(
             SecurityEventType.ACCESS_DENIED,
             actor_id=owner.user_id,
             organization_id=owner.organization_id,
@@ -87,17 +84,17 @@ def test_cursor_pagination_covers_every_event_once(
     assert pages == (len(everything) + 1) // 2
 
 
-def test_filters(falcon_api: FalconApi, services: Services) -> None:
+def test_filters(falcon_api: FalconApi, server: Server) -> None:
     owner = falcon_api.register()
     start = falcon_api.now()
     falcon_api.clock.advance(timedelta(minutes=5))  # type: ignore[union-attr]
     middle = falcon_api.now()
-    services.audit.record(
+    server.kit.audit.record(
         SecurityEventType.ACCESS_DENIED,
         actor_id=owner.user_id,
         organization_id=owner.organization_id,
     )
-    services.audit.record(
+    server.kit.audit.record(
         SecurityEventType.VAULT_ACCESSED,
         actor_id="someone-else",
         organization_id=owner.organization_id,
@@ -136,13 +133,53 @@ def test_bad_queries_are_400(falcon_api: FalconApi, query: str) -> None:
     assert response.status == 400, response.json
 
 
-def test_export_is_recorded(falcon_api: FalconApi, services: Services) -> None:
+def test_export_is_recorded(falcon_api: FalconApi, server: Server) -> None:
     owner = falcon_api.register()
     export = owner.get("/api/v1/audit-events/export")
     assert export.status == 200
     assert export.header("content-disposition") == 'attachment; filename="audit-events.jsonl"'
-    recorded = services.audit.store.query(
+    recorded = server.kit.stores.audit.query(
         organization_id=owner.organization_id, types=[SecurityEventType.DATA_EXPORTED]
     )
     assert len(recorded) == 1
     assert recorded[0].details["record_count"] == len(export.body.decode().splitlines())
+
+
+def _cursor(at: str) -> str:
+    raw = json.dumps({"at": at, "id": "x"}).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "since=9999-12-31T23:59:59-14:00",
+        "since=9999-12-31T23:59:59-01:00",
+        "since=0001-01-01T00:00:00%2B14:00",
+        "until=0001-01-01T00:00:00%2B14:00",
+        "until=0001-01-01T00:00:00%2B01:00",
+        "cursor=" + _cursor("0001-01-01T00:00:00+14:00"),
+        "cursor=" + _cursor("9999-12-31T23:59:59-01:00"),
+    ],
+)
+def test_audit_times_at_the_edge_of_the_calendar_are_a_400(
+    falcon_api: FalconApi, query: str
+) -> None:
+    """review finding r-data / r-authz (LOW): a time whose UTC value falls outside years
+    1..9999 raised ``OverflowError`` in ``_query_time``/``_decode_cursor``: 500."""
+    user = falcon_api.register()
+    name = query.split("=", 1)[0]
+    for path in ("/api/v1/audit-events", "/api/v1/audit-events/export"):
+        if path.endswith("export") and name == "cursor":
+            continue  # the export takes no cursor
+        response = user.get(f"{path}?{query}")
+        assert response.status == 400, (path, response.status, response.json)
+        assert response.json["field"] == name
+
+
+def test_audit_times_just_inside_the_calendar_still_work(falcon_api: FalconApi) -> None:
+    """review finding r-data / r-authz (LOW): the edge itself stays usable."""
+    user = falcon_api.register()
+    for query in ("since=0001-01-01T00:00:00Z", "until=9999-12-31T23:59:59%2B00:00"):
+        response = user.get(f"/api/v1/audit-events?{query}")
+        assert response.status == 200, (query, response.json)

@@ -4,25 +4,28 @@ the organization's audit log."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
-from tests.server.api import Api
-from tests.server.test_secure_data_helpers import (
-    INVOICE,
-    b64,
-    catch_up_with_wall_clock,
-    create_company,
-    unb64,
-)
+import pytest
+
+from tests.server.api import Api, User
+from tests.server.data_support import INVOICE, b64, catch_up_with_wall_clock, company_of, unb64
+
+__all__ = ["company_of"]  # a fixture
 
 
-def test_vault_store_list_reveal_replace_delete(api: Api) -> None:
+@pytest.mark.spec("VLT-1")
+def test_vault_store_list_reveal_replace_delete(
+    api: Api, company_of: Callable[[User], str]
+) -> None:
     owner = api.register()
-    company = create_company(owner)
+    company = company_of(owner)
+    proof = {"current_password": owner.password}
     secret = {"access_key_id": "AKIAEXAMPLE", "secret_access_key": "wJalrXUtnFEMI/K7MDENG"}
 
     created = owner.post(
         "/api/v1/storage-credentials",
-        {"provider": "s3", "name": "Archive bucket", "secret": secret},
+        {"provider": "s3", "name": "Archive bucket", "secret": secret, **proof},
         company=company,
     )
     assert created.status == 201, created.json
@@ -35,28 +38,38 @@ def test_vault_store_list_reveal_replace_delete(api: Api) -> None:
     assert b"wJalrXUtnFEMI" not in listing.body
     assert b"AKIAEXAMPLE" not in listing.body
 
-    revealed = owner.get(f"/api/v1/storage-credentials/{credential_id}/secret", company=company)
+    revealed = owner.post(
+        f"/api/v1/storage-credentials/{credential_id}/secret", proof, company=company
+    )
     assert revealed.status == 200, revealed.json
     assert revealed.json["secret"] == secret
 
     replaced = owner.put(
-        f"/api/v1/storage-credentials/{credential_id}", {"secret": "new-token"}, company=company
+        f"/api/v1/storage-credentials/{credential_id}",
+        {"secret": "new-token", **proof},
+        company=company,
     )
     assert replaced.status == 200, replaced.json
-    again = owner.get(f"/api/v1/storage-credentials/{credential_id}/secret", company=company)
+    again = owner.post(
+        f"/api/v1/storage-credentials/{credential_id}/secret", proof, company=company
+    )
     assert again.json["secret"] == "new-token"
 
     assert (
         owner.delete(f"/api/v1/storage-credentials/{credential_id}", company=company).status == 204
     )
-    gone = owner.get(f"/api/v1/storage-credentials/{credential_id}/secret", company=company)
+    gone = owner.post(f"/api/v1/storage-credentials/{credential_id}/secret", proof, company=company)
     assert gone.status == 404
     assert owner.get("/api/v1/storage-credentials", company=company).json["items"] == []
 
     # Another organization probing the id gets 404, as for a missing row (RBAC-3).
     stranger = api.register()
-    own_company = create_company(stranger)
-    probe = stranger.get(f"/api/v1/storage-credentials/{credential_id}/secret", company=own_company)
+    own_company = company_of(stranger)
+    probe = stranger.post(
+        f"/api/v1/storage-credentials/{credential_id}/secret",
+        {"current_password": stranger.password},
+        company=own_company,
+    )
     assert probe.status == 404
     assert stranger.get("/api/v1/storage-credentials", company=company).status == 404
 
@@ -70,10 +83,10 @@ def test_license_status_unlicensed_without_a_license(api: Api) -> None:
     assert response.json["license"] is None
 
 
-def test_xml_sign_then_verify(api: Api) -> None:
+def test_xml_sign_then_verify(api: Api, company_of: Callable[[User], str]) -> None:
     catch_up_with_wall_clock(api)
     owner = api.register()
-    company = create_company(owner)
+    company = company_of(owner)
     for form in ("enveloped", "xades"):
         signed = owner.post(
             "/api/v1/xml/sign", {"xml": b64(INVOICE), "form": form}, company=company

