@@ -789,7 +789,7 @@ def cmd_audit_purge(args: argparse.Namespace) -> int:
 
 
 def cmd_accounts_purge(args: argparse.Namespace) -> int:
-    from reference_server.services import build_services
+    from reference_server.wiring import build_server
 
     try:
         gdpr: Any = importlib.import_module("reference_server.gdpr")
@@ -800,11 +800,11 @@ def cmd_accounts_purge(args: argparse.Namespace) -> int:
             "accounts purge needs reference_server.gdpr, which is not installed"
         ) from None
     settings = _settings(args)
-    services = build_services(settings, create_keys=False)
+    server = build_server(settings, create_keys=False)
     try:
-        count = gdpr.purge_deleted_accounts(services)
+        count = gdpr.purge_deleted_accounts(server)
     finally:
-        services.close()
+        server.close()
     _say(f"purged {count} account(s) deleted more than {settings.deletion_grace_days} days ago")
     return 0
 
