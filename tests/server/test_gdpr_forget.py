@@ -9,6 +9,7 @@ passes in an instant)."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -38,13 +39,13 @@ from tests.server.api import FalconApi, User
 from tests.server.conftest import make_settings
 from tests.server.data_support import (
     CREDENTIALS,
+    LIBRARY_STORES_FORGET,
     caller,
     database_hits,
     enable_mfa,
     insert_company,
     insert_invoice,
     needles_of,
-    needs_forgetting_stores,
     redis_hits,
     step_up_token,
 )
@@ -54,6 +55,20 @@ ORIGIN = "http://localhost:8000"
 # What docs/server-data.md says deletion keeps: the audit events, pseudonymised. They hold the
 # pseudonym, never the id or the address, so nothing is exempt from the scan.
 KEPT: frozenset[str] = frozenset()
+
+#: The stores that keep their own records of a user: the library's, but the directory (users,
+#: organizations, memberships, invitations) and the audit log, which forget already. Until
+#: every library store can forget a user (``forget_user``), their leftovers are tolerated and
+#: printed; then nothing is. The server's tables, the directory and the audit log are held to
+#: the rule now.
+_DIRECTORY_AND_AUDIT = ("storno_users", "storno_organizations", "storno_memberships")
+_DIRECTORY_AND_AUDIT += ("storno_invitations", "storno_audit_events")
+
+
+def _library_store(place: str) -> bool:
+    if place.startswith("redis:"):
+        return True
+    return place.startswith("storno_") and not place.startswith(_DIRECTORY_AND_AUDIT)
 
 
 class Deployment:
@@ -180,7 +195,6 @@ def _leave_traces_everywhere(deployment: Deployment, user: User, host: User) -> 
 
 @pytest.mark.spec("ACC-7")
 @pytest.mark.spec("ACC-4")
-@needs_forgetting_stores
 def test_deletion_and_purge_leave_nothing_that_names_the_user(deployment: Deployment) -> None:
     server, api = deployment.server, deployment.api
     host = api.register(confirm=True)
@@ -196,7 +210,12 @@ def test_deletion_and_purge_leave_nothing_that_names_the_user(deployment: Deploy
 
     api.clock.advance(server.kit.policy.deletion_grace + timedelta(seconds=1))  # type: ignore[union-attr]
     assert gdpr.purge_deleted_accounts(server) == 1
-    assert deployment.hits(*needles["user_id"], *needles["email"]) == set()
+    left = deployment.hits(*needles["user_id"], *needles["email"])
+    if not LIBRARY_STORES_FORGET:
+        leftovers = {place for place in left if _library_store(place)}
+        warnings.warn(f"library stores keep the purged user: {sorted(leftovers)}", stacklevel=1)
+        left -= leftovers
+    assert left == set()
 
     # The audit trail is kept, under the pseudonym; the host keeps its organization.
     alias = pseudonym(user.user_id, key=server.keys.pseudonym)
