@@ -47,6 +47,7 @@ from storno_security.stores.sql._base import (
     schema_version,
     schema_versions,
 )
+from storno_security.stores.sql._records import records
 from storno_security.stores.sql.accounts import (
     SqlResetTokenStore,
     password_reset_tokens,
@@ -126,6 +127,7 @@ __all__ = [
     "password_reset_tokens",
     "password_reset_users",
     "read_transaction",
+    "records",
     "refresh_families",
     "refresh_tokens",
     "revoked_sessions",
