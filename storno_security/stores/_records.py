@@ -84,8 +84,12 @@ def storable(name: str, value: object, max_length: int = MAX_KEY) -> str:
     """
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a str, not {type(value).__name__}")
-    if not value or len(value) > max_length or "\x00" in value:
-        raise ValueError(f"{name} must be 1 to {max_length} characters without NUL")
+    if not value:
+        raise ValueError(f"{name} must not be empty")
+    if len(value) > max_length:
+        raise ValueError(f"{name} is longer than {max_length} characters")
+    if "\x00" in value:
+        raise ValueError(f"{name} must not contain NUL characters")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:

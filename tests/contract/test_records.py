@@ -173,6 +173,7 @@ def test_take_with_siblings_ends_the_subjects_other_records(backend: Any) -> Non
     assert backend.take(NS, mine[1], now=NOW, siblings=True) is not None
     assert [backend.get(NS, k, now=NOW) for k in mine] == [None] * 3
     assert backend.get(NS, theirs, now=NOW) is not None
+    assert backend.forget(NS, u) == 0  # nothing left but what forget clears (a SQL lock row)
     assert u not in stored_text(backend)
 
 

@@ -6,6 +6,7 @@ stores when several workers serve the same users.
 """
 
 from storno_security.stores.memory.accounts import (
+    MemoryEmailConfirmationStore,
     MemoryResetTokenStore,
 )
 from storno_security.stores.memory.api_keys import (
@@ -40,6 +41,7 @@ __all__ = [
     "MemoryApiKeyStore",
     "MemoryAuditStore",
     "MemoryBackupCodeStore",
+    "MemoryEmailConfirmationStore",
     "MemoryLastSeenStore",
     "MemoryMfaChallengeStore",
     "MemoryMfaFailureStore",

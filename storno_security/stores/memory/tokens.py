@@ -13,7 +13,9 @@ from datetime import datetime
 import attrs
 
 from storno_security.errors import StoreError
-from storno_security.stores.memory._base import _delete_where
+from storno_security.stores._adapters import SessionStates, _epoch
+from storno_security.stores.memory._base import _check_str
+from storno_security.stores.memory._records import MemoryRecords
 from storno_security.tokens.storage import (
     RefreshFamily,
     Rotation,
@@ -130,37 +132,17 @@ class MemoryRefreshFamilyStore:
             return len(dead)
 
 
-class MemorySessionStateStore:
-    """Session epochs and revoked-session markers in dictionaries guarded by one lock."""
+class MemorySessionStateStore(SessionStates):
+    """Session epochs and revoked-session markers on in-memory records."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._epochs: dict[str, int] = {}
-        self._revoked: dict[str, datetime] = {}
+        self._memory = MemoryRecords()
+        super().__init__(self._memory)
 
     def session_state(self, *, user_id: str, session_id: str) -> SessionState:
         """See :meth:`SessionStateStore.session_state`."""
-        # Two dict reads; each is atomic, and a bump racing with this read is ordered either way.
-        return SessionState(self._epochs.get(user_id, 0), session_id in self._revoked)
-
-    def current_epoch(self, user_id: str) -> int:
-        """See :meth:`SessionStateStore.current_epoch`."""
-        return self._epochs.get(user_id, 0)
-
-    def bump_epoch(self, user_id: str) -> int:
-        """See :meth:`SessionStateStore.bump_epoch`."""
-        with self._lock:
-            epoch = self._epochs.get(user_id, 0) + 1
-            self._epochs[user_id] = epoch
-            return epoch
-
-    def revoke_session(self, session_id: str, *, now: datetime, until: datetime) -> None:
-        """See :meth:`SessionStateStore.revoke_session`."""
-        with self._lock:
-            current = self._revoked.get(session_id)
-            if current is None or current < until:
-                self._revoked[session_id] = until
-
-    def purge_expired(self, *, now: datetime) -> int:
-        """See :meth:`SessionStateStore.purge_expired`."""
-        return _delete_where(self._lock, self._revoked, lambda until: until < now)
+        memory = self._memory
+        with memory._lock:
+            epoch = memory._rows.get(("epoch", _check_str("user_id", user_id)))
+            revoked = ("revoked", _check_str("session_id", session_id)) in memory._rows
+        return SessionState(0 if epoch is None else _epoch(epoch.record.number), revoked)

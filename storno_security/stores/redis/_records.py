@@ -17,6 +17,7 @@ touch index members by name, so they need one Redis primary, not a Cluster.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -37,7 +38,7 @@ from storno_security.stores.redis._base import (
     require_noeviction,
 )
 
-__all__ = ["RedisRecords"]
+__all__ = ["RedisBacked", "RedisRecords"]
 
 _HELPERS = """
 local function fail(what)
@@ -53,7 +54,11 @@ local function load(key)
     if kind == 'none' then return nil end
     if kind ~= 'hash' then fail('not a record') end
     local v = redis.call('HMGET', key, 'number', 'limit', 'expires_at', 'created_at',
-        'subject', 'tag')
+        'subject', 'tag', 'shape', 'data')
+    if not v[7] or not v[8] then fail('not a record') end
+    for name in string.gmatch(v[7], '[a-z_]+') do
+        if not redis.call('HGET', key, name) then fail('a record lost its ' .. name) end
+    end
     local r = {number = num(v[1]), created_at = num(v[4]), subject = v[5] or nil, tag = v[6] or nil}
     if v[2] then r.limit = num(v[2]) end
     if v[3] then r.expires_at = num(v[3]) end
@@ -69,7 +74,7 @@ local function write(key, fields, ttl)
     redis.call('HSET', key, unpack(fields))
     local given, gone = {}, {}
     for i = 1, #fields, 2 do given[fields[i]] = true end
-    for _, name in ipairs({'limit', 'expires_at', 'subject', 'tag'}) do
+    for _, name in ipairs({'limit', 'expires_at', 'subject', 'tag'}) do  -- 'shape' names them
         if not given[name] then gone[#gone + 1] = name end
     end
     if #gone > 0 then redis.call('HDEL', key, unpack(gone)) end
@@ -148,6 +153,7 @@ _COUNT = """
 local create = ARGV[6] == '1'
 local r = load(KEYS[1])
 if r and ((create and alive(r, now)) or live(r, now)) then
+    if r.number < 0 then fail('a negative count') end
     redis.call('HINCRBY', KEYS[1], 'number', 1)
     return redis.call('HGETALL', KEYS[1])
 end
@@ -339,15 +345,16 @@ def _fields_of(
     limit: int | None,
 ) -> list[object]:
     fields: list[object] = ["number", number, "created_at", micros(now), "data", data]
-    for name, value in (
-        ("limit", limit),
-        ("expires_at", None if expires_at is None else micros(expires_at)),
-        ("subject", subject),
-        ("tag", tag),
-    ):
-        if value is not None:
-            fields += [name, value]
-    return fields
+    optional = {
+        "limit": limit,
+        "expires_at": None if expires_at is None else micros(expires_at),
+        "subject": subject,
+        "tag": tag,
+    }
+    given = [name for name, value in optional.items() if value is not None]
+    for name in given:
+        fields += [name, optional[name]]
+    return [*fields, "shape", " ".join(given) or "-"]
 
 
 def _record_of(reply: object) -> Record:
@@ -365,6 +372,9 @@ def _record_of(reply: object) -> Record:
         except OverflowError:
             raise CorruptRecordError(reason="bad_datetime") from None
 
+    shape = _text(fields.get("shape", b""), "missing_field")
+    if any(name not in fields for name in shape.split() if name != "-"):
+        raise CorruptRecordError(reason="missing_field")
     data = fields.get("data")
     if isinstance(data, bytes):
         try:
@@ -379,8 +389,43 @@ def _record_of(reply: object) -> Record:
         optional("subject"),
         optional("tag"),
         data,
-        _int(fields["number"], "bad_number"),
-        None if limit is None else _int(limit, "bad_number"),
+        _int64(fields["number"]),
+        None if limit is None else _int64(limit),
         created_at,
         moment("expires_at"),
     )
+
+
+class RedisBacked:
+    """What the Redis stores add to the shared adapters: the constructor and the eviction
+    check.
+
+    Args:
+        client: a synchronous redis-py client (``decode_responses`` either way); constructing
+            makes no round trip.
+        prefix: starts every key, so several applications can share one database.
+
+    Raises:
+        TypeError: ``prefix`` is not a str.
+    """
+
+    def __init__(self, client: redis.Redis[Any], *, prefix: str = "storno:") -> None:
+        self._redis = RedisRecords(client, prefix=prefix)
+        self._records: Records = self._redis
+
+    def require_noeviction(self, *, allow_unknown: bool = False) -> None:
+        """Refuse this store's Redis if it may evict keys: see :func:`require_noeviction`.
+
+        Raises:
+            StoreError: ``reason="eviction_policy"`` or ``"eviction_policy_unknown"``.
+            StoreUnavailableError: Redis could not be reached.
+        """
+        self._redis.require_noeviction(allow_unknown=allow_unknown)
+
+
+def _int64(value: object) -> int:
+    """A stored integer in Redis' 64-bit range (exact in Python; the scripts read 18 digits)."""
+    text = _text(value, "bad_number")
+    if re.fullmatch(r"-?[0-9]{1,19}", text) is None or not -(2**63) <= int(text) < 2**63:
+        raise CorruptRecordError(reason="bad_number")
+    return int(text)

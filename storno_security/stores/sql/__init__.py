@@ -47,11 +47,10 @@ from storno_security.stores.sql._base import (
     schema_version,
     schema_versions,
 )
-from storno_security.stores.sql._records import records
+from storno_security.stores.sql._records import record_locks, records
 from storno_security.stores.sql.accounts import (
+    SqlEmailConfirmationStore,
     SqlResetTokenStore,
-    password_reset_tokens,
-    password_reset_users,
 )
 from storno_security.stores.sql.api_keys import (
     SqlApiKeyStore,
@@ -63,7 +62,6 @@ from storno_security.stores.sql.audit import (
 )
 from storno_security.stores.sql.license import (
     SqlLastSeenStore,
-    license_last_seen,
 )
 from storno_security.stores.sql.mfa import (
     SqlBackupCodeStore,
@@ -73,15 +71,10 @@ from storno_security.stores.sql.mfa import (
     SqlTotpReplayStore,
     mfa_backup_code_sets,
     mfa_backup_codes,
-    mfa_challenges,
-    mfa_failures,
-    mfa_step_up_tokens,
-    mfa_totp_steps,
 )
 from storno_security.stores.sql.passkeys import (
     SqlPasskeyChallengeStore,
     SqlPasskeyCredentialStore,
-    passkey_challenges,
     passkey_credentials,
     passkey_user_handles,
 )
@@ -90,8 +83,6 @@ from storno_security.stores.sql.tokens import (
     SqlSessionStateStore,
     refresh_families,
     refresh_tokens,
-    revoked_sessions,
-    session_epochs,
 )
 
 __all__ = [
@@ -99,6 +90,7 @@ __all__ = [
     "SqlApiKeyStore",
     "SqlAuditStore",
     "SqlBackupCodeStore",
+    "SqlEmailConfirmationStore",
     "SqlLastSeenStore",
     "SqlMfaChallengeStore",
     "SqlMfaFailureStore",
@@ -113,25 +105,16 @@ __all__ = [
     "audit_events",
     "create_engine",
     "create_schema",
-    "license_last_seen",
     "metadata",
     "mfa_backup_code_sets",
     "mfa_backup_codes",
-    "mfa_challenges",
-    "mfa_failures",
-    "mfa_step_up_tokens",
-    "mfa_totp_steps",
-    "passkey_challenges",
     "passkey_credentials",
     "passkey_user_handles",
-    "password_reset_tokens",
-    "password_reset_users",
     "read_transaction",
+    "record_locks",
     "records",
     "refresh_families",
     "refresh_tokens",
-    "revoked_sessions",
     "schema_version",
     "schema_versions",
-    "session_epochs",
 ]

@@ -7,10 +7,11 @@ Every operation is one transaction whose outcome a row count or a row lock decid
 * ``count`` with ``create`` and ``advance``: a no-op upsert locks the row, or inserts the new one
   with a random nonce that tells the caller it did; the decision is then made on the locked row;
 * ``insert`` with ``keep`` and ``take`` with ``siblings`` touch several rows of a subject: they
-  first take the subject's *lock row* (namespace ``{namespace}~``, key = the subject, an upsert
-  that locks the row it inserts or finds), so such transactions queue per subject and never
-  deadlock; the lock row ends with the last record of its subject (``expires_at``), so
-  :meth:`purge` removes it too, and :meth:`forget` deletes it.
+  first take the subject's *lock row* in ``storno_record_locks`` (an upsert, which locks the row
+  it inserts or finds; a table of its own, so that waiting on it takes no gap lock where records
+  are inserted), so such transactions queue per subject and never deadlock. The lock row lasts
+  as long as the longest-lived record of its subject, so :meth:`purge` removes it too, and
+  :meth:`forget` deletes it.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from storno_security.stores.sql._base import (
     metadata,
 )
 
-__all__ = ["SqlRecords", "records"]
+__all__ = ["SqlRecords", "record_locks", "records"]
 
 records = sa.Table(
     "storno_records",
@@ -50,7 +51,7 @@ records = sa.Table(
         primary_key=True,
         autoincrement=True,
     ),
-    sa.Column("namespace", _ExactString(33), nullable=False),
+    sa.Column("namespace", _ExactString(32), nullable=False),
     sa.Column("record_key", _ExactString(MAX_KEY), nullable=False),
     sa.Column("subject", _ExactString(MAX_KEY), nullable=True),
     sa.Column("tag", _ExactString(MAX_TAG), nullable=True),
@@ -66,7 +67,17 @@ records = sa.Table(
     mysql_engine="InnoDB",
 )
 
+record_locks = sa.Table(
+    "storno_record_locks",
+    metadata,
+    sa.Column("namespace", _ExactString(32), primary_key=True),
+    sa.Column("subject", _ExactString(MAX_KEY), primary_key=True),
+    sa.Column("expires_at", _UtcDateTime(), nullable=False),
+    mysql_engine="InnoDB",
+)
+
 _R = records.c
+_L = record_locks.c
 
 
 def _live(now: datetime) -> tuple[Any, ...]:
@@ -112,38 +123,37 @@ class SqlRecords(Records):
     def __repr__(self) -> str:
         return f"SqlRecords({self._engine.dialect.name})"
 
-    def _upsert(self, conn: sa.Connection, values: dict[str, Any], update: Any = None) -> None:
-        """Insert ``values``, or lock the row of the same key (a no-op update) or apply
-        ``update(new)`` (one assignment: ``expires_at``) to it."""
-        dialect = conn.dialect.name
-        statement = _upsert(dialect, records, values)
-        target = _R.namespace if update is None else _R.expires_at
-        if dialect in _MYSQL_DIALECTS:
-            change = target if update is None else update(statement.inserted)
-            statement = statement.on_duplicate_key_update({target.name: change})
-        else:
-            change = target if update is None else update(statement.excluded)
-            statement = statement.on_conflict_do_update(
-                index_elements=[_R.namespace, _R.record_key], set_={target.name: change}
-            )
-        conn.execute(statement)
-
     def _lock_subject(self, conn: sa.Connection, ns: str, subject: str, until: datetime) -> None:
         """Take the subject's lock row (see the module docstring); it lasts at least ``until``."""
-        values = _values(f"{ns}~", subject, until, until, subject, None, "", 0, None)
-        self._upsert(
-            conn,
-            values,
-            lambda new: sa.case(
-                (new.expires_at > _R.expires_at, new.expires_at), else_=_R.expires_at
-            ),
-        )
+        dialect = conn.dialect.name
+        values = {"namespace": ns, "subject": subject, "expires_at": until}
+        statement = _upsert(dialect, record_locks, values)
+        if dialect in _MYSQL_DIALECTS:
+            new = statement.inserted.expires_at
+            later = sa.case((new > _L.expires_at, new), else_=_L.expires_at)
+            statement = statement.on_duplicate_key_update(expires_at=later)
+        else:
+            new = statement.excluded.expires_at
+            later = sa.case((new > _L.expires_at, new), else_=_L.expires_at)
+            statement = statement.on_conflict_do_update(
+                index_elements=[_L.namespace, _L.subject], set_={"expires_at": later}
+            )
+        conn.execute(statement)
 
     def _lock_row(self, conn: sa.Connection, values: dict[str, Any]) -> tuple[Any, bool]:
         """Insert ``values`` or lock the existing row of the key; return the row and whether
         this call inserted it."""
         values = {**values, "nonce": secrets.token_hex(16)}
-        self._upsert(conn, values)
+        dialect = conn.dialect.name
+        statement = _upsert(dialect, records, values)
+        if dialect in _MYSQL_DIALECTS:  # a no-op update: locks the row
+            conn.execute(statement.on_duplicate_key_update(namespace=_R.namespace))
+        else:
+            conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[_R.namespace, _R.record_key], set_={"namespace": _R.namespace}
+                )
+            )
         where = (_R.namespace == values["namespace"], _R.record_key == values["record_key"])
         row = _existing_row(conn, sa.select(records).where(*where))
         return row, row.nonce == values["nonce"]
@@ -218,10 +228,8 @@ class SqlRecords(Records):
                 self._lock_subject(conn, ns, owner, now)
             condition = () if expired else _live(now)
             won = _changed_one(conn, sa.delete(records).where(_R.id == row.id, *condition))
-            if owner is not None:
-                if won:
-                    conn.execute(sa.delete(records).where(_R.namespace == ns, _R.subject == owner))
-                conn.execute(sa.delete(records).where(*_lock_of(ns, owner)))
+            if owner is not None and won:
+                conn.execute(sa.delete(records).where(_R.namespace == ns, _R.subject == owner))
             return record if won else None
 
     def _count(
@@ -239,13 +247,18 @@ class SqlRecords(Records):
                 add = sa.update(records).where(*mine, *_live(now)).values(number=_R.number + 1)
                 if not _changed_one(conn, add):
                     return None
-                return _record_of(_existing_row(conn, sa.select(records).where(*mine)))
+                counted = _record_of(_existing_row(conn, sa.select(records).where(*mine)))
+                if counted.number < 1:  # it was negative: roll back
+                    raise CorruptRecordError(reason="bad_number")
+                return counted
             values = _values(ns, key, now, expires_at, subject, None, "", 1, None)
             row, created = self._lock_row(conn, values)
             record = _record_of(row)
             if created:
                 return record
             if record.expires_at is None or now < record.expires_at:
+                if record.number < 0:
+                    raise CorruptRecordError(reason="bad_number")
                 conn.execute(sa.update(records).where(_R.id == row.id).values(number=_R.number + 1))
                 return attrs.evolve(record, number=record.number + 1)
             conn.execute(sa.update(records).where(_R.id == row.id).values(**values))
@@ -274,19 +287,15 @@ class SqlRecords(Records):
 
     def _forget(self, ns: str, subject: str) -> int:
         with _transaction(self._engine) as conn:
-            conn.execute(sa.delete(records).where(*_lock_of(ns, subject)))
+            conn.execute(sa.delete(record_locks).where(_L.namespace == ns, _L.subject == subject))
             mine = sa.delete(records).where(_R.namespace == ns, _R.subject == subject)
             return int(conn.execute(mine).rowcount)
 
     def _purge(self, ns: str, now: datetime) -> int:
         with _transaction(self._engine) as conn:
-            conn.execute(sa.delete(records).where(_R.namespace == f"{ns}~", _R.expires_at < now))
+            conn.execute(sa.delete(record_locks).where(_L.namespace == ns, _L.expires_at < now))
             dead = sa.delete(records).where(_R.namespace == ns, _R.expires_at < now)
             return int(conn.execute(dead).rowcount)
-
-
-def _lock_of(ns: str, subject: str) -> tuple[Any, ...]:
-    return (_R.namespace == f"{ns}~", _R.record_key == subject)
 
 
 def _values(
