@@ -71,9 +71,7 @@ class UserAccount:
     email_confirmed_at: datetime | None = attrs.field(default=None, converter=_optional_time)
     password_hash: str | None = attrs.field(default=None, repr=False, validator=_optional_text)
     google_subject: str | None = attrs.field(default=None, validator=_optional_text)
-    totp_secret_sealed: str | None = attrs.field(
-        default=None, repr=False, validator=_optional_text
-    )
+    totp_secret_sealed: str | None = attrs.field(default=None, repr=False, validator=_optional_text)
     totp_pending_sealed: str | None = attrs.field(
         default=None, repr=False, validator=_optional_text
     )

@@ -258,9 +258,7 @@ class DirectoryStore(Protocol):
         """
         ...
 
-    def close_invitation(
-        self, invitation_id: str, *, declined: bool, now: datetime
-    ) -> bool:
+    def close_invitation(self, invitation_id: str, *, declined: bool, now: datetime) -> bool:
         """Mark an open invitation declined (``declined=True``) or withdrawn; return whether
         this call closed it (``False``: it was not open).
 
@@ -350,9 +348,7 @@ class StoreBundle:
     )
     audit: AuditStore = attrs.field(validator=_is(AuditStore, "AuditStore"))
     license_last_seen: LastSeenStore = attrs.field(validator=_is(LastSeenStore, "LastSeenStore"))
-    rate_limits: RateLimitStorage = attrs.field(
-        validator=_is(RateLimitStorage, "RateLimitStorage")
-    )
+    rate_limits: RateLimitStorage = attrs.field(validator=_is(RateLimitStorage, "RateLimitStorage"))
     #: Called by :meth:`close`: releases connections (engine, Redis client).
     closers: tuple[Any, ...] = attrs.field(default=(), repr=False)
 

@@ -133,9 +133,7 @@ class Invitation:
     organization_id: str = attrs.field(validator=_check_id)
     email: str = attrs.field(validator=_check_id)
     role: Role = attrs.field(converter=Role)
-    permissions: frozenset[Permission] | None = attrs.field(
-        default=None, converter=_permissions
-    )
+    permissions: frozenset[Permission] | None = attrs.field(default=None, converter=_permissions)
     invited_by: str | None = attrs.field(default=None, validator=_optional_id)
     created_at: datetime = attrs.field(converter=_time)
     expires_at: datetime = attrs.field(converter=_time)

@@ -140,6 +140,15 @@ class RefreshFamilyStore(Protocol):
         """
         ...
 
+    def forget_user(self, user_id: str) -> int:
+        """Delete every family of the user and its token hashes (ACC-7); return how many rows.
+
+        Raises:
+            TypeError: ``user_id`` is not a str.
+            StoreError: the backend failed; nothing changed.
+        """
+        ...
+
 
 @attrs.frozen
 class SessionState:
@@ -181,4 +190,15 @@ class SessionStateStore(Protocol):
 
     def purge_expired(self, *, now: datetime) -> int:
         """Forget revoked-session markers whose ``until`` is before ``now``; return how many."""
+        ...
+
+    def forget_user(self, user_id: str) -> int:
+        """Delete the user's epoch (ACC-7; markers are keyed by session, not user); return how
+        many records. A user without an epoch is at epoch 0 again, where old access tokens
+        verify: call it only once every access token of the user has expired (at the purge).
+
+        Raises:
+            TypeError: ``user_id`` is not a str.
+            StoreError: the backend failed; nothing changed.
+        """
         ...

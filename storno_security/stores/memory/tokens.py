@@ -121,14 +121,27 @@ class MemoryRefreshFamilyStore:
                     revoked.append(family_id)
         return sorted(revoked)
 
+    def forget_user(self, user_id: str) -> int:
+        """See :meth:`RefreshFamilyStore.forget_user`."""
+        with self._lock:
+            return self._delete(
+                {f for f, row in self._families.items() if row.family.user_id == user_id}
+            )
+
+    def _delete(self, dead: set[str]) -> int:
+        """Under the lock: delete these families and their token hashes; return how many."""
+        for fid in dead:
+            del self._families[fid]
+        hashes = [h for h, t in self._tokens.items() if t.family_id in dead]
+        for token_hash in hashes:
+            del self._tokens[token_hash]
+        return len(dead) + len(hashes)
+
     def purge_expired(self, *, now: datetime) -> int:
         """See :meth:`RefreshFamilyStore.purge_expired`."""
         with self._lock:
             dead = {fid for fid, row in self._families.items() if row.family.expires_at < now}
-            for fid in dead:
-                del self._families[fid]
-            for token_hash in [h for h, t in self._tokens.items() if t.family_id in dead]:
-                del self._tokens[token_hash]
+            self._delete(dead)
             return len(dead)
 
 

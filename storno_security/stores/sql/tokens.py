@@ -328,6 +328,16 @@ class SqlRefreshFamilyStore(_SqlStore):
                 conn, live, lambda family_id: _revoke_family(family_id, now), "bad_family_id"
             )
 
+    def forget_user(self, user_id: str) -> int:
+        """See :meth:`~storno_security.tokens.storage.RefreshFamilyStore.forget_user`: two
+        ``DELETE`` in one transaction."""
+        user_id = _check_key("user_id", user_id)
+        mine = sa.select(_F.family_id).where(_F.user_id == user_id).scalar_subquery()
+        with _transaction(self._engine) as conn:
+            tokens = conn.execute(sa.delete(refresh_tokens).where(_T.family_id.in_(mine)))
+            families = conn.execute(sa.delete(refresh_families).where(_F.user_id == user_id))
+            return int(tokens.rowcount + families.rowcount)
+
     def purge_expired(self, *, now: datetime) -> int:
         """Delete families (and their token hashes) whose ``expires_at`` is before ``now``.
 
