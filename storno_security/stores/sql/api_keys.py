@@ -259,7 +259,8 @@ class SqlApiKeyStore(_SqlStore):
 
     def forget_user(self, user_id: str) -> int:
         """See :meth:`~storno_security.api_keys.ApiKeyStore.forget_user`: one ``DELETE``."""
-        return self._delete(api_keys, _K.user_id == _check_key("user_id", user_id))
+        user_id = _check_key("user_id", user_id)
+        return self._delete(api_keys, _K.user_id == user_id) if user_id else 0
 
     def touch(self, key_id: str, *, now: datetime, stale_before: datetime) -> bool:
         """``UPDATE ... SET last_used_at = now WHERE key_id = ? AND (last_used_at IS NULL OR

@@ -151,6 +151,8 @@ class SqlBackupCodeStore(_SqlStore):
             StoreUnavailableError: the database could not be reached; nothing changed.
         """
         user_id = _check_key("user_id", user_id)
+        if not user_id:  # empty or unstorable: no such user
+            return 0
         with _transaction(self._engine) as conn:
             count = conn.execute(sa.delete(mfa_backup_codes).where(_B.user_id == user_id)).rowcount
             sets = conn.execute(sa.delete(mfa_backup_code_sets).where(_BS.user_id == user_id))

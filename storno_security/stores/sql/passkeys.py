@@ -222,6 +222,8 @@ class SqlPasskeyCredentialStore(_SqlStore):
             StoreUnavailableError: the database could not be reached; nothing changed.
         """
         user_id = _check_key("user_id", user_id)
+        if not user_id:  # empty or unstorable: no such user
+            return 0
         with _transaction(self._engine) as conn:
             count = conn.execute(sa.delete(passkey_credentials).where(_C.user_id == user_id))
             handle = conn.execute(sa.delete(passkey_user_handles).where(_H.user_id == user_id))

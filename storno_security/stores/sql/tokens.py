@@ -332,6 +332,8 @@ class SqlRefreshFamilyStore(_SqlStore):
         """See :meth:`~storno_security.tokens.storage.RefreshFamilyStore.forget_user`: two
         ``DELETE`` in one transaction."""
         user_id = _check_key("user_id", user_id)
+        if not user_id:  # empty or unstorable: no such user
+            return 0
         mine = sa.select(_F.family_id).where(_F.user_id == user_id).scalar_subquery()
         with _transaction(self._engine) as conn:
             tokens = conn.execute(sa.delete(refresh_tokens).where(_T.family_id.in_(mine)))
