@@ -85,8 +85,7 @@ class SessionStates(_Adapter):
     def bump_epoch(self, user_id: str) -> int:
         """See :meth:`~storno_security.tokens.storage.SessionStateStore.bump_epoch`."""
         record = self._records.count("epoch", user_id, now=_TIMELESS, subject=user_id)
-        assert record is not None
-        if record.number < 1:
+        if record is None or record.number < 1:
             raise CorruptRecordError(reason="bad_epoch")
         return record.number
 
