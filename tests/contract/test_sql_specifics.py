@@ -114,7 +114,7 @@ def test_create_schema_is_idempotent(sql_engine: sa.Engine) -> None:
 def test_schema_version_is_recorded(sql_engine: sa.Engine) -> None:
     from storno_security.stores.sql import SCHEMA_VERSION, schema_version
 
-    assert schema_version(sql_engine) == SCHEMA_VERSION == 1
+    assert schema_version(sql_engine) == SCHEMA_VERSION == 2
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
@@ -125,11 +125,11 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
         assert schema_version(engine) is None
         create_schema(engine)
         with engine.begin() as conn:
-            conn.execute(sa.update(schema_versions).values(version=2))
+            conn.execute(sa.update(schema_versions).values(version=3))
         with pytest.raises(StoreError) as info:
             create_schema(engine)
         assert info.value.reason == "schema_version"
-        assert schema_version(engine) == 2
+        assert schema_version(engine) == 3
     finally:
         engine.dispose()
 

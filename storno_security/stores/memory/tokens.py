@@ -8,7 +8,7 @@ stores when several workers serve the same users.
 from __future__ import annotations
 
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import attrs
 
@@ -35,7 +35,8 @@ class _FamilyRow:
 @attrs.define
 class _TokenRow:
     family_id: str
-    used: bool = False
+    used_at: datetime | None = None
+    successor: str | None = None  # the token its rotation made
 
 
 class MemoryRefreshFamilyStore:
@@ -63,6 +64,7 @@ class MemoryRefreshFamilyStore:
         new_hash: str,
         now: datetime,
         expected_user_id: str | None = None,
+        grace: timedelta | None = None,
     ) -> Rotation:
         """See :meth:`RefreshFamilyStore.rotate`."""
         with self._lock:
@@ -75,17 +77,32 @@ class MemoryRefreshFamilyStore:
                 return Rotation(RotationOutcome.WRONG_USER)
             if family.expires_at <= now:
                 return Rotation(RotationOutcome.EXPIRED, family)
-            if token.used:
+            if token.used_at is not None:
+                successor = None if token.successor is None else self._tokens[token.successor]
+                if (
+                    grace is not None
+                    and row.revoked_at is None
+                    and successor is not None
+                    and successor.used_at is None
+                    and now < token.used_at + grace
+                ):
+                    self._add(new_hash, family.family_id)
+                    successor.used_at = now
+                    return Rotation(RotationOutcome.REISSUED, family)
                 if row.revoked_at is None:
                     row.revoked_at = now
                 return Rotation(RotationOutcome.REUSED, family)
             if row.revoked_at is not None:
                 return Rotation(RotationOutcome.REVOKED, family)
-            if new_hash in self._tokens:
-                raise StoreError("refresh token hash exists already", reason="duplicate")
-            token.used = True
-            self._tokens[new_hash] = _TokenRow(family.family_id)
+            self._add(new_hash, family.family_id)
+            token.used_at, token.successor = now, new_hash
             return Rotation(RotationOutcome.ROTATED, family)
+
+    def _add(self, token_hash: str, family_id: str) -> None:
+        """Under the lock: a new live token of the family."""
+        if token_hash in self._tokens:
+            raise StoreError("refresh token hash exists already", reason="duplicate")
+        self._tokens[token_hash] = _TokenRow(family_id)
 
     def revoke_by_token(
         self, token_hash: str, *, now: datetime, expected_user_id: str

@@ -24,7 +24,7 @@ import attrs
 import sqlalchemy as sa
 
 from storno_security.errors import CorruptRecordError
-from storno_security.stores._records import MAX_KEY, MAX_TAG, Record, Records, duplicate
+from storno_security.stores._records import MAX_KEY, MAX_TAG, Record, Records
 from storno_security.stores.sql._base import (
     _MYSQL_DIALECTS,
     _changed_one,
@@ -177,11 +177,7 @@ class SqlRecords(Records):
                 self._lock_subject(conn, ns, subject, expires_at)
             mine = (_R.namespace == ns, _R.record_key == key)
             conn.execute(sa.delete(records).where(*mine, _R.expires_at <= now))  # a dead one
-            try:
-                with conn.begin_nested():
-                    conn.execute(sa.insert(records).values(**values))
-            except sa.exc.IntegrityError:
-                raise duplicate() from None
+            conn.execute(sa.insert(records).values(**values))  # a duplicate: reason="duplicate"
             if keep is None or subject is None:
                 return
             query = (

@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,6 +20,7 @@ from storno_security.stores.sql._base import (
     _ID_LENGTH,
     _USER_LENGTH,
     _changed_each,
+    _changed_one,
     _check_key,
     _check_text,
     _ExactString,
@@ -71,6 +72,8 @@ refresh_tokens = sa.Table(
         index=True,
     ),
     sa.Column("used_at", _UtcDateTime(), nullable=True),
+    # the token its rotation made (schema version 2): a retry within the grace may replace it
+    sa.Column("successor_hash", _ExactString(_ID_LENGTH), nullable=True),
     mysql_engine="InnoDB",
 )
 
@@ -165,6 +168,7 @@ class SqlRefreshFamilyStore(_SqlStore):
         new_hash: str,
         now: datetime,
         expected_user_id: str | None = None,
+        grace: timedelta | None = None,
     ) -> Rotation:
         """Atomically retire the token with hash ``presented_hash`` and make ``new_hash`` live.
 
@@ -200,12 +204,13 @@ class SqlRefreshFamilyStore(_SqlStore):
                 _T.used_at.is_(None),
                 _T.family_id.in_(live_families.scalar_subquery()),
             )
-            .values(used_at=now)
+            .values(used_at=now, successor_hash=new_hash)
         )
         lookup = (
             sa.select(
                 _T.family_id.label("token_family_id"),
                 _T.used_at,
+                _T.successor_hash,
                 _F.family_id,
                 _F.user_id,
                 _F.created_at,
@@ -244,6 +249,25 @@ class SqlRefreshFamilyStore(_SqlStore):
             if family.expires_at <= now:
                 return Rotation(RotationOutcome.EXPIRED, family)
             if used_at is not None:
+                successor = row.successor_hash
+                if grace is not None and revoked_at is None and successor and now < used_at + grace:
+                    # REF-5: replace the unused successor; its row lock names one winner
+                    replace = (
+                        sa.update(refresh_tokens)
+                        .where(
+                            _T.token_hash == successor,
+                            _T.used_at.is_(None),
+                            _T.family_id.in_(live_families.scalar_subquery()),
+                        )
+                        .values(used_at=now)
+                    )
+                    if _changed_one(conn, replace):
+                        conn.execute(
+                            sa.insert(refresh_tokens).values(
+                                token_hash=new_hash, family_id=family.family_id, used_at=None
+                            )
+                        )
+                        return Rotation(RotationOutcome.REISSUED, family)
                 conn.execute(_revoke_family(family.family_id, now))
                 return Rotation(RotationOutcome.REUSED, family)
             if revoked_at is not None:
