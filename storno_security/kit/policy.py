@@ -34,6 +34,7 @@ from storno_security.mfa.policy import MfaPolicy
 from storno_security.passkeys.policy import PasskeyPolicy
 from storno_security.passwords.policy import PasswordPolicy
 from storno_security.tokens.policy import TokenPolicy
+from storno_security.tokens.sessions import DEFAULT_REUSE_GRACE
 
 __all__ = [
     "REAUTH_TABLE",
@@ -124,6 +125,9 @@ class KitPolicy:
         api_keys: API-key lifetime and legacy keys.
         reset: password-reset tokens.
         audit: audit retention.
+        refresh_reuse_grace: how long the just-rotated refresh token may be presented once
+            more, while its successor is unused, for a fresh pair (REF-5); 10 seconds by
+            default, 0 to turn it off, at most 1 minute.
         fresh_login: how recent a login must be to stand as re-authentication (ACC-6);
             default 5 minutes, at most 1 hour.
         require_confirmed_email: refuse password login until the address is confirmed
@@ -156,6 +160,9 @@ class KitPolicy:
     )
     audit: AuditPolicy = attrs.field(
         factory=AuditPolicy, validator=attrs.validators.instance_of(AuditPolicy)
+    )
+    refresh_reuse_grace: timedelta = attrs.field(
+        default=DEFAULT_REUSE_GRACE, validator=between(timedelta(0), timedelta(minutes=1))
     )
     fresh_login: timedelta = attrs.field(
         default=timedelta(minutes=5), validator=between(timedelta(seconds=30), timedelta(hours=1))
