@@ -72,7 +72,7 @@ class ScopedRows:
             row = conn.execute(query).mappings().first()
         return None if row is None else dict(row)
 
-    def update(
+    def change(
         self, scope_id: str, row_id: str, changes: Mapping[str, Any], *, now: datetime
     ) -> dict[str, Any] | None:
         """Change a live row of the scope; the row after, or ``None`` (not found).
@@ -87,7 +87,7 @@ class ScopedRows:
                 return None
             return dict(conn.execute(sa.select(self.table).where(*where)).mappings().one())
 
-    def delete(self, scope_id: str, row_id: str, *, now: datetime) -> bool:
+    def remove(self, scope_id: str, row_id: str, *, now: datetime) -> bool:
         """Soft-delete a live row of the scope; whether one was.
 
         Raises:

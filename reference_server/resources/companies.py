@@ -124,7 +124,7 @@ def update_company(ctx: Ctx, body: Body, company_id: str) -> None:
     if not body:
         bad_request("Send at least one of: name, vat_id, country.")
     now = ctx.server.clock.now()
-    row = ctx.server.data.companies.update(auth.organization_id, _id(company_id), body, now=now)
+    row = ctx.server.data.companies.change(auth.organization_id, _id(company_id), body, now=now)
     ctx.json(_found(row))
 
 
@@ -138,6 +138,6 @@ def update_company(ctx: Ctx, body: Body, company_id: str) -> None:
 def delete_company(ctx: Ctx, body: Body, company_id: str) -> None:
     auth = ctx.authorize(Permission.COMPANY_DELETE)
     now = ctx.server.clock.now()
-    if not ctx.server.data.companies.delete(auth.organization_id, _id(company_id), now=now):
+    if not ctx.server.data.companies.remove(auth.organization_id, _id(company_id), now=now):
         raise CompanyNotFoundError(reason="unknown")
     ctx.no_content()

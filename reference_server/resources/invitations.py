@@ -19,8 +19,8 @@ from reference_server.resources.members import (
     PERMISSIONS,
     ROLE,
     invalid_set,
-    member_view,
     permission_set,
+    stored_member_json,
 )
 from reference_server.schemas import (
     EMAIL,
@@ -217,7 +217,10 @@ def my_invitations(ctx: Ctx, body: Body) -> None:
 def accept(ctx: Ctx, body: Body, invitation_id: str) -> None:
     membership = ctx.kit.accept_invitation(ctx.caller, invitation_id)
     ctx.json(
-        {"organization_id": membership.organization_id, "member": member_view(ctx, membership)}
+        {
+            "organization_id": membership.organization_id,
+            "member": stored_member_json(ctx, membership),
+        }
     )
 
 

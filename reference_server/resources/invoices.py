@@ -174,7 +174,7 @@ def update_invoice(ctx: Ctx, body: Body, invoice_id: str) -> None:
     auth = ctx.authorize(Permission.INVOICE_UPDATE, company=True)
     if not body:
         bad_request("Send at least one of: " + ", ".join(_FIELDS) + ".")
-    row = ctx.server.data.invoices.update(
+    row = ctx.server.data.invoices.change(
         str(auth.company_id), _id(invoice_id), _values(body), now=ctx.server.clock.now()
     )
     ctx.json(_found(row))
@@ -190,6 +190,6 @@ def update_invoice(ctx: Ctx, body: Body, invoice_id: str) -> None:
 def delete_invoice(ctx: Ctx, body: Body, invoice_id: str) -> None:
     auth = ctx.authorize(Permission.INVOICE_DELETE, company=True)
     now = ctx.server.clock.now()
-    if not ctx.server.data.invoices.delete(str(auth.company_id), _id(invoice_id), now=now):
+    if not ctx.server.data.invoices.remove(str(auth.company_id), _id(invoice_id), now=now):
         _not_found()
     ctx.no_content()

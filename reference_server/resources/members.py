@@ -25,7 +25,16 @@ from storno_security.rbac import (
     parse_permissions,
 )
 
-__all__ = ["MEMBER", "PERMISSIONS", "ROLE", "member_json", "member_view", "permission_set"]
+__all__ = [
+    "MEMBER",
+    "PERMISSIONS",
+    "ROLE",
+    "invalid_set",
+    "member_json",
+    "permission_set",
+    "routes",
+    "stored_member_json",
+]
 
 routes = Routes()
 
@@ -91,7 +100,7 @@ def member_json(view: MemberView) -> dict[str, Any]:
     }
 
 
-def member_view(ctx: Ctx, membership: Membership) -> dict[str, Any]:
+def stored_member_json(ctx: Ctx, membership: Membership) -> dict[str, Any]:
     """A member a kit flow just wrote, as listed (for a caller who need not hold member.view)."""
     directory = ctx.kit.directory
     for record in directory.members_of(membership.organization_id):
@@ -167,7 +176,7 @@ def update_member(ctx: Ctx, body: Body, user_id: str) -> None:
         )
     except ValueError:
         invalid_set()
-    ctx.json(member_view(ctx, changed))
+    ctx.json(stored_member_json(ctx, changed))
 
 
 @routes.delete(
