@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from reference_server.resources import auth, meta
+from reference_server.resources import auth, companies, invitations, invoices, members, meta
 
 __all__ = ["MODULES"]
 
 #: Every resource module, in the order their routes are added.
-MODULES: tuple[ModuleType, ...] = (meta, auth)
+MODULES: tuple[ModuleType, ...] = (meta, auth, companies, members, invitations, invoices)
