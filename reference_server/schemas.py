@@ -63,7 +63,10 @@ def string(
 _NAME_CHARS = (
     "\\u0021-\\u007e\\u00a1-\\u00ac\\u00ae-\\u024f\\u0391-\\u03a1\\u03a3-\\u03ce\\u0400-\\u04ff"
 )
-NAME_PATTERN = f"^[ {_NAME_CHARS}]*[{_NAME_CHARS}][ {_NAME_CHARS}]*$"
+#: The end of the text: jsonschema's ``pattern`` searches, and ``$`` would match before a final
+#: newline.
+END = "(?![\\s\\S])"
+NAME_PATTERN = f"^[ {_NAME_CHARS}]*[{_NAME_CHARS}][ {_NAME_CHARS}]*{END}"
 
 TEXT = string(1024)
 EMAIL = string(320)
@@ -126,7 +129,6 @@ def user_json(user: UserAccount) -> dict[str, Any]:
 # --- one-line texts, codes, lists (companies, invoices, members, invitations) ----------------
 
 #: The true end of the text: ``$`` would also match before a final newline.
-END = "(?![\\s\\S])"
 #: One line: no control character anywhere, at least one character that is not a space.
 LINE_PATTERN = "^(?![\\s\\S]*[\\x00-\\x1f\\x7f])[\\s\\S]*\\S"
 NULLABLE_STRING = {"type": ["string", "null"]}
