@@ -4,10 +4,12 @@ validates with it and publishes it in ``/openapi.json``."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+from reference_server.data.paging import MAX_LIMIT, Page, PageError, PageRequest
 from reference_server.openapi import obj
-from reference_server.web import iso
+from reference_server.web import Ctx, bad_request, iso
 from storno_security.accounts import UserAccount
 
 __all__ = [
@@ -15,19 +17,30 @@ __all__ = [
     "COOKIE",
     "CREDENTIAL",
     "EMAIL",
+    "END",
+    "LINE_PATTERN",
     "MESSAGE",
     "NAME",
     "NAME_PATTERN",
+    "NULLABLE_STRING",
+    "PAGE_PARAMETERS",
     "PASSWORD",
     "REAUTH_FIELDS",
     "STEP_UP",
     "TEXT",
+    "TIME",
     "TOKENS",
     "USER",
     "UUID",
+    "line",
+    "page_json",
+    "page_of",
+    "page_request",
     "string",
     "user_json",
 ]
+
+T = TypeVar("T")
 
 _NO_NUL = "^[^\\x00]*$"
 
@@ -50,7 +63,10 @@ def string(
 _NAME_CHARS = (
     "\\u0021-\\u007e\\u00a1-\\u00ac\\u00ae-\\u024f\\u0391-\\u03a1\\u03a3-\\u03ce\\u0400-\\u04ff"
 )
-NAME_PATTERN = f"^[ {_NAME_CHARS}]*[{_NAME_CHARS}][ {_NAME_CHARS}]*$"
+#: The end of the text: jsonschema's ``pattern`` searches, and ``$`` would match before a final
+#: newline.
+END = "(?![\\s\\S])"
+NAME_PATTERN = f"^[ {_NAME_CHARS}]*[{_NAME_CHARS}][ {_NAME_CHARS}]*{END}"
 
 TEXT = string(1024)
 EMAIL = string(320)
@@ -108,3 +124,54 @@ def user_json(user: UserAccount) -> dict[str, Any]:
         "has_password": user.has_password,
         "created_at": iso(user.created_at),
     }
+
+
+# --- one-line texts, codes, lists (companies, invoices, members, invitations) ----------------
+
+#: The true end of the text: ``$`` would also match before a final newline.
+#: One line: no control character anywhere, at least one character that is not a space.
+LINE_PATTERN = "^(?![\\s\\S]*[\\x00-\\x1f\\x7f])[\\s\\S]*\\S"
+NULLABLE_STRING = {"type": ["string", "null"]}
+TIME = {"type": "string", "format": "date-time"}
+
+
+def line(max_length: int) -> dict[str, Any]:
+    """A one-line text of 1 to ``max_length`` characters, not blank."""
+    return string(max_length, pattern=LINE_PATTERN)
+
+
+PAGE_PARAMETERS: tuple[dict[str, Any], ...] = (
+    {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+    },
+    {
+        "name": "cursor",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "The `next_cursor` of the previous page.",
+    },
+)
+
+
+def page_of(item: dict[str, Any]) -> dict[str, Any]:
+    """A page of ``item``: ``{items, next_cursor}``."""
+    return obj(
+        {"items": {"type": "array", "items": item}, "next_cursor": NULLABLE_STRING},
+        required=("items", "next_cursor"),
+    )
+
+
+def page_request(ctx: Ctx) -> PageRequest:
+    """``?limit=`` and ``?cursor=`` (400 naming the parameter when malformed)."""
+    try:
+        return PageRequest.parse(ctx.param("limit"), ctx.param("cursor"))
+    except PageError as exc:
+        bad_request(str(exc), field=exc.field)
+
+
+def page_json(page: Page[T], render: Callable[[T], dict[str, Any]]) -> dict[str, Any]:
+    return {"items": [render(item) for item in page.items], "next_cursor": page.next_cursor}

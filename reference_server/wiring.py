@@ -31,7 +31,7 @@ from reference_server.mail import (
 from reference_server.settings import Settings
 from storno_security.audit import AuditPolicy
 from storno_security.clock import Clock, SystemClock
-from storno_security.kit import Kit, KitKeys, KitPolicy
+from storno_security.kit import Kit, KitKeys, KitPolicy, Purge
 from storno_security.license import LicenseKey, LicensePolicy, LicenseVerifier
 from storno_security.mfa import MfaPolicy
 from storno_security.oidc import (
@@ -75,6 +75,20 @@ class Server:
             name: "ok" if probe() else "unavailable"
             for name, probe in (("database", self.data.ping), *self.kit.stores.probes())
         }
+
+    def purge_deleted_accounts(self) -> Purge:
+        """The purge after the deletion grace period (ACC-4): the kit forgets the accounts and
+        the organizations nobody is left in; the server deletes its own rows of those
+        organizations and clears the accounts' ids from its rows.
+
+        Raises:
+            StoreError: a store failed; run it again (it resumes).
+        """
+        purged = self.kit.purge_deleted_accounts()
+        for user_id in purged.user_ids:
+            self.data.forget_user(user_id)
+        self.data.delete_organizations(purged.organization_ids)
+        return purged
 
     def close(self) -> None:
         self.kit.stores.close()

@@ -18,6 +18,11 @@ import pytest
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
 EXPECTED: dict[str, tuple[str, ...]] = {
+    "kit_login.py": (
+        "MFA on; 10 backup codes shown once",
+        "signed in again with TOTP: True",
+        "wrong password: invalid credentials",
+    ),
     "embed_server.py": (
         "registered: 201 ana@example.eu",
         "login: 200 token type Bearer",

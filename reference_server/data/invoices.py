@@ -1,15 +1,14 @@
-"""The server's invoices rows."""
+"""Invoices of companies (RBAC-3, RBAC-4): every read and write is scoped to one live company
+(the request's ``X-Company``, resolved by the kit) and to live invoices; deletion is soft."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from reference_server.data import ServerData
+from reference_server.data import tables
+from reference_server.data.rows import ScopedRows
 
 __all__ = ["Invoices"]
 
 
-class Invoices:
-    def __init__(self, data: ServerData) -> None:
-        self._data = data
+class Invoices(ScopedRows):
+    table = tables.invoices
+    scope = "company_id"

@@ -5,9 +5,33 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from reference_server.resources import audit, auth, gdpr, license, meta, vault, xml
+from reference_server.resources import (
+    audit,
+    auth,
+    companies,
+    gdpr,
+    invitations,
+    invoices,
+    license,
+    members,
+    meta,
+    vault,
+    xml,
+)
 
 __all__ = ["MODULES"]
 
 #: Every resource module, in the order their routes are added.
-MODULES: tuple[ModuleType, ...] = (meta, auth, vault, license, xml, audit, gdpr)
+MODULES: tuple[ModuleType, ...] = (
+    meta,
+    auth,
+    companies,
+    members,
+    invitations,
+    invoices,
+    vault,
+    license,
+    xml,
+    audit,
+    gdpr,
+)

@@ -1,5 +1,6 @@
-"""Accounts: email addresses in one normal form (ACC-1) and password-reset tokens that are
-single use, stored only as SHA-256 and dead after one hour (ACC-2).
+"""Accounts: email addresses in one normal form (ACC-1), password-reset tokens that are single
+use, stored only as SHA-256 and dead after one hour (ACC-2), and email-confirmation tokens of
+the same make, dead after 24 hours (ACC-5).
 
 Typical wiring::
 
@@ -18,12 +19,21 @@ The errors of the capability (:class:`~storno_security.errors.AccountError`,
 and are re-exported here for convenience.
 """
 
+from storno_security.accounts.confirm import (
+    CONFIRMATION_TOKEN_PREFIX,
+    ConfirmedAddress,
+    EmailConfirmationPolicy,
+    EmailConfirmationTokens,
+    IssuedConfirmationToken,
+    hash_confirmation_token,
+)
 from storno_security.accounts.email import (
     MAX_DOMAIN_LENGTH,
     MAX_EMAIL_LENGTH,
     MAX_LOCAL_PART_LENGTH,
     normalise_email,
 )
+from storno_security.accounts.model import USER_FIELDS, UserAccount
 from storno_security.accounts.reset import (
     RESET_TOKEN_PREFIX,
     IssuedResetToken,
@@ -31,16 +41,21 @@ from storno_security.accounts.reset import (
     PasswordResetTokens,
     hash_reset_token,
 )
-from storno_security.accounts.model import USER_FIELDS, UserAccount
 from storno_security.accounts.storage import (
     ConfirmationUse,
     EmailConfirmationStore,
     ResetTokenStore,
     ResetTokenUse,
 )
-from storno_security.errors import AccountError, InvalidEmailError, InvalidResetTokenError
+from storno_security.errors import (
+    AccountError,
+    InvalidConfirmationTokenError,
+    InvalidEmailError,
+    InvalidResetTokenError,
+)
 
 __all__ = [
+    "CONFIRMATION_TOKEN_PREFIX",
     "MAX_DOMAIN_LENGTH",
     "MAX_EMAIL_LENGTH",
     "MAX_LOCAL_PART_LENGTH",
@@ -48,15 +63,21 @@ __all__ = [
     "USER_FIELDS",
     "AccountError",
     "ConfirmationUse",
+    "ConfirmedAddress",
+    "EmailConfirmationPolicy",
     "EmailConfirmationStore",
+    "EmailConfirmationTokens",
+    "InvalidConfirmationTokenError",
     "InvalidEmailError",
     "InvalidResetTokenError",
+    "IssuedConfirmationToken",
     "IssuedResetToken",
     "PasswordResetPolicy",
     "PasswordResetTokens",
     "ResetTokenStore",
     "ResetTokenUse",
     "UserAccount",
+    "hash_confirmation_token",
     "hash_reset_token",
     "normalise_email",
 ]

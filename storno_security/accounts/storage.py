@@ -100,6 +100,15 @@ class ResetTokenStore(Protocol):
         """
         ...
 
+    def forget_user(self, user_id: str) -> int:
+        """Delete every record of the user (account deletion, ACC-7); return how many.
+
+        Raises:
+            TypeError: ``user_id`` is not a str.
+            StoreError: the backend failed; nothing changed.
+        """
+        ...
+
 
 @attrs.frozen
 class ConfirmationUse:

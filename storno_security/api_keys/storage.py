@@ -150,6 +150,18 @@ class ApiKeyStore(Protocol):
         """
         ...
 
+    def forget_user(self, user_id: str) -> int:
+        """Delete every key of the user, revoked or not (account deletion, ACC-7).
+
+        Returns:
+            How many were deleted.
+
+        Raises:
+            TypeError: ``user_id`` is not a str.
+            StoreError: the backend failed; nothing changed.
+        """
+        ...
+
     def touch(self, key_id: str, *, now: datetime, stale_before: datetime) -> bool:
         """Set ``last_used_at = now`` if it is unset or not after ``stale_before``.
 

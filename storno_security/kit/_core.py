@@ -171,6 +171,7 @@ class KitCore:
             sessions=stores.session_state,
             clock=clock,
             on_event=self._session_event,
+            reuse_grace=policy.refresh_reuse_grace,
         )
 
         mfa = policy.mfa

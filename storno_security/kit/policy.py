@@ -22,7 +22,7 @@ import enum
 from collections.abc import Mapping
 from datetime import timedelta
 from types import MappingProxyType
-from typing import Final
+from typing import Any, Final
 
 import attrs
 
@@ -34,6 +34,7 @@ from storno_security.mfa.policy import MfaPolicy
 from storno_security.passkeys.policy import PasskeyPolicy
 from storno_security.passwords.policy import PasswordPolicy
 from storno_security.tokens.policy import TokenPolicy
+from storno_security.tokens.sessions import DEFAULT_REUSE_GRACE
 
 __all__ = [
     "REAUTH_TABLE",
@@ -124,6 +125,9 @@ class KitPolicy:
         api_keys: API-key lifetime and legacy keys.
         reset: password-reset tokens.
         audit: audit retention.
+        refresh_reuse_grace: how long the just-rotated refresh token may be presented once
+            more, while its successor is unused, for a fresh pair (REF-5); 10 seconds by
+            default, 0 to turn it off, at most 1 minute.
         fresh_login: how recent a login must be to stand as re-authentication (ACC-6);
             default 5 minutes, at most 1 hour.
         require_confirmed_email: refuse password login until the address is confirmed
@@ -157,6 +161,9 @@ class KitPolicy:
     audit: AuditPolicy = attrs.field(
         factory=AuditPolicy, validator=attrs.validators.instance_of(AuditPolicy)
     )
+    refresh_reuse_grace: timedelta = attrs.field(
+        default=DEFAULT_REUSE_GRACE, validator=between(timedelta(0), timedelta(minutes=1))
+    )
     fresh_login: timedelta = attrs.field(
         default=timedelta(minutes=5), validator=between(timedelta(seconds=30), timedelta(hours=1))
     )
@@ -176,6 +183,16 @@ class KitPolicy:
         default=timedelta(days=30), validator=between(timedelta(0), timedelta(days=3650))
     )
     totp_issuer: str = attrs.field(default="storno-security")
+
+    @classmethod
+    def for_api(cls, *, issuer: str, audience: str, **overrides: Any) -> KitPolicy:
+        """The defaults for an API whose access tokens name ``issuer`` and ``audience``
+        (every other policy as the spec says; ``overrides`` replace fields by name).
+
+        Raises:
+            TypeError, ValueError: a bad issuer, audience or override.
+        """
+        return cls(tokens=TokenPolicy(issuer=issuer, audience=audience), **overrides)
 
     @deletion_grace.validator
     def _check_grace(self, attribute: attrs.Attribute[timedelta], value: timedelta) -> None:

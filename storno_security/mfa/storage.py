@@ -68,6 +68,15 @@ class TotpReplayStore(Protocol):
         """Forget records whose ``until`` is before ``now``; return how many."""
         ...
 
+    def forget_user(self, user_id: str) -> int:
+        """Delete every record of the user (account deletion, ACC-7); return how many.
+
+        Raises:
+            TypeError: ``user_id`` is not a str.
+            StoreError: the backend failed; nothing changed.
+        """
+        ...
+
 
 @attrs.frozen
 class StoredBackupCode:
@@ -115,6 +124,15 @@ class BackupCodeStore(Protocol):
 
     def count_unused(self, user_id: str) -> int:
         """How many unused codes the user has left."""
+        ...
+
+    def forget_user(self, user_id: str) -> int:
+        """Delete every record of the user (account deletion, ACC-7); return how many.
+
+        Raises:
+            TypeError: ``user_id`` is not a str.
+            StoreError: the backend failed; nothing changed.
+        """
         ...
 
 
@@ -183,6 +201,15 @@ class MfaChallengeStore(Protocol):
         """Delete challenges whose ``expires_at`` is before ``now``; return how many."""
         ...
 
+    def forget_user(self, user_id: str) -> int:
+        """Delete every record of the user (account deletion, ACC-7); return how many.
+
+        Raises:
+            TypeError: ``user_id`` is not a str.
+            StoreError: the backend failed; nothing changed.
+        """
+        ...
+
 
 @attrs.frozen
 class StoredStepUp:
@@ -231,6 +258,15 @@ class StepUpStore(Protocol):
 
     def purge_expired(self, *, now: datetime) -> int:
         """Delete tokens whose ``expires_at`` is before ``now``; return how many."""
+        ...
+
+    def forget_user(self, user_id: str) -> int:
+        """Delete every record of the user (account deletion, ACC-7); return how many.
+
+        Raises:
+            TypeError: ``user_id`` is not a str.
+            StoreError: the backend failed; nothing changed.
+        """
         ...
 
 
@@ -285,6 +321,15 @@ class MfaFailureStore(Protocol):
 
     def purge_expired(self, *, now: datetime) -> int:
         """Forget windows that ended before ``now``; return how many."""
+        ...
+
+    def forget_user(self, user_id: str) -> int:
+        """Delete every record of the user (account deletion, ACC-7); return how many.
+
+        Raises:
+            TypeError: ``user_id`` is not a str.
+            StoreError: the backend failed; nothing changed.
+        """
         ...
 
 

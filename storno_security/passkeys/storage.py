@@ -97,6 +97,15 @@ class PasskeyChallengeStore(Protocol):
         """Delete challenges whose ``expires_at`` is before ``now``; return how many."""
         ...
 
+    def forget_user(self, user_id: str) -> int:
+        """Delete every record of the user (account deletion, ACC-7); return how many.
+
+        Raises:
+            TypeError: ``user_id`` is not a str.
+            StoreError: the backend failed; nothing changed.
+        """
+        ...
+
 
 @attrs.frozen
 class PasskeyCredential:
@@ -206,4 +215,13 @@ class PasskeyCredentialStore(Protocol):
 
     def flag(self, credential_id: bytes, *, now: datetime) -> bool:
         """Flag the credential as possibly cloned. Returns whether it was unflagged before."""
+        ...
+
+    def forget_user(self, user_id: str) -> int:
+        """Delete every record of the user (account deletion, ACC-7); return how many.
+
+        Raises:
+            TypeError: ``user_id`` is not a str.
+            StoreError: the backend failed; nothing changed.
+        """
         ...

@@ -15,7 +15,7 @@ import hashlib
 import re
 import secrets
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final, Literal
 
 import attrs
@@ -31,9 +31,22 @@ from storno_security.tokens.storage import (
     SessionStateStore,
 )
 
-__all__ = ["SessionEvent", "SessionManager", "TokenPair", "hash_refresh_token"]
+__all__ = [
+    "DEFAULT_REUSE_GRACE",
+    "SessionEvent",
+    "SessionManager",
+    "TokenPair",
+    "hash_refresh_token",
+]
 
 _REFRESH_TOKEN_RE: Final = re.compile(r"[A-Za-z0-9_-]{43}")
+
+#: REF-5: long enough for a client to retry a refresh whose reply was lost (a dropped
+#: connection, a 503 after the commit), short enough that a stolen token replayed later is
+#: reuse. A retry is granted once, and only while the successor is unused, so the legitimate
+#: client presenting its successor after a thief's retry still revokes the family (REF-3).
+DEFAULT_REUSE_GRACE: Final = timedelta(seconds=10)
+MAX_REUSE_GRACE: Final = timedelta(minutes=1)
 
 #: Why a user's sessions were all revoked (REF-4), for the audit trail.
 RevokeReason = Literal[
@@ -50,6 +63,9 @@ def hash_refresh_token(token: str) -> str:
     if not isinstance(token, str) or _REFRESH_TOKEN_RE.fullmatch(token) is None:
         raise InvalidRefreshTokenError(reason="malformed")
     return hashlib.sha256(token.encode("ascii")).hexdigest()
+
+
+_ISSUING: Final = frozenset({RotationOutcome.ROTATED, RotationOutcome.REISSUED})
 
 
 @attrs.frozen
@@ -107,6 +123,10 @@ class SessionManager:
         sessions: session epochs and revoked-session markers (the verifier's store).
         clock: the time source.
         on_event: called with every :class:`SessionEvent`, for the audit trail.
+        reuse_grace: how long after a rotation the just-rotated token may be presented once
+            more, while its successor is unused, for a fresh pair instead of a revoked family
+            (REF-5): a client whose reply was lost retries. ``timedelta(0)`` turns it off.
+            Default 10 seconds (at most 1 minute).
     """
 
     def __init__(
@@ -118,7 +138,13 @@ class SessionManager:
         sessions: SessionStateStore,
         clock: Clock,
         on_event: Callable[[SessionEvent], None] | None = None,
+        reuse_grace: timedelta = DEFAULT_REUSE_GRACE,
     ) -> None:
+        if not isinstance(reuse_grace, timedelta) or not (
+            timedelta(0) <= reuse_grace <= MAX_REUSE_GRACE
+        ):
+            raise ValueError("reuse_grace must be a timedelta from 0 to 1 minute")
+        self._reuse_grace = reuse_grace if reuse_grace > timedelta(0) else None
         self._issuer = issuer
         self._policy = policy
         self._families = families
@@ -242,8 +268,13 @@ class SessionManager:
                 refused without any change.
             extra_claims: claims for the new access token.
 
+        A token rotated a moment ago (within ``reuse_grace``) and presented again while its
+        successor is unused is taken as a retry after a lost reply: it gets a fresh pair, once,
+        and the successor dies (REF-5).
+
         Raises:
-            RefreshTokenReuseError: the token had been rotated already; its family (every
+            RefreshTokenReuseError: the token had been rotated already (outside the grace, or
+                its successor was used, or it was retried once already); its family (every
                 refresh and access token of that login) is now revoked (REF-3).
             InvalidRefreshTokenError: malformed, unknown, another user's, expired (REF-1) or
                 revoked (before the call, or by a :meth:`revoke_all` racing it: then the
@@ -260,9 +291,12 @@ class SessionManager:
             new_hash=hash_refresh_token(new_token),
             now=now,
             expected_user_id=expected_user_id,
+            grace=self._reuse_grace,
         )
         family = result.family
-        if result.outcome is RotationOutcome.ROTATED and family is not None:
+        if result.outcome in _ISSUING and family is not None:
+            # Only signing and the session-state check follow the commit; if either fails the
+            # client retries the same token within the grace and gets a fresh pair (REF-5).
             pair, epoch = self._pair(family, new_token, extra_claims)
             return self._confirm(pair, epoch=epoch)
         if result.outcome is RotationOutcome.REUSED and family is not None:

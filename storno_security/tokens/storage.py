@@ -17,7 +17,7 @@ never a refresh token itself; they take times from the caller and never read a c
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
 import attrs
@@ -64,6 +64,9 @@ class RotationOutcome(enum.Enum):
     REUSED = "reused"
     #: The family had been revoked before (logout, password change, earlier reuse).
     REVOKED = "revoked"
+    #: The just-rotated token came back within the grace while its successor was unused (a
+    #: retry after a lost reply, REF-5): the successor is now dead and ``new_hash`` is live.
+    REISSUED = "reissued"
 
 
 @attrs.frozen
@@ -99,15 +102,23 @@ class RefreshFamilyStore(Protocol):
         new_hash: str,
         now: datetime,
         expected_user_id: str | None = None,
+        grace: timedelta | None = None,
     ) -> Rotation:
         """Atomically retire the token with hash ``presented_hash`` and make ``new_hash`` live.
 
         Checked in this order, the first match wins: unknown hash (``UNKNOWN``); owner other
         than ``expected_user_id`` when given (``WRONG_USER``); ``expires_at <= now``
-        (``EXPIRED``); token used already (``REUSED``: the family is revoked in the same
-        atomic step if it was not); family revoked (``REVOKED``); else ``ROTATED``. Of any
-        number of concurrent calls with the same live ``presented_hash``, exactly one returns
-        ``ROTATED``.
+        (``EXPIRED``); token used already: ``REISSUED`` when ``grace`` is given, the token was
+        rotated (not reissued) less than ``grace`` before ``now``, the family is not revoked
+        and the successor that rotation made is still unused (the successor is marked used and
+        ``new_hash`` is live, REF-5), else ``REUSED`` (the family is revoked in the same atomic
+        step if it was not, REF-3); family revoked (``REVOKED``); else ``ROTATED``.
+
+        Of any number of concurrent calls with the same live ``presented_hash``, exactly one
+        returns ``ROTATED``. A rotation can be retried once: of any number of presentations of
+        the just-rotated token (concurrent or not), at most one returns ``REISSUED``; the others
+        find its successor used, which is reuse (``REUSED``, the family revoked), and so does
+        the holder of the replaced successor.
 
         Raises:
             StoreError: the backend failed; nothing changed.
@@ -137,6 +148,15 @@ class RefreshFamilyStore(Protocol):
         """Delete families (and their token hashes) whose ``expires_at`` is before ``now``.
 
         Returns the number of families deleted.
+        """
+        ...
+
+    def forget_user(self, user_id: str) -> int:
+        """Delete every family of the user and its token hashes (ACC-7); return how many rows.
+
+        Raises:
+            TypeError: ``user_id`` is not a str.
+            StoreError: the backend failed; nothing changed.
         """
         ...
 
@@ -181,4 +201,15 @@ class SessionStateStore(Protocol):
 
     def purge_expired(self, *, now: datetime) -> int:
         """Forget revoked-session markers whose ``until`` is before ``now``; return how many."""
+        ...
+
+    def forget_user(self, user_id: str) -> int:
+        """Delete the user's epoch (ACC-7; markers are keyed by session, not user); return how
+        many records. A user without an epoch is at epoch 0 again, where old access tokens
+        verify: call it only once every access token of the user has expired (at the purge).
+
+        Raises:
+            TypeError: ``user_id`` is not a str.
+            StoreError: the backend failed; nothing changed.
+        """
         ...

@@ -167,6 +167,7 @@ def _session_manager(log: AuditLog, clock: FrozenClock) -> SessionManager:
     policy = TokenPolicy(issuer="https://api.storno.test", audience="storno-api")
     ring = KeyRing(SigningKey.from_private_key(_rsa_key()))
     return SessionManager(
+        reuse_grace=timedelta(0),  # REF-2/REF-3 alone; REF-5 has its own tests
         issuer=AccessTokenIssuer(ring, policy, clock=clock),
         policy=policy,
         families=MemoryRefreshFamilyStore(),

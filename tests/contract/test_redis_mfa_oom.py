@@ -7,7 +7,9 @@ the same script runs too, so the script could grow Redis past ``maxmemory``. Eac
 therefore write an allocating command first (or only free memory). The first test reads the
 scripts against the server's own command flags; the others run the stores and a misordered
 script on a redis-server of their own, filled up to its ``maxmemory``. (No MFA script needed
-reordering: each writes SET, HSET or HINCRBY before PEXPIRE, or only DEL.)
+reordering: each writes SET, HSET or HINCRBY before PEXPIRE, or only DEL. Since every
+short-lived store runs on the shared records, the scripts read are those of
+:mod:`storno_security.stores.redis._records`; their helpers are expanded where called.)
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from storno_security.stores.redis import (
     RedisStepUpStore,
     RedisTotpReplayStore,
 )
-from storno_security.stores.redis import mfa as redis_mfa
+from storno_security.stores.redis import _records as redis_records
 from tests.contract.test_redis_review_fixes import _flood
 from tests.ratelimit.conftest import redis_server
 
@@ -104,44 +106,54 @@ def _grant(token_hash: str) -> StoredStepUp:
     )
 
 
+_STEP = re.compile(r"redis\.call\('([A-Za-z]+)'|\b(write|index|forget)\(")
+
+
+def _writes_in_order(
+    text: str, helpers: dict[str, list[str]], flags: dict[str, set[str]]
+) -> list[str]:
+    """The write commands of ``text`` in the order they stand, the shared helpers' expanded."""
+    out: list[str] = []
+    for command, helper in _STEP.findall(text):
+        if helper:
+            out += helpers.get(helper, [])
+        elif "write" in flags[command.lower()]:
+            out.append(command.lower())
+    return out
+
+
 def _scripts() -> dict[str, str]:
-    """Every Lua script of the Redis MFA stores, by constant name."""
+    """Every Lua script of the Redis records (every short-lived store runs one), by name."""
     return {
         name: value
-        for name, value in vars(redis_mfa).items()
-        if name.startswith("_") and isinstance(value, str) and "redis.call(" in value
+        for name, value in vars(redis_records).items()
+        if name.startswith("_") and name != "_HELPERS" and isinstance(value, str) and "\n" in value
     }
 
 
-def test_every_mfa_script_writes_an_allocating_command_first(full_redis: Any) -> None:
+def test_every_records_script_writes_an_allocating_command_first(full_redis: Any) -> None:
     flags = {
         name.lower(): {f.decode() if isinstance(f, bytes) else f for f in info["flags"]}
         for name, info in full_redis.command().items()
     }
-    scripts = _scripts()
+    helpers: dict[str, list[str]] = {}
+    for name, body in re.findall(
+        r"local function (\w+)\(.*?\n(.*?)\nend\n", redis_records._HELPERS, re.S
+    ):
+        helpers[name] = _writes_in_order(body, helpers, flags)
     only_free, checked = [], []
-    for name, script in scripts.items():
-        writes = [c.lower() for c in _CALL.findall(script) if "write" in flags[c.lower()]]
+    for name, script in _scripts().items():
+        writes = _writes_in_order(script, helpers, flags)
         if not writes:
-            continue  # a shared fragment that only reads (_CHALLENGE_LIVE)
-        checked.append(name)
-        allocating = [i for i, c in enumerate(writes) if "denyoom" in flags[c]]
-        if not allocating:
-            only_free.append(name)  # DEL only: may run when full, and frees memory
             continue
-        # Stricter than "the first write executed" (branches are not followed): no write that
-        # a full Redis lets through stands before an allocating one anywhere in the script.
-        free = [i for i, c in enumerate(writes) if "denyoom" not in flags[c]]
-        assert not free or max(allocating) < min(free), f"{name} writes {writes}"
-    assert sorted(only_free) == ["_CONSUME_CHALLENGE", "_CONSUME_GRANT"]
-    assert sorted(checked) == [
-        "_CONSUME_CHALLENGE",
-        "_CONSUME_GRANT",
-        "_CREATE",
-        "_RECORD_ATTEMPT",
-        "_RECORD_FAILURE",
-        "_RECORD_STEP",
-    ]
+        checked.append(name)
+        if not any("denyoom" in flags[c] for c in writes):
+            only_free.append(name)  # DEL/ZREM only: may run when full, and frees memory
+            continue
+        # Redis checks a script for memory at its first write: it must be one that allocates.
+        assert "denyoom" in flags[writes[0]], f"{name} writes {writes}"
+    assert sorted(only_free) == ["_FORGET", "_TAKE"]
+    assert sorted(checked) == ["_ADVANCE", "_COUNT", "_FORGET", "_INSERT", "_TAKE"]
 
 
 def test_a_script_whose_first_write_is_del_would_grow_a_full_redis(full_redis: Any) -> None:
@@ -185,7 +197,7 @@ def test_a_full_redis_refuses_every_new_mfa_record_and_writes_nothing(full_redis
             write()
         assert refused.value.reason == "refused"
     assert full_redis.dbsize() == keys
-    assert full_redis.hget("before:mfa:failures:u-1", "failures") == b"1"
+    assert full_redis.hget("before:mfa:failures:u-1", "number") == b"1"
     pending = challenges.get_challenge("c" * 64, now=NOW)
     assert pending is not None
     assert pending.failures == 0

@@ -264,7 +264,8 @@ def _challenge(token_hash: str, **changes: Any) -> StoredChallenge:
     return StoredChallenge(**values)
 
 
-@pytest.mark.parametrize("missing", ["expires_at", "failures", "max_failures"])
+# The records' field names: number (failures), limit (max_failures), subject, tag (action).
+@pytest.mark.parametrize("missing", ["expires_at", "number", "limit"])
 def test_challenge_missing_a_field_is_corrupt_not_absent(
     redis_client: Any, redis_prefix: str, missing: str
 ) -> None:
@@ -285,7 +286,7 @@ def test_challenge_times_and_counts_must_be_integers(
     redis_client: Any, redis_prefix: str, value: str
 ) -> None:
     store = RedisMfaChallengeStore(redis_client, prefix=redis_prefix)
-    for field in ("expires_at", "failures", "max_failures"):
+    for field in ("expires_at", "number", "limit"):
         token_hash = _name()
         store.create_challenge(_challenge(token_hash))
         redis_client.hset(f"{redis_prefix}mfa:challenge:{token_hash}", field, value)
@@ -303,7 +304,7 @@ def test_challenge_failure_count_overflow_is_corrupt(redis_client: Any, redis_pr
     store.create_challenge(_challenge(token_hash))
     redis_client.hset(
         f"{redis_prefix}mfa:challenge:{token_hash}",
-        mapping={"failures": str(MAX_INT64), "max_failures": "9" * 19},
+        mapping={"number": str(MAX_INT64), "limit": "9" * 19},
     )
     with pytest.raises(CorruptRecordError):
         store.record_failure(token_hash, now=NOW)
@@ -318,7 +319,7 @@ def test_challenge_key_of_the_wrong_type_is_corrupt(redis_client: Any, redis_pre
             call(token_hash, now=NOW)
 
 
-@pytest.mark.parametrize("missing", ["user_id", "action", "expires_at"])
+@pytest.mark.parametrize("missing", ["subject", "tag", "expires_at"])
 def test_step_up_missing_a_field_is_corrupt_not_absent(
     redis_client: Any, redis_prefix: str, missing: str
 ) -> None:
@@ -378,7 +379,16 @@ def test_revoking_onto_a_key_of_the_wrong_type_is_corrupt(
 def test_epoch_overflow_is_corrupt(redis_client: Any, redis_prefix: str) -> None:
     store = RedisSessionStateStore(redis_client, prefix=redis_prefix)
     user = _name()
-    redis_client.set(f"{redis_prefix}epoch:{user}", str(MAX_INT64))
+    redis_client.hset(
+        f"{redis_prefix}epoch:{user}",
+        mapping={
+            "number": str(MAX_INT64),
+            "created_at": "0",
+            "data": "",
+            "shape": "subject",
+            "subject": user,
+        },
+    )
     with pytest.raises(CorruptRecordError):
         store.bump_epoch(user)
     assert store.current_epoch(user) == MAX_INT64

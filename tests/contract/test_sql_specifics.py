@@ -40,8 +40,8 @@ NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 TABLES = {
     "storno_refresh_families",
     "storno_refresh_tokens",
-    "storno_session_epochs",
-    "storno_revoked_sessions",
+    "storno_records",
+    "storno_record_locks",
     "storno_schema_versions",
 }
 
@@ -92,6 +92,16 @@ def used_at_of(engine: sa.Engine, token_hash: str) -> Any:
         ).scalar_one()
 
 
+def marker_until(conn: sa.Connection, session_id: str) -> Any:
+    """The stored end of a revoked-session marker (a record of namespace ``revoked``)."""
+    table = sql_store.records
+    return conn.execute(
+        sa.select(table.c.expires_at).where(
+            table.c.namespace == "revoked", table.c.record_key == session_id
+        )
+    ).scalar_one()
+
+
 # --- schema and engine -----------------------------------------------------------------------
 
 
@@ -104,7 +114,7 @@ def test_create_schema_is_idempotent(sql_engine: sa.Engine) -> None:
 def test_schema_version_is_recorded(sql_engine: sa.Engine) -> None:
     from storno_security.stores.sql import SCHEMA_VERSION, schema_version
 
-    assert schema_version(sql_engine) == SCHEMA_VERSION == 1
+    assert schema_version(sql_engine) == SCHEMA_VERSION == 2
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
@@ -115,11 +125,11 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
         assert schema_version(engine) is None
         create_schema(engine)
         with engine.begin() as conn:
-            conn.execute(sa.update(schema_versions).values(version=2))
+            conn.execute(sa.update(schema_versions).values(version=3))
         with pytest.raises(StoreError) as info:
             create_schema(engine)
         assert info.value.reason == "schema_version"
-        assert schema_version(engine) == 2
+        assert schema_version(engine) == 3
     finally:
         engine.dispose()
 
@@ -198,11 +208,8 @@ def test_revocation_marker_keeps_microseconds(sql_engine: sa.Engine) -> None:
     until = NOW + timedelta(hours=1, microseconds=1)
     store.revoke_session(sid, now=NOW, until=until)
     store.revoke_session(sid, now=NOW, until=until - timedelta(microseconds=1))  # earlier: kept
-    table = sql_store.revoked_sessions
     with raw_connection(sql_engine) as conn:
-        stored = conn.execute(
-            sa.select(table.c.until).where(table.c.session_id == sid)
-        ).scalar_one()
+        stored = marker_until(conn, sid)
     assert stored == until
     assert stored.tzinfo is UTC
     # one microsecond past "until" the marker may be purged, not at "until" itself
@@ -341,11 +348,8 @@ def revoke_race(store: SqlSessionStateStore, engine: sa.Engine) -> None:
         NOW + timedelta(minutes=secrets.randbelow(10_000), microseconds=i) for i in range(RACERS)
     ]
     at_once([functools.partial(store.revoke_session, sid, now=NOW, until=u) for u in untils])
-    table = sql_store.revoked_sessions
     with raw_connection(engine) as conn:
-        stored = conn.execute(
-            sa.select(table.c.until).where(table.c.session_id == sid)
-        ).scalar_one()
+        stored = marker_until(conn, sid)
     assert stored == max(untils)
 
 
@@ -382,7 +386,10 @@ def test_negative_epoch_is_corrupt(sql_engine: sa.Engine) -> None:
     user = f"user-{secrets.token_hex(6)}"
     with raw_connection(sql_engine) as conn:
         conn.execute(
-            sa.text("INSERT INTO storno_session_epochs (user_id, epoch) VALUES (:u, -5)"),
+            sa.text(
+                "INSERT INTO storno_records (namespace, record_key, subject, data, number,"
+                " created_at) VALUES ('epoch', :u, :u, '', -5, '2026-03-01 12:00:00')"
+            ),
             {"u": user},
         )
     with pytest.raises(CorruptRecordError):
@@ -393,7 +400,10 @@ def test_negative_epoch_is_corrupt(sql_engine: sa.Engine) -> None:
         store.bump_epoch(user)
     with raw_connection(sql_engine) as conn:
         epoch = conn.execute(
-            sa.text("SELECT epoch FROM storno_session_epochs WHERE user_id = :u"), {"u": user}
+            sa.text(
+                "SELECT number FROM storno_records WHERE namespace = 'epoch' AND record_key = :u"
+            ),
+            {"u": user},
         ).scalar_one()
     assert epoch == -5  # the failed bump was rolled back
 
@@ -604,7 +614,9 @@ def test_read_transaction_sees_one_snapshot_and_never_blocks_a_writer(
 ) -> None:
     state = SqlSessionStateStore(sql_engine)
     user = f"user-{secrets.token_hex(6)}"
-    query = sa.text("SELECT epoch FROM storno_session_epochs WHERE user_id = :u")
+    query = sa.text(
+        "SELECT number FROM storno_records WHERE namespace = 'epoch' AND record_key = :u"
+    )
     state.bump_epoch(user)
     with sql_store.read_transaction(sql_engine) as conn:
         before = conn.execute(query, {"u": user}).scalar_one()

@@ -181,12 +181,13 @@ def test_a_passkey_answers_the_challenge_and_logs_in_alone(world: World) -> None
 def test_refresh_rotates_and_reuse_kills_the_family(world: World) -> None:
     session = world.register()
     pair = world.kit.refresh(session.tokens.refresh_token)
+    newer = world.kit.refresh(pair.refresh_token)  # the successor was used
     with pytest.raises(RefreshTokenReuseError):
         world.kit.refresh(session.tokens.refresh_token)
     with pytest.raises(InvalidRefreshTokenError):
-        world.kit.refresh(pair.refresh_token)
+        world.kit.refresh(newer.refresh_token)
     with pytest.raises(InvalidAccessTokenError):
-        world.kit.authenticate(f"Bearer {pair.access_token}")
+        world.kit.authenticate(f"Bearer {newer.access_token}")
     assert world.events.of("session.token_reuse_detected")
 
 
@@ -245,3 +246,13 @@ def test_authenticate_keeps_keys_and_tokens_apart(world: World) -> None:
         with pytest.raises(InvalidAccessTokenError):
             world.kit.authenticate(header)
     assert world.kit.authenticate(None) is None
+
+
+@pytest.mark.spec("REF-5")
+def test_a_refresh_whose_reply_was_lost_can_be_retried(world: World) -> None:
+    session = world.register()
+    lost = world.kit.refresh(session.tokens.refresh_token)
+    retried = world.kit.refresh(session.tokens.refresh_token)
+    assert world.kit.authenticate(f"Bearer {retried.access_token}") is not None
+    with pytest.raises(RefreshTokenReuseError):  # the lost successor came back: theft
+        world.kit.refresh(lost.refresh_token)

@@ -289,6 +289,9 @@ def test_a_failing_failure_store_refuses_the_code(clock: FrozenClock) -> None:
         def purge_expired(self, *, now: datetime) -> int:
             return 0
 
+        def forget_user(self, user_id: str) -> int:
+            raise StoreUnavailableError
+
     assert isinstance(Down(), MfaFailureStore)
     replay = MemoryTotpReplayStore()
     lockout = MfaLockout(POLICY, store=Down(), clock=clock)

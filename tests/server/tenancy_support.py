@@ -1,13 +1,23 @@
-"""Helpers for tests that need members: invite, then accept as the invited user."""
+"""Helpers for tests that need members: invite, then accept as the invited user (whose address
+must be confirmed: ``register(confirm=True)``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from tests.server.api import User
+from reference_server.wiring import Server
+from storno_security.rbac.invitations import Invitation
+from tests.server.api import Api, User
 
 MEMBERS = "/api/v1/members"
 INVITATIONS = "/api/v1/invitations"
+ORG_INVITATIONS = f"{MEMBERS}/invitations"
+
+
+def user(api: Api) -> User:
+    """A fresh account with a confirmed address, registered from its own IP (registration is
+    limited per IP)."""
+    return api.with_ip().register(confirm=True)
 
 
 def invite(inviter: User, email: str, role: str, **extra: Any) -> None:
@@ -44,3 +54,15 @@ def add_member(inviter: User, member: User, role: str, **extra: Any) -> dict[str
     organization = extra.get("organization") or inviter.organization_id
     invite(inviter, member.email, role, **extra)
     return accept(member, organization)
+
+
+def invitations(server: Server, organization_id: str) -> list[Invitation]:
+    """Every invitation the organization made, in every state, oldest first (white box)."""
+    return server.kit.directory.invitations(organization_id=organization_id)
+
+
+def only_invitation(server: Server, organization_id: str, email: str) -> str:
+    """The id of the one invitation of the organization to ``email``."""
+    ids = [i.invitation_id for i in invitations(server, organization_id) if i.email == email]
+    assert len(ids) == 1, ids
+    return ids[0]

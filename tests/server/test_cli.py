@@ -3,7 +3,6 @@ and ``serve`` as a real process."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -14,6 +13,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -22,15 +22,18 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from reference_server import db
 from reference_server.cli import build_parser, main, plan_workers
+from reference_server.data import tables
 from reference_server.keys import generate_vault_key
-from reference_server.services import MemoryEmailSink, Services, build_services
+from reference_server.mail import MemoryEmailSink
 from reference_server.settings import Settings
-from reference_server.users import seal_totp_secret, totp_associated_data
+from reference_server.wiring import Server, build_server
+from storno_security.accounts import UserAccount
 from storno_security.audit import SecurityEventType
 from storno_security.clock import FrozenClock
 from storno_security.errors import InvalidAccessTokenError
+from storno_security.rbac import Membership, Organization, Role
+from storno_security.stores.sql import users as library_users
 from tests.server.conftest import TEST_ENV, make_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,8 +84,8 @@ def settings_for(data_dir: Path) -> Settings:
     return make_settings(data_dir)
 
 
-def fresh_services(data_dir: Path, clock: FrozenClock) -> Services:
-    return build_services(settings_for(data_dir), clock=clock, email=MemoryEmailSink())
+def fresh_services(data_dir: Path, clock: FrozenClock) -> Server:
+    return build_server(settings_for(data_dir), clock=clock, email=MemoryEmailSink())
 
 
 # -- help and usage -------------------------------------------------------------------------------
@@ -263,7 +266,7 @@ def test_keys_rotate_keeps_live_tokens_and_retire_ends_them(
 ) -> None:
     before = fresh_services(data_dir, clock)
     old_kid = before.keys.jwt.signer.kid
-    token = before.sessions.start("user-1").access_token
+    token = before.kit.sessions.start("user-1").access_token
     before.close()
 
     code, out, _ = run(capsys, "keys", "rotate")
@@ -273,8 +276,8 @@ def test_keys_rotate_keeps_live_tokens_and_retire_ends_them(
     after = fresh_services(data_dir, clock)
     try:
         assert after.keys.jwt.signer.kid != old_kid
-        assert after.verifier.verify(token).subject == "user-1"
-        new_token = after.sessions.start("user-2").access_token
+        assert after.kit.verifier.verify(token).subject == "user-1"
+        new_token = after.kit.sessions.start("user-2").access_token
     finally:
         after.close()
 
@@ -287,8 +290,8 @@ def test_keys_rotate_keeps_live_tokens_and_retire_ends_them(
     retired = fresh_services(data_dir, clock)
     try:
         with pytest.raises(InvalidAccessTokenError):
-            retired.verifier.verify(token)
-        assert retired.verifier.verify(new_token).subject == "user-2"
+            retired.kit.verifier.verify(token)
+        assert retired.kit.verifier.verify(new_token).subject == "user-2"
     finally:
         retired.close()
 
@@ -561,11 +564,11 @@ def test_xml_sign_refuses_a_dtd(
 def test_xml_detached_signature_verifies(
     data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    services = build_services(settings_for(data_dir))
+    server = build_server(settings_for(data_dir))
     try:
-        signature = services.xml_signer.sign_detached(DOCUMENT, uri="F-1.xml")
+        signature = server.xml_signer.sign_detached(DOCUMENT, uri="F-1.xml")
     finally:
-        services.close()
+        server.close()
     (tmp_path / "F-1.xml").write_bytes(DOCUMENT)
     (tmp_path / "F-1.sig.xml").write_bytes(signature)
     args = [str(tmp_path / "F-1.sig.xml"), "--detached-data"]
@@ -581,30 +584,33 @@ def test_xml_detached_signature_verifies(
 # -- vault ----------------------------------------------------------------------------------------
 
 
-def _seed_sealed_rows(services: Services) -> dict[str, str]:
-    now = services.clock.now()
-    org_id, company_id, user_id, cred_id = (db.new_id() for _ in range(4))
-    ring = services.keys.vault
-    with services.db.transaction() as conn:
-        conn.execute(db.organizations.insert().values(id=org_id, name="Org", created_at=now))
+def _seed_sealed_rows(server: Server) -> dict[str, str]:
+    now = server.clock.now()
+    org_id, company_id, user_id, cred_id = (str(uuid.uuid4()) for _ in range(4))
+    ring = server.keys.vault
+    server.kit.directory.create_account(
+        UserAccount(
+            user_id=user_id,
+            email=f"{user_id}@example.eu",
+            name="U",
+            created_at=now,
+            mfa_enabled=True,
+            totp_secret_sealed=ring.seal(
+                "JBSWY3DPEHPK3PXP", associated_data=server.kit.totp_associated_data(user_id)
+            ),
+            totp_pending_sealed=ring.seal("PENDING", associated_data=f"pending:{user_id}"),
+        ),
+        organization=Organization(organization_id=org_id, name="Org", created_at=now),
+        owner=Membership(user_id=user_id, organization_id=org_id, role=Role.OWNER, is_default=True),
+    )
+    with server.data.transaction() as conn:
         conn.execute(
-            db.companies.insert().values(
+            tables.companies.insert().values(
                 id=company_id, organization_id=org_id, name="Co", country="RO", created_at=now
             )
         )
         conn.execute(
-            db.users.insert().values(
-                id=user_id,
-                email=f"{user_id}@example.eu",
-                name="U",
-                created_at=now,
-                mfa_enabled=True,
-                totp_secret_sealed=seal_totp_secret(services, user_id, "JBSWY3DPEHPK3PXP"),
-                totp_pending_sealed=ring.seal("PENDING", associated_data=f"pending:{user_id}"),
-            )
-        )
-        conn.execute(
-            db.storage_credentials.insert().values(
+            tables.storage_credentials.insert().values(
                 id=cred_id,
                 company_id=company_id,
                 provider="s3",
@@ -620,9 +626,10 @@ def _seed_sealed_rows(services: Services) -> dict[str, str]:
     return {"user": user_id, "credential": cred_id, "company": company_id}
 
 
-def _row(services: Services, table: sa.Table, row_id: str) -> sa.RowMapping:
-    with services.db.transaction() as conn:
-        return conn.execute(sa.select(table).where(table.c.id == row_id)).mappings().one()
+def _row(server: Server, table: sa.Table, row_id: str) -> sa.RowMapping:
+    key = table.c.user_id if table is library_users else table.c.id
+    with server.data.transaction() as conn:
+        return conn.execute(sa.select(table).where(key == row_id)).mappings().one()
 
 
 def test_vault_rotate_reseals_every_secret_under_the_new_key(
@@ -631,29 +638,30 @@ def test_vault_rotate_reseals_every_secret_under_the_new_key(
     before = fresh_services(data_dir, clock)
     ids = _seed_sealed_rows(before)
     old_kid = before.keys.vault.active_kid
-    old_credential = _row(before, db.storage_credentials, ids["credential"])["sealed"]
+    old_credential = _row(before, tables.storage_credentials, ids["credential"])["sealed"]
     before.close()
 
     code, out, err = run(capsys, "vault", "rotate")
     assert code == 0, err
     assert "app_storage_credentials.sealed: 1 re-sealed" in out
-    assert "app_users.totp_secret_sealed: 1 re-sealed" in out
-    assert "app_users.totp_pending_sealed: 0 re-sealed, 1 cleared" in out
+    assert "storno_users.totp_secret_sealed: 1 re-sealed" in out
+    assert "storno_users.totp_pending_sealed: 0 re-sealed, 1 cleared" in out
 
     after = fresh_services(data_dir, clock)
     try:
         ring = after.keys.vault
         assert ring.active_kid != old_kid
         assert old_kid in ring.kids
-        credential = _row(after, db.storage_credentials, ids["credential"])
+        credential = _row(after, tables.storage_credentials, ids["credential"])
         assert credential["sealed"] != old_credential
         assert not ring.needs_rotation(credential["sealed"])
         ad = f"app_storage_credentials:{ids['credential']}:{ids['company']}"
         assert ring.open(credential["sealed"], associated_data=ad) == b"s3-secret-key"
-        user = _row(after, db.users, ids["user"])
+        user = _row(after, library_users, ids["user"])
         assert not ring.needs_rotation(user["totp_secret_sealed"])
         secret = ring.open(
-            user["totp_secret_sealed"], associated_data=totp_associated_data(ids["user"])
+            user["totp_secret_sealed"],
+            associated_data=after.kit.totp_associated_data(ids["user"]),
         )
         assert secret == b"JBSWY3DPEHPK3PXP"
         assert user["totp_pending_sealed"] is None
@@ -667,7 +675,7 @@ def test_vault_rotate_reseals_every_secret_under_the_new_key(
     retired = fresh_services(data_dir, clock)
     try:
         assert retired.keys.vault.kids == (retired.keys.vault.active_kid,)
-        credential = _row(retired, db.storage_credentials, ids["credential"])
+        credential = _row(retired, tables.storage_credentials, ids["credential"])
         ad = f"app_storage_credentials:{ids['credential']}:{ids['company']}"
         assert retired.keys.vault.open(credential["sealed"], associated_data=ad) == b"s3-secret-key"
     finally:
@@ -703,10 +711,10 @@ def test_vault_rotate_reports_a_value_no_key_opens(
     ids = _seed_sealed_rows(services)
     # Sealed for another row: its associated data does not match, so it never opens here.
     moved = services.keys.vault.seal("x", associated_data="app_storage_credentials:other:row")
-    with services.db.transaction() as conn:
+    with services.data.transaction() as conn:
         conn.execute(
-            db.storage_credentials.update()
-            .where(db.storage_credentials.c.id == ids["credential"])
+            tables.storage_credentials.update()
+            .where(tables.storage_credentials.c.id == ids["credential"])
             .values(sealed=moved)
         )
     services.close()
@@ -717,7 +725,7 @@ def test_vault_rotate_reports_a_value_no_key_opens(
     # The unreadable value is left as it was.
     again = fresh_services(data_dir, clock)
     try:
-        assert _row(again, db.storage_credentials, ids["credential"])["sealed"] == moved
+        assert _row(again, tables.storage_credentials, ids["credential"])["sealed"] == moved
     finally:
         again.close()
 
@@ -744,9 +752,9 @@ def test_audit_purge_deletes_only_expired_events(
 
     old_clock = FrozenClock(datetime.now(UTC) - timedelta(days=400))
     services = fresh_services(data_dir, old_clock)
-    services.audit.record(SecurityEventType.LOGIN_SUCCEEDED, actor_id="user-old")
+    services.kit.audit.record(SecurityEventType.LOGIN_SUCCEEDED, actor_id="user-old")
     old_clock.advance(timedelta(days=399).total_seconds())
-    services.audit.record(SecurityEventType.LOGIN_SUCCEEDED, actor_id="user-new")
+    services.kit.audit.record(SecurityEventType.LOGIN_SUCCEEDED, actor_id="user-new")
     services.close()
 
     code, out, _ = run(capsys, "audit", "purge")
@@ -765,10 +773,6 @@ def test_audit_purge_without_keys_fails_cleanly(
     assert err.count("\n") == 1
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("reference_server.gdpr") is None,
-    reason="reference_server.gdpr (purge_deleted_accounts) is not in this build yet",
-)
 def test_accounts_purge_runs(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(capsys, "keys", "generate")[0] == 0
     code, out, err = run(capsys, "accounts", "purge")

@@ -10,11 +10,15 @@ import pytest
 
 from reference_server.app import create_app
 from reference_server.keys import KeyFileError, load_key_material
-from reference_server.services import MemoryEmailSink, build_services
+from reference_server.mail import MemoryEmailSink
 from reference_server.settings import SETTINGS_VARIABLES, Settings, SettingsError
+from reference_server.wiring import build_server
 from storno_security.clock import FrozenClock
 from tests.server.api import FalconApi, fresh_email
 from tests.server.conftest import make_settings
+
+#: A public route that is rate-limited and authenticates a credential when one is sent.
+_JWKS = "/.well-known/jwks.json"
 
 # -- settings ------------------------------------------------------------------------------
 
@@ -89,8 +93,8 @@ def test_keys_are_generated_once_with_private_permissions(tmp_path: Path) -> Non
 
 def test_the_default_database_file_is_private(tmp_path: Path, clock: FrozenClock) -> None:
     settings = make_settings(tmp_path / "data")
-    services = build_services(settings, clock=clock, email=MemoryEmailSink())
-    services.close()
+    server = build_server(settings, clock=clock, email=MemoryEmailSink())
+    server.close()
     database = tmp_path / "data" / "storno.db"
     assert stat.S_IMODE(database.stat().st_mode) == 0o600
     assert stat.S_IMODE((tmp_path / "data").stat().st_mode) == 0o700
@@ -119,13 +123,13 @@ def test_a_malformed_key_file_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_keys_survive_a_restart_so_tokens_stay_valid(tmp_path: Path, clock: FrozenClock) -> None:
     settings = make_settings(tmp_path / "data")
-    first = build_services(settings, clock=clock, email=MemoryEmailSink())
-    api = FalconApi(falcon.testing.TestClient(create_app(services=first)), clock=clock)
+    first = build_server(settings, clock=clock, email=MemoryEmailSink())
+    api = FalconApi(falcon.testing.TestClient(create_app(server=first)), clock=clock)
     user = api.register()
     first.close()
-    second = build_services(settings, clock=clock, email=MemoryEmailSink())
-    again = FalconApi(falcon.testing.TestClient(create_app(services=second)), clock=clock)
-    assert again.get("/health", token=user.access_token).status == 200
+    second = build_server(settings, clock=clock, email=MemoryEmailSink())
+    again = FalconApi(falcon.testing.TestClient(create_app(server=second)), clock=clock)
+    assert again.get(_JWKS, token=user.access_token).status == 200
     second.close()
 
 
@@ -136,8 +140,8 @@ def _app(tmp_path: Path, clock: FrozenClock, **overrides: object) -> FalconApi:
     settings = Settings.from_env(
         {"STORNO_DATA_DIR": str(tmp_path / "data"), "STORNO_PASSWORD_COST": "4"}, **overrides
     )
-    services = build_services(settings, clock=clock, email=MemoryEmailSink())
-    return FalconApi(falcon.testing.TestClient(create_app(services=services)), clock=clock)
+    server = build_server(settings, clock=clock, email=MemoryEmailSink())
+    return FalconApi(falcon.testing.TestClient(create_app(server=server)), clock=clock)
 
 
 @pytest.mark.spec("RL-1")
@@ -182,15 +186,140 @@ def test_auth_endpoints_fail_closed_when_the_limit_store_is_down(
     assert login.status == 503
     assert login.json["code"] == "rate_limit_unavailable"
     # Other endpoints follow the policy: closed by default...
-    assert api.get("/health").status == 503
+    assert api.get(_JWKS).status == 503
+    # ...while the liveness probe is never limited, so it still answers.
+    assert api.get("/health").status == 200
 
 
 @pytest.mark.spec("RL-4")
 def test_api_endpoints_may_fail_open_by_setting(tmp_path: Path, clock: FrozenClock) -> None:
     api = _app(tmp_path, clock, ratelimit_uri="redis://127.0.0.1:1/0", api_fail_open=True)
-    health = api.get("/health")
+    health = api.get(_JWKS)
     assert health.status == 200
     assert health.header("RateLimit-Limit") is None  # no figures when the store is down
     # ...but authentication never does.
     login = api.post("/api/auth", {"email": fresh_email(), "password": "whatever password"})
     assert login.status == 503
+
+
+# -- request bodies and settings (from the server review) -------------------------------
+
+
+def _company(owner: object, api: FalconApi) -> str:
+    answer = api.post(
+        "/api/v1/companies",
+        {"name": "Review SRL", "country": "RO"},
+        token=owner.access_token,  # type: ignore[attr-defined]
+    )
+    assert answer.status == 201, answer.json
+    company_id: str = answer.json["id"]
+    return company_id
+
+
+# review finding (server review, framework): deep nesting was a RecursionError (500)
+@pytest.mark.spec("SRV-2")
+def test_deeply_nested_json_is_a_400_not_a_recursion_error(falcon_api: FalconApi) -> None:
+    body = b'{"email": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    answer = falcon_api.post("/api/auth/register", raw=body, content_type="application/json")
+    assert answer.status == 400
+    assert "nests deeper" in answer.json["error"]
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting(falcon_api: FalconApi) -> None:
+    answer = falcon_api.post(
+        "/api/auth/register",
+        {"email": fresh_email(), "password": "long enough password", "name": "[" * 60},
+    )
+    assert answer.status == 201, answer.json
+
+
+# review finding (server review, framework): a lone surrogate reached the database (500)
+@pytest.mark.spec("SRV-2")
+@pytest.mark.parametrize(
+    ("path", "body", "authenticated"),
+    [
+        (
+            "/api/auth/register",
+            '{"email": "%s", "password": "long enough password", "name": "\\ud800"}',
+            False,
+        ),
+        ("/api/v1/companies", '{"name": "\\ud800", "country": "GB"}', True),
+        (
+            "/api/v1/invoices",
+            '{"number": "\\ud800", "customer": "c", "amount_minor": 1, "currency": "EUR",'
+            ' "issue_date": "2026-01-01"}',
+            True,
+        ),
+        (
+            "/api/v1/storage-credentials",
+            '{"provider": "s3", "name": "n", "secret": "\\ud800"}',
+            True,
+        ),
+        (
+            "/api/v1/storage-credentials",
+            '{"provider": "s3", "name": "n", "secret": {"\\udfff": "x"}}',
+            True,
+        ),
+    ],
+)
+def test_lone_surrogates_are_a_400(
+    falcon_api: FalconApi, path: str, body: str, authenticated: bool
+) -> None:
+    owner = falcon_api.register()
+    company = _company(owner, falcon_api)
+    text = (body % fresh_email()) if "%s" in body else body
+    answer = falcon_api.request(
+        "POST",
+        path,
+        raw=text.encode(),
+        content_type="application/json",
+        token=owner.access_token if authenticated else None,
+        company=company if authenticated else None,
+    )
+    assert answer.status == 400, answer.json
+    assert "surrogate" in answer.json["error"]
+
+
+# review finding (server review, settings): insecure combinations were accepted
+def test_cookie_secure_cannot_be_switched_off_on_https() -> None:
+    with pytest.raises(SettingsError, match="STORNO_COOKIE_SECURE"):
+        Settings.from_env(
+            {"STORNO_PUBLIC_URL": "https://api.example.eu", "STORNO_COOKIE_SECURE": "false"}
+        )
+    local = Settings.from_env({"STORNO_COOKIE_SECURE": "false"})
+    assert local.cookie_secure is False
+
+
+def test_a_test_bcrypt_cost_is_refused_outside_localhost() -> None:
+    with pytest.raises(SettingsError, match="below 10"):
+        Settings.from_env(
+            {"STORNO_PUBLIC_URL": "https://api.example.eu", "STORNO_PASSWORD_COST": "4"}
+        )
+    assert Settings.from_env({"STORNO_PASSWORD_COST": "4"}).password_cost == 4
+
+
+@pytest.mark.parametrize("url", ["not a url", "nosuchdb://x/y", "postgresql://a:b@:x"])
+def test_a_malformed_database_url_is_a_settings_error(url: str) -> None:
+    with pytest.raises(SettingsError, match="STORNO_DATABASE_URL") as caught:
+        Settings.from_env({"STORNO_DATABASE_URL": url})
+    assert "b@" not in str(caught.value)
+
+
+@pytest.mark.parametrize("networks", ["0.0.0.0/0", "::/0", "10.0.0.0/8,0.0.0.0/0"])
+def test_trusting_every_address_as_a_proxy_is_refused(networks: str) -> None:
+    with pytest.raises(SettingsError, match="name your proxies"):
+        Settings.from_env({"STORNO_TRUSTED_PROXIES": networks})
+
+
+def test_settings_repr_hides_passwords_in_urls() -> None:
+    settings = Settings.from_env(
+        {
+            "STORNO_DATABASE_URL": "postgresql+psycopg://app:hunter2@db.example/app",
+            "STORNO_REDIS_URL": "redis://:sesame@cache.example:6379/0",
+        }
+    )
+    text = repr(settings)
+    assert "hunter2" not in text
+    assert "sesame" not in text
+    assert "app:***@db.example" in text
+    assert settings.database_url == "postgresql+psycopg://app:hunter2@db.example/app"

@@ -29,7 +29,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from reference_server.app import create_app
-from reference_server.services import MemoryEmailSink, Services, build_services
+from reference_server.mail import MemoryEmailSink
+from reference_server.wiring import Server, build_server
 from storno_security.clock import SystemClock
 from storno_security.ratelimit import RateLimiter, SlidingWindowPolicy, TokenBucketPolicy
 from storno_security.stores.memory import MemoryRateLimitStorage
@@ -39,23 +40,23 @@ from tests.server.conftest import make_settings
 EXAMPLES = int(os.environ.get("STORNO_FUZZ_EXAMPLES", "15"))
 
 
-def _generous_limiter(services: Services) -> RateLimiter:
+def _generous_limiter(server: Server) -> RateLimiter:
     policies: list[Any] = []
-    for name, policy in services.limiter.policies.items():
+    for name, policy in server.kit.limiter.policies.items():
         if isinstance(policy, SlidingWindowPolicy):
             policies.append(SlidingWindowPolicy(name=name, limit=10_000, window=policy.window))
         else:
             assert isinstance(policy, TokenBucketPolicy)
             policies.append(policy)
-    return RateLimiter(MemoryRateLimitStorage(), clock=services.clock, policies=policies)
+    return RateLimiter(MemoryRateLimitStorage(), clock=server.clock, policies=policies)
 
 
 @pytest.fixture(scope="module")
 def fuzz_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     data = Path(tmp_path_factory.mktemp("openapi")) / "data"
-    services = build_services(make_settings(data), clock=SystemClock(), email=MemoryEmailSink())
-    services.limiter = _generous_limiter(services)
-    app = create_app(services=services)
+    server = build_server(make_settings(data), clock=SystemClock(), email=MemoryEmailSink())
+    server.kit.limiter = _generous_limiter(server)
+    app = create_app(server=server)
     api = FalconApi(falcon.testing.TestClient(app), clock=None)
     owner = api.register()
     company = owner.post("/api/v1/companies", {"name": "Fuzz SRL", "country": "RO"})
@@ -63,7 +64,7 @@ def fuzz_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
     if company.status == 201:
         headers["X-Company"] = company.json["id"]
     yield {"app": app, "headers": headers}
-    services.close()
+    server.close()
 
 
 CHECKS = [

@@ -32,7 +32,7 @@ def _company(owner: User, name: str = "Storno SRL") -> str:
 
 
 def _add(owner: User, member: User, role: str) -> dict[str, Any]:
-    """Invite (the email is normalised before the lookup, ACC-1), then accept as the member."""
+    """Invite (the address is normalised, ACC-1), then accept as the member."""
     invite(owner, member.email.upper(), role)
     # Until it accepts, the invited user is not a member: the organization stays closed.
     closed = member.get("/api/v1/companies", organization=owner.organization_id)
@@ -43,7 +43,9 @@ def _add(owner: User, member: User, role: str) -> dict[str, Any]:
 @pytest.mark.spec("RBAC-1")
 @pytest.mark.spec("RBAC-2")
 def test_company_and_invoice_crud_across_roles(api: Api) -> None:
-    owner, accountant, viewer = api.register(), api.register(), api.register()
+    owner = api.register()
+    # The invited accounts confirm their addresses: only then are invitations theirs (RBAC-6).
+    accountant, viewer = api.register(confirm=True), api.register(confirm=True)
     company_id = _company(owner)
     assert _add(owner, accountant, "accountant")["role"] == "accountant"
     assert _add(owner, viewer, "viewer")["user_id"] == viewer.user_id

@@ -9,35 +9,31 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
-from reference_server import db
-from reference_server.services import Services
+from reference_server.wiring import Server
 from storno_security.audit import SecurityEventType
-from tests.server.api import Api, FalconApi, User
-from tests.server.tenancy_support import add_member, invite
-
-MEMBERS = "/api/v1/members"
-
-
-def _user(api: Api) -> User:
-    """A fresh account, registered from its own IP (registration is limited per IP)."""
-    return api.with_ip().register()
-
-
-def _role_of(services: Services, user: User, organization_id: str) -> tuple[str, Any, Any]:
-    m = db.memberships
-    with services.db.transaction() as conn:
-        row = conn.execute(
-            sa.select(m.c.role, m.c.permissions, m.c.deleted_at).where(
-                m.c.user_id == user.user_id, m.c.organization_id == organization_id
-            )
-        ).one()
-    return row.role, row.permissions, row.deleted_at
+from tests.server.api import FalconApi, User
+from tests.server.tenancy_support import (
+    INVITATIONS,
+    MEMBERS,
+    add_member,
+    invite,
+)
+from tests.server.tenancy_support import user as _user
 
 
-def _events(services: Services, organization_id: str, kind: SecurityEventType) -> list[Any]:
-    return services.audit.store.query(organization_id=organization_id, types=[kind])
+def _role_of(server: Server, user: User, organization_id: str) -> tuple[str, Any, Any]:
+    (member,) = [
+        r.membership
+        for r in server.kit.directory.members_of(organization_id)
+        if r.membership.user_id == user.user_id
+    ]
+    custom = None if member.permissions is None else sorted(p.value for p in member.permissions)
+    return member.role.value, custom, member.deleted_at
+
+
+def _events(server: Server, organization_id: str, kind: SecurityEventType) -> list[Any]:
+    return server.kit.audit.store.query(organization_id=organization_id, types=[kind])
 
 
 @pytest.fixture
@@ -76,18 +72,18 @@ def test_member_list_and_item(team: dict[str, User]) -> None:
 
 
 @pytest.mark.spec("RBAC-5")
-def test_self_promotion_is_refused(team: dict[str, User], services: Services) -> None:
+def test_self_promotion_is_refused(team: dict[str, User], server: Server) -> None:
     limited, owner = team["limited"], team["owner"]
     org = owner.organization_id
-    before = _role_of(services, limited, org)
+    before = _role_of(server, limited, org)
     for change in (
         {"role": "admin"},  # the role's defaults are more than the custom set
         {"permissions": ["member.view", "member.manage", "invoice.view", "company.manage"]},
     ):
         response = limited.patch(f"{MEMBERS}/{limited.user_id}", change, organization=org)
         assert (response.status, response.json["code"]) == (403, "forbidden"), change
-    assert _role_of(services, limited, org) == before
-    denied = _events(services, org, SecurityEventType.ACCESS_DENIED)
+    assert _role_of(server, limited, org) == before
+    denied = _events(server, org, SecurityEventType.ACCESS_DENIED)
     assert {e.details["reason"] for e in denied} == {"self_promotion"}
     assert all(e.actor_id == limited.user_id for e in denied)
     # Lowering oneself is allowed.
@@ -100,7 +96,7 @@ def test_self_promotion_is_refused(team: dict[str, User], services: Services) ->
 
 
 @pytest.mark.spec("RBAC-5")
-def test_the_owner_cannot_be_demoted_or_removed(team: dict[str, User], services: Services) -> None:
+def test_the_owner_cannot_be_demoted_or_removed(team: dict[str, User], server: Server) -> None:
     owner, admin = team["owner"], team["admin"]
     org = owner.organization_id
     target = f"{MEMBERS}/{owner.user_id}"
@@ -115,7 +111,7 @@ def test_the_owner_cannot_be_demoted_or_removed(team: dict[str, User], services:
     # permission, so the library refuses to build the record before the Owner check).
     custom = admin.patch(target, {"permissions": ["invoice.view"]}, organization=org)
     assert (custom.status, custom.json["field"]) == (400, "permissions")
-    assert _role_of(services, owner, org) == ("owner", None, None)
+    assert _role_of(server, owner, org) == ("owner", None, None)
     # Nobody becomes Owner except by transfer.
     promote = owner.patch(f"{MEMBERS}/{admin.user_id}", {"role": "owner"})
     assert promote.status == 403
@@ -142,7 +138,7 @@ def test_nobody_grants_or_touches_more_than_they_hold(team: dict[str, User]) -> 
 
 @pytest.mark.spec("RBAC-5")
 def test_another_organizations_membership_is_not_found(
-    team: dict[str, User], falcon_api: FalconApi, services: Services
+    team: dict[str, User], falcon_api: FalconApi, server: Server
 ) -> None:
     owner = team["owner"]
     stranger = _user(falcon_api)
@@ -155,17 +151,17 @@ def test_another_organizations_membership_is_not_found(
         owner.delete(f"{MEMBERS}/{'0' * 36}"),
     ):
         assert (response.status, response.json["code"]) == (404, "not_found")
-    assert _role_of(services, stranger, stranger.organization_id) == ("owner", None, None)
+    assert _role_of(server, stranger, stranger.organization_id) == ("owner", None, None)
     # Naming the stranger's organization does not make it the owner's.
     response = owner.delete(f"{MEMBERS}/{stranger.user_id}", organization=stranger.organization_id)
     assert (response.status, response.json["code"]) == (404, "not_found")
 
 
 @pytest.mark.spec("KEY-5")
-def test_an_api_key_never_changes_memberships(team: dict[str, User], services: Services) -> None:
+def test_an_api_key_never_changes_memberships(team: dict[str, User], server: Server) -> None:
     owner, viewer = team["owner"], team["viewer"]
     org = owner.organization_id
-    key = services.api_keys.create(owner.user_id, org, name="automation", scope="admin").key
+    key = server.kit.api_keys.create(owner.user_id, org, name="automation", scope="admin").key
     api = owner.api
     # The key works: it may read the members (member.view is in its scope)...
     assert api.get(MEMBERS, api_key=key).status == 200
@@ -178,15 +174,15 @@ def test_an_api_key_never_changes_memberships(team: dict[str, User], services: S
         api.post(f"{MEMBERS}/transfer-ownership", {"user_id": viewer.user_id}, api_key=key),
     ):
         assert (response.status, response.json["code"]) == (403, "forbidden")
-    assert _role_of(services, viewer, org) == ("viewer", None, None)
-    reasons = {e.details["reason"] for e in _events(services, org, SecurityEventType.ACCESS_DENIED)}
+    assert _role_of(server, viewer, org) == ("viewer", None, None)
+    reasons = {e.details["reason"] for e in _events(server, org, SecurityEventType.ACCESS_DENIED)}
     assert reasons == {"key_forbidden"}
 
 
 @pytest.mark.spec("RBAC-4")
 @pytest.mark.spec("ACC-3")
 def test_add_change_remove_and_readd_are_audited(
-    team: dict[str, User], falcon_api: FalconApi, services: Services
+    team: dict[str, User], falcon_api: FalconApi, server: Server
 ) -> None:
     owner, viewer = team["owner"], team["viewer"]
     org = owner.organization_id
@@ -208,7 +204,7 @@ def test_add_change_remove_and_readd_are_audited(
     gone = viewer.get("/api/v1/invoices", organization=org, company=company)
     assert (gone.status, gone.json["code"]) == (404, "not_found")
     assert viewer.user_id not in {m["user_id"] for m in owner.get(MEMBERS).json["items"]}
-    _, _, deleted_at = _role_of(services, viewer, org)
+    _, _, deleted_at = _role_of(server, viewer, org)
     assert deleted_at is not None  # the row is kept (RBAC-4)
     assert owner.delete(f"{MEMBERS}/{viewer.user_id}").status == 404
     assert owner.patch(f"{MEMBERS}/{viewer.user_id}", {"role": "viewer"}).status == 404
@@ -220,15 +216,20 @@ def test_add_change_remove_and_readd_are_audited(
     assert viewer.get("/api/v1/invoices", organization=org, company=company).status == 200
 
     kinds = {
-        SecurityEventType.MEMBER_ADDED: 3 + 1,  # the team, then the re-addition
+        SecurityEventType.INVITATION_SENT: 3 + 1,  # the team, then the re-addition
         SecurityEventType.ROLE_CHANGED: 3,
         SecurityEventType.MEMBER_REMOVED: 1,
     }
     for kind, count in kinds.items():
-        events = _events(services, org, kind)
+        events = _events(server, org, kind)
         assert len(events) == count, kind
         assert all(e.actor_id == owner.user_id for e in events)
-    removed = _events(services, org, SecurityEventType.MEMBER_REMOVED)[0]
+    # Joining is the member's own act (accepting), audited with the member as the actor.
+    added = _events(server, org, SecurityEventType.MEMBER_ADDED)
+    assert len(added) == 3 + 1
+    assert sorted(e.actor_id for e in added).count(viewer.user_id) == 2
+    assert {e.actor_id for e in added} == {u.user_id for u in team.values() if u is not owner}
+    removed = _events(server, org, SecurityEventType.MEMBER_REMOVED)[0]
     assert (removed.subject_id, removed.details["role"]) == (viewer.user_id, "viewer")
 
 
@@ -280,7 +281,7 @@ def test_adding_validates_and_refuses_duplicates(
 
 
 @pytest.mark.spec("RBAC-5")
-def test_ownership_transfer(team: dict[str, User], services: Services) -> None:
+def test_ownership_transfer(team: dict[str, User], server: Server) -> None:
     owner, admin, viewer = team["owner"], team["admin"], team["viewer"]
     org = owner.organization_id
     # Only the Owner may transfer; not to themselves.
@@ -302,18 +303,18 @@ def test_ownership_transfer(team: dict[str, User], services: Services) -> None:
     assert done.status == 200, done.json
     roles = {m["user_id"]: m["role"] for m in done.json["items"]}
     assert (roles[owner.user_id], roles[admin.user_id]) == ("admin", "owner")
-    assert _role_of(services, admin, org)[0] == "owner"
+    assert _role_of(server, admin, org)[0] == "owner"
     # The former Owner is an Admin now: no second transfer, and the new Owner is protected.
     again = owner.post(f"{MEMBERS}/transfer-ownership", {"user_id": viewer.user_id})
     assert again.status == 403
     assert owner.delete(f"{MEMBERS}/{admin.user_id}").status == 403
-    (event,) = _events(services, org, SecurityEventType.OWNERSHIP_TRANSFERRED)
+    (event,) = _events(server, org, SecurityEventType.OWNERSHIP_TRANSFERRED)
     assert (event.actor_id, event.subject_id) == (owner.user_id, admin.user_id)
     assert event.details["former_owner_role"] == "admin"
 
 
 @pytest.mark.spec("RBAC-3")
-def test_organization_selection(team: dict[str, User], services: Services) -> None:
+def test_organization_selection(team: dict[str, User], server: Server) -> None:
     owner, viewer = team["owner"], team["viewer"]
     theirs = owner.post("/api/v1/companies", {"name": "Owner Co", "country": "FR"}).json["id"]
     mine = viewer.post("/api/v1/companies", {"name": "Viewer Co", "country": "IT"})
@@ -333,28 +334,49 @@ def test_organization_selection(team: dict[str, User], services: Services) -> No
 
 
 def test_a_concurrent_acceptance_is_a_conflict_not_a_500(
-    team: dict[str, User], services: Services, monkeypatch: pytest.MonkeyPatch
+    team: dict[str, User], server: Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The membership appears between the check and the INSERT: 409, the invitation stays."""
-    from reference_server.resources import tenancy
+    """The membership appears between the check and the write: 409, the invitation stays.
 
+    (Before the kit this answered ``already_a_member``; now the write is refused as a
+    ``conflict``, and a retry answers ``already_a_member``.)"""
     owner, viewer = team["owner"], team["viewer"]
     invite(owner, viewer.email, "accountant")
-    i = db.invitations
-    with services.db.transaction() as conn:
-        pending = conn.execute(
-            sa.select(i.c.id).where(i.c.user_id == viewer.user_id, i.c.accepted_at.is_(None))
-        ).scalar_one()
-    real = tenancy.memberships_of
+    directory = server.kit.directory
+    (pending,) = [
+        i.invitation_id
+        for i in directory.invitations(organization_id=owner.organization_id)
+        if i.email == viewer.email and i.accepted_at is None
+    ]
+    real = directory.memberships_of
 
-    def stale(services: Services, user_id: str) -> list[Any]:
+    def stale(user_id: str) -> list[Any]:
         # The check ran before the other request stored its row.
-        return [] if user_id == viewer.user_id else real(services, user_id)
+        return [] if user_id == viewer.user_id else real(user_id)
 
-    monkeypatch.setattr(tenancy, "memberships_of", stale)
-    response = viewer.post(f"/api/v1/invitations/{pending}/accept")
-    assert (response.status, response.json["code"]) == (409, "already_a_member")
+    monkeypatch.setattr(directory, "memberships_of", stale)
+    response = viewer.post(f"{INVITATIONS}/{pending}/accept")
+    assert (response.status, response.json["code"]) == (409, "conflict")
+    monkeypatch.undo()
+    again = viewer.post(f"{INVITATIONS}/{pending}/accept")
+    assert (again.status, again.json["code"]) == (409, "already_a_member")
     assert owner.get(f"{MEMBERS}/{viewer.user_id}").json["role"] == "viewer"
-    with services.db.transaction() as conn:
-        accepted = conn.execute(sa.select(i.c.accepted_at).where(i.c.id == pending)).scalar_one()
-    assert accepted is None  # rolled back with the membership
+    stored = directory.get_invitation(pending)
+    assert stored is not None
+    assert stored.accepted_at is None  # nothing was written
+
+
+# Review r-authz, finding 6 (MEDIUM): membership without consent made a stranger the Owner of
+# the attacker's organization, which then blocked the victim's account deletion (409).
+@pytest.mark.spec("RBAC-5")
+@pytest.mark.spec("ACC-4")
+def test_nobody_can_be_made_an_owner_without_consent(falcon_api: FalconApi, server: Server) -> None:
+    attacker = falcon_api.register()
+    victim = falcon_api.with_ip().register()
+    attacker.post(MEMBERS, {"email": victim.email, "role": "admin"})
+    moved = attacker.post(f"{MEMBERS}/transfer-ownership", {"user_id": victim.user_id})
+    assert moved.status == 404, moved.json  # an invited user is not a member
+    # Nothing blocks the victim's account deletion (the kit's flow behind DELETE /api/v1/me).
+    assert server.kit.owned_organizations_with_members(victim.user_id) == []
+    caller = server.kit.authenticate(f"Bearer {victim.access_token}")
+    server.kit.delete_account(caller, current_password=victim.password)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -68,5 +70,10 @@ def manager(
     clock: FrozenClock,
 ) -> SessionManager:
     return SessionManager(
-        issuer=issuer, policy=policy, families=families, sessions=state, clock=clock
+        reuse_grace=timedelta(0),  # REF-2/REF-3 alone; REF-5 has its own tests
+        issuer=issuer,
+        policy=policy,
+        families=families,
+        sessions=state,
+        clock=clock,
     )

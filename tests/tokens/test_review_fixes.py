@@ -92,6 +92,7 @@ def racy_manager(
     clock: FrozenClock,
 ) -> SessionManager:
     return SessionManager(
+        reuse_grace=timedelta(0),  # REF-2/REF-3 alone; REF-5 has its own tests
         issuer=issuer,
         policy=policy,
         families=racing,  # type: ignore[arg-type]
@@ -207,6 +208,7 @@ def test_refresh_racing_revoke_all_epoch_read_then_bump(
     than a live refresh token leaving until revoke_all gets there."""
     state = _RacingState()
     manager = SessionManager(
+        reuse_grace=timedelta(0),  # REF-2/REF-3 alone; REF-5 has its own tests
         issuer=issuer,
         policy=policy,
         families=racing,  # type: ignore[arg-type]

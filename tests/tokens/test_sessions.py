@@ -16,11 +16,14 @@ from storno_security.errors import (
 )
 from storno_security.stores.memory import MemoryRefreshFamilyStore, MemorySessionStateStore
 from storno_security.tokens import (
+    AccessTokenIssuer,
     AccessTokenVerifier,
     SessionEvent,
     SessionManager,
+    TokenPolicy,
     hash_refresh_token,
 )
+from storno_security.tokens.sessions import DEFAULT_REUSE_GRACE
 from tests._concurrency import at_once
 
 
@@ -145,6 +148,7 @@ def test_malformed_refresh_token_refused_before_any_lookup(
             raise AssertionError(f"store touched: {name}")
 
     manager = SessionManager(
+        reuse_grace=timedelta(0),  # REF-2/REF-3 alone; REF-5 has its own tests
         issuer=issuer,
         policy=policy,
         families=Exploding(),  # type: ignore[arg-type]
@@ -221,7 +225,12 @@ def test_start_with_bad_claims_stores_nothing(
 
 def _manager(issuer: Any, policy: Any, clock: FrozenClock, families: Any, state: Any) -> Any:
     return SessionManager(
-        issuer=issuer, policy=policy, families=families, sessions=state, clock=clock
+        reuse_grace=timedelta(0),  # REF-2/REF-3 alone; REF-5 has its own tests
+        issuer=issuer,
+        policy=policy,
+        families=families,
+        sessions=state,
+        clock=clock,
     )
 
 
@@ -267,3 +276,97 @@ def test_store_failures_fail_closed(
     # the presented token was spent by the failed refresh: the session is closed, not reopened
     with pytest.raises(InvalidRefreshTokenError):
         manager.refresh(pair.refresh_token)
+
+
+# -- REF-5: a refresh whose reply was lost can be retried -------------------------------------
+
+
+def _graceful(
+    issuer: AccessTokenIssuer,
+    policy: TokenPolicy,
+    families: MemoryRefreshFamilyStore,
+    state: MemorySessionStateStore,
+    clock: FrozenClock,
+) -> SessionManager:
+    return SessionManager(
+        issuer=issuer, policy=policy, families=families, sessions=state, clock=clock
+    )
+
+
+@pytest.mark.spec("REF-5")
+def test_a_retry_within_the_grace_gets_a_fresh_pair_once(
+    issuer: AccessTokenIssuer,
+    policy: TokenPolicy,
+    families: MemoryRefreshFamilyStore,
+    state: MemorySessionStateStore,
+    clock: FrozenClock,
+) -> None:
+    manager = _graceful(issuer, policy, families, state, clock)
+    first = manager.start("user-1")
+    lost = manager.refresh(first.refresh_token)  # the reply never reached the client
+    clock.advance(timedelta(seconds=5))
+    retried = manager.refresh(first.refresh_token)
+    assert retried.session_id == first.session_id
+    assert retried.refresh_token not in (lost.refresh_token, first.refresh_token)
+    # the lost successor is dead now; presenting it is reuse and kills the family (REF-3)
+    with pytest.raises(RefreshTokenReuseError):
+        manager.refresh(lost.refresh_token)
+    with pytest.raises(InvalidRefreshTokenError):
+        manager.refresh(retried.refresh_token)
+
+
+@pytest.mark.spec("REF-5")
+@pytest.mark.spec("REF-3")
+def test_no_retry_once_the_successor_was_used_or_after_the_grace(
+    issuer: AccessTokenIssuer,
+    policy: TokenPolicy,
+    families: MemoryRefreshFamilyStore,
+    state: MemorySessionStateStore,
+    clock: FrozenClock,
+) -> None:
+    manager = _graceful(issuer, policy, families, state, clock)
+    used = manager.start("user-1")
+    successor = manager.refresh(used.refresh_token)
+    manager.refresh(successor.refresh_token)  # the successor was used
+    with pytest.raises(RefreshTokenReuseError):
+        manager.refresh(used.refresh_token)
+    late = manager.start("user-1")
+    manager.refresh(late.refresh_token)
+    clock.advance(DEFAULT_REUSE_GRACE + timedelta(seconds=1))
+    with pytest.raises(RefreshTokenReuseError):
+        manager.refresh(late.refresh_token)
+
+
+@pytest.mark.spec("REF-5")
+def test_a_second_retry_is_reuse(
+    issuer: AccessTokenIssuer,
+    policy: TokenPolicy,
+    families: MemoryRefreshFamilyStore,
+    state: MemorySessionStateStore,
+    clock: FrozenClock,
+) -> None:
+    manager = _graceful(issuer, policy, families, state, clock)
+    first = manager.start("user-1")
+    manager.refresh(first.refresh_token)
+    manager.refresh(first.refresh_token)
+    with pytest.raises(RefreshTokenReuseError):
+        manager.refresh(first.refresh_token)
+
+
+def test_the_grace_is_bounded(
+    issuer: AccessTokenIssuer,
+    policy: TokenPolicy,
+    families: MemoryRefreshFamilyStore,
+    state: MemorySessionStateStore,
+    clock: FrozenClock,
+) -> None:
+    for bad in (timedelta(seconds=-1), timedelta(minutes=2)):
+        with pytest.raises(ValueError, match="reuse_grace"):
+            SessionManager(
+                issuer=issuer,
+                policy=policy,
+                families=families,
+                sessions=state,
+                clock=clock,
+                reuse_grace=bad,
+            )

@@ -6,6 +6,7 @@ stores when several workers serve the same users.
 """
 
 from storno_security.stores.memory.accounts import (
+    MemoryEmailConfirmationStore,
     MemoryResetTokenStore,
 )
 from storno_security.stores.memory.api_keys import (
@@ -42,6 +43,7 @@ __all__ = [
     "MemoryAuditStore",
     "MemoryBackupCodeStore",
     "MemoryDirectoryStore",
+    "MemoryEmailConfirmationStore",
     "MemoryLastSeenStore",
     "MemoryMfaChallengeStore",
     "MemoryMfaFailureStore",
@@ -55,6 +57,6 @@ __all__ = [
     "MemoryTotpReplayStore",
 ]
 
-from storno_security.stores.memory._bundle import memory_bundle  # noqa: E402 - needs the stores above
+from storno_security.stores.memory._bundle import memory_bundle
 
 __all__ += ["memory_bundle"]

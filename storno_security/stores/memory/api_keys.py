@@ -107,6 +107,15 @@ class MemoryApiKeyStore:
                     revoked.append(info.key_id)
         return sorted(revoked)
 
+    def forget_user(self, user_id: str) -> int:
+        """See :meth:`ApiKeyStore.forget_user`."""
+        with self._lock:
+            mine = [r for r in self._records.values() if r.info.user_id == user_id]
+            for record in mine:
+                del self._records[record.info.key_id]
+                self._hashes.discard(record.key_hash)
+            return len(mine)
+
     def touch(self, key_id: str, *, now: datetime, stale_before: datetime) -> bool:
         """See :meth:`ApiKeyStore.touch`."""
         with self._lock:

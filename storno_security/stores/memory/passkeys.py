@@ -15,49 +15,22 @@ import attrs
 from storno_security.clock import ensure_aware_utc
 from storno_security.errors import StoreError
 from storno_security.passkeys.storage import (
-    PasskeyChallenge,
     PasskeyCredential,
     UseOutcome,
     credential_key,
 )
-from storno_security.stores.memory._base import _check_str, _delete_where
+from storno_security.stores._adapters import PasskeyChallenges
+from storno_security.stores.memory._base import _check_str
+from storno_security.stores.memory._records import MemoryRecords
 
 __all__ = ["MemoryPasskeyChallengeStore", "MemoryPasskeyCredentialStore"]
 
 
-class MemoryPasskeyChallengeStore:
-    """Ceremony challenges in a dictionary guarded by one lock."""
+class MemoryPasskeyChallengeStore(PasskeyChallenges):
+    """Ceremony challenges on in-memory records."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._challenges: dict[str, PasskeyChallenge] = {}
-
-    def __repr__(self) -> str:
-        return "MemoryPasskeyChallengeStore()"
-
-    def put(self, challenge: PasskeyChallenge, *, now: datetime) -> None:
-        """See :meth:`PasskeyChallengeStore.put`."""
-        if not isinstance(challenge, PasskeyChallenge):
-            raise TypeError("challenge must be a PasskeyChallenge")
-        ensure_aware_utc(now)
-        ensure_aware_utc(challenge.expires_at)
-        with self._lock:
-            if challenge.challenge_hash in self._challenges:
-                raise StoreError("challenge exists already", reason="duplicate")
-            self._challenges[challenge.challenge_hash] = challenge
-
-    def consume(self, challenge_hash: str, *, now: datetime) -> PasskeyChallenge | None:
-        """See :meth:`PasskeyChallengeStore.consume`."""
-        if not isinstance(challenge_hash, str):
-            raise TypeError("challenge_hash must be a str")
-        ensure_aware_utc(now)
-        with self._lock:
-            return self._challenges.pop(challenge_hash, None)
-
-    def purge_expired(self, *, now: datetime) -> int:
-        """See :meth:`PasskeyChallengeStore.purge_expired`."""
-        now = ensure_aware_utc(now)
-        return _delete_where(self._lock, self._challenges, lambda c: c.expires_at < now)
+        super().__init__(MemoryRecords())
 
 
 class MemoryPasskeyCredentialStore:
@@ -128,6 +101,16 @@ class MemoryPasskeyCredentialStore:
             for key in mine:
                 del self._credentials[key]
             return len(mine)
+
+    def forget_user(self, user_id: str) -> int:
+        """Delete the user's credentials and handle (ACC-7); return how many records."""
+        _check_user(user_id)
+        with self._lock:
+            handle = self._handles.pop(user_id, None)
+            mine = [k for k, c in self._credentials.items() if c.user_id == user_id]
+            for key in mine:
+                del self._credentials[key]
+            return len(mine) + (handle is not None)
 
     def record_use(
         self, credential_id: bytes, *, sign_count: int, backed_up: bool, now: datetime

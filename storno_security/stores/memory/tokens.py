@@ -8,12 +8,14 @@ stores when several workers serve the same users.
 from __future__ import annotations
 
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import attrs
 
 from storno_security.errors import StoreError
-from storno_security.stores.memory._base import _delete_where
+from storno_security.stores._adapters import SessionStates, _epoch
+from storno_security.stores.memory._base import _check_str
+from storno_security.stores.memory._records import MemoryRecords
 from storno_security.tokens.storage import (
     RefreshFamily,
     Rotation,
@@ -33,7 +35,8 @@ class _FamilyRow:
 @attrs.define
 class _TokenRow:
     family_id: str
-    used: bool = False
+    used_at: datetime | None = None
+    successor: str | None = None  # the token its rotation made
 
 
 class MemoryRefreshFamilyStore:
@@ -61,6 +64,7 @@ class MemoryRefreshFamilyStore:
         new_hash: str,
         now: datetime,
         expected_user_id: str | None = None,
+        grace: timedelta | None = None,
     ) -> Rotation:
         """See :meth:`RefreshFamilyStore.rotate`."""
         with self._lock:
@@ -73,17 +77,32 @@ class MemoryRefreshFamilyStore:
                 return Rotation(RotationOutcome.WRONG_USER)
             if family.expires_at <= now:
                 return Rotation(RotationOutcome.EXPIRED, family)
-            if token.used:
+            if token.used_at is not None:
+                successor = None if token.successor is None else self._tokens[token.successor]
+                if (
+                    grace is not None
+                    and row.revoked_at is None
+                    and successor is not None
+                    and successor.used_at is None
+                    and now < token.used_at + grace
+                ):
+                    self._add(new_hash, family.family_id)
+                    successor.used_at = now
+                    return Rotation(RotationOutcome.REISSUED, family)
                 if row.revoked_at is None:
                     row.revoked_at = now
                 return Rotation(RotationOutcome.REUSED, family)
             if row.revoked_at is not None:
                 return Rotation(RotationOutcome.REVOKED, family)
-            if new_hash in self._tokens:
-                raise StoreError("refresh token hash exists already", reason="duplicate")
-            token.used = True
-            self._tokens[new_hash] = _TokenRow(family.family_id)
+            self._add(new_hash, family.family_id)
+            token.used_at, token.successor = now, new_hash
             return Rotation(RotationOutcome.ROTATED, family)
+
+    def _add(self, token_hash: str, family_id: str) -> None:
+        """Under the lock: a new live token of the family."""
+        if token_hash in self._tokens:
+            raise StoreError("refresh token hash exists already", reason="duplicate")
+        self._tokens[token_hash] = _TokenRow(family_id)
 
     def revoke_by_token(
         self, token_hash: str, *, now: datetime, expected_user_id: str
@@ -119,48 +138,41 @@ class MemoryRefreshFamilyStore:
                     revoked.append(family_id)
         return sorted(revoked)
 
+    def forget_user(self, user_id: str) -> int:
+        """See :meth:`RefreshFamilyStore.forget_user`."""
+        with self._lock:
+            return self._delete(
+                {f for f, row in self._families.items() if row.family.user_id == user_id}
+            )
+
+    def _delete(self, dead: set[str]) -> int:
+        """Under the lock: delete these families and their token hashes; return how many."""
+        for fid in dead:
+            del self._families[fid]
+        hashes = [h for h, t in self._tokens.items() if t.family_id in dead]
+        for token_hash in hashes:
+            del self._tokens[token_hash]
+        return len(dead) + len(hashes)
+
     def purge_expired(self, *, now: datetime) -> int:
         """See :meth:`RefreshFamilyStore.purge_expired`."""
         with self._lock:
             dead = {fid for fid, row in self._families.items() if row.family.expires_at < now}
-            for fid in dead:
-                del self._families[fid]
-            for token_hash in [h for h, t in self._tokens.items() if t.family_id in dead]:
-                del self._tokens[token_hash]
+            self._delete(dead)
             return len(dead)
 
 
-class MemorySessionStateStore:
-    """Session epochs and revoked-session markers in dictionaries guarded by one lock."""
+class MemorySessionStateStore(SessionStates):
+    """Session epochs and revoked-session markers on in-memory records."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._epochs: dict[str, int] = {}
-        self._revoked: dict[str, datetime] = {}
+        self._memory = MemoryRecords()
+        super().__init__(self._memory)
 
     def session_state(self, *, user_id: str, session_id: str) -> SessionState:
         """See :meth:`SessionStateStore.session_state`."""
-        # Two dict reads; each is atomic, and a bump racing with this read is ordered either way.
-        return SessionState(self._epochs.get(user_id, 0), session_id in self._revoked)
-
-    def current_epoch(self, user_id: str) -> int:
-        """See :meth:`SessionStateStore.current_epoch`."""
-        return self._epochs.get(user_id, 0)
-
-    def bump_epoch(self, user_id: str) -> int:
-        """See :meth:`SessionStateStore.bump_epoch`."""
-        with self._lock:
-            epoch = self._epochs.get(user_id, 0) + 1
-            self._epochs[user_id] = epoch
-            return epoch
-
-    def revoke_session(self, session_id: str, *, now: datetime, until: datetime) -> None:
-        """See :meth:`SessionStateStore.revoke_session`."""
-        with self._lock:
-            current = self._revoked.get(session_id)
-            if current is None or current < until:
-                self._revoked[session_id] = until
-
-    def purge_expired(self, *, now: datetime) -> int:
-        """See :meth:`SessionStateStore.purge_expired`."""
-        return _delete_where(self._lock, self._revoked, lambda until: until < now)
+        memory = self._memory
+        with memory._lock:
+            epoch = memory._rows.get(("epoch", _check_str("user_id", user_id)))
+            revoked = ("revoked", _check_str("session_id", session_id)) in memory._rows
+        return SessionState(0 if epoch is None else _epoch(epoch.record.number), revoked)

@@ -1,6 +1,7 @@
 """Redis stores. Needs the ``redis`` extra.
 
-Every method of every store here is one command or one Lua script: one round trip, atomic. Keys
+Every method of every store here is one command or one Lua script: one round trip, atomic. The
+short-lived stores are the shared adapters on Redis records (:mod:`._records`). Keys
 start with a ``prefix`` (default ``storno:``), so several applications can share one database.
 Failures raise :class:`~storno_security.errors.StoreUnavailableError`; a key holding something
 no store writes raises :class:`~storno_security.errors.CorruptRecordError`.
@@ -15,6 +16,11 @@ from storno_security.stores.redis._base import (
     eviction_policy,
     require_noeviction,
 )
+from storno_security.stores.redis.accounts import (
+    RedisEmailConfirmationStore,
+    RedisResetTokenStore,
+)
+from storno_security.stores.redis.license import RedisLastSeenStore
 from storno_security.stores.redis.mfa import (
     RedisMfaChallengeStore,
     RedisMfaFailureStore,
@@ -32,10 +38,13 @@ from storno_security.stores.redis.tokens import (
 )
 
 __all__ = [
+    "RedisEmailConfirmationStore",
+    "RedisLastSeenStore",
     "RedisMfaChallengeStore",
     "RedisMfaFailureStore",
     "RedisPasskeyChallengeStore",
     "RedisRateLimitStorage",
+    "RedisResetTokenStore",
     "RedisSessionStateStore",
     "RedisStepUpStore",
     "RedisTotpReplayStore",

@@ -48,10 +48,10 @@ from storno_security.stores.sql._base import (
     schema_version,
     schema_versions,
 )
+from storno_security.stores.sql._records import record_locks, records
 from storno_security.stores.sql.accounts import (
+    SqlEmailConfirmationStore,
     SqlResetTokenStore,
-    password_reset_tokens,
-    password_reset_users,
 )
 from storno_security.stores.sql.api_keys import (
     SqlApiKeyStore,
@@ -70,7 +70,6 @@ from storno_security.stores.sql.directory import (
 )
 from storno_security.stores.sql.license import (
     SqlLastSeenStore,
-    license_last_seen,
 )
 from storno_security.stores.sql.mfa import (
     SqlBackupCodeStore,
@@ -80,15 +79,10 @@ from storno_security.stores.sql.mfa import (
     SqlTotpReplayStore,
     mfa_backup_code_sets,
     mfa_backup_codes,
-    mfa_challenges,
-    mfa_failures,
-    mfa_step_up_tokens,
-    mfa_totp_steps,
 )
 from storno_security.stores.sql.passkeys import (
     SqlPasskeyChallengeStore,
     SqlPasskeyCredentialStore,
-    passkey_challenges,
     passkey_credentials,
     passkey_user_handles,
 )
@@ -97,8 +91,6 @@ from storno_security.stores.sql.tokens import (
     SqlSessionStateStore,
     refresh_families,
     refresh_tokens,
-    revoked_sessions,
-    session_epochs,
 )
 
 __all__ = [
@@ -107,6 +99,7 @@ __all__ = [
     "SqlAuditStore",
     "SqlBackupCodeStore",
     "SqlDirectoryStore",
+    "SqlEmailConfirmationStore",
     "SqlLastSeenStore",
     "SqlMfaChallengeStore",
     "SqlMfaFailureStore",
@@ -135,18 +128,17 @@ __all__ = [
     "passkey_challenges",
     "passkey_credentials",
     "passkey_user_handles",
-    "password_reset_tokens",
-    "password_reset_users",
     "read_transaction",
+    "record_locks",
+    "records",
     "refresh_families",
     "refresh_tokens",
-    "revoked_sessions",
     "schema_version",
     "schema_versions",
     "session_epochs",
     "users",
 ]
 
-from storno_security.stores.sql._bundle import sql_bundle  # noqa: E402 - needs the stores above
+from storno_security.stores.sql._bundle import sql_bundle
 
 __all__ += ["sql_bundle"]

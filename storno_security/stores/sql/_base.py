@@ -170,9 +170,11 @@ class _ExactString(sa.types.TypeDecorator[str]):
 #: The tables of this module, all prefixed ``storno_``.
 metadata = sa.MetaData()
 
-#: The version of the schema this release writes. A later release that changes the tables bumps
-#: it and ships a migration; :func:`create_schema` refuses a database of a newer version.
-SCHEMA_VERSION = 1
+#: The version of the schema this release writes. A release that changes the tables bumps it and
+#: ships the upgrade, which :func:`create_schema` runs; it refuses a database of a newer version.
+#: 2: the short-lived stores share ``storno_records`` (and ``storno_record_locks``); refresh
+#: tokens name their successor (REF-5). Upgrade from 1: :mod:`._migrate`.
+SCHEMA_VERSION = 2
 
 schema_versions = sa.Table(
     "storno_schema_versions",
@@ -190,7 +192,7 @@ _VERSION_QUERY = sa.select(schema_versions.c.version).where(
 
 def create_schema(engine: sa.Engine) -> None:
     """Create the tables of this module that do not exist yet (idempotent), and record the
-    schema version in ``storno_schema_versions`` so that later releases can migrate.
+    schema version in ``storno_schema_versions``; a database of an older version is upgraded.
 
     Raises:
         StoreUnavailableError: the database could not be reached.
@@ -211,6 +213,15 @@ def create_schema(engine: sa.Engine) -> None:
                     )
             except sa_exc.IntegrityError:
                 pass  # another process recorded it first
+        elif row.version == 1:
+            from storno_security.stores.sql._migrate import upgrade_from_1
+
+            upgrade_from_1(conn)
+            conn.execute(
+                sa.update(schema_versions)
+                .where(schema_versions.c.component == _COMPONENT)
+                .values(version=SCHEMA_VERSION)
+            )
         elif not isinstance(row.version, int) or row.version > SCHEMA_VERSION:
             raise StoreError(
                 f"the database schema is newer than this release ({row.version!r} > "

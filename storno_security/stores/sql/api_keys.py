@@ -257,6 +257,11 @@ class SqlApiKeyStore(_SqlStore):
         with _transaction(self._engine) as conn:
             return _changed_each(conn, live, lambda key_id: _revoke(key_id, now), "bad_key_id")
 
+    def forget_user(self, user_id: str) -> int:
+        """See :meth:`~storno_security.api_keys.ApiKeyStore.forget_user`: one ``DELETE``."""
+        user_id = _check_key("user_id", user_id)
+        return self._delete(api_keys, _K.user_id == user_id) if user_id else 0
+
     def touch(self, key_id: str, *, now: datetime, stale_before: datetime) -> bool:
         """``UPDATE ... SET last_used_at = now WHERE key_id = ? AND (last_used_at IS NULL OR
         last_used_at <= stale_before)``.

@@ -1,26 +1,15 @@
-"""SQL stores of the MFA capability: TOTP replay guard, backup codes, challenges, step-up tokens,
-per-user failure counts.
+"""SQL stores of the MFA capability. The TOTP replay guard, challenges, step-up tokens and
+failure counts are the shared adapters on ``storno_records``; backup codes are bespoke.
 
 :class:`SqlTotpReplayStore`, :class:`SqlBackupCodeStore`, :class:`SqlMfaChallengeStore`,
 :class:`SqlStepUpStore` and :class:`SqlMfaFailureStore` implement the protocols of
 :mod:`storno_security.mfa.storage`. Import them from :mod:`storno_security.stores.sql`.
 
-Every "exactly once" is one conditional statement whose row count says who won:
-
-* a TOTP step: an upsert that writes only if the stored step is earlier (``INSERT ... ON
-  CONFLICT DO UPDATE ... WHERE`` on PostgreSQL and SQLite; on MariaDB/MySQL, whose affected-row
-  count cannot tell an insert from an unchanged row, ``INSERT ... ON DUPLICATE KEY UPDATE`` writes
-  the caller's random nonce only when it moves the step, and the caller reads the nonce back
-  under the row lock its own statement holds);
-* a backup code, a challenge, a step-up token: ``UPDATE ... WHERE <still unused/live>``;
-* a second-factor attempt (the per-user limit on wrong codes): one upsert that adds one to a
-  live window's count or starts a new window (``INSERT ... ON CONFLICT DO UPDATE SET failures =
-  CASE WHEN <live> ...``; ``ON DUPLICATE KEY UPDATE`` on MariaDB/MySQL), then a read of the
-  count under the row lock that statement holds.
-
 Backup codes belong to a *set*: a row per user in ``storno_mfa_backup_code_sets`` names the
 current set, and only its codes count. Replacing the set rewrites that row first, so concurrent
-replacements queue on its lock and exactly one set (the last) is ever valid.
+replacements queue on its lock and exactly one set (the last) is ever valid. Using a code is a
+conditional ``UPDATE ... WHERE <unused, current set>`` whose row count names the one winner.
+(Bespoke: a set is replaced whole, and the codes live until then, which no expiring record is.)
 """
 
 from __future__ import annotations
@@ -33,34 +22,26 @@ from typing import Any
 import sqlalchemy as sa
 
 from storno_security.clock import ensure_aware_utc
-from storno_security.errors import CorruptRecordError
 from storno_security.mfa.storage import (
-    FailureCount,
     StoredBackupCode,
-    StoredChallenge,
-    StoredStepUp,
-    _check_window,
 )
+from storno_security.stores._adapters import MfaChallenges, MfaFailures, StepUps, TotpReplay
 from storno_security.stores.sql._base import (
     _ID_LENGTH,
-    _MYSQL_DIALECTS,
     _USER_LENGTH,
     _check_key,
     _check_text,
     _count_of,
     _ExactString,
-    _existing_row,
-    _ExpiringStore,
     _fetch_one,
-    _required_time,
     _SqlStore,
     _text_of,
     _transaction,
-    _upsert,
     _upsert_update,
     _UtcDateTime,
     metadata,
 )
+from storno_security.stores.sql._records import SqlRecords
 
 __all__ = [
     "SqlBackupCodeStore",
@@ -70,25 +51,11 @@ __all__ = [
     "SqlTotpReplayStore",
     "mfa_backup_code_sets",
     "mfa_backup_codes",
-    "mfa_challenges",
-    "mfa_failures",
-    "mfa_step_up_tokens",
-    "mfa_totp_steps",
 ]
 
 _HASH_LENGTH = 255  # a bcrypt hash of the passwords module is 83 characters
 _NAME_LENGTH = 64  # methods lists, action names, method names
 _NONCE_LENGTH = 32
-
-mfa_totp_steps = sa.Table(
-    "storno_mfa_totp_steps",
-    metadata,
-    sa.Column("user_id", _ExactString(_USER_LENGTH), primary_key=True),
-    sa.Column("last_step", sa.BigInteger(), nullable=False),
-    sa.Column("until", _UtcDateTime(), nullable=False, index=True),
-    sa.Column("nonce", _ExactString(_NONCE_LENGTH), nullable=False),
-    mysql_engine="InnoDB",
-)
 
 mfa_backup_code_sets = sa.Table(
     "storno_mfa_backup_code_sets",
@@ -112,115 +79,8 @@ mfa_backup_codes = sa.Table(
     mysql_engine="InnoDB",
 )
 
-mfa_challenges = sa.Table(
-    "storno_mfa_challenges",
-    metadata,
-    sa.Column("token_hash", _ExactString(_ID_LENGTH), primary_key=True),
-    sa.Column("user_id", _ExactString(_USER_LENGTH), nullable=False),
-    sa.Column("methods", _ExactString(_NAME_LENGTH), nullable=False),
-    sa.Column("created_at", _UtcDateTime(), nullable=False),
-    sa.Column("expires_at", _UtcDateTime(), nullable=False, index=True),
-    sa.Column("failures", sa.Integer(), nullable=False),
-    sa.Column("max_failures", sa.Integer(), nullable=False),
-    sa.Column("consumed_at", _UtcDateTime(), nullable=True),
-    mysql_engine="InnoDB",
-)
-
-mfa_step_up_tokens = sa.Table(
-    "storno_mfa_step_up_tokens",
-    metadata,
-    sa.Column("token_hash", _ExactString(_ID_LENGTH), primary_key=True),
-    sa.Column("user_id", _ExactString(_USER_LENGTH), nullable=False),
-    sa.Column("action", _ExactString(_NAME_LENGTH), nullable=False),
-    sa.Column("method", _ExactString(_NAME_LENGTH), nullable=False),
-    sa.Column("created_at", _UtcDateTime(), nullable=False),
-    sa.Column("expires_at", _UtcDateTime(), nullable=False, index=True),
-    sa.Column("used_at", _UtcDateTime(), nullable=True),
-    mysql_engine="InnoDB",
-)
-
-mfa_failures = sa.Table(
-    "storno_mfa_failures",
-    metadata,
-    sa.Column("user_id", _ExactString(_USER_LENGTH), primary_key=True),
-    sa.Column("failures", sa.Integer(), nullable=False),
-    sa.Column("window_ends_at", _UtcDateTime(), nullable=False, index=True),
-    mysql_engine="InnoDB",
-)
-
-_S = mfa_totp_steps.c
 _BS = mfa_backup_code_sets.c
 _B = mfa_backup_codes.c
-_C = mfa_challenges.c
-_U = mfa_step_up_tokens.c
-_F = mfa_failures.c
-
-
-# --- TOTP replay -----------------------------------------------------------------------------
-
-
-class SqlTotpReplayStore(_ExpiringStore):
-    """The last accepted TOTP step of each user, in ``storno_mfa_totp_steps``.
-
-    Args:
-        engine: an engine from :func:`create_engine` whose schema exists (:func:`create_schema`).
-    """
-
-    _expiry = _S.until
-
-    def record_step(self, user_id: str, step: int, *, now: datetime, until: datetime) -> bool:
-        """Atomically make ``step`` the user's last accepted step if it is later than the
-        stored one; see the module docstring for the statement per dialect.
-
-        Returns:
-            Whether the step was recorded (``False``: a replay).
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: ``user_id`` is empty or too long, ``step`` negative, or a time naive.
-            StoreError: the database failed; nothing changed.
-            StoreUnavailableError: the database could not be reached; nothing changed.
-            CorruptRecordError: the stored row is malformed.
-        """
-        user_id = _check_text("user_id", user_id, _USER_LENGTH)
-        if isinstance(step, bool) or not isinstance(step, int):
-            raise TypeError("step must be an int")
-        if step < 0:
-            raise ValueError("step must not be negative")
-        ensure_aware_utc(now)
-        until = ensure_aware_utc(until)
-        nonce = secrets.token_hex(_NONCE_LENGTH // 2)
-        values = {"user_id": user_id, "last_step": step, "until": until, "nonce": nonce}
-        with _transaction(self._engine) as conn:
-            dialect = conn.dialect.name
-            upsert = _upsert(dialect, mfa_totp_steps, values)
-            if dialect in _MYSQL_DIALECTS:
-                later = _S.last_step < upsert.inserted.last_step
-                # MySQL applies the assignments left to right: last_step must come last.
-                statement = upsert.on_duplicate_key_update(
-                    [
-                        ("nonce", sa.func.if_(later, upsert.inserted.nonce, _S.nonce)),
-                        ("until", sa.func.if_(later, upsert.inserted.until, _S.until)),
-                        ("last_step", sa.func.if_(later, upsert.inserted.last_step, _S.last_step)),
-                    ]
-                )
-                conn.execute(statement)
-                row = _existing_row(conn, sa.select(_S.nonce).where(_S.user_id == user_id))
-                return bool(row.nonce == nonce)
-            statement = upsert.on_conflict_do_update(
-                index_elements=[_S.user_id],
-                set_={
-                    "last_step": upsert.excluded.last_step,
-                    "until": upsert.excluded.until,
-                    "nonce": upsert.excluded.nonce,
-                },
-                where=_S.last_step < upsert.excluded.last_step,
-            )
-            # SQLAlchemy reports an INSERT's row count only when asked to
-            written = conn.execute(statement.execution_options(preserve_rowcount=True)).rowcount
-            if written not in (0, 1):
-                raise CorruptRecordError(reason="duplicate_row")
-            return written == 1
 
 
 # --- backup codes ----------------------------------------------------------------------------
@@ -281,6 +141,22 @@ class SqlBackupCodeStore(_SqlStore):
                 conn.execute(sa.insert(mfa_backup_codes), rows)
             else:
                 conn.execute(sa.delete(mfa_backup_code_sets).where(_BS.user_id == user_id))
+
+    def forget_user(self, user_id: str) -> int:
+        """Delete the user's codes and set row (ACC-7); return how many rows.
+
+        Raises:
+            TypeError: ``user_id`` is not a str.
+            StoreError: the database failed; nothing changed.
+            StoreUnavailableError: the database could not be reached; nothing changed.
+        """
+        user_id = _check_key("user_id", user_id)
+        if not user_id:  # empty or unstorable: no such user
+            return 0
+        with _transaction(self._engine) as conn:
+            count = conn.execute(sa.delete(mfa_backup_codes).where(_B.user_id == user_id)).rowcount
+            sets = conn.execute(sa.delete(mfa_backup_code_sets).where(_BS.user_id == user_id))
+            return int(count + sets.rowcount)
 
     def find_code(self, user_id: str, hint: str) -> StoredBackupCode | None:
         """Return the user's unused code of the current set with this hint, or ``None``.
@@ -353,278 +229,29 @@ class SqlBackupCodeStore(_SqlStore):
         return 0 if row is None else _count_of(row[0])
 
 
-# --- challenges ------------------------------------------------------------------------------
+class SqlTotpReplayStore(TotpReplay):
+    """The last accepted TOTP step of each user, in ``storno_records``."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        super().__init__(SqlRecords(engine))
 
 
-def _challenge_of(row: sa.Row[Any]) -> StoredChallenge:
-    methods = _text_of(row.methods, "bad_methods")
-    return StoredChallenge(
-        token_hash=_text_of(row.token_hash, "bad_token_hash"),
-        user_id=_text_of(row.user_id, "bad_user_id"),
-        methods=tuple(methods.split(",")),
-        created_at=_required_time(row.created_at),
-        expires_at=_required_time(row.expires_at),
-        max_failures=_count_of(row.max_failures),
-        failures=_count_of(row.failures),
-    )
+class SqlMfaChallengeStore(MfaChallenges):
+    """MFA login challenges in ``storno_records``."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        super().__init__(SqlRecords(engine))
 
 
-def _check_methods(methods: object) -> str:
-    if not isinstance(methods, tuple) or not methods:
-        raise TypeError("methods must be a non-empty tuple")
-    for method in methods:
-        if not isinstance(method, str) or not method or "," in method:
-            raise ValueError("each method must be a non-empty str without commas")
-    return _check_text("methods", ",".join(methods), _NAME_LENGTH)
+class SqlStepUpStore(StepUps):
+    """Step-up verification tokens in ``storno_records``."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        super().__init__(SqlRecords(engine))
 
 
-class SqlMfaChallengeStore(_ExpiringStore):
-    """MFA login challenges in ``storno_mfa_challenges``.
+class SqlMfaFailureStore(MfaFailures):
+    """Per-user counts of second-factor attempts in ``storno_records``."""
 
-    Args:
-        engine: an engine from :func:`create_engine` whose schema exists (:func:`create_schema`).
-    """
-
-    _expiry = _C.expires_at
-
-    @staticmethod
-    def _live(token_hash: str, now: datetime) -> tuple[Any, ...]:
-        return (
-            _C.token_hash == token_hash,
-            _C.consumed_at.is_(None),
-            _C.failures < _C.max_failures,
-            _C.expires_at > now,
-        )
-
-    def create_challenge(self, challenge: StoredChallenge) -> None:
-        """Store a new challenge.
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: a value is empty, too long or negative, or a time is naive.
-            StoreError: the token hash exists already (``reason="duplicate"``), or the database
-                failed; nothing was written.
-            StoreUnavailableError: the database could not be reached.
-        """
-        if not isinstance(challenge, StoredChallenge):
-            raise TypeError("challenge must be a StoredChallenge")
-        for name in ("max_failures", "failures"):
-            value = getattr(challenge, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be a non-negative int")
-        values = {
-            "token_hash": _check_text("token_hash", challenge.token_hash, _ID_LENGTH),
-            "user_id": _check_text("user_id", challenge.user_id, _USER_LENGTH),
-            "methods": _check_methods(challenge.methods),
-            "created_at": ensure_aware_utc(challenge.created_at),
-            "expires_at": ensure_aware_utc(challenge.expires_at),
-            "failures": challenge.failures,
-            "max_failures": challenge.max_failures,
-            "consumed_at": None,
-        }
-        self._insert(mfa_challenges, values)
-
-    def get_challenge(self, token_hash: str, *, now: datetime) -> StoredChallenge | None:
-        """Return the challenge if it is live, else ``None``.
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: ``now`` is naive.
-            StoreError: the database failed.
-            StoreUnavailableError: the database could not be reached.
-            CorruptRecordError: the row is malformed.
-        """
-        token_hash = _check_key("token_hash", token_hash)
-        now = ensure_aware_utc(now)
-        query = sa.select(mfa_challenges).where(*self._live(token_hash, now))
-        with _transaction(self._engine, read_only=True) as conn:
-            row = _fetch_one(conn.execute(query))
-        return None if row is None else _challenge_of(row)
-
-    def record_failure(self, token_hash: str, *, now: datetime) -> int | None:
-        """Count one failure with ``UPDATE ... SET failures = failures + 1 WHERE <live>``, and
-        read the new count under the row lock that statement holds.
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: ``now`` is naive.
-            StoreError: the database failed; nothing changed.
-            StoreUnavailableError: the database could not be reached; nothing changed.
-            CorruptRecordError: the row is malformed.
-        """
-        token_hash = _check_key("token_hash", token_hash)
-        now = ensure_aware_utc(now)
-        statement = (
-            sa.update(mfa_challenges)
-            .where(*self._live(token_hash, now))
-            .values(failures=_C.failures + 1)
-        )
-        return self._change_one_then_read(
-            statement,
-            sa.select(_C.failures).where(_C.token_hash == token_hash),
-            lambda row: _count_of(row.failures),
-        )
-
-    def consume_challenge(self, token_hash: str, *, now: datetime) -> StoredChallenge | None:
-        """End a live challenge with one conditional ``UPDATE``; the one winner gets it.
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: ``now`` is naive.
-            StoreError: the database failed; nothing changed.
-            StoreUnavailableError: the database could not be reached; nothing changed.
-            CorruptRecordError: the row is malformed.
-        """
-        token_hash = _check_key("token_hash", token_hash)
-        now = ensure_aware_utc(now)
-        statement = (
-            sa.update(mfa_challenges).where(*self._live(token_hash, now)).values(consumed_at=now)
-        )
-        return self._change_one_then_read(
-            statement, sa.select(mfa_challenges).where(_C.token_hash == token_hash), _challenge_of
-        )
-
-
-# --- step-up tokens --------------------------------------------------------------------------
-
-
-class SqlStepUpStore(_ExpiringStore):
-    """Step-up verification tokens in ``storno_mfa_step_up_tokens``.
-
-    Args:
-        engine: an engine from :func:`create_engine` whose schema exists (:func:`create_schema`).
-    """
-
-    _expiry = _U.expires_at
-
-    def create_grant(self, grant: StoredStepUp) -> None:
-        """Store a new step-up token.
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: a value is empty or too long, or a time is naive.
-            StoreError: the token hash exists already (``reason="duplicate"``), or the database
-                failed; nothing was written.
-            StoreUnavailableError: the database could not be reached.
-        """
-        if not isinstance(grant, StoredStepUp):
-            raise TypeError("grant must be a StoredStepUp")
-        values = {
-            "token_hash": _check_text("token_hash", grant.token_hash, _ID_LENGTH),
-            "user_id": _check_text("user_id", grant.user_id, _USER_LENGTH),
-            "action": _check_text("action", grant.action, _NAME_LENGTH),
-            "method": _check_text("method", grant.method, _NAME_LENGTH),
-            "created_at": ensure_aware_utc(grant.created_at),
-            "expires_at": ensure_aware_utc(grant.expires_at),
-            "used_at": None,
-        }
-        self._insert(mfa_step_up_tokens, values)
-
-    def consume_grant(
-        self, token_hash: str, *, user_id: str, action: str, now: datetime
-    ) -> StoredStepUp | None:
-        """Use the token with one conditional ``UPDATE`` (unused, unexpired, this user and
-        action); the one winner gets the grant.
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: ``now`` is naive.
-            StoreError: the database failed; nothing changed.
-            StoreUnavailableError: the database could not be reached; nothing changed.
-            CorruptRecordError: the row is malformed.
-        """
-        token_hash = _check_key("token_hash", token_hash)
-        user_id = _check_key("user_id", user_id)
-        action = _check_key("action", action)
-        now = ensure_aware_utc(now)
-        statement = (
-            sa.update(mfa_step_up_tokens)
-            .where(
-                _U.token_hash == token_hash,
-                _U.user_id == user_id,
-                _U.action == action,
-                _U.used_at.is_(None),
-                _U.expires_at > now,
-            )
-            .values(used_at=now)
-        )
-        row = self._change_one_then_read(
-            statement,
-            sa.select(mfa_step_up_tokens).where(_U.token_hash == token_hash),
-            lambda row: row,  # the record is built after the commit
-        )
-        if row is None:
-            return None
-        return StoredStepUp(
-            token_hash=_text_of(row.token_hash, "bad_token_hash"),
-            user_id=_text_of(row.user_id, "bad_user_id"),
-            action=_text_of(row.action, "bad_action"),
-            method=_text_of(row.method, "bad_method"),
-            created_at=_required_time(row.created_at),
-            expires_at=_required_time(row.expires_at),
-        )
-
-
-# --- per-user failure counts -----------------------------------------------------------------
-
-
-class SqlMfaFailureStore(_ExpiringStore):
-    """Per-user counts of second-factor attempts in ``storno_mfa_failures``.
-
-    Args:
-        engine: an engine from :func:`create_engine` whose schema exists (:func:`create_schema`).
-    """
-
-    _expiry = _F.window_ends_at
-
-    def record_attempt(
-        self, user_id: str, *, now: datetime, window_ends_at: datetime
-    ) -> FailureCount:
-        """Count one attempt with one upsert: a live window (``window_ends_at > now``) gets one
-        more, anything else (no row, or a window that has ended) becomes a new window with a
-        count of 1. The count is then read under the row lock the upsert holds, so concurrent
-        attempts each read their own.
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: ``user_id`` is empty or too long, a time is naive, or the window empty.
-            StoreError: the database failed; nothing was counted.
-            StoreUnavailableError: the database could not be reached; nothing was counted.
-            CorruptRecordError: the stored row is malformed.
-        """
-        user_id = _check_text("user_id", user_id, _USER_LENGTH)
-        now, window_ends_at = _check_window(now, window_ends_at)
-        values = {"user_id": user_id, "failures": 1, "window_ends_at": window_ends_at}
-        live = _F.window_ends_at > sa.literal(now, _UtcDateTime())
-        with _transaction(self._engine) as conn:
-            # failures comes first: on MySQL it must read the old window.
-            statement = _upsert_update(
-                conn.dialect.name,
-                mfa_failures,
-                values,
-                lambda new: [
-                    ("failures", sa.case((live, _F.failures + 1), else_=new.failures)),
-                    (
-                        "window_ends_at",
-                        sa.case((live, _F.window_ends_at), else_=new.window_ends_at),
-                    ),
-                ],
-            )
-            conn.execute(statement)
-            row = _existing_row(
-                conn, sa.select(_F.failures, _F.window_ends_at).where(_F.user_id == user_id)
-            )
-        return FailureCount(
-            failures=_count_of(row.failures), window_ends_at=_required_time(row.window_ends_at)
-        )
-
-    def clear_failures(self, user_id: str) -> None:
-        """Delete the user's row (one ``DELETE``).
-
-        Raises:
-            TypeError: ``user_id`` is not a str.
-            StoreError: the database failed; the count stays.
-            StoreUnavailableError: the database could not be reached; the count stays.
-        """
-        user_id = _check_key("user_id", user_id)
-        self._delete(mfa_failures, _F.user_id == user_id)
+    def __init__(self, engine: sa.Engine) -> None:
+        super().__init__(SqlRecords(engine))

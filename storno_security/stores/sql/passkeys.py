@@ -20,23 +20,20 @@ import sqlalchemy as sa
 from storno_security.clock import ensure_aware_utc
 from storno_security.errors import CorruptRecordError
 from storno_security.passkeys.storage import (
-    ChallengePurpose,
-    PasskeyChallenge,
     PasskeyCredential,
     UseOutcome,
     credential_key,
 )
+from storno_security.stores._adapters import PasskeyChallenges
 from storno_security.stores.sql._base import (
     _ID_LENGTH,
     _MYSQL_DIALECTS,
     _USER_LENGTH,
     _aware_or_none,
-    _changed_one,
     _check_key,
     _check_text,
     _ExactString,
     _existing_row,
-    _ExpiringStore,
     _fetch,
     _fetch_one,
     _optional_time,
@@ -47,11 +44,11 @@ from storno_security.stores.sql._base import (
     _UtcDateTime,
     metadata,
 )
+from storno_security.stores.sql._records import SqlRecords
 
 __all__ = [
     "SqlPasskeyChallengeStore",
     "SqlPasskeyCredentialStore",
-    "passkey_challenges",
     "passkey_credentials",
     "passkey_user_handles",
 ]
@@ -62,16 +59,6 @@ _MAX_PUBLIC_KEY = 4096
 _NAME_LENGTH = 255
 _TRANSPORTS_LENGTH = 255
 _MAX_COUNT = 2**32 - 1
-
-passkey_challenges = sa.Table(
-    "storno_passkey_challenges",
-    metadata,
-    sa.Column("challenge_hash", _ExactString(_ID_LENGTH), primary_key=True),
-    sa.Column("purpose", sa.String(16), nullable=False),
-    sa.Column("user_id", _ExactString(_USER_LENGTH), nullable=True),
-    sa.Column("expires_at", _UtcDateTime(), nullable=False, index=True),
-    mysql_engine="InnoDB",
-)
 
 passkey_user_handles = sa.Table(
     "storno_passkey_user_handles",
@@ -101,76 +88,15 @@ passkey_credentials = sa.Table(
     mysql_engine="InnoDB",
 )
 
-_CH = passkey_challenges.c
 _H = passkey_user_handles.c
 _C = passkey_credentials.c
 
 
-class SqlPasskeyChallengeStore(_ExpiringStore):
-    """Ceremony challenges in ``storno_passkey_challenges``.
+class SqlPasskeyChallengeStore(PasskeyChallenges):
+    """Ceremony challenges in ``storno_records``."""
 
-    Args:
-        engine: an engine from :func:`create_engine` whose schema exists (:func:`create_schema`).
-    """
-
-    _expiry = _CH.expires_at
-
-    def put(self, challenge: PasskeyChallenge, *, now: datetime) -> None:
-        """Store a new challenge.
-
-        Raises:
-            TypeError: ``challenge`` is not a :class:`PasskeyChallenge`.
-            ValueError: a field cannot be stored (empty, too long, naive time).
-            StoreError: the hash exists already (``reason="duplicate"``) or the database failed.
-            StoreUnavailableError: the database could not be reached; nothing changed.
-        """
-        if not isinstance(challenge, PasskeyChallenge):
-            raise TypeError("challenge must be a PasskeyChallenge")
-        ensure_aware_utc(now)
-        values = {
-            "challenge_hash": _check_text("challenge_hash", challenge.challenge_hash, _ID_LENGTH),
-            "purpose": ChallengePurpose(challenge.purpose).value,
-            "user_id": None
-            if challenge.user_id is None
-            else _check_text("user_id", challenge.user_id, _USER_LENGTH),
-            "expires_at": ensure_aware_utc(challenge.expires_at),
-        }
-        self._insert(passkey_challenges, values)
-
-    def consume(self, challenge_hash: str, *, now: datetime) -> PasskeyChallenge | None:
-        """Delete the challenge and return it; the ``DELETE``'s row count decides the one
-        winner among concurrent consumers.
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: ``now`` is naive.
-            StoreError: the database failed; nothing changed.
-            StoreUnavailableError: the database could not be reached; nothing changed.
-            CorruptRecordError: the row is malformed.
-        """
-        challenge_hash = _check_key("challenge_hash", challenge_hash)
-        ensure_aware_utc(now)
-        where = _CH.challenge_hash == challenge_hash
-        with _transaction(self._engine) as conn:
-            row = _fetch_one(
-                conn.execute(sa.select(_CH.purpose, _CH.user_id, _CH.expires_at).where(where))
-            )
-            if row is None:
-                return None
-            if not _changed_one(conn, sa.delete(passkey_challenges).where(where)):
-                return None  # a concurrent consumer won
-            try:
-                purpose = ChallengePurpose(row.purpose)
-            except ValueError:
-                raise CorruptRecordError(reason="bad_purpose") from None
-            if row.user_id is not None and (not isinstance(row.user_id, str) or not row.user_id):
-                raise CorruptRecordError(reason="bad_user_id")
-            return PasskeyChallenge(
-                challenge_hash=challenge_hash,
-                purpose=purpose,
-                user_id=row.user_id,
-                expires_at=_required_time(row.expires_at),
-            )
+    def __init__(self, engine: sa.Engine) -> None:
+        super().__init__(SqlRecords(engine))
 
 
 class SqlPasskeyCredentialStore(_SqlStore):
@@ -286,6 +212,22 @@ class SqlPasskeyCredentialStore(_SqlStore):
                 )
             )
             return result.rowcount == 1
+
+    def forget_user(self, user_id: str) -> int:
+        """Delete the user's credentials and handle (ACC-7); return how many rows.
+
+        Raises:
+            TypeError: ``user_id`` is not a str.
+            StoreError: the database failed; nothing changed.
+            StoreUnavailableError: the database could not be reached; nothing changed.
+        """
+        user_id = _check_key("user_id", user_id)
+        if not user_id:  # empty or unstorable: no such user
+            return 0
+        with _transaction(self._engine) as conn:
+            count = conn.execute(sa.delete(passkey_credentials).where(_C.user_id == user_id))
+            handle = conn.execute(sa.delete(passkey_user_handles).where(_H.user_id == user_id))
+            return int(count.rowcount + handle.rowcount)
 
     def delete_for_user(self, user_id: str) -> int:
         """Delete every credential of the user and the user's handle; return how many

@@ -8,25 +8,22 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects import mysql
 
 from storno_security.clock import ensure_aware_utc
 from storno_security.errors import CorruptRecordError
+from storno_security.stores._adapters import SessionStates, _epoch
 from storno_security.stores.sql._base import (
     _ID_LENGTH,
-    _MYSQL_DIALECTS,
     _USER_LENGTH,
     _changed_each,
+    _changed_one,
     _check_key,
     _check_text,
     _ExactString,
-    _existing_row,
-    _ExpiringStore,
     _fetch_one,
     _optional_time,
     _Reader,
@@ -37,6 +34,7 @@ from storno_security.stores.sql._base import (
     _UtcDateTime,
     metadata,
 )
+from storno_security.stores.sql._records import SqlRecords, records
 from storno_security.tokens.storage import (
     RefreshFamily,
     Rotation,
@@ -49,8 +47,6 @@ __all__ = [
     "SqlSessionStateStore",
     "refresh_families",
     "refresh_tokens",
-    "revoked_sessions",
-    "session_epochs",
 ]
 
 refresh_families = sa.Table(
@@ -76,22 +72,8 @@ refresh_tokens = sa.Table(
         index=True,
     ),
     sa.Column("used_at", _UtcDateTime(), nullable=True),
-    mysql_engine="InnoDB",
-)
-
-session_epochs = sa.Table(
-    "storno_session_epochs",
-    metadata,
-    sa.Column("user_id", _ExactString(_USER_LENGTH), primary_key=True),
-    sa.Column("epoch", sa.BigInteger(), nullable=False),
-    mysql_engine="InnoDB",
-)
-
-revoked_sessions = sa.Table(
-    "storno_revoked_sessions",
-    metadata,
-    sa.Column("session_id", _ExactString(_ID_LENGTH), primary_key=True),
-    sa.Column("until", _UtcDateTime(), nullable=False, index=True),
+    # the token its rotation made (schema version 2): a retry within the grace may replace it
+    sa.Column("successor_hash", _ExactString(_ID_LENGTH), nullable=True),
     mysql_engine="InnoDB",
 )
 
@@ -108,31 +90,28 @@ def _family_of(
     )
 
 
-def _epoch_of(value: object) -> int:
-    if value is None:
-        return 0
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise CorruptRecordError(reason="bad_epoch")
-    return value
-
-
 _F = refresh_families.c
 _T = refresh_tokens.c
-_E = session_epochs.c
-_R = revoked_sessions.c
+_REC = records.c
 
-# The per-request reads, built once (SQLAlchemy caches their compiled form).
-_EPOCH = sa.select(_E.epoch).where(_E.user_id == sa.bindparam("user_id"))
+# The per-request read of SqlSessionStateStore, built once: the epoch record and whether the
+# marker record exists, in one SELECT.
 _SESSION_STATE = sa.select(
-    _EPOCH.scalar_subquery().label("epoch"),
-    sa.exists().where(_R.session_id == sa.bindparam("session_id")).label("revoked"),
+    sa.select(_REC.number)
+    .where(_REC.namespace == sa.bindparam("epochs"), _REC.record_key == sa.bindparam("user_id"))
+    .scalar_subquery()
+    .label("epoch"),
+    sa.exists()
+    .where(_REC.namespace == sa.bindparam("markers"), _REC.record_key == sa.bindparam("session_id"))
+    .label("revoked"),
 )
 
 
 def _session_state_of(row: Any) -> SessionState:
-    if row.revoked is None:
-        raise CorruptRecordError(reason="no_row")
-    return SessionState(epoch=_epoch_of(row.epoch), revoked=bool(row.revoked))
+    epoch = row.epoch
+    if row.revoked is None or isinstance(epoch, bool) or not isinstance(epoch, int | None):
+        raise CorruptRecordError(reason="bad_epoch")
+    return SessionState(epoch=0 if epoch is None else _epoch(epoch), revoked=bool(row.revoked))
 
 
 def _revoke_family(family_id: str, now: datetime) -> sa.Update:
@@ -189,6 +168,7 @@ class SqlRefreshFamilyStore(_SqlStore):
         new_hash: str,
         now: datetime,
         expected_user_id: str | None = None,
+        grace: timedelta | None = None,
     ) -> Rotation:
         """Atomically retire the token with hash ``presented_hash`` and make ``new_hash`` live.
 
@@ -224,12 +204,13 @@ class SqlRefreshFamilyStore(_SqlStore):
                 _T.used_at.is_(None),
                 _T.family_id.in_(live_families.scalar_subquery()),
             )
-            .values(used_at=now)
+            .values(used_at=now, successor_hash=new_hash)
         )
         lookup = (
             sa.select(
                 _T.family_id.label("token_family_id"),
                 _T.used_at,
+                _T.successor_hash,
                 _F.family_id,
                 _F.user_id,
                 _F.created_at,
@@ -268,6 +249,25 @@ class SqlRefreshFamilyStore(_SqlStore):
             if family.expires_at <= now:
                 return Rotation(RotationOutcome.EXPIRED, family)
             if used_at is not None:
+                successor = row.successor_hash
+                if grace is not None and revoked_at is None and successor and now < used_at + grace:
+                    # REF-5: replace the unused successor; its row lock names one winner
+                    replace = (
+                        sa.update(refresh_tokens)
+                        .where(
+                            _T.token_hash == successor,
+                            _T.used_at.is_(None),
+                            _T.family_id.in_(live_families.scalar_subquery()),
+                        )
+                        .values(used_at=now)
+                    )
+                    if _changed_one(conn, replace):
+                        conn.execute(
+                            sa.insert(refresh_tokens).values(
+                                token_hash=new_hash, family_id=family.family_id, used_at=None
+                            )
+                        )
+                        return Rotation(RotationOutcome.REISSUED, family)
                 conn.execute(_revoke_family(family.family_id, now))
                 return Rotation(RotationOutcome.REUSED, family)
             if revoked_at is not None:
@@ -352,6 +352,18 @@ class SqlRefreshFamilyStore(_SqlStore):
                 conn, live, lambda family_id: _revoke_family(family_id, now), "bad_family_id"
             )
 
+    def forget_user(self, user_id: str) -> int:
+        """See :meth:`~storno_security.tokens.storage.RefreshFamilyStore.forget_user`: two
+        ``DELETE`` in one transaction."""
+        user_id = _check_key("user_id", user_id)
+        if not user_id:  # empty or unstorable: no such user
+            return 0
+        mine = sa.select(_F.family_id).where(_F.user_id == user_id).scalar_subquery()
+        with _transaction(self._engine) as conn:
+            tokens = conn.execute(sa.delete(refresh_tokens).where(_T.family_id.in_(mine)))
+            families = conn.execute(sa.delete(refresh_families).where(_F.user_id == user_id))
+            return int(tokens.rowcount + families.rowcount)
+
     def purge_expired(self, *, now: datetime) -> int:
         """Delete families (and their token hashes) whose ``expires_at`` is before ``now``.
 
@@ -375,128 +387,24 @@ class SqlRefreshFamilyStore(_SqlStore):
 # --- session state ---------------------------------------------------------------------------
 
 
-class SqlSessionStateStore(_ExpiringStore):
-    """Session epochs and revoked-session markers in ``storno_session_epochs`` and
-    ``storno_revoked_sessions``.
+class SqlSessionStateStore(SessionStates):
+    """Session epochs and revoked-session markers in ``storno_records`` (namespaces ``epoch``
+    and ``revoked``); :meth:`session_state` is one ``SELECT`` (the lean read path on SQLite).
 
     Args:
         engine: an engine from :func:`create_engine` whose schema exists (:func:`create_schema`).
     """
 
-    _expiry = _R.until  # purge_expired() forgets the markers that have ended
-
     def __init__(self, engine: sa.Engine) -> None:
-        super().__init__(engine)
-        # Read on every authenticated request: the lean read path on SQLite files.
+        super().__init__(SqlRecords(engine))
         self._state = _Reader(engine, _SESSION_STATE, _session_state_of)
 
     def session_state(self, *, user_id: str, session_id: str) -> SessionState:
-        """Return the user's epoch and whether ``session_id`` is revoked, in one ``SELECT``.
-
-        Raises:
-            TypeError: an argument is not a str.
-            StoreError: the database failed.
-            StoreUnavailableError: the database could not be reached.
-            CorruptRecordError: the stored epoch is not a non-negative integer.
-        """
+        """See :meth:`~storno_security.tokens.storage.SessionStateStore.session_state`."""
         user_id = _check_key("user_id", user_id)
         session_id = _check_key("session_id", session_id)
-        state = self._state.one_or_none({"user_id": user_id, "session_id": session_id})
+        params = {"epochs": "epoch", "markers": "revoked"}
+        state = self._state.one_or_none({**params, "user_id": user_id, "session_id": session_id})
         if state is None:
             raise CorruptRecordError(reason="no_row")
         return state
-
-    def current_epoch(self, user_id: str) -> int:
-        """Return the user's epoch (0 if never bumped).
-
-        Raises:
-            TypeError: ``user_id`` is not a str.
-            StoreError: the database failed.
-            StoreUnavailableError: the database could not be reached.
-            CorruptRecordError: the stored epoch is not a non-negative integer.
-        """
-        user_id = _check_key("user_id", user_id)
-        with _transaction(self._engine, read_only=True) as conn:
-            row = _fetch_one(conn.execute(_EPOCH, {"user_id": user_id}))
-        return 0 if row is None else _epoch_of(_not_null(row.epoch))
-
-    def bump_epoch(self, user_id: str) -> int:
-        """Atomically increase the user's epoch by one and return the new value.
-
-        ``UPDATE ... SET epoch = epoch + 1``; for a user without a row, ``INSERT`` epoch 1,
-        and if a concurrent caller inserted first, ``UPDATE`` again. On MariaDB/MySQL it is one
-        ``INSERT ... ON DUPLICATE KEY UPDATE`` instead: there, callers that lose the race to
-        insert hold shared locks on the new row and deadlock when they all ``UPDATE`` it. The
-        new value is read in the same transaction.
-
-        Raises:
-            TypeError: ``user_id`` is not a str.
-            ValueError: ``user_id`` is empty or longer than 255 characters.
-            StoreError: the database failed; nothing changed.
-            StoreUnavailableError: the database could not be reached; nothing changed.
-            CorruptRecordError: the stored epoch is not a non-negative integer; nothing changed.
-        """
-        user_id = _check_text("user_id", user_id, _USER_LENGTH)
-        increment = (
-            sa.update(session_epochs).where(_E.user_id == user_id).values(epoch=_E.epoch + 1)
-        )
-        with _transaction(self._engine) as conn:
-            if conn.dialect.name in _MYSQL_DIALECTS:
-                upsert = mysql.insert(session_epochs).values(user_id=user_id, epoch=1)
-                conn.execute(upsert.on_duplicate_key_update(epoch=_E.epoch + 1))
-            elif conn.execute(increment).rowcount == 0:
-                try:
-                    with conn.begin_nested():
-                        conn.execute(sa.insert(session_epochs).values(user_id=user_id, epoch=1))
-                except sa_exc.IntegrityError:  # a concurrent first bump inserted the row
-                    if conn.execute(increment).rowcount != 1:
-                        raise CorruptRecordError(reason="no_row") from None
-            row = _existing_row(conn, sa.select(_E.epoch).where(_E.user_id == user_id))
-            epoch = _epoch_of(_not_null(row.epoch))
-            if epoch < 1:
-                raise CorruptRecordError(reason="bad_epoch")
-            return epoch
-
-    def revoke_session(self, session_id: str, *, now: datetime, until: datetime) -> None:
-        """Mark a session revoked at least until ``until``. Idempotent; a later ``until`` wins.
-
-        ``UPDATE`` the marker if it ends earlier, else ``INSERT`` it, and if a concurrent caller
-        inserted first, ``UPDATE`` again; on MariaDB/MySQL one ``INSERT ... ON DUPLICATE KEY
-        UPDATE until = GREATEST(...)`` (see :meth:`bump_epoch`).
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: ``session_id`` is empty or longer than 64 characters, or a time is
-                naive.
-            StoreError: the database failed; nothing changed.
-            StoreUnavailableError: the database could not be reached; nothing changed.
-        """
-        session_id = _check_text("session_id", session_id, _ID_LENGTH)
-        ensure_aware_utc(now)
-        until = ensure_aware_utc(until)
-        extend = (
-            sa.update(revoked_sessions)
-            .where(_R.session_id == session_id, _R.until < until)
-            .values(until=until)
-        )
-        with _transaction(self._engine) as conn:
-            if conn.dialect.name in _MYSQL_DIALECTS:  # see bump_epoch: no INSERT race there
-                upsert = mysql.insert(revoked_sessions).values(session_id=session_id, until=until)
-                later = sa.func.greatest(_R.until, upsert.inserted.until)
-                conn.execute(upsert.on_duplicate_key_update(until=later))
-                return
-            if conn.execute(extend).rowcount == 1:
-                return
-            try:
-                with conn.begin_nested():
-                    conn.execute(
-                        sa.insert(revoked_sessions).values(session_id=session_id, until=until)
-                    )
-            except sa_exc.IntegrityError:  # there is a marker: extend it if it ends earlier
-                conn.execute(extend)
-
-
-def _not_null(value: object) -> object:
-    if value is None:
-        raise CorruptRecordError(reason="null_value")
-    return value

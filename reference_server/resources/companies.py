@@ -1,0 +1,143 @@
+"""Companies of the caller's organization (RBAC-1, RBAC-3, RBAC-4): list, add, read, change,
+soft-delete. The kit decides (``ctx.authorize``); the data module reads and writes only live
+companies of the organization it was given, so another organization's company, a deleted one
+and a malformed id are one 404.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from reference_server.openapi import obj
+from reference_server.schemas import (
+    END,
+    NULLABLE_STRING,
+    PAGE_PARAMETERS,
+    TIME,
+    line,
+    page_json,
+    page_of,
+    page_request,
+)
+from reference_server.web import Body, Ctx, Routes, bad_request, iso
+from storno_security.errors import CompanyNotFoundError
+from storno_security.rbac import Permission, canonical_uuid
+
+__all__ = ["routes"]
+
+routes = Routes()
+
+_COMPANY = obj(
+    {
+        "id": {"type": "string"},
+        "name": {"type": "string"},
+        "vat_id": NULLABLE_STRING,
+        "country": {"type": "string"},
+        "created_at": TIME,
+    },
+    required=("id", "name", "vat_id", "country", "created_at"),
+)
+_FIELDS = {
+    "name": line(200),
+    "vat_id": {
+        "type": ["string", "null"],
+        "pattern": f"^[A-Z0-9][A-Z0-9 .+*/-]{{1,31}}{END}",
+        "description": "2 to 32 upper-case letters, digits, spaces or . + * / -; null: none.",
+    },
+    "country": {"type": "string", "pattern": f"^[A-Z]{{2}}{END}", "description": "ISO 3166-1"},
+}
+
+
+def company_json(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "vat_id": row["vat_id"],
+        "country": row["country"],
+        "created_at": iso(row["created_at"]),
+    }
+
+
+def _found(row: Mapping[str, Any] | None) -> dict[str, Any]:
+    if row is None:
+        raise CompanyNotFoundError(reason="unknown")
+    return company_json(row)
+
+
+def _id(raw: str) -> str:
+    """The canonical id; a malformed one matches nothing (the same 404 as an unknown one)."""
+    return canonical_uuid(raw) or "-"
+
+
+@routes.get(
+    "/api/v1/companies",
+    summary="List the organization's companies (company.view)",
+    tag="tenancy",
+    organization=True,
+    parameters=PAGE_PARAMETERS,
+    responses={200: page_of(_COMPANY)},
+)
+def list_companies(ctx: Ctx, body: Body) -> None:
+    auth = ctx.authorize(Permission.COMPANY_VIEW)
+    page = ctx.server.data.companies.list_page(auth.organization_id, page_request(ctx))
+    ctx.json(page_json(page, company_json))
+
+
+@routes.post(
+    "/api/v1/companies",
+    summary="Add a company to the organization (company.create)",
+    tag="tenancy",
+    organization=True,
+    body=obj(_FIELDS, required=("name", "country"), additional=False),
+    responses={201: _COMPANY},
+)
+def create_company(ctx: Ctx, body: Body) -> None:
+    auth = ctx.authorize(Permission.COMPANY_CREATE)
+    values = {"vat_id": None, **body}
+    row = ctx.server.data.companies.create(auth.organization_id, values, now=ctx.server.clock.now())
+    ctx.json(company_json(row), status=201)
+
+
+@routes.get(
+    "/api/v1/companies/{company_id}",
+    summary="Read a company (company.view)",
+    tag="tenancy",
+    organization=True,
+    responses={200: _COMPANY},
+)
+def get_company(ctx: Ctx, body: Body, company_id: str) -> None:
+    auth = ctx.authorize(Permission.COMPANY_VIEW)
+    ctx.json(_found(ctx.server.data.companies.get(auth.organization_id, _id(company_id))))
+
+
+@routes.patch(
+    "/api/v1/companies/{company_id}",
+    summary="Change a company (company.manage); `vat_id: null` clears it",
+    tag="tenancy",
+    organization=True,
+    body=obj(_FIELDS, additional=False),
+    responses={200: _COMPANY},
+)
+def update_company(ctx: Ctx, body: Body, company_id: str) -> None:
+    auth = ctx.authorize(Permission.COMPANY_MANAGE)
+    if not body:
+        bad_request("Send at least one of: name, vat_id, country.")
+    now = ctx.server.clock.now()
+    row = ctx.server.data.companies.change(auth.organization_id, _id(company_id), body, now=now)
+    ctx.json(_found(row))
+
+
+@routes.delete(
+    "/api/v1/companies/{company_id}",
+    summary="Delete a company (company.delete): soft deletion, 404 everywhere afterwards",
+    tag="tenancy",
+    organization=True,
+    responses={204: None},
+)
+def delete_company(ctx: Ctx, body: Body, company_id: str) -> None:
+    auth = ctx.authorize(Permission.COMPANY_DELETE)
+    now = ctx.server.clock.now()
+    if not ctx.server.data.companies.remove(auth.organization_id, _id(company_id), now=now):
+        raise CompanyNotFoundError(reason="unknown")
+    ctx.no_content()
