@@ -6,9 +6,9 @@
 * :func:`delete_account`: the kit deletes the account (re-authenticated, ACC-6); the server
   then deletes its rows of the organizations left without a member and clears ``created_by``
   where it names the user.
-* :func:`purge_deleted_accounts`: the kit forgets the accounts past the grace period and the
-  organizations nobody is left in; the server deletes its rows of those and forgets the users.
-  Run by ``storno-security accounts purge``.
+
+The purge after the grace period is :meth:`reference_server.wiring.Server.purge_deleted_accounts`
+(``storno-security accounts purge``).
 """
 
 from __future__ import annotations
@@ -24,10 +24,7 @@ from storno_security.rbac import Permission, Role
 if TYPE_CHECKING:
     from reference_server.wiring import Server
 
-__all__ = ["delete_account", "export_user_data", "purge_deleted_accounts"]
-
-#: How many accounts one purge call of the kit forgets; the purge repeats until done.
-_PURGE_BATCH = 1000
+__all__ = ["delete_account", "export_user_data"]
 
 
 def _may_see(server: Server, caller: Caller) -> Any:
@@ -160,22 +157,3 @@ def delete_account(
     server.data.delete_organizations(deletion.organization_ids)
     server.data.forget_user(deletion.user_id)
     return deletion
-
-
-def purge_deleted_accounts(server: Server) -> int:
-    """Forget every account deleted longer ago than the grace period, and the organizations
-    left without any member, in the kit's stores and the server's tables; return how many
-    accounts.
-
-    Raises:
-        StoreError: a store failed; run it again (it resumes).
-    """
-    purged = 0
-    while True:
-        purge = server.kit.purge_deleted_accounts(limit=_PURGE_BATCH)
-        for user_id in purge.user_ids:
-            server.data.forget_user(user_id)
-        server.data.delete_organizations(purge.organization_ids)
-        purged += len(purge.user_ids)
-        if len(purge.user_ids) < _PURGE_BATCH:
-            return purged

@@ -5,17 +5,14 @@ deleted (RBAC-4) with the sealed value wiped. The sealing itself is the kit's
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import Any
 
-import attrs
 import sqlalchemy as sa
 
 from reference_server.data import tables
+from reference_server.data.rows import ScopedRows
 
-if TYPE_CHECKING:
-    from reference_server.data import ServerData
-
-__all__ = ["Credential", "Credentials", "associated_data"]
+__all__ = ["Credentials", "associated_data"]
 
 
 def associated_data(credential_id: str, company_id: str) -> str:
@@ -23,107 +20,44 @@ def associated_data(credential_id: str, company_id: str) -> str:
     return f"app_storage_credentials:{credential_id}:{company_id}"
 
 
-@attrs.frozen(kw_only=True)
-class Credential:
-    """A live storage credential (the sealed secret is never shown, only opened)."""
+class Credentials(ScopedRows):
+    """A company's live storage credentials (``get``, ``change`` as :class:`ScopedRows`)."""
 
-    id: str
-    company_id: str
-    provider: str
-    name: str
-    sealed: str = attrs.field(repr=False)
-    created_at: datetime
-    updated_at: datetime
+    table = tables.storage_credentials
+    scope = "company_id"
 
+    def all(self, company_id: str) -> list[dict[str, Any]]:
+        """Every live credential of the company, oldest first.
 
-_s = tables.storage_credentials.c
-_COLUMNS = (_s.id, _s.company_id, _s.provider, _s.name, _s.sealed, _s.created_at, _s.updated_at)
-
-
-def _live(company_id: str) -> sa.ColumnElement[bool]:
-    return sa.and_(_s.company_id == company_id, _s.deleted_at.is_(None))
-
-
-class Credentials:
-    def __init__(self, data: ServerData) -> None:
-        self._data = data
-
-    def list(self, company_id: str) -> list[Credential]:
-        """The company's live credentials, oldest first."""
-        query = sa.select(*_COLUMNS).where(_live(company_id)).order_by(_s.created_at, _s.id)
+        Raises:
+            StoreError: the database failed.
+        """
+        c = self.table.c
+        query = sa.select(self.table).where(*self._live(company_id)).order_by(c.created_at, c.id)
         with self._data.read() as conn:
-            return [Credential(**row) for row in conn.execute(query).mappings()]
-
-    def get(self, company_id: str, credential_id: str) -> Credential | None:
-        """The live credential with this id in this company (else ``None``, as if unknown)."""
-        query = sa.select(*_COLUMNS).where(_live(company_id), _s.id == credential_id)
-        with self._data.read() as conn:
-            row = conn.execute(query).mappings().first()
-        return None if row is None else Credential(**row)
+            return [dict(row) for row in conn.execute(query).mappings()]
 
     def add(
-        self,
-        *,
-        credential_id: str,
-        company_id: str,
-        provider: str,
-        name: str,
-        sealed: str,
-        created_by: str,
-        now: datetime,
-    ) -> Credential:
-        """Store a new credential (the id was chosen before sealing: the seal names it)."""
-        with self._data.transaction() as conn:
-            conn.execute(
-                tables.storage_credentials.insert().values(
-                    id=credential_id,
-                    company_id=company_id,
-                    provider=provider,
-                    name=name,
-                    sealed=sealed,
-                    created_by=created_by,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-        return Credential(
-            id=credential_id,
-            company_id=company_id,
-            provider=provider,
-            name=name,
-            sealed=sealed,
-            created_at=now,
-            updated_at=now,
-        )
+        self, company_id: str, credential_id: str, values: dict[str, Any], *, now: datetime
+    ) -> dict[str, Any]:
+        """Store a new credential under ``credential_id``, chosen before sealing (the seal
+        names it); the stored row.
 
-    def replace(
-        self,
-        company_id: str,
-        credential_id: str,
-        *,
-        sealed: str,
-        name: str | None,
-        now: datetime,
-    ) -> Credential | None:
-        """Replace the sealed secret (and the name when given) of a live credential; ``None``
-        when it is gone (deleted meanwhile)."""
-        values: dict[str, object] = {"sealed": sealed, "updated_at": now}
-        if name is not None:
-            values["name"] = name
+        Raises:
+            StoreError: the database failed; nothing was written.
+        """
+        row = {**values, "id": credential_id, "company_id": company_id}
         with self._data.transaction() as conn:
-            changed = conn.execute(
-                tables.storage_credentials.update()
-                .where(_live(company_id), _s.id == credential_id)
-                .values(**values)
-            ).rowcount
-        return self.get(company_id, credential_id) if changed == 1 else None
+            conn.execute(self.table.insert().values(**row, created_at=now, updated_at=now))
+        return {**row, "created_at": now, "updated_at": now, "deleted_at": None}
 
-    def delete(self, company_id: str, credential_id: str, *, now: datetime) -> bool:
-        """Soft-delete a live credential and wipe its sealed secret; whether one was."""
+    def remove(self, scope_id: str, row_id: str, *, now: datetime) -> bool:
+        """Soft-delete a live credential and wipe its sealed secret; whether one was.
+
+        Raises:
+            StoreError: the database failed; nothing was written.
+        """
         with self._data.transaction() as conn:
-            changed = conn.execute(
-                tables.storage_credentials.update()
-                .where(_live(company_id), _s.id == credential_id)
-                .values(deleted_at=now, updated_at=now, sealed="")
-            ).rowcount
-        return bool(changed == 1)
+            query = self.table.update().where(*self._live(scope_id, row_id))
+            changed = query.values(deleted_at=now, updated_at=now, sealed="")
+            return bool(conn.execute(changed).rowcount)

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from reference_server.openapi import obj
+from reference_server.schemas import TIME
 from reference_server.web import Body, Ctx, Routes, bad_request, iso
 from storno_security.audit import AuditCursor, SecurityEventType, event_to_dict
 from storno_security.events import SecurityEvent
@@ -25,12 +26,11 @@ routes = Routes()
 
 _DEFAULT_PAGE = 50
 _MAX_PAGE = 200
-_TIME = {"type": "string", "format": "date-time"}
 _EVENT = obj(
     {
         "event_id": {"type": "string"},
         "type": {"type": "string"},
-        "at": _TIME,
+        "at": TIME,
         "outcome": {"enum": ["success", "failure"]},
         "actor_id": {"type": ["string", "null"]},
         "subject_id": {"type": ["string", "null"]},
@@ -55,8 +55,8 @@ def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any
 
 
 _FILTERS = (
-    _query("since", _TIME, "Only events at or after this time."),
-    _query("until", _TIME, "Only events before this time."),
+    _query("since", TIME, "Only events at or after this time."),
+    _query("until", TIME, "Only events before this time."),
     _query("actor", {"type": "string"}, "Only events of this actor (a user id)."),
 )
 

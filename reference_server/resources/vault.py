@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from reference_server.data.credentials import Credential, associated_data
+from reference_server.data.credentials import associated_data
 from reference_server.data.tables import new_id
 from reference_server.errors import ApiError
 from reference_server.openapi import obj
-from reference_server.schemas import REAUTH_FIELDS, string
+from reference_server.schemas import REAUTH_FIELDS, TIME, string
 from reference_server.web import Body, Ctx, Routes, iso
 from storno_security.rbac import Authorization, Permission, canonical_uuid
 
@@ -31,7 +31,6 @@ _STEP_UP_HEADER = "X-Step-Up-Token"
 _PATH = "/api/v1/storage-credentials"
 _ONE = _PATH + "/{credential_id}"
 
-_TIME = {"type": "string", "format": "date-time"}
 _SECRET = {
     "oneOf": [
         {"type": "string", "minLength": 1},
@@ -50,8 +49,8 @@ _ITEM = obj(
         "id": {"type": "string", "format": "uuid"},
         "provider": {"type": "string"},
         "name": {"type": "string"},
-        "created_at": _TIME,
-        "updated_at": _TIME,
+        "created_at": TIME,
+        "updated_at": TIME,
     },
     required=("id", "provider", "name", "created_at", "updated_at"),
 )
@@ -70,13 +69,13 @@ _REAUTH = (
 )
 
 
-def _item(row: Credential) -> dict[str, Any]:
+def _item(row: dict[str, Any]) -> dict[str, Any]:
     return {
-        "id": row.id,
-        "provider": row.provider,
-        "name": row.name,
-        "created_at": iso(row.created_at),
-        "updated_at": iso(row.updated_at),
+        "id": row["id"],
+        "provider": row["provider"],
+        "name": row["name"],
+        "created_at": iso(row["created_at"]),
+        "updated_at": iso(row["updated_at"]),
     }
 
 
@@ -99,7 +98,7 @@ def _company(ctx: Ctx) -> tuple[Authorization, str]:
     return auth, auth.company_id
 
 
-def _credential(ctx: Ctx, company_id: str, credential_id: str) -> Credential:
+def _credential(ctx: Ctx, company_id: str, credential_id: str) -> dict[str, Any]:
     """The live credential of this company; a malformed, unknown, deleted or another
     company's id answers alike (RBAC-3)."""
     found = ctx.server.data.credentials.get(company_id, canonical_uuid(credential_id) or "")
@@ -122,7 +121,7 @@ def _label(provider: str) -> str:
 )
 def list_credentials(ctx: Ctx, body: Body) -> None:
     _, company_id = _company(ctx)
-    ctx.json({"items": [_item(row) for row in ctx.server.data.credentials.list(company_id)]})
+    ctx.json({"items": [_item(row) for row in ctx.server.data.credentials.all(company_id)]})
 
 
 @routes.post(
@@ -156,13 +155,11 @@ def create_credential(ctx: Ctx, body: Body) -> None:
         step_up_token=body.get("step_up_token"),
         current_password=body.get("current_password"),
     )
+    values = {"provider": body["provider"], "name": body["name"], "sealed": sealed}
     row = ctx.server.data.credentials.add(
-        credential_id=credential_id,
-        company_id=company_id,
-        provider=body["provider"],
-        name=body["name"],
-        sealed=sealed,
-        created_by=ctx.caller.user_id,
+        company_id,
+        credential_id,
+        {**values, "created_by": ctx.caller.user_id},
         now=ctx.server.clock.now(),
     )
     ctx.json(_item(row), status=201)
@@ -188,13 +185,16 @@ def replace_credential(ctx: Ctx, body: Body, credential_id: str) -> None:
         ctx.caller,
         auth,
         _secret_json(body["secret"]),
-        associated_data=associated_data(row.id, company_id),
-        secret_name=_label(row.provider),
+        associated_data=associated_data(row["id"], company_id),
+        secret_name=_label(row["provider"]),
         step_up_token=body.get("step_up_token"),
         current_password=body.get("current_password"),
     )
-    replaced = ctx.server.data.credentials.replace(
-        company_id, row.id, sealed=sealed, name=body.get("name"), now=ctx.server.clock.now()
+    changes = (
+        {"sealed": sealed} if body.get("name") is None else {"sealed": sealed, "name": body["name"]}
+    )
+    replaced = ctx.server.data.credentials.change(
+        company_id, row["id"], changes, now=ctx.server.clock.now()
     )
     if replaced is None:  # deleted meanwhile
         raise ApiError(404, "not_found", "Not found.")
@@ -211,7 +211,7 @@ def replace_credential(ctx: Ctx, body: Body, credential_id: str) -> None:
 def delete_credential(ctx: Ctx, body: Body, credential_id: str) -> None:
     _, company_id = _company(ctx)
     wanted = canonical_uuid(credential_id) or ""
-    if not ctx.server.data.credentials.delete(company_id, wanted, now=ctx.server.clock.now()):
+    if not ctx.server.data.credentials.remove(company_id, wanted, now=ctx.server.clock.now()):
         raise ApiError(404, "not_found", "Not found.")
     ctx.no_content()
 
@@ -222,9 +222,9 @@ def _reveal(ctx: Ctx, credential_id: str, *, step_up: str | None, password: str 
     plain = ctx.kit.open_secret(
         ctx.caller,
         auth,
-        row.sealed,
-        associated_data=associated_data(row.id, company_id),
-        secret_name=_label(row.provider),
+        row["sealed"],
+        associated_data=associated_data(row["id"], company_id),
+        secret_name=_label(row["provider"]),
         step_up_token=step_up,
         current_password=password,
     )

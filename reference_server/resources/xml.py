@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes
 
 from reference_server.errors import ApiError
 from reference_server.openapi import obj
-from reference_server.schemas import string
+from reference_server.schemas import TIME, string
 from reference_server.web import Body, Ctx, Routes, bad_request, iso
 from storno_security.rbac import Permission
 from storno_security.xmlsig import VerifiedXml
@@ -32,7 +32,6 @@ routes = Routes()
 MAX_XML_BYTES = 512 * 1024
 _MAX_B64 = 4 * ((MAX_XML_BYTES + 2) // 3)
 
-_TIME = {"type": "string", "format": "date-time"}
 _B64 = {
     "type": "string",
     "minLength": 1,
@@ -45,7 +44,7 @@ _SIGNER = obj(
         "issuer": {"type": "string"},
         "serial_number": {"type": "string"},
         "fingerprint_sha256": {"type": "string"},
-        "not_valid_after": _TIME,
+        "not_valid_after": TIME,
     },
     required=("subject", "issuer", "fingerprint_sha256"),
 )

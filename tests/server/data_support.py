@@ -18,7 +18,6 @@ from reference_server.data import ServerData, tables
 from reference_server.wiring import Server
 from storno_security.kit import Caller
 from storno_security.rbac import Membership
-from storno_security.stores.sql import SqlApiKeyStore
 from tests.server.api import Api, User
 
 INVOICE = (
@@ -212,16 +211,6 @@ def reveal(user: User, company: str, credential_id: str, **proof: str) -> object
 
 
 # --- scanning every store (ACC-7) -----------------------------------------------------------
-
-#: Whether every library store can forget a user (``forget_user``, ACC-7): until then the
-#: kit's deletion and purge leave their rows behind, and the tests that prove otherwise must
-#: fail (``xfail(strict=True)``: they pass, and must be unmarked, once the stores can).
-LIBRARY_STORES_FORGET = hasattr(SqlApiKeyStore, "forget_user")
-needs_forgetting_stores = pytest.mark.xfail(
-    not LIBRARY_STORES_FORGET,
-    reason="the library's stores cannot forget a user yet: their rows outlive the deletion",
-    strict=True,
-)
 
 
 def needles_of(user_id: str, email: str | None = None) -> dict[str, tuple[str | bytes, ...]]:

@@ -9,7 +9,6 @@ passes in an instant)."""
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -18,7 +17,6 @@ from typing import Any
 import falcon.testing
 import pytest
 
-from reference_server import gdpr
 from reference_server.app import create_app
 from reference_server.mail import MemoryEmailSink
 from reference_server.wiring import Server, build_server, run_now
@@ -39,7 +37,6 @@ from tests.server.api import FalconApi, User
 from tests.server.conftest import make_settings
 from tests.server.data_support import (
     CREDENTIALS,
-    LIBRARY_STORES_FORGET,
     caller,
     database_hits,
     enable_mfa,
@@ -55,20 +52,6 @@ ORIGIN = "http://localhost:8000"
 # What docs/server-data.md says deletion keeps: the audit events, pseudonymised. They hold the
 # pseudonym, never the id or the address, so nothing is exempt from the scan.
 KEPT: frozenset[str] = frozenset()
-
-#: The stores that keep their own records of a user: the library's, but the directory (users,
-#: organizations, memberships, invitations) and the audit log, which forget already. Until
-#: every library store can forget a user (``forget_user``), their leftovers are tolerated and
-#: printed; then nothing is. The server's tables, the directory and the audit log are held to
-#: the rule now.
-_DIRECTORY_AND_AUDIT = ("storno_users", "storno_organizations", "storno_memberships")
-_DIRECTORY_AND_AUDIT += ("storno_invitations", "storno_audit_events")
-
-
-def _library_store(place: str) -> bool:
-    if place.startswith("redis:"):
-        return True
-    return place.startswith("storno_") and not place.startswith(_DIRECTORY_AND_AUDIT)
 
 
 class Deployment:
@@ -209,13 +192,8 @@ def test_deletion_and_purge_leave_nothing_that_names_the_user(deployment: Deploy
     assert {place for place in named if place.startswith("app_")} == set()
 
     api.clock.advance(server.kit.policy.deletion_grace + timedelta(seconds=1))  # type: ignore[union-attr]
-    assert gdpr.purge_deleted_accounts(server) == 1
-    left = deployment.hits(*needles["user_id"], *needles["email"])
-    if not LIBRARY_STORES_FORGET:
-        leftovers = {place for place in left if _library_store(place)}
-        warnings.warn(f"library stores keep the purged user: {sorted(leftovers)}", stacklevel=1)
-        left -= leftovers
-    assert left == set()
+    assert server.purge_deleted_accounts().user_ids == (user.user_id,)
+    assert deployment.hits(*needles["user_id"], *needles["email"]) == set()
 
     # The audit trail is kept, under the pseudonym; the host keeps its organization.
     alias = pseudonym(user.user_id, key=server.keys.pseudonym)
