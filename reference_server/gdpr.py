@@ -13,6 +13,7 @@ The purge after the grace period is :meth:`reference_server.wiring.Server.purge_
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from reference_server.data import export
@@ -52,18 +53,17 @@ def _may_see(server: Server, caller: Caller) -> Any:
     return may
 
 
-def _record(row: dict[str, Any], *, visible: bool, content: dict[str, Any]) -> dict[str, Any]:
+def _plain(value: object) -> object:
+    if isinstance(value, datetime):
+        return iso(value)
+    return value.isoformat() if isinstance(value, date) else value
+
+
+def _record(row: dict[str, Any], *, visible: bool) -> dict[str, Any]:
     """A record the user created: its content while the user may see it; else only that the
     user created it, and when (``content_withheld``)."""
-    out = {
-        "id": row["id"],
-        "created_at": iso(row["created_at"]),
-        "deleted_at": iso(row["deleted_at"]),
-        "content_withheld": not visible,
-    }
-    if visible:
-        out.update(content)
-    return out
+    shown = row if visible else {key: row[key] for key in ("id", "created_at", "deleted_at")}
+    return {**{key: _plain(value) for key, value in shown.items()}, "content_withheld": not visible}
 
 
 def export_user_data(server: Server, caller: Caller) -> dict[str, Any]:
@@ -84,53 +84,28 @@ def export_user_data(server: Server, caller: Caller) -> dict[str, Any]:
         org = kit.directory.get_organization(membership["organization_id"])
         if org is None or org.deleted_at is not None:
             continue
+        companies = export.live_companies(data, org.organization_id)
         owned.append(
             {
                 "id": org.organization_id,
                 "name": org.name,
                 "created_at": iso(org.created_at),
                 "license_installed": data.licenses.token(org.organization_id) is not None,
-                "companies": [
-                    {**row, "created_at": iso(row["created_at"])}
-                    for row in export.live_companies(data, org.organization_id)
-                ],
+                "companies": [{k: _plain(v) for k, v in row.items()} for row in companies],
             }
         )
-    invoices = [
-        _record(
-            row,
-            visible=may(row["company_id"], Permission.INVOICE_VIEW),
-            content={
-                "company_id": row["company_id"],
-                "number": row["number"],
-                "customer": row["customer"],
-                "amount_minor": row["amount_minor"],
-                "currency": row["currency"],
-                "issue_date": row["issue_date"].isoformat(),
-                "updated_at": iso(row["updated_at"]),
-            },
-        )
-        for row in export.invoices_created_by(data, caller.user_id)
-    ]
-    credentials = [
-        _record(
-            row,
-            visible=may(row["company_id"], Permission.VAULT_MANAGE),
-            content={
-                "company_id": row["company_id"],
-                "provider": row["provider"],
-                "name": row["name"],
-                "updated_at": iso(row["updated_at"]),
-            },
-        )
-        for row in export.credentials_created_by(data, caller.user_id)
-    ]
     return {
         "exported_at": iso(server.clock.now()),
         **document,
         "organizations_owned": owned,
-        "invoices_created": invoices,
-        "storage_credentials_created": credentials,
+        "invoices_created": [
+            _record(row, visible=may(row["company_id"], Permission.INVOICE_VIEW))
+            for row in export.invoices_created_by(data, caller.user_id)
+        ],
+        "storage_credentials_created": [
+            _record(row, visible=may(row["company_id"], Permission.VAULT_MANAGE))
+            for row in export.credentials_created_by(data, caller.user_id)
+        ],
     }
 
 

@@ -1,6 +1,7 @@
 """Read-only queries for the GDPR export (ACC-4): the server's records a user created, and the
-live companies of an organization. Whether the user may still see a record's content is the
-kit's decision (:meth:`storno_security.kit.Kit.authorize`), not this module's."""
+live companies of an organization, with exactly the columns the export shows (never a sealed
+secret). Whether the user may still see a record's content is the kit's decision
+(:meth:`storno_security.kit.Kit.authorize`), not this module's."""
 
 from __future__ import annotations
 
