@@ -14,7 +14,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -515,47 +515,6 @@ class _SqlStore:
         """:func:`_changed_one` in its own transaction."""
         with _transaction(self._engine) as conn:
             return _changed_one(conn, statement)
-
-    def _change_one_then_read(
-        self, statement: sa.Executable, query: sa.Executable, build: Callable[[sa.Row[Any]], _T]
-    ) -> _T | None:
-        """In one transaction, run the conditional ``statement`` (:func:`_changed_one`) and, if
-        it changed its row, read that row with ``query`` under the lock the statement holds and
-        pass it to ``build``; whatever fails rolls the change back.
-
-        Returns:
-            What ``build`` makes of the row, or ``None`` if the statement changed nothing.
-
-        Raises:
-            CorruptRecordError: the statement changed more than one row, or ``query`` found no
-                row (``reason="no_row"``), or ``build`` refused the row.
-        """
-        with _transaction(self._engine) as conn:
-            if not _changed_one(conn, statement):
-                return None
-            return build(_existing_row(conn, query))
-
-
-class _ExpiringStore(_SqlStore):
-    """A store whose rows end at the time in its column :attr:`_expiry`."""
-
-    _expiry: ClassVar[sa.Column[datetime]]
-
-    def purge_expired(self, *, now: datetime) -> int:
-        """Delete the rows whose end (``expires_at`` or ``until``) is before ``now``.
-
-        Returns:
-            How many were deleted.
-
-        Raises:
-            TypeError: ``now`` is not a datetime.
-            ValueError: ``now`` is naive.
-            StoreError: the database failed; nothing was deleted.
-            StoreUnavailableError: the database could not be reached; nothing was deleted.
-        """
-        now = ensure_aware_utc(now)
-        expiry = self._expiry
-        return self._delete(expiry.table, expiry < now)
 
 
 # --- lean reads ------------------------------------------------------------------------------
