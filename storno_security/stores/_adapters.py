@@ -56,12 +56,7 @@ class _Adapter:
         return self._records.purge(self._namespace, now=now)
 
     def forget_user(self, user_id: str) -> int:
-        """Delete every record of the user (ACC-7); return how many.
-
-        Raises:
-            TypeError: ``user_id`` is not a str.
-            StoreError: the backend failed; nothing changed.
-        """
+        """Delete every record of the user (ACC-7); return how many (see the protocol)."""
         return self._records.forget(self._namespace, user_id)
 
 
@@ -309,11 +304,7 @@ class ResetTokens(_Adapter):
         max_active: int,
         email: str = "",
     ) -> None:
-        """See :meth:`~storno_security.accounts.storage.ResetTokenStore.add`.
-
-        Raises:
-            ValueError: also when the token would expire before it is created.
-        """
+        """See :meth:`~storno_security.accounts.storage.ResetTokenStore.add`."""
         created_at, expires_at = ensure_aware_utc(created_at), ensure_aware_utc(expires_at)
         if not created_at < expires_at:
             raise ValueError("expires_at must be after created_at")

@@ -202,13 +202,7 @@ class MemoryDirectoryStore:
     def create_account(
         self, user: UserAccount, *, organization: Organization, owner: Membership
     ) -> None:
-        """See :meth:`DirectoryStore.create_account`.
-
-        Raises:
-            TypeError: a record of the wrong type.
-            ValueError: the user or organization is deleted, the address or Google subject is
-                empty, or ``owner`` is not the user's live Owner membership of the organization.
-        """
+        """See :meth:`DirectoryStore.create_account`."""
         _check_new_account(user, organization, owner)
         with self._lock:
             reason = self._holder(user)
@@ -230,11 +224,7 @@ class MemoryDirectoryStore:
     def find_user(
         self, *, email: str | None = None, google_subject: str | None = None
     ) -> UserAccount | None:
-        """See :meth:`DirectoryStore.find_user`.
-
-        Raises:
-            TypeError: the key is not a str.
-        """
+        """See :meth:`DirectoryStore.find_user`."""
         if (email is None) == (google_subject is None):
             raise ValueError("give exactly one of email and google_subject")
         with self._lock:
@@ -245,11 +235,7 @@ class MemoryDirectoryStore:
             return None if user_id is None else self._users[user_id]
 
     def get_users(self, user_ids: Iterable[str]) -> dict[str, UserAccount]:
-        """See :meth:`DirectoryStore.get_users`.
-
-        Raises:
-            TypeError: an id is not a str.
-        """
+        """See :meth:`DirectoryStore.get_users`."""
         wanted = [_check_str("user_id", user_id) for user_id in user_ids]
         with self._lock:
             return {i: self._users[i] for i in wanted if i in self._users}
@@ -261,12 +247,7 @@ class MemoryDirectoryStore:
         expected: Mapping[str, Any],
         changes: Mapping[str, Any],
     ) -> UserAccount | None:
-        """See :meth:`DirectoryStore.update_user`.
-
-        Raises:
-            TypeError: ``user_id`` is not a str.
-            ValueError: also when ``changes`` sets an empty address or Google subject.
-        """
+        """See :meth:`DirectoryStore.update_user`."""
         user_id = _check_str("user_id", user_id)
         expected = _user_values(expected, "expected")
         changes = _user_values(changes, "changes")
@@ -286,12 +267,7 @@ class MemoryDirectoryStore:
             return updated
 
     def deleted_users(self, *, deleted_before: datetime, limit: int) -> list[str]:
-        """See :meth:`DirectoryStore.deleted_users`.
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: ``deleted_before`` is naive, or ``limit`` is negative.
-        """
+        """See :meth:`DirectoryStore.deleted_users`."""
         before = ensure_aware_utc(deleted_before)
         limit = _check_limit(limit)
         with self._lock:
@@ -343,12 +319,7 @@ class MemoryDirectoryStore:
         memberships: Sequence[Membership],
         now: datetime,
     ) -> bool:
-        """See :meth:`DirectoryStore.apply_memberships`.
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: ``now`` is naive, or two memberships of one user.
-        """
+        """See :meth:`DirectoryStore.apply_memberships`."""
         organization_id = _check_str("organization_id", organization_id)
         expected_version = _check_version(expected_version)
         _check_memberships(organization_id, memberships)
@@ -371,12 +342,7 @@ class MemoryDirectoryStore:
         name: str | None = None,
         deleted_at: datetime | None = None,
     ) -> bool:
-        """See :meth:`DirectoryStore.update_organization`.
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: ``deleted_at`` is naive.
-        """
+        """See :meth:`DirectoryStore.update_organization`."""
         organization_id = _check_str("organization_id", organization_id)
         expected_version = _check_version(expected_version)
         changes: dict[str, Any] = {}
@@ -395,12 +361,7 @@ class MemoryDirectoryStore:
     # --- invitations -------------------------------------------------------------------------
 
     def add_invitation(self, invitation: Invitation, *, expected_version: int) -> bool:
-        """See :meth:`DirectoryStore.add_invitation`. A soft-deleted organization takes no
-        invitation (``False``).
-
-        Raises:
-            TypeError: an argument has the wrong type.
-        """
+        """See :meth:`DirectoryStore.add_invitation`."""
         invitation = _check_invitation(invitation)
         expected_version = _check_version(expected_version)
         with self._lock:
@@ -424,11 +385,7 @@ class MemoryDirectoryStore:
     def invitations(
         self, *, email: str | None = None, organization_id: str | None = None
     ) -> list[Invitation]:
-        """See :meth:`DirectoryStore.invitations`.
-
-        Raises:
-            TypeError: a filter is not a str.
-        """
+        """See :meth:`DirectoryStore.invitations`."""
         if email is None and organization_id is None:
             raise ValueError("give email, organization_id or both")
         if email is not None:
@@ -452,15 +409,7 @@ class MemoryDirectoryStore:
         membership: Membership,
         now: datetime,
     ) -> bool:
-        """See :meth:`DirectoryStore.accept_invitation`. The membership replaces a removed
-        membership of the user (``joined_at`` becomes ``now``), never a live one (``False``);
-        a soft-deleted organization takes no one (``False``).
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: ``now`` is naive, or ``membership`` is not what the invitation grants
-                (another organization, role or permission set, or removed).
-        """
+        """See :meth:`DirectoryStore.accept_invitation`."""
         invitation_id = _check_str("invitation_id", invitation_id)
         expected_version = _check_version(expected_version)
         membership = _check_membership(membership)
@@ -491,13 +440,7 @@ class MemoryDirectoryStore:
             return True
 
     def close_invitation(self, invitation_id: str, *, declined: bool, now: datetime) -> bool:
-        """See :meth:`DirectoryStore.close_invitation`. Closing bumps the organization's
-        version, as every invitation change does.
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: ``now`` is naive.
-        """
+        """See :meth:`DirectoryStore.close_invitation`."""
         invitation_id = _check_str("invitation_id", invitation_id)
         if not isinstance(declined, bool):
             raise TypeError("declined must be a bool")
@@ -515,12 +458,7 @@ class MemoryDirectoryStore:
             return True
 
     def delete_invitations(self, *, email: str) -> int:
-        """See :meth:`DirectoryStore.delete_invitations`. The organizations whose invitations
-        are deleted get their version bumped, as every invitation change does.
-
-        Raises:
-            TypeError: ``email`` is not a str.
-        """
+        """See :meth:`DirectoryStore.delete_invitations`."""
         email = _check_str("email", email)
         with self._lock:
             addressed = [i for i in self._invitations.values() if i.email == email]
@@ -533,12 +471,7 @@ class MemoryDirectoryStore:
     # --- GDPR --------------------------------------------------------------------------------
 
     def forget_user(self, user_id: str) -> int:
-        """See :meth:`DirectoryStore.forget_user`. The organizations whose memberships or
-        invitations changed get their version bumped, so no decision read before applies.
-
-        Raises:
-            TypeError: ``user_id`` is not a str.
-        """
+        """See :meth:`DirectoryStore.forget_user`."""
         user_id = _check_str("user_id", user_id)
         with self._lock:
             count = 0

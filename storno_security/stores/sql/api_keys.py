@@ -137,15 +137,7 @@ class SqlApiKeyStore(_SqlStore):
         self._get = _Reader(engine, _GET, _record_of)
 
     def create(self, record: ApiKeyRecord) -> None:
-        """Store a new key.
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: an id, name or hash is empty or too long, or a time is naive.
-            StoreError: the key id or hash exists already (``reason="duplicate"``), or the
-                database failed; nothing was written.
-            StoreUnavailableError: the database could not be reached.
-        """
+        """See :meth:`ApiKeyStore.create`."""
         if not isinstance(record, ApiKeyRecord):
             raise TypeError(f"record must be an ApiKeyRecord, not {type(record).__name__}")
         info = record.info
@@ -171,28 +163,13 @@ class SqlApiKeyStore(_SqlStore):
         self._insert(api_keys, values)
 
     def get(self, key_id: str) -> ApiKeyRecord | None:
-        """Return the record with this key id, or ``None``: one ``SELECT`` by primary key.
-
-        Raises:
-            TypeError: ``key_id`` is not a str.
-            StoreError: the database failed.
-            StoreUnavailableError: the database could not be reached.
-            CorruptRecordError: the row is malformed.
-        """
+        """See :meth:`ApiKeyStore.get`: one ``SELECT`` by primary key."""
         return self._get.one_or_none({"key_id": _check_key("key_id", key_id)})
 
     def list_keys(
         self, *, user_id: str | None = None, organization_id: str | None = None
     ) -> list[ApiKeyInfo]:
-        """Every key of the user and/or organization, oldest first (never a hash).
-
-        Raises:
-            TypeError: a filter is not a str.
-            ValueError: neither filter is given.
-            StoreError: the database failed.
-            StoreUnavailableError: the database could not be reached.
-            CorruptRecordError: a row is malformed.
-        """
+        """See :meth:`ApiKeyStore.list_keys`."""
         if user_id is None and organization_id is None:
             raise ValueError("give user_id, organization_id or both")
         query = sa.select(*_INFO_COLUMNS).order_by(_K.created_at, _K.key_id)
@@ -214,14 +191,7 @@ class SqlApiKeyStore(_SqlStore):
         expected_user_id: str | None = None,
         expected_organization_id: str | None = None,
     ) -> bool:
-        """Revoke a live key of the expected owner: one conditional ``UPDATE``.
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: ``now`` is naive.
-            StoreError: the database failed; nothing changed.
-            StoreUnavailableError: the database could not be reached; nothing changed.
-        """
+        """See :meth:`ApiKeyStore.revoke`: one conditional ``UPDATE``."""
         key_id = _check_key("key_id", key_id)
         now = ensure_aware_utc(now)
         update = _revoke(key_id, now)
@@ -237,18 +207,8 @@ class SqlApiKeyStore(_SqlStore):
     def revoke_user_keys(
         self, user_id: str, *, now: datetime, organization_id: str | None = None
     ) -> list[str]:
-        """Revoke every live key of the user (in ``organization_id`` when given).
-
-        Each key is revoked by its own conditional ``UPDATE``, so of concurrent callers exactly
-        one reports it.
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: ``now`` is naive.
-            StoreError: the database failed; nothing changed.
-            StoreUnavailableError: the database could not be reached; nothing changed.
-            CorruptRecordError: a key id is malformed; nothing changed.
-        """
+        """See :meth:`ApiKeyStore.revoke_user_keys`: a conditional ``UPDATE`` per key, so
+        of concurrent callers exactly one reports it."""
         user_id = _check_key("user_id", user_id)
         now = ensure_aware_utc(now)
         live = sa.select(_K.key_id).where(_K.user_id == user_id, _K.revoked_at.is_(None))
@@ -263,15 +223,7 @@ class SqlApiKeyStore(_SqlStore):
         return self._delete(api_keys, _K.user_id == user_id) if user_id else 0
 
     def touch(self, key_id: str, *, now: datetime, stale_before: datetime) -> bool:
-        """``UPDATE ... SET last_used_at = now WHERE key_id = ? AND (last_used_at IS NULL OR
-        last_used_at <= stale_before)``.
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: a time is naive.
-            StoreError: the database failed; nothing changed.
-            StoreUnavailableError: the database could not be reached; nothing changed.
-        """
+        """See :meth:`ApiKeyStore.touch`: one conditional ``UPDATE``."""
         key_id = _check_key("key_id", key_id)
         now = ensure_aware_utc(now)
         stale_before = ensure_aware_utc(stale_before)

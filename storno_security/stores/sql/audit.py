@@ -103,14 +103,7 @@ class SqlAuditStore(_SqlStore):
     """
 
     def record(self, event: SecurityEvent) -> None:
-        """Insert one event.
-
-        Raises:
-            TypeError: ``event`` is not a :class:`SecurityEvent`.
-            StoreError: the event id exists already (``reason="duplicate"``) or the database
-                failed; nothing was written.
-            StoreUnavailableError: the database could not be reached.
-        """
+        """See :meth:`AuditSink.record`."""
         if not isinstance(event, SecurityEvent):
             raise TypeError("event must be a SecurityEvent")
         self._insert(audit_events, _row_values(event))
@@ -126,15 +119,7 @@ class SqlAuditStore(_SqlStore):
         cursor: AuditCursor | None = None,
         limit: int = 100,
     ) -> list[SecurityEvent]:
-        """See :meth:`~storno_security.audit.AuditStore.query`.
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: a bad limit or a naive time.
-            StoreError: the database failed.
-            StoreUnavailableError: the database could not be reached.
-            CorruptRecordError: a row is not an event this library wrote.
-        """
+        """See :meth:`AuditStore.query`."""
         limit = _check_limit(limit)
         query = sa.select(audit_events)
         if organization_id is not None:
@@ -160,32 +145,11 @@ class SqlAuditStore(_SqlStore):
         return [_event_of(row) for row in rows]
 
     def purge(self, *, before: datetime) -> int:
-        """Delete events older than ``before``.
-
-        Returns:
-            How many were deleted.
-
-        Raises:
-            TypeError: ``before`` is not a datetime.
-            ValueError: ``before`` is naive.
-            StoreError: the database failed; nothing was deleted.
-            StoreUnavailableError: the database could not be reached.
-        """
+        """See :meth:`AuditStore.purge`."""
         return self._delete(audit_events, _A.at < ensure_aware_utc(before))
 
     def pseudonymise(self, user_id: str, *, pseudonym: str) -> int:
-        """In one transaction, replace ``user_id`` by ``pseudonym`` as actor (clearing IP and
-        user agent) and as subject of every event.
-
-        Returns:
-            The number of events changed.
-
-        Raises:
-            TypeError: an argument is not a str.
-            ValueError: an argument is empty or too long.
-            StoreError: the database failed; nothing changed.
-            StoreUnavailableError: the database could not be reached; nothing changed.
-        """
+        """See :meth:`AuditStore.pseudonymise`: one transaction."""
         user_id = _check_text("user_id", user_id, _USER_LENGTH)
         pseudonym = _check_text("pseudonym", pseudonym, _USER_LENGTH)
         mine = sa.or_(_A.actor_id == user_id, _A.subject_id == user_id)

@@ -380,16 +380,7 @@ class SqlDirectoryStore(_SqlStore):
     def create_account(
         self, user: UserAccount, *, organization: Organization, owner: Membership
     ) -> None:
-        """See :meth:`DirectoryStore.create_account`. The owner membership's ``joined_at`` is
-        the organization's ``created_at``.
-
-        Raises:
-            TypeError: a record of the wrong type.
-            ValueError: the user or organization is deleted, the address or Google subject is
-                empty, ``owner`` is not the user's live Owner membership of the organization,
-                or a text is longer than its column.
-            StoreUnavailableError: the database could not be reached; nothing was written.
-        """
+        """See :meth:`DirectoryStore.create_account`."""
         _check_new_account(user, organization, owner)
         values = _checked_changes({c.key: getattr(user, c.key) for c in _USER_COLUMNS})
         if not _storable(organization.name, _ID):
@@ -433,13 +424,7 @@ class SqlDirectoryStore(_SqlStore):
             ) from conflict.__cause__
 
     def get_user(self, user_id: str) -> UserAccount | None:
-        """See :meth:`DirectoryStore.get_user`.
-
-        Raises:
-            TypeError: ``user_id`` is not a str.
-            StoreUnavailableError: the database could not be reached.
-            CorruptRecordError: the row is malformed.
-        """
+        """See :meth:`DirectoryStore.get_user`."""
         user_id = _check_key("user_id", user_id)
         query = sa.select(*_USER_COLUMNS).where(_U.user_id == user_id)
         with _transaction(self._engine, read_only=True) as conn:
@@ -449,13 +434,7 @@ class SqlDirectoryStore(_SqlStore):
     def find_user(
         self, *, email: str | None = None, google_subject: str | None = None
     ) -> UserAccount | None:
-        """See :meth:`DirectoryStore.find_user`.
-
-        Raises:
-            TypeError: the key is not a str.
-            StoreUnavailableError: the database could not be reached.
-            CorruptRecordError: the row is malformed.
-        """
+        """See :meth:`DirectoryStore.find_user`."""
         if (email is None) == (google_subject is None):
             raise ValueError("give exactly one of email and google_subject")
         if email is not None:
@@ -467,13 +446,7 @@ class SqlDirectoryStore(_SqlStore):
         return None if row is None else _user_of(row)
 
     def get_users(self, user_ids: Iterable[str]) -> dict[str, UserAccount]:
-        """See :meth:`DirectoryStore.get_users`.
-
-        Raises:
-            TypeError: an id is not a str.
-            StoreUnavailableError: the database could not be reached.
-            CorruptRecordError: a row is malformed.
-        """
+        """See :meth:`DirectoryStore.get_users`."""
         wanted = sorted({_check_key("user_id", i) for i in user_ids} - {""})
         if not wanted:
             return {}
@@ -497,16 +470,7 @@ class SqlDirectoryStore(_SqlStore):
         expected: Mapping[str, Any],
         changes: Mapping[str, Any],
     ) -> UserAccount | None:
-        """See :meth:`DirectoryStore.update_user`. An expected text that no column can hold
-        matches nothing (``None``); with no ``changes`` it only compares.
-
-        Raises:
-            TypeError: ``user_id`` is not a str.
-            ValueError: a changed text is longer than its column, or holds a NUL; an empty
-                address or Google subject.
-            StoreUnavailableError: the database could not be reached; nothing was written.
-            CorruptRecordError: the row is malformed; nothing was written.
-        """
+        """See :meth:`DirectoryStore.update_user`."""
         user_id = _check_key("user_id", user_id)
         expected = _user_values(expected, "expected")
         changes = _checked_changes(_user_values(changes, "changes"))
@@ -556,13 +520,7 @@ class SqlDirectoryStore(_SqlStore):
         raise AccountExistsError(reason=reason) from conflict.__cause__
 
     def deleted_users(self, *, deleted_before: datetime, limit: int) -> list[str]:
-        """See :meth:`DirectoryStore.deleted_users`.
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: ``deleted_before`` is naive, or ``limit`` is negative.
-            StoreUnavailableError: the database could not be reached.
-        """
+        """See :meth:`DirectoryStore.deleted_users`."""
         before = ensure_aware_utc(deleted_before)
         limit = _check_limit(limit)
         if limit == 0:
@@ -579,13 +537,7 @@ class SqlDirectoryStore(_SqlStore):
     # --- organizations and memberships -------------------------------------------------------
 
     def get_organization(self, organization_id: str) -> Organization | None:
-        """See :meth:`DirectoryStore.get_organization`.
-
-        Raises:
-            TypeError: ``organization_id`` is not a str.
-            StoreUnavailableError: the database could not be reached.
-            CorruptRecordError: the row is malformed.
-        """
+        """See :meth:`DirectoryStore.get_organization`."""
         organization_id = _check_key("organization_id", organization_id)
         query = sa.select(organizations).where(_O.organization_id == organization_id)
         with _transaction(self._engine, read_only=True) as conn:
@@ -593,13 +545,7 @@ class SqlDirectoryStore(_SqlStore):
         return None if row is None else _organization_of(row)
 
     def memberships_of(self, user_id: str) -> list[Membership]:
-        """See :meth:`DirectoryStore.memberships_of`; ordered by ``joined_at``.
-
-        Raises:
-            TypeError: ``user_id`` is not a str.
-            StoreUnavailableError: the database could not be reached.
-            CorruptRecordError: a row is malformed.
-        """
+        """See :meth:`DirectoryStore.memberships_of`."""
         user_id = _check_key("user_id", user_id)
         query = (
             sa.select(memberships)
@@ -611,13 +557,7 @@ class SqlDirectoryStore(_SqlStore):
         return [_member_of(row).membership for row in rows]
 
     def members_of(self, organization_id: str) -> list[MemberRecord]:
-        """See :meth:`DirectoryStore.members_of`.
-
-        Raises:
-            TypeError: ``organization_id`` is not a str.
-            StoreUnavailableError: the database could not be reached.
-            CorruptRecordError: a row is malformed.
-        """
+        """See :meth:`DirectoryStore.members_of`."""
         organization_id = _check_key("organization_id", organization_id)
         query = (
             sa.select(memberships)
@@ -636,13 +576,7 @@ class SqlDirectoryStore(_SqlStore):
         memberships: Sequence[Membership],
         now: datetime,
     ) -> bool:
-        """See :meth:`DirectoryStore.apply_memberships`.
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: ``now`` is naive, or two memberships of one user.
-            StoreUnavailableError: the database could not be reached; nothing was written.
-        """
+        """See :meth:`DirectoryStore.apply_memberships`."""
         organization_id = _check_key("organization_id", organization_id)
         expected_version = _check_version(expected_version)
         _check_memberships(organization_id, memberships)
@@ -676,13 +610,7 @@ class SqlDirectoryStore(_SqlStore):
         name: str | None = None,
         deleted_at: datetime | None = None,
     ) -> bool:
-        """See :meth:`DirectoryStore.update_organization`.
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: ``deleted_at`` is naive, or ``name`` is longer than 255 characters.
-            StoreUnavailableError: the database could not be reached; nothing was written.
-        """
+        """See :meth:`DirectoryStore.update_organization`."""
         organization_id = _check_key("organization_id", organization_id)
         expected_version = _check_version(expected_version)
         values: dict[str, Any] = {"version": _O.version + 1}
@@ -704,13 +632,7 @@ class SqlDirectoryStore(_SqlStore):
     # --- invitations -------------------------------------------------------------------------
 
     def add_invitation(self, invitation: Invitation, *, expected_version: int) -> bool:
-        """See :meth:`DirectoryStore.add_invitation`. A soft-deleted organization takes no
-        invitation (``False``).
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            StoreUnavailableError: the database could not be reached; nothing was written.
-        """
+        """See :meth:`DirectoryStore.add_invitation`."""
         invitation = _check_invitation(invitation)
         expected_version = _check_version(expected_version)
         organization_id = invitation.organization_id
@@ -735,13 +657,7 @@ class SqlDirectoryStore(_SqlStore):
             return True
 
     def get_invitation(self, invitation_id: str) -> Invitation | None:
-        """See :meth:`DirectoryStore.get_invitation`.
-
-        Raises:
-            TypeError: ``invitation_id`` is not a str.
-            StoreUnavailableError: the database could not be reached.
-            CorruptRecordError: the row is malformed.
-        """
+        """See :meth:`DirectoryStore.get_invitation`."""
         invitation_id = _check_key("invitation_id", invitation_id)
         query = sa.select(invitations).where(_I.invitation_id == invitation_id)
         with _transaction(self._engine, read_only=True) as conn:
@@ -751,13 +667,7 @@ class SqlDirectoryStore(_SqlStore):
     def invitations(
         self, *, email: str | None = None, organization_id: str | None = None
     ) -> list[Invitation]:
-        """See :meth:`DirectoryStore.invitations`.
-
-        Raises:
-            TypeError: a filter is not a str.
-            StoreUnavailableError: the database could not be reached.
-            CorruptRecordError: a row is malformed.
-        """
+        """See :meth:`DirectoryStore.invitations`."""
         if email is None and organization_id is None:
             raise ValueError("give email, organization_id or both")
         where = []
@@ -778,17 +688,7 @@ class SqlDirectoryStore(_SqlStore):
         membership: Membership,
         now: datetime,
     ) -> bool:
-        """See :meth:`DirectoryStore.accept_invitation`. The membership replaces a removed
-        membership of the user (``joined_at`` becomes ``now``), never a live one (``False``);
-        a soft-deleted organization takes no one (``False``).
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: ``now`` is naive, or ``membership`` is not what the invitation grants
-                (another organization, role or permission set, or removed).
-            StoreUnavailableError: the database could not be reached; nothing was written.
-            CorruptRecordError: the invitation's row is malformed; nothing was written.
-        """
+        """See :meth:`DirectoryStore.accept_invitation`."""
         invitation_id = _check_key("invitation_id", invitation_id)
         expected_version = _check_version(expected_version)
         membership = _check_membership(membership)
@@ -836,14 +736,7 @@ class SqlDirectoryStore(_SqlStore):
             return False
 
     def close_invitation(self, invitation_id: str, *, declined: bool, now: datetime) -> bool:
-        """See :meth:`DirectoryStore.close_invitation`. Closing bumps the organization's
-        version, as every invitation change does.
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: ``now`` is naive.
-            StoreUnavailableError: the database could not be reached; nothing was written.
-        """
+        """See :meth:`DirectoryStore.close_invitation`."""
         invitation_id = _check_key("invitation_id", invitation_id)
         if not isinstance(declined, bool):
             raise TypeError("declined must be a bool")
@@ -875,14 +768,8 @@ class SqlDirectoryStore(_SqlStore):
             return False
 
     def delete_invitations(self, *, email: str) -> int:
-        """See :meth:`DirectoryStore.delete_invitations`. The organizations whose invitations
-        are deleted get their version bumped first (in id order), as every invitation change
-        does.
-
-        Raises:
-            TypeError: ``email`` is not a str.
-            StoreUnavailableError: the database could not be reached; nothing was written.
-        """
+        """See :meth:`DirectoryStore.delete_invitations`; the organizations are bumped
+        first, in id order."""
         email = _check_key("email", email)
         if not email:
             return 0
@@ -895,15 +782,8 @@ class SqlDirectoryStore(_SqlStore):
     # --- GDPR --------------------------------------------------------------------------------
 
     def forget_user(self, user_id: str) -> int:
-        """See :meth:`DirectoryStore.forget_user`. The organizations whose memberships or
-        invitations change get their version bumped first (in id order), so no decision read
-        before applies, and the organizations' row locks are taken in the order every writer
-        takes them.
-
-        Raises:
-            TypeError: ``user_id`` is not a str.
-            StoreUnavailableError: the database could not be reached; nothing was written.
-        """
+        """See :meth:`DirectoryStore.forget_user`; the organizations are bumped first, in
+        id order (the order every writer locks them in)."""
         user_id = _check_key("user_id", user_id)
         if not user_id:
             return 0
@@ -928,11 +808,7 @@ class SqlDirectoryStore(_SqlStore):
 
     def purge_organizations(self) -> list[str]:
         """See :meth:`DirectoryStore.purge_organizations`. Each candidate is locked, then
-        checked again, so a membership written meanwhile keeps its organization.
-
-        Raises:
-            StoreUnavailableError: the database could not be reached; nothing was deleted.
-        """
+        checked again, so a membership written meanwhile keeps its organization."""
         empty = (
             sa.select(_O.organization_id)
             .where(~sa.exists().where(_M.organization_id == _O.organization_id))

@@ -100,16 +100,8 @@ class SqlBackupCodeStore(_SqlStore):
     def replace_codes(
         self, user_id: str, codes: Sequence[StoredBackupCode], *, now: datetime
     ) -> None:
-        """Replace the user's whole set with ``codes`` (empty: delete the set), in one
-        transaction that first rewrites the user's set row, so concurrent replacements queue.
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: a value is empty or too long, or ``now`` is naive.
-            StoreError: a code id exists already (``reason="duplicate"``), or the database
-                failed; nothing changed.
-            StoreUnavailableError: the database could not be reached; nothing changed.
-        """
+        """See :meth:`BackupCodeStore.replace_codes`: one transaction that first rewrites
+        the user's set row, so concurrent replacements queue."""
         user_id = _check_text("user_id", user_id, _USER_LENGTH)
         now = ensure_aware_utc(now)
         set_id = secrets.token_hex(16)
@@ -143,13 +135,7 @@ class SqlBackupCodeStore(_SqlStore):
                 conn.execute(sa.delete(mfa_backup_code_sets).where(_BS.user_id == user_id))
 
     def forget_user(self, user_id: str) -> int:
-        """Delete the user's codes and set row (ACC-7); return how many rows.
-
-        Raises:
-            TypeError: ``user_id`` is not a str.
-            StoreError: the database failed; nothing changed.
-            StoreUnavailableError: the database could not be reached; nothing changed.
-        """
+        """See :meth:`BackupCodeStore.forget_user`."""
         user_id = _check_key("user_id", user_id)
         if not user_id:  # empty or unstorable: no such user
             return 0
@@ -159,14 +145,7 @@ class SqlBackupCodeStore(_SqlStore):
             return int(count + sets.rowcount)
 
     def find_code(self, user_id: str, hint: str) -> StoredBackupCode | None:
-        """Return the user's unused code of the current set with this hint, or ``None``.
-
-        Raises:
-            TypeError: an argument is not a str.
-            StoreError: the database failed.
-            StoreUnavailableError: the database could not be reached.
-            CorruptRecordError: the row is malformed, or two unused codes share the hint.
-        """
+        """See :meth:`BackupCodeStore.find_code`."""
         user_id = _check_key("user_id", user_id)
         hint = _check_key("hint", hint)
         query = sa.select(_B.code_id, _B.hint, _B.code_hash).where(
@@ -186,15 +165,7 @@ class SqlBackupCodeStore(_SqlStore):
         )
 
     def use_code(self, user_id: str, code_id: str, *, now: datetime) -> bool:
-        """Mark the code used with one conditional ``UPDATE``; ``True`` for the one winner.
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: ``now`` is naive.
-            StoreError: the database failed; nothing changed.
-            StoreUnavailableError: the database could not be reached; nothing changed.
-            CorruptRecordError: more than one row matched.
-        """
+        """See :meth:`BackupCodeStore.use_code`: one conditional ``UPDATE``."""
         user_id = _check_key("user_id", user_id)
         code_id = _check_key("code_id", code_id)
         now = ensure_aware_utc(now)
@@ -211,13 +182,7 @@ class SqlBackupCodeStore(_SqlStore):
         return self._change_one(statement)
 
     def count_unused(self, user_id: str) -> int:
-        """How many unused codes of the current set the user has.
-
-        Raises:
-            TypeError: ``user_id`` is not a str.
-            StoreError: the database failed.
-            StoreUnavailableError: the database could not be reached.
-        """
+        """See :meth:`BackupCodeStore.count_unused`."""
         user_id = _check_key("user_id", user_id)
         query = sa.select(sa.func.count()).where(
             _B.user_id == user_id,

@@ -108,16 +108,8 @@ class SqlPasskeyCredentialStore(_SqlStore):
     """
 
     def user_handle(self, user_id: str, *, candidate: bytes) -> bytes:
-        """Return the user's handle, inserting ``candidate`` if there is none (an insert that
-        does nothing on a conflict, then a read, in one transaction).
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: ``user_id`` is empty or too long, or ``candidate`` is not 1-64 bytes.
-            StoreError: the database failed.
-            StoreUnavailableError: the database could not be reached.
-            CorruptRecordError: the stored handle is malformed.
-        """
+        """See :meth:`PasskeyCredentialStore.user_handle`: an insert that does nothing on
+        a conflict, then a read, in one transaction."""
         user_id = _check_text("user_id", user_id, _USER_LENGTH)
         if not isinstance(candidate, bytes) or not 1 <= len(candidate) <= _MAX_HANDLE:
             raise ValueError("candidate must be 1 to 64 bytes")
@@ -127,28 +119,13 @@ class SqlPasskeyCredentialStore(_SqlStore):
         return _handle_of(row.user_handle)
 
     def add(self, credential: PasskeyCredential) -> None:
-        """Store a new credential.
-
-        Raises:
-            TypeError: ``credential`` is not a :class:`PasskeyCredential`.
-            ValueError: a field cannot be stored (too long, negative count, naive time).
-            StoreError: the credential id exists already (``reason="duplicate"``) or the
-                database failed.
-            StoreUnavailableError: the database could not be reached; nothing changed.
-        """
+        """See :meth:`PasskeyCredentialStore.add`."""
         if not isinstance(credential, PasskeyCredential):
             raise TypeError("credential must be a PasskeyCredential")
         self._insert(passkey_credentials, _values_of(credential))
 
     def get(self, credential_id: bytes) -> PasskeyCredential | None:
-        """Return the credential with this id, or ``None``.
-
-        Raises:
-            TypeError: ``credential_id`` is not bytes.
-            StoreError: the database failed.
-            StoreUnavailableError: the database could not be reached.
-            CorruptRecordError: the row is malformed.
-        """
+        """See :meth:`PasskeyCredentialStore.get`."""
         key = credential_key(credential_id)
         with _transaction(self._engine, read_only=True) as conn:
             row = _fetch_one(
@@ -157,14 +134,7 @@ class SqlPasskeyCredentialStore(_SqlStore):
         return None if row is None else _credential_of(row)
 
     def list_for_user(self, user_id: str) -> list[PasskeyCredential]:
-        """Return the user's credentials, oldest first.
-
-        Raises:
-            TypeError: ``user_id`` is not a str.
-            StoreError: the database failed.
-            StoreUnavailableError: the database could not be reached.
-            CorruptRecordError: a row is malformed.
-        """
+        """See :meth:`PasskeyCredentialStore.list_for_user`."""
         user_id = _check_key("user_id", user_id)
         query = (
             sa.select(passkey_credentials)
@@ -178,14 +148,7 @@ class SqlPasskeyCredentialStore(_SqlStore):
         )
 
     def rename(self, credential_id: bytes, *, user_id: str, name: str) -> bool:
-        """Rename the user's credential. Returns ``False`` if the user has no such credential.
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: ``name`` is empty or too long.
-            StoreError: the database failed; nothing changed.
-            StoreUnavailableError: the database could not be reached; nothing changed.
-        """
+        """See :meth:`PasskeyCredentialStore.rename`."""
         key = credential_key(credential_id)
         user_id = _check_key("user_id", user_id)
         name = _check_text("name", name, _NAME_LENGTH)
@@ -196,13 +159,7 @@ class SqlPasskeyCredentialStore(_SqlStore):
         )
 
     def delete(self, credential_id: bytes, *, user_id: str) -> bool:
-        """Delete the user's credential. Returns ``False`` if the user has no such credential.
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            StoreError: the database failed; nothing changed.
-            StoreUnavailableError: the database could not be reached; nothing changed.
-        """
+        """See :meth:`PasskeyCredentialStore.delete`."""
         key = credential_key(credential_id)
         user_id = _check_key("user_id", user_id)
         with _transaction(self._engine) as conn:
@@ -214,13 +171,7 @@ class SqlPasskeyCredentialStore(_SqlStore):
             return result.rowcount == 1
 
     def forget_user(self, user_id: str) -> int:
-        """Delete the user's credentials and handle (ACC-7); return how many rows.
-
-        Raises:
-            TypeError: ``user_id`` is not a str.
-            StoreError: the database failed; nothing changed.
-            StoreUnavailableError: the database could not be reached; nothing changed.
-        """
+        """See :meth:`PasskeyCredentialStore.forget_user`."""
         user_id = _check_key("user_id", user_id)
         if not user_id:  # empty or unstorable: no such user
             return 0
@@ -230,14 +181,7 @@ class SqlPasskeyCredentialStore(_SqlStore):
             return int(count.rowcount + handle.rowcount)
 
     def delete_for_user(self, user_id: str) -> int:
-        """Delete every credential of the user and the user's handle; return how many
-        credentials.
-
-        Raises:
-            TypeError: ``user_id`` is not a str.
-            StoreError: the database failed; nothing changed.
-            StoreUnavailableError: the database could not be reached; nothing changed.
-        """
+        """See :meth:`PasskeyCredentialStore.delete_for_user`."""
         user_id = _check_key("user_id", user_id)
         with _transaction(self._engine) as conn:
             count = conn.execute(
@@ -249,16 +193,9 @@ class SqlPasskeyCredentialStore(_SqlStore):
     def record_use(
         self, credential_id: bytes, *, sign_count: int, backed_up: bool, now: datetime
     ) -> UseOutcome:
-        """Record a login: one conditional ``UPDATE`` that only matches an unflagged row with a
-        smaller stored count (or 0 and 0); if it matches nothing, flag the row with a second
-        conditional ``UPDATE``, in the same transaction.
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: ``sign_count`` is out of range or ``now`` is naive.
-            StoreError: the database failed; nothing changed.
-            StoreUnavailableError: the database could not be reached; nothing changed.
-        """
+        """See :meth:`PasskeyCredentialStore.record_use`: one conditional ``UPDATE`` that
+        only matches an unflagged row with a smaller count (or 0 and 0), else a second one that
+        flags the row, in one transaction."""
         key = credential_key(credential_id)
         _check_count(sign_count)
         if not isinstance(backed_up, bool):
@@ -285,14 +222,7 @@ class SqlPasskeyCredentialStore(_SqlStore):
             return UseOutcome.UNKNOWN if exists is None else UseOutcome.FLAGGED
 
     def flag(self, credential_id: bytes, *, now: datetime) -> bool:
-        """Flag the credential as possibly cloned. Returns whether it was unflagged before.
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: ``now`` is naive.
-            StoreError: the database failed; nothing changed.
-            StoreUnavailableError: the database could not be reached; nothing changed.
-        """
+        """See :meth:`PasskeyCredentialStore.flag`."""
         key = credential_key(credential_id)
         now = ensure_aware_utc(now)
         return self._change_one(

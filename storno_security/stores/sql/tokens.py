@@ -134,15 +134,7 @@ class SqlRefreshFamilyStore(_SqlStore):
     """
 
     def create_family(self, family: RefreshFamily, *, token_hash: str) -> None:
-        """Store a new family whose live token has SHA-256 ``token_hash`` (hex).
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: an id or hash is empty or too long, or a time is naive.
-            StoreError: the family id or token hash exists already (``reason="duplicate"``),
-                or the database failed; nothing was written.
-            StoreUnavailableError: the database could not be reached.
-        """
+        """See :meth:`RefreshFamilyStore.create_family`."""
         if not isinstance(family, RefreshFamily):
             raise TypeError(f"family must be a RefreshFamily, not {type(family).__name__}")
         values = {
@@ -170,24 +162,12 @@ class SqlRefreshFamilyStore(_SqlStore):
         expected_user_id: str | None = None,
         grace: timedelta | None = None,
     ) -> Rotation:
-        """Atomically retire the token with hash ``presented_hash`` and make ``new_hash`` live.
+        """See :meth:`RefreshFamilyStore.rotate`.
 
         One conditional ``UPDATE`` claims the presented token if it is unused and its family is
         live, unexpired and (when given) ``expected_user_id``'s; of concurrent callers, exactly
         one sees a row count of 1 and rotates. A caller that claims nothing reads the token and
-        its family to name the outcome, in the order of
-        :meth:`~storno_security.tokens.storage.RefreshFamilyStore.rotate`, and revokes the
-        family on reuse.
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: ``new_hash`` is empty or too long, or ``now`` is naive.
-            StoreError: ``new_hash`` exists already (``reason="duplicate"``), or the database
-                failed; nothing changed.
-            StoreUnavailableError: the database could not be reached; nothing changed.
-            CorruptRecordError: the token's row or its family's row is malformed; nothing
-                changed.
-        """
+        its family to name the outcome, and revokes the family on reuse."""
         presented_hash = _check_key("presented_hash", presented_hash)
         new_hash = _check_text("new_hash", new_hash, _ID_LENGTH)
         now = ensure_aware_utc(now)
@@ -279,19 +259,7 @@ class SqlRefreshFamilyStore(_SqlStore):
     def revoke_by_token(
         self, token_hash: str, *, now: datetime, expected_user_id: str
     ) -> RefreshFamily | None:
-        """Revoke the family of the token with this hash (logout), if it is ``expected_user_id``'s.
-
-        Returns:
-            The family, or ``None`` when the hash is unknown or belongs to another user (then
-            nothing changed). Revoking a revoked family again is not an error.
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: ``now`` is naive.
-            StoreError: the database failed; nothing changed.
-            StoreUnavailableError: the database could not be reached; nothing changed.
-            CorruptRecordError: the token's row or its family's row is malformed.
-        """
+        """See :meth:`RefreshFamilyStore.revoke_by_token`."""
         token_hash = _check_key("token_hash", token_hash)
         expected_user_id = _check_key("expected_user_id", expected_user_id)
         now = ensure_aware_utc(now)
@@ -313,37 +281,14 @@ class SqlRefreshFamilyStore(_SqlStore):
             return family
 
     def revoke_family(self, family_id: str, *, now: datetime) -> bool:
-        """Revoke one family.
-
-        Returns:
-            Whether it was live before (``False`` for an unknown id).
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: ``now`` is naive.
-            StoreError: the database failed; nothing changed.
-            StoreUnavailableError: the database could not be reached; nothing changed.
-        """
+        """See :meth:`RefreshFamilyStore.revoke_family`."""
         family_id = _check_key("family_id", family_id)
         now = ensure_aware_utc(now)
         return self._change_one(_revoke_family(family_id, now))
 
     def revoke_user_families(self, user_id: str, *, now: datetime) -> list[str]:
-        """Revoke every live family of the user.
-
-        Each family is revoked by its own conditional ``UPDATE``, so of concurrent callers
-        exactly one reports it.
-
-        Returns:
-            The ids of the families this call revoked, sorted.
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: ``now`` is naive.
-            StoreError: the database failed; nothing changed.
-            StoreUnavailableError: the database could not be reached; nothing changed.
-            CorruptRecordError: a family id is malformed; nothing changed.
-        """
+        """See :meth:`RefreshFamilyStore.revoke_user_families`: a conditional ``UPDATE``
+        per family, so of concurrent callers exactly one reports it."""
         user_id = _check_key("user_id", user_id)
         now = ensure_aware_utc(now)
         live = sa.select(_F.family_id).where(_F.user_id == user_id, _F.revoked_at.is_(None))
@@ -365,17 +310,7 @@ class SqlRefreshFamilyStore(_SqlStore):
             return int(tokens.rowcount + families.rowcount)
 
     def purge_expired(self, *, now: datetime) -> int:
-        """Delete families (and their token hashes) whose ``expires_at`` is before ``now``.
-
-        Returns:
-            The number of families deleted.
-
-        Raises:
-            TypeError: ``now`` is not a datetime.
-            ValueError: ``now`` is naive.
-            StoreError: the database failed; nothing was deleted.
-            StoreUnavailableError: the database could not be reached; nothing was deleted.
-        """
+        """See :meth:`RefreshFamilyStore.purge_expired`."""
         now = ensure_aware_utc(now)
         dead = sa.select(_F.family_id).where(_F.expires_at < now)
         with _transaction(self._engine) as conn:
