@@ -30,7 +30,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
-from storno_security.accounts.model import UserAccount
+from storno_security.accounts.model import UserAccount, _check_keys
 from storno_security.accounts.storage import EmailConfirmationStore, ResetTokenStore
 from storno_security.api_keys.storage import ApiKeyStore
 from storno_security.audit.storage import AuditStore
@@ -46,6 +46,7 @@ from storno_security.passkeys.storage import PasskeyChallengeStore, PasskeyCrede
 from storno_security.ratelimit.storage import RateLimitStorage
 from storno_security.rbac.invitations import Invitation, Organization
 from storno_security.rbac.model import Membership
+from storno_security.rbac.permissions import Role
 from storno_security.tokens.storage import RefreshFamilyStore, SessionStateStore
 
 __all__ = ["DirectoryStore", "ForgetsUsers", "MemberRecord", "StoreBundle"]
@@ -317,6 +318,61 @@ class DirectoryStore(Protocol):
             StoreError: the backend failed.
         """
         ...
+
+
+# --- the arguments every directory store checks the same way ---------------------------------
+
+
+def _check_new_account(user: object, organization: object, owner: object) -> None:
+    """The arguments of :meth:`DirectoryStore.create_account`: a live user, a live
+    organization, and that user's live Owner membership of it.
+
+    Raises:
+        TypeError: a record of the wrong type.
+        ValueError: the records do not fit together.
+    """
+    if not isinstance(user, UserAccount):
+        raise TypeError("user must be a UserAccount")
+    if not isinstance(organization, Organization):
+        raise TypeError("organization must be an Organization")
+    if not isinstance(owner, Membership):
+        raise TypeError("owner must be a Membership")
+    _check_keys(user)
+    if not user.is_live or organization.deleted_at is not None:
+        raise ValueError("a new account and its organization cannot be deleted already")
+    if (
+        owner.user_id != user.user_id
+        or owner.organization_id != organization.organization_id
+        or owner.role is not Role.OWNER
+        or owner.deleted_at is not None
+    ):
+        raise ValueError("owner must be the user's live Owner membership of the organization")
+
+
+def _check_version(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError("expected_version must be an int")
+    return value
+
+
+def _check_limit(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError("limit must be an int")
+    if value < 0:
+        raise ValueError("limit must not be negative")
+    return value
+
+
+def _check_membership(value: object) -> Membership:
+    if not isinstance(value, Membership):
+        raise TypeError("membership must be a Membership")
+    return value
+
+
+def _check_invitation(value: object) -> Invitation:
+    if not isinstance(value, Invitation):
+        raise TypeError("invitation must be an Invitation")
+    return value
 
 
 @runtime_checkable

@@ -19,13 +19,13 @@ from storno_security.api_keys.scopes import ApiKeyScope
 from storno_security.api_keys.storage import ApiKeyInfo, ApiKeyRecord
 from storno_security.clock import ensure_aware_utc
 from storno_security.errors import CorruptRecordError
+from storno_security.stores._records import storable
 from storno_security.stores.sql._base import (
     _ID_LENGTH,
     _USER_LENGTH,
     _aware_or_none,
     _changed_each,
     _check_key,
-    _check_text,
     _ExactString,
     _fetch,
     _optional_time,
@@ -145,14 +145,14 @@ class SqlApiKeyStore(_SqlStore):
             raise TypeError("scope must be an ApiKeyScope")
         permissions = None
         if info.permissions is not None:
-            names = [_check_text("permission", p, _NAME_LENGTH) for p in info.permissions]
+            names = [storable("permission", p, _NAME_LENGTH) for p in info.permissions]
             permissions = json.dumps(sorted(set(names)), ensure_ascii=True)
         values = {
-            "key_id": _check_text("key_id", info.key_id, _ID_LENGTH),
-            "key_hash": _check_text("key_hash", record.key_hash, _HASH_LENGTH),
-            "user_id": _check_text("user_id", info.user_id, _USER_LENGTH),
-            "organization_id": _check_text("organization_id", info.organization_id, _USER_LENGTH),
-            "name": _check_text("name", info.name, _NAME_LENGTH),
+            "key_id": storable("key_id", info.key_id, _ID_LENGTH),
+            "key_hash": storable("key_hash", record.key_hash, _HASH_LENGTH),
+            "user_id": storable("user_id", info.user_id, _USER_LENGTH),
+            "organization_id": storable("organization_id", info.organization_id, _USER_LENGTH),
+            "name": storable("name", info.name, _NAME_LENGTH),
             "scope": info.scope.value,
             "permissions": permissions,
             "created_at": ensure_aware_utc(info.created_at),

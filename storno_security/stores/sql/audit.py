@@ -19,10 +19,10 @@ from storno_security.audit.events import SecurityEvent, SecurityEventType
 from storno_security.audit.storage import AuditCursor, _check_limit
 from storno_security.clock import ensure_aware_utc
 from storno_security.errors import CorruptRecordError
+from storno_security.stores._records import storable
 from storno_security.stores.sql._base import (
     _USER_LENGTH,
     _check_key,
-    _check_text,
     _ExactString,
     _fetch,
     _required_time,
@@ -150,8 +150,8 @@ class SqlAuditStore(_SqlStore):
 
     def pseudonymise(self, user_id: str, *, pseudonym: str) -> int:
         """See :meth:`AuditStore.pseudonymise`: one transaction."""
-        user_id = _check_text("user_id", user_id, _USER_LENGTH)
-        pseudonym = _check_text("pseudonym", pseudonym, _USER_LENGTH)
+        user_id = storable("user_id", user_id, _USER_LENGTH)
+        pseudonym = storable("pseudonym", pseudonym, _USER_LENGTH)
         mine = sa.or_(_A.actor_id == user_id, _A.subject_id == user_id)
         with _transaction(self._engine) as conn:
             count = conn.execute(sa.select(sa.func.count()).where(mine)).scalar_one()

@@ -29,31 +29,36 @@ from typing import Any, Final, NoReturn
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
-from storno_security.accounts.model import UserAccount
+from storno_security.accounts.model import UserAccount, _check_user_values
 from storno_security.clock import ensure_aware_utc
-from storno_security.errors import AccountExistsError, CorruptRecordError, StoreError
-from storno_security.kit.storage import MemberRecord
-from storno_security.rbac.invitations import Invitation, Organization
-from storno_security.rbac.model import Membership
-from storno_security.rbac.permissions import Permission
-from storno_security.stores.memory.directory import (
-    _check_acceptance,
+from storno_security.errors import AccountExistsError, StoreError
+from storno_security.kit.storage import (
+    MemberRecord,
     _check_invitation,
     _check_limit,
     _check_membership,
-    _check_memberships,
     _check_new_account,
     _check_version,
-    _user_values,
 )
+from storno_security.rbac.invitations import (
+    Invitation,
+    Organization,
+    _check_acceptance,
+    _check_memberships,
+)
+from storno_security.rbac.model import Membership
+from storno_security.rbac.permissions import Permission
 from storno_security.stores.sql._base import (
     _USER_LENGTH,
+    _build,
     _changed_one,
     _check_key,
     _ExactString,
     _existing_row,
     _fetch,
     _fetch_one,
+    _names_of,
+    _required_time,
     _SqlStore,
     _text_of,
     _transaction,
@@ -207,7 +212,7 @@ def _storable(value: object, limit: int) -> bool:
 
 
 def _checked_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
-    """``changes`` of a user, as checked by :func:`_user_values`, that the columns can hold.
+    """``changes`` of a user, as checked by :func:`_check_user_values`, that the columns can hold.
 
     Raises:
         ValueError: a text longer than its column allows, or with a NUL or lone surrogate.
@@ -223,75 +228,30 @@ def _permissions_json(value: frozenset[Permission] | None) -> str | None:
     return None if value is None else json.dumps(sorted(p.value for p in value))
 
 
-def _permissions_of(value: object) -> list[str] | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise CorruptRecordError(reason="bad_permissions")
-    try:
-        items = json.loads(value)
-    except ValueError:
-        raise CorruptRecordError(reason="bad_permissions") from None
-    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
-        raise CorruptRecordError(reason="bad_permissions")
-    return items
+def _values_of(record: Any, table: sa.Table, **changed: Any) -> dict[str, Any]:
+    """The row of ``table`` that holds ``record``: its attributes named as the columns."""
+    values = {c.key: getattr(record, c.key) for c in table.c if c.computed is None}
+    return {**values, **changed}
 
 
 def _user_of(row: Any) -> UserAccount:
-    try:
-        return UserAccount(**{c.key: getattr(row, c.key) for c in _USER_COLUMNS})
-    except (TypeError, ValueError) as exc:
-        raise CorruptRecordError(reason="bad_user") from exc
+    return _build(UserAccount, "bad_user", row._mapping)
 
 
 def _organization_of(row: Any) -> Organization:
-    try:
-        return Organization(
-            organization_id=row.organization_id,
-            name=row.name,
-            created_at=row.created_at,
-            version=row.version,
-            deleted_at=row.deleted_at,
-        )
-    except (TypeError, ValueError) as exc:
-        raise CorruptRecordError(reason="bad_organization") from exc
+    return _build(Organization, "bad_organization", row._mapping)
 
 
 def _member_of(row: Any) -> MemberRecord:
-    permissions = _permissions_of(row.permissions)
-    try:
-        membership = Membership(
-            user_id=row.user_id,
-            organization_id=row.organization_id,
-            role=row.role,
-            permissions=permissions,
-            is_default=row.is_default,
-            deleted_at=row.deleted_at,
-        )
-        return MemberRecord(membership=membership, joined_at=ensure_aware_utc(row.joined_at))
-    except (TypeError, ValueError) as exc:
-        raise CorruptRecordError(reason="bad_membership") from exc
+    fields = {**row._mapping, "permissions": _names_of(row.permissions)}
+    joined_at = _required_time(fields.pop("joined_at"))
+    membership = _build(Membership, "bad_membership", fields)
+    return MemberRecord(membership=membership, joined_at=joined_at)
 
 
 def _invitation_of(row: Any) -> Invitation:
-    permissions = _permissions_of(row.permissions)
-    try:
-        return Invitation(
-            invitation_id=row.invitation_id,
-            organization_id=row.organization_id,
-            email=row.email,
-            role=row.role,
-            permissions=permissions,
-            invited_by=row.invited_by,
-            created_at=row.created_at,
-            expires_at=row.expires_at,
-            accepted_at=row.accepted_at,
-            declined_at=row.declined_at,
-            withdrawn_at=row.withdrawn_at,
-            accepted_by=row.accepted_by,
-        )
-    except (TypeError, ValueError) as exc:
-        raise CorruptRecordError(reason="bad_invitation") from exc
+    fields = {**row._mapping, "permissions": _names_of(row.permissions)}
+    return _build(Invitation, "bad_invitation", fields)
 
 
 def _membership_values(membership: Membership) -> dict[str, Any]:
@@ -301,6 +261,16 @@ def _membership_values(membership: Membership) -> dict[str, Any]:
         "is_default": membership.is_default,
         "deleted_at": membership.deleted_at,
     }
+
+
+def _open(now: datetime) -> tuple[Any, ...]:
+    """The conditions of an invitation still open at ``now``."""
+    return (
+        _I.accepted_at.is_(None),
+        _I.declined_at.is_(None),
+        _I.withdrawn_at.is_(None),
+        _I.expires_at > now,
+    )
 
 
 def _bump(
@@ -382,7 +352,7 @@ class SqlDirectoryStore(_SqlStore):
     ) -> None:
         """See :meth:`DirectoryStore.create_account`."""
         _check_new_account(user, organization, owner)
-        values = _checked_changes({c.key: getattr(user, c.key) for c in _USER_COLUMNS})
+        values = _checked_changes(_values_of(user, users))
         if not _storable(organization.name, _ID):
             raise ValueError(f"the organization's name must be at most {_ID} characters")
         email, google_subject = user.email, user.google_subject
@@ -395,15 +365,8 @@ class SqlDirectoryStore(_SqlStore):
                     raise AccountExistsError(reason=reason)
                 try:
                     conn.execute(sa.insert(users).values(**values))
-                    conn.execute(
-                        sa.insert(organizations).values(
-                            organization_id=organization.organization_id,
-                            name=organization.name,
-                            created_at=organization.created_at,
-                            version=organization.version,
-                            deleted_at=None,
-                        )
-                    )
+                    organization_row = _values_of(organization, organizations)
+                    conn.execute(sa.insert(organizations).values(organization_row))
                     conn.execute(
                         sa.insert(memberships).values(
                             user_id=user.user_id,
@@ -426,10 +389,7 @@ class SqlDirectoryStore(_SqlStore):
     def get_user(self, user_id: str) -> UserAccount | None:
         """See :meth:`DirectoryStore.get_user`."""
         user_id = _check_key("user_id", user_id)
-        query = sa.select(*_USER_COLUMNS).where(_U.user_id == user_id)
-        with _transaction(self._engine, read_only=True) as conn:
-            row = _fetch_one(conn.execute(query))
-        return None if row is None else _user_of(row)
+        return self._read_one(sa.select(*_USER_COLUMNS).where(_U.user_id == user_id), _user_of)
 
     def find_user(
         self, *, email: str | None = None, google_subject: str | None = None
@@ -441,9 +401,7 @@ class SqlDirectoryStore(_SqlStore):
             where = _U.live_email == _check_key("email", email)
         else:
             where = _U.live_google_subject == _check_key("google_subject", google_subject)
-        with _transaction(self._engine, read_only=True) as conn:
-            row = _fetch_one(conn.execute(sa.select(*_USER_COLUMNS).where(where)))
-        return None if row is None else _user_of(row)
+        return self._read_one(sa.select(*_USER_COLUMNS).where(where), _user_of)
 
     def get_users(self, user_ids: Iterable[str]) -> dict[str, UserAccount]:
         """See :meth:`DirectoryStore.get_users`."""
@@ -472,8 +430,8 @@ class SqlDirectoryStore(_SqlStore):
     ) -> UserAccount | None:
         """See :meth:`DirectoryStore.update_user`."""
         user_id = _check_key("user_id", user_id)
-        expected = _user_values(expected, "expected")
-        changes = _checked_changes(_user_values(changes, "changes"))
+        expected = _check_user_values(expected, "expected")
+        changes = _checked_changes(_check_user_values(changes, "changes"))
         if not user_id or not all(
             _storable(value, _TEXT_LIMITS.get(name, 0)) for name, value in expected.items()
         ):
@@ -484,9 +442,7 @@ class SqlDirectoryStore(_SqlStore):
             where.append(column.is_(None) if value is None else column == value)
         read = sa.select(*_USER_COLUMNS).where(_U.user_id == user_id)
         if not changes:
-            with _transaction(self._engine, read_only=True) as conn:
-                row = _fetch_one(conn.execute(sa.select(*_USER_COLUMNS).where(*where)))
-            return None if row is None else _user_of(row)
+            return self._read_one(sa.select(*_USER_COLUMNS).where(*where), _user_of)
         try:
             with _transaction(self._engine) as conn:
                 try:
@@ -531,8 +487,7 @@ class SqlDirectoryStore(_SqlStore):
             .order_by(_U.deleted_at, _U.user_id)
             .limit(limit)
         )
-        with _transaction(self._engine, read_only=True) as conn:
-            return [_text_of(row.user_id, "bad_user_id") for row in _fetch(conn.execute(query))]
+        return self._read_all(query, lambda row: _text_of(row.user_id, "bad_user_id"))
 
     # --- organizations and memberships -------------------------------------------------------
 
@@ -540,9 +495,7 @@ class SqlDirectoryStore(_SqlStore):
         """See :meth:`DirectoryStore.get_organization`."""
         organization_id = _check_key("organization_id", organization_id)
         query = sa.select(organizations).where(_O.organization_id == organization_id)
-        with _transaction(self._engine, read_only=True) as conn:
-            row = _fetch_one(conn.execute(query))
-        return None if row is None else _organization_of(row)
+        return self._read_one(query, _organization_of)
 
     def memberships_of(self, user_id: str) -> list[Membership]:
         """See :meth:`DirectoryStore.memberships_of`."""
@@ -552,9 +505,7 @@ class SqlDirectoryStore(_SqlStore):
             .where(_M.user_id == user_id)
             .order_by(_M.joined_at, _M.organization_id)
         )
-        with _transaction(self._engine, read_only=True) as conn:
-            rows = _fetch(conn.execute(query))
-        return [_member_of(row).membership for row in rows]
+        return self._read_all(query, lambda row: _member_of(row).membership)
 
     def members_of(self, organization_id: str) -> list[MemberRecord]:
         """See :meth:`DirectoryStore.members_of`."""
@@ -564,9 +515,7 @@ class SqlDirectoryStore(_SqlStore):
             .where(_M.organization_id == organization_id)
             .order_by(_M.joined_at, _M.user_id)
         )
-        with _transaction(self._engine, read_only=True) as conn:
-            rows = _fetch(conn.execute(query))
-        return [_member_of(row) for row in rows]
+        return self._read_all(query, _member_of)
 
     def apply_memberships(
         self,
@@ -636,20 +585,12 @@ class SqlDirectoryStore(_SqlStore):
         invitation = _check_invitation(invitation)
         expected_version = _check_version(expected_version)
         organization_id = invitation.organization_id
-        values = {
-            "invitation_id": invitation.invitation_id,
-            "organization_id": organization_id,
-            "email": invitation.email,
-            "role": invitation.role.value,
-            "permissions": _permissions_json(invitation.permissions),
-            "invited_by": invitation.invited_by,
-            "created_at": invitation.created_at,
-            "expires_at": invitation.expires_at,
-            "accepted_at": invitation.accepted_at,
-            "declined_at": invitation.declined_at,
-            "withdrawn_at": invitation.withdrawn_at,
-            "accepted_by": invitation.accepted_by,
-        }
+        values = _values_of(
+            invitation,
+            invitations,
+            role=invitation.role.value,
+            permissions=_permissions_json(invitation.permissions),
+        )
         with _transaction(self._engine, duplicate=True) as conn:
             if not _bump(conn, organization_id, expected_version, live_only=True):
                 return False
@@ -660,9 +601,7 @@ class SqlDirectoryStore(_SqlStore):
         """See :meth:`DirectoryStore.get_invitation`."""
         invitation_id = _check_key("invitation_id", invitation_id)
         query = sa.select(invitations).where(_I.invitation_id == invitation_id)
-        with _transaction(self._engine, read_only=True) as conn:
-            row = _fetch_one(conn.execute(query))
-        return None if row is None else _invitation_of(row)
+        return self._read_one(query, _invitation_of)
 
     def invitations(
         self, *, email: str | None = None, organization_id: str | None = None
@@ -676,9 +615,7 @@ class SqlDirectoryStore(_SqlStore):
         if organization_id is not None:
             where.append(_I.organization_id == _check_key("organization_id", organization_id))
         query = sa.select(invitations).where(*where).order_by(_I.created_at, _I.invitation_id)
-        with _transaction(self._engine, read_only=True) as conn:
-            rows = _fetch(conn.execute(query))
-        return [_invitation_of(row) for row in rows]
+        return self._read_all(query, _invitation_of)
 
     def accept_invitation(
         self,
@@ -707,13 +644,7 @@ class SqlDirectoryStore(_SqlStore):
                     return False
                 accept = (
                     sa.update(invitations)
-                    .where(
-                        _I.invitation_id == invitation_id,
-                        _I.accepted_at.is_(None),
-                        _I.declined_at.is_(None),
-                        _I.withdrawn_at.is_(None),
-                        _I.expires_at > now,
-                    )
+                    .where(_I.invitation_id == invitation_id, *_open(now))
                     .values(accepted_at=now, accepted_by=membership.user_id)
                 )
                 if not _changed_one(conn, accept):
@@ -752,13 +683,7 @@ class SqlDirectoryStore(_SqlStore):
                 _bump(conn, _text_of(row.organization_id, "bad_organization_id"), None)
                 close = (
                     sa.update(invitations)
-                    .where(
-                        _I.invitation_id == invitation_id,
-                        _I.accepted_at.is_(None),
-                        _I.declined_at.is_(None),
-                        _I.withdrawn_at.is_(None),
-                        _I.expires_at > now,
-                    )
+                    .where(_I.invitation_id == invitation_id, *_open(now))
                     .values(**ended)
                 )
                 if not _changed_one(conn, close):

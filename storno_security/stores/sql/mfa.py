@@ -26,11 +26,11 @@ from storno_security.mfa.storage import (
     StoredBackupCode,
 )
 from storno_security.stores._adapters import MfaChallenges, MfaFailures, StepUps, TotpReplay
+from storno_security.stores._records import storable
 from storno_security.stores.sql._base import (
     _ID_LENGTH,
     _USER_LENGTH,
     _check_key,
-    _check_text,
     _count_of,
     _ExactString,
     _fetch_one,
@@ -102,7 +102,7 @@ class SqlBackupCodeStore(_SqlStore):
     ) -> None:
         """See :meth:`BackupCodeStore.replace_codes`: one transaction that first rewrites
         the user's set row, so concurrent replacements queue."""
-        user_id = _check_text("user_id", user_id, _USER_LENGTH)
+        user_id = storable("user_id", user_id, _USER_LENGTH)
         now = ensure_aware_utc(now)
         set_id = secrets.token_hex(16)
         rows = []
@@ -111,11 +111,11 @@ class SqlBackupCodeStore(_SqlStore):
                 raise TypeError("codes must be StoredBackupCode instances")
             rows.append(
                 {
-                    "code_id": _check_text("code_id", code.code_id, _ID_LENGTH),
+                    "code_id": storable("code_id", code.code_id, _ID_LENGTH),
                     "user_id": user_id,
                     "set_id": set_id,
-                    "hint": _check_text("hint", code.hint, 4),
-                    "code_hash": _check_text("code_hash", code.code_hash, _HASH_LENGTH),
+                    "hint": storable("hint", code.hint, 4),
+                    "code_hash": storable("code_hash", code.code_hash, _HASH_LENGTH),
                     "used_at": None,
                 }
             )

@@ -25,13 +25,13 @@ from storno_security.passkeys.storage import (
     credential_key,
 )
 from storno_security.stores._adapters import PasskeyChallenges
+from storno_security.stores._records import storable
 from storno_security.stores.sql._base import (
     _ID_LENGTH,
     _MYSQL_DIALECTS,
     _USER_LENGTH,
     _aware_or_none,
     _check_key,
-    _check_text,
     _ExactString,
     _existing_row,
     _fetch,
@@ -110,7 +110,7 @@ class SqlPasskeyCredentialStore(_SqlStore):
     def user_handle(self, user_id: str, *, candidate: bytes) -> bytes:
         """See :meth:`PasskeyCredentialStore.user_handle`: an insert that does nothing on
         a conflict, then a read, in one transaction."""
-        user_id = _check_text("user_id", user_id, _USER_LENGTH)
+        user_id = storable("user_id", user_id, _USER_LENGTH)
         if not isinstance(candidate, bytes) or not 1 <= len(candidate) <= _MAX_HANDLE:
             raise ValueError("candidate must be 1 to 64 bytes")
         with _transaction(self._engine) as conn:
@@ -151,7 +151,7 @@ class SqlPasskeyCredentialStore(_SqlStore):
         """See :meth:`PasskeyCredentialStore.rename`."""
         key = credential_key(credential_id)
         user_id = _check_key("user_id", user_id)
-        name = _check_text("name", name, _NAME_LENGTH)
+        name = storable("name", name, _NAME_LENGTH)
         return self._change_one(
             sa.update(passkey_credentials)
             .where(_C.credential_key == key, _C.user_id == user_id)
@@ -278,7 +278,7 @@ def _values_of(credential: PasskeyCredential) -> dict[str, Any]:
     return {
         "credential_key": credential.key,
         "credential_id": check_bytes("credential_id", credential.credential_id, _MAX_CREDENTIAL_ID),
-        "user_id": _check_text("user_id", credential.user_id, _USER_LENGTH),
+        "user_id": storable("user_id", credential.user_id, _USER_LENGTH),
         "user_handle": check_bytes("user_handle", credential.user_handle, _MAX_HANDLE),
         "public_key": check_bytes("public_key", credential.public_key, _MAX_PUBLIC_KEY),
         "sign_count": credential.sign_count,
@@ -286,7 +286,7 @@ def _values_of(credential: PasskeyCredential) -> dict[str, Any]:
         "aaguid": credential.aaguid,
         "backup_eligible": bool(credential.backup_eligible),
         "backed_up": bool(credential.backed_up),
-        "name": _check_text("name", credential.name, _NAME_LENGTH),
+        "name": storable("name", credential.name, _NAME_LENGTH),
         "created_at": ensure_aware_utc(credential.created_at),
         "last_used_at": _aware_or_none(credential.last_used_at),
         "flagged_at": _aware_or_none(credential.flagged_at),

@@ -16,13 +16,13 @@ import sqlalchemy as sa
 from storno_security.clock import ensure_aware_utc
 from storno_security.errors import CorruptRecordError
 from storno_security.stores._adapters import SessionStates, _epoch
+from storno_security.stores._records import storable
 from storno_security.stores.sql._base import (
     _ID_LENGTH,
     _USER_LENGTH,
     _changed_each,
     _changed_one,
     _check_key,
-    _check_text,
     _ExactString,
     _fetch_one,
     _optional_time,
@@ -138,13 +138,13 @@ class SqlRefreshFamilyStore(_SqlStore):
         if not isinstance(family, RefreshFamily):
             raise TypeError(f"family must be a RefreshFamily, not {type(family).__name__}")
         values = {
-            "family_id": _check_text("family_id", family.family_id, _ID_LENGTH),
-            "user_id": _check_text("user_id", family.user_id, _USER_LENGTH),
+            "family_id": storable("family_id", family.family_id, _ID_LENGTH),
+            "user_id": storable("user_id", family.user_id, _USER_LENGTH),
             "created_at": ensure_aware_utc(family.created_at),
             "expires_at": ensure_aware_utc(family.expires_at),
             "revoked_at": None,
         }
-        token_hash = _check_text("token_hash", token_hash, _ID_LENGTH)
+        token_hash = storable("token_hash", token_hash, _ID_LENGTH)
         with _transaction(self._engine, duplicate=True) as conn:
             conn.execute(sa.insert(refresh_families).values(**values))
             conn.execute(
@@ -169,7 +169,7 @@ class SqlRefreshFamilyStore(_SqlStore):
         one sees a row count of 1 and rotates. A caller that claims nothing reads the token and
         its family to name the outcome, and revokes the family on reuse."""
         presented_hash = _check_key("presented_hash", presented_hash)
-        new_hash = _check_text("new_hash", new_hash, _ID_LENGTH)
+        new_hash = storable("new_hash", new_hash, _ID_LENGTH)
         now = ensure_aware_utc(now)
         if expected_user_id is not None:
             expected_user_id = _check_key("expected_user_id", expected_user_id)
