@@ -27,7 +27,7 @@ from storno_security.stores.sql._base import (
     _changed_each,
     _check_key,
     _ExactString,
-    _fetch,
+    _names_of,
     _optional_time,
     _Reader,
     _required_time,
@@ -78,32 +78,19 @@ _GET: Final = sa.select(_K.key_hash, *_INFO_COLUMNS).where(_K.key_id == sa.bindp
 _SCOPES: Final = {scope.value: scope for scope in ApiKeyScope}
 
 
-def _permissions_of(value: object) -> tuple[str, ...] | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise CorruptRecordError(reason="bad_permissions")
-    try:
-        items = json.loads(value)
-    except ValueError:
-        raise CorruptRecordError(reason="bad_permissions") from None
-    if not isinstance(items, list) or not all(isinstance(i, str) and i for i in items):
-        raise CorruptRecordError(reason="bad_permissions")
-    return tuple(sorted(set(items)))
-
-
 def _info_of(row: Any) -> ApiKeyInfo:
     """Build a description from a row, refusing values the library never writes."""
     scope = _SCOPES.get(row.scope) if isinstance(row.scope, str) else None
     if scope is None:
         raise CorruptRecordError(reason="bad_scope")
+    names = _names_of(row.permissions)
     return ApiKeyInfo(
         key_id=_text_of(row.key_id, "bad_key_id"),
         user_id=_text_of(row.user_id, "bad_user_id"),
         organization_id=_text_of(row.organization_id, "bad_organization_id"),
         name=_text_of(row.name, "bad_name"),
         scope=scope,
-        permissions=_permissions_of(row.permissions),
+        permissions=None if names is None else tuple(sorted(set(names))),
         created_at=_required_time(row.created_at),
         expires_at=_optional_time(row.expires_at),
         revoked_at=_optional_time(row.revoked_at),
@@ -179,9 +166,7 @@ class SqlApiKeyStore(_SqlStore):
             query = query.where(
                 _K.organization_id == _check_key("organization_id", organization_id)
             )
-        with _transaction(self._engine, read_only=True) as conn:
-            rows = _fetch(conn.execute(query))
-        return [_info_of(row) for row in rows]
+        return self._read_all(query, _info_of)
 
     def revoke(
         self,

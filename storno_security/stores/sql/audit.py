@@ -24,7 +24,6 @@ from storno_security.stores.sql._base import (
     _USER_LENGTH,
     _check_key,
     _ExactString,
-    _fetch,
     _required_time,
     _SqlStore,
     _transaction,
@@ -140,9 +139,7 @@ class SqlAuditStore(_SqlStore):
             event_id = _check_key("cursor.event_id", cursor.event_id)
             query = query.where(sa.or_(_A.at < at, sa.and_(_A.at == at, _A.event_id < event_id)))
         query = query.order_by(_A.at.desc(), _A.event_id.desc()).limit(limit)
-        with _transaction(self._engine, read_only=True) as conn:
-            rows = _fetch(conn.execute(query))
-        return [_event_of(row) for row in rows]
+        return self._read_all(query, _event_of)
 
     def purge(self, *, before: datetime) -> int:
         """See :meth:`AuditStore.purge`."""

@@ -33,7 +33,6 @@ from storno_security.stores.sql._base import (
     _check_key,
     _count_of,
     _ExactString,
-    _fetch_one,
     _SqlStore,
     _text_of,
     _transaction,
@@ -84,6 +83,14 @@ _B = mfa_backup_codes.c
 
 
 # --- backup codes ----------------------------------------------------------------------------
+
+
+def _code_of(row: Any) -> StoredBackupCode:
+    return StoredBackupCode(
+        code_id=_text_of(row.code_id, "bad_code_id"),
+        hint=_text_of(row.hint, "bad_hint"),
+        code_hash=_text_of(row.code_hash, "bad_code_hash"),
+    )
 
 
 class SqlBackupCodeStore(_SqlStore):
@@ -154,15 +161,7 @@ class SqlBackupCodeStore(_SqlStore):
             _B.used_at.is_(None),
             _B.set_id == self._current_set(user_id),
         )
-        with _transaction(self._engine, read_only=True) as conn:
-            row = _fetch_one(conn.execute(query))
-        if row is None:
-            return None
-        return StoredBackupCode(
-            code_id=_text_of(row.code_id, "bad_code_id"),
-            hint=_text_of(row.hint, "bad_hint"),
-            code_hash=_text_of(row.code_hash, "bad_code_hash"),
-        )
+        return self._read_one(query, _code_of)
 
     def use_code(self, user_id: str, code_id: str, *, now: datetime) -> bool:
         """See :meth:`BackupCodeStore.use_code`: one conditional ``UPDATE``."""
@@ -189,9 +188,7 @@ class SqlBackupCodeStore(_SqlStore):
             _B.used_at.is_(None),
             _B.set_id == self._current_set(user_id),
         )
-        with _transaction(self._engine, read_only=True) as conn:
-            row = _fetch_one(conn.execute(query))
-        return 0 if row is None else _count_of(row[0])
+        return self._read_one(query, lambda row: _count_of(row[0])) or 0
 
 
 class SqlTotpReplayStore(TotpReplay):

@@ -34,7 +34,6 @@ from storno_security.stores.sql._base import (
     _check_key,
     _ExactString,
     _existing_row,
-    _fetch,
     _fetch_one,
     _optional_time,
     _required_time,
@@ -127,11 +126,8 @@ class SqlPasskeyCredentialStore(_SqlStore):
     def get(self, credential_id: bytes) -> PasskeyCredential | None:
         """See :meth:`PasskeyCredentialStore.get`."""
         key = credential_key(credential_id)
-        with _transaction(self._engine, read_only=True) as conn:
-            row = _fetch_one(
-                conn.execute(sa.select(passkey_credentials).where(_C.credential_key == key))
-            )
-        return None if row is None else _credential_of(row)
+        query = sa.select(passkey_credentials).where(_C.credential_key == key)
+        return self._read_one(query, _credential_of)
 
     def list_for_user(self, user_id: str) -> list[PasskeyCredential]:
         """See :meth:`PasskeyCredentialStore.list_for_user`."""
@@ -141,11 +137,8 @@ class SqlPasskeyCredentialStore(_SqlStore):
             .where(_C.user_id == user_id)
             .order_by(_C.created_at, _C.credential_key)
         )
-        with _transaction(self._engine, read_only=True) as conn:
-            rows = _fetch(conn.execute(query))
-        return sorted(
-            (_credential_of(row) for row in rows), key=lambda c: (c.created_at, c.credential_id)
-        )
+        found = self._read_all(query, _credential_of)
+        return sorted(found, key=lambda c: (c.created_at, c.credential_id))
 
     def rename(self, credential_id: bytes, *, user_id: str, name: str) -> bool:
         """See :meth:`PasskeyCredentialStore.rename`."""
@@ -162,33 +155,27 @@ class SqlPasskeyCredentialStore(_SqlStore):
         """See :meth:`PasskeyCredentialStore.delete`."""
         key = credential_key(credential_id)
         user_id = _check_key("user_id", user_id)
-        with _transaction(self._engine) as conn:
-            result = conn.execute(
-                sa.delete(passkey_credentials).where(
-                    _C.credential_key == key, _C.user_id == user_id
-                )
-            )
-            return result.rowcount == 1
+        mine = (_C.credential_key == key, _C.user_id == user_id)
+        return self._change_one(sa.delete(passkey_credentials).where(*mine))
 
     def forget_user(self, user_id: str) -> int:
         """See :meth:`PasskeyCredentialStore.forget_user`."""
-        user_id = _check_key("user_id", user_id)
-        if not user_id:  # empty or unstorable: no such user
-            return 0
-        with _transaction(self._engine) as conn:
-            count = conn.execute(sa.delete(passkey_credentials).where(_C.user_id == user_id))
-            handle = conn.execute(sa.delete(passkey_user_handles).where(_H.user_id == user_id))
-            return int(count.rowcount + handle.rowcount)
+        return sum(self._delete_user(user_id))
 
     def delete_for_user(self, user_id: str) -> int:
         """See :meth:`PasskeyCredentialStore.delete_for_user`."""
+        return self._delete_user(user_id)[0]
+
+    def _delete_user(self, user_id: str) -> tuple[int, int]:
+        """Delete the user's credentials and handle, in one transaction; return how many of
+        each."""
         user_id = _check_key("user_id", user_id)
+        if not user_id:  # empty or unstorable: no such user
+            return 0, 0
         with _transaction(self._engine) as conn:
-            count = conn.execute(
-                sa.delete(passkey_credentials).where(_C.user_id == user_id)
-            ).rowcount
-            conn.execute(sa.delete(passkey_user_handles).where(_H.user_id == user_id))
-            return count
+            count = conn.execute(sa.delete(passkey_credentials).where(_C.user_id == user_id))
+            handle = conn.execute(sa.delete(passkey_user_handles).where(_H.user_id == user_id))
+            return int(count.rowcount), int(handle.rowcount)
 
     def record_use(
         self, credential_id: bytes, *, sign_count: int, backed_up: bool, now: datetime

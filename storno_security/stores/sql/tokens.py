@@ -78,16 +78,21 @@ refresh_tokens = sa.Table(
 )
 
 
-def _family_of(
-    family_id: object, user_id: object, created_at: object, expires_at: object
-) -> RefreshFamily:
+def _family_of(row: Any) -> RefreshFamily:
     """Build a family from a row, refusing values the library never writes."""
+    if row.family_id is None:  # a token without its family
+        raise CorruptRecordError(reason="orphan_token")
     return RefreshFamily(
-        family_id=_text_of(family_id, "bad_family_id"),
-        user_id=_text_of(user_id, "bad_user_id"),
-        created_at=_required_time(created_at),
-        expires_at=_required_time(expires_at),
+        family_id=_text_of(row.family_id, "bad_family_id"),
+        user_id=_text_of(row.user_id, "bad_user_id"),
+        created_at=_required_time(row.created_at),
+        expires_at=_required_time(row.expires_at),
     )
+
+
+def _new_token(token_hash: str, family_id: str) -> sa.Insert:
+    """``INSERT`` a live token of the family."""
+    return sa.insert(refresh_tokens).values(token_hash=token_hash, family_id=family_id)
 
 
 _F = refresh_families.c
@@ -147,11 +152,7 @@ class SqlRefreshFamilyStore(_SqlStore):
         token_hash = storable("token_hash", token_hash, _ID_LENGTH)
         with _transaction(self._engine, duplicate=True) as conn:
             conn.execute(sa.insert(refresh_families).values(**values))
-            conn.execute(
-                sa.insert(refresh_tokens).values(
-                    token_hash=token_hash, family_id=family.family_id, used_at=None
-                )
-            )
+            conn.execute(_new_token(token_hash, family.family_id))
 
     def rotate(
         self,
@@ -188,7 +189,6 @@ class SqlRefreshFamilyStore(_SqlStore):
         )
         lookup = (
             sa.select(
-                _T.family_id.label("token_family_id"),
                 _T.used_at,
                 _T.successor_hash,
                 _F.family_id,
@@ -204,24 +204,16 @@ class SqlRefreshFamilyStore(_SqlStore):
         with _transaction(self._engine, duplicate=True) as conn:
             claimed = conn.execute(claim).rowcount
             row = _fetch_one(conn.execute(lookup))
-            if claimed == 1:
-                if row is None or row.family_id is None:
-                    raise CorruptRecordError(reason="orphan_token")
-                family = _family_of(row.family_id, row.user_id, row.created_at, row.expires_at)
-                conn.execute(
-                    sa.insert(refresh_tokens).values(
-                        token_hash=new_hash, family_id=family.family_id, used_at=None
-                    )
-                )
-                return Rotation(RotationOutcome.ROTATED, family)
-            if claimed != 0:  # the hash is the primary key
+            if claimed not in (0, 1):  # the hash is the primary key
                 raise CorruptRecordError(reason="duplicate_row")
-
             if row is None:
+                if claimed:
+                    raise CorruptRecordError(reason="orphan_token")
                 return Rotation(RotationOutcome.UNKNOWN)
-            if row.family_id is None:  # a token without its family
-                raise CorruptRecordError(reason="orphan_token")
-            family = _family_of(row.family_id, row.user_id, row.created_at, row.expires_at)
+            family = _family_of(row)
+            if claimed:
+                conn.execute(_new_token(new_hash, family.family_id))
+                return Rotation(RotationOutcome.ROTATED, family)
             used_at = _optional_time(row.used_at)
             revoked_at = _optional_time(row.revoked_at)
             if expected_user_id is not None and family.user_id != expected_user_id:
@@ -242,11 +234,7 @@ class SqlRefreshFamilyStore(_SqlStore):
                         .values(used_at=now)
                     )
                     if _changed_one(conn, replace):
-                        conn.execute(
-                            sa.insert(refresh_tokens).values(
-                                token_hash=new_hash, family_id=family.family_id, used_at=None
-                            )
-                        )
+                        conn.execute(_new_token(new_hash, family.family_id))
                         return Rotation(RotationOutcome.REISSUED, family)
                 conn.execute(_revoke_family(family.family_id, now))
                 return Rotation(RotationOutcome.REUSED, family)
@@ -272,9 +260,7 @@ class SqlRefreshFamilyStore(_SqlStore):
             row = _fetch_one(conn.execute(lookup))
             if row is None:
                 return None
-            if row.family_id is None:
-                raise CorruptRecordError(reason="orphan_token")
-            family = _family_of(row.family_id, row.user_id, row.created_at, row.expires_at)
+            family = _family_of(row)
             if family.user_id != expected_user_id:
                 return None
             conn.execute(_revoke_family(family.family_id, now))
