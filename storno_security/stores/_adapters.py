@@ -15,12 +15,7 @@ from typing import NoReturn
 from storno_security.accounts.storage import ConfirmationUse, ResetTokenUse, _check_max_active
 from storno_security.clock import ensure_aware_utc
 from storno_security.errors import CorruptRecordError
-from storno_security.mfa.storage import (
-    FailureCount,
-    StoredChallenge,
-    StoredStepUp,
-    _check_window,
-)
+from storno_security.mfa.storage import FailureCount, StoredChallenge, StoredStepUp, _check_window
 from storno_security.passkeys.storage import ChallengePurpose, PasskeyChallenge
 from storno_security.stores._records import Record, Records, from_micros, micros, storable
 
@@ -370,7 +365,9 @@ class EmailConfirmations(ResetTokens):
             email=email,
         )
 
-    def consume(self, token_hash: str, *, now: datetime) -> ConfirmationUse:  # type: ignore[override]
+    def consume(  # type: ignore[override]
+        self, token_hash: str, *, now: datetime
+    ) -> ConfirmationUse:
         """See :meth:`~storno_security.accounts.storage.EmailConfirmationStore.consume`."""
         record, expired = self._use(token_hash, now)
         if record is None:

@@ -49,18 +49,9 @@ from storno_security.stores.sql._base import (
     schema_versions,
 )
 from storno_security.stores.sql._records import record_locks, records
-from storno_security.stores.sql.accounts import (
-    SqlEmailConfirmationStore,
-    SqlResetTokenStore,
-)
-from storno_security.stores.sql.api_keys import (
-    SqlApiKeyStore,
-    api_keys,
-)
-from storno_security.stores.sql.audit import (
-    SqlAuditStore,
-    audit_events,
-)
+from storno_security.stores.sql.accounts import SqlEmailConfirmationStore, SqlResetTokenStore
+from storno_security.stores.sql.api_keys import SqlApiKeyStore, api_keys
+from storno_security.stores.sql.audit import SqlAuditStore, audit_events
 from storno_security.stores.sql.directory import (
     SqlDirectoryStore,
     invitations,
@@ -68,9 +59,7 @@ from storno_security.stores.sql.directory import (
     organizations,
     users,
 )
-from storno_security.stores.sql.license import (
-    SqlLastSeenStore,
-)
+from storno_security.stores.sql.license import SqlLastSeenStore
 from storno_security.stores.sql.mfa import (
     SqlBackupCodeStore,
     SqlMfaChallengeStore,

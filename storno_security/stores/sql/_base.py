@@ -285,10 +285,8 @@ def _transaction(
     ``read_only=True`` is for a block that runs one ``SELECT`` and nothing else: on SQLite it
     runs without ``BEGIN`` (autocommit: one statement, one snapshot), saving two round trips.
     """
-    driver_error: type[Exception] | tuple[()] = ()
     dbapi = engine.dialect.loaded_dbapi
-    if dbapi is not None:
-        driver_error = dbapi.Error
+    driver_error: type[Exception] | tuple[()] = () if dbapi is None else dbapi.Error
     with _translate_errors(duplicate=duplicate):
         try:
             with engine.connect() as conn:
@@ -314,10 +312,8 @@ def read_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
         StoreUnavailableError: the database could not be reached.
         StoreError: the database failed.
     """
-    driver_error: type[Exception] | tuple[()] = ()
     dbapi = engine.dialect.loaded_dbapi
-    if dbapi is not None:
-        driver_error = dbapi.Error
+    driver_error: type[Exception] | tuple[()] = () if dbapi is None else dbapi.Error
     with _translate_errors():
         try:
             with engine.connect() as conn:
@@ -578,7 +574,8 @@ class _Reader(Generic[_T]):
             for name in self._bind_names
         )
         columns = list(statement.selected_columns)
-        self._row: Any = collections.namedtuple("_row", [c.key for c in columns])  # type: ignore[misc]
+        names: Any = [c.key for c in columns]
+        self._row: Any = collections.namedtuple("_row", names)  # type: ignore[misc]
         processing = []
         for i, column in enumerate(columns):
             column_type = column.type.dialect_impl(dialect)

@@ -22,9 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from storno_security.clock import ensure_aware_utc
-from storno_security.mfa.storage import (
-    StoredBackupCode,
-)
+from storno_security.mfa.storage import StoredBackupCode
 from storno_security.stores._adapters import MfaChallenges, MfaFailures, StepUps, TotpReplay
 from storno_security.stores._records import storable
 from storno_security.stores.sql._base import (

@@ -19,11 +19,7 @@ import sqlalchemy as sa
 
 from storno_security.clock import ensure_aware_utc
 from storno_security.errors import CorruptRecordError
-from storno_security.passkeys.storage import (
-    PasskeyCredential,
-    UseOutcome,
-    credential_key,
-)
+from storno_security.passkeys.storage import PasskeyCredential, UseOutcome, credential_key
 from storno_security.stores._adapters import PasskeyChallenges
 from storno_security.stores._records import storable
 from storno_security.stores.sql._base import (

@@ -35,12 +35,7 @@ from storno_security.stores.sql._base import (
     metadata,
 )
 from storno_security.stores.sql._records import SqlRecords, records
-from storno_security.tokens.storage import (
-    RefreshFamily,
-    Rotation,
-    RotationOutcome,
-    SessionState,
-)
+from storno_security.tokens.storage import RefreshFamily, Rotation, RotationOutcome, SessionState
 
 __all__ = [
     "SqlRefreshFamilyStore",
