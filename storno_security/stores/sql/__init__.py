@@ -42,12 +42,12 @@ messages unless told otherwise (``hide_parameters=False``).
 from storno_security.stores.sql._base import (
     SCHEMA_VERSION,
     create_engine,
-    create_schema,
     metadata,
     read_transaction,
     schema_version,
     schema_versions,
 )
+from storno_security.stores.sql._migrate import create_schema
 from storno_security.stores.sql._records import record_locks, records
 from storno_security.stores.sql.accounts import SqlEmailConfirmationStore, SqlResetTokenStore
 from storno_security.stores.sql.api_keys import SqlApiKeyStore, api_keys

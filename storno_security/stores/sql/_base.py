@@ -192,46 +192,6 @@ _VERSION_QUERY = sa.select(schema_versions.c.version).where(
 )
 
 
-def create_schema(engine: sa.Engine) -> None:
-    """Create the tables of this module that do not exist yet (idempotent), and record the
-    schema version in ``storno_schema_versions``; a database of an older version is upgraded.
-
-    Raises:
-        StoreUnavailableError: the database could not be reached.
-        StoreError: the database refused the DDL, or it holds a schema newer than this release
-            knows (``reason="schema_version"``: upgrade the library, never downgrade it).
-    """
-    with _translate_errors():
-        metadata.create_all(engine, checkfirst=True)
-    with _transaction(engine) as conn:
-        row = _fetch_one(conn.execute(_VERSION_QUERY))
-        if row is None:
-            try:
-                with conn.begin_nested():
-                    conn.execute(
-                        sa.insert(schema_versions).values(
-                            component=_COMPONENT, version=SCHEMA_VERSION
-                        )
-                    )
-            except sa_exc.IntegrityError:
-                pass  # another process recorded it first
-        elif row.version == 1:
-            from storno_security.stores.sql._migrate import upgrade_from_1
-
-            upgrade_from_1(conn)
-            conn.execute(
-                sa.update(schema_versions)
-                .where(schema_versions.c.component == _COMPONENT)
-                .values(version=SCHEMA_VERSION)
-            )
-        elif not isinstance(row.version, int) or row.version > SCHEMA_VERSION:
-            raise StoreError(
-                f"the database schema is newer than this release ({row.version!r} > "
-                f"{SCHEMA_VERSION}); upgrade storno-security",
-                reason="schema_version",
-            )
-
-
 def schema_version(engine: sa.Engine) -> int | None:
     """The recorded schema version of the token tables, or ``None`` before :func:`create_schema`.
 
