@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from reference_server.resources import auth, meta
+from reference_server.resources import api_keys, auth, me, meta, mfa, passkeys
 
 __all__ = ["MODULES"]
 
 #: Every resource module, in the order their routes are added.
-MODULES: tuple[ModuleType, ...] = (meta, auth)
+MODULES: tuple[ModuleType, ...] = (meta, auth, me, mfa, passkeys, api_keys)
