@@ -12,7 +12,7 @@ import pytest
 from reference_server.wiring import Server
 from storno_security.audit import SecurityEventType
 from storno_security.kit import Caller
-from tests.server.api import FalconApi, User
+from tests.server.api import FalconApi, User, fresh_email
 from tests.server.test_account_support import (
     api_key,
     enable_mfa,
@@ -182,6 +182,36 @@ def test_password_change_revokes_every_session_and_is_audited(
     )
     (event,) = events(server, SecurityEventType.PASSWORD_CHANGED, user.user_id)
     assert event.details["session_count"] == 2
+
+
+# --- address ---------------------------------------------------------------------------------
+
+
+@pytest.mark.spec("ACC-5")
+@pytest.mark.spec("ACC-6")
+def test_changing_the_address_needs_a_proof_and_a_new_confirmation(
+    falcon_api: FalconApi,
+) -> None:
+    user = falcon_api.register()
+    old_link = falcon_api.mail_token(user.email, "/confirm-email")  # never used
+    taken = falcon_api.register().email
+    new = fresh_email("moved")
+    refused = user.post("/api/v1/me/email", {"email": new})
+    assert refused.status == 403, refused.json
+    assert refused.json["code"] == "reauthentication_required"
+    clash = user.post("/api/v1/me/email", {"email": taken, "current_password": user.password})
+    assert clash.status == 409, clash.json
+    assert clash.json["code"] == "email_taken"
+    moved = user.post("/api/v1/me/email", {"email": new.upper(), "current_password": user.password})
+    assert moved.status == 200, moved.json
+    assert moved.json["user"]["email"] == new
+    assert moved.json["user"]["email_confirmed"] is False
+    # The link mailed to the old address is dead; the one mailed to the new one confirms it.
+    stale = falcon_api.post("/api/auth/confirm-email", {"token": old_link})
+    assert stale.status == 400, stale.json
+    assert falcon_api.confirm_email(new).status == 200
+    assert user.get("/api/v1/me").json["user"]["email_confirmed"] is True
+    assert login(falcon_api, user).status == 401  # the old address logs in no more
 
 
 # --- API keys --------------------------------------------------------------------------------
