@@ -5,9 +5,31 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from reference_server.resources import auth, companies, invitations, invoices, members, meta
+from reference_server.resources import (
+    api_keys,
+    auth,
+    companies,
+    invitations,
+    invoices,
+    me,
+    members,
+    meta,
+    mfa,
+    passkeys,
+)
 
 __all__ = ["MODULES"]
 
 #: Every resource module, in the order their routes are added.
-MODULES: tuple[ModuleType, ...] = (meta, auth, companies, members, invitations, invoices)
+MODULES: tuple[ModuleType, ...] = (
+    meta,
+    auth,
+    me,
+    mfa,
+    passkeys,
+    api_keys,
+    companies,
+    members,
+    invitations,
+    invoices,
+)
