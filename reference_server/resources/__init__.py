@@ -6,6 +6,7 @@ from __future__ import annotations
 from types import ModuleType
 
 from reference_server.resources import (
+    api_keys,
     audit,
     auth,
     companies,
@@ -13,8 +14,11 @@ from reference_server.resources import (
     invitations,
     invoices,
     license,
+    me,
     members,
     meta,
+    mfa,
+    passkeys,
     vault,
     xml,
 )
@@ -25,6 +29,10 @@ __all__ = ["MODULES"]
 MODULES: tuple[ModuleType, ...] = (
     meta,
     auth,
+    me,
+    mfa,
+    passkeys,
+    api_keys,
     companies,
     members,
     invitations,

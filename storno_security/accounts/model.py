@@ -7,7 +7,8 @@ sealed TOTP secrets) are kept out of ``repr``.
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import attrs
@@ -99,3 +100,37 @@ class UserAccount:
 USER_FIELDS: Final = frozenset(
     a.name for a in attrs.fields(UserAccount) if a.name not in ("user_id", "created_at")
 )
+
+_PROBE: Final = UserAccount(user_id="-", email=None, created_at=datetime(2000, 1, 1, tzinfo=UTC))
+
+
+def _check_user_values(values: Mapping[str, Any], what: str) -> dict[str, Any]:
+    """The ``expected`` or ``changes`` of a directory store's ``update_user``, checked by the
+    validators of :class:`UserAccount` itself (times come back in UTC).
+
+    Raises:
+        ValueError: not a mapping, an unknown field name, a value of the wrong type, or (in
+            ``changes``) an empty address or Google subject.
+    """
+    if not isinstance(values, Mapping):
+        raise ValueError(f"{what} must be a mapping of field names to values")
+    unknown = sorted(str(name) for name in values if name not in USER_FIELDS)
+    if unknown:
+        raise ValueError(f"{what} names unknown user fields: {', '.join(unknown)}")
+    try:
+        probe = attrs.evolve(_PROBE, **values)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{what} holds a value of the wrong type: {exc}") from None
+    if what == "changes":
+        _check_keys(probe)
+    return {name: getattr(probe, name) for name in values}
+
+
+def _check_keys(user: UserAccount) -> None:
+    """An address or Google subject, the keys users are found by, is never empty.
+
+    Raises:
+        ValueError: one is the empty string.
+    """
+    if user.email == "" or user.google_subject == "":
+        raise ValueError("an address or Google subject must not be empty (None for none)")

@@ -46,6 +46,12 @@ class ResetTokenStore(Protocol):
     """Outstanding password-reset tokens, by SHA-256. Every method is one atomic operation.
 
     A token is *live* while ``now < expires_at`` and it has been neither used nor revoked.
+
+    Besides what each method lists, every method raises ``TypeError`` or ``ValueError`` for a
+    bad argument (a wrong type, a naive time, a value no backend can hold: refused, never
+    truncated) and ``StoreError`` when the backend fails (``StoreUnavailableError``: it cannot
+    be reached; ``CorruptRecordError``: a stored record the library did not write); a call that
+    raises wrote nothing.
     """
 
     def add(
@@ -62,6 +68,7 @@ class ResetTokenStore(Protocol):
         that are dead at ``created_at``).
 
         Raises:
+            ValueError: ``expires_at`` is not after ``created_at``.
             StoreError: the hash exists already (``reason="duplicate"``), or the backend
                 failed; nothing was written.
         """
@@ -131,6 +138,12 @@ class EmailConfirmationStore(Protocol):
     """Outstanding email-confirmation tokens (ACC-5), by SHA-256. Every method is one atomic
     operation. A token is *live* while ``now < expires_at`` and it has been neither used nor
     revoked.
+
+    Besides what each method lists, every method raises ``TypeError`` or ``ValueError`` for a
+    bad argument (a wrong type, a naive time, a value no backend can hold: refused, never
+    truncated) and ``StoreError`` when the backend fails (``StoreUnavailableError``: it cannot
+    be reached; ``CorruptRecordError``: a stored record the library did not write); a call that
+    raises wrote nothing.
     """
 
     def add(

@@ -86,7 +86,14 @@ class ApiKeyRecord:
 
 @runtime_checkable
 class ApiKeyStore(Protocol):
-    """Storage of API keys. Every method is one atomic operation."""
+    """Storage of API keys. Every method is one atomic operation.
+
+    Besides what each method lists, every method raises ``TypeError`` or ``ValueError`` for a
+    bad argument (a wrong type, a naive time, a value no backend can hold: refused, never
+    truncated) and ``StoreError`` when the backend fails (``StoreUnavailableError``: it cannot
+    be reached; ``CorruptRecordError``: a stored record the library did not write); a call that
+    raises wrote nothing.
+    """
 
     def create(self, record: ApiKeyRecord) -> None:
         """Store a new key.

@@ -72,7 +72,14 @@ class AuditSink(Protocol):
 
 @runtime_checkable
 class AuditStore(AuditSink, Protocol):
-    """A sink that can be queried, purged and pseudonymised."""
+    """A sink that can be queried, purged and pseudonymised.
+
+    Besides what each method lists, every method raises ``TypeError`` or ``ValueError`` for a
+    bad argument (a wrong type, a naive time, a value no backend can hold: refused, never
+    truncated) and ``StoreError`` when the backend fails (``StoreUnavailableError``: it cannot
+    be reached; ``CorruptRecordError``: a stored record the library did not write); a call that
+    raises wrote nothing.
+    """
 
     def query(
         self,

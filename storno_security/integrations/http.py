@@ -54,7 +54,8 @@ ERROR_MAP: Final[tuple[tuple[type[BaseException], int, str, str], ...]] = (
         "invalid_confirmation_token",
         "Invalid or expired confirmation link.",
     ),
-    (e.AccountNotFoundError, *_NOT_FOUND),
+    # The caller's own account is gone (deleted while its token lives): the token is void.
+    (e.AccountNotFoundError, 401, "invalid_token", "Invalid or expired access token."),
     # Tokens.
     (e.RefreshTokenReuseError, 401, "refresh_token_reused", "Refresh token was already used."),
     (e.InvalidRefreshTokenError, 401, "invalid_refresh_token", "Invalid refresh token."),

@@ -18,6 +18,7 @@ from storno_security.audit.capabilities import (
     event_from_passkey_registration,
 )
 from storno_security.errors import (
+    AccountExistsError,
     AccountStateError,
     ConcurrentChangeError,
     InvalidPasskeyError,
@@ -459,11 +460,11 @@ class AccountFlows(ReauthFlows):
         current_password: str | None = None,
     ) -> UserAccount:
         """Link the Google account of ``id_token`` to the caller's account (re-authenticated:
-        it adds a way in). Never by address alone.
+        it adds a way in). Never by address alone; linking the linked one again changes nothing.
 
         Raises:
             AccountStateError: Google is off (``google_disabled``) or the account is linked
-                already (``google_linked``).
+                to another Google account (``google_linked``).
             ReauthenticationRequiredError, InvalidStepUpTokenError, InvalidPasswordError: the
                 proof is missing or wrong.
             InvalidIdTokenError, IdentityProviderUnavailableError: the token was refused.
@@ -473,8 +474,6 @@ class AccountFlows(ReauthFlows):
         user = self._interactive(caller)
         if self.google is None:
             raise AccountStateError(reason="google_disabled")
-        if user.google_subject is not None:
-            raise AccountStateError(reason="google_linked")
         self.reauthenticate(
             caller,
             SensitiveAction.GOOGLE_LINK,
@@ -482,9 +481,22 @@ class AccountFlows(ReauthFlows):
             current_password=current_password,
         )
         identity = self.google.verify(id_token, expected_nonce=nonce)
-        updated = self._update(
-            user, expected={"google_subject": None}, changes={"google_subject": identity.subject}
-        )
+        if user.google_subject == identity.subject:
+            return user  # linked already: nothing changes
+        try:
+            if user.google_subject is not None:
+                raise AccountStateError(reason="google_linked")
+            updated = self._update(
+                user,
+                expected={"google_subject": None},
+                changes={"google_subject": identity.subject},
+            )
+        except (AccountStateError, AccountExistsError) as exc:
+            action = {"action": SensitiveAction.GOOGLE_LINK.value}
+            self.emit(
+                SecurityEventType.ACCESS_DENIED, actor_id=user.user_id, details=action, error=exc
+            )
+            raise
         details: dict[str, Any] = {"method": "google"}
         if identity.hosted_domain:
             details["hosted_domain"] = identity.hosted_domain

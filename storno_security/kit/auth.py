@@ -412,7 +412,7 @@ class AuthFlows(KitCore):
             InvalidIdTokenError: the token was refused.
             IdentityProviderUnavailableError: Google's keys could not be fetched.
             InvalidEmailError: the Google account's address is not usable.
-            AccountExistsError: an unlinked account holds the address (``email_taken``).
+            AccountExistsError: an unlinked account holds the address (``account_exists``).
             StoreError: a store failed.
         """
         if self.google is None:
@@ -430,7 +430,7 @@ class AuthFlows(KitCore):
                     details={"method": "google"},
                     error=AccountExistsError(reason="account_exists"),
                 )
-                raise AccountExistsError(reason="email_taken")
+                raise AccountExistsError(reason="account_exists")
             registration = self._create_account(
                 email=address,
                 name=identity.name or "",

@@ -30,7 +30,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
-from storno_security.accounts.model import UserAccount
+from storno_security.accounts.model import UserAccount, _check_keys
 from storno_security.accounts.storage import EmailConfirmationStore, ResetTokenStore
 from storno_security.api_keys.storage import ApiKeyStore
 from storno_security.audit.storage import AuditStore
@@ -46,6 +46,7 @@ from storno_security.passkeys.storage import PasskeyChallengeStore, PasskeyCrede
 from storno_security.ratelimit.storage import RateLimitStorage
 from storno_security.rbac.invitations import Invitation, Organization
 from storno_security.rbac.model import Membership
+from storno_security.rbac.permissions import Role
 from storno_security.tokens.storage import RefreshFamilyStore, SessionStateStore
 
 __all__ = ["DirectoryStore", "ForgetsUsers", "MemberRecord", "StoreBundle"]
@@ -64,7 +65,14 @@ class DirectoryStore(Protocol):
     """Users, organizations, memberships and invitations. Every method is one atomic operation.
 
     Addresses are stored in their normal form (the caller normalises); at most one *live*
-    user has a given address or Google subject.
+    user has a given address or Google subject. Every change to an organization's memberships
+    or invitations bumps its ``version``, so no decision read before applies.
+
+    Besides what each method lists, every method raises ``TypeError`` for an argument of the
+    wrong type, ``ValueError`` for a naive time or a text no column can hold (refused, never
+    truncated), :class:`~storno_security.errors.StoreUnavailableError` when the backend cannot
+    be reached and :class:`~storno_security.errors.CorruptRecordError` for a stored record the
+    library did not write (both are ``StoreError``); a call that raises wrote nothing.
     """
 
     # --- users -------------------------------------------------------------------------------
@@ -75,7 +83,11 @@ class DirectoryStore(Protocol):
         """Store a new user with their first organization and Owner membership, atomically
         (ACC-1, RBAC-1).
 
+        The Owner membership's ``joined_at`` is the organization's ``created_at``.
+
         Raises:
+            ValueError: the user or organization is deleted, the address or Google subject is
+                empty, or ``owner`` is not the user's live Owner membership of the organization.
             AccountExistsError: a live user has this address (``reason="email_taken"``) or
                 Google subject (``reason="google_taken"``); nothing was written.
             StoreError: the backend failed (or an id exists already); nothing was written.
@@ -125,8 +137,12 @@ class DirectoryStore(Protocol):
             The user as stored after the change, or ``None`` when nothing matched (the user is
             unknown, or a field changed meanwhile); then nothing was written.
 
+        An expected text that no column can hold matches nothing; with no ``changes`` it only
+        compares.
+
         Raises:
-            ValueError: an unknown field name, or a value of the wrong type.
+            ValueError: an unknown field name, a value of the wrong type, or (in ``changes``)
+                an empty address or Google subject.
             AccountExistsError: the change would give a second live user this address or
                 Google subject; nothing was written.
             StoreError: the backend failed; nothing was written.
@@ -137,6 +153,7 @@ class DirectoryStore(Protocol):
         """Ids of users deleted before ``deleted_before`` (for the purge), oldest first.
 
         Raises:
+            ValueError: ``limit`` is negative.
             StoreError: the backend failed.
         """
         ...
@@ -184,7 +201,7 @@ class DirectoryStore(Protocol):
             unknown): nothing was written.
 
         Raises:
-            ValueError: a membership of another organization.
+            ValueError: a membership of another organization, or two of one user.
             StoreError: the backend failed; nothing was written.
         """
         ...
@@ -209,7 +226,8 @@ class DirectoryStore(Protocol):
 
     def add_invitation(self, invitation: Invitation, *, expected_version: int) -> bool:
         """Store a new invitation if the organization's version is ``expected_version`` (the
-        inviter's rights were read at that version); bump the version.
+        inviter's rights were read at that version) and it is not soft-deleted; bump the
+        version. Returns whether it was written.
 
         Raises:
             StoreError: the id exists already, or the backend failed; nothing was written.
@@ -248,12 +266,16 @@ class DirectoryStore(Protocol):
         ``membership``, in one atomic step, if the invitation is still open at ``now`` and the
         organization's version is ``expected_version``; bump the version.
 
-        Of any number of concurrent calls for one invitation, at most one returns ``True``.
+        Of any number of concurrent calls for one invitation, at most one returns ``True``. The
+        membership replaces a removed membership of the user (``joined_at`` becomes ``now``),
+        never a live one; a soft-deleted organization takes no one.
 
         Returns:
             Whether it was accepted by this call; ``False``: nothing was written.
 
         Raises:
+            ValueError: ``membership`` is not what the invitation grants (another organization,
+                role or permission set, or removed).
             StoreError: the backend failed; nothing was written.
         """
         ...
@@ -296,6 +318,61 @@ class DirectoryStore(Protocol):
             StoreError: the backend failed.
         """
         ...
+
+
+# --- the arguments every directory store checks the same way ---------------------------------
+
+
+def _check_new_account(user: object, organization: object, owner: object) -> None:
+    """The arguments of :meth:`DirectoryStore.create_account`: a live user, a live
+    organization, and that user's live Owner membership of it.
+
+    Raises:
+        TypeError: a record of the wrong type.
+        ValueError: the records do not fit together.
+    """
+    if not isinstance(user, UserAccount):
+        raise TypeError("user must be a UserAccount")
+    if not isinstance(organization, Organization):
+        raise TypeError("organization must be an Organization")
+    if not isinstance(owner, Membership):
+        raise TypeError("owner must be a Membership")
+    _check_keys(user)
+    if not user.is_live or organization.deleted_at is not None:
+        raise ValueError("a new account and its organization cannot be deleted already")
+    if (
+        owner.user_id != user.user_id
+        or owner.organization_id != organization.organization_id
+        or owner.role is not Role.OWNER
+        or owner.deleted_at is not None
+    ):
+        raise ValueError("owner must be the user's live Owner membership of the organization")
+
+
+def _check_version(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError("expected_version must be an int")
+    return value
+
+
+def _check_limit(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError("limit must be an int")
+    if value < 0:
+        raise ValueError("limit must not be negative")
+    return value
+
+
+def _check_membership(value: object) -> Membership:
+    if not isinstance(value, Membership):
+        raise TypeError("membership must be a Membership")
+    return value
+
+
+def _check_invitation(value: object) -> Invitation:
+    if not isinstance(value, Invitation):
+        raise TypeError("invitation must be an Invitation")
+    return value
 
 
 @runtime_checkable

@@ -19,7 +19,14 @@ __all__ = ["LastSeenStore"]
 
 @runtime_checkable
 class LastSeenStore(Protocol):
-    """A monotonic clock reading per key. One atomic operation."""
+    """A monotonic clock reading per key. One atomic operation.
+
+    Besides what each method lists, every method raises ``TypeError`` or ``ValueError`` for a
+    bad argument (a wrong type, a naive time, a value no backend can hold: refused, never
+    truncated) and ``StoreError`` when the backend fails (``StoreUnavailableError``: it cannot
+    be reached; ``CorruptRecordError``: a stored record the library did not write); a call that
+    raises wrote nothing.
+    """
 
     def record(self, key: str, seen: datetime) -> datetime:
         """Move ``key``'s last-seen time forward to ``seen`` if that is later; never back.

@@ -44,7 +44,14 @@ __all__ = [
 
 @runtime_checkable
 class TotpReplayStore(Protocol):
-    """The last accepted TOTP step of each user. Every method is one atomic operation."""
+    """The last accepted TOTP step of each user. Every method is one atomic operation.
+
+    Besides what each method lists, every method raises ``TypeError`` or ``ValueError`` for a
+    bad argument (a wrong type, a naive time, a value no backend can hold: refused, never
+    truncated) and ``StoreError`` when the backend fails (``StoreUnavailableError``: it cannot
+    be reached; ``CorruptRecordError``: a stored record the library did not write); a call that
+    raises wrote nothing.
+    """
 
     def record_step(self, user_id: str, step: int, *, now: datetime, until: datetime) -> bool:
         """Atomically make ``step`` the user's last accepted step if it is later than the one
@@ -96,7 +103,14 @@ class StoredBackupCode:
 
 @runtime_checkable
 class BackupCodeStore(Protocol):
-    """The backup codes of each user. Every method is one atomic operation."""
+    """The backup codes of each user. Every method is one atomic operation.
+
+    Besides what each method lists, every method raises ``TypeError`` or ``ValueError`` for a
+    bad argument (a wrong type, a naive time, a value no backend can hold: refused, never
+    truncated) and ``StoreError`` when the backend fails (``StoreUnavailableError``: it cannot
+    be reached; ``CorruptRecordError``: a stored record the library did not write); a call that
+    raises wrote nothing.
+    """
 
     def replace_codes(
         self, user_id: str, codes: Sequence[StoredBackupCode], *, now: datetime
@@ -165,6 +179,12 @@ class MfaChallengeStore(Protocol):
 
     A challenge is *live* while ``now < expires_at``, ``failures < max_failures`` and it has not
     been consumed.
+
+    Besides what each method lists, every method raises ``TypeError`` or ``ValueError`` for a
+    bad argument (a wrong type, a naive time, a value no backend can hold: refused, never
+    truncated) and ``StoreError`` when the backend fails (``StoreUnavailableError``: it cannot
+    be reached; ``CorruptRecordError``: a stored record the library did not write); a call that
+    raises wrote nothing.
     """
 
     def create_challenge(self, challenge: StoredChallenge) -> None:
@@ -234,7 +254,14 @@ class StoredStepUp:
 
 @runtime_checkable
 class StepUpStore(Protocol):
-    """Single-use step-up verification tokens. Every method is one atomic operation."""
+    """Single-use step-up verification tokens. Every method is one atomic operation.
+
+    Besides what each method lists, every method raises ``TypeError`` or ``ValueError`` for a
+    bad argument (a wrong type, a naive time, a value no backend can hold: refused, never
+    truncated) and ``StoreError`` when the backend fails (``StoreUnavailableError``: it cannot
+    be reached; ``CorruptRecordError``: a stored record the library did not write); a call that
+    raises wrote nothing.
+    """
 
     def create_grant(self, grant: StoredStepUp) -> None:
         """Store a new step-up token.
@@ -288,6 +315,12 @@ class MfaFailureStore(Protocol):
     """Per-user counts of second-factor attempts. Every method is one atomic operation.
 
     A user's window is *live* while ``now < window_ends_at``.
+
+    Besides what each method lists, every method raises ``TypeError`` or ``ValueError`` for a
+    bad argument (a wrong type, a naive time, a value no backend can hold: refused, never
+    truncated) and ``StoreError`` when the backend fails (``StoreUnavailableError``: it cannot
+    be reached; ``CorruptRecordError``: a stored record the library did not write); a call that
+    raises wrote nothing.
     """
 
     def record_attempt(

@@ -68,7 +68,14 @@ class PasskeyChallenge:
 
 @runtime_checkable
 class PasskeyChallengeStore(Protocol):
-    """Storage of ceremony challenges. Every method is one atomic operation."""
+    """Storage of ceremony challenges. Every method is one atomic operation.
+
+    Besides what each method lists, every method raises ``TypeError`` or ``ValueError`` for a
+    bad argument (a wrong type, a naive time, a value no backend can hold: refused, never
+    truncated) and ``StoreError`` when the backend fails (``StoreUnavailableError``: it cannot
+    be reached; ``CorruptRecordError``: a stored record the library did not write); a call that
+    raises wrote nothing.
+    """
 
     def put(self, challenge: PasskeyChallenge, *, now: datetime) -> None:
         """Store a new challenge.
@@ -163,12 +170,22 @@ class UseOutcome(enum.Enum):
 
 @runtime_checkable
 class PasskeyCredentialStore(Protocol):
-    """Storage of registered passkeys and user handles. Every method is one atomic operation."""
+    """Storage of registered passkeys and user handles. Every method is one atomic operation.
+
+    Besides what each method lists, every method raises ``TypeError`` or ``ValueError`` for a
+    bad argument (a wrong type, a naive time, a value no backend can hold: refused, never
+    truncated) and ``StoreError`` when the backend fails (``StoreUnavailableError``: it cannot
+    be reached; ``CorruptRecordError``: a stored record the library did not write); a call that
+    raises wrote nothing.
+    """
 
     def user_handle(self, user_id: str, *, candidate: bytes) -> bytes:
         """Return the user's handle, storing ``candidate`` as it if the user has none yet.
 
         Concurrent first calls all return the same handle.
+
+        Raises:
+            ValueError: ``candidate`` is not 1 to 64 bytes.
         """
         ...
 
@@ -210,6 +227,9 @@ class PasskeyCredentialStore(Protocol):
         stored count, or both are 0 (sets the count, ``backed_up`` and ``last_used_at``);
         otherwise ``REGRESSED`` (the credential is flagged at ``now``), ``FLAGGED`` or
         ``UNKNOWN``. Of concurrent calls with one ``sign_count``, at most one records.
+
+        Raises:
+            ValueError: ``sign_count`` is not between 0 and 2**32 - 1.
         """
         ...
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -292,3 +292,41 @@ def authorize_acceptance(
     if any(m.organization_id == invitation.organization_id for m in live):
         raise DuplicateMembershipError(reason="already_a_member")
     return invitation.membership_for(user_id, is_default=not live)
+
+
+def _check_memberships(organization_id: str, memberships: Sequence[Membership]) -> None:
+    """The memberships a directory store's ``apply_memberships`` writes: one per user, all of
+    ``organization_id``.
+
+    Raises:
+        TypeError: not a sequence of memberships.
+        ValueError: a membership of another organization, or two of one user.
+    """
+    if isinstance(memberships, str | bytes) or not isinstance(memberships, Sequence):
+        raise TypeError("memberships must be a sequence of Membership")
+    users: set[str] = set()
+    for membership in memberships:
+        if not isinstance(membership, Membership):
+            raise TypeError("memberships must be a sequence of Membership")
+        if membership.organization_id != organization_id:
+            raise ValueError("a membership of another organization")
+        if membership.user_id in users:
+            raise ValueError("two memberships of one user")
+        users.add(membership.user_id)
+
+
+def _check_acceptance(invitation: Invitation, membership: Membership) -> None:
+    """The membership a directory store's ``accept_invitation`` writes must be what the
+    invitation grants (:meth:`Invitation.membership_for`), never more.
+
+    Raises:
+        ValueError: another organization, role or permission set, or a removed membership.
+    """
+    if membership.organization_id != invitation.organization_id:
+        raise ValueError("a membership of another organization than the invitation's")
+    if (
+        membership.role is not invitation.role
+        or membership.permissions != invitation.permissions
+        or membership.deleted_at is not None
+    ):
+        raise ValueError("the membership is not what the invitation grants")

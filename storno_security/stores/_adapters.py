@@ -15,12 +15,7 @@ from typing import NoReturn
 from storno_security.accounts.storage import ConfirmationUse, ResetTokenUse, _check_max_active
 from storno_security.clock import ensure_aware_utc
 from storno_security.errors import CorruptRecordError
-from storno_security.mfa.storage import (
-    FailureCount,
-    StoredChallenge,
-    StoredStepUp,
-    _check_window,
-)
+from storno_security.mfa.storage import FailureCount, StoredChallenge, StoredStepUp, _check_window
 from storno_security.passkeys.storage import ChallengePurpose, PasskeyChallenge
 from storno_security.stores._records import Record, Records, from_micros, micros, storable
 
@@ -56,12 +51,7 @@ class _Adapter:
         return self._records.purge(self._namespace, now=now)
 
     def forget_user(self, user_id: str) -> int:
-        """Delete every record of the user (ACC-7); return how many.
-
-        Raises:
-            TypeError: ``user_id`` is not a str.
-            StoreError: the backend failed; nothing changed.
-        """
+        """Delete every record of the user (ACC-7); return how many (see the protocol)."""
         return self._records.forget(self._namespace, user_id)
 
 
@@ -309,11 +299,7 @@ class ResetTokens(_Adapter):
         max_active: int,
         email: str = "",
     ) -> None:
-        """See :meth:`~storno_security.accounts.storage.ResetTokenStore.add`.
-
-        Raises:
-            ValueError: also when the token would expire before it is created.
-        """
+        """See :meth:`~storno_security.accounts.storage.ResetTokenStore.add`."""
         created_at, expires_at = ensure_aware_utc(created_at), ensure_aware_utc(expires_at)
         if not created_at < expires_at:
             raise ValueError("expires_at must be after created_at")
@@ -379,7 +365,9 @@ class EmailConfirmations(ResetTokens):
             email=email,
         )
 
-    def consume(self, token_hash: str, *, now: datetime) -> ConfirmationUse:  # type: ignore[override]
+    def consume(  # type: ignore[override]
+        self, token_hash: str, *, now: datetime
+    ) -> ConfirmationUse:
         """See :meth:`~storno_security.accounts.storage.EmailConfirmationStore.consume`."""
         record, expired = self._use(token_hash, now)
         if record is None:

@@ -85,7 +85,14 @@ class Rotation:
 
 @runtime_checkable
 class RefreshFamilyStore(Protocol):
-    """Storage of refresh-token families. Every method is one atomic operation."""
+    """Storage of refresh-token families. Every method is one atomic operation.
+
+    Besides what each method lists, every method raises ``TypeError`` or ``ValueError`` for a
+    bad argument (a wrong type, a naive time, a value no backend can hold: refused, never
+    truncated) and ``StoreError`` when the backend fails (``StoreUnavailableError``: it cannot
+    be reached; ``CorruptRecordError``: a stored record the library did not write); a call that
+    raises wrote nothing.
+    """
 
     def create_family(self, family: RefreshFamily, *, token_hash: str) -> None:
         """Store a new family whose live token has SHA-256 ``token_hash`` (hex).
@@ -121,7 +128,8 @@ class RefreshFamilyStore(Protocol):
         the holder of the replaced successor.
 
         Raises:
-            StoreError: the backend failed; nothing changed.
+            StoreError: ``new_hash`` exists already (``reason="duplicate"``), or the backend
+                failed; nothing changed.
         """
         ...
 
@@ -176,7 +184,14 @@ class SessionState:
 
 @runtime_checkable
 class SessionStateStore(Protocol):
-    """Per-user session epochs and revoked-session markers. One round trip per method."""
+    """Per-user session epochs and revoked-session markers. One round trip per method.
+
+    Besides what each method lists, every method raises ``TypeError`` or ``ValueError`` for a
+    bad argument (a wrong type, a naive time, a value no backend can hold: refused, never
+    truncated) and ``StoreError`` when the backend fails (``StoreUnavailableError``: it cannot
+    be reached; ``CorruptRecordError``: a stored record the library did not write); a call that
+    raises wrote nothing.
+    """
 
     def session_state(self, *, user_id: str, session_id: str) -> SessionState:
         """Return the user's epoch and whether ``session_id`` is revoked, in one read."""

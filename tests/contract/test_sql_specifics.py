@@ -636,3 +636,13 @@ def test_read_transaction_translates_driver_errors(sql_engine: sa.Engine) -> Non
     ):
         conn.execute(sa.text("SELECT * FROM no_such_table_here"))
     assert not isinstance(caught.value, sa.exc.SQLAlchemyError)
+
+
+@pytest.mark.parametrize("package", ["memory", "sql", "redis"])
+def test_every_exported_store_name_exists(package: str) -> None:
+    """``from storno_security.stores.<package> import *`` works: no stale name in ``__all__``
+    (the version-1 tables were once still listed after they were dropped)."""
+    import importlib
+
+    module = importlib.import_module(f"storno_security.stores.{package}")
+    assert [name for name in module.__all__ if not hasattr(module, name)] == []

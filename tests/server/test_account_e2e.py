@@ -89,7 +89,10 @@ def test_password_change_kills_old_access_and_refresh_tokens_at_once(api: Api) -
 @pytest.mark.spec("KEY-4")
 def test_api_key_create_use_and_revoke(api: Api) -> None:
     user = api.register()
-    created = user.post("/api/v1/api-keys", {"name": "CI export", "scope": "read"})
+    created = user.post(
+        "/api/v1/api-keys",
+        {"name": "CI export", "scope": "read", "current_password": user.password},
+    )
     assert created.status == 201, created.json
     key = created.json["key"]
     assert key.startswith("af_")

@@ -1,16 +1,32 @@
-"""Helpers for the account tests (MFA enrolment, step-up, passkeys). Holds no tests."""
+"""Helpers for the account tests (MFA enrolment, step-up, passkeys, a server with Google
+sign-in, audit reads). Holds no tests."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import attrs
+import falcon.testing
+import pytest
 
+from reference_server.app import create_app
+from reference_server.mail import MemoryEmailSink
+from reference_server.wiring import Server, build_server, run_now
+from storno_security.audit import SecurityEventType
+from storno_security.clock import FrozenClock
+from storno_security.events import SecurityEvent
+from tests.oidc.provider import CLIENT_ID, FakeGoogle
 from tests.passkeys.authenticator import SoftAuthenticator
-from tests.server.api import Api, User
+from tests.server.api import Api, FalconApi, User, fresh_email
+from tests.server.conftest import make_settings
 
 #: The browser origin of the test servers (STORNO_PUBLIC_URL=http://localhost:8000).
 ORIGIN = "http://localhost:8000"
+
+#: What a password account without MFA may re-authenticate with (ACC-6).
+PASSWORD_PROOFS = ["step_up_token", "current_password"]
 
 
 @attrs.define
@@ -43,6 +59,13 @@ def step_up(api: Api, user: User, action: str, *, code: str, method: str = "totp
     return token
 
 
+def next_code(api: FalconApi, secret: str) -> str:
+    """A TOTP code of a later step than any used so far (the clock moves one step on)."""
+    assert isinstance(api.clock, FrozenClock)
+    api.clock.advance(30)
+    return api.totp_code(secret)
+
+
 def login(api: Api, user: User, password: str | None = None) -> Any:
     return api.post("/api/auth", {"email": user.email, "password": password or user.password})
 
@@ -66,7 +89,72 @@ def register_passkey(
     return result
 
 
+def api_key(user: User, scope: str = "admin", **extra: Any) -> str:
+    """A new API key of ``user`` (re-authenticated with the password)."""
+    body = {"name": "k", "scope": scope, "current_password": user.password, **extra}
+    created = user.post("/api/v1/api-keys", body)
+    assert created.status == 201, created.json
+    key: str = created.json["key"]
+    return key
+
+
 def adopt_tokens(user: User, body: dict[str, Any]) -> None:
     """Switch ``user`` to the session in a token response."""
     user.access_token = body["access_token"]
     user.refresh_token = body["refresh_token"]
+
+
+def events(server: Server, event_type: SecurityEventType, user_id: str) -> list[SecurityEvent]:
+    """The audit events of one type the user acted in, newest first."""
+    return server.kit.stores.audit.query(
+        organization_id=None, types=(event_type,), actor_id=user_id
+    )
+
+
+# --- a server with Google sign-in --------------------------------------------------------------
+
+
+@pytest.fixture
+def google() -> FakeGoogle:
+    return FakeGoogle()
+
+
+@pytest.fixture
+def google_server(tmp_path: Path, clock: FrozenClock, google: FakeGoogle) -> Iterator[Server]:
+    built = build_server(
+        make_settings(tmp_path / "data", google_client_id=CLIENT_ID),
+        clock=clock,
+        email=MemoryEmailSink(),
+        google_fetcher=google,
+        run_later=run_now,
+    )
+    yield built
+    built.close()
+
+
+@pytest.fixture
+def gapi(google_server: Server, clock: FrozenClock) -> FalconApi:
+    sink = google_server.email
+    assert isinstance(sink, MemoryEmailSink)
+    client = falcon.testing.TestClient(create_app(server=google_server))
+    return FalconApi(client, clock=clock, mailbox=lambda: list(sink.sent))
+
+
+def google_login(
+    gapi: FalconApi, google: FakeGoogle, *, sub: str | None = None, email: str | None = None
+) -> User:
+    """Sign in (creating the account) with Google: an account without a password."""
+    assert gapi.clock is not None
+    email = email or fresh_email("g")
+    token = google.token(gapi.clock.now(), sub=sub or fresh_email("sub"), email=email)
+    answer = gapi.post("/api/auth/google", {"id_token": token})
+    assert answer.status == 200, answer.json
+    return User(
+        api=gapi,
+        email=email,
+        password="",
+        user_id=answer.json["user"]["id"],
+        organization_id="",
+        access_token=answer.json["access_token"],
+        refresh_token=answer.json["refresh_token"],
+    )

@@ -42,13 +42,16 @@ def test_register_login_refresh_reuse_logout(api: Api) -> None:
     assert rotated.status == 200
     assert rotated.json["refresh_token"] != tokens["refresh_token"]
 
-    # REF-3: the old token again is reuse: the whole family dies, the winner's token too.
+    # REF-3: once the successor was used, the old token again is reuse: the whole family
+    # dies, the newest tokens too. (Before that, within the REF-5 grace, it is a retry.)
+    newest = api.post("/api/auth/refresh", {"refresh_token": rotated.json["refresh_token"]})
+    assert newest.status == 200
     reused = api.post("/api/auth/refresh", {"refresh_token": tokens["refresh_token"]})
     assert reused.status == 401
     assert reused.json["code"] == "refresh_token_reused"
-    after = api.post("/api/auth/refresh", {"refresh_token": rotated.json["refresh_token"]})
+    after = api.post("/api/auth/refresh", {"refresh_token": newest.json["refresh_token"]})
     assert after.status == 401
-    dead = api.get("/.well-known/jwks.json", token=rotated.json["access_token"])
+    dead = api.get("/.well-known/jwks.json", token=newest.json["access_token"])
     assert dead.status == 401
     assert dead.json["code"] == "invalid_token"
 
@@ -320,3 +323,44 @@ def test_liveness_is_never_limited_and_reads_no_credential(falcon_api: FalconApi
         assert answer.status == 200
         assert answer.header("RateLimit-Limit") is None
     assert falcon_api.get("/ready").json["checks"]["database"] == "ok"
+
+
+@pytest.mark.spec("REF-5")
+def test_a_refresh_whose_answer_was_lost_can_be_retried(api: Api) -> None:
+    user = api.register()
+    lost = api.post("/api/auth/refresh", {"refresh_token": user.refresh_token})
+    assert lost.status == 200  # ...but the client never read it
+    retried = api.post("/api/auth/refresh", {"refresh_token": user.refresh_token})
+    assert retried.status == 200
+    assert api.get("/.well-known/jwks.json", token=retried.json["access_token"]).status == 200
+    # only once, and the lost successor is dead: presenting it is theft (REF-3)
+    again = api.post("/api/auth/refresh", {"refresh_token": user.refresh_token})
+    assert again.status == 401
+    assert again.json["code"] == "refresh_token_reused"
+
+
+@pytest.mark.spec("SRV-4")
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Content-Type": "application/x-www-form-urlencoded"}, {"Content-Type": "text/plain"}],
+)
+def test_the_refresh_cookie_is_read_only_from_json_requests(
+    falcon_api: FalconApi, headers: dict[str, str]
+) -> None:
+    login = falcon_api.register()
+    answer = falcon_api.post(
+        "/api/auth", {"email": login.email, "password": login.password, "cookie": True}
+    )
+    cookie = answer.cookies["storno_refresh"]
+    sent = {"Cookie": f"storno_refresh={cookie}", **headers}
+    refused = falcon_api.request("POST", "/api/auth/refresh", raw=b"", headers=sent)
+    assert refused.status == 415
+    # an empty JSON request reads it
+    taken = falcon_api.request(
+        "POST",
+        "/api/auth/refresh",
+        raw=b"",
+        content_type="application/json",
+        headers={"Cookie": f"storno_refresh={cookie}"},
+    )
+    assert taken.status == 200, taken.json

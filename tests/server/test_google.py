@@ -3,68 +3,51 @@ from the account with re-authentication (POST /api/v1/me/google)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import falcon.testing
 import pytest
-import sqlalchemy as sa
 
-from reference_server import db, users
-from reference_server.app import create_app
-from reference_server.services import MemoryEmailSink, Services, build_services, run_now
+from reference_server.wiring import Server
 from storno_security.audit import SecurityEventType
 from storno_security.clock import FrozenClock
-from storno_security.mfa import GOOGLE_LINK, VAULT_READ
-from tests.oidc.provider import CLIENT_ID, FakeGoogle
+from tests.oidc.provider import FakeGoogle
 from tests.server.api import FalconApi, fresh_email
-from tests.server.conftest import make_settings
-from tests.server.test_account_support import enable_mfa, step_up
+from tests.server.test_account_support import (
+    PASSWORD_PROOFS,
+    enable_mfa,
+    events,
+    gapi,
+    google,
+    google_server,
+    login,
+    next_code,
+    step_up,
+)
+
+__all__ = ["gapi", "google", "google_server"]  # fixtures
 
 LINK = "/api/v1/me/google"
-
-
-@pytest.fixture(scope="module")
-def google() -> FakeGoogle:
-    return FakeGoogle()
-
-
-@pytest.fixture
-def google_services(tmp_path: Path, clock: FrozenClock, google: FakeGoogle) -> Iterator[Services]:
-    settings = make_settings(tmp_path / "data", google_client_id=CLIENT_ID)
-    services = build_services(
-        settings, clock=clock, email=MemoryEmailSink(), google_fetcher=google, run_later=run_now
-    )
-    yield services
-    services.close()
-
-
-@pytest.fixture
-def gapi(google_services: Services, clock: FrozenClock) -> FalconApi:
-    return FalconApi(falcon.testing.TestClient(create_app(services=google_services)), clock=clock)
+GOOGLE_LINK = "account.google_link"
 
 
 def test_first_google_login_creates_an_account_with_an_organization(
-    gapi: FalconApi, google: FakeGoogle, clock: FrozenClock, google_services: Services
+    gapi: FalconApi, google: FakeGoogle, clock: FrozenClock, google_server: Server
 ) -> None:
     token = google.token(clock.now(), sub="g-1", email="Maria@Example.EU", name="Maria")
     answer = gapi.post("/api/auth/google", {"id_token": token})
     assert answer.status == 200, answer.json
     assert answer.json["user"]["email"] == "maria@example.eu"
     assert answer.json["user"]["has_password"] is False
-    with google_services.db.transaction() as conn:
-        user = conn.execute(sa.select(db.users).where(db.users.c.google_subject == "g-1")).one()
-        membership = conn.execute(
-            sa.select(db.memberships).where(db.memberships.c.user_id == user.id)
-        ).one()
-    assert membership.role == "owner"
+    directory = google_server.kit.directory
+    user = directory.find_user(google_subject="g-1")
+    assert user is not None
+    (membership,) = directory.memberships_of(user.user_id)
+    assert membership.role.value == "owner"
     # The second login finds the same account.
     again = gapi.post("/api/auth/google", {"id_token": google.token(clock.now(), sub="g-1")})
-    assert again.json["user"]["id"] == user.id
+    assert again.json["user"]["id"] == user.user_id
 
 
 def test_google_login_does_not_adopt_an_existing_account_by_email(
-    gapi: FalconApi, google: FakeGoogle, clock: FrozenClock, google_services: Services
+    gapi: FalconApi, google: FakeGoogle, clock: FrozenClock, google_server: Server
 ) -> None:
     user = gapi.register(email="ion@example.eu")
     token = google.token(clock.now(), sub="g-2", email="ion@example.eu")
@@ -73,25 +56,24 @@ def test_google_login_does_not_adopt_an_existing_account_by_email(
     assert answer.json["code"] == "account_exists"
     assert "link Google" in answer.json["error"]
     assert "access_token" not in answer.json
-    row = users.get_user(google_services, user.user_id)
+    row = google_server.kit.directory.get_user(user.user_id)
     assert row is not None
-    assert row["google_subject"] is None
+    assert row.google_subject is None
     # The holder of the account sees the attempt.
-    (event,) = google_services.audit.store.query(
-        organization_id=None, types=(SecurityEventType.LOGIN_FAILED,), actor_id=user.user_id
-    )
+    (event,) = events(google_server, SecurityEventType.LOGIN_FAILED, user.user_id)
     assert event.details == {"method": "google", "reason": "account_exists"}
 
 
+@pytest.mark.spec("ACC-6")
 def test_the_account_holder_links_google_then_signs_in_with_it(
-    gapi: FalconApi, google: FakeGoogle, clock: FrozenClock, google_services: Services
+    gapi: FalconApi, google: FakeGoogle, clock: FrozenClock, google_server: Server
 ) -> None:
-    user = gapi.register(email="dana@example.eu")
-    token = google.token(clock.now(), sub="g-link", email="dana@example.eu")
+    user = gapi.register(email=fresh_email("dana"))
+    token = google.token(clock.now(), sub="g-link", email=user.email)
     refused = user.post(LINK, {"id_token": token})
     assert refused.status == 403, refused.json
     assert refused.json["code"] == "reauthentication_required"
-    assert refused.json["accepted"] == ["current_password"]
+    assert refused.json["accepted"] == PASSWORD_PROOFS
     wrong = user.post(LINK, {"id_token": token, "current_password": "not the password"})
     assert wrong.status == 403, wrong.json
     assert wrong.json["code"] == "invalid_credentials"
@@ -99,10 +81,11 @@ def test_the_account_holder_links_google_then_signs_in_with_it(
     assert linked.status == 200, linked.json
     assert linked.json["google_linked"] is True
     assert linked.json["user"]["id"] == user.user_id
-    events = google_services.audit.store.query(
-        organization_id=None, types=(SecurityEventType.STEP_UP_VERIFIED,), actor_id=user.user_id
-    )
-    assert [e.details for e in events] == [{"action": GOOGLE_LINK, "method": "password"}]
+    proofs = events(google_server, SecurityEventType.REAUTHENTICATED, user.user_id)
+    assert sorted((e.outcome.value, dict(e.details)) for e in proofs) == [
+        ("failure", {"action": GOOGLE_LINK, "method": "current_password", "reason": "mismatch"}),
+        ("success", {"action": GOOGLE_LINK, "method": "current_password"}),
+    ]
     signed_in = gapi.post("/api/auth/google", {"id_token": token})
     assert signed_in.status == 200, signed_in.json
     assert signed_in.json["user"]["id"] == user.user_id
@@ -111,6 +94,7 @@ def test_the_account_holder_links_google_then_signs_in_with_it(
     assert again.status == 200, again.json
 
 
+@pytest.mark.spec("ACC-6")
 def test_linking_with_mfa_on_needs_a_step_up_for_the_link(
     gapi: FalconApi, google: FakeGoogle, clock: FrozenClock
 ) -> None:
@@ -120,20 +104,18 @@ def test_linking_with_mfa_on_needs_a_step_up_for_the_link(
     password_only = user.post(LINK, {"id_token": token, "current_password": user.password})
     assert password_only.status == 403, password_only.json
     assert password_only.json["accepted"] == ["step_up_token"]
-    clock.advance(30)
-    other_action = step_up(gapi, user, VAULT_READ, code=gapi.totp_code(enrolled.secret))
+    other_action = step_up(gapi, user, "vault.read", code=next_code(gapi, enrolled.secret))
     refused = user.post(LINK, {"id_token": token, "step_up_token": other_action})
     assert refused.status == 403, refused.json
     assert refused.json["code"] == "step_up_required"
-    clock.advance(30)
-    proof = step_up(gapi, user, GOOGLE_LINK, code=gapi.totp_code(enrolled.secret))
+    proof = step_up(gapi, user, GOOGLE_LINK, code=next_code(gapi, enrolled.secret))
     token = google.token(clock.now(), sub="g-mfa", email=fresh_email("mfa"))
     linked = user.post(LINK, {"id_token": token, "step_up_token": proof})
     assert linked.status == 200, linked.json
 
 
 def test_a_google_account_linked_to_someone_else_is_409(
-    gapi: FalconApi, google: FakeGoogle, clock: FrozenClock, google_services: Services
+    gapi: FalconApi, google: FakeGoogle, clock: FrozenClock, google_server: Server
 ) -> None:
     owner = gapi.post(
         "/api/auth/google", {"id_token": google.token(clock.now(), sub="g-own", email="o@x.eu")}
@@ -144,13 +126,11 @@ def test_a_google_account_linked_to_someone_else_is_409(
     taken = other.post(LINK, {"id_token": token, "current_password": other.password})
     assert taken.status == 409, taken.json
     assert taken.json["code"] == "google_account_taken"
-    row = users.get_user(google_services, other.user_id)
+    row = google_server.kit.directory.get_user(other.user_id)
     assert row is not None
-    assert row["google_subject"] is None
-    denied = google_services.audit.store.query(
-        organization_id=None, types=(SecurityEventType.ACCESS_DENIED,), actor_id=other.user_id
-    )
-    assert [e.details["reason"] for e in denied] == ["google_account_taken"]
+    assert row.google_subject is None
+    denied = events(google_server, SecurityEventType.ACCESS_DENIED, other.user_id)
+    assert [dict(e.details) for e in denied] == [{"action": GOOGLE_LINK, "reason": "google_taken"}]
 
 
 def test_a_second_google_account_cannot_replace_the_linked_one(
@@ -165,14 +145,17 @@ def test_a_second_google_account_cannot_replace_the_linked_one(
     assert refused.json["code"] == "google_already_linked"
 
 
-def test_linking_refuses_a_bad_id_token_before_anything(
-    gapi: FalconApi, google: FakeGoogle, clock: FrozenClock
+def test_linking_refuses_a_bad_id_token(
+    gapi: FalconApi, google: FakeGoogle, clock: FrozenClock, google_server: Server
 ) -> None:
     user = gapi.register()
     token = google.token(clock.now(), sub="g-bad", aud="someone-else")
     refused = user.post(LINK, {"id_token": token, "current_password": user.password})
     assert refused.status == 401, refused.json
     assert refused.json["code"] == "invalid_id_token"
+    row = google_server.kit.directory.get_user(user.user_id)
+    assert row is not None
+    assert row.google_subject is None
 
 
 def test_linking_is_404_when_google_is_not_configured(falcon_api: FalconApi) -> None:
@@ -228,3 +211,24 @@ def test_google_login_is_404_when_not_configured(falcon_api: FalconApi) -> None:
 def test_google_login_is_limited_to_ten_a_minute(gapi: FalconApi) -> None:
     statuses = [gapi.post("/api/auth/google", {"id_token": "x.y.z"}).status for _ in range(11)]
     assert statuses == [401] * 10 + [429]
+
+
+# --- review finding (r-authz, MEDIUM): Google sign-in adopted an existing account found by
+# email (pre-account takeover). Failed before its fix.
+
+
+def test_google_sign_in_does_not_adopt_an_account_a_squatter_holds_the_password_of(
+    gapi: FalconApi, google: FakeGoogle, clock: FrozenClock
+) -> None:
+    victim_email = fresh_email("victim")
+    squatter = gapi.register(email=victim_email, password="the squatter knows this")
+    token = google.token(clock.now(), sub="g-victim", email=victim_email)
+    victim = gapi.post("/api/auth/google", {"id_token": token})
+    assert victim.status == 409, victim.json
+    assert victim.json["code"] == "account_exists"
+    assert "access_token" not in victim.json
+    # The squatter's account did not gain the victim's Google identity: logging in with Google
+    # still lands nowhere, while the squatter's password keeps opening only the squatter's.
+    again = gapi.post("/api/auth/google", {"id_token": token})
+    assert again.status == 409
+    assert login(gapi, squatter).status == 200

@@ -9,16 +9,10 @@ from storno_security.stores.memory.accounts import (
     MemoryEmailConfirmationStore,
     MemoryResetTokenStore,
 )
-from storno_security.stores.memory.api_keys import (
-    MemoryApiKeyStore,
-)
-from storno_security.stores.memory.audit import (
-    MemoryAuditStore,
-)
+from storno_security.stores.memory.api_keys import MemoryApiKeyStore
+from storno_security.stores.memory.audit import MemoryAuditStore
 from storno_security.stores.memory.directory import MemoryDirectoryStore
-from storno_security.stores.memory.license import (
-    MemoryLastSeenStore,
-)
+from storno_security.stores.memory.license import MemoryLastSeenStore
 from storno_security.stores.memory.mfa import (
     MemoryBackupCodeStore,
     MemoryMfaChallengeStore,
@@ -30,13 +24,8 @@ from storno_security.stores.memory.passkeys import (
     MemoryPasskeyChallengeStore,
     MemoryPasskeyCredentialStore,
 )
-from storno_security.stores.memory.ratelimit import (
-    MemoryRateLimitStorage,
-)
-from storno_security.stores.memory.tokens import (
-    MemoryRefreshFamilyStore,
-    MemorySessionStateStore,
-)
+from storno_security.stores.memory.ratelimit import MemoryRateLimitStorage
+from storno_security.stores.memory.tokens import MemoryRefreshFamilyStore, MemorySessionStateStore
 
 __all__ = [
     "MemoryApiKeyStore",

@@ -29,12 +29,7 @@ class MemoryApiKeyStore:
         return f"MemoryApiKeyStore({len(self._records)} keys)"
 
     def create(self, record: ApiKeyRecord) -> None:
-        """See :meth:`ApiKeyStore.create`.
-
-        Raises:
-            TypeError: ``record`` is not an :class:`ApiKeyRecord`.
-            StoreError: the key id or hash exists already (``reason="duplicate"``).
-        """
+        """See :meth:`ApiKeyStore.create`."""
         if not isinstance(record, ApiKeyRecord):
             raise TypeError(f"record must be an ApiKeyRecord, not {type(record).__name__}")
         with self._lock:
@@ -50,11 +45,7 @@ class MemoryApiKeyStore:
     def list_keys(
         self, *, user_id: str | None = None, organization_id: str | None = None
     ) -> list[ApiKeyInfo]:
-        """See :meth:`ApiKeyStore.list_keys`.
-
-        Raises:
-            ValueError: neither filter is given.
-        """
+        """See :meth:`ApiKeyStore.list_keys`."""
         if user_id is None and organization_id is None:
             raise ValueError("give user_id, organization_id or both")
         with self._lock:

@@ -33,12 +33,7 @@ class MemoryAuditStore:
         return "MemoryAuditStore()"
 
     def record(self, event: SecurityEvent) -> None:
-        """See :meth:`AuditSink.record`.
-
-        Raises:
-            TypeError: ``event`` is not a :class:`SecurityEvent`.
-            StoreError: an event with this id exists already (``reason="duplicate"``).
-        """
+        """See :meth:`AuditSink.record`."""
         if not isinstance(event, SecurityEvent):
             raise TypeError("event must be a SecurityEvent")
         with self._lock:
@@ -57,12 +52,7 @@ class MemoryAuditStore:
         cursor: AuditCursor | None = None,
         limit: int = 100,
     ) -> list[SecurityEvent]:
-        """See :meth:`AuditStore.query`.
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: a bad limit or a naive time.
-        """
+        """See :meth:`AuditStore.query`."""
         limit = _check_limit(limit)
         since = None if since is None else ensure_aware_utc(since)
         until = None if until is None else ensure_aware_utc(until)
@@ -86,22 +76,12 @@ class MemoryAuditStore:
         return found[:limit]
 
     def purge(self, *, before: datetime) -> int:
-        """See :meth:`AuditStore.purge`.
-
-        Raises:
-            TypeError: ``before`` is not a datetime.
-            ValueError: ``before`` is naive.
-        """
+        """See :meth:`AuditStore.purge`."""
         before = ensure_aware_utc(before)
         return _delete_where(self._lock, self._events, lambda e: e.at < before)
 
     def pseudonymise(self, user_id: str, *, pseudonym: str) -> int:
-        """See :meth:`AuditStore.pseudonymise`.
-
-        Raises:
-            TypeError: an argument is not a str.
-            ValueError: an argument is empty or not a valid actor id.
-        """
+        """See :meth:`AuditStore.pseudonymise`."""
         if not isinstance(user_id, str) or not isinstance(pseudonym, str):
             raise TypeError("user_id and pseudonym must be str")
         if not user_id or not pseudonym:

@@ -10,145 +10,33 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
-from typing import Any, Final
+from datetime import datetime
+from typing import Any
 
 import attrs
 
-from storno_security.accounts.model import USER_FIELDS, UserAccount
+from storno_security.accounts.model import UserAccount, _check_user_values
 from storno_security.clock import ensure_aware_utc
 from storno_security.errors import AccountExistsError, StoreError
-from storno_security.kit.storage import MemberRecord
-from storno_security.rbac.invitations import Invitation, InvitationState, Organization
+from storno_security.kit.storage import (
+    MemberRecord,
+    _check_invitation,
+    _check_limit,
+    _check_membership,
+    _check_new_account,
+    _check_version,
+)
+from storno_security.rbac.invitations import (
+    Invitation,
+    InvitationState,
+    Organization,
+    _check_acceptance,
+    _check_memberships,
+)
 from storno_security.rbac.model import Membership
-from storno_security.rbac.permissions import Role
 from storno_security.stores.memory._base import _check_str
 
 __all__ = ["MemoryDirectoryStore"]
-
-_PROBE: Final = UserAccount(user_id="-", email=None, created_at=datetime(2000, 1, 1, tzinfo=UTC))
-
-
-def _user_values(values: Mapping[str, Any], what: str) -> dict[str, Any]:
-    """The ``expected`` or ``changes`` of :meth:`DirectoryStore.update_user`, checked by the
-    validators of :class:`UserAccount` itself (times come back in UTC).
-
-    Raises:
-        ValueError: not a mapping, an unknown field name, a value of the wrong type, or (in
-            ``changes``) an empty address or Google subject.
-    """
-    if not isinstance(values, Mapping):
-        raise ValueError(f"{what} must be a mapping of field names to values")
-    unknown = sorted(str(name) for name in values if name not in USER_FIELDS)
-    if unknown:
-        raise ValueError(f"{what} names unknown user fields: {', '.join(unknown)}")
-    try:
-        probe = attrs.evolve(_PROBE, **values)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{what} holds a value of the wrong type: {exc}") from None
-    if what == "changes":
-        _check_keys(probe)
-    return {name: getattr(probe, name) for name in values}
-
-
-def _check_keys(user: UserAccount) -> None:
-    """An address or Google subject, the keys users are found by, is never empty.
-
-    Raises:
-        ValueError: one is the empty string.
-    """
-    if user.email == "" or user.google_subject == "":
-        raise ValueError("an address or Google subject must not be empty (None for none)")
-
-
-def _check_version(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError("expected_version must be an int")
-    return value
-
-
-def _check_limit(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError("limit must be an int")
-    if value < 0:
-        raise ValueError("limit must not be negative")
-    return value
-
-
-def _check_new_account(user: object, organization: object, owner: object) -> None:
-    """The arguments of :meth:`DirectoryStore.create_account`: a live user, a live
-    organization, and that user's live Owner membership of it.
-
-    Raises:
-        TypeError: a record of the wrong type.
-        ValueError: the records do not fit together.
-    """
-    if not isinstance(user, UserAccount):
-        raise TypeError("user must be a UserAccount")
-    if not isinstance(organization, Organization):
-        raise TypeError("organization must be an Organization")
-    if not isinstance(owner, Membership):
-        raise TypeError("owner must be a Membership")
-    _check_keys(user)
-    if not user.is_live or organization.deleted_at is not None:
-        raise ValueError("a new account and its organization cannot be deleted already")
-    if (
-        owner.user_id != user.user_id
-        or owner.organization_id != organization.organization_id
-        or owner.role is not Role.OWNER
-        or owner.deleted_at is not None
-    ):
-        raise ValueError("owner must be the user's live Owner membership of the organization")
-
-
-def _check_memberships(organization_id: str, memberships: Sequence[Membership]) -> None:
-    """The memberships of :meth:`DirectoryStore.apply_memberships`: one per user, all of
-    ``organization_id``.
-
-    Raises:
-        TypeError: not a sequence of memberships.
-        ValueError: a membership of another organization, or two of one user.
-    """
-    if isinstance(memberships, str | bytes) or not isinstance(memberships, Sequence):
-        raise TypeError("memberships must be a sequence of Membership")
-    users: set[str] = set()
-    for membership in memberships:
-        if not isinstance(membership, Membership):
-            raise TypeError("memberships must be a sequence of Membership")
-        if membership.organization_id != organization_id:
-            raise ValueError("a membership of another organization")
-        if membership.user_id in users:
-            raise ValueError("two memberships of one user")
-        users.add(membership.user_id)
-
-
-def _check_acceptance(invitation: Invitation, membership: Membership) -> None:
-    """The membership written by :meth:`DirectoryStore.accept_invitation` must be what the
-    invitation grants (:meth:`Invitation.membership_for`), never more.
-
-    Raises:
-        ValueError: another organization, role or permission set, or a removed membership.
-    """
-    if membership.organization_id != invitation.organization_id:
-        raise ValueError("a membership of another organization than the invitation's")
-    if (
-        membership.role is not invitation.role
-        or membership.permissions != invitation.permissions
-        or membership.deleted_at is not None
-    ):
-        raise ValueError("the membership is not what the invitation grants")
-
-
-def _check_membership(value: object) -> Membership:
-    if not isinstance(value, Membership):
-        raise TypeError("membership must be a Membership")
-    return value
-
-
-def _check_invitation(value: object) -> Invitation:
-    if not isinstance(value, Invitation):
-        raise TypeError("invitation must be an Invitation")
-    return value
 
 
 class MemoryDirectoryStore:
@@ -202,13 +90,7 @@ class MemoryDirectoryStore:
     def create_account(
         self, user: UserAccount, *, organization: Organization, owner: Membership
     ) -> None:
-        """See :meth:`DirectoryStore.create_account`.
-
-        Raises:
-            TypeError: a record of the wrong type.
-            ValueError: the user or organization is deleted, the address or Google subject is
-                empty, or ``owner`` is not the user's live Owner membership of the organization.
-        """
+        """See :meth:`DirectoryStore.create_account`."""
         _check_new_account(user, organization, owner)
         with self._lock:
             reason = self._holder(user)
@@ -230,11 +112,7 @@ class MemoryDirectoryStore:
     def find_user(
         self, *, email: str | None = None, google_subject: str | None = None
     ) -> UserAccount | None:
-        """See :meth:`DirectoryStore.find_user`.
-
-        Raises:
-            TypeError: the key is not a str.
-        """
+        """See :meth:`DirectoryStore.find_user`."""
         if (email is None) == (google_subject is None):
             raise ValueError("give exactly one of email and google_subject")
         with self._lock:
@@ -245,11 +123,7 @@ class MemoryDirectoryStore:
             return None if user_id is None else self._users[user_id]
 
     def get_users(self, user_ids: Iterable[str]) -> dict[str, UserAccount]:
-        """See :meth:`DirectoryStore.get_users`.
-
-        Raises:
-            TypeError: an id is not a str.
-        """
+        """See :meth:`DirectoryStore.get_users`."""
         wanted = [_check_str("user_id", user_id) for user_id in user_ids]
         with self._lock:
             return {i: self._users[i] for i in wanted if i in self._users}
@@ -261,15 +135,10 @@ class MemoryDirectoryStore:
         expected: Mapping[str, Any],
         changes: Mapping[str, Any],
     ) -> UserAccount | None:
-        """See :meth:`DirectoryStore.update_user`.
-
-        Raises:
-            TypeError: ``user_id`` is not a str.
-            ValueError: also when ``changes`` sets an empty address or Google subject.
-        """
+        """See :meth:`DirectoryStore.update_user`."""
         user_id = _check_str("user_id", user_id)
-        expected = _user_values(expected, "expected")
-        changes = _user_values(changes, "changes")
+        expected = _check_user_values(expected, "expected")
+        changes = _check_user_values(changes, "changes")
         with self._lock:
             current = self._users.get(user_id)
             if current is None:
@@ -286,12 +155,7 @@ class MemoryDirectoryStore:
             return updated
 
     def deleted_users(self, *, deleted_before: datetime, limit: int) -> list[str]:
-        """See :meth:`DirectoryStore.deleted_users`.
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: ``deleted_before`` is naive, or ``limit`` is negative.
-        """
+        """See :meth:`DirectoryStore.deleted_users`."""
         before = ensure_aware_utc(deleted_before)
         limit = _check_limit(limit)
         with self._lock:
@@ -343,12 +207,7 @@ class MemoryDirectoryStore:
         memberships: Sequence[Membership],
         now: datetime,
     ) -> bool:
-        """See :meth:`DirectoryStore.apply_memberships`.
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: ``now`` is naive, or two memberships of one user.
-        """
+        """See :meth:`DirectoryStore.apply_memberships`."""
         organization_id = _check_str("organization_id", organization_id)
         expected_version = _check_version(expected_version)
         _check_memberships(organization_id, memberships)
@@ -371,12 +230,7 @@ class MemoryDirectoryStore:
         name: str | None = None,
         deleted_at: datetime | None = None,
     ) -> bool:
-        """See :meth:`DirectoryStore.update_organization`.
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: ``deleted_at`` is naive.
-        """
+        """See :meth:`DirectoryStore.update_organization`."""
         organization_id = _check_str("organization_id", organization_id)
         expected_version = _check_version(expected_version)
         changes: dict[str, Any] = {}
@@ -395,12 +249,7 @@ class MemoryDirectoryStore:
     # --- invitations -------------------------------------------------------------------------
 
     def add_invitation(self, invitation: Invitation, *, expected_version: int) -> bool:
-        """See :meth:`DirectoryStore.add_invitation`. A soft-deleted organization takes no
-        invitation (``False``).
-
-        Raises:
-            TypeError: an argument has the wrong type.
-        """
+        """See :meth:`DirectoryStore.add_invitation`."""
         invitation = _check_invitation(invitation)
         expected_version = _check_version(expected_version)
         with self._lock:
@@ -424,11 +273,7 @@ class MemoryDirectoryStore:
     def invitations(
         self, *, email: str | None = None, organization_id: str | None = None
     ) -> list[Invitation]:
-        """See :meth:`DirectoryStore.invitations`.
-
-        Raises:
-            TypeError: a filter is not a str.
-        """
+        """See :meth:`DirectoryStore.invitations`."""
         if email is None and organization_id is None:
             raise ValueError("give email, organization_id or both")
         if email is not None:
@@ -452,15 +297,7 @@ class MemoryDirectoryStore:
         membership: Membership,
         now: datetime,
     ) -> bool:
-        """See :meth:`DirectoryStore.accept_invitation`. The membership replaces a removed
-        membership of the user (``joined_at`` becomes ``now``), never a live one (``False``);
-        a soft-deleted organization takes no one (``False``).
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: ``now`` is naive, or ``membership`` is not what the invitation grants
-                (another organization, role or permission set, or removed).
-        """
+        """See :meth:`DirectoryStore.accept_invitation`."""
         invitation_id = _check_str("invitation_id", invitation_id)
         expected_version = _check_version(expected_version)
         membership = _check_membership(membership)
@@ -491,13 +328,7 @@ class MemoryDirectoryStore:
             return True
 
     def close_invitation(self, invitation_id: str, *, declined: bool, now: datetime) -> bool:
-        """See :meth:`DirectoryStore.close_invitation`. Closing bumps the organization's
-        version, as every invitation change does.
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: ``now`` is naive.
-        """
+        """See :meth:`DirectoryStore.close_invitation`."""
         invitation_id = _check_str("invitation_id", invitation_id)
         if not isinstance(declined, bool):
             raise TypeError("declined must be a bool")
@@ -515,12 +346,7 @@ class MemoryDirectoryStore:
             return True
 
     def delete_invitations(self, *, email: str) -> int:
-        """See :meth:`DirectoryStore.delete_invitations`. The organizations whose invitations
-        are deleted get their version bumped, as every invitation change does.
-
-        Raises:
-            TypeError: ``email`` is not a str.
-        """
+        """See :meth:`DirectoryStore.delete_invitations`."""
         email = _check_str("email", email)
         with self._lock:
             addressed = [i for i in self._invitations.values() if i.email == email]
@@ -533,12 +359,7 @@ class MemoryDirectoryStore:
     # --- GDPR --------------------------------------------------------------------------------
 
     def forget_user(self, user_id: str) -> int:
-        """See :meth:`DirectoryStore.forget_user`. The organizations whose memberships or
-        invitations changed get their version bumped, so no decision read before applies.
-
-        Raises:
-            TypeError: ``user_id`` is not a str.
-        """
+        """See :meth:`DirectoryStore.forget_user`."""
         user_id = _check_str("user_id", user_id)
         with self._lock:
             count = 0

@@ -14,11 +14,7 @@ import attrs
 
 from storno_security.clock import ensure_aware_utc
 from storno_security.errors import StoreError
-from storno_security.passkeys.storage import (
-    PasskeyCredential,
-    UseOutcome,
-    credential_key,
-)
+from storno_security.passkeys.storage import PasskeyCredential, UseOutcome, credential_key
 from storno_security.stores._adapters import PasskeyChallenges
 from storno_security.stores.memory._base import _check_str
 from storno_security.stores.memory._records import MemoryRecords

@@ -16,12 +16,7 @@ from storno_security.errors import StoreError
 from storno_security.stores._adapters import SessionStates, _epoch
 from storno_security.stores.memory._base import _check_str
 from storno_security.stores.memory._records import MemoryRecords
-from storno_security.tokens.storage import (
-    RefreshFamily,
-    Rotation,
-    RotationOutcome,
-    SessionState,
-)
+from storno_security.tokens.storage import RefreshFamily, Rotation, RotationOutcome, SessionState
 
 __all__ = ["MemoryRefreshFamilyStore", "MemorySessionStateStore"]
 

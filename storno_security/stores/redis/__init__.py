@@ -16,10 +16,7 @@ from storno_security.stores.redis._base import (
     eviction_policy,
     require_noeviction,
 )
-from storno_security.stores.redis.accounts import (
-    RedisEmailConfirmationStore,
-    RedisResetTokenStore,
-)
+from storno_security.stores.redis.accounts import RedisEmailConfirmationStore, RedisResetTokenStore
 from storno_security.stores.redis.license import RedisLastSeenStore
 from storno_security.stores.redis.mfa import (
     RedisMfaChallengeStore,
@@ -27,15 +24,9 @@ from storno_security.stores.redis.mfa import (
     RedisStepUpStore,
     RedisTotpReplayStore,
 )
-from storno_security.stores.redis.passkeys import (
-    RedisPasskeyChallengeStore,
-)
-from storno_security.stores.redis.ratelimit import (
-    RedisRateLimitStorage,
-)
-from storno_security.stores.redis.tokens import (
-    RedisSessionStateStore,
-)
+from storno_security.stores.redis.passkeys import RedisPasskeyChallengeStore
+from storno_security.stores.redis.ratelimit import RedisRateLimitStorage
+from storno_security.stores.redis.tokens import RedisSessionStateStore
 
 __all__ = [
     "RedisEmailConfirmationStore",

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, NoReturn, TypeVar
 
 import redis
@@ -22,8 +22,6 @@ _T = TypeVar("_T")
 _CORRUPT_REPLIES = ("not an integer", "overflow", "WRONGTYPE")
 
 _INTEGER = re.compile(r"-?[0-9]{1,18}")  # as the scripts' int() reads them
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 _MILLISECOND = timedelta(milliseconds=1)
 
 # Prepended to every script. Lua's tonumber reads "nan", "inf", "0x10", " 5", "1e3" and a
@@ -225,32 +223,6 @@ def require_noeviction(client: redis.Redis[Any], *, allow_unknown: bool = False)
         )
 
 
-class _SelfExpiringStore(_RedisStore):
-    """A store whose records carry a time-to-live, so Redis forgets them by itself."""
-
-    def require_noeviction(self, *, allow_unknown: bool = False) -> None:
-        """Refuse this store's Redis if it may evict keys: see :func:`require_noeviction`.
-
-        One round trip (two when ``CONFIG`` is refused); the constructor makes none, so call
-        this once at start-up.
-
-        Raises:
-            StoreError: ``reason="eviction_policy"`` or ``"eviction_policy_unknown"``.
-            StoreUnavailableError: Redis could not be reached.
-        """
-        require_noeviction(self._client, allow_unknown=allow_unknown)
-
-    def purge_expired(self, *, now: datetime) -> int:
-        """Return 0: Redis forgets these records by itself when they expire.
-
-        Raises:
-            TypeError: ``now`` is not a datetime.
-            ValueError: ``now`` is naive.
-        """
-        ensure_aware_utc(now)
-        return 0
-
-
 def _ttl_ms(now: datetime, until: datetime) -> int:
     """Milliseconds from ``now`` to ``until`` (both the caller's), rounded up; may be <= 0.
 
@@ -259,11 +231,6 @@ def _ttl_ms(now: datetime, until: datetime) -> int:
         ValueError: a time is naive.
     """
     return -(-(ensure_aware_utc(until) - ensure_aware_utc(now)) // _MILLISECOND)
-
-
-def _micros(value: datetime) -> int:
-    """A time as integer microseconds since the epoch (how scripts compare times)."""
-    return (ensure_aware_utc(value) - _EPOCH) // _MICROSECOND
 
 
 def _bad_reply() -> NoReturn:
@@ -295,14 +262,6 @@ def _int(value: object, reason: str) -> int:
     if _INTEGER.fullmatch(text) is None:
         raise CorruptRecordError(reason=reason)
     return int(text)
-
-
-def _time(value: object) -> datetime:
-    """A stored time (integer microseconds since the epoch)."""
-    try:
-        return _EPOCH + _int(value, "bad_datetime") * _MICROSECOND
-    except OverflowError:
-        raise CorruptRecordError(reason="bad_datetime") from None
 
 
 def _fields(reply: object) -> dict[str, object]:

@@ -222,12 +222,7 @@ class RedisRecords(_RedisStore, Records):
         }
 
     def require_noeviction(self, *, allow_unknown: bool = False) -> None:
-        """Refuse this Redis if it may evict keys: see :func:`require_noeviction`.
-
-        Raises:
-            StoreError: ``reason="eviction_policy"`` or ``"eviction_policy_unknown"``.
-            StoreUnavailableError: Redis could not be reached.
-        """
+        """Refuse this Redis if it may evict keys: see :func:`require_noeviction`."""
         require_noeviction(self._client, allow_unknown=allow_unknown)
 
     def _run(
@@ -414,12 +409,7 @@ class RedisBacked:
         self._records: Records = self._redis
 
     def require_noeviction(self, *, allow_unknown: bool = False) -> None:
-        """Refuse this store's Redis if it may evict keys: see :func:`require_noeviction`.
-
-        Raises:
-            StoreError: ``reason="eviction_policy"`` or ``"eviction_policy_unknown"``.
-            StoreUnavailableError: Redis could not be reached.
-        """
+        """Refuse this store's Redis if it may evict keys: see :func:`require_noeviction`."""
         self._redis.require_noeviction(allow_unknown=allow_unknown)
 
 

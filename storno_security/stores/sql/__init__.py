@@ -42,25 +42,16 @@ messages unless told otherwise (``hide_parameters=False``).
 from storno_security.stores.sql._base import (
     SCHEMA_VERSION,
     create_engine,
-    create_schema,
     metadata,
     read_transaction,
     schema_version,
     schema_versions,
 )
+from storno_security.stores.sql._migrate import create_schema
 from storno_security.stores.sql._records import record_locks, records
-from storno_security.stores.sql.accounts import (
-    SqlEmailConfirmationStore,
-    SqlResetTokenStore,
-)
-from storno_security.stores.sql.api_keys import (
-    SqlApiKeyStore,
-    api_keys,
-)
-from storno_security.stores.sql.audit import (
-    SqlAuditStore,
-    audit_events,
-)
+from storno_security.stores.sql.accounts import SqlEmailConfirmationStore, SqlResetTokenStore
+from storno_security.stores.sql.api_keys import SqlApiKeyStore, api_keys
+from storno_security.stores.sql.audit import SqlAuditStore, audit_events
 from storno_security.stores.sql.directory import (
     SqlDirectoryStore,
     invitations,
@@ -68,9 +59,7 @@ from storno_security.stores.sql.directory import (
     organizations,
     users,
 )
-from storno_security.stores.sql.license import (
-    SqlLastSeenStore,
-)
+from storno_security.stores.sql.license import SqlLastSeenStore
 from storno_security.stores.sql.mfa import (
     SqlBackupCodeStore,
     SqlMfaChallengeStore,
@@ -115,17 +104,11 @@ __all__ = [
     "create_engine",
     "create_schema",
     "invitations",
-    "license_last_seen",
     "memberships",
     "metadata",
     "mfa_backup_code_sets",
     "mfa_backup_codes",
-    "mfa_challenges",
-    "mfa_failures",
-    "mfa_step_up_tokens",
-    "mfa_totp_steps",
     "organizations",
-    "passkey_challenges",
     "passkey_credentials",
     "passkey_user_handles",
     "read_transaction",
@@ -135,7 +118,6 @@ __all__ = [
     "refresh_tokens",
     "schema_version",
     "schema_versions",
-    "session_epochs",
     "users",
 ]
 

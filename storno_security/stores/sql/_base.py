@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import json
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -25,6 +26,7 @@ from sqlalchemy.pool import ConnectionPoolEntry, NullPool, QueuePool
 
 from storno_security.clock import ensure_aware_utc
 from storno_security.errors import CorruptRecordError, StoreError, StoreUnavailableError
+from storno_security.stores._records import lookup
 
 _MYSQL_DIALECTS = frozenset({"mysql", "mariadb"})
 _ID_LENGTH = 64  # family ids, session ids, token hashes (SHA-256 hex is 64)
@@ -190,46 +192,6 @@ _VERSION_QUERY = sa.select(schema_versions.c.version).where(
 )
 
 
-def create_schema(engine: sa.Engine) -> None:
-    """Create the tables of this module that do not exist yet (idempotent), and record the
-    schema version in ``storno_schema_versions``; a database of an older version is upgraded.
-
-    Raises:
-        StoreUnavailableError: the database could not be reached.
-        StoreError: the database refused the DDL, or it holds a schema newer than this release
-            knows (``reason="schema_version"``: upgrade the library, never downgrade it).
-    """
-    with _translate_errors():
-        metadata.create_all(engine, checkfirst=True)
-    with _transaction(engine) as conn:
-        row = _fetch_one(conn.execute(_VERSION_QUERY))
-        if row is None:
-            try:
-                with conn.begin_nested():
-                    conn.execute(
-                        sa.insert(schema_versions).values(
-                            component=_COMPONENT, version=SCHEMA_VERSION
-                        )
-                    )
-            except sa_exc.IntegrityError:
-                pass  # another process recorded it first
-        elif row.version == 1:
-            from storno_security.stores.sql._migrate import upgrade_from_1
-
-            upgrade_from_1(conn)
-            conn.execute(
-                sa.update(schema_versions)
-                .where(schema_versions.c.component == _COMPONENT)
-                .values(version=SCHEMA_VERSION)
-            )
-        elif not isinstance(row.version, int) or row.version > SCHEMA_VERSION:
-            raise StoreError(
-                f"the database schema is newer than this release ({row.version!r} > "
-                f"{SCHEMA_VERSION}); upgrade storno-security",
-                reason="schema_version",
-            )
-
-
 def schema_version(engine: sa.Engine) -> int | None:
     """The recorded schema version of the token tables, or ``None`` before :func:`create_schema`.
 
@@ -283,10 +245,8 @@ def _transaction(
     ``read_only=True`` is for a block that runs one ``SELECT`` and nothing else: on SQLite it
     runs without ``BEGIN`` (autocommit: one statement, one snapshot), saving two round trips.
     """
-    driver_error: type[Exception] | tuple[()] = ()
     dbapi = engine.dialect.loaded_dbapi
-    if dbapi is not None:
-        driver_error = dbapi.Error
+    driver_error: type[Exception] | tuple[()] = () if dbapi is None else dbapi.Error
     with _translate_errors(duplicate=duplicate):
         try:
             with engine.connect() as conn:
@@ -312,10 +272,8 @@ def read_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
         StoreUnavailableError: the database could not be reached.
         StoreError: the database failed.
     """
-    driver_error: type[Exception] | tuple[()] = ()
     dbapi = engine.dialect.loaded_dbapi
-    if dbapi is not None:
-        driver_error = dbapi.Error
+    driver_error: type[Exception] | tuple[()] = () if dbapi is None else dbapi.Error
     with _translate_errors():
         try:
             with engine.connect() as conn:
@@ -345,37 +303,41 @@ def _fetch_one(result: sa.CursorResult[Any]) -> sa.Row[Any] | None:
     return rows[0] if rows else None
 
 
-def _check_text(name: str, value: object, max_length: int) -> str:
-    """Refuse (never truncate) text that the schema cannot hold."""
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
-    if not value:
-        raise ValueError(f"{name} must not be empty")
-    if len(value) > max_length:
-        raise ValueError(f"{name} is longer than {max_length} characters")
-    if "\x00" in value:
-        raise ValueError(f"{name} must not contain NUL characters")
-    return value
-
-
-#: What a lookup key that no column can hold is replaced with: the empty string, which every
-#: write refuses (see :func:`_check_text`), so it matches no row on any backend.
-_NO_MATCH = ""
-
-
 def _check_key(name: str, value: object) -> str:
-    """A lookup key: any str. One that cannot be stored (a NUL, which PostgreSQL refuses, or a
-    lone surrogate, which no driver can encode) matches nothing, exactly like an unknown key,
-    instead of failing the query."""
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
-    if "\x00" in value:
-        return _NO_MATCH
+    """A lookup key: any str. One that no column can hold (see :func:`lookup`) becomes ``""``,
+    which every write refuses, so it matches nothing, exactly like an unknown key, instead of
+    failing the query."""
+    return lookup(name, value) or ""
+
+
+def _names_of(value: object) -> list[str] | None:
+    """A JSON array of non-empty names read from a row, or ``None`` for ``NULL``.
+
+    Raises:
+        CorruptRecordError: anything else (``reason="bad_permissions"``).
+    """
+    if value is None:
+        return None
     try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return _NO_MATCH
-    return value
+        items = json.loads(value) if isinstance(value, str) else None
+    except ValueError:
+        items = None
+    if not isinstance(items, list) or not all(isinstance(i, str) and i for i in items):
+        raise CorruptRecordError(reason="bad_permissions")
+    return items
+
+
+def _build(kind: Callable[..., _T], reason: str, fields: Mapping[str, Any]) -> _T:
+    """``kind(**fields)``, built from a row: what the record's validators refuse is a record
+    the library did not write.
+
+    Raises:
+        CorruptRecordError: ``reason``.
+    """
+    try:
+        return kind(**fields)
+    except (TypeError, ValueError) as exc:
+        raise CorruptRecordError(reason=reason) from exc
 
 
 def _required_time(value: object) -> datetime:
@@ -516,46 +478,17 @@ class _SqlStore:
         with _transaction(self._engine) as conn:
             return _changed_one(conn, statement)
 
-    def _change_one_then_read(
-        self, statement: sa.Executable, query: sa.Executable, build: Callable[[sa.Row[Any]], _T]
-    ) -> _T | None:
-        """In one transaction, run the conditional ``statement`` (:func:`_changed_one`) and, if
-        it changed its row, read that row with ``query`` under the lock the statement holds and
-        pass it to ``build``; whatever fails rolls the change back.
+    def _read_one(self, query: sa.Executable, build: Callable[[Any], _T]) -> _T | None:
+        """What ``build`` makes of the one row ``query`` finds, or ``None``: one ``SELECT``."""
+        with _transaction(self._engine, read_only=True) as conn:
+            row = _fetch_one(conn.execute(query))
+        return None if row is None else build(row)
 
-        Returns:
-            What ``build`` makes of the row, or ``None`` if the statement changed nothing.
-
-        Raises:
-            CorruptRecordError: the statement changed more than one row, or ``query`` found no
-                row (``reason="no_row"``), or ``build`` refused the row.
-        """
-        with _transaction(self._engine) as conn:
-            if not _changed_one(conn, statement):
-                return None
-            return build(_existing_row(conn, query))
-
-
-class _ExpiringStore(_SqlStore):
-    """A store whose rows end at the time in its column :attr:`_expiry`."""
-
-    _expiry: ClassVar[sa.Column[datetime]]
-
-    def purge_expired(self, *, now: datetime) -> int:
-        """Delete the rows whose end (``expires_at`` or ``until``) is before ``now``.
-
-        Returns:
-            How many were deleted.
-
-        Raises:
-            TypeError: ``now`` is not a datetime.
-            ValueError: ``now`` is naive.
-            StoreError: the database failed; nothing was deleted.
-            StoreUnavailableError: the database could not be reached; nothing was deleted.
-        """
-        now = ensure_aware_utc(now)
-        expiry = self._expiry
-        return self._delete(expiry.table, expiry < now)
+    def _read_all(self, query: sa.Executable, build: Callable[[Any], _T]) -> list[_T]:
+        """What ``build`` makes of each row ``query`` finds, in order: one ``SELECT``."""
+        with _transaction(self._engine, read_only=True) as conn:
+            rows = _fetch(conn.execute(query))
+        return [build(row) for row in rows]
 
 
 # --- lean reads ------------------------------------------------------------------------------
@@ -601,7 +534,8 @@ class _Reader(Generic[_T]):
             for name in self._bind_names
         )
         columns = list(statement.selected_columns)
-        self._row: Any = collections.namedtuple("_row", [c.key for c in columns])  # type: ignore[misc]
+        names: Any = [c.key for c in columns]
+        self._row: Any = collections.namedtuple("_row", names)  # type: ignore[misc]
         processing = []
         for i, column in enumerate(columns):
             column_type = column.type.dialect_impl(dialect)

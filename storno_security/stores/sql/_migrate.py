@@ -16,8 +16,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
 
+from storno_security.errors import StoreError
 from storno_security.stores._records import micros
+from storno_security.stores.sql._base import (
+    _COMPONENT,
+    _VERSION_QUERY,
+    SCHEMA_VERSION,
+    _fetch_one,
+    _transaction,
+    _translate_errors,
+    metadata,
+    schema_versions,
+)
 from storno_security.stores.sql._records import _values, records
 from storno_security.stores.sql.tokens import refresh_tokens
 
@@ -133,3 +145,41 @@ def upgrade_from_1(conn: sa.Connection) -> None:
         if carried:
             conn.execute(sa.insert(records), carried)
         conn.exec_driver_sql(f"DROP TABLE {name}")
+
+
+def create_schema(engine: sa.Engine) -> None:
+    """Create the tables of this module that do not exist yet (idempotent), and record the
+    schema version in ``storno_schema_versions``; a database of an older version is upgraded.
+
+    Raises:
+        StoreUnavailableError: the database could not be reached.
+        StoreError: the database refused the DDL, or it holds a schema newer than this release
+            knows (``reason="schema_version"``: upgrade the library, never downgrade it).
+    """
+    with _translate_errors():
+        metadata.create_all(engine, checkfirst=True)
+    with _transaction(engine) as conn:
+        row = _fetch_one(conn.execute(_VERSION_QUERY))
+        if row is None:
+            try:
+                with conn.begin_nested():
+                    conn.execute(
+                        sa.insert(schema_versions).values(
+                            component=_COMPONENT, version=SCHEMA_VERSION
+                        )
+                    )
+            except sa_exc.IntegrityError:
+                pass  # another process recorded it first
+        elif row.version == 1:
+            upgrade_from_1(conn)
+            conn.execute(
+                sa.update(schema_versions)
+                .where(schema_versions.c.component == _COMPONENT)
+                .values(version=SCHEMA_VERSION)
+            )
+        elif not isinstance(row.version, int) or row.version > SCHEMA_VERSION:
+            raise StoreError(
+                f"the database schema is newer than this release ({row.version!r} > "
+                f"{SCHEMA_VERSION}); upgrade storno-security",
+                reason="schema_version",
+            )

@@ -19,15 +19,15 @@ from storno_security.api_keys.scopes import ApiKeyScope
 from storno_security.api_keys.storage import ApiKeyInfo, ApiKeyRecord
 from storno_security.clock import ensure_aware_utc
 from storno_security.errors import CorruptRecordError
+from storno_security.stores._records import storable
 from storno_security.stores.sql._base import (
     _ID_LENGTH,
     _USER_LENGTH,
     _aware_or_none,
     _changed_each,
     _check_key,
-    _check_text,
     _ExactString,
-    _fetch,
+    _names_of,
     _optional_time,
     _Reader,
     _required_time,
@@ -78,32 +78,19 @@ _GET: Final = sa.select(_K.key_hash, *_INFO_COLUMNS).where(_K.key_id == sa.bindp
 _SCOPES: Final = {scope.value: scope for scope in ApiKeyScope}
 
 
-def _permissions_of(value: object) -> tuple[str, ...] | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise CorruptRecordError(reason="bad_permissions")
-    try:
-        items = json.loads(value)
-    except ValueError:
-        raise CorruptRecordError(reason="bad_permissions") from None
-    if not isinstance(items, list) or not all(isinstance(i, str) and i for i in items):
-        raise CorruptRecordError(reason="bad_permissions")
-    return tuple(sorted(set(items)))
-
-
 def _info_of(row: Any) -> ApiKeyInfo:
     """Build a description from a row, refusing values the library never writes."""
     scope = _SCOPES.get(row.scope) if isinstance(row.scope, str) else None
     if scope is None:
         raise CorruptRecordError(reason="bad_scope")
+    names = _names_of(row.permissions)
     return ApiKeyInfo(
         key_id=_text_of(row.key_id, "bad_key_id"),
         user_id=_text_of(row.user_id, "bad_user_id"),
         organization_id=_text_of(row.organization_id, "bad_organization_id"),
         name=_text_of(row.name, "bad_name"),
         scope=scope,
-        permissions=_permissions_of(row.permissions),
+        permissions=None if names is None else tuple(sorted(set(names))),
         created_at=_required_time(row.created_at),
         expires_at=_optional_time(row.expires_at),
         revoked_at=_optional_time(row.revoked_at),
@@ -137,15 +124,7 @@ class SqlApiKeyStore(_SqlStore):
         self._get = _Reader(engine, _GET, _record_of)
 
     def create(self, record: ApiKeyRecord) -> None:
-        """Store a new key.
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: an id, name or hash is empty or too long, or a time is naive.
-            StoreError: the key id or hash exists already (``reason="duplicate"``), or the
-                database failed; nothing was written.
-            StoreUnavailableError: the database could not be reached.
-        """
+        """See :meth:`ApiKeyStore.create`."""
         if not isinstance(record, ApiKeyRecord):
             raise TypeError(f"record must be an ApiKeyRecord, not {type(record).__name__}")
         info = record.info
@@ -153,14 +132,14 @@ class SqlApiKeyStore(_SqlStore):
             raise TypeError("scope must be an ApiKeyScope")
         permissions = None
         if info.permissions is not None:
-            names = [_check_text("permission", p, _NAME_LENGTH) for p in info.permissions]
+            names = [storable("permission", p, _NAME_LENGTH) for p in info.permissions]
             permissions = json.dumps(sorted(set(names)), ensure_ascii=True)
         values = {
-            "key_id": _check_text("key_id", info.key_id, _ID_LENGTH),
-            "key_hash": _check_text("key_hash", record.key_hash, _HASH_LENGTH),
-            "user_id": _check_text("user_id", info.user_id, _USER_LENGTH),
-            "organization_id": _check_text("organization_id", info.organization_id, _USER_LENGTH),
-            "name": _check_text("name", info.name, _NAME_LENGTH),
+            "key_id": storable("key_id", info.key_id, _ID_LENGTH),
+            "key_hash": storable("key_hash", record.key_hash, _HASH_LENGTH),
+            "user_id": storable("user_id", info.user_id, _USER_LENGTH),
+            "organization_id": storable("organization_id", info.organization_id, _USER_LENGTH),
+            "name": storable("name", info.name, _NAME_LENGTH),
             "scope": info.scope.value,
             "permissions": permissions,
             "created_at": ensure_aware_utc(info.created_at),
@@ -171,28 +150,13 @@ class SqlApiKeyStore(_SqlStore):
         self._insert(api_keys, values)
 
     def get(self, key_id: str) -> ApiKeyRecord | None:
-        """Return the record with this key id, or ``None``: one ``SELECT`` by primary key.
-
-        Raises:
-            TypeError: ``key_id`` is not a str.
-            StoreError: the database failed.
-            StoreUnavailableError: the database could not be reached.
-            CorruptRecordError: the row is malformed.
-        """
+        """See :meth:`ApiKeyStore.get`: one ``SELECT`` by primary key."""
         return self._get.one_or_none({"key_id": _check_key("key_id", key_id)})
 
     def list_keys(
         self, *, user_id: str | None = None, organization_id: str | None = None
     ) -> list[ApiKeyInfo]:
-        """Every key of the user and/or organization, oldest first (never a hash).
-
-        Raises:
-            TypeError: a filter is not a str.
-            ValueError: neither filter is given.
-            StoreError: the database failed.
-            StoreUnavailableError: the database could not be reached.
-            CorruptRecordError: a row is malformed.
-        """
+        """See :meth:`ApiKeyStore.list_keys`."""
         if user_id is None and organization_id is None:
             raise ValueError("give user_id, organization_id or both")
         query = sa.select(*_INFO_COLUMNS).order_by(_K.created_at, _K.key_id)
@@ -202,9 +166,7 @@ class SqlApiKeyStore(_SqlStore):
             query = query.where(
                 _K.organization_id == _check_key("organization_id", organization_id)
             )
-        with _transaction(self._engine, read_only=True) as conn:
-            rows = _fetch(conn.execute(query))
-        return [_info_of(row) for row in rows]
+        return self._read_all(query, _info_of)
 
     def revoke(
         self,
@@ -214,14 +176,7 @@ class SqlApiKeyStore(_SqlStore):
         expected_user_id: str | None = None,
         expected_organization_id: str | None = None,
     ) -> bool:
-        """Revoke a live key of the expected owner: one conditional ``UPDATE``.
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: ``now`` is naive.
-            StoreError: the database failed; nothing changed.
-            StoreUnavailableError: the database could not be reached; nothing changed.
-        """
+        """See :meth:`ApiKeyStore.revoke`: one conditional ``UPDATE``."""
         key_id = _check_key("key_id", key_id)
         now = ensure_aware_utc(now)
         update = _revoke(key_id, now)
@@ -237,18 +192,8 @@ class SqlApiKeyStore(_SqlStore):
     def revoke_user_keys(
         self, user_id: str, *, now: datetime, organization_id: str | None = None
     ) -> list[str]:
-        """Revoke every live key of the user (in ``organization_id`` when given).
-
-        Each key is revoked by its own conditional ``UPDATE``, so of concurrent callers exactly
-        one reports it.
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: ``now`` is naive.
-            StoreError: the database failed; nothing changed.
-            StoreUnavailableError: the database could not be reached; nothing changed.
-            CorruptRecordError: a key id is malformed; nothing changed.
-        """
+        """See :meth:`ApiKeyStore.revoke_user_keys`: a conditional ``UPDATE`` per key, so
+        of concurrent callers exactly one reports it."""
         user_id = _check_key("user_id", user_id)
         now = ensure_aware_utc(now)
         live = sa.select(_K.key_id).where(_K.user_id == user_id, _K.revoked_at.is_(None))
@@ -263,15 +208,7 @@ class SqlApiKeyStore(_SqlStore):
         return self._delete(api_keys, _K.user_id == user_id) if user_id else 0
 
     def touch(self, key_id: str, *, now: datetime, stale_before: datetime) -> bool:
-        """``UPDATE ... SET last_used_at = now WHERE key_id = ? AND (last_used_at IS NULL OR
-        last_used_at <= stale_before)``.
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: a time is naive.
-            StoreError: the database failed; nothing changed.
-            StoreUnavailableError: the database could not be reached; nothing changed.
-        """
+        """See :meth:`ApiKeyStore.touch`: one conditional ``UPDATE``."""
         key_id = _check_key("key_id", key_id)
         now = ensure_aware_utc(now)
         stale_before = ensure_aware_utc(stale_before)

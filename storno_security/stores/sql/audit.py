@@ -19,12 +19,11 @@ from storno_security.audit.events import SecurityEvent, SecurityEventType
 from storno_security.audit.storage import AuditCursor, _check_limit
 from storno_security.clock import ensure_aware_utc
 from storno_security.errors import CorruptRecordError
+from storno_security.stores._records import storable
 from storno_security.stores.sql._base import (
     _USER_LENGTH,
     _check_key,
-    _check_text,
     _ExactString,
-    _fetch,
     _required_time,
     _SqlStore,
     _transaction,
@@ -103,14 +102,7 @@ class SqlAuditStore(_SqlStore):
     """
 
     def record(self, event: SecurityEvent) -> None:
-        """Insert one event.
-
-        Raises:
-            TypeError: ``event`` is not a :class:`SecurityEvent`.
-            StoreError: the event id exists already (``reason="duplicate"``) or the database
-                failed; nothing was written.
-            StoreUnavailableError: the database could not be reached.
-        """
+        """See :meth:`AuditSink.record`."""
         if not isinstance(event, SecurityEvent):
             raise TypeError("event must be a SecurityEvent")
         self._insert(audit_events, _row_values(event))
@@ -126,15 +118,7 @@ class SqlAuditStore(_SqlStore):
         cursor: AuditCursor | None = None,
         limit: int = 100,
     ) -> list[SecurityEvent]:
-        """See :meth:`~storno_security.audit.AuditStore.query`.
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: a bad limit or a naive time.
-            StoreError: the database failed.
-            StoreUnavailableError: the database could not be reached.
-            CorruptRecordError: a row is not an event this library wrote.
-        """
+        """See :meth:`AuditStore.query`."""
         limit = _check_limit(limit)
         query = sa.select(audit_events)
         if organization_id is not None:
@@ -155,39 +139,16 @@ class SqlAuditStore(_SqlStore):
             event_id = _check_key("cursor.event_id", cursor.event_id)
             query = query.where(sa.or_(_A.at < at, sa.and_(_A.at == at, _A.event_id < event_id)))
         query = query.order_by(_A.at.desc(), _A.event_id.desc()).limit(limit)
-        with _transaction(self._engine, read_only=True) as conn:
-            rows = _fetch(conn.execute(query))
-        return [_event_of(row) for row in rows]
+        return self._read_all(query, _event_of)
 
     def purge(self, *, before: datetime) -> int:
-        """Delete events older than ``before``.
-
-        Returns:
-            How many were deleted.
-
-        Raises:
-            TypeError: ``before`` is not a datetime.
-            ValueError: ``before`` is naive.
-            StoreError: the database failed; nothing was deleted.
-            StoreUnavailableError: the database could not be reached.
-        """
+        """See :meth:`AuditStore.purge`."""
         return self._delete(audit_events, _A.at < ensure_aware_utc(before))
 
     def pseudonymise(self, user_id: str, *, pseudonym: str) -> int:
-        """In one transaction, replace ``user_id`` by ``pseudonym`` as actor (clearing IP and
-        user agent) and as subject of every event.
-
-        Returns:
-            The number of events changed.
-
-        Raises:
-            TypeError: an argument is not a str.
-            ValueError: an argument is empty or too long.
-            StoreError: the database failed; nothing changed.
-            StoreUnavailableError: the database could not be reached; nothing changed.
-        """
-        user_id = _check_text("user_id", user_id, _USER_LENGTH)
-        pseudonym = _check_text("pseudonym", pseudonym, _USER_LENGTH)
+        """See :meth:`AuditStore.pseudonymise`: one transaction."""
+        user_id = storable("user_id", user_id, _USER_LENGTH)
+        pseudonym = storable("pseudonym", pseudonym, _USER_LENGTH)
         mine = sa.or_(_A.actor_id == user_id, _A.subject_id == user_id)
         with _transaction(self._engine) as conn:
             count = conn.execute(sa.select(sa.func.count()).where(mine)).scalar_one()

@@ -29,31 +29,36 @@ from typing import Any, Final, NoReturn
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
-from storno_security.accounts.model import UserAccount
+from storno_security.accounts.model import UserAccount, _check_user_values
 from storno_security.clock import ensure_aware_utc
-from storno_security.errors import AccountExistsError, CorruptRecordError, StoreError
-from storno_security.kit.storage import MemberRecord
-from storno_security.rbac.invitations import Invitation, Organization
-from storno_security.rbac.model import Membership
-from storno_security.rbac.permissions import Permission
-from storno_security.stores.memory.directory import (
-    _check_acceptance,
+from storno_security.errors import AccountExistsError, StoreError
+from storno_security.kit.storage import (
+    MemberRecord,
     _check_invitation,
     _check_limit,
     _check_membership,
-    _check_memberships,
     _check_new_account,
     _check_version,
-    _user_values,
 )
+from storno_security.rbac.invitations import (
+    Invitation,
+    Organization,
+    _check_acceptance,
+    _check_memberships,
+)
+from storno_security.rbac.model import Membership
+from storno_security.rbac.permissions import Permission
 from storno_security.stores.sql._base import (
     _USER_LENGTH,
+    _build,
     _changed_one,
     _check_key,
     _ExactString,
     _existing_row,
     _fetch,
     _fetch_one,
+    _names_of,
+    _required_time,
     _SqlStore,
     _text_of,
     _transaction,
@@ -207,7 +212,7 @@ def _storable(value: object, limit: int) -> bool:
 
 
 def _checked_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
-    """``changes`` of a user, as checked by :func:`_user_values`, that the columns can hold.
+    """``changes`` of a user, as checked by :func:`_check_user_values`, that the columns can hold.
 
     Raises:
         ValueError: a text longer than its column allows, or with a NUL or lone surrogate.
@@ -223,75 +228,30 @@ def _permissions_json(value: frozenset[Permission] | None) -> str | None:
     return None if value is None else json.dumps(sorted(p.value for p in value))
 
 
-def _permissions_of(value: object) -> list[str] | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise CorruptRecordError(reason="bad_permissions")
-    try:
-        items = json.loads(value)
-    except ValueError:
-        raise CorruptRecordError(reason="bad_permissions") from None
-    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
-        raise CorruptRecordError(reason="bad_permissions")
-    return items
+def _values_of(record: Any, table: sa.Table, **changed: Any) -> dict[str, Any]:
+    """The row of ``table`` that holds ``record``: its attributes named as the columns."""
+    values = {c.key: getattr(record, c.key) for c in table.c if c.computed is None}
+    return {**values, **changed}
 
 
 def _user_of(row: Any) -> UserAccount:
-    try:
-        return UserAccount(**{c.key: getattr(row, c.key) for c in _USER_COLUMNS})
-    except (TypeError, ValueError) as exc:
-        raise CorruptRecordError(reason="bad_user") from exc
+    return _build(UserAccount, "bad_user", row._mapping)
 
 
 def _organization_of(row: Any) -> Organization:
-    try:
-        return Organization(
-            organization_id=row.organization_id,
-            name=row.name,
-            created_at=row.created_at,
-            version=row.version,
-            deleted_at=row.deleted_at,
-        )
-    except (TypeError, ValueError) as exc:
-        raise CorruptRecordError(reason="bad_organization") from exc
+    return _build(Organization, "bad_organization", row._mapping)
 
 
 def _member_of(row: Any) -> MemberRecord:
-    permissions = _permissions_of(row.permissions)
-    try:
-        membership = Membership(
-            user_id=row.user_id,
-            organization_id=row.organization_id,
-            role=row.role,
-            permissions=permissions,
-            is_default=row.is_default,
-            deleted_at=row.deleted_at,
-        )
-        return MemberRecord(membership=membership, joined_at=ensure_aware_utc(row.joined_at))
-    except (TypeError, ValueError) as exc:
-        raise CorruptRecordError(reason="bad_membership") from exc
+    fields = {**row._mapping, "permissions": _names_of(row.permissions)}
+    joined_at = _required_time(fields.pop("joined_at"))
+    membership = _build(Membership, "bad_membership", fields)
+    return MemberRecord(membership=membership, joined_at=joined_at)
 
 
 def _invitation_of(row: Any) -> Invitation:
-    permissions = _permissions_of(row.permissions)
-    try:
-        return Invitation(
-            invitation_id=row.invitation_id,
-            organization_id=row.organization_id,
-            email=row.email,
-            role=row.role,
-            permissions=permissions,
-            invited_by=row.invited_by,
-            created_at=row.created_at,
-            expires_at=row.expires_at,
-            accepted_at=row.accepted_at,
-            declined_at=row.declined_at,
-            withdrawn_at=row.withdrawn_at,
-            accepted_by=row.accepted_by,
-        )
-    except (TypeError, ValueError) as exc:
-        raise CorruptRecordError(reason="bad_invitation") from exc
+    fields = {**row._mapping, "permissions": _names_of(row.permissions)}
+    return _build(Invitation, "bad_invitation", fields)
 
 
 def _membership_values(membership: Membership) -> dict[str, Any]:
@@ -301,6 +261,16 @@ def _membership_values(membership: Membership) -> dict[str, Any]:
         "is_default": membership.is_default,
         "deleted_at": membership.deleted_at,
     }
+
+
+def _open(now: datetime) -> tuple[Any, ...]:
+    """The conditions of an invitation still open at ``now``."""
+    return (
+        _I.accepted_at.is_(None),
+        _I.declined_at.is_(None),
+        _I.withdrawn_at.is_(None),
+        _I.expires_at > now,
+    )
 
 
 def _bump(
@@ -380,18 +350,9 @@ class SqlDirectoryStore(_SqlStore):
     def create_account(
         self, user: UserAccount, *, organization: Organization, owner: Membership
     ) -> None:
-        """See :meth:`DirectoryStore.create_account`. The owner membership's ``joined_at`` is
-        the organization's ``created_at``.
-
-        Raises:
-            TypeError: a record of the wrong type.
-            ValueError: the user or organization is deleted, the address or Google subject is
-                empty, ``owner`` is not the user's live Owner membership of the organization,
-                or a text is longer than its column.
-            StoreUnavailableError: the database could not be reached; nothing was written.
-        """
+        """See :meth:`DirectoryStore.create_account`."""
         _check_new_account(user, organization, owner)
-        values = _checked_changes({c.key: getattr(user, c.key) for c in _USER_COLUMNS})
+        values = _checked_changes(_values_of(user, users))
         if not _storable(organization.name, _ID):
             raise ValueError(f"the organization's name must be at most {_ID} characters")
         email, google_subject = user.email, user.google_subject
@@ -404,15 +365,8 @@ class SqlDirectoryStore(_SqlStore):
                     raise AccountExistsError(reason=reason)
                 try:
                     conn.execute(sa.insert(users).values(**values))
-                    conn.execute(
-                        sa.insert(organizations).values(
-                            organization_id=organization.organization_id,
-                            name=organization.name,
-                            created_at=organization.created_at,
-                            version=organization.version,
-                            deleted_at=None,
-                        )
-                    )
+                    organization_row = _values_of(organization, organizations)
+                    conn.execute(sa.insert(organizations).values(organization_row))
                     conn.execute(
                         sa.insert(memberships).values(
                             user_id=user.user_id,
@@ -433,47 +387,24 @@ class SqlDirectoryStore(_SqlStore):
             ) from conflict.__cause__
 
     def get_user(self, user_id: str) -> UserAccount | None:
-        """See :meth:`DirectoryStore.get_user`.
-
-        Raises:
-            TypeError: ``user_id`` is not a str.
-            StoreUnavailableError: the database could not be reached.
-            CorruptRecordError: the row is malformed.
-        """
+        """See :meth:`DirectoryStore.get_user`."""
         user_id = _check_key("user_id", user_id)
-        query = sa.select(*_USER_COLUMNS).where(_U.user_id == user_id)
-        with _transaction(self._engine, read_only=True) as conn:
-            row = _fetch_one(conn.execute(query))
-        return None if row is None else _user_of(row)
+        return self._read_one(sa.select(*_USER_COLUMNS).where(_U.user_id == user_id), _user_of)
 
     def find_user(
         self, *, email: str | None = None, google_subject: str | None = None
     ) -> UserAccount | None:
-        """See :meth:`DirectoryStore.find_user`.
-
-        Raises:
-            TypeError: the key is not a str.
-            StoreUnavailableError: the database could not be reached.
-            CorruptRecordError: the row is malformed.
-        """
+        """See :meth:`DirectoryStore.find_user`."""
         if (email is None) == (google_subject is None):
             raise ValueError("give exactly one of email and google_subject")
         if email is not None:
             where = _U.live_email == _check_key("email", email)
         else:
             where = _U.live_google_subject == _check_key("google_subject", google_subject)
-        with _transaction(self._engine, read_only=True) as conn:
-            row = _fetch_one(conn.execute(sa.select(*_USER_COLUMNS).where(where)))
-        return None if row is None else _user_of(row)
+        return self._read_one(sa.select(*_USER_COLUMNS).where(where), _user_of)
 
     def get_users(self, user_ids: Iterable[str]) -> dict[str, UserAccount]:
-        """See :meth:`DirectoryStore.get_users`.
-
-        Raises:
-            TypeError: an id is not a str.
-            StoreUnavailableError: the database could not be reached.
-            CorruptRecordError: a row is malformed.
-        """
+        """See :meth:`DirectoryStore.get_users`."""
         wanted = sorted({_check_key("user_id", i) for i in user_ids} - {""})
         if not wanted:
             return {}
@@ -497,19 +428,10 @@ class SqlDirectoryStore(_SqlStore):
         expected: Mapping[str, Any],
         changes: Mapping[str, Any],
     ) -> UserAccount | None:
-        """See :meth:`DirectoryStore.update_user`. An expected text that no column can hold
-        matches nothing (``None``); with no ``changes`` it only compares.
-
-        Raises:
-            TypeError: ``user_id`` is not a str.
-            ValueError: a changed text is longer than its column, or holds a NUL; an empty
-                address or Google subject.
-            StoreUnavailableError: the database could not be reached; nothing was written.
-            CorruptRecordError: the row is malformed; nothing was written.
-        """
+        """See :meth:`DirectoryStore.update_user`."""
         user_id = _check_key("user_id", user_id)
-        expected = _user_values(expected, "expected")
-        changes = _checked_changes(_user_values(changes, "changes"))
+        expected = _check_user_values(expected, "expected")
+        changes = _checked_changes(_check_user_values(changes, "changes"))
         if not user_id or not all(
             _storable(value, _TEXT_LIMITS.get(name, 0)) for name, value in expected.items()
         ):
@@ -520,9 +442,7 @@ class SqlDirectoryStore(_SqlStore):
             where.append(column.is_(None) if value is None else column == value)
         read = sa.select(*_USER_COLUMNS).where(_U.user_id == user_id)
         if not changes:
-            with _transaction(self._engine, read_only=True) as conn:
-                row = _fetch_one(conn.execute(sa.select(*_USER_COLUMNS).where(*where)))
-            return None if row is None else _user_of(row)
+            return self._read_one(sa.select(*_USER_COLUMNS).where(*where), _user_of)
         try:
             with _transaction(self._engine) as conn:
                 try:
@@ -556,13 +476,7 @@ class SqlDirectoryStore(_SqlStore):
         raise AccountExistsError(reason=reason) from conflict.__cause__
 
     def deleted_users(self, *, deleted_before: datetime, limit: int) -> list[str]:
-        """See :meth:`DirectoryStore.deleted_users`.
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: ``deleted_before`` is naive, or ``limit`` is negative.
-            StoreUnavailableError: the database could not be reached.
-        """
+        """See :meth:`DirectoryStore.deleted_users`."""
         before = ensure_aware_utc(deleted_before)
         limit = _check_limit(limit)
         if limit == 0:
@@ -573,60 +487,35 @@ class SqlDirectoryStore(_SqlStore):
             .order_by(_U.deleted_at, _U.user_id)
             .limit(limit)
         )
-        with _transaction(self._engine, read_only=True) as conn:
-            return [_text_of(row.user_id, "bad_user_id") for row in _fetch(conn.execute(query))]
+        return self._read_all(query, lambda row: _text_of(row.user_id, "bad_user_id"))
 
     # --- organizations and memberships -------------------------------------------------------
 
     def get_organization(self, organization_id: str) -> Organization | None:
-        """See :meth:`DirectoryStore.get_organization`.
-
-        Raises:
-            TypeError: ``organization_id`` is not a str.
-            StoreUnavailableError: the database could not be reached.
-            CorruptRecordError: the row is malformed.
-        """
+        """See :meth:`DirectoryStore.get_organization`."""
         organization_id = _check_key("organization_id", organization_id)
         query = sa.select(organizations).where(_O.organization_id == organization_id)
-        with _transaction(self._engine, read_only=True) as conn:
-            row = _fetch_one(conn.execute(query))
-        return None if row is None else _organization_of(row)
+        return self._read_one(query, _organization_of)
 
     def memberships_of(self, user_id: str) -> list[Membership]:
-        """See :meth:`DirectoryStore.memberships_of`; ordered by ``joined_at``.
-
-        Raises:
-            TypeError: ``user_id`` is not a str.
-            StoreUnavailableError: the database could not be reached.
-            CorruptRecordError: a row is malformed.
-        """
+        """See :meth:`DirectoryStore.memberships_of`."""
         user_id = _check_key("user_id", user_id)
         query = (
             sa.select(memberships)
             .where(_M.user_id == user_id)
             .order_by(_M.joined_at, _M.organization_id)
         )
-        with _transaction(self._engine, read_only=True) as conn:
-            rows = _fetch(conn.execute(query))
-        return [_member_of(row).membership for row in rows]
+        return self._read_all(query, lambda row: _member_of(row).membership)
 
     def members_of(self, organization_id: str) -> list[MemberRecord]:
-        """See :meth:`DirectoryStore.members_of`.
-
-        Raises:
-            TypeError: ``organization_id`` is not a str.
-            StoreUnavailableError: the database could not be reached.
-            CorruptRecordError: a row is malformed.
-        """
+        """See :meth:`DirectoryStore.members_of`."""
         organization_id = _check_key("organization_id", organization_id)
         query = (
             sa.select(memberships)
             .where(_M.organization_id == organization_id)
             .order_by(_M.joined_at, _M.user_id)
         )
-        with _transaction(self._engine, read_only=True) as conn:
-            rows = _fetch(conn.execute(query))
-        return [_member_of(row) for row in rows]
+        return self._read_all(query, _member_of)
 
     def apply_memberships(
         self,
@@ -636,13 +525,7 @@ class SqlDirectoryStore(_SqlStore):
         memberships: Sequence[Membership],
         now: datetime,
     ) -> bool:
-        """See :meth:`DirectoryStore.apply_memberships`.
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: ``now`` is naive, or two memberships of one user.
-            StoreUnavailableError: the database could not be reached; nothing was written.
-        """
+        """See :meth:`DirectoryStore.apply_memberships`."""
         organization_id = _check_key("organization_id", organization_id)
         expected_version = _check_version(expected_version)
         _check_memberships(organization_id, memberships)
@@ -676,13 +559,7 @@ class SqlDirectoryStore(_SqlStore):
         name: str | None = None,
         deleted_at: datetime | None = None,
     ) -> bool:
-        """See :meth:`DirectoryStore.update_organization`.
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: ``deleted_at`` is naive, or ``name`` is longer than 255 characters.
-            StoreUnavailableError: the database could not be reached; nothing was written.
-        """
+        """See :meth:`DirectoryStore.update_organization`."""
         organization_id = _check_key("organization_id", organization_id)
         expected_version = _check_version(expected_version)
         values: dict[str, Any] = {"version": _O.version + 1}
@@ -704,30 +581,16 @@ class SqlDirectoryStore(_SqlStore):
     # --- invitations -------------------------------------------------------------------------
 
     def add_invitation(self, invitation: Invitation, *, expected_version: int) -> bool:
-        """See :meth:`DirectoryStore.add_invitation`. A soft-deleted organization takes no
-        invitation (``False``).
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            StoreUnavailableError: the database could not be reached; nothing was written.
-        """
+        """See :meth:`DirectoryStore.add_invitation`."""
         invitation = _check_invitation(invitation)
         expected_version = _check_version(expected_version)
         organization_id = invitation.organization_id
-        values = {
-            "invitation_id": invitation.invitation_id,
-            "organization_id": organization_id,
-            "email": invitation.email,
-            "role": invitation.role.value,
-            "permissions": _permissions_json(invitation.permissions),
-            "invited_by": invitation.invited_by,
-            "created_at": invitation.created_at,
-            "expires_at": invitation.expires_at,
-            "accepted_at": invitation.accepted_at,
-            "declined_at": invitation.declined_at,
-            "withdrawn_at": invitation.withdrawn_at,
-            "accepted_by": invitation.accepted_by,
-        }
+        values = _values_of(
+            invitation,
+            invitations,
+            role=invitation.role.value,
+            permissions=_permissions_json(invitation.permissions),
+        )
         with _transaction(self._engine, duplicate=True) as conn:
             if not _bump(conn, organization_id, expected_version, live_only=True):
                 return False
@@ -735,29 +598,15 @@ class SqlDirectoryStore(_SqlStore):
             return True
 
     def get_invitation(self, invitation_id: str) -> Invitation | None:
-        """See :meth:`DirectoryStore.get_invitation`.
-
-        Raises:
-            TypeError: ``invitation_id`` is not a str.
-            StoreUnavailableError: the database could not be reached.
-            CorruptRecordError: the row is malformed.
-        """
+        """See :meth:`DirectoryStore.get_invitation`."""
         invitation_id = _check_key("invitation_id", invitation_id)
         query = sa.select(invitations).where(_I.invitation_id == invitation_id)
-        with _transaction(self._engine, read_only=True) as conn:
-            row = _fetch_one(conn.execute(query))
-        return None if row is None else _invitation_of(row)
+        return self._read_one(query, _invitation_of)
 
     def invitations(
         self, *, email: str | None = None, organization_id: str | None = None
     ) -> list[Invitation]:
-        """See :meth:`DirectoryStore.invitations`.
-
-        Raises:
-            TypeError: a filter is not a str.
-            StoreUnavailableError: the database could not be reached.
-            CorruptRecordError: a row is malformed.
-        """
+        """See :meth:`DirectoryStore.invitations`."""
         if email is None and organization_id is None:
             raise ValueError("give email, organization_id or both")
         where = []
@@ -766,9 +615,7 @@ class SqlDirectoryStore(_SqlStore):
         if organization_id is not None:
             where.append(_I.organization_id == _check_key("organization_id", organization_id))
         query = sa.select(invitations).where(*where).order_by(_I.created_at, _I.invitation_id)
-        with _transaction(self._engine, read_only=True) as conn:
-            rows = _fetch(conn.execute(query))
-        return [_invitation_of(row) for row in rows]
+        return self._read_all(query, _invitation_of)
 
     def accept_invitation(
         self,
@@ -778,17 +625,7 @@ class SqlDirectoryStore(_SqlStore):
         membership: Membership,
         now: datetime,
     ) -> bool:
-        """See :meth:`DirectoryStore.accept_invitation`. The membership replaces a removed
-        membership of the user (``joined_at`` becomes ``now``), never a live one (``False``);
-        a soft-deleted organization takes no one (``False``).
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: ``now`` is naive, or ``membership`` is not what the invitation grants
-                (another organization, role or permission set, or removed).
-            StoreUnavailableError: the database could not be reached; nothing was written.
-            CorruptRecordError: the invitation's row is malformed; nothing was written.
-        """
+        """See :meth:`DirectoryStore.accept_invitation`."""
         invitation_id = _check_key("invitation_id", invitation_id)
         expected_version = _check_version(expected_version)
         membership = _check_membership(membership)
@@ -807,13 +644,7 @@ class SqlDirectoryStore(_SqlStore):
                     return False
                 accept = (
                     sa.update(invitations)
-                    .where(
-                        _I.invitation_id == invitation_id,
-                        _I.accepted_at.is_(None),
-                        _I.declined_at.is_(None),
-                        _I.withdrawn_at.is_(None),
-                        _I.expires_at > now,
-                    )
+                    .where(_I.invitation_id == invitation_id, *_open(now))
                     .values(accepted_at=now, accepted_by=membership.user_id)
                 )
                 if not _changed_one(conn, accept):
@@ -836,14 +667,7 @@ class SqlDirectoryStore(_SqlStore):
             return False
 
     def close_invitation(self, invitation_id: str, *, declined: bool, now: datetime) -> bool:
-        """See :meth:`DirectoryStore.close_invitation`. Closing bumps the organization's
-        version, as every invitation change does.
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: ``now`` is naive.
-            StoreUnavailableError: the database could not be reached; nothing was written.
-        """
+        """See :meth:`DirectoryStore.close_invitation`."""
         invitation_id = _check_key("invitation_id", invitation_id)
         if not isinstance(declined, bool):
             raise TypeError("declined must be a bool")
@@ -859,13 +683,7 @@ class SqlDirectoryStore(_SqlStore):
                 _bump(conn, _text_of(row.organization_id, "bad_organization_id"), None)
                 close = (
                     sa.update(invitations)
-                    .where(
-                        _I.invitation_id == invitation_id,
-                        _I.accepted_at.is_(None),
-                        _I.declined_at.is_(None),
-                        _I.withdrawn_at.is_(None),
-                        _I.expires_at > now,
-                    )
+                    .where(_I.invitation_id == invitation_id, *_open(now))
                     .values(**ended)
                 )
                 if not _changed_one(conn, close):
@@ -875,14 +693,8 @@ class SqlDirectoryStore(_SqlStore):
             return False
 
     def delete_invitations(self, *, email: str) -> int:
-        """See :meth:`DirectoryStore.delete_invitations`. The organizations whose invitations
-        are deleted get their version bumped first (in id order), as every invitation change
-        does.
-
-        Raises:
-            TypeError: ``email`` is not a str.
-            StoreUnavailableError: the database could not be reached; nothing was written.
-        """
+        """See :meth:`DirectoryStore.delete_invitations`; the organizations are bumped
+        first, in id order."""
         email = _check_key("email", email)
         if not email:
             return 0
@@ -895,15 +707,8 @@ class SqlDirectoryStore(_SqlStore):
     # --- GDPR --------------------------------------------------------------------------------
 
     def forget_user(self, user_id: str) -> int:
-        """See :meth:`DirectoryStore.forget_user`. The organizations whose memberships or
-        invitations change get their version bumped first (in id order), so no decision read
-        before applies, and the organizations' row locks are taken in the order every writer
-        takes them.
-
-        Raises:
-            TypeError: ``user_id`` is not a str.
-            StoreUnavailableError: the database could not be reached; nothing was written.
-        """
+        """See :meth:`DirectoryStore.forget_user`; the organizations are bumped first, in
+        id order (the order every writer locks them in)."""
         user_id = _check_key("user_id", user_id)
         if not user_id:
             return 0
@@ -928,11 +733,7 @@ class SqlDirectoryStore(_SqlStore):
 
     def purge_organizations(self) -> list[str]:
         """See :meth:`DirectoryStore.purge_organizations`. Each candidate is locked, then
-        checked again, so a membership written meanwhile keeps its organization.
-
-        Raises:
-            StoreUnavailableError: the database could not be reached; nothing was deleted.
-        """
+        checked again, so a membership written meanwhile keeps its organization."""
         empty = (
             sa.select(_O.organization_id)
             .where(~sa.exists().where(_M.organization_id == _O.organization_id))

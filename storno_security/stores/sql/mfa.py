@@ -22,18 +22,15 @@ from typing import Any
 import sqlalchemy as sa
 
 from storno_security.clock import ensure_aware_utc
-from storno_security.mfa.storage import (
-    StoredBackupCode,
-)
+from storno_security.mfa.storage import StoredBackupCode
 from storno_security.stores._adapters import MfaChallenges, MfaFailures, StepUps, TotpReplay
+from storno_security.stores._records import storable
 from storno_security.stores.sql._base import (
     _ID_LENGTH,
     _USER_LENGTH,
     _check_key,
-    _check_text,
     _count_of,
     _ExactString,
-    _fetch_one,
     _SqlStore,
     _text_of,
     _transaction,
@@ -86,6 +83,14 @@ _B = mfa_backup_codes.c
 # --- backup codes ----------------------------------------------------------------------------
 
 
+def _code_of(row: Any) -> StoredBackupCode:
+    return StoredBackupCode(
+        code_id=_text_of(row.code_id, "bad_code_id"),
+        hint=_text_of(row.hint, "bad_hint"),
+        code_hash=_text_of(row.code_hash, "bad_code_hash"),
+    )
+
+
 class SqlBackupCodeStore(_SqlStore):
     """Backup-code hashes in ``storno_mfa_backup_code_sets`` and ``storno_mfa_backup_codes``.
 
@@ -100,17 +105,9 @@ class SqlBackupCodeStore(_SqlStore):
     def replace_codes(
         self, user_id: str, codes: Sequence[StoredBackupCode], *, now: datetime
     ) -> None:
-        """Replace the user's whole set with ``codes`` (empty: delete the set), in one
-        transaction that first rewrites the user's set row, so concurrent replacements queue.
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: a value is empty or too long, or ``now`` is naive.
-            StoreError: a code id exists already (``reason="duplicate"``), or the database
-                failed; nothing changed.
-            StoreUnavailableError: the database could not be reached; nothing changed.
-        """
-        user_id = _check_text("user_id", user_id, _USER_LENGTH)
+        """See :meth:`BackupCodeStore.replace_codes`: one transaction that first rewrites
+        the user's set row, so concurrent replacements queue."""
+        user_id = storable("user_id", user_id, _USER_LENGTH)
         now = ensure_aware_utc(now)
         set_id = secrets.token_hex(16)
         rows = []
@@ -119,11 +116,11 @@ class SqlBackupCodeStore(_SqlStore):
                 raise TypeError("codes must be StoredBackupCode instances")
             rows.append(
                 {
-                    "code_id": _check_text("code_id", code.code_id, _ID_LENGTH),
+                    "code_id": storable("code_id", code.code_id, _ID_LENGTH),
                     "user_id": user_id,
                     "set_id": set_id,
-                    "hint": _check_text("hint", code.hint, 4),
-                    "code_hash": _check_text("code_hash", code.code_hash, _HASH_LENGTH),
+                    "hint": storable("hint", code.hint, 4),
+                    "code_hash": storable("code_hash", code.code_hash, _HASH_LENGTH),
                     "used_at": None,
                 }
             )
@@ -143,13 +140,7 @@ class SqlBackupCodeStore(_SqlStore):
                 conn.execute(sa.delete(mfa_backup_code_sets).where(_BS.user_id == user_id))
 
     def forget_user(self, user_id: str) -> int:
-        """Delete the user's codes and set row (ACC-7); return how many rows.
-
-        Raises:
-            TypeError: ``user_id`` is not a str.
-            StoreError: the database failed; nothing changed.
-            StoreUnavailableError: the database could not be reached; nothing changed.
-        """
+        """See :meth:`BackupCodeStore.forget_user`."""
         user_id = _check_key("user_id", user_id)
         if not user_id:  # empty or unstorable: no such user
             return 0
@@ -159,14 +150,7 @@ class SqlBackupCodeStore(_SqlStore):
             return int(count + sets.rowcount)
 
     def find_code(self, user_id: str, hint: str) -> StoredBackupCode | None:
-        """Return the user's unused code of the current set with this hint, or ``None``.
-
-        Raises:
-            TypeError: an argument is not a str.
-            StoreError: the database failed.
-            StoreUnavailableError: the database could not be reached.
-            CorruptRecordError: the row is malformed, or two unused codes share the hint.
-        """
+        """See :meth:`BackupCodeStore.find_code`."""
         user_id = _check_key("user_id", user_id)
         hint = _check_key("hint", hint)
         query = sa.select(_B.code_id, _B.hint, _B.code_hash).where(
@@ -175,26 +159,10 @@ class SqlBackupCodeStore(_SqlStore):
             _B.used_at.is_(None),
             _B.set_id == self._current_set(user_id),
         )
-        with _transaction(self._engine, read_only=True) as conn:
-            row = _fetch_one(conn.execute(query))
-        if row is None:
-            return None
-        return StoredBackupCode(
-            code_id=_text_of(row.code_id, "bad_code_id"),
-            hint=_text_of(row.hint, "bad_hint"),
-            code_hash=_text_of(row.code_hash, "bad_code_hash"),
-        )
+        return self._read_one(query, _code_of)
 
     def use_code(self, user_id: str, code_id: str, *, now: datetime) -> bool:
-        """Mark the code used with one conditional ``UPDATE``; ``True`` for the one winner.
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: ``now`` is naive.
-            StoreError: the database failed; nothing changed.
-            StoreUnavailableError: the database could not be reached; nothing changed.
-            CorruptRecordError: more than one row matched.
-        """
+        """See :meth:`BackupCodeStore.use_code`: one conditional ``UPDATE``."""
         user_id = _check_key("user_id", user_id)
         code_id = _check_key("code_id", code_id)
         now = ensure_aware_utc(now)
@@ -211,22 +179,14 @@ class SqlBackupCodeStore(_SqlStore):
         return self._change_one(statement)
 
     def count_unused(self, user_id: str) -> int:
-        """How many unused codes of the current set the user has.
-
-        Raises:
-            TypeError: ``user_id`` is not a str.
-            StoreError: the database failed.
-            StoreUnavailableError: the database could not be reached.
-        """
+        """See :meth:`BackupCodeStore.count_unused`."""
         user_id = _check_key("user_id", user_id)
         query = sa.select(sa.func.count()).where(
             _B.user_id == user_id,
             _B.used_at.is_(None),
             _B.set_id == self._current_set(user_id),
         )
-        with _transaction(self._engine, read_only=True) as conn:
-            row = _fetch_one(conn.execute(query))
-        return 0 if row is None else _count_of(row[0])
+        return self._read_one(query, lambda row: _count_of(row[0])) or 0
 
 
 class SqlTotpReplayStore(TotpReplay):

@@ -19,22 +19,17 @@ import sqlalchemy as sa
 
 from storno_security.clock import ensure_aware_utc
 from storno_security.errors import CorruptRecordError
-from storno_security.passkeys.storage import (
-    PasskeyCredential,
-    UseOutcome,
-    credential_key,
-)
+from storno_security.passkeys.storage import PasskeyCredential, UseOutcome, credential_key
 from storno_security.stores._adapters import PasskeyChallenges
+from storno_security.stores._records import storable
 from storno_security.stores.sql._base import (
     _ID_LENGTH,
     _MYSQL_DIALECTS,
     _USER_LENGTH,
     _aware_or_none,
     _check_key,
-    _check_text,
     _ExactString,
     _existing_row,
-    _fetch,
     _fetch_one,
     _optional_time,
     _required_time,
@@ -108,17 +103,9 @@ class SqlPasskeyCredentialStore(_SqlStore):
     """
 
     def user_handle(self, user_id: str, *, candidate: bytes) -> bytes:
-        """Return the user's handle, inserting ``candidate`` if there is none (an insert that
-        does nothing on a conflict, then a read, in one transaction).
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: ``user_id`` is empty or too long, or ``candidate`` is not 1-64 bytes.
-            StoreError: the database failed.
-            StoreUnavailableError: the database could not be reached.
-            CorruptRecordError: the stored handle is malformed.
-        """
-        user_id = _check_text("user_id", user_id, _USER_LENGTH)
+        """See :meth:`PasskeyCredentialStore.user_handle`: an insert that does nothing on
+        a conflict, then a read, in one transaction."""
+        user_id = storable("user_id", user_id, _USER_LENGTH)
         if not isinstance(candidate, bytes) or not 1 <= len(candidate) <= _MAX_HANDLE:
             raise ValueError("candidate must be 1 to 64 bytes")
         with _transaction(self._engine) as conn:
@@ -127,68 +114,33 @@ class SqlPasskeyCredentialStore(_SqlStore):
         return _handle_of(row.user_handle)
 
     def add(self, credential: PasskeyCredential) -> None:
-        """Store a new credential.
-
-        Raises:
-            TypeError: ``credential`` is not a :class:`PasskeyCredential`.
-            ValueError: a field cannot be stored (too long, negative count, naive time).
-            StoreError: the credential id exists already (``reason="duplicate"``) or the
-                database failed.
-            StoreUnavailableError: the database could not be reached; nothing changed.
-        """
+        """See :meth:`PasskeyCredentialStore.add`."""
         if not isinstance(credential, PasskeyCredential):
             raise TypeError("credential must be a PasskeyCredential")
         self._insert(passkey_credentials, _values_of(credential))
 
     def get(self, credential_id: bytes) -> PasskeyCredential | None:
-        """Return the credential with this id, or ``None``.
-
-        Raises:
-            TypeError: ``credential_id`` is not bytes.
-            StoreError: the database failed.
-            StoreUnavailableError: the database could not be reached.
-            CorruptRecordError: the row is malformed.
-        """
+        """See :meth:`PasskeyCredentialStore.get`."""
         key = credential_key(credential_id)
-        with _transaction(self._engine, read_only=True) as conn:
-            row = _fetch_one(
-                conn.execute(sa.select(passkey_credentials).where(_C.credential_key == key))
-            )
-        return None if row is None else _credential_of(row)
+        query = sa.select(passkey_credentials).where(_C.credential_key == key)
+        return self._read_one(query, _credential_of)
 
     def list_for_user(self, user_id: str) -> list[PasskeyCredential]:
-        """Return the user's credentials, oldest first.
-
-        Raises:
-            TypeError: ``user_id`` is not a str.
-            StoreError: the database failed.
-            StoreUnavailableError: the database could not be reached.
-            CorruptRecordError: a row is malformed.
-        """
+        """See :meth:`PasskeyCredentialStore.list_for_user`."""
         user_id = _check_key("user_id", user_id)
         query = (
             sa.select(passkey_credentials)
             .where(_C.user_id == user_id)
             .order_by(_C.created_at, _C.credential_key)
         )
-        with _transaction(self._engine, read_only=True) as conn:
-            rows = _fetch(conn.execute(query))
-        return sorted(
-            (_credential_of(row) for row in rows), key=lambda c: (c.created_at, c.credential_id)
-        )
+        found = self._read_all(query, _credential_of)
+        return sorted(found, key=lambda c: (c.created_at, c.credential_id))
 
     def rename(self, credential_id: bytes, *, user_id: str, name: str) -> bool:
-        """Rename the user's credential. Returns ``False`` if the user has no such credential.
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: ``name`` is empty or too long.
-            StoreError: the database failed; nothing changed.
-            StoreUnavailableError: the database could not be reached; nothing changed.
-        """
+        """See :meth:`PasskeyCredentialStore.rename`."""
         key = credential_key(credential_id)
         user_id = _check_key("user_id", user_id)
-        name = _check_text("name", name, _NAME_LENGTH)
+        name = storable("name", name, _NAME_LENGTH)
         return self._change_one(
             sa.update(passkey_credentials)
             .where(_C.credential_key == key, _C.user_id == user_id)
@@ -196,69 +148,37 @@ class SqlPasskeyCredentialStore(_SqlStore):
         )
 
     def delete(self, credential_id: bytes, *, user_id: str) -> bool:
-        """Delete the user's credential. Returns ``False`` if the user has no such credential.
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            StoreError: the database failed; nothing changed.
-            StoreUnavailableError: the database could not be reached; nothing changed.
-        """
+        """See :meth:`PasskeyCredentialStore.delete`."""
         key = credential_key(credential_id)
         user_id = _check_key("user_id", user_id)
-        with _transaction(self._engine) as conn:
-            result = conn.execute(
-                sa.delete(passkey_credentials).where(
-                    _C.credential_key == key, _C.user_id == user_id
-                )
-            )
-            return result.rowcount == 1
+        mine = (_C.credential_key == key, _C.user_id == user_id)
+        return self._change_one(sa.delete(passkey_credentials).where(*mine))
 
     def forget_user(self, user_id: str) -> int:
-        """Delete the user's credentials and handle (ACC-7); return how many rows.
+        """See :meth:`PasskeyCredentialStore.forget_user`."""
+        return sum(self._delete_user(user_id))
 
-        Raises:
-            TypeError: ``user_id`` is not a str.
-            StoreError: the database failed; nothing changed.
-            StoreUnavailableError: the database could not be reached; nothing changed.
-        """
+    def delete_for_user(self, user_id: str) -> int:
+        """See :meth:`PasskeyCredentialStore.delete_for_user`."""
+        return self._delete_user(user_id)[0]
+
+    def _delete_user(self, user_id: str) -> tuple[int, int]:
+        """Delete the user's credentials and handle, in one transaction; return how many of
+        each."""
         user_id = _check_key("user_id", user_id)
         if not user_id:  # empty or unstorable: no such user
-            return 0
+            return 0, 0
         with _transaction(self._engine) as conn:
             count = conn.execute(sa.delete(passkey_credentials).where(_C.user_id == user_id))
             handle = conn.execute(sa.delete(passkey_user_handles).where(_H.user_id == user_id))
-            return int(count.rowcount + handle.rowcount)
-
-    def delete_for_user(self, user_id: str) -> int:
-        """Delete every credential of the user and the user's handle; return how many
-        credentials.
-
-        Raises:
-            TypeError: ``user_id`` is not a str.
-            StoreError: the database failed; nothing changed.
-            StoreUnavailableError: the database could not be reached; nothing changed.
-        """
-        user_id = _check_key("user_id", user_id)
-        with _transaction(self._engine) as conn:
-            count = conn.execute(
-                sa.delete(passkey_credentials).where(_C.user_id == user_id)
-            ).rowcount
-            conn.execute(sa.delete(passkey_user_handles).where(_H.user_id == user_id))
-            return count
+            return int(count.rowcount), int(handle.rowcount)
 
     def record_use(
         self, credential_id: bytes, *, sign_count: int, backed_up: bool, now: datetime
     ) -> UseOutcome:
-        """Record a login: one conditional ``UPDATE`` that only matches an unflagged row with a
-        smaller stored count (or 0 and 0); if it matches nothing, flag the row with a second
-        conditional ``UPDATE``, in the same transaction.
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: ``sign_count`` is out of range or ``now`` is naive.
-            StoreError: the database failed; nothing changed.
-            StoreUnavailableError: the database could not be reached; nothing changed.
-        """
+        """See :meth:`PasskeyCredentialStore.record_use`: one conditional ``UPDATE`` that
+        only matches an unflagged row with a smaller count (or 0 and 0), else a second one that
+        flags the row, in one transaction."""
         key = credential_key(credential_id)
         _check_count(sign_count)
         if not isinstance(backed_up, bool):
@@ -285,14 +205,7 @@ class SqlPasskeyCredentialStore(_SqlStore):
             return UseOutcome.UNKNOWN if exists is None else UseOutcome.FLAGGED
 
     def flag(self, credential_id: bytes, *, now: datetime) -> bool:
-        """Flag the credential as possibly cloned. Returns whether it was unflagged before.
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: ``now`` is naive.
-            StoreError: the database failed; nothing changed.
-            StoreUnavailableError: the database could not be reached; nothing changed.
-        """
+        """See :meth:`PasskeyCredentialStore.flag`."""
         key = credential_key(credential_id)
         now = ensure_aware_utc(now)
         return self._change_one(
@@ -348,7 +261,7 @@ def _values_of(credential: PasskeyCredential) -> dict[str, Any]:
     return {
         "credential_key": credential.key,
         "credential_id": check_bytes("credential_id", credential.credential_id, _MAX_CREDENTIAL_ID),
-        "user_id": _check_text("user_id", credential.user_id, _USER_LENGTH),
+        "user_id": storable("user_id", credential.user_id, _USER_LENGTH),
         "user_handle": check_bytes("user_handle", credential.user_handle, _MAX_HANDLE),
         "public_key": check_bytes("public_key", credential.public_key, _MAX_PUBLIC_KEY),
         "sign_count": credential.sign_count,
@@ -356,7 +269,7 @@ def _values_of(credential: PasskeyCredential) -> dict[str, Any]:
         "aaguid": credential.aaguid,
         "backup_eligible": bool(credential.backup_eligible),
         "backed_up": bool(credential.backed_up),
-        "name": _check_text("name", credential.name, _NAME_LENGTH),
+        "name": storable("name", credential.name, _NAME_LENGTH),
         "created_at": ensure_aware_utc(credential.created_at),
         "last_used_at": _aware_or_none(credential.last_used_at),
         "flagged_at": _aware_or_none(credential.flagged_at),

@@ -16,13 +16,13 @@ import sqlalchemy as sa
 from storno_security.clock import ensure_aware_utc
 from storno_security.errors import CorruptRecordError
 from storno_security.stores._adapters import SessionStates, _epoch
+from storno_security.stores._records import storable
 from storno_security.stores.sql._base import (
     _ID_LENGTH,
     _USER_LENGTH,
     _changed_each,
     _changed_one,
     _check_key,
-    _check_text,
     _ExactString,
     _fetch_one,
     _optional_time,
@@ -35,12 +35,7 @@ from storno_security.stores.sql._base import (
     metadata,
 )
 from storno_security.stores.sql._records import SqlRecords, records
-from storno_security.tokens.storage import (
-    RefreshFamily,
-    Rotation,
-    RotationOutcome,
-    SessionState,
-)
+from storno_security.tokens.storage import RefreshFamily, Rotation, RotationOutcome, SessionState
 
 __all__ = [
     "SqlRefreshFamilyStore",
@@ -78,16 +73,21 @@ refresh_tokens = sa.Table(
 )
 
 
-def _family_of(
-    family_id: object, user_id: object, created_at: object, expires_at: object
-) -> RefreshFamily:
+def _family_of(row: Any) -> RefreshFamily:
     """Build a family from a row, refusing values the library never writes."""
+    if row.family_id is None:  # a token without its family
+        raise CorruptRecordError(reason="orphan_token")
     return RefreshFamily(
-        family_id=_text_of(family_id, "bad_family_id"),
-        user_id=_text_of(user_id, "bad_user_id"),
-        created_at=_required_time(created_at),
-        expires_at=_required_time(expires_at),
+        family_id=_text_of(row.family_id, "bad_family_id"),
+        user_id=_text_of(row.user_id, "bad_user_id"),
+        created_at=_required_time(row.created_at),
+        expires_at=_required_time(row.expires_at),
     )
+
+
+def _new_token(token_hash: str, family_id: str) -> sa.Insert:
+    """``INSERT`` a live token of the family."""
+    return sa.insert(refresh_tokens).values(token_hash=token_hash, family_id=family_id)
 
 
 _F = refresh_families.c
@@ -134,32 +134,20 @@ class SqlRefreshFamilyStore(_SqlStore):
     """
 
     def create_family(self, family: RefreshFamily, *, token_hash: str) -> None:
-        """Store a new family whose live token has SHA-256 ``token_hash`` (hex).
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: an id or hash is empty or too long, or a time is naive.
-            StoreError: the family id or token hash exists already (``reason="duplicate"``),
-                or the database failed; nothing was written.
-            StoreUnavailableError: the database could not be reached.
-        """
+        """See :meth:`RefreshFamilyStore.create_family`."""
         if not isinstance(family, RefreshFamily):
             raise TypeError(f"family must be a RefreshFamily, not {type(family).__name__}")
         values = {
-            "family_id": _check_text("family_id", family.family_id, _ID_LENGTH),
-            "user_id": _check_text("user_id", family.user_id, _USER_LENGTH),
+            "family_id": storable("family_id", family.family_id, _ID_LENGTH),
+            "user_id": storable("user_id", family.user_id, _USER_LENGTH),
             "created_at": ensure_aware_utc(family.created_at),
             "expires_at": ensure_aware_utc(family.expires_at),
             "revoked_at": None,
         }
-        token_hash = _check_text("token_hash", token_hash, _ID_LENGTH)
+        token_hash = storable("token_hash", token_hash, _ID_LENGTH)
         with _transaction(self._engine, duplicate=True) as conn:
             conn.execute(sa.insert(refresh_families).values(**values))
-            conn.execute(
-                sa.insert(refresh_tokens).values(
-                    token_hash=token_hash, family_id=family.family_id, used_at=None
-                )
-            )
+            conn.execute(_new_token(token_hash, family.family_id))
 
     def rotate(
         self,
@@ -170,26 +158,14 @@ class SqlRefreshFamilyStore(_SqlStore):
         expected_user_id: str | None = None,
         grace: timedelta | None = None,
     ) -> Rotation:
-        """Atomically retire the token with hash ``presented_hash`` and make ``new_hash`` live.
+        """See :meth:`RefreshFamilyStore.rotate`.
 
         One conditional ``UPDATE`` claims the presented token if it is unused and its family is
         live, unexpired and (when given) ``expected_user_id``'s; of concurrent callers, exactly
         one sees a row count of 1 and rotates. A caller that claims nothing reads the token and
-        its family to name the outcome, in the order of
-        :meth:`~storno_security.tokens.storage.RefreshFamilyStore.rotate`, and revokes the
-        family on reuse.
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: ``new_hash`` is empty or too long, or ``now`` is naive.
-            StoreError: ``new_hash`` exists already (``reason="duplicate"``), or the database
-                failed; nothing changed.
-            StoreUnavailableError: the database could not be reached; nothing changed.
-            CorruptRecordError: the token's row or its family's row is malformed; nothing
-                changed.
-        """
+        its family to name the outcome, and revokes the family on reuse."""
         presented_hash = _check_key("presented_hash", presented_hash)
-        new_hash = _check_text("new_hash", new_hash, _ID_LENGTH)
+        new_hash = storable("new_hash", new_hash, _ID_LENGTH)
         now = ensure_aware_utc(now)
         if expected_user_id is not None:
             expected_user_id = _check_key("expected_user_id", expected_user_id)
@@ -208,7 +184,6 @@ class SqlRefreshFamilyStore(_SqlStore):
         )
         lookup = (
             sa.select(
-                _T.family_id.label("token_family_id"),
                 _T.used_at,
                 _T.successor_hash,
                 _F.family_id,
@@ -224,24 +199,16 @@ class SqlRefreshFamilyStore(_SqlStore):
         with _transaction(self._engine, duplicate=True) as conn:
             claimed = conn.execute(claim).rowcount
             row = _fetch_one(conn.execute(lookup))
-            if claimed == 1:
-                if row is None or row.family_id is None:
-                    raise CorruptRecordError(reason="orphan_token")
-                family = _family_of(row.family_id, row.user_id, row.created_at, row.expires_at)
-                conn.execute(
-                    sa.insert(refresh_tokens).values(
-                        token_hash=new_hash, family_id=family.family_id, used_at=None
-                    )
-                )
-                return Rotation(RotationOutcome.ROTATED, family)
-            if claimed != 0:  # the hash is the primary key
+            if claimed not in (0, 1):  # the hash is the primary key
                 raise CorruptRecordError(reason="duplicate_row")
-
             if row is None:
+                if claimed:
+                    raise CorruptRecordError(reason="orphan_token")
                 return Rotation(RotationOutcome.UNKNOWN)
-            if row.family_id is None:  # a token without its family
-                raise CorruptRecordError(reason="orphan_token")
-            family = _family_of(row.family_id, row.user_id, row.created_at, row.expires_at)
+            family = _family_of(row)
+            if claimed:
+                conn.execute(_new_token(new_hash, family.family_id))
+                return Rotation(RotationOutcome.ROTATED, family)
             used_at = _optional_time(row.used_at)
             revoked_at = _optional_time(row.revoked_at)
             if expected_user_id is not None and family.user_id != expected_user_id:
@@ -262,11 +229,7 @@ class SqlRefreshFamilyStore(_SqlStore):
                         .values(used_at=now)
                     )
                     if _changed_one(conn, replace):
-                        conn.execute(
-                            sa.insert(refresh_tokens).values(
-                                token_hash=new_hash, family_id=family.family_id, used_at=None
-                            )
-                        )
+                        conn.execute(_new_token(new_hash, family.family_id))
                         return Rotation(RotationOutcome.REISSUED, family)
                 conn.execute(_revoke_family(family.family_id, now))
                 return Rotation(RotationOutcome.REUSED, family)
@@ -279,19 +242,7 @@ class SqlRefreshFamilyStore(_SqlStore):
     def revoke_by_token(
         self, token_hash: str, *, now: datetime, expected_user_id: str
     ) -> RefreshFamily | None:
-        """Revoke the family of the token with this hash (logout), if it is ``expected_user_id``'s.
-
-        Returns:
-            The family, or ``None`` when the hash is unknown or belongs to another user (then
-            nothing changed). Revoking a revoked family again is not an error.
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: ``now`` is naive.
-            StoreError: the database failed; nothing changed.
-            StoreUnavailableError: the database could not be reached; nothing changed.
-            CorruptRecordError: the token's row or its family's row is malformed.
-        """
+        """See :meth:`RefreshFamilyStore.revoke_by_token`."""
         token_hash = _check_key("token_hash", token_hash)
         expected_user_id = _check_key("expected_user_id", expected_user_id)
         now = ensure_aware_utc(now)
@@ -304,46 +255,21 @@ class SqlRefreshFamilyStore(_SqlStore):
             row = _fetch_one(conn.execute(lookup))
             if row is None:
                 return None
-            if row.family_id is None:
-                raise CorruptRecordError(reason="orphan_token")
-            family = _family_of(row.family_id, row.user_id, row.created_at, row.expires_at)
+            family = _family_of(row)
             if family.user_id != expected_user_id:
                 return None
             conn.execute(_revoke_family(family.family_id, now))
             return family
 
     def revoke_family(self, family_id: str, *, now: datetime) -> bool:
-        """Revoke one family.
-
-        Returns:
-            Whether it was live before (``False`` for an unknown id).
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: ``now`` is naive.
-            StoreError: the database failed; nothing changed.
-            StoreUnavailableError: the database could not be reached; nothing changed.
-        """
+        """See :meth:`RefreshFamilyStore.revoke_family`."""
         family_id = _check_key("family_id", family_id)
         now = ensure_aware_utc(now)
         return self._change_one(_revoke_family(family_id, now))
 
     def revoke_user_families(self, user_id: str, *, now: datetime) -> list[str]:
-        """Revoke every live family of the user.
-
-        Each family is revoked by its own conditional ``UPDATE``, so of concurrent callers
-        exactly one reports it.
-
-        Returns:
-            The ids of the families this call revoked, sorted.
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: ``now`` is naive.
-            StoreError: the database failed; nothing changed.
-            StoreUnavailableError: the database could not be reached; nothing changed.
-            CorruptRecordError: a family id is malformed; nothing changed.
-        """
+        """See :meth:`RefreshFamilyStore.revoke_user_families`: a conditional ``UPDATE``
+        per family, so of concurrent callers exactly one reports it."""
         user_id = _check_key("user_id", user_id)
         now = ensure_aware_utc(now)
         live = sa.select(_F.family_id).where(_F.user_id == user_id, _F.revoked_at.is_(None))
@@ -365,17 +291,7 @@ class SqlRefreshFamilyStore(_SqlStore):
             return int(tokens.rowcount + families.rowcount)
 
     def purge_expired(self, *, now: datetime) -> int:
-        """Delete families (and their token hashes) whose ``expires_at`` is before ``now``.
-
-        Returns:
-            The number of families deleted.
-
-        Raises:
-            TypeError: ``now`` is not a datetime.
-            ValueError: ``now`` is naive.
-            StoreError: the database failed; nothing was deleted.
-            StoreUnavailableError: the database could not be reached; nothing was deleted.
-        """
+        """See :meth:`RefreshFamilyStore.purge_expired`."""
         now = ensure_aware_utc(now)
         dead = sa.select(_F.family_id).where(_F.expires_at < now)
         with _transaction(self._engine) as conn:
