@@ -103,10 +103,6 @@ ERROR_MAP: Final[tuple[tuple[type[BaseException], int, str, str], ...]] = (
 
 #: Codes and messages chosen by an error's ``reason`` where one class covers several answers.
 _BY_REASON: Final[Mapping[type[BaseException], Mapping[str, tuple[int, str, str]]]] = {
-    # A wrong current password when re-authenticating (ACC-6): the session stays valid.
-    e.InvalidPasswordError: {
-        "reauthentication": (403, "invalid_credentials", "The current password is not correct.")
-    },
     e.AccountExistsError: {
         "email_taken": (409, "email_taken", "An account with this email already exists."),
         "google_taken": (

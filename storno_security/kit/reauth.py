@@ -86,7 +86,7 @@ class ReauthFlows(AuthFlows):
                 what would do; ``reason`` is ``missing`` or ``stale_login``).
             InvalidStepUpTokenError: the step-up token is not a live token of this user for
                 this act.
-            InvalidPasswordError: the current password is wrong (``reason="reauthentication"``).
+            InvalidPasswordError: the current password is wrong.
             StoreError: a store failed.
         """
         act = _action(action)
@@ -109,9 +109,7 @@ class ReauthFlows(AuthFlows):
                 self.hasher.verify(current_password, user.password_hash)
             except (InvalidPasswordError, UnsupportedHashError) as exc:
                 self._reauth_failed(user, act, Proof.PASSWORD, exc)
-                # The audit event has the cause; the caller is told only "not you" (a 403,
-                # not a login's 401: the session itself is fine).
-                raise InvalidPasswordError(reason="reauthentication") from None
+                raise InvalidPasswordError(reason=exc.reason) from None
             return self._reauthenticated(user, act, Proof.PASSWORD)
         if Proof.FRESH_LOGIN in accepted and self._fresh(caller):
             return self._reauthenticated(user, act, Proof.FRESH_LOGIN)
