@@ -8,6 +8,7 @@ from typing import Any
 
 from reference_server import gdpr
 from reference_server.openapi import obj
+from reference_server.resources._account import proof, reauthenticated
 from reference_server.schemas import REAUTH_FIELDS
 from reference_server.web import Body, Ctx, Routes, iso
 from storno_security.audit import SecurityEventType
@@ -78,11 +79,7 @@ def export_my_data(ctx: Ctx, body: Body) -> None:
         )
     },
 )
+@reauthenticated
 def delete_me(ctx: Ctx, body: Body) -> None:
-    deletion = gdpr.delete_account(
-        ctx.server,
-        ctx.caller,
-        step_up_token=body.get("step_up_token"),
-        current_password=body.get("current_password"),
-    )
+    deletion = gdpr.delete_account(ctx.server, ctx.caller, **proof(body))
     ctx.json({"status": "deleted", "purge_after": iso(deletion.purge_after)}, status=202)

@@ -16,6 +16,7 @@ from reference_server.data.credentials import associated_data
 from reference_server.data.tables import new_id
 from reference_server.errors import ApiError
 from reference_server.openapi import obj
+from reference_server.resources._account import proof, reauthenticated
 from reference_server.schemas import REAUTH_FIELDS, TIME, string
 from reference_server.web import Body, Ctx, Routes, iso
 from storno_security.rbac import Authorization, Permission, canonical_uuid
@@ -142,6 +143,7 @@ def list_credentials(ctx: Ctx, body: Body) -> None:
     ),
     responses={201: _ITEM},
 )
+@reauthenticated
 def create_credential(ctx: Ctx, body: Body) -> None:
     auth, company_id = _company(ctx)
     secret = _secret_json(body["secret"])
@@ -152,8 +154,7 @@ def create_credential(ctx: Ctx, body: Body) -> None:
         secret,
         associated_data=associated_data(credential_id, company_id),
         secret_name=_label(body["provider"]),
-        step_up_token=body.get("step_up_token"),
-        current_password=body.get("current_password"),
+        **proof(body),
     )
     values = {"provider": body["provider"], "name": body["name"], "sealed": sealed}
     row = ctx.server.data.credentials.add(
@@ -178,6 +179,7 @@ def create_credential(ctx: Ctx, body: Body) -> None:
     ),
     responses={200: _ITEM},
 )
+@reauthenticated
 def replace_credential(ctx: Ctx, body: Body, credential_id: str) -> None:
     auth, company_id = _company(ctx)
     row = _credential(ctx, company_id, credential_id)
@@ -187,8 +189,7 @@ def replace_credential(ctx: Ctx, body: Body, credential_id: str) -> None:
         _secret_json(body["secret"]),
         associated_data=associated_data(row["id"], company_id),
         secret_name=_label(row["provider"]),
-        step_up_token=body.get("step_up_token"),
-        current_password=body.get("current_password"),
+        **proof(body),
     )
     changes = (
         {"sealed": sealed} if body.get("name") is None else {"sealed": sealed, "name": body["name"]}
@@ -216,7 +217,7 @@ def delete_credential(ctx: Ctx, body: Body, credential_id: str) -> None:
     ctx.no_content()
 
 
-def _reveal(ctx: Ctx, credential_id: str, *, step_up: str | None, password: str | None) -> None:
+def _reveal(ctx: Ctx, credential_id: str, **reauth: Any) -> None:
     auth, company_id = _company(ctx)
     row = _credential(ctx, company_id, credential_id)
     plain = ctx.kit.open_secret(
@@ -225,8 +226,7 @@ def _reveal(ctx: Ctx, credential_id: str, *, step_up: str | None, password: str 
         row["sealed"],
         associated_data=associated_data(row["id"], company_id),
         secret_name=_label(row["provider"]),
-        step_up_token=step_up,
-        current_password=password,
+        **reauth,
     )
     ctx.json({**_item(row), "secret": json.loads(plain.decode("utf-8"))})
 
@@ -245,8 +245,9 @@ def _reveal(ctx: Ctx, credential_id: str, *, step_up: str | None, password: str 
     parameters=(_STEP_UP_PARAM,),
     responses={200: _REVEALED},
 )
+@reauthenticated
 def reveal_secret(ctx: Ctx, body: Body, credential_id: str) -> None:
-    _reveal(ctx, credential_id, step_up=ctx.header(_STEP_UP_HEADER), password=None)
+    _reveal(ctx, credential_id, step_up_token=ctx.header(_STEP_UP_HEADER))
 
 
 @routes.post(
@@ -260,10 +261,6 @@ def reveal_secret(ctx: Ctx, body: Body, credential_id: str) -> None:
     body_required=False,
     responses={200: _REVEALED},
 )
+@reauthenticated
 def reveal_secret_reauthenticated(ctx: Ctx, body: Body, credential_id: str) -> None:
-    _reveal(
-        ctx,
-        credential_id,
-        step_up=body.get("step_up_token"),
-        password=body.get("current_password"),
-    )
+    _reveal(ctx, credential_id, **proof(body))
