@@ -4,8 +4,9 @@ The token is split and decoded strictly; the header may hold only ``alg``, ``kid
 ``alg`` must be on the policy's RSA allow-list, and the key is the JWKS entry named by ``kid``
 (with one refresh of the JWKS when the ``kid`` is unknown). The signature is checked with PyJWT's
 algorithm object for the policy's algorithm *before* the payload is parsed; then ``iss``, ``aud``
-(and ``azp`` for several audiences), ``exp``, ``iat``, ``nbf`` against the injected clock with a
-bounded leeway, ``sub``, ``email`` and ``email_verified``. Every failure raises one
+(and ``azp`` whenever present, required for several audiences), ``exp``, ``iat``, ``nbf``
+(numbers within the calendar, years 1 to 9999) against the injected clock with a bounded
+leeway, ``sub``, ``email`` and ``email_verified``. Every failure raises one
 :class:`~storno_security.errors.InvalidIdTokenError` whose ``reason`` names the cause.
 """
 
@@ -31,6 +32,9 @@ __all__ = ["GoogleIdTokenVerifier", "GoogleIdentity"]
 
 _ALGORITHMS: Final = get_default_algorithms()
 _MAX_TEXT: Final = 320  # longest email address; also bounds sub and name
+#: The NumericDates a datetime can hold: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
+_MIN_DATE: Final = -62_135_596_800
+_MAX_DATE: Final = 253_402_300_799
 
 
 def _reject(reason: str) -> InvalidIdTokenError:
@@ -41,9 +45,16 @@ def _number(payload: Mapping[str, Any], name: str) -> float:
     value = payload.get(name)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _reject(f"claim_{name}")
-    if not -(2**53) < value < 2**53:
+    if not _MIN_DATE <= value <= _MAX_DATE:  # huge, before year 1, after 9999 (NaN too)
         raise _reject(f"claim_{name}")
     return float(value)
+
+
+def _utc(value: float, name: str) -> datetime:
+    try:
+        return datetime.fromtimestamp(value, UTC)
+    except (OverflowError, OSError, ValueError):  # a float that rounds past 9999-12-31
+        raise _reject(f"claim_{name}") from None
 
 
 def _text(payload: Mapping[str, Any], name: str, *, required: bool) -> str | None:
@@ -194,27 +205,31 @@ class GoogleIdTokenVerifier:
             name=name,
             hosted_domain=hosted_domain,
             audience=audience,
-            issued_at=datetime.fromtimestamp(iat, UTC),
-            expires_at=datetime.fromtimestamp(exp, UTC),
+            issued_at=_utc(iat, "iat"),
+            expires_at=_utc(exp, "exp"),
         )
 
 
 def _audience(payload: Mapping[str, Any], client_ids: tuple[str, ...]) -> str:
+    """The client id the token is for: ``aud`` must name one of ours, and ``azp`` (the party it
+    was issued to), whenever it is present, must be one of ours too (OpenID Connect Core
+    3.1.3.7); with several audiences it must be present."""
     raw = payload.get("aud")
     if isinstance(raw, str):
-        if raw in client_ids:
-            return raw
+        audiences = [raw]
+    elif isinstance(raw, list) and raw and all(isinstance(a, str) for a in raw):
+        audiences = raw
+    else:
         raise _reject("audience")
-    if not isinstance(raw, list) or not raw or not all(isinstance(a, str) for a in raw):
-        raise _reject("audience")
-    ours = [str(a) for a in raw if a in client_ids]
+    ours = [a for a in audiences if a in client_ids]
     if not ours:
         raise _reject("audience")
-    if len(raw) > 1:  # OpenID Connect Core 3.1.3.7: several audiences need azp, and it is us
+    if "azp" in payload or len(audiences) > 1:
         azp = payload.get("azp")
         if not isinstance(azp, str) or azp not in client_ids:
             raise _reject("audience")
-        return azp
+        if len(audiences) > 1:
+            return azp
     return ours[0]
 
 

@@ -348,7 +348,7 @@ class VerifiedTokenCache:
         """The bound."""
         return self._max
 
-    def keys(self) -> list[bytes]:
+    def digests(self) -> list[bytes]:
         """Every key held (hashes, never tokens), oldest first within each shard."""
         return [key for shard in self._shards for key in list(shard)]
 

@@ -497,7 +497,7 @@ def test_cache_is_bounded_and_holds_no_token(
     for token in tokens:
         verifier.verify(token)
     assert len(cache) == 3
-    for key in cache.keys():
+    for key in cache.digests():
         assert len(key) == 32
         assert all(key not in token.encode() for token in tokens)
 
