@@ -18,8 +18,9 @@ Then the memory storage's scaling (issue 18): the login check (``RateLimiter.hit
 ``--max-keys 1000000`` for the full table), in steady churn: a new client address at every
 check and the clock moving so that each key lives one window, so as many keys expire as
 arrive. Per check (fastest of interleaved rounds) and the worst single check (CPU time of the
-thread, so that the scheduler's pauses on a shared machine do not count; collector pauses
-do). Targets: per check at the largest size <= 1.5x the cost at 1k; worst check <= 1 ms. The
+thread, the least over three batches of the slowest of each: a stall of the storage recurs in
+every batch, a one-off pause of a shared virtual machine's host does not; collector pauses
+count). Targets: per check at the largest size <= 1.5x the cost at 1k; worst check <= 1 ms. The
 storage used to sweep every key once per 4,096 checks under its only lock (82 ms at a million
 keys).
 
@@ -161,7 +162,7 @@ class ChurnAtSize:
             self.clock.advance(self.step)
             self.limiter.hit("login", address)
         self.batches = [self._addresses(ops) for _ in range(rounds)]
-        self.worst_batch = self._addresses(ops)
+        self.worst_batches = [self._addresses(ops) for _ in range(rounds)]
 
     def _addresses(self, count: int) -> list[str]:
         start, self.next = self.next, self.next + count
@@ -181,19 +182,21 @@ class ChurnAtSize:
         return (time.perf_counter() - t0) / len(batch) * 1e9
 
     def worst_ms(self) -> float:
-        worst = 0.0
-        hit, advance, step, thread_time = (
-            self.limiter.hit,
-            self.clock.advance,
-            self.step,
-            time.thread_time,
-        )
-        for address in self.worst_batch:
-            advance(step)
-            t0 = thread_time()
-            hit("login", address)
-            worst = max(worst, thread_time() - t0)
-        return worst * 1e3
+        """The slowest single check in CPU time of this thread: the least of the slowest of each
+        batch (a stall of the storage recurs in every batch, a one-off pause of a shared
+        virtual machine's host does not)."""
+        hit, advance, step = self.limiter.hit, self.clock.advance, self.step
+        thread_time = time.thread_time
+        slowest = []
+        for batch in self.worst_batches:
+            worst = 0.0
+            for address in batch:
+                advance(step)
+                t0 = thread_time()
+                hit("login", address)
+                worst = max(worst, thread_time() - t0)
+            slowest.append(worst)
+        return min(slowest) * 1e3
 
 
 def memory_scaling(max_keys: int, ops: int, rounds: int = 3) -> bool:
