@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 
+from storno_security._jws import numeric_date
 from storno_security.errors import InvalidLicenseError
 from storno_security.license.model import Entitlements, License
 
 #: The ``typ`` header of a license, so no other JWT signed by the same key passes as one.
 LICENSE_TYPE: Final = "license+jwt"
-
-#: The NumericDates a datetime can hold: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
-MIN_DATE: Final = -62_135_596_800
-MAX_DATE: Final = 253_402_300_799
 
 
 def reject(reason: str) -> InvalidLicenseError:
@@ -29,15 +26,10 @@ def _string(payload: Mapping[str, Any], name: str) -> str:
 
 
 def _date(payload: Mapping[str, Any], name: str) -> datetime:
-    value = payload.get(name)
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    moment = numeric_date(payload.get(name))  # None outside years 1 to 9999
+    if moment is None:
         raise reject(f"claim_{name}")
-    if not MIN_DATE <= value <= MAX_DATE:  # huge, before year 1, after 9999 (NaN too)
-        raise reject(f"claim_{name}")
-    try:
-        return datetime.fromtimestamp(value, UTC)
-    except (OverflowError, OSError, ValueError):  # a float that rounds past 9999-12-31
-        raise reject(f"claim_{name}") from None
+    return moment
 
 
 def _limit(payload: Mapping[str, Any], name: str) -> int | None:

@@ -9,8 +9,9 @@ from datetime import datetime, timedelta
 import attrs
 import jwt
 
+from storno_security._jws import MAX_NUMERIC_DATE, MIN_NUMERIC_DATE
 from storno_security.clock import Clock, ensure_aware_utc
-from storno_security.license._claims import LICENSE_TYPE, MAX_DATE, MIN_DATE, license_from_payload
+from storno_security.license._claims import LICENSE_TYPE, license_from_payload
 from storno_security.license.keys import LicenseSigningKey
 from storno_security.license.model import Entitlements, License
 
@@ -111,7 +112,7 @@ class LicenseIssuer:
         now = int(self._clock.now().timestamp())
         start = now if not_before is None else int(ensure_aware_utc(not_before).timestamp())
         end = start + int(valid_for.total_seconds())
-        if start < MIN_DATE or end > MAX_DATE:
+        if start < MIN_NUMERIC_DATE or end > MAX_NUMERIC_DATE:
             raise ValueError("not_before + valid_for must fall within years 1 to 9999")
         payload: dict[str, object] = {
             "iss": self._issuer,

@@ -13,7 +13,7 @@ leeway, ``sub``, ``email`` and ``email_verified``. Every failure raises one
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 
 import attrs
@@ -22,7 +22,14 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from jwt.algorithms import RSAAlgorithm, get_default_algorithms
 
 from storno_security._compare import constant_time_equal
-from storno_security._jws import compact_parts, restricted_header, segment_bytes, segment_json
+from storno_security._jws import (
+    compact_parts,
+    numeric_date,
+    numeric_date_in_range,
+    restricted_header,
+    segment_bytes,
+    segment_json,
+)
 from storno_security.clock import Clock
 from storno_security.errors import IdentityProviderUnavailableError, InvalidIdTokenError
 from storno_security.oidc.jwks import JwksFetcher
@@ -32,9 +39,6 @@ __all__ = ["GoogleIdTokenVerifier", "GoogleIdentity"]
 
 _ALGORITHMS: Final = get_default_algorithms()
 _MAX_TEXT: Final = 320  # longest email address; also bounds sub and name
-#: The NumericDates a datetime can hold: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
-_MIN_DATE: Final = -62_135_596_800
-_MAX_DATE: Final = 253_402_300_799
 
 
 def _reject(reason: str) -> InvalidIdTokenError:
@@ -43,18 +47,16 @@ def _reject(reason: str) -> InvalidIdTokenError:
 
 def _number(payload: Mapping[str, Any], name: str) -> float:
     value = payload.get(name)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _reject(f"claim_{name}")
-    if not _MIN_DATE <= value <= _MAX_DATE:  # huge, before year 1, after 9999 (NaN too)
+    if not numeric_date_in_range(value):  # huge, before year 1, after 9999, NaN
         raise _reject(f"claim_{name}")
     return float(value)
 
 
 def _utc(value: float, name: str) -> datetime:
-    try:
-        return datetime.fromtimestamp(value, UTC)
-    except (OverflowError, OSError, ValueError):  # a float that rounds past 9999-12-31
-        raise _reject(f"claim_{name}") from None
+    moment = numeric_date(value)  # None for a float that rounds past 9999-12-31
+    if moment is None:
+        raise _reject(f"claim_{name}")
+    return moment
 
 
 def _text(payload: Mapping[str, Any], name: str, *, required: bool) -> str | None:

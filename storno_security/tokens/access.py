@@ -40,7 +40,14 @@ from typing import Any, Final, NamedTuple
 import attrs
 import jwt
 
-from storno_security._jws import RSA_SIGNATURE_CHECKS, SignatureCheck, restricted_header
+from storno_security._jws import (
+    MIN_NUMERIC_DATE,
+    RSA_SIGNATURE_CHECKS,
+    SignatureCheck,
+    numeric_date,
+    numeric_date_in_range,
+    restricted_header,
+)
 from storno_security._jws import segment_bytes as _segment_bytes
 from storno_security._jws import segment_json as _segment_json
 from storno_security.clock import Clock, ensure_aware_utc
@@ -66,10 +73,6 @@ _REGISTERED: Final = frozenset({"iss", "aud", "sub", "iat", "nbf", "exp", "jti",
 #: The optional registered claim (OIDC Core section 2): when the person last authenticated.
 _AUTH_TIME: Final = "auth_time"
 
-#: The NumericDates a datetime can hold: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
-_MIN_DATE: Final = -62_135_596_800
-_MAX_DATE: Final = 253_402_300_799
-
 #: The signature check per algorithm, looked up on every call (tests count the calls).
 _SIGNATURE_CHECKS: Final[dict[str, SignatureCheck]] = dict(RSA_SIGNATURE_CHECKS)
 
@@ -85,18 +88,16 @@ def _numeric_date(payload: Mapping[str, Any], name: str) -> int | float:
     """A JSON number within the calendar: huge, negative beyond year 1, or non-finite numbers
     are refused here, so no date arithmetic below can overflow."""
     value = payload.get(name)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _reject(f"claim_{name}")
-    if not _MIN_DATE <= value <= _MAX_DATE:  # NaN fails this too
+    if not numeric_date_in_range(value):
         raise _reject(f"claim_{name}")
     return value
 
 
 def _utc(value: int | float, reason: str) -> datetime:
-    try:
-        return datetime.fromtimestamp(value, UTC)
-    except (OverflowError, OSError, ValueError):  # a float that rounds past 9999-12-31
-        raise _reject(reason) from None
+    moment = numeric_date(value)  # None for a float that rounds past 9999-12-31
+    if moment is None:
+        raise _reject(reason)
+    return moment
 
 
 @attrs.frozen
@@ -168,7 +169,7 @@ def _auth_time_claim(auth_time: datetime | None, extra: Mapping[str, Any], now: 
             raise ValueError("the auth_time claim must be an int (seconds since the epoch)")
     else:
         return None
-    if not _MIN_DATE <= value <= now:
+    if not MIN_NUMERIC_DATE <= value <= now:
         raise ValueError("auth_time must not be later than the time of issue")
     return value
 
@@ -535,7 +536,7 @@ class AccessTokenVerifier:
             if (
                 isinstance(auth_time, bool)
                 or not isinstance(auth_time, int)
-                or not _MIN_DATE <= auth_time <= _MAX_DATE
+                or not numeric_date_in_range(auth_time)
             ):
                 raise _reject("claim_auth_time")
             auth_excess = auth_time - iat
