@@ -306,10 +306,10 @@ class VerifiedTokenCache:
     """A bounded map from SHA-256(policy fingerprint || token) to verified claims.
 
     Holds hashes, never tokens. Every operation costs O(1), whatever the size: the entries are
-    spread by hash over shards of at most about 2,048, each an insertion-ordered map with its
-    own lock, and when a shard is full its oldest entry goes first (so the cache as a whole
-    evicts in about the order entries came). No operation ever walks or rebuilds more than one
-    shard. Thread-safe: lookups take no lock; inserts and evictions lock one shard.
+    spread by hash over shards of at most about 2,048, each an insertion-ordered map, and when
+    a shard is full its oldest entry goes first (so the cache as a whole evicts in about the
+    order entries came). No operation ever walks or rebuilds more than one shard. Thread-safe:
+    lookups take no lock; inserts and evictions take one short lock.
 
     One cache may be shared by several verifiers, of the same policy or not: each verifier's keys
     start with the fingerprint of the policy parts its cached checks depend on (issuer,
@@ -320,7 +320,7 @@ class VerifiedTokenCache:
         max_entries: the bound (at least 1).
     """
 
-    __slots__ = ("_bounds", "_locks", "_mask", "_max", "_shards")
+    __slots__ = ("_base", "_extra", "_lock", "_mask", "_max", "_shards")
 
     def __init__(self, max_entries: int = 10_000) -> None:
         if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 1:
@@ -328,15 +328,14 @@ class VerifiedTokenCache:
         count = 1
         while count * _SHARD_SIZE < max_entries and count < _MAX_SHARDS:
             count *= 2
-        base, extra = divmod(max_entries, count)
         self._max = max_entries
         self._mask = count - 1
-        # The bounds add up to max_entries exactly.
-        self._bounds = tuple(base + (1 if i < extra else 0) for i in range(count))
+        # Shard i holds at most _base + (i < _extra) entries: the bounds add up to max_entries.
+        self._base, self._extra = divmod(max_entries, count)
         self._shards: tuple[OrderedDict[bytes, _CacheEntry], ...] = tuple(
             OrderedDict() for _ in range(count)
         )
-        self._locks = tuple(threading.Lock() for _ in range(count))
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return sum(map(len, self._shards))
@@ -361,21 +360,20 @@ class VerifiedTokenCache:
         """Store ``entry``, evicting the oldest entry of its shard beyond the bound."""
         index = hash(key) & self._mask
         shard = self._shards[index]
-        with self._locks[index]:
+        with self._lock:
             shard[key] = entry
-            if len(shard) > self._bounds[index]:
+            if len(shard) > self._base + (index < self._extra):
                 shard.popitem(last=False)
 
     def discard(self, key: bytes) -> None:
         """Forget ``key`` if present."""
-        index = hash(key) & self._mask
-        with self._locks[index]:
-            self._shards[index].pop(key, None)
+        with self._lock:
+            self._shards[hash(key) & self._mask].pop(key, None)
 
     def clear(self) -> None:
         """Forget everything."""
-        for shard, lock in zip(self._shards, self._locks, strict=True):
-            with lock:
+        with self._lock:
+            for shard in self._shards:
                 shard.clear()
 
 
