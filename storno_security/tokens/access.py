@@ -17,8 +17,8 @@ Verified tokens are remembered in a bounded :class:`VerifiedTokenCache` keyed by
 verifier's policy fingerprint (issuer, audience, allowed algorithms) followed by the token: a
 token seen before costs a hash and a dictionary lookup, not an RSA verification, and a cache
 shared by verifiers of different policies never lets one stand in for another's checks. A hit
-gives exactly what verifying the token again would: the entry remembers the key object that
-verified it (a ring whose ``kid`` now names another key verifies again), every check that
+gives exactly what verifying the token again would: the entry remembers the key that verified
+it (a ring whose ``kid`` now names another key verifies again), every check that
 depends on the clock or the leeway (``exp``, ``nbf``, ``iat``, ``auth_time``) is made again, an
 entry never outlives the token's ``exp``, dies with its key's retirement, and the session state
 is checked on every call.
@@ -274,19 +274,25 @@ def _policy_fingerprint(policy: TokenPolicy) -> bytes:
     """SHA-256 of what a cached verification checked once and a hit does not check again.
 
     The issuer, the audience and the allowed algorithms. Not the leeway (applied at every hit),
-    the ring (every hit looks its ``kid`` up in the verifier's own ring and must find the very
-    key object that verified the token) nor the session store (consulted on every call).
+    the ring (every hit looks its ``kid`` up in the verifier's own ring and must find the key
+    that verified the token) nor the session store (consulted on every call).
     """
     scope = [policy.issuer, policy.audience, sorted(policy.algorithms), ACCESS_TOKEN_TYPE]
     return hashlib.sha256(json.dumps(scope, separators=(",", ":")).encode()).digest()
+
+
+def _same_key(a: PublicKey, b: PublicKey) -> bool:
+    """Whether two key objects (of two rings, say, loaded from the same PEM) hold one key."""
+    return a.key.public_numbers() == b.key.public_numbers()
 
 
 class _CacheEntry(NamedTuple):
     """What a hit needs to give the answer a full verification would give now."""
 
     claims: AccessTokenClaims
-    #: The key object that verified the signature: a hit in a ring where the ``kid`` names
-    #: another object verifies again.
+    #: The key that verified the signature: a hit in a ring where the ``kid`` names another
+    #: key verifies again (the same object is the fast path; another object holding the same
+    #: key is compared by its numbers).
     public: PublicKey
     #: ``max(nbf, iat)``: before it (less the leeway) the token is not yet valid.
     not_before: float
@@ -444,7 +450,10 @@ class AccessTokenVerifier:
         if entry is not None:
             claims = entry.claims
             public = self._ring.verification_key(claims.kid)
-            if public is entry.public:
+            if public is None:
+                cache.discard(key)
+                raise _reject("unknown_key")
+            if public is entry.public or _same_key(public, entry.public):
                 leeway = self._leeway
                 if now >= entry.expires + leeway:
                     cache.discard(key)
@@ -454,9 +463,6 @@ class AccessTokenVerifier:
                 if entry.auth_excess > leeway:
                     raise _reject("claim_auth_time")
                 return self._check_session(claims)
-            if public is None:
-                cache.discard(key)
-                raise _reject("unknown_key")
             # The kid names another key now: verify again, exactly as on first sight.
         claims, entry = self._verify_uncached(token, now)
         self._check_session(claims)

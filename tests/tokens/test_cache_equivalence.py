@@ -299,3 +299,29 @@ def test_a_kid_that_comes_to_name_another_key_verifies_again() -> None:
         assert info.value.reason == "signature"
     ring.add_verification_key(old.public)  # the right key again: verifies, from scratch
     assert cached.verify(token).subject == "u"
+
+
+@pytest.mark.spec("JWT-3")
+def test_rings_holding_the_same_key_in_other_objects_share_hits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two rings loaded from the same PEMs hold different objects of one key: a token one
+    verifier cached is a hit for the other, without another RSA verification."""
+    from storno_security.tokens import access as access_module
+    from storno_security.tokens import load_public_key
+
+    key = _keys()[0]
+    clock = FrozenClock(START)
+    shared = VerifiedTokenCache()
+    first, _ = _pair(KeyRing(key), clock, shared)
+    other_ring = KeyRing(_keys()[1], verify_only=[load_public_key(key.public.public_pem())])
+    second, _ = _pair(other_ring, clock, shared)
+    token = _token(key, int(START.timestamp()))
+    first.verify(token)
+    calls = []
+    real = access_module._SIGNATURE_CHECKS["RS256"]
+    monkeypatch.setitem(
+        access_module._SIGNATURE_CHECKS, "RS256", lambda *a: calls.append(1) or real(*a)
+    )
+    assert second.verify(token).subject == "u"
+    assert calls == []
