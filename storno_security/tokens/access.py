@@ -305,7 +305,15 @@ class _CacheEntry(NamedTuple):
 #: Entries per shard of a :class:`VerifiedTokenCache`, at most about this many: a shard's
 #: hash table is rebuilt now and then as entries come and go, and that costs O(shard size).
 _SHARD_SIZE: Final = 2048
-_MAX_SHARDS: Final = 8192
+#: Shards are picked by the first two bytes of the key (a SHA-256 digest, so uniform): at most
+#: 65,536, so even the largest cache a policy allows (10 million) keeps shards of about 150.
+_MAX_SHARDS: Final = 65536
+_KEY_BYTES: Final = 32
+
+
+def _shard(key: bytes, mask: int) -> int:
+    # Two bytes of the digest: far cheaper than hash(), which a fresh bytes object computes.
+    return (key[0] << 8 | key[1]) & mask
 
 
 class VerifiedTokenCache:
@@ -321,6 +329,8 @@ class VerifiedTokenCache:
     start with the fingerprint of the policy parts its cached checks depend on (issuer,
     audience, allowed algorithms), so a token verified under one policy is never served from
     the cache to a verifier of another.
+
+    Keys are SHA-256 digests (32 bytes), as the verifiers make them.
 
     Args:
         max_entries: the bound (at least 1).
@@ -360,11 +370,19 @@ class VerifiedTokenCache:
 
     def get(self, key: bytes) -> _CacheEntry | None:
         """The entry for ``key``, or ``None``."""
-        return self._shards[hash(key) & self._mask].get(key)
+        if len(key) != _KEY_BYTES:
+            return None
+        return self._shards[_shard(key, self._mask)].get(key)
 
     def put(self, key: bytes, entry: _CacheEntry) -> None:
-        """Store ``entry``, evicting the oldest entry of its shard beyond the bound."""
-        index = hash(key) & self._mask
+        """Store ``entry``, evicting the oldest entry of its shard beyond the bound.
+
+        Raises:
+            ValueError: ``key`` is not 32 bytes long.
+        """
+        if len(key) != _KEY_BYTES:
+            raise ValueError("a cache key is a SHA-256 digest (32 bytes)")
+        index = _shard(key, self._mask)
         shard = self._shards[index]
         with self._lock:
             shard[key] = entry
@@ -373,8 +391,10 @@ class VerifiedTokenCache:
 
     def discard(self, key: bytes) -> None:
         """Forget ``key`` if present."""
+        if len(key) != _KEY_BYTES:
+            return
         with self._lock:
-            self._shards[hash(key) & self._mask].pop(key, None)
+            self._shards[_shard(key, self._mask)].pop(key, None)
 
     def clear(self) -> None:
         """Forget everything."""
@@ -416,6 +436,9 @@ class AccessTokenVerifier:
         if cache is None and policy.verified_cache_size:
             cache = VerifiedTokenCache(policy.verified_cache_size)
         self._cache = cache
+        # the cache's shards, looked up directly on the hot path (VerifiedTokenCache.get)
+        self._cache_shards = cache._shards if cache is not None else ()
+        self._cache_mask = cache._mask if cache is not None else 0
         self._leeway = policy.leeway.total_seconds()
         self._max_bytes = policy.max_token_bytes
         self._algorithms = frozenset(policy.algorithms)
@@ -446,7 +469,7 @@ class AccessTokenVerifier:
             return self._check_session(claims)
         # Fixed-length prefix, so (scope, token) pairs never collide by concatenation.
         key = hashlib.sha256(self._cache_scope + token.encode("ascii")).digest()
-        entry = cache._shards[hash(key) & cache._mask].get(key)  # VerifiedTokenCache.get
+        entry = self._cache_shards[(key[0] << 8 | key[1]) & self._cache_mask].get(key)  # _shard
         if entry is not None:
             claims = entry.claims
             public = self._ring.verification_key(claims.kid)
