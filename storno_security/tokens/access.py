@@ -76,6 +76,8 @@ _AUTH_TIME: Final = "auth_time"
 #: The signature check per algorithm, looked up on every call (tests count the calls).
 _SIGNATURE_CHECKS: Final[dict[str, SignatureCheck]] = dict(RSA_SIGNATURE_CHECKS)
 
+_sha256: Final = hashlib.sha256
+
 #: Header segments a verifier remembers at most (one per signing key is what a ring produces).
 _MAX_HEADERS: Final = 32
 
@@ -468,7 +470,7 @@ class AccessTokenVerifier:
             claims, _ = self._verify_uncached(token, now)
             return self._check_session(claims)
         # Fixed-length prefix, so (scope, token) pairs never collide by concatenation.
-        key = hashlib.sha256(self._cache_scope + token.encode("ascii")).digest()
+        key = _sha256(self._cache_scope + token.encode("ascii")).digest()
         entry = self._cache_shards[(key[0] << 8 | key[1]) & self._cache_mask].get(key)  # _shard
         if entry is not None:
             claims = entry.claims
@@ -485,7 +487,15 @@ class AccessTokenVerifier:
                     raise _reject("not_yet_valid")
                 if entry.auth_excess > leeway:
                     raise _reject("claim_auth_time")
-                return self._check_session(claims)
+                # _check_session, inline on the hot path
+                state = self._sessions.session_state(
+                    user_id=claims.subject, session_id=claims.session_id
+                )
+                if claims.epoch < state.epoch:
+                    raise _reject("session_epoch")
+                if state.revoked:
+                    raise _reject("session_revoked")
+                return claims
             # The kid names another key now: verify again, exactly as on first sight.
         claims, entry = self._verify_uncached(token, now)
         self._check_session(claims)
