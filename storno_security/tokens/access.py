@@ -374,7 +374,7 @@ class VerifiedTokenCache:
         """The entry for ``key``, or ``None``."""
         if len(key) != _KEY_BYTES:
             return None
-        return self._shards[_shard(key, self._mask)].get(key)
+        return self._shards[(key[0] << 8 | key[1]) & self._mask].get(key)  # _shard, inline
 
     def put(self, key: bytes, entry: _CacheEntry) -> None:
         """Store ``entry``, evicting the oldest entry of its shard beyond the bound.
@@ -384,7 +384,7 @@ class VerifiedTokenCache:
         """
         if len(key) != _KEY_BYTES:
             raise ValueError("a cache key is a SHA-256 digest (32 bytes)")
-        index = _shard(key, self._mask)
+        index = (key[0] << 8 | key[1]) & self._mask  # _shard, inline
         shard = self._shards[index]
         with self._lock:
             shard[key] = entry
