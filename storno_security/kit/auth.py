@@ -85,10 +85,7 @@ class AuthFlows(KitCore):
                 being started (a password change racing the login); log in again.
             StoreError: a store failed; no session exists.
         """
-        now = self.clock.now()
-        pair = self.sessions.start(
-            user.user_id, extra_claims={AUTH_TIME_CLAIM: int(now.timestamp())}
-        )
+        pair = self.sessions.start(user.user_id, auth_time=self.clock.now())
         self.emit(
             SecurityEventType.LOGIN_SUCCEEDED,
             actor_id=user.user_id,
@@ -562,14 +559,6 @@ class AuthFlows(KitCore):
         return Caller(user_id=claims.subject, kind="user", claims=claims)
 
     def auth_time(self, caller: Caller) -> datetime | None:
-        """When the caller's session was authenticated (``None`` for API keys and sessions
-        whose token carries no ``auth_time``)."""
-        if caller.claims is None:
-            return None
-        value = caller.claims.extra.get(AUTH_TIME_CLAIM)
-        if isinstance(value, bool) or not isinstance(value, int):
-            return None
-        try:
-            return datetime.fromtimestamp(value, tz=self.clock.now().tzinfo)
-        except (OverflowError, OSError, ValueError):
-            return None
+        """When the caller's session was authenticated (``None`` for API keys and for tokens
+        from a refresh, which never carry it)."""
+        return caller.claims.auth_time if caller.claims is not None else None
