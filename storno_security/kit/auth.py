@@ -49,11 +49,8 @@ from storno_security.rbac.model import Membership
 from storno_security.rbac.permissions import Role
 from storno_security.tokens.sessions import TokenPair
 
-__all__ = ["AUTH_TIME_CLAIM", "AuthFlows"]
+__all__ = ["AuthFlows"]
 
-#: The access-token claim (OIDC's name) for when the person last proved who they are: set at
-#: login, never by a refresh, so a refreshed (or stolen refresh) token is never fresh (ACC-6).
-AUTH_TIME_CLAIM = "auth_time"
 
 _MFA_METHODS = ("totp", "backup_code", "passkey")
 
