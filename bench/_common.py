@@ -17,6 +17,11 @@ from typing import Any
 
 import redis
 
+#: A clock for a benchmark: ``time.perf_counter`` (wall time) or ``time.thread_time`` (CPU time
+#: of the calling thread: for CPU-bound code on a machine shared with other jobs, it leaves out
+#: the time the scheduler gives to others).
+Timer = Callable[[], float]
+
 
 def calibrate(
     fn: Callable[[], object], seconds: float, *, warmup: int = 200, minimum: int = 100
@@ -33,12 +38,14 @@ def calibrate(
     return max(minimum, int(n * seconds / 0.05)), warmup + n
 
 
-def micros_per_call(fn: Callable[[], object], calls: int) -> float:
+def micros_per_call(
+    fn: Callable[[], object], calls: int, *, timer: Timer = time.perf_counter
+) -> float:
     """µs/op of ``calls`` calls of ``fn`` back to back."""
-    t0 = time.perf_counter()
+    t0 = timer()
     for _ in range(calls):
         fn()
-    return (time.perf_counter() - t0) / calls * 1e6
+    return (timer() - t0) / calls * 1e6
 
 
 def measure(
@@ -57,7 +64,11 @@ def measure(
 
 
 def measure_interleaved(
-    functions: dict[str, Callable[[], object]], seconds: float, rounds: int = 7
+    functions: dict[str, Callable[[], object]],
+    seconds: float,
+    rounds: int = 7,
+    *,
+    timer: Timer = time.perf_counter,
 ) -> dict[str, list[float]]:
     """µs/op of each function in each of ``rounds`` rounds; within a round the functions run
     back to back, so a ratio of two figures of the same round compares like with like on a
@@ -66,7 +77,7 @@ def measure_interleaved(
     results: dict[str, list[float]] = {name: [] for name in functions}
     for _ in range(rounds):
         for name, fn in functions.items():
-            results[name].append(micros_per_call(fn, counts[name]))
+            results[name].append(micros_per_call(fn, counts[name], timer=timer))
     return results
 
 

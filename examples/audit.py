@@ -65,7 +65,8 @@ def main() -> None:
             details={"method": "password"},
         )
         pair = sessions.start(USER)
-        sessions.refresh(pair.refresh_token)
+        successor = sessions.refresh(pair.refresh_token)
+        sessions.refresh(successor.refresh_token)  # the client moved on
         try:
             sessions.refresh(pair.refresh_token)  # the old token again: stolen and replayed
         except RefreshTokenReuseError:

@@ -42,7 +42,8 @@ def main() -> None:
         print("me: role", me.json["role"], "in", me.json["organization"]["name"])
 
         refresh = login.json["refresh_token"]
-        post("/api/auth/refresh", {"refresh_token": refresh})
+        successor = post("/api/auth/refresh", {"refresh_token": refresh}).json["refresh_token"]
+        post("/api/auth/refresh", {"refresh_token": successor})  # the client moved on
         reused = post("/api/auth/refresh", {"refresh_token": refresh})
         print("refresh token reused:", reused.status_code, reused.json["code"])
 

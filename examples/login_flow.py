@@ -57,6 +57,7 @@ def main() -> None:
     print("access token for", verifier.verify(pair.access_token).subject)
 
     renewed = sessions.refresh(pair.refresh_token)
+    renewed = sessions.refresh(renewed.refresh_token)  # the client moved on
     try:
         sessions.refresh(pair.refresh_token)  # a stolen, already-used token
     except RefreshTokenReuseError:

@@ -1,7 +1,8 @@
 """Rate limiting the login endpoint: 5 attempts a minute per client, then 429 with Retry-After.
 
 A frozen clock lets the example move through the minute without sleeping. Memory storage counts
-per process; several workers share one Redis instead: RateLimiter.from_uri("redis://...").
+per process; several workers share one Redis instead:
+``RateLimiter(storno_security.stores.storage_from_uri("redis://..."), ...)``.
 
 Run: python examples/rate_limit.py
 """

@@ -43,7 +43,7 @@ from storno_security.errors import (
 __all__ = ["PasswordHasher", "VerifiedPassword"]
 
 _PREFIX = "$bcrypt-hmac-sha256$v1"
-_BCRYPT_RE = re.compile(r"\$(2[aby])\$(\d\d)\$([./A-Za-z0-9]{22})([./A-Za-z0-9]{31})")
+_BCRYPT_RE = re.compile(r"\$(2[aby])\$([0-9]{2})\$([./A-Za-z0-9]{22})([./A-Za-z0-9]{31})")
 _BCRYPT_MAX_BYTES = 72
 _BCRYPT_ALPHABET = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 

@@ -299,18 +299,20 @@ def personal_key_name(name: str) -> bool:
 
 _JWT_RE: Final = re.compile(r"eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}\.")
 #: An ``af_`` API key, wherever it starts (``xaf_...`` too).
-_API_KEY_RE: Final = re.compile(r"af_[A-Za-z0-9_-]{16,}", re.IGNORECASE)
+_API_KEY_RE: Final = re.compile(r"af_[A-Za-z0-9_-]{16,}", re.IGNORECASE | re.ASCII)
 #: 32 or more hex digits, single hyphens allowed between them (hex secrets, UUIDs, digests).
 _LONG_HEX_RE: Final = re.compile(r"[0-9A-Fa-f](?:-?[0-9A-Fa-f]){31,}")
 _RUN_RE: Final = re.compile(r"[A-Za-z0-9+/_=-]{24,}")
 _HEX_RUN_RE: Final = re.compile(r"[0-9A-Fa-f-]+")
-_BASE32_RE: Final = re.compile(r"[A-Z2-7]{24,}={0,6}", re.IGNORECASE)
+_BASE32_RE: Final = re.compile(r"[A-Z2-7]{24,}={0,6}", re.IGNORECASE | re.ASCII)
 #: Groups of base32 characters separated by single spaces, as authenticator apps show them.
 _BASE32_GROUPS_RE: Final = re.compile(
     r"(?<![A-Za-z0-9])[A-Za-z2-7]{3,8}(?: [A-Za-z2-7]{1,8})+(?![A-Za-z0-9])"
 )
 #: An email address anywhere in a value.
-_EMAIL_RE: Final = re.compile(r"[^\s@<>()\[\],;:\"']+@[^\s@<>()\[\],;:\"']+\.[A-Za-z]{2,}")
+_EMAIL_RE: Final = re.compile(
+    r"[^\s@<>()\[\],;:\"']+@[^\s@<>()\[\],;:\"']+\.[A-Za-z]{2,}", re.ASCII
+)
 
 
 def _random_run(run: str) -> bool:

@@ -68,11 +68,11 @@ _IMPLIED: Final = {
 
 #: The action families an API key can never perform, whatever its scope or permissions (KEY-5):
 #: managing API keys, passwords, MFA and passkeys. An action (or permission) belongs to a family
-#: when any of its dot-, colon- or slash-separated segments names the family, see
-#: :func:`is_forbidden_for_api_keys`.
+#: when its words, or two or three of them in a row, name the family, whatever the case or
+#: separators, see :func:`is_forbidden_for_api_keys`.
 API_KEY_FORBIDDEN_FAMILIES: Final = frozenset({"apikey", "password", "mfa", "passkey"})
 
-# Spellings of the same families, after normalisation (lower case, no "_"/"-", no plural "s").
+# Spellings of the same families, after normalisation (lower case, words joined, no plural "s").
 _ALIASES: Final = {
     "apikey": "apikey",
     "password": "password",
@@ -84,11 +84,24 @@ _ALIASES: Final = {
     "passkey": "passkey",
     "webauthn": "passkey",
 }
-_SEPARATORS: Final = re.compile(r"[.:/]")
+#: The most words one alias spans ("two factor", "api key", "backup code" are two).
+_MAX_RUN: Final = 3
+# Word boundaries: anything but a letter or digit, and inside a run of letters and digits the
+# camel-case and digit boundaries (apiKey, APIKey, disable2FA).
+_NOT_WORD: Final = re.compile(r"[^A-Za-z0-9]+")
+_CAMEL: Final = re.compile(
+    r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|(?<=[A-Za-z])(?=[0-9])"
+)
 
 
-def _family(segment: str) -> str | None:
-    name = segment.strip().lower().replace("_", "").replace("-", "")
+def _words(action: str) -> list[str]:
+    """``action`` as lower-case words: ``"apiKey_manage"``, ``"API_KEY.MANAGE"`` and
+    ``"api-key:manage"`` are all ``["api", "key", "manage"]``."""
+    spaced = _CAMEL.sub(" ", _NOT_WORD.sub(" ", action))
+    return spaced.lower().split()
+
+
+def _family(name: str) -> str | None:
     if name.endswith("s") and name[:-1] in _ALIASES:
         name = name[:-1]
     return _ALIASES.get(name)
@@ -98,17 +111,28 @@ def is_forbidden_for_api_keys(action: str) -> bool:
     """Whether ``action`` is one that no API key may perform (KEY-5).
 
     ``action`` is a permission or action name such as ``"apikey.manage"``,
-    ``"mfa.disable"``, ``"me:password:change"`` or ``"passkeys/register"``. It is forbidden
-    when any segment (split on ``.``, ``:`` and ``/``), compared case-insensitively and without
-    ``_``, ``-`` or a plural ``s``, names a family of :data:`API_KEY_FORBIDDEN_FAMILIES` or an
-    alias of one (``totp``, ``backup_code``, ``two_factor``, ``2fa`` for MFA; ``webauthn`` for
-    passkeys). An empty action is forbidden too (fail closed).
+    ``"mfa.disable"``, ``"me:password:change"`` or ``"passkeys/register"``, in any case and
+    with any separators: ``"apiKeys.create"``, ``"api-key.create"``, ``"apiKey_manage"``,
+    ``"API_KEY.CREATE"`` and ``"manageApiKeys"`` are all the API-key family. The name is cut
+    into words (at every character that is not an ASCII letter or digit, and at camel-case and
+    digit boundaries) and it is forbidden when a word, or two or three words in a row joined,
+    without a plural ``s``, name a family of :data:`API_KEY_FORBIDDEN_FAMILIES` or an alias of
+    one (``totp``, ``backup code``, ``two factor``, ``2fa`` for MFA; ``webauthn`` for
+    passkeys). Fail closed: an empty action, or one with any non-ASCII character (which could
+    spell a family in look-alike letters), is forbidden too.
 
     Raises:
         TypeError: ``action`` is not a string.
     """
     if not isinstance(action, str):
         raise TypeError(f"action must be a str, not {type(action).__name__}")
-    if not action.strip():
+    if not action.isascii():
         return True
-    return any(_family(segment) is not None for segment in _SEPARATORS.split(action))
+    words = _words(action)
+    if not words:
+        return True
+    for start in range(len(words)):
+        for end in range(start + 1, min(start + _MAX_RUN, len(words)) + 1):
+            if _family("".join(words[start:end])) is not None:
+                return True
+    return False

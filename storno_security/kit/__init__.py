@@ -22,7 +22,6 @@ A password login with MFA::
 """
 
 from storno_security.kit._core import CompanyLookup, Mail, Mailer
-from storno_security.kit.auth import AUTH_TIME_CLAIM
 from storno_security.kit.deletion import AccountDeletion, Purge
 from storno_security.kit.keys import KitKeys
 from storno_security.kit.kit import Kit
@@ -41,7 +40,6 @@ from storno_security.kit.storage import DirectoryStore, ForgetsUsers, MemberReco
 from storno_security.kit.tenancy import MemberView
 
 __all__ = [
-    "AUTH_TIME_CLAIM",
     "REAUTH_TABLE",
     "AccountDeletion",
     "Caller",

@@ -49,11 +49,8 @@ from storno_security.rbac.model import Membership
 from storno_security.rbac.permissions import Role
 from storno_security.tokens.sessions import TokenPair
 
-__all__ = ["AUTH_TIME_CLAIM", "AuthFlows"]
+__all__ = ["AuthFlows"]
 
-#: The access-token claim (OIDC's name) for when the person last proved who they are: set at
-#: login, never by a refresh, so a refreshed (or stolen refresh) token is never fresh (ACC-6).
-AUTH_TIME_CLAIM = "auth_time"
 
 _MFA_METHODS = ("totp", "backup_code", "passkey")
 
@@ -85,10 +82,7 @@ class AuthFlows(KitCore):
                 being started (a password change racing the login); log in again.
             StoreError: a store failed; no session exists.
         """
-        now = self.clock.now()
-        pair = self.sessions.start(
-            user.user_id, extra_claims={AUTH_TIME_CLAIM: int(now.timestamp())}
-        )
+        pair = self.sessions.start(user.user_id, auth_time=self.clock.now())
         self.emit(
             SecurityEventType.LOGIN_SUCCEEDED,
             actor_id=user.user_id,
@@ -562,14 +556,6 @@ class AuthFlows(KitCore):
         return Caller(user_id=claims.subject, kind="user", claims=claims)
 
     def auth_time(self, caller: Caller) -> datetime | None:
-        """When the caller's session was authenticated (``None`` for API keys and sessions
-        whose token carries no ``auth_time``)."""
-        if caller.claims is None:
-            return None
-        value = caller.claims.extra.get(AUTH_TIME_CLAIM)
-        if isinstance(value, bool) or not isinstance(value, int):
-            return None
-        try:
-            return datetime.fromtimestamp(value, tz=self.clock.now().tzinfo)
-        except (OverflowError, OSError, ValueError):
-            return None
+        """When the caller's session was authenticated (``None`` for API keys and for tokens
+        from a refresh, which never carry it)."""
+        return caller.claims.auth_time if caller.claims is not None else None

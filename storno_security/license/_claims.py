@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 
+from storno_security._jws import numeric_date
 from storno_security.errors import InvalidLicenseError
 from storno_security.license.model import Entitlements, License
 
@@ -25,13 +26,10 @@ def _string(payload: Mapping[str, Any], name: str) -> str:
 
 
 def _date(payload: Mapping[str, Any], name: str) -> datetime:
-    value = payload.get(name)
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    moment = numeric_date(payload.get(name))  # None outside years 1 to 9999
+    if moment is None:
         raise reject(f"claim_{name}")
-    try:
-        return datetime.fromtimestamp(value, UTC)
-    except (OverflowError, OSError, ValueError):
-        raise reject(f"claim_{name}") from None
+    return moment
 
 
 def _limit(payload: Mapping[str, Any], name: str) -> int | None:

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 import attrs
 import jwt
 
+from storno_security._jws import MAX_NUMERIC_DATE, MIN_NUMERIC_DATE
 from storno_security.clock import Clock, ensure_aware_utc
 from storno_security.license._claims import LICENSE_TYPE, license_from_payload
 from storno_security.license.keys import LicenseSigningKey
@@ -84,8 +85,9 @@ class LicenseIssuer:
         Raises:
             TypeError: an argument has the wrong type (``features`` a plain string,
                 ``valid_for`` not a ``timedelta``, ``not_before`` not a ``datetime``).
-            ValueError: an empty string, a negative limit, ``valid_for`` out of range, or a
-                naive ``not_before``.
+            ValueError: an empty string, a negative limit, ``valid_for`` out of range, a
+                naive ``not_before``, or a validity that does not fit in the calendar (years 1
+                to 9999).
         """
         for name, value in (
             ("organization_id", organization_id),
@@ -109,6 +111,9 @@ class LicenseIssuer:
         )
         now = int(self._clock.now().timestamp())
         start = now if not_before is None else int(ensure_aware_utc(not_before).timestamp())
+        end = start + int(valid_for.total_seconds())
+        if start < MIN_NUMERIC_DATE or end > MAX_NUMERIC_DATE:
+            raise ValueError("not_before + valid_for must fall within years 1 to 9999")
         payload: dict[str, object] = {
             "iss": self._issuer,
             "sub": organization_id,
@@ -116,7 +121,7 @@ class LicenseIssuer:
             "jti": secrets.token_urlsafe(16),
             "iat": now,
             "nbf": start,
-            "exp": start + int(valid_for.total_seconds()),
+            "exp": end,
             "plan": entitlements.plan,
             "features": sorted(entitlements.features),
             "max_companies": entitlements.max_companies,

@@ -11,18 +11,25 @@ the clock: its verification time is recorded in the :class:`LastSeenStore`, and 
 judged at the later of the clock's time and the last verified time, so setting the clock back
 gains nothing and is reported. Expiry is never an error: the result says valid, expired in
 grace, or expired (fall back to the free plan).
+
+Dates are read within the calendar (years 1 to 9999; a number outside it is a malformed
+claim), and the arithmetic on them saturates at its ends: a license whose ``exp`` is so late
+that ``exp`` plus the grace period is past 9999-12-31 has its grace end there, one whose
+``nbf`` is so early that the leeway reaches before year 1 is valid from the start of the
+calendar. No date at an edge ever raises anything but :class:`InvalidLicenseError`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from jwt.algorithms import get_default_algorithms
 
 from storno_security._jws import compact_parts, restricted_header, segment_bytes, segment_json
 from storno_security.clock import Clock, ensure_aware_utc
-from storno_security.errors import InvalidLicenseError, LicenseKeyError
+from storno_security.errors import CorruptRecordError, InvalidLicenseError, LicenseKeyError
 from storno_security.license._claims import LICENSE_TYPE, license_from_payload, reject
 from storno_security.license.keys import LICENSE_ALGORITHMS, LicenseKey
 from storno_security.license.model import License, LicenseState, LicenseStatus
@@ -32,6 +39,25 @@ from storno_security.license.storage import LastSeenStore
 __all__ = ["LicenseVerifier"]
 
 _ALGORITHMS: Final = {name: get_default_algorithms()[name] for name in LICENSE_ALGORITHMS}
+_FIRST: Final = datetime.min.replace(tzinfo=UTC)
+_LAST: Final = datetime.max.replace(tzinfo=UTC)
+
+
+def _shifted(moment: datetime, delta: timedelta) -> datetime:
+    """``moment + delta``, held to the calendar (years 1 to 9999) instead of overflowing."""
+    try:
+        return moment + delta
+    except OverflowError:
+        return _LAST if delta > timedelta(0) else _FIRST
+
+
+def _last_seen(value: object) -> datetime:
+    try:
+        return ensure_aware_utc(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        raise CorruptRecordError(
+            "the last-seen store returned no aware datetime", reason="bad_datetime"
+        ) from None
 
 
 def _check_organization_id(name: str, value: object) -> None:
@@ -125,7 +151,8 @@ class LicenseVerifier:
                 ``unknown_key``, ``signature``, ``claim_<name>``, ``issuer``,
                 ``organization_mismatch``, ``not_yet_valid``, ``instance_mismatch``,
                 ``instance_required``). Never for mere expiry.
-            StoreError: the last-seen store failed.
+            StoreError: the last-seen store failed (``CorruptRecordError`` when what it returned
+                is not an aware datetime).
         """
         if not isinstance(token, str):
             raise TypeError("token must be a str")
@@ -141,13 +168,13 @@ class LicenseVerifier:
         license_ = self._verify_token(token, organizations)
         policy = self._policy
         now = ensure_aware_utc(self._clock.now())
-        last = ensure_aware_utc(self._last_seen.record(self._last_seen_key, now))
+        last = _last_seen(self._last_seen.record(self._last_seen_key, now))
         checked_at = max(now, last, license_.issued_at)
         tolerance = max(policy.rollback_tolerance, policy.leeway)
         rollback = last - now > policy.rollback_tolerance or license_.issued_at - now > tolerance
-        if checked_at < license_.not_before - policy.leeway:
+        if checked_at < _shifted(license_.not_before, -policy.leeway):
             raise reject("not_yet_valid")
-        grace_ends_at = license_.expires_at + policy.grace_period
+        grace_ends_at = _shifted(license_.expires_at, policy.grace_period)
         if checked_at < license_.expires_at:
             state = LicenseState.VALID
         elif checked_at < grace_ends_at:

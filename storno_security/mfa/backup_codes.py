@@ -143,7 +143,9 @@ class BackupCodes:
         _check_user(user_id)
         if not isinstance(code, str):
             raise TypeError(f"code must be a str, not {type(code).__name__}")
-        candidate = code.translate(_SEPARATORS).upper() if len(code) <= 64 else ""
+        # ASCII only: str.upper() turns look-alikes into code letters (U+017F long s into "S").
+        ascii_code = len(code) <= 64 and code.isascii()
+        candidate = code.translate(_SEPARATORS).upper() if ascii_code else ""
         if len(candidate) != _LENGTH or any(ch not in BACKUP_CODE_ALPHABET for ch in candidate):
             raise InvalidMfaCodeError(reason="malformed")
         stored = self._store.find_code(user_id, candidate[0])

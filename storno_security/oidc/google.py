@@ -4,15 +4,16 @@ The token is split and decoded strictly; the header may hold only ``alg``, ``kid
 ``alg`` must be on the policy's RSA allow-list, and the key is the JWKS entry named by ``kid``
 (with one refresh of the JWKS when the ``kid`` is unknown). The signature is checked with PyJWT's
 algorithm object for the policy's algorithm *before* the payload is parsed; then ``iss``, ``aud``
-(and ``azp`` for several audiences), ``exp``, ``iat``, ``nbf`` against the injected clock with a
-bounded leeway, ``sub``, ``email`` and ``email_verified``. Every failure raises one
+(and ``azp`` whenever present, required for several audiences), ``exp``, ``iat``, ``nbf``
+(numbers within the calendar, years 1 to 9999) against the injected clock with a bounded
+leeway, ``sub``, ``email`` and ``email_verified``. Every failure raises one
 :class:`~storno_security.errors.InvalidIdTokenError` whose ``reason`` names the cause.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 
 import attrs
@@ -21,7 +22,14 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from jwt.algorithms import RSAAlgorithm, get_default_algorithms
 
 from storno_security._compare import constant_time_equal
-from storno_security._jws import compact_parts, restricted_header, segment_bytes, segment_json
+from storno_security._jws import (
+    compact_parts,
+    numeric_date,
+    numeric_date_in_range,
+    restricted_header,
+    segment_bytes,
+    segment_json,
+)
 from storno_security.clock import Clock
 from storno_security.errors import IdentityProviderUnavailableError, InvalidIdTokenError
 from storno_security.oidc.jwks import JwksFetcher
@@ -39,11 +47,16 @@ def _reject(reason: str) -> InvalidIdTokenError:
 
 def _number(payload: Mapping[str, Any], name: str) -> float:
     value = payload.get(name)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _reject(f"claim_{name}")
-    if not -(2**53) < value < 2**53:
+    if not numeric_date_in_range(value):  # huge, before year 1, after 9999, NaN
         raise _reject(f"claim_{name}")
     return float(value)
+
+
+def _utc(value: float, name: str) -> datetime:
+    moment = numeric_date(value)  # None for a float that rounds past 9999-12-31
+    if moment is None:
+        raise _reject(f"claim_{name}")
+    return moment
 
 
 def _text(payload: Mapping[str, Any], name: str, *, required: bool) -> str | None:
@@ -194,27 +207,31 @@ class GoogleIdTokenVerifier:
             name=name,
             hosted_domain=hosted_domain,
             audience=audience,
-            issued_at=datetime.fromtimestamp(iat, UTC),
-            expires_at=datetime.fromtimestamp(exp, UTC),
+            issued_at=_utc(iat, "iat"),
+            expires_at=_utc(exp, "exp"),
         )
 
 
 def _audience(payload: Mapping[str, Any], client_ids: tuple[str, ...]) -> str:
+    """The client id the token is for: ``aud`` must name one of ours, and ``azp`` (the party it
+    was issued to), whenever it is present, must be one of ours too (OpenID Connect Core
+    3.1.3.7); with several audiences it must be present."""
     raw = payload.get("aud")
     if isinstance(raw, str):
-        if raw in client_ids:
-            return raw
+        audiences = [raw]
+    elif isinstance(raw, list) and raw and all(isinstance(a, str) for a in raw):
+        audiences = raw
+    else:
         raise _reject("audience")
-    if not isinstance(raw, list) or not raw or not all(isinstance(a, str) for a in raw):
-        raise _reject("audience")
-    ours = [str(a) for a in raw if a in client_ids]
+    ours = [a for a in audiences if a in client_ids]
     if not ours:
         raise _reject("audience")
-    if len(raw) > 1:  # OpenID Connect Core 3.1.3.7: several audiences need azp, and it is us
+    if "azp" in payload or len(audiences) > 1:
         azp = payload.get("azp")
         if not isinstance(azp, str) or azp not in client_ids:
             raise _reject("audience")
-        return azp
+        if len(audiences) > 1:
+            return azp
     return ours[0]
 
 

@@ -6,7 +6,8 @@ one atomic operation (one Redis round trip) per check; time from an injected clo
 
 Typical wiring::
 
-    limiter = RateLimiter.from_uri("redis://localhost:6379/0", clock=SystemClock())
+    limiter = RateLimiter(storage_from_uri("redis://localhost:6379/0"), clock=SystemClock())
+    # storage_from_uri: from storno_security.stores
     try:
         status = limiter.hit("login", client_key(peer_ip))   # before any bcrypt (RL-5)
     except RateLimitExceededError as exc:
@@ -19,7 +20,6 @@ from storno_security.ratelimit.limiter import (
     RateLimiter,
     RateLimitStatus,
     client_key,
-    storage_from_uri,
 )
 from storno_security.ratelimit.policy import (
     API_AUTHENTICATED,
@@ -59,5 +59,4 @@ __all__ = [
     "TokenBucketPolicy",
     "client_key",
     "spec_policies",
-    "storage_from_uri",
 ]

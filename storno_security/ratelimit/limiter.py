@@ -6,8 +6,6 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
-from typing import Any
-from urllib.parse import urlsplit
 
 import attrs
 
@@ -21,12 +19,11 @@ from storno_security.errors import (
 from storno_security.ratelimit.policy import SlidingWindowPolicy, TokenBucketPolicy, spec_policies
 from storno_security.ratelimit.storage import Acquisition, RateLimitStorage
 
-__all__ = ["RateLimitStatus", "RateLimiter", "client_key", "storage_from_uri"]
+__all__ = ["RateLimitStatus", "RateLimiter", "client_key"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
 _MAX_IDENTIFIER = 256
-_REDIS_SCHEMES = ("redis", "rediss", "redis+unix", "redis+sentinel")
 _NAT64_PREFIX = int(ipaddress.IPv6Address("64:ff9b::")) >> 32  # the well-known /96 (RFC 6052)
 
 Policy = SlidingWindowPolicy | TokenBucketPolicy
@@ -117,73 +114,6 @@ def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
     return None
 
 
-def storage_from_uri(
-    uri: str,
-    *,
-    prefix: str = "storno:",
-    connect_timeout: float = 1.0,
-    timeout: float = 1.0,
-) -> RateLimitStorage:
-    """Build a storage from a URI (RL-4).
-
-    ``memory://`` gives a :class:`~storno_security.stores.memory.MemoryRateLimitStorage`
-    (per process). ``redis://``, ``rediss://``, ``redis+unix://`` and ``redis+sentinel://`` URIs
-    are parsed by the ``limits`` package (its storage classes build the redis-py client, so
-    every form ``limits`` documents works) and give a
-    :class:`~storno_security.stores.redis.RedisRateLimitStorage` on that client, shared across
-    processes and hosts. Nothing is connected until the first check. The client retries a
-    failed command once, at once (no backoff), so a check against a Redis that is down fails
-    within about ``2 * connect_timeout``; a retried script may count one request twice, which
-    errs on the strict side.
-
-    Args:
-        uri: the storage URI.
-        prefix: Redis key prefix.
-        connect_timeout: seconds to wait for a Redis connection (unless the URI sets
-            ``socket_connect_timeout``).
-        timeout: seconds to wait for a Redis reply (unless the URI sets ``socket_timeout``).
-
-    Raises:
-        TypeError: ``uri`` or ``prefix`` is not a str.
-        ValueError: the scheme is not one of these, or ``limits`` cannot parse the URI.
-    """
-    if not isinstance(uri, str):
-        raise TypeError(f"uri must be a str, not {type(uri).__name__}")
-    scheme = urlsplit(uri).scheme
-    if scheme == "memory":
-        from storno_security.stores.memory.ratelimit import MemoryRateLimitStorage
-
-        return MemoryRateLimitStorage()
-    if scheme not in _REDIS_SCHEMES:
-        raise ValueError(
-            f"unsupported rate-limit storage scheme {scheme!r}; use memory:// or "
-            + ", ".join(f"{s}://" for s in _REDIS_SCHEMES)
-        )
-    from limits.errors import ConfigurationError
-    from limits.storage import RedisStorage, storage_from_string
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
-
-    from storno_security.stores.redis.ratelimit import RedisRateLimitStorage
-
-    try:
-        storage = storage_from_string(
-            uri,
-            socket_connect_timeout=connect_timeout,
-            socket_timeout=timeout,
-            # one immediate retry (a pooled connection gone stale after a Redis restart), no
-            # backoff: redis-py's default retries three times with seconds of backoff, which
-            # would hold a request that should get its 503 at once
-            retry=Retry(NoBackoff(), 1),  # type: ignore[arg-type]
-        )
-    except ConfigurationError as exc:
-        raise ValueError(f"cannot use this storage URI: {exc}") from None
-    if not isinstance(storage, RedisStorage):
-        raise ValueError(f"unsupported rate-limit storage scheme {scheme!r}")
-    client: Any = storage.get_connection()
-    return RedisRateLimitStorage(client, prefix=prefix)
-
-
 class RateLimiter:
     """Named rate-limit policies over one storage, checked with :meth:`hit`.
 
@@ -191,11 +121,13 @@ class RateLimiter:
     (RL-5): a refused or failed check raises, so the expensive work below it never runs::
 
         limiter = RateLimiter(storage_from_uri("redis://localhost:6379/0"), clock=SystemClock())
+        # (storage_from_uri is in storno_security.stores: it picks a store implementation)
         status = limiter.hit("login", client_key(peer_ip))  # raises when over the limit
         hasher.verify(password, stored_hash)                 # only reached when allowed
 
     Args:
-        storage: where counts live (:func:`storage_from_uri`, or a store object).
+        storage: where counts live (a store object, e.g. from
+            :func:`storno_security.stores.storage_from_uri`).
         clock: the time source (inject a ``FrozenClock`` in tests).
         policies: the policies by name; default :func:`spec_policies` (RL-1, RL-2).
 
@@ -228,23 +160,6 @@ class RateLimiter:
         self._storage = storage
         self._clock = clock
         self._policies: Mapping[str, Policy] = MappingProxyType(by_name)
-
-    @classmethod
-    def from_uri(
-        cls,
-        uri: str = "memory://",
-        *,
-        clock: Clock,
-        policies: Iterable[Policy] | None = None,
-        prefix: str = "storno:",
-    ) -> RateLimiter:
-        """A limiter over :func:`storage_from_uri` (``memory://`` by default).
-
-        Raises:
-            TypeError: an argument has the wrong type.
-            ValueError: the URI's scheme is not supported, or the policies are not valid.
-        """
-        return cls(storage_from_uri(uri, prefix=prefix), clock=clock, policies=policies)
 
     def __repr__(self) -> str:
         return f"RateLimiter({self._storage!r}, policies={sorted(self._policies)})"

@@ -7,6 +7,7 @@ figures are integers of milliseconds.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 import attrs
@@ -61,8 +62,8 @@ class RateLimitStorage(Protocol):
 
 
 def acquire_window(
-    entries: list[int], *, limit: int, window_ms: int, now_ms: int
-) -> tuple[Acquisition, list[int] | None, int]:
+    entries: Sequence[int], *, limit: int, window_ms: int, now_ms: int
+) -> tuple[Acquisition, tuple[int, ...] | None, int]:
     """The sliding-log step, as pure arithmetic (the memory store runs it under a lock; the
     Redis Lua script is the same steps).
 
@@ -95,7 +96,7 @@ def acquire_window(
         retry_after_ms=0,
         reset_after_ms=reset_after_ms,
     )
-    return acquisition, [*live, at], reset_after_ms
+    return acquisition, (*live, at), reset_after_ms
 
 
 def acquire_bucket(

@@ -38,7 +38,7 @@ __all__ = ["CompanyLookup", "canonical_uuid", "resolve_company", "resolve_organi
 CompanyLookup = Mapping[str, Company] | Callable[[str], Company | None]
 
 _UUID_RE: Final = re.compile(
-    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE | re.ASCII
 )
 _MAX_ORG_ID = 255
 _OWS = " \t"  # optional whitespace around an HTTP header value

@@ -10,3 +10,7 @@ Importing this package imports neither SQLAlchemy nor redis-py: only importing
 ``storno_security.stores.sql`` or ``storno_security.stores.redis`` does, so an application pulls
 in what it uses.
 """
+
+from storno_security.stores._ratelimit_uri import storage_from_uri
+
+__all__ = ["storage_from_uri"]

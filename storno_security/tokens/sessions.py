@@ -165,6 +165,7 @@ class SessionManager:
         family: RefreshFamily,
         refresh_token: str,
         extra_claims: Mapping[str, Any] | None,
+        auth_time: datetime | None = None,
     ) -> tuple[TokenPair, int]:
         """The token pair of ``family`` and the epoch its access token carries."""
         epoch = self._sessions.current_epoch(family.user_id)
@@ -173,6 +174,7 @@ class SessionManager:
             session_id=family.family_id,
             epoch=epoch,
             extra_claims=extra_claims,
+            auth_time=auth_time,
         )
         pair = TokenPair(
             access_token=access.token,
@@ -228,8 +230,18 @@ class SessionManager:
         self._sessions.revoke_session(pair.session_id, now=now, until=until)
         return pair
 
-    def start(self, user_id: str, *, extra_claims: Mapping[str, Any] | None = None) -> TokenPair:
+    def start(
+        self,
+        user_id: str,
+        *,
+        auth_time: datetime | None = None,
+        extra_claims: Mapping[str, Any] | None = None,
+    ) -> TokenPair:
         """Start a session after a successful login: a new family and its first token pair.
+
+        ``auth_time`` (when the person proved who they are; usually now) goes into the first
+        access token only: tokens from :meth:`refresh` never carry it, so a refreshed session
+        never counts as a fresh login (ACC-6).
 
         Raises:
             ValueError: empty ``user_id``, or ``extra_claims`` overriding a registered claim.
@@ -249,7 +261,7 @@ class SessionManager:
             expires_at=now + self._policy.refresh_token_lifetime,
         )
         # Issue first: if that fails (bad claims) nothing is stored.
-        pair, epoch = self._pair(family, refresh_token, extra_claims)
+        pair, epoch = self._pair(family, refresh_token, extra_claims, auth_time)
         self._families.create_family(family, token_hash=hash_refresh_token(refresh_token))
         return self._confirm(pair, epoch=epoch)
 

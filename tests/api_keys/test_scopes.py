@@ -87,3 +87,100 @@ def test_a_forbidden_family_anywhere_in_the_name_forbids(
 def test_non_strings_are_refused() -> None:
     with pytest.raises(TypeError):
         is_forbidden_for_api_keys(None)  # type: ignore[arg-type]
+
+
+# --- issue 14: compound names in snake, kebab and camel case -----------------------------------
+
+
+@pytest.mark.spec("KEY-5")
+@pytest.mark.parametrize(
+    ("action", "forbidden"),
+    [
+        # the API-key family, every spelling
+        ("apiKeys.create", True),
+        ("api-key.create", True),
+        ("apiKey_manage", True),
+        ("API_KEY.CREATE", True),
+        ("APIKey.create", True),
+        ("APIKeys", True),
+        ("manageApiKeys", True),
+        ("create-api-key", True),
+        ("api_keys-manage", True),
+        ("ApiKeyRevoke", True),
+        ("org:apiKeys/create", True),
+        # passwords
+        ("passwordReset", True),
+        ("change_password", True),
+        ("me.changePassword", True),
+        ("PASSWORDS-RESET", True),
+        # MFA and its aliases
+        ("mfaDisable", True),
+        ("disable_mfa", True),
+        ("totpEnroll", True),
+        ("regenerateBackupCodes", True),
+        ("backup-codes-regenerate", True),
+        ("disableTwoFactor", True),
+        ("disable2FA", True),
+        ("two-factor.enable", True),
+        # passkeys
+        ("passkeyRegister", True),
+        ("register_passkeys", True),
+        ("webAuthnRegister", True),
+        ("WEBAUTHN_REGISTER", True),
+        # look-alike letters spelling a family: fail closed
+        ("p\u0430ssword.change", True),  # Cyrillic a
+        ("\uff50assword.change", True),  # fullwidth p
+        ("api\u212aey.create", True),  # Kelvin sign
+        # not a family: a word that merely starts like one, or unrelated names
+        ("passwordless_link.view", False),
+        ("passwordlessLink.view", False),
+        ("invoice.view", False),
+        ("invoiceCreate", False),
+        ("companyManage", False),
+        ("member_manage", False),
+        ("apiUsage.view", False),  # "api" alone is not the family
+        ("keyboard.shortcuts", False),
+        ("pass.through", False),
+        ("mfaq.view", False),  # one word, not "mfa"
+    ],
+)
+def test_compound_names_are_normalised(action: str, forbidden: bool) -> None:
+    assert is_forbidden_for_api_keys(action) is forbidden
+
+
+@pytest.mark.spec("KEY-5")
+@given(
+    family=st.sampled_from(
+        [
+            ["api", "key"],
+            ["api", "keys"],
+            ["password"],
+            ["mfa"],
+            ["totp"],
+            ["backup", "codes"],
+            ["two", "factor"],
+            ["passkey"],
+            ["web", "authn"],
+        ]
+    ),
+    verb=st.sampled_from(["create", "manage", "disable", "reset", "view"]),
+    style=st.sampled_from(["snake", "kebab", "camel", "pascal", "upper", "dots"]),
+    verb_first=st.booleans(),
+)
+def test_every_case_style_of_a_family_forbids(
+    family: list[str], verb: str, style: str, verb_first: bool
+) -> None:
+    words = [verb, *family] if verb_first else [*family, verb]
+    if style == "snake":
+        action = "_".join(words)
+    elif style == "kebab":
+        action = "-".join(words)
+    elif style == "camel":
+        action = words[0] + "".join(w.capitalize() for w in words[1:])
+    elif style == "pascal":
+        action = "".join(w.capitalize() for w in words)
+    elif style == "upper":
+        action = "_".join(w.upper() for w in words)
+    else:
+        action = ".".join(words)
+    assert is_forbidden_for_api_keys(action), action

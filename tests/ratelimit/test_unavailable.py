@@ -27,8 +27,8 @@ from storno_security.ratelimit import (
     RateLimiter,
     RateLimitStatus,
     spec_policies,
-    storage_from_uri,
 )
+from storno_security.stores import storage_from_uri
 from storno_security.stores.memory import MemoryRateLimitStorage
 from storno_security.stores.redis import RedisRateLimitStorage
 from tests.conftest import REDIS_URL
@@ -124,7 +124,7 @@ def test_storage_from_uri_builds_memory_and_redis(redis_client: Any, redis_prefi
     assert limiter.hit("login", IP).remaining == 4
     assert redis_client.llen(f"{redis_prefix}uri:rl:sw:login:{IP}") == 1
     storage.client.close()
-    memory = RateLimiter.from_uri(clock=FrozenClock())
+    memory = RateLimiter(storage_from_uri("memory://"), clock=FrozenClock())
     assert "MemoryRateLimitStorage" in repr(memory)
 
 

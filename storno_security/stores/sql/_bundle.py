@@ -7,6 +7,7 @@ from typing import Any
 
 from storno_security.kit.storage import StoreBundle
 from storno_security.stores import sql as s
+from storno_security.stores._ratelimit_uri import storage_from_uri
 
 __all__ = ["sql_bundle"]
 
@@ -40,8 +41,6 @@ def sql_bundle(
     Raises:
         ValueError: a malformed URL.
     """
-    from storno_security.ratelimit import storage_from_uri
-
     closers: list[Any] = [engine.dispose]
     dependencies: list[tuple[str, Any]] = []
     shared: dict[str, Any] = {

@@ -1,0 +1,101 @@
+"""Issue 18: the verified-token cache is a bounded, sharded map with O(1) operations.
+
+Timing is the bench's business (``bench/tokens.py``); here the structure: the bound holds
+after any sequence of operations, the newest entry is always kept, a discarded key is gone,
+eviction goes oldest first within a shard, and keys are SHA-256 digests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from storno_security.tokens import VerifiedTokenCache
+from storno_security.tokens.access import _SHARD_SIZE, _shard
+
+ENTRY: Any = object()  # the cache stores entries without looking at them
+
+
+def _key(n: int) -> bytes:
+    return hashlib.sha256(n.to_bytes(8, "big")).digest()
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    max_entries=st.sampled_from([1, 2, 3, 7, 100, _SHARD_SIZE, _SHARD_SIZE + 1, 5_000]),
+    operations=st.lists(
+        st.tuples(st.sampled_from(["put", "put", "put", "discard"]), st.integers(0, 6_000)),
+        max_size=300,
+    ),
+)
+def test_the_bound_holds_and_the_newest_entry_stays(
+    max_entries: int, operations: list[tuple[str, int]]
+) -> None:
+    cache = VerifiedTokenCache(max_entries)
+    for verb, n in operations:
+        key = _key(n)
+        if verb == "put":
+            cache.put(key, ENTRY)
+            assert cache.get(key) is ENTRY
+        else:
+            cache.discard(key)
+            assert cache.get(key) is None
+        assert len(cache) <= max_entries
+
+
+def test_a_shard_evicts_oldest_first() -> None:
+    cache = VerifiedTokenCache(3)  # one shard
+    keys = [_key(n) for n in range(5)]
+    for key in keys:
+        cache.put(key, ENTRY)
+    assert cache.digests() == keys[2:]
+    cache.put(keys[3], ENTRY)  # replacing keeps its place
+    assert cache.digests() == keys[2:]
+
+
+def test_a_full_cache_of_many_shards_holds_nearly_its_size() -> None:
+    cache = VerifiedTokenCache(20_000)
+    for n in range(40_000):
+        cache.put(_key(n), ENTRY)
+    assert 0.97 * 20_000 <= len(cache) <= 20_000
+    shards = cache._mask + 1
+    assert shards == 16
+    assert max(len(shard) for shard in cache._shards) <= math.ceil(20_000 / shards)
+
+
+def test_shards_are_picked_by_the_digest() -> None:
+    cache = VerifiedTokenCache(100_000)
+    counts = [0] * (cache._mask + 1)
+    for n in range(10_000):
+        counts[_shard(_key(n), cache._mask)] += 1
+    assert min(counts) > 0.5 * 10_000 / len(counts)  # spread over every shard
+
+
+@pytest.mark.parametrize("key", [b"", b"x", b"\x00" * 31, b"\x00" * 33])
+def test_keys_are_32_byte_digests(key: bytes) -> None:
+    cache = VerifiedTokenCache(10)
+    with pytest.raises(ValueError, match="32 bytes"):
+        cache.put(key, ENTRY)
+    assert cache.get(key) is None
+    cache.discard(key)  # nothing to do
+
+
+@pytest.mark.parametrize("bad", [0, -1, True, 1.5, "10"])
+def test_the_bound_is_a_positive_int(bad: Any) -> None:
+    with pytest.raises(ValueError, match="max_entries"):
+        VerifiedTokenCache(bad)
+
+
+def test_clear_and_repr() -> None:
+    cache = VerifiedTokenCache(5_000)
+    for n in range(100):
+        cache.put(_key(n), ENTRY)
+    assert repr(cache) == "VerifiedTokenCache(max_entries=5000, entries=100)"
+    assert cache.max_entries == 5_000
+    cache.clear()
+    assert len(cache) == 0
