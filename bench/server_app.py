@@ -166,8 +166,9 @@ def trusting_app() -> Any:
     The caller is the user named in ``BENCH_TRUSTED_USER_ID``; the ``Authorization`` header is
     still read, so both servers see the same request and do the same work but the check.
     """
-    from reference_server.app import create_app_from_env
     from reference_server.context import Caller
+
+    from reference_server.app import create_app_from_env
     from reference_server.middleware import AuthMiddleware
 
     caller = Caller(user_id=os.environ[TRUST_VARIABLE], kind="user")

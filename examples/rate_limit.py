@@ -12,11 +12,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from storno_security import FrozenClock, RateLimitExceededError
-from storno_security.ratelimit import LOGIN, RateLimiter, RateLimitStatus, client_key
+from storno_security.errors import LimitStatus
+from storno_security.ratelimit import LOGIN, RateLimiter, client_key
 from storno_security.stores.memory import MemoryRateLimitStorage
 
 
-def headers(status: RateLimitStatus) -> dict[str, str]:
+def headers(status: LimitStatus) -> dict[str, str]:
     """The response headers a status asks for (IETF RateLimit fields, plus Retry-After)."""
     out = {
         "RateLimit-Limit": str(status.limit),
