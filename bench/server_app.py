@@ -169,7 +169,7 @@ def trusting_app() -> Any:
     from reference_server.context import Caller
 
     from reference_server.app import create_app_from_env
-    from reference_server.middleware import AuthMiddleware
+    from storno_security.integrations.falcon.middleware import AuthMiddleware
 
     caller = Caller(user_id=os.environ[TRUST_VARIABLE], kind="user")
 

@@ -17,8 +17,8 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from reference_server.data import export
-from reference_server.web import iso
 from storno_security.errors import RbacError
+from storno_security.integrations.falcon.routing import iso
 from storno_security.kit import AccountDeletion, Caller
 from storno_security.rbac import Permission, Role
 

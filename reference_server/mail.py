@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 import attrs
 
-from reference_server.keys import write_secret_file
+from storno_security.integrations.keyfiles import write_secret_file
 from storno_security.kit import Mail
 
 __all__ = ["DirectoryEmailSink", "EmailSink", "KitMailer", "LogEmailSink", "MemoryEmailSink"]

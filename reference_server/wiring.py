@@ -20,7 +20,6 @@ from typing import Any
 import attrs
 
 from reference_server.data import ServerData
-from reference_server.keys import KeyMaterial, load_key_material
 from reference_server.mail import (
     DirectoryEmailSink,
     EmailSink,
@@ -31,6 +30,7 @@ from reference_server.mail import (
 from reference_server.settings import Settings
 from storno_security.audit import AuditPolicy
 from storno_security.clock import Clock, SystemClock
+from storno_security.integrations.keyfiles import KeyMaterial, load_key_material
 from storno_security.kit import Kit, KitKeys, KitPolicy, Purge
 from storno_security.license import LicenseKey, LicensePolicy, LicenseVerifier
 from storno_security.mfa import MfaPolicy
@@ -163,7 +163,7 @@ def build_server(
     """Build the kit, the server's data and the other capabilities; create the schema.
 
     Raises:
-        reference_server.keys.KeyFileError: a key file is unusable.
+        storno_security.integrations.keyfiles.KeyFileError: a key file is unusable.
         storno_security.errors.StoreUnavailableError: the database or Redis is unreachable.
         storno_security.errors.StoreError: Redis would lose revocations (no persistence).
     """

@@ -504,16 +504,19 @@ def test_rsa_allow_lists_are_the_shared_one() -> None:
 # --- the house rule --------------------------------------------------------------------------
 
 PACKAGE = Path(storno_security.__file__).parent
+#: The layers above the capabilities: the kit composes them, the stores and the async path
+#: implement their protocols, the integrations adapt the kit to frameworks.
+LAYERS = frozenset({"stores", "kit", "aio", "integrations"})
 CAPABILITIES = frozenset(
     path.name
     for path in PACKAGE.iterdir()
-    if path.is_dir() and (path / "__init__.py").exists() and path.name != "stores"
+    if path.is_dir() and (path / "__init__.py").exists() and path.name not in LAYERS
 )
 SHARED_PRIVATE = frozenset(path.stem for path in PACKAGE.glob("_*.py") if path.stem != "__init__")
 # What a capability may import from another part of the library: the errors, the clock, the
-# shared private helpers, the store layer, and the password hasher (MFA hashes backup codes
-# through a PasswordPolicy; DESIGN.md allows it).
-ALLOWED = frozenset({"errors", "clock", "stores", "passwords"}) | SHARED_PRIVATE
+# shared event record, and the shared private helpers (bcrypt included). The import-linter
+# contracts (tests/test_architecture.py) check the same on the real import graph.
+ALLOWED = frozenset({"errors", "clock", "events"}) | SHARED_PRIVATE
 
 
 def _imported_parts(path: Path) -> list[str]:

@@ -14,7 +14,6 @@ from collections.abc import Callable, Sequence
 from reference_server.cli import data, keys, license, serve, vault, xml
 from reference_server.cli._common import PROG, CliError, Parser, UsageError, data_parent, fail
 from reference_server.cli.serve import ACCESS_LOG_FORMAT, WorkerPlan, plan_workers
-from reference_server.keys import KeyFileError
 from reference_server.settings import SettingsError
 from storno_security.errors import (
     InvalidLicenseError,
@@ -23,6 +22,7 @@ from storno_security.errors import (
     StoreError,
     XmlParseError,
 )
+from storno_security.integrations.keyfiles import KeyFileError
 
 __all__ = [
     "ACCESS_LOG_FORMAT",

@@ -21,14 +21,14 @@ from reference_server.cli._common import (
     say,
     settings_of,
 )
-from reference_server.keys import (
+from reference_server.settings import Settings
+from storno_security.integrations.keyfiles import (
     KeyFileError,
     generate_jwt_key,
     load_jwt_ring,
     load_key_material,
     retire_jwt_key,
 )
-from reference_server.settings import Settings
 
 # -- keys -----------------------------------------------------------------------------------------
 

@@ -18,11 +18,11 @@ from reference_server.cli._common import (
 )
 from reference_server.data import ServerData
 from reference_server.data.reseal import ResealReport, reseal, still_sealed_under_old_keys
-from reference_server.keys import (
+from reference_server.settings import Settings
+from storno_security.integrations.keyfiles import (
     generate_vault_key,
     load_vault_ring,
 )
-from reference_server.settings import Settings
 
 # -- vault ----------------------------------------------------------------------------------------
 

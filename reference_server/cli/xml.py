@@ -21,11 +21,11 @@ from reference_server.cli._common import (
     read_input,
     settings_of,
 )
-from reference_server.keys import (
-    load_xml_material,
-)
 from reference_server.settings import Settings
 from storno_security.clock import SystemClock
+from storno_security.integrations.keyfiles import (
+    load_xml_material,
+)
 from storno_security.xmlsig import XmlVerifier, parse_xml
 
 # -- xml ------------------------------------------------------------------------------------------

@@ -1,45 +1,37 @@
-"""HTTP resources, one module per area. Each module declares its routes (``routes``): the
-handler, the request-body schema it validates and publishes, the rate limit, the credential."""
+"""The server's own resources (health, tenancy, invoices, vault, license, XML, audit, GDPR),
+after the kit's HTTP routes (sign-in, account, MFA, passkeys, API keys) from
+:mod:`storno_security.integrations.falcon.routes`."""
 
 from __future__ import annotations
 
-from types import ModuleType
-
 from reference_server.resources import (
-    api_keys,
     audit,
-    auth,
     companies,
     gdpr,
     invitations,
     invoices,
     license,
-    me,
     members,
     meta,
-    mfa,
-    passkeys,
     vault,
     xml,
 )
+from storno_security.integrations.falcon.routes import ROUTES as KIT_ROUTES
+from storno_security.integrations.falcon.routing import Routes
 
 __all__ = ["MODULES"]
 
-#: Every resource module, in the order their routes are added.
-MODULES: tuple[ModuleType, ...] = (
-    meta,
-    auth,
-    me,
-    mfa,
-    passkeys,
-    api_keys,
-    companies,
-    members,
-    invitations,
-    invoices,
-    vault,
-    license,
-    xml,
-    audit,
-    gdpr,
+#: Every route module, in the order their routes are added.
+MODULES: tuple[Routes, ...] = (
+    meta.routes,
+    *KIT_ROUTES,
+    companies.routes,
+    members.routes,
+    invitations.routes,
+    invoices.routes,
+    vault.routes,
+    license.routes,
+    xml.routes,
+    audit.routes,
+    gdpr.routes,
 )

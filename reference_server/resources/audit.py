@@ -13,11 +13,12 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from reference_server.openapi import obj
-from reference_server.schemas import TIME
-from reference_server.web import Body, Ctx, Routes, bad_request, iso
+from reference_server.wiring import Server
 from storno_security.audit import AuditCursor, SecurityEventType, event_to_dict
 from storno_security.events import SecurityEvent
+from storno_security.integrations.falcon.openapi import obj
+from storno_security.integrations.falcon.routing import Body, Ctx, Routes, bad_request, iso
+from storno_security.integrations.falcon.schemas import TIME
 from storno_security.rbac import Permission
 
 __all__ = ["routes"]
@@ -70,7 +71,7 @@ def _in_utc(value: datetime) -> datetime | None:
         return None
 
 
-def _time(ctx: Ctx, name: str) -> datetime | None:
+def _time(ctx: Ctx[Server], name: str) -> datetime | None:
     raw = ctx.param(name)
     if raw is None:
         return None
@@ -86,14 +87,14 @@ def _time(ctx: Ctx, name: str) -> datetime | None:
     return utc
 
 
-def _actor(ctx: Ctx) -> str | None:
+def _actor(ctx: Ctx[Server]) -> str | None:
     actor = ctx.param("actor", max_length=255)
     if actor == "":
         bad_request("'actor' must be 1 to 255 characters.", field="actor")
     return actor
 
 
-def _types(ctx: Ctx) -> list[SecurityEventType] | None:
+def _types(ctx: Ctx[Server]) -> list[SecurityEventType] | None:
     raw = ctx.req.get_param_as_list("type")
     if not raw:
         return None
@@ -106,7 +107,7 @@ def _types(ctx: Ctx) -> list[SecurityEventType] | None:
     return found
 
 
-def _limit(ctx: Ctx) -> int:
+def _limit(ctx: Ctx[Server]) -> int:
     raw = ctx.param("limit", max_length=8)
     if raw is None:
         return _DEFAULT_PAGE
@@ -120,7 +121,7 @@ def _encode_cursor(cursor: AuditCursor) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
-def _cursor(ctx: Ctx) -> AuditCursor | None:
+def _cursor(ctx: Ctx[Server]) -> AuditCursor | None:
     raw = ctx.param("cursor", max_length=512)
     if raw is None:
         return None
@@ -169,7 +170,7 @@ def _event(event: SecurityEvent) -> dict[str, Any]:
         )
     },
 )
-def events(ctx: Ctx, body: Body) -> None:
+def events(ctx: Ctx[Server], body: Body) -> None:
     auth = ctx.authorize(Permission.AUDIT_VIEW)
     limit = _limit(ctx)
     page = ctx.kit.stores.audit.query(
@@ -199,7 +200,7 @@ def events(ctx: Ctx, body: Body) -> None:
     parameters=_FILTERS,
     responses={200: None},
 )
-def export(ctx: Ctx, body: Body) -> None:
+def export(ctx: Ctx[Server], body: Body) -> None:
     auth = ctx.authorize(Permission.AUDIT_VIEW)
     lines = list(
         ctx.kit.audit.export_jsonl(

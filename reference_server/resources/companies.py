@@ -9,19 +9,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from reference_server.openapi import obj
 from reference_server.schemas import (
-    END,
-    NULLABLE_STRING,
     PAGE_PARAMETERS,
-    TIME,
-    line,
     page_json,
     page_of,
     page_request,
 )
-from reference_server.web import Body, Ctx, Routes, bad_request, iso
+from reference_server.wiring import Server
 from storno_security.errors import CompanyNotFoundError
+from storno_security.integrations.falcon.openapi import obj
+from storno_security.integrations.falcon.routing import Body, Ctx, Routes, bad_request, iso
+from storno_security.integrations.falcon.schemas import (
+    END,
+    NULLABLE_STRING,
+    TIME,
+    line,
+)
 from storno_security.rbac import Permission, canonical_uuid
 
 __all__ = ["routes"]
@@ -78,9 +81,9 @@ def _id(raw: str) -> str:
     parameters=PAGE_PARAMETERS,
     responses={200: page_of(_COMPANY)},
 )
-def list_companies(ctx: Ctx, body: Body) -> None:
+def list_companies(ctx: Ctx[Server], body: Body) -> None:
     auth = ctx.authorize(Permission.COMPANY_VIEW)
-    page = ctx.server.data.companies.list_page(auth.organization_id, page_request(ctx))
+    page = ctx.state.data.companies.list_page(auth.organization_id, page_request(ctx))
     ctx.json(page_json(page, company_json))
 
 
@@ -92,10 +95,10 @@ def list_companies(ctx: Ctx, body: Body) -> None:
     body=obj(_FIELDS, required=("name", "country"), additional=False),
     responses={201: _COMPANY},
 )
-def create_company(ctx: Ctx, body: Body) -> None:
+def create_company(ctx: Ctx[Server], body: Body) -> None:
     auth = ctx.authorize(Permission.COMPANY_CREATE)
     values = {"vat_id": None, **body}
-    row = ctx.server.data.companies.create(auth.organization_id, values, now=ctx.server.clock.now())
+    row = ctx.state.data.companies.create(auth.organization_id, values, now=ctx.state.clock.now())
     ctx.json(company_json(row), status=201)
 
 
@@ -106,9 +109,9 @@ def create_company(ctx: Ctx, body: Body) -> None:
     organization=True,
     responses={200: _COMPANY},
 )
-def get_company(ctx: Ctx, body: Body, company_id: str) -> None:
+def get_company(ctx: Ctx[Server], body: Body, company_id: str) -> None:
     auth = ctx.authorize(Permission.COMPANY_VIEW)
-    ctx.json(_found(ctx.server.data.companies.get(auth.organization_id, _id(company_id))))
+    ctx.json(_found(ctx.state.data.companies.get(auth.organization_id, _id(company_id))))
 
 
 @routes.patch(
@@ -119,12 +122,12 @@ def get_company(ctx: Ctx, body: Body, company_id: str) -> None:
     body=obj(_FIELDS, additional=False),
     responses={200: _COMPANY},
 )
-def update_company(ctx: Ctx, body: Body, company_id: str) -> None:
+def update_company(ctx: Ctx[Server], body: Body, company_id: str) -> None:
     auth = ctx.authorize(Permission.COMPANY_MANAGE)
     if not body:
         bad_request("Send at least one of: name, vat_id, country.")
-    now = ctx.server.clock.now()
-    row = ctx.server.data.companies.change(auth.organization_id, _id(company_id), body, now=now)
+    now = ctx.state.clock.now()
+    row = ctx.state.data.companies.change(auth.organization_id, _id(company_id), body, now=now)
     ctx.json(_found(row))
 
 
@@ -135,9 +138,9 @@ def update_company(ctx: Ctx, body: Body, company_id: str) -> None:
     organization=True,
     responses={204: None},
 )
-def delete_company(ctx: Ctx, body: Body, company_id: str) -> None:
+def delete_company(ctx: Ctx[Server], body: Body, company_id: str) -> None:
     auth = ctx.authorize(Permission.COMPANY_DELETE)
-    now = ctx.server.clock.now()
-    if not ctx.server.data.companies.remove(auth.organization_id, _id(company_id), now=now):
+    now = ctx.state.clock.now()
+    if not ctx.state.data.companies.remove(auth.organization_id, _id(company_id), now=now):
         raise CompanyNotFoundError(reason="unknown")
     ctx.no_content()

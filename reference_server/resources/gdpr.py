@@ -7,11 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 from reference_server import gdpr
-from reference_server.openapi import obj
-from reference_server.resources._account import proof, reauthenticated
-from reference_server.schemas import REAUTH_FIELDS
-from reference_server.web import Body, Ctx, Routes, iso
+from reference_server.wiring import Server
 from storno_security.audit import SecurityEventType
+from storno_security.integrations.falcon.openapi import obj
+from storno_security.integrations.falcon.routes._account import proof, reauthenticated
+from storno_security.integrations.falcon.routing import Body, Ctx, Routes, iso
+from storno_security.integrations.falcon.schemas import REAUTH_FIELDS
 from storno_security.ratelimit import LOGIN
 
 __all__ = ["routes"]
@@ -41,9 +42,9 @@ def _record_count(data: dict[str, Any]) -> int:
         )
     },
 )
-def export_my_data(ctx: Ctx, body: Body) -> None:
+def export_my_data(ctx: Ctx[Server], body: Body) -> None:
     caller = ctx.caller
-    data = gdpr.export_user_data(ctx.server, caller)
+    data = gdpr.export_user_data(ctx.state, caller)
     ctx.kit.emit(
         SecurityEventType.DATA_EXPORTED,
         actor_id=caller.user_id,
@@ -80,6 +81,6 @@ def export_my_data(ctx: Ctx, body: Body) -> None:
     },
 )
 @reauthenticated
-def delete_me(ctx: Ctx, body: Body) -> None:
-    deletion = gdpr.delete_account(ctx.server, ctx.caller, **proof(body))
+def delete_me(ctx: Ctx[Server], body: Body) -> None:
+    deletion = gdpr.delete_account(ctx.state, ctx.caller, **proof(body))
     ctx.json({"status": "deleted", "purge_after": iso(deletion.purge_after)}, status=202)

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from reference_server.errors import ApiError
-from reference_server.openapi import obj
 from reference_server.resources.members import (
     MEMBER,
     PERMISSIONS,
@@ -23,16 +21,21 @@ from reference_server.resources.members import (
     stored_member_json,
 )
 from reference_server.schemas import (
-    EMAIL,
-    NULLABLE_STRING,
     PAGE_PARAMETERS,
-    TIME,
     page_json,
     page_of,
     page_request,
 )
-from reference_server.web import Body, Ctx, Routes, iso
+from reference_server.wiring import Server
 from storno_security.errors import InvalidEmailError
+from storno_security.integrations.falcon.errors import ApiError
+from storno_security.integrations.falcon.openapi import obj
+from storno_security.integrations.falcon.routing import Body, Ctx, Routes, iso
+from storno_security.integrations.falcon.schemas import (
+    EMAIL,
+    NULLABLE_STRING,
+    TIME,
+)
 from storno_security.rbac import Permission, is_visible
 from storno_security.rbac.invitations import Invitation
 
@@ -123,7 +126,7 @@ def _organization_json(invitation: Invitation) -> dict[str, Any]:
     ),
     responses={202: obj({"status": {"const": "invited"}}, required=("status",))},
 )
-def invite(ctx: Ctx, body: Body) -> None:
+def invite(ctx: Ctx[Server], body: Body) -> None:
     try:
         ctx.kit.invite(
             ctx.caller,
@@ -149,7 +152,7 @@ def invite(ctx: Ctx, body: Body) -> None:
     parameters=PAGE_PARAMETERS,
     responses={200: page_of(_ORG_INVITATION)},
 )
-def organization_invitations(ctx: Ctx, body: Body) -> None:
+def organization_invitations(ctx: Ctx[Server], body: Body) -> None:
     auth = ctx.authorize(Permission.MEMBER_VIEW)
     page = page_request(ctx).of(ctx.kit.organization_invitations(auth), _order)
     ctx.json(page_json(page, _organization_json))
@@ -162,7 +165,7 @@ def organization_invitations(ctx: Ctx, body: Body) -> None:
     organization=True,
     responses={204: None},
 )
-def withdraw(ctx: Ctx, body: Body, invitation_id: str) -> None:
+def withdraw(ctx: Ctx[Server], body: Body, invitation_id: str) -> None:
     ctx.kit.withdraw_invitation(
         ctx.caller, invitation_id, organization=ctx.header("X-Organization")
     )
@@ -177,7 +180,7 @@ def withdraw(ctx: Ctx, body: Body, invitation_id: str) -> None:
     parameters=PAGE_PARAMETERS,
     responses={200: page_of(_MY_INVITATION)},
 )
-def my_invitations(ctx: Ctx, body: Body) -> None:
+def my_invitations(ctx: Ctx[Server], body: Body) -> None:
     request = page_request(ctx)
     directory = ctx.kit.directory
     # Not offered again where the caller is a member already (accepting would be refused).
@@ -214,7 +217,7 @@ def my_invitations(ctx: Ctx, body: Body) -> None:
         )
     },
 )
-def accept(ctx: Ctx, body: Body, invitation_id: str) -> None:
+def accept(ctx: Ctx[Server], body: Body, invitation_id: str) -> None:
     membership = ctx.kit.accept_invitation(ctx.caller, invitation_id)
     ctx.json(
         {
@@ -231,6 +234,6 @@ def accept(ctx: Ctx, body: Body, invitation_id: str) -> None:
     auth="user",
     responses={204: None},
 )
-def decline(ctx: Ctx, body: Body, invitation_id: str) -> None:
+def decline(ctx: Ctx[Server], body: Body, invitation_id: str) -> None:
     ctx.kit.decline_invitation(ctx.caller, invitation_id)
     ctx.no_content()

@@ -9,19 +9,22 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any, NoReturn
 
-from reference_server.errors import ApiError
-from reference_server.openapi import obj
 from reference_server.schemas import (
-    END,
-    NULLABLE_STRING,
     PAGE_PARAMETERS,
-    TIME,
-    line,
     page_json,
     page_of,
     page_request,
 )
-from reference_server.web import Body, Ctx, Routes, bad_request, iso
+from reference_server.wiring import Server
+from storno_security.integrations.falcon.errors import ApiError
+from storno_security.integrations.falcon.openapi import obj
+from storno_security.integrations.falcon.routing import Body, Ctx, Routes, bad_request, iso
+from storno_security.integrations.falcon.schemas import (
+    END,
+    NULLABLE_STRING,
+    TIME,
+    line,
+)
 from storno_security.rbac import Permission, canonical_uuid
 
 __all__ = ["MAX_AMOUNT_MINOR", "routes"]
@@ -129,9 +132,9 @@ def _id(raw: str) -> str:
     parameters=PAGE_PARAMETERS,
     responses={200: page_of(_INVOICE)},
 )
-def list_invoices(ctx: Ctx, body: Body) -> None:
+def list_invoices(ctx: Ctx[Server], body: Body) -> None:
     auth = ctx.authorize(Permission.INVOICE_VIEW, company=True)
-    page = ctx.server.data.invoices.list_page(str(auth.company_id), page_request(ctx))
+    page = ctx.state.data.invoices.list_page(str(auth.company_id), page_request(ctx))
     ctx.json(page_json(page, invoice_json))
 
 
@@ -143,10 +146,10 @@ def list_invoices(ctx: Ctx, body: Body) -> None:
     body=obj(_FIELDS, required=tuple(_FIELDS), additional=False),
     responses={201: _INVOICE},
 )
-def create_invoice(ctx: Ctx, body: Body) -> None:
+def create_invoice(ctx: Ctx[Server], body: Body) -> None:
     auth = ctx.authorize(Permission.INVOICE_CREATE, company=True)
     values = {**_values(body), "created_by": auth.principal.user_id}
-    row = ctx.server.data.invoices.create(str(auth.company_id), values, now=ctx.server.clock.now())
+    row = ctx.state.data.invoices.create(str(auth.company_id), values, now=ctx.state.clock.now())
     ctx.json(invoice_json(row), status=201)
 
 
@@ -157,9 +160,9 @@ def create_invoice(ctx: Ctx, body: Body) -> None:
     company=True,
     responses={200: _INVOICE},
 )
-def get_invoice(ctx: Ctx, body: Body, invoice_id: str) -> None:
+def get_invoice(ctx: Ctx[Server], body: Body, invoice_id: str) -> None:
     auth = ctx.authorize(Permission.INVOICE_VIEW, company=True)
-    ctx.json(_found(ctx.server.data.invoices.get(str(auth.company_id), _id(invoice_id))))
+    ctx.json(_found(ctx.state.data.invoices.get(str(auth.company_id), _id(invoice_id))))
 
 
 @routes.patch(
@@ -170,12 +173,12 @@ def get_invoice(ctx: Ctx, body: Body, invoice_id: str) -> None:
     body=obj(_FIELDS, additional=False),
     responses={200: _INVOICE},
 )
-def update_invoice(ctx: Ctx, body: Body, invoice_id: str) -> None:
+def update_invoice(ctx: Ctx[Server], body: Body, invoice_id: str) -> None:
     auth = ctx.authorize(Permission.INVOICE_UPDATE, company=True)
     if not body:
         bad_request("Send at least one of: " + ", ".join(_FIELDS) + ".")
-    row = ctx.server.data.invoices.change(
-        str(auth.company_id), _id(invoice_id), _values(body), now=ctx.server.clock.now()
+    row = ctx.state.data.invoices.change(
+        str(auth.company_id), _id(invoice_id), _values(body), now=ctx.state.clock.now()
     )
     ctx.json(_found(row))
 
@@ -187,9 +190,9 @@ def update_invoice(ctx: Ctx, body: Body, invoice_id: str) -> None:
     company=True,
     responses={204: None},
 )
-def delete_invoice(ctx: Ctx, body: Body, invoice_id: str) -> None:
+def delete_invoice(ctx: Ctx[Server], body: Body, invoice_id: str) -> None:
     auth = ctx.authorize(Permission.INVOICE_DELETE, company=True)
-    now = ctx.server.clock.now()
-    if not ctx.server.data.invoices.remove(str(auth.company_id), _id(invoice_id), now=now):
+    now = ctx.state.clock.now()
+    if not ctx.state.data.invoices.remove(str(auth.company_id), _id(invoice_id), now=now):
         _not_found()
     ctx.no_content()

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from reference_server.errors import ApiError
-from reference_server.openapi import obj
-from reference_server.schemas import string
-from reference_server.web import Body, Ctx, Routes, iso
+from reference_server.wiring import Server
 from storno_security.audit import SecurityEventType, event_from_error, event_from_license_status
 from storno_security.errors import InvalidLicenseError
+from storno_security.integrations.falcon.errors import ApiError
+from storno_security.integrations.falcon.openapi import obj
+from storno_security.integrations.falcon.routing import Body, Ctx, Routes, iso
+from storno_security.integrations.falcon.schemas import string
 from storno_security.license import Entitlements, LicenseState, LicenseStatus
 from storno_security.ratelimit import LICENSE_VALIDATION
 from storno_security.rbac import Authorization, Permission
@@ -94,13 +95,13 @@ def _status(status: LicenseStatus) -> dict[str, Any]:
     }
 
 
-def _check(ctx: Ctx, auth: Authorization, token: str, method: str | None) -> LicenseStatus:
+def _check(ctx: Ctx[Server], auth: Authorization, token: str, method: str | None) -> LicenseStatus:
     """Verify ``token`` for the caller's organization; record the check either way.
 
     Raises:
         InvalidLicenseError: not a genuine license of this organization and installation.
     """
-    verifier = ctx.server.license_verifier
+    verifier = ctx.state.license_verifier
     assert verifier is not None  # the callers answer before, without a vendor key
     org_id, actor = auth.organization_id, auth.principal.user_id
     try:
@@ -110,7 +111,7 @@ def _check(ctx: Ctx, auth: Authorization, token: str, method: str | None) -> Lic
             event_from_error(
                 SecurityEventType.LICENSE_CHECKED,
                 exc,
-                at=ctx.server.clock.now(),
+                at=ctx.state.clock.now(),
                 method=method,
                 actor_id=actor,
                 organization_id=org_id,
@@ -128,10 +129,10 @@ def _check(ctx: Ctx, auth: Authorization, token: str, method: str | None) -> Lic
     organization=True,
     responses={200: _STATUS},
 )
-def license_status(ctx: Ctx, body: Body) -> None:
+def license_status(ctx: Ctx[Server], body: Body) -> None:
     auth = ctx.authorize(Permission.ORG_VIEW)
-    token = ctx.server.data.licenses.token(auth.organization_id)
-    if token is None or ctx.server.license_verifier is None:
+    token = ctx.state.data.licenses.token(auth.organization_id)
+    if token is None or ctx.state.license_verifier is None:
         ctx.json(_unlicensed())
         return
     try:
@@ -155,14 +156,14 @@ def license_status(ctx: Ctx, body: Body) -> None:
     body=obj({"license": string(16_384)}, required=("license",)),
     responses={200: _STATUS},
 )
-def install_license(ctx: Ctx, body: Body) -> None:
+def install_license(ctx: Ctx[Server], body: Body) -> None:
     auth = ctx.authorize(Permission.LICENSE_MANAGE)
-    if ctx.server.license_verifier is None:
+    if ctx.state.license_verifier is None:
         raise ApiError(404, "not_enabled", "License verification is not configured.")
     status = _check(ctx, auth, body["license"], "activate")
     if status.state is LicenseState.EXPIRED:
         raise ApiError(422, "license_expired", "The license has expired.")
-    ctx.server.data.licenses.install(
-        auth.organization_id, body["license"], now=ctx.server.clock.now()
+    ctx.state.data.licenses.install(
+        auth.organization_id, body["license"], now=ctx.state.clock.now()
     )
     ctx.json(_status(status))

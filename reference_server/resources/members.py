@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from typing import Any, NoReturn
 
-from reference_server.openapi import obj
-from reference_server.schemas import TIME, string
-from reference_server.web import Body, Ctx, Routes, bad_request, iso
+from reference_server.wiring import Server
 from storno_security.errors import MembershipNotFoundError
+from storno_security.integrations.falcon.openapi import obj
+from storno_security.integrations.falcon.routing import Body, Ctx, Routes, bad_request, iso
+from storno_security.integrations.falcon.schemas import TIME, string
 from storno_security.kit import MemberView
 from storno_security.rbac import (
     Membership,
@@ -100,7 +101,7 @@ def member_json(view: MemberView) -> dict[str, Any]:
     }
 
 
-def stored_member_json(ctx: Ctx, membership: Membership) -> dict[str, Any]:
+def stored_member_json(ctx: Ctx[Server], membership: Membership) -> dict[str, Any]:
     """A member a kit flow just wrote, as listed (for a caller who need not hold member.view)."""
     directory = ctx.kit.directory
     for record in directory.members_of(membership.organization_id):
@@ -129,7 +130,7 @@ def _user_id(raw: str) -> str:
     organization=True,
     responses={200: _MEMBERS},
 )
-def list_members(ctx: Ctx, body: Body) -> None:
+def list_members(ctx: Ctx[Server], body: Body) -> None:
     auth = ctx.authorize(Permission.MEMBER_VIEW)
     ctx.json({"items": [member_json(v) for v in ctx.kit.list_members(auth)]})
 
@@ -141,7 +142,7 @@ def list_members(ctx: Ctx, body: Body) -> None:
     organization=True,
     responses={200: MEMBER},
 )
-def get_member(ctx: Ctx, body: Body, user_id: str) -> None:
+def get_member(ctx: Ctx[Server], body: Body, user_id: str) -> None:
     auth = ctx.authorize(Permission.MEMBER_VIEW)
     wanted = _user_id(user_id)
     found = [v for v in ctx.kit.list_members(auth) if v.membership.user_id == wanted]
@@ -163,7 +164,7 @@ def get_member(ctx: Ctx, body: Body, user_id: str) -> None:
     body=_CHANGE,
     responses={200: MEMBER},
 )
-def update_member(ctx: Ctx, body: Body, user_id: str) -> None:
+def update_member(ctx: Ctx[Server], body: Body, user_id: str) -> None:
     if not body:
         bad_request("Send 'role', 'permissions' or both.")
     try:
@@ -186,7 +187,7 @@ def update_member(ctx: Ctx, body: Body, user_id: str) -> None:
     organization=True,
     responses={204: None},
 )
-def remove_member(ctx: Ctx, body: Body, user_id: str) -> None:
+def remove_member(ctx: Ctx[Server], body: Body, user_id: str) -> None:
     ctx.kit.remove_member(ctx.caller, _user_id(user_id), organization=ctx.header("X-Organization"))
     ctx.no_content()
 
@@ -200,7 +201,7 @@ def remove_member(ctx: Ctx, body: Body, user_id: str) -> None:
     body=obj({"user_id": string(64)}, required=("user_id",), additional=False),
     responses={200: _MEMBERS},
 )
-def transfer_ownership(ctx: Ctx, body: Body) -> None:
+def transfer_ownership(ctx: Ctx[Server], body: Body) -> None:
     auth = ctx.authorize(Permission.ORG_TRANSFER_OWNERSHIP)
     ctx.kit.transfer_ownership(
         ctx.caller, _user_id(body["user_id"]), organization=auth.organization_id

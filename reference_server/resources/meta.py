@@ -1,17 +1,15 @@
-"""Liveness, readiness, the JWKS and the OpenAPI document."""
+"""Liveness and readiness of the server."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from reference_server.openapi import build_document, obj, paths_of
-from reference_server.web import Body, Ctx, Routes
+from reference_server.wiring import Server
+from storno_security.integrations.falcon.openapi import obj
+from storno_security.integrations.falcon.routing import Body, Ctx, Routes
 
 __all__ = ["routes"]
 
 routes = Routes()
 
-_JWK = obj({"kty": {"type": "string"}, "kid": {"type": "string"}}, required=("kty", "kid"))
 _CHECKS = obj(
     {"status": {"type": "string"}, "checks": {"type": "object"}}, required=("status", "checks")
 )
@@ -25,7 +23,7 @@ _CHECKS = obj(
     limit="",
     responses={200: _CHECKS},
 )
-def health(ctx: Ctx, body: Body) -> None:
+def health(ctx: Ctx[Server], body: Body) -> None:
     ctx.json({"status": "ok", "checks": {}})
 
 
@@ -37,45 +35,10 @@ def health(ctx: Ctx, body: Body) -> None:
     limit="",
     responses={200: _CHECKS, 503: _CHECKS},
 )
-def ready(ctx: Ctx, body: Body) -> None:
-    checks = ctx.server.readiness()
+def ready(ctx: Ctx[Server], body: Body) -> None:
+    checks = ctx.state.readiness()
     healthy = all(value == "ok" for value in checks.values())
     ctx.json(
         {"status": "ok" if healthy else "unavailable", "checks": checks},
         status=200 if healthy else 503,
     )
-
-
-@routes.get(
-    "/.well-known/jwks.json",
-    summary="Public keys for access tokens (JWKS)",
-    tag="meta",
-    auth="none",
-    responses={200: obj({"keys": {"type": "array", "items": _JWK}}, required=("keys",))},
-)
-def jwks(ctx: Ctx, body: Body) -> None:
-    ctx.json(ctx.kit.issuer.jwks())
-    ctx.resp.set_header("Cache-Control", "public, max-age=300")
-
-
-_DOCUMENT: dict[str, Any] = {}
-
-
-@routes.get(
-    "/openapi.json",
-    summary="This document",
-    tag="meta",
-    auth="none",
-    responses={200: {"type": "object"}},
-)
-def openapi(ctx: Ctx, body: Body) -> None:
-    if not _DOCUMENT:
-        from reference_server.app import all_routes
-
-        _DOCUMENT.update(
-            build_document(
-                paths_of(all_routes()), server_url=ctx.server.settings.public_url.rstrip("/")
-            )
-        )
-    ctx.json(_DOCUMENT)
-    ctx.resp.set_header("Cache-Control", "public, max-age=300")

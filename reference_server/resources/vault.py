@@ -14,11 +14,12 @@ from typing import Any
 
 from reference_server.data.credentials import associated_data
 from reference_server.data.tables import new_id
-from reference_server.errors import ApiError
-from reference_server.openapi import obj
-from reference_server.resources._account import proof, reauthenticated
-from reference_server.schemas import REAUTH_FIELDS, TIME, string
-from reference_server.web import Body, Ctx, Routes, iso
+from reference_server.wiring import Server
+from storno_security.integrations.falcon.errors import ApiError
+from storno_security.integrations.falcon.openapi import obj
+from storno_security.integrations.falcon.routes._account import proof, reauthenticated
+from storno_security.integrations.falcon.routing import Body, Ctx, Routes, iso
+from storno_security.integrations.falcon.schemas import REAUTH_FIELDS, TIME, string
 from storno_security.rbac import Authorization, Permission, canonical_uuid
 
 __all__ = ["MAX_SECRET_BYTES", "routes"]
@@ -93,16 +94,16 @@ def _secret_json(secret: object) -> str:
     return text
 
 
-def _company(ctx: Ctx) -> tuple[Authorization, str]:
+def _company(ctx: Ctx[Server]) -> tuple[Authorization, str]:
     auth = ctx.authorize(Permission.VAULT_MANAGE, company=True)
     assert auth.company_id is not None  # company=True always resolves one
     return auth, auth.company_id
 
 
-def _credential(ctx: Ctx, company_id: str, credential_id: str) -> dict[str, Any]:
+def _credential(ctx: Ctx[Server], company_id: str, credential_id: str) -> dict[str, Any]:
     """The live credential of this company; a malformed, unknown, deleted or another
     company's id answers alike (RBAC-3)."""
-    found = ctx.server.data.credentials.get(company_id, canonical_uuid(credential_id) or "")
+    found = ctx.state.data.credentials.get(company_id, canonical_uuid(credential_id) or "")
     if found is None:
         raise ApiError(404, "not_found", "Not found.")
     return found
@@ -120,9 +121,9 @@ def _label(provider: str) -> str:
     company=True,
     responses={200: obj({"items": {"type": "array", "items": _ITEM}}, required=("items",))},
 )
-def list_credentials(ctx: Ctx, body: Body) -> None:
+def list_credentials(ctx: Ctx[Server], body: Body) -> None:
     _, company_id = _company(ctx)
-    ctx.json({"items": [_item(row) for row in ctx.server.data.credentials.all(company_id)]})
+    ctx.json({"items": [_item(row) for row in ctx.state.data.credentials.all(company_id)]})
 
 
 @routes.post(
@@ -144,7 +145,7 @@ def list_credentials(ctx: Ctx, body: Body) -> None:
     responses={201: _ITEM},
 )
 @reauthenticated
-def create_credential(ctx: Ctx, body: Body) -> None:
+def create_credential(ctx: Ctx[Server], body: Body) -> None:
     auth, company_id = _company(ctx)
     secret = _secret_json(body["secret"])
     credential_id = new_id()
@@ -157,11 +158,11 @@ def create_credential(ctx: Ctx, body: Body) -> None:
         **proof(body),
     )
     values = {"provider": body["provider"], "name": body["name"], "sealed": sealed}
-    row = ctx.server.data.credentials.add(
+    row = ctx.state.data.credentials.add(
         company_id,
         credential_id,
         {**values, "created_by": ctx.caller.user_id},
-        now=ctx.server.clock.now(),
+        now=ctx.state.clock.now(),
     )
     ctx.json(_item(row), status=201)
 
@@ -180,7 +181,7 @@ def create_credential(ctx: Ctx, body: Body) -> None:
     responses={200: _ITEM},
 )
 @reauthenticated
-def replace_credential(ctx: Ctx, body: Body, credential_id: str) -> None:
+def replace_credential(ctx: Ctx[Server], body: Body, credential_id: str) -> None:
     auth, company_id = _company(ctx)
     row = _credential(ctx, company_id, credential_id)
     sealed = ctx.kit.seal_secret(
@@ -194,8 +195,8 @@ def replace_credential(ctx: Ctx, body: Body, credential_id: str) -> None:
     changes = (
         {"sealed": sealed} if body.get("name") is None else {"sealed": sealed, "name": body["name"]}
     )
-    replaced = ctx.server.data.credentials.change(
-        company_id, row["id"], changes, now=ctx.server.clock.now()
+    replaced = ctx.state.data.credentials.change(
+        company_id, row["id"], changes, now=ctx.state.clock.now()
     )
     if replaced is None:  # deleted meanwhile
         raise ApiError(404, "not_found", "Not found.")
@@ -209,15 +210,15 @@ def replace_credential(ctx: Ctx, body: Body, credential_id: str) -> None:
     company=True,
     responses={204: None},
 )
-def delete_credential(ctx: Ctx, body: Body, credential_id: str) -> None:
+def delete_credential(ctx: Ctx[Server], body: Body, credential_id: str) -> None:
     _, company_id = _company(ctx)
     wanted = canonical_uuid(credential_id) or ""
-    if not ctx.server.data.credentials.remove(company_id, wanted, now=ctx.server.clock.now()):
+    if not ctx.state.data.credentials.remove(company_id, wanted, now=ctx.state.clock.now()):
         raise ApiError(404, "not_found", "Not found.")
     ctx.no_content()
 
 
-def _reveal(ctx: Ctx, credential_id: str, **reauth: Any) -> None:
+def _reveal(ctx: Ctx[Server], credential_id: str, **reauth: Any) -> None:
     auth, company_id = _company(ctx)
     row = _credential(ctx, company_id, credential_id)
     plain = ctx.kit.open_secret(
@@ -246,7 +247,7 @@ def _reveal(ctx: Ctx, credential_id: str, **reauth: Any) -> None:
     responses={200: _REVEALED},
 )
 @reauthenticated
-def reveal_secret(ctx: Ctx, body: Body, credential_id: str) -> None:
+def reveal_secret(ctx: Ctx[Server], body: Body, credential_id: str) -> None:
     _reveal(ctx, credential_id, step_up_token=ctx.header(_STEP_UP_HEADER))
 
 
@@ -262,5 +263,5 @@ def reveal_secret(ctx: Ctx, body: Body, credential_id: str) -> None:
     responses={200: _REVEALED},
 )
 @reauthenticated
-def reveal_secret_reauthenticated(ctx: Ctx, body: Body, credential_id: str) -> None:
+def reveal_secret_reauthenticated(ctx: Ctx[Server], body: Body, credential_id: str) -> None:
     _reveal(ctx, credential_id, **proof(body))

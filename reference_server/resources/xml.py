@@ -17,10 +17,11 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-from reference_server.errors import ApiError
-from reference_server.openapi import obj
-from reference_server.schemas import TIME, string
-from reference_server.web import Body, Ctx, Routes, bad_request, iso
+from reference_server.wiring import Server
+from storno_security.integrations.falcon.errors import ApiError
+from storno_security.integrations.falcon.openapi import obj
+from storno_security.integrations.falcon.routing import Body, Ctx, Routes, bad_request, iso
+from storno_security.integrations.falcon.schemas import TIME, string
 from storno_security.rbac import Permission
 from storno_security.xmlsig import VerifiedXml
 
@@ -99,10 +100,10 @@ def _verified(verified: VerifiedXml, form: str) -> dict[str, Any]:
         200: obj({"xml": {"type": "string"}, "form": {"type": "string"}}, required=("xml",))
     },
 )
-def sign(ctx: Ctx, body: Body) -> None:
+def sign(ctx: Ctx[Server], body: Body) -> None:
     ctx.authorize(Permission.INVOICE_ISSUE, company=True)
     document = _decoded(body, "xml")
-    signer = ctx.server.xml_signer
+    signer = ctx.state.xml_signer
     signed = signer.sign(document) if body["form"] == "enveloped" else signer.sign_xades(document)
     ctx.json({"xml": base64.b64encode(signed).decode("ascii"), "form": body["form"]})
 
@@ -137,7 +138,7 @@ def sign(ctx: Ctx, body: Body) -> None:
         )
     },
 )
-def verify(ctx: Ctx, body: Body) -> None:
+def verify(ctx: Ctx[Server], body: Body) -> None:
     ctx.authorize(Permission.INVOICE_VIEW, company=True)
     form = body["form"]
     document = _decoded(body, "xml")
@@ -146,7 +147,7 @@ def verify(ctx: Ctx, body: Body) -> None:
             "'detached_data' is required with form 'detached' and only then.",
             field="detached_data",
         )
-    verifier = ctx.server.xml_verifier
+    verifier = ctx.state.xml_verifier
     if form == "detached":
         verified = verifier.verify_detached(document, data=_decoded(body, "detached_data"))
     elif form == "xades":
@@ -174,9 +175,9 @@ def verify(ctx: Ctx, body: Body) -> None:
         )
     },
 )
-def validate(ctx: Ctx, body: Body) -> None:
+def validate(ctx: Ctx[Server], body: Body) -> None:
     ctx.authorize(Permission.INVOICE_VIEW, company=True)
-    root = ctx.server.schemas.validate(body["provider"], _decoded(body, "xml"))
+    root = ctx.state.schemas.validate(body["provider"], _decoded(body, "xml"))
     ctx.json({"valid": True, "provider": body["provider"], "root_element": str(root.tag)})
 
 
@@ -191,12 +192,12 @@ def validate(ctx: Ctx, body: Body) -> None:
         )
     },
 )
-def providers(ctx: Ctx, body: Body) -> None:
+def providers(ctx: Ctx[Server], body: Body) -> None:
     ctx.json(
         {
             "providers": [
                 {"provider": name, "root_elements": list(roots)}
-                for name, roots in ctx.server.schemas.providers.items()
+                for name, roots in ctx.state.schemas.providers.items()
             ]
         }
     )

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import positive_data_acceptance
 
-from reference_server.resources import api_keys, me, mfa, passkeys
+from storno_security.integrations.falcon.routes import api_keys, me, mfa, passkeys
 from tests.server.api import FalconApi
 
 _BEYOND_SCHEMA = {"POST /api/v1/api-keys", "POST /api/v1/me/password", "POST /api/v1/me/email"}

@@ -24,7 +24,6 @@ import sqlalchemy as sa
 
 from reference_server.cli import build_parser, main, plan_workers
 from reference_server.data import tables
-from reference_server.keys import generate_vault_key
 from reference_server.mail import MemoryEmailSink
 from reference_server.settings import Settings
 from reference_server.wiring import Server, build_server
@@ -32,6 +31,7 @@ from storno_security.accounts import UserAccount
 from storno_security.audit import SecurityEventType
 from storno_security.clock import FrozenClock
 from storno_security.errors import InvalidAccessTokenError
+from storno_security.integrations.keyfiles import generate_vault_key
 from storno_security.rbac import Membership, Organization, Role
 from storno_security.stores.sql import users as library_users
 from tests.server.conftest import TEST_ENV, make_settings
@@ -516,7 +516,7 @@ def test_xml_verify_with_another_certificate_fails(
 ) -> None:
     from cryptography.hazmat.primitives import serialization
 
-    from reference_server.keys import load_xml_material
+    from storno_security.integrations.keyfiles import load_xml_material
 
     assert run(capsys, "keys", "generate")[0] == 0
     source, signed = tmp_path / "in.xml", tmp_path / "signed.xml"
@@ -533,7 +533,7 @@ def test_xml_verify_with_another_certificate_fails(
 def test_xml_sign_with_key_and_cert_and_refuses_one_alone(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from reference_server.keys import load_xml_material
+    from storno_security.integrations.keyfiles import load_xml_material
 
     load_xml_material(tmp_path / "mine")
     key, cert = tmp_path / "mine" / "signer.key", tmp_path / "mine" / "signer.crt"

@@ -9,11 +9,11 @@ import falcon.testing
 import pytest
 
 from reference_server.app import create_app
-from reference_server.keys import KeyFileError, load_key_material
 from reference_server.mail import MemoryEmailSink
 from reference_server.settings import SETTINGS_VARIABLES, Settings, SettingsError
 from reference_server.wiring import build_server
 from storno_security.clock import FrozenClock
+from storno_security.integrations.keyfiles import KeyFileError, load_key_material
 from tests.server.api import FalconApi, fresh_email
 from tests.server.conftest import make_settings
 

@@ -9,10 +9,11 @@ this (KEY-5).
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from reference_server.openapi import obj
-from reference_server.resources._account import (
+from storno_security.integrations.falcon.openapi import obj
+from storno_security.integrations.falcon.routes._account import (
     MFA_STATUS,
     OPTIONS,
     mfa_status_json,
@@ -21,8 +22,15 @@ from reference_server.resources._account import (
     reauth_note,
     reauthenticated,
 )
-from reference_server.schemas import CODE, COOKIE, CREDENTIAL, REAUTH_FIELDS, STEP_UP, TOKENS
-from reference_server.web import Body, Ctx, Routes, iso
+from storno_security.integrations.falcon.routing import Body, Ctx, Routes, iso
+from storno_security.integrations.falcon.schemas import (
+    CODE,
+    COOKIE,
+    CREDENTIAL,
+    REAUTH_FIELDS,
+    STEP_UP,
+    TOKENS,
+)
 from storno_security.kit import SensitiveAction
 from storno_security.ratelimit import LOGIN, MFA_VERIFY
 
@@ -42,7 +50,7 @@ _METHODS = ["totp", "backup_code", "passkey"]
     auth="user",
     responses={200: MFA_STATUS},
 )
-def status(ctx: Ctx, body: Body) -> None:
+def status(ctx: Ctx[Any], body: Body) -> None:
     ctx.json(mfa_status_json(ctx.kit.mfa_status(ctx.kit.get_user(ctx.caller.user_id))))
 
 
@@ -64,7 +72,7 @@ def status(ctx: Ctx, body: Body) -> None:
     },
 )
 @reauthenticated
-def totp_setup(ctx: Ctx, body: Body) -> None:
+def totp_setup(ctx: Ctx[Any], body: Body) -> None:
     enrolment = ctx.kit.begin_totp_enrolment(ctx.caller, **proof(body))
     # The label of an otpauth URI is "issuer:account", the issuer also a parameter.
     uri = urlsplit(enrolment.uri)
@@ -93,7 +101,7 @@ def totp_setup(ctx: Ctx, body: Body) -> None:
         )
     },
 )
-def totp_confirm(ctx: Ctx, body: Body) -> None:
+def totp_confirm(ctx: Ctx[Any], body: Body) -> None:
     codes = ctx.kit.confirm_totp_enrolment(ctx.caller, body["code"])
     ctx.json({"enabled": True, "backup_codes": list(codes.codes)})
 
@@ -134,7 +142,7 @@ def totp_confirm(ctx: Ctx, body: Body) -> None:
         )
     },
 )
-def step_up(ctx: Ctx, body: Body) -> None:
+def step_up(ctx: Ctx[Any], body: Body) -> None:
     grant = ctx.kit.step_up(
         ctx.caller,
         body["action"],
@@ -159,7 +167,7 @@ def step_up(ctx: Ctx, body: Body) -> None:
     auth="user",
     responses={200: OPTIONS},
 )
-def step_up_passkey_options(ctx: Ctx, body: Body) -> None:
+def step_up_passkey_options(ctx: Ctx[Any], body: Body) -> None:
     ctx.json(options_json(ctx.kit.step_up_passkey_options(ctx.caller)))
 
 
@@ -174,7 +182,7 @@ def step_up_passkey_options(ctx: Ctx, body: Body) -> None:
     responses={200: obj({"backup_codes": _CODES}, required=("backup_codes",))},
 )
 @reauthenticated
-def backup_codes(ctx: Ctx, body: Body) -> None:
+def backup_codes(ctx: Ctx[Any], body: Body) -> None:
     codes = ctx.kit.regenerate_backup_codes(ctx.caller, **proof(body))
     ctx.json({"backup_codes": list(codes.codes)})
 
@@ -191,6 +199,6 @@ def backup_codes(ctx: Ctx, body: Body) -> None:
     body=obj({"step_up_token": STEP_UP, "cookie": COOKIE}),
     responses={200: TOKENS},
 )
-def disable(ctx: Ctx, body: Body) -> None:
+def disable(ctx: Ctx[Any], body: Body) -> None:
     session = ctx.kit.disable_mfa(ctx.caller, step_up_token=body.get("step_up_token"))
     ctx.tokens(session.tokens, cookie=body.get("cookie", False))

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from reference_server.openapi import obj
-from reference_server.resources._account import (
+from storno_security.errors import OrganizationRequiredError
+from storno_security.integrations.falcon.openapi import obj
+from storno_security.integrations.falcon.routes._account import (
     MFA_STATUS,
     mfa_status_json,
     proof,
     reauth_note,
     reauthenticated,
 )
-from reference_server.schemas import (
+from storno_security.integrations.falcon.routing import Body, Ctx, Routes, user_json
+from storno_security.integrations.falcon.schemas import (
     COOKIE,
     EMAIL,
     NAME,
@@ -28,10 +30,7 @@ from reference_server.schemas import (
     TOKENS,
     USER,
     string,
-    user_json,
 )
-from reference_server.web import Body, Ctx, Routes
-from storno_security.errors import OrganizationRequiredError
 from storno_security.kit import SensitiveAction
 from storno_security.ratelimit import LOGIN
 from storno_security.rbac import Authorization, Permission, Role
@@ -71,7 +70,7 @@ _USER_ANSWER = obj({"user": USER}, required=("user",))
     organization=True,
     responses={200: _ME},
 )
-def me(ctx: Ctx, body: Body) -> None:
+def me(ctx: Ctx[Any], body: Body) -> None:
     caller = ctx.caller
     auth: Authorization | None
     try:
@@ -113,7 +112,7 @@ def me(ctx: Ctx, body: Body) -> None:
     body=obj({"name": NAME}, required=("name",)),
     responses={200: _USER_ANSWER},
 )
-def rename(ctx: Ctx, body: Body) -> None:
+def rename(ctx: Ctx[Any], body: Body) -> None:
     user = ctx.kit.update_profile(ctx.caller, name=body["name"].strip())
     ctx.json({"user": user_json(user)})
 
@@ -136,7 +135,7 @@ def rename(ctx: Ctx, body: Body) -> None:
     responses={200: TOKENS},
 )
 @reauthenticated
-def change_password(ctx: Ctx, body: Body) -> None:
+def change_password(ctx: Ctx[Any], body: Body) -> None:
     session = ctx.kit.change_password(ctx.caller, new_password=body["new_password"], **proof(body))
     ctx.tokens(session.tokens, cookie=body.get("cookie", False), user=session.user)
 
@@ -153,7 +152,7 @@ def change_password(ctx: Ctx, body: Body) -> None:
     responses={200: _USER_ANSWER},
 )
 @reauthenticated
-def change_email(ctx: Ctx, body: Body) -> None:
+def change_email(ctx: Ctx[Any], body: Body) -> None:
     user = ctx.kit.change_email(ctx.caller, body["email"], **proof(body))
     ctx.json({"user": user_json(user)})
 
@@ -182,6 +181,6 @@ def change_email(ctx: Ctx, body: Body) -> None:
     },
 )
 @reauthenticated
-def link_google(ctx: Ctx, body: Body) -> None:
+def link_google(ctx: Ctx[Any], body: Body) -> None:
     user = ctx.kit.link_google(ctx.caller, body["id_token"], **proof(body))
     ctx.json({"user": user_json(user), "google_linked": True})

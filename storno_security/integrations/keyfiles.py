@@ -1,4 +1,6 @@
-"""Key material on disk: generated on first run, 0600 files in a 0700 directory, reused after.
+"""An application's keys on disk: generated on first run, 0600 files in a 0700 directory,
+reused after; the JWT, vault and XML-signing keys and the audit pseudonym key, loaded as the
+library's key objects (``KitKeys`` takes three of them).
 
 Layout under ``<data_dir>/keys``::
 
@@ -20,7 +22,7 @@ from __future__ import annotations
 import fcntl
 import os
 import stat
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import attrs
@@ -29,6 +31,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from storno_security.clock import SystemClock
 from storno_security.tokens import KeyRing, SigningKey
 from storno_security.vault import VaultKey, VaultKeyRing
 
@@ -151,9 +154,7 @@ def load_jwt_ring(directory: Path, *, key_file: Path | None = None, create: bool
             raise KeyFileError(
                 f"no JWT signing key in {directory}; run: storno-security keys generate"
             )
-        generate_jwt_key(directory)
-        kid = _active_kid(directory)
-        assert kid is not None
+        kid = generate_jwt_key(directory).kid
     signer = _signing_key_from(directory / f"{kid}.pem")
     others = [
         _signing_key_from(path).public
@@ -201,9 +202,7 @@ def load_vault_ring(
     if kid is None:
         if not create:
             raise KeyFileError(f"no vault key in {directory}; run: storno-security keys generate")
-        generate_vault_key(directory)
-        kid = _active_kid(directory)
-        assert kid is not None
+        kid = generate_vault_key(directory).kid
     active = _vault_key_from(directory / f"{kid}.key")
     others = [_vault_key_from(path) for path in sorted(directory.glob("*.key")) if path.stem != kid]
     return VaultKeyRing(active, decrypt_only=others)
@@ -216,7 +215,7 @@ def _self_signed(
     key: rsa.RSAPrivateKey, *, common_name: str, now: datetime | None = None
 ) -> x509.Certificate:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = now or datetime.now(UTC)
+    now = now or SystemClock().now()
     return (
         x509.CertificateBuilder()
         .subject_name(name)

@@ -1,14 +1,14 @@
-"""The server's web layer: routes declared once, each with its request-body schema, rate limit,
-credential and OpenAPI description; a per-request context with the kit; strict JSON in.
+"""Routes declared once, each with its request-body schema, rate limit, credential and OpenAPI
+description; a per-request context with the kit; strict JSON in.
 
-A resource module declares handlers::
+A route module declares handlers::
 
     routes = Routes()
 
     @routes.post("/api/auth", summary="Log in", tag="auth", auth="none", limit=LOGIN,
                  body=obj({"email": EMAIL, "password": PASSWORD}, required=("email", "password")),
                  responses={200: LOGIN_ANSWER})
-    def login(ctx: Ctx, body: Body) -> None:
+    def login(ctx: Ctx[Any], body: Body) -> None:
         ctx.login_answer(ctx.kit.login(body["email"], body["password"]), cookie=...)
 
 The body schema validates the request (400 ``invalid_request`` naming the field, never echoing
@@ -21,23 +21,22 @@ import json
 import re
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal, NoReturn
+from typing import Any, Generic, Literal, NoReturn, TypeVar
 
 import attrs
 import falcon
 import jsonschema
 
-from reference_server.errors import ApiError
 from storno_security.accounts import UserAccount
+from storno_security.integrations.falcon.errors import ApiError
 from storno_security.kit import Caller, Kit, LoginResult, MfaRequired
 from storno_security.rbac import Authorization, Permission
 from storno_security.tokens import TokenPair
 
-if TYPE_CHECKING:
-    from reference_server.wiring import Server
-
 __all__ = [
     "REFRESH_COOKIE",
+    "Api",
+    "ApiOptions",
     "Body",
     "Ctx",
     "Route",
@@ -45,6 +44,7 @@ __all__ = [
     "WsgiApp",
     "bad_request",
     "iso",
+    "user_json",
 ]
 
 #: The refresh-token cookie (SRV-4): HttpOnly, Secure, SameSite=Strict, scoped to /api/auth.
@@ -166,14 +166,52 @@ class Routes:
         return self.add("DELETE", path, **options)
 
 
-class Ctx:
-    """What a handler gets: the request and response, the server, the kit, the caller."""
+State = TypeVar("State")
 
-    def __init__(self, req: falcon.Request, resp: falcon.Response, server: Server) -> None:
+
+@attrs.frozen(kw_only=True)
+class ApiOptions:
+    """How the API answers.
+
+    Attributes:
+        public_url: the URL clients reach the API at (``https`` turns HSTS on).
+        cookie_secure: the refresh cookie is ``Secure`` (off only on a localhost ``http`` URL).
+        max_body_bytes: larger request bodies are refused (413).
+        trusted_proxies: the peers whose ``X-Forwarded-For`` names the client (read from the
+            right); none by default.
+        title: the OpenAPI document's title.
+    """
+
+    public_url: str
+    cookie_secure: bool = True
+    max_body_bytes: int = 1_048_576
+    trusted_proxies: tuple[Any, ...] = ()
+    title: str = "storno-security API"
+
+
+@attrs.define
+class Api(Generic[State]):
+    """What every request of one application shares: the kit, the options, the routes, and the
+    application's own state (its data, settings...) for its own routes."""
+
+    kit: Kit
+    options: ApiOptions
+    state: State
+    routes: list[Route] = attrs.field(factory=list)
+    #: ``/openapi.json``, made from ``routes`` on first request.
+    document: dict[str, Any] | None = None
+
+
+class Ctx(Generic[State]):
+    """What a handler gets: the request and response, the kit, the caller, the application's
+    state (``ctx.state``)."""
+
+    def __init__(self, req: falcon.Request, resp: falcon.Response, api: Api[State]) -> None:
         self.req = req
         self.resp = resp
-        self.server = server
-        self.kit: Kit = server.kit
+        self.api = api
+        self.kit: Kit = api.kit
+        self.state: State = api.state
 
     @property
     def caller(self) -> Caller:
@@ -221,21 +259,19 @@ class Ctx:
             "refresh_expires_at": iso(pair.refresh_expires_at),
         }
         if cookie:
-            max_age = int((pair.refresh_expires_at - self.server.clock.now()).total_seconds())
+            max_age = int((pair.refresh_expires_at - self.kit.clock.now()).total_seconds())
             self.resp.set_cookie(
                 REFRESH_COOKIE,
                 pair.refresh_token,
                 max_age=max(0, max_age),
                 path=COOKIE_PATH,
-                secure=self.server.settings.cookie_secure,
+                secure=self.api.options.cookie_secure,
                 http_only=True,
                 same_site="Strict",
             )
         else:
             body["refresh_token"] = pair.refresh_token
         if user is not None:
-            from reference_server.schemas import user_json
-
             body["user"] = user_json(user)
         body.update(extra)
         self.json(body, status=status)
@@ -388,3 +424,15 @@ def validate_body(route: Route, body: Body) -> None:
 
 def iter_routes(modules: Iterator[Routes] | list[Routes]) -> list[Route]:
     return [route for module in modules for route in module.routes]
+
+
+def user_json(user: UserAccount) -> dict[str, Any]:
+    return {
+        "id": user.user_id,
+        "email": user.email,
+        "email_confirmed": user.email_confirmed,
+        "name": user.name,
+        "mfa_enabled": user.mfa_enabled,
+        "has_password": user.has_password,
+        "created_at": iso(user.created_at),
+    }

@@ -13,17 +13,23 @@ import binascii
 import re
 from typing import Any, Final
 
-from reference_server.errors import ApiError
-from reference_server.openapi import obj
-from reference_server.resources._account import (
+from storno_security._encoding import b64url_encode
+from storno_security.integrations.falcon.errors import ApiError
+from storno_security.integrations.falcon.openapi import obj
+from storno_security.integrations.falcon.routes._account import (
     OPTIONS,
     options_json,
     proof,
     reauth_note,
     reauthenticated,
 )
-from reference_server.schemas import CREDENTIAL, NAME_PATTERN, REAUTH_FIELDS, string
-from reference_server.web import Body, Ctx, Routes, iso
+from storno_security.integrations.falcon.routing import Body, Ctx, Routes, iso
+from storno_security.integrations.falcon.schemas import (
+    CREDENTIAL,
+    NAME_PATTERN,
+    REAUTH_FIELDS,
+    string,
+)
 from storno_security.kit import SensitiveAction
 from storno_security.passkeys import PasskeyCredential
 from storno_security.ratelimit import LOGIN
@@ -55,7 +61,7 @@ _PASSKEY = obj(
 
 def _passkey_json(credential: PasskeyCredential) -> dict[str, Any]:
     return {
-        "id": base64.urlsafe_b64encode(credential.credential_id).rstrip(b"=").decode("ascii"),
+        "id": b64url_encode(credential.credential_id),
         "name": credential.name,
         "created_at": iso(credential.created_at),
         "last_used_at": iso(credential.last_used_at),
@@ -94,7 +100,7 @@ def _raw_id(text: str) -> bytes:
     responses={200: OPTIONS},
 )
 @reauthenticated
-def register_options(ctx: Ctx, body: Body) -> None:
+def register_options(ctx: Ctx[Any], body: Body) -> None:
     ctx.json(options_json(ctx.kit.begin_passkey_registration(ctx.caller, **proof(body))))
 
 
@@ -106,7 +112,7 @@ def register_options(ctx: Ctx, body: Body) -> None:
     body=obj({"credential": CREDENTIAL, "name": _NAME}, required=("credential", "name")),
     responses={201: _PASSKEY},
 )
-def register(ctx: Ctx, body: Body) -> None:
+def register(ctx: Ctx[Any], body: Body) -> None:
     created = ctx.kit.finish_passkey_registration(ctx.caller, body["credential"], name=body["name"])
     ctx.json(_passkey_json(created), status=201)
 
@@ -120,7 +126,7 @@ def register(ctx: Ctx, body: Body) -> None:
         200: obj({"passkeys": {"type": "array", "items": _PASSKEY}}, required=("passkeys",))
     },
 )
-def list_passkeys(ctx: Ctx, body: Body) -> None:
+def list_passkeys(ctx: Ctx[Any], body: Body) -> None:
     ctx.json({"passkeys": [_passkey_json(c) for c in ctx.kit.list_passkeys(ctx.caller)]})
 
 
@@ -132,7 +138,7 @@ def list_passkeys(ctx: Ctx, body: Body) -> None:
     body=obj({"name": _NAME}, required=("name",)),
     responses={200: _PASSKEY},
 )
-def rename(ctx: Ctx, body: Body, passkey_id: str) -> None:
+def rename(ctx: Ctx[Any], body: Body, passkey_id: str) -> None:
     raw = _raw_id(passkey_id)
     if not ctx.kit.rename_passkey(ctx.caller, raw, name=body["name"]):
         raise _not_found()
@@ -149,7 +155,7 @@ def rename(ctx: Ctx, body: Body, passkey_id: str) -> None:
     auth="user",
     responses={204: None},
 )
-def delete(ctx: Ctx, body: Body, passkey_id: str) -> None:
+def delete(ctx: Ctx[Any], body: Body, passkey_id: str) -> None:
     if not ctx.kit.delete_passkey(ctx.caller, _raw_id(passkey_id)):
         raise _not_found()
     ctx.no_content()

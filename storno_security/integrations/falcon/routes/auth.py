@@ -8,8 +8,20 @@ requests. The access token is never put in a cookie.
 
 from __future__ import annotations
 
-from reference_server.openapi import obj
-from reference_server.schemas import (
+from typing import Any
+
+from storno_security.integrations.falcon.openapi import obj
+from storno_security.integrations.falcon.routing import (
+    COOKIE_PATH,
+    REFRESH_COOKIE,
+    Body,
+    Ctx,
+    Routes,
+    bad_request,
+    iso,
+    user_json,
+)
+from storno_security.integrations.falcon.schemas import (
     CODE,
     COOKIE,
     CREDENTIAL,
@@ -19,9 +31,7 @@ from reference_server.schemas import (
     TOKENS,
     USER,
     string,
-    user_json,
 )
-from reference_server.web import COOKIE_PATH, REFRESH_COOKIE, Body, Ctx, Routes, bad_request, iso
 from storno_security.ratelimit import (
     FORGOT_PASSWORD,
     GOOGLE_LOGIN,
@@ -74,7 +84,7 @@ _CONFIRM_SENT = "If an unconfirmed account exists for this email, a new link has
     ),
     responses={201: TOKENS},
 )
-def register(ctx: Ctx, body: Body) -> None:
+def register(ctx: Ctx[Any], body: Body) -> None:
     registration = ctx.kit.register(
         body["email"],
         body["password"],
@@ -102,7 +112,7 @@ def register(ctx: Ctx, body: Body) -> None:
     body=obj({"token": _TOKEN}, required=("token",)),
     responses={200: obj({"user": USER}, required=("user",))},
 )
-def confirm_email(ctx: Ctx, body: Body) -> None:
+def confirm_email(ctx: Ctx[Any], body: Body) -> None:
     ctx.json({"user": user_json(ctx.kit.confirm_email(body["token"]))})
 
 
@@ -115,7 +125,7 @@ def confirm_email(ctx: Ctx, body: Body) -> None:
     body=obj({"email": EMAIL}, required=("email",)),
     responses={202: MESSAGE},
 )
-def resend_confirmation(ctx: Ctx, body: Body) -> None:
+def resend_confirmation(ctx: Ctx[Any], body: Body) -> None:
     ctx.kit.resend_confirmation(body["email"])
     ctx.json({"message": _CONFIRM_SENT}, status=202)
 
@@ -131,7 +141,7 @@ def resend_confirmation(ctx: Ctx, body: Body) -> None:
     ),
     responses={200: _LOGIN_ANSWER},
 )
-def login(ctx: Ctx, body: Body) -> None:
+def login(ctx: Ctx[Any], body: Body) -> None:
     ctx.login_answer(
         ctx.kit.login(body["email"], body["password"]), cookie=body.get("cookie", False)
     )
@@ -155,7 +165,7 @@ def login(ctx: Ctx, body: Body) -> None:
     ),
     responses={200: TOKENS},
 )
-def verify_mfa(ctx: Ctx, body: Body) -> None:
+def verify_mfa(ctx: Ctx[Any], body: Body) -> None:
     method = body["method"]
     if method == "passkey" and "credential" not in body:
         bad_request("'credential' must be the WebAuthn assertion object.", field="credential")
@@ -176,7 +186,7 @@ def verify_mfa(ctx: Ctx, body: Body) -> None:
     body=obj({"id_token": string(8192), "cookie": COOKIE}, required=("id_token",)),
     responses={200: _LOGIN_ANSWER},
 )
-def google(ctx: Ctx, body: Body) -> None:
+def google(ctx: Ctx[Any], body: Body) -> None:
     ctx.login_answer(ctx.kit.login_with_google(body["id_token"]), cookie=body.get("cookie", False))
 
 
@@ -190,7 +200,7 @@ def google(ctx: Ctx, body: Body) -> None:
     body_required=False,
     responses={200: _OPTIONS},
 )
-def passkey_options(ctx: Ctx, body: Body) -> None:
+def passkey_options(ctx: Ctx[Any], body: Body) -> None:
     options = ctx.kit.passkey_login_options(body.get("email"))
     ctx.json({"options": options.as_dict(), "expires_at": iso(options.expires_at)})
 
@@ -204,7 +214,7 @@ def passkey_options(ctx: Ctx, body: Body) -> None:
     body=obj({"credential": CREDENTIAL, "cookie": COOKIE}, required=("credential",)),
     responses={200: TOKENS},
 )
-def passkey_login(ctx: Ctx, body: Body) -> None:
+def passkey_login(ctx: Ctx[Any], body: Body) -> None:
     ctx.login_answer(
         ctx.kit.login_with_passkey(body["credential"]), cookie=body.get("cookie", False)
     )
@@ -219,7 +229,7 @@ def passkey_login(ctx: Ctx, body: Body) -> None:
     body_required=False,
     responses={200: TOKENS},
 )
-def refresh(ctx: Ctx, body: Body) -> None:
+def refresh(ctx: Ctx[Any], body: Body) -> None:
     token, from_cookie = ctx.refresh_token(body)
     pair = ctx.kit.refresh(token)
     ctx.tokens(pair, cookie=from_cookie or body.get("cookie", False))
@@ -234,7 +244,7 @@ def refresh(ctx: Ctx, body: Body) -> None:
     body_required=False,
     responses={204: None},
 )
-def logout(ctx: Ctx, body: Body) -> None:
+def logout(ctx: Ctx[Any], body: Body) -> None:
     token, from_cookie = ctx.refresh_token(body)
     ctx.kit.logout(token, user_id=ctx.caller.user_id)
     if from_cookie:
@@ -251,7 +261,7 @@ def logout(ctx: Ctx, body: Body) -> None:
     body=obj({"email": EMAIL}, required=("email",)),
     responses={202: MESSAGE},
 )
-def forgot_password(ctx: Ctx, body: Body) -> None:
+def forgot_password(ctx: Ctx[Any], body: Body) -> None:
     ctx.kit.request_password_reset(body["email"])
     ctx.json({"message": _RESET_SENT}, status=202)
 
@@ -265,6 +275,6 @@ def forgot_password(ctx: Ctx, body: Body) -> None:
     body=obj({"token": _TOKEN, "new_password": PASSWORD}, required=("token", "new_password")),
     responses={200: MESSAGE},
 )
-def reset_password(ctx: Ctx, body: Body) -> None:
+def reset_password(ctx: Ctx[Any], body: Body) -> None:
     ctx.kit.reset_password(body["token"], body["new_password"])
     ctx.json({"message": "Your password has been changed. Please log in."})

@@ -1,4 +1,4 @@
-"""The OpenAPI 3.1 document, assembled from the routes (:class:`reference_server.web.Route`):
+"""The OpenAPI 3.1 document, assembled from the routes (:class:`~.routing.Route`):
 the request body of each operation is the very schema the route validates with.
 
 Every operation has the same shape: the JSON request body schema, success responses, the
@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from reference_server.web import Route
+    from storno_security.integrations.falcon.routing import Route
 
 __all__ = [
     "ERROR_REF",
@@ -100,15 +100,17 @@ def paths_of(routes: Iterable[Route]) -> dict[str, Any]:
 _DESCRIPTIONS = {200: "OK", 201: "Created", 202: "Accepted", 204: "No content"}
 
 
-def build_document(paths: dict[str, Any], *, server_url: str) -> dict[str, Any]:
+def build_document(
+    paths: dict[str, Any], *, server_url: str, title: str = "storno-security API"
+) -> dict[str, Any]:
     """The whole document."""
     return {
         "openapi": "3.1.0",
         "info": {
-            "title": "storno-security reference server",
+            "title": title,
             "version": "0.1.0",
             "description": (
-                "Every capability of the storno-security library over HTTP. Errors are "
+                "The storno-security library over HTTP. Errors are "
                 '`{"error": ..., "code": ...}`; rate-limited answers carry `RateLimit-*` '
                 "headers and, on 429, `Retry-After`."
             ),

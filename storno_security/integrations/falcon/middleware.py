@@ -16,15 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 import falcon
 
-from reference_server.errors import ApiError
 from storno_security.errors import InvalidAccessTokenError, InvalidApiKeyError
 from storno_security.events import enter_request_context, leave_request_context
+from storno_security.integrations.falcon.errors import ApiError
 from storno_security.integrations.http import rate_limit_headers
 from storno_security.ratelimit import API_AUTHENTICATED, API_UNAUTHENTICATED, client_key
 
 if TYPE_CHECKING:
-    from reference_server.settings import Settings
-    from reference_server.wiring import Server
+    from storno_security.integrations.falcon.routing import Api
 
 __all__ = ["Middleware", "client_ip"]
 
@@ -40,16 +39,16 @@ _SECURITY_HEADERS = (
 )
 
 
-def client_ip(req: falcon.Request, settings: Settings) -> str:
+def client_ip(req: falcon.Request, trusted_proxies: tuple[Any, ...]) -> str:
     """The client address: the peer, or the last untrusted hop of ``X-Forwarded-For``.
 
     ``X-Forwarded-For`` is read only when the peer is a trusted proxy
-    (``STORNO_TRUSTED_PROXIES``), and then from the right: the first address that is not a
+    (``trusted_proxies``), and then from the right: the first address that is not a
     trusted proxy is the client. A client cannot choose its rate-limit bucket by sending the
     header itself.
     """
     peer = req.remote_addr or "0.0.0.0"  # noqa: S104 - only a rate-limit identifier
-    if not settings.trusted_proxies or not _trusted(peer, settings):
+    if not trusted_proxies or not _trusted(peer, trusted_proxies):
         return peer
     forwarded = req.get_header("X-Forwarded-For") or ""
     hops = [part.strip() for part in forwarded.split(",") if part.strip()]
@@ -58,27 +57,26 @@ def client_ip(req: falcon.Request, settings: Settings) -> str:
             ipaddress.ip_address(hop)
         except ValueError:
             return peer
-        if not _trusted(hop, settings):
+        if not _trusted(hop, trusted_proxies):
             return hop
     return hops[0] if hops else peer
 
 
-def _trusted(address: str, settings: Settings) -> bool:
+def _trusted(address: str, trusted_proxies: tuple[Any, ...]) -> bool:
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return False
-    return any(ip in network for network in settings.trusted_proxies)
+    return any(ip in network for network in trusted_proxies)
 
 
 class Middleware:
     """Everything around a handler, in one pass."""
 
-    def __init__(self, server: Server) -> None:
-        self._server = server
-        self._kit = server.kit
-        self._settings = server.settings
-        self._hsts = server.settings.public_url.startswith("https://")
+    def __init__(self, api: Api[Any]) -> None:
+        self._kit = api.kit
+        self._proxies = api.options.trusted_proxies
+        self._hsts = api.options.public_url.startswith("https://")
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         given = req.get_header("X-Request-Id")
@@ -86,7 +84,7 @@ class Middleware:
         ctx.request_id = given if given and _REQUEST_ID.fullmatch(given) else os.urandom(16).hex()
         ctx.caller = None
         ctx.rate_limit = None
-        ctx.client_ip = client_ip(req, self._settings)
+        ctx.client_ip = client_ip(req, self._proxies)
         ctx.events_token = enter_request_context(
             ip=ctx.client_ip, user_agent=req.user_agent, request_id=ctx.request_id
         )

@@ -6,11 +6,11 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from reference_server.errors import ApiError
-from reference_server.openapi import obj
-from reference_server.schemas import REAUTH_FIELDS
-from reference_server.web import Body, Ctx, Handler, iso
 from storno_security.errors import InvalidPasswordError
+from storno_security.integrations.falcon.errors import ApiError
+from storno_security.integrations.falcon.openapi import obj
+from storno_security.integrations.falcon.routing import Body, Ctx, Handler, iso
+from storno_security.integrations.falcon.schemas import REAUTH_FIELDS
 from storno_security.kit import MfaStatus
 from storno_security.passkeys import PasskeyOptions
 
@@ -77,7 +77,7 @@ def reauthenticated(handler: Handler) -> Handler:
     API as it was)."""
 
     @functools.wraps(handler)
-    def run(ctx: Ctx, body: Body, **params: Any) -> None:
+    def run(ctx: Ctx[Any], body: Body, **params: Any) -> None:
         try:
             handler(ctx, body, **params)
         except InvalidPasswordError:

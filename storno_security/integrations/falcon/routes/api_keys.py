@@ -9,12 +9,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from reference_server.errors import ApiError
-from reference_server.openapi import obj
-from reference_server.resources._account import proof, reauth_note, reauthenticated
-from reference_server.schemas import NAME, REAUTH_FIELDS, string
-from reference_server.web import Body, Ctx, Routes, bad_request, iso
 from storno_security.api_keys import ApiKeyInfo
+from storno_security.integrations.falcon.errors import ApiError
+from storno_security.integrations.falcon.openapi import obj
+from storno_security.integrations.falcon.routes._account import proof, reauth_note, reauthenticated
+from storno_security.integrations.falcon.routing import Body, Ctx, Routes, bad_request, iso
+from storno_security.integrations.falcon.schemas import NAME, REAUTH_FIELDS, string
 from storno_security.kit import SensitiveAction
 from storno_security.ratelimit import LOGIN
 from storno_security.rbac import parse_permissions
@@ -123,8 +123,8 @@ def _permissions(names: list[str] | None) -> list[str] | None:
     responses={201: _CREATED},
 )
 @reauthenticated
-def create(ctx: Ctx, body: Body) -> None:
-    expires_at = _expires_at(body.get("expires_at"), ctx.server.clock.now())
+def create(ctx: Ctx[Any], body: Body) -> None:
+    expires_at = _expires_at(body.get("expires_at"), ctx.kit.clock.now())
     try:
         created = ctx.kit.create_api_key(
             ctx.caller,
@@ -148,7 +148,7 @@ def create(ctx: Ctx, body: Body) -> None:
     organization=True,
     responses={200: obj({"api_keys": {"type": "array", "items": _KEY}}, required=("api_keys",))},
 )
-def list_keys(ctx: Ctx, body: Body) -> None:
+def list_keys(ctx: Ctx[Any], body: Body) -> None:
     keys = ctx.kit.list_api_keys(ctx.caller, organization=ctx.header("X-Organization"))
     ctx.json({"api_keys": [_key_json(k) for k in keys]})
 
@@ -161,7 +161,7 @@ def list_keys(ctx: Ctx, body: Body) -> None:
     organization=True,
     responses={204: None},
 )
-def revoke(ctx: Ctx, body: Body, key_id: str) -> None:
+def revoke(ctx: Ctx[Any], body: Body, key_id: str) -> None:
     if not ctx.kit.revoke_api_key(ctx.caller, key_id, organization=ctx.header("X-Organization")):
         raise ApiError(404, "not_found", "Not found.")
     ctx.no_content()
