@@ -21,19 +21,19 @@ on its own and needing the ``async`` extra.
 from storno_security.aio.api_keys import (
     AsyncApiKeyStore,
     AsyncApiKeyVerifier,
-    AsyncMemoryApiKeyStore,
+    InlineApiKeyStore,
     OffloadedApiKeyStore,
 )
 from storno_security.aio.offload import Offloader, default_cpu_workers
 from storno_security.aio.ratelimit import (
-    AsyncMemoryRateLimitStorage,
     AsyncRateLimiter,
     AsyncRateLimitStorage,
+    InlineRateLimitStorage,
     OffloadedRateLimitStorage,
 )
 from storno_security.aio.sessions import (
-    AsyncMemorySessionStateStore,
     AsyncSessionStateStore,
+    InlineSessionStateStore,
     OffloadedSessionStateStore,
 )
 from storno_security.aio.verbs import AsyncVerbs
@@ -48,13 +48,13 @@ __all__ = [
     "AsyncApiKeyStore",
     "AsyncApiKeyVerifier",
     "AsyncAuthenticator",
-    "AsyncMemoryApiKeyStore",
-    "AsyncMemoryRateLimitStorage",
-    "AsyncMemorySessionStateStore",
     "AsyncRateLimitStorage",
     "AsyncRateLimiter",
     "AsyncSessionStateStore",
     "AsyncVerbs",
+    "InlineApiKeyStore",
+    "InlineRateLimitStorage",
+    "InlineSessionStateStore",
     "OffloadedApiKeyStore",
     "OffloadedRateLimitStorage",
     "OffloadedSessionStateStore",

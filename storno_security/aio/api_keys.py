@@ -25,7 +25,7 @@ from storno_security.errors import InvalidApiKeyError
 __all__ = [
     "AsyncApiKeyStore",
     "AsyncApiKeyVerifier",
-    "AsyncMemoryApiKeyStore",
+    "InlineApiKeyStore",
     "OffloadedApiKeyStore",
 ]
 
@@ -56,18 +56,23 @@ class AsyncApiKeyStore(Protocol):
         ...
 
 
-class AsyncMemoryApiKeyStore:
-    """The async verbs of a memory store: its dictionary, on the loop (no I/O).
+class InlineApiKeyStore:
+    """A synchronous store whose lookup never waits, read on the loop: the memory store, or
+    the SQLite store (a WAL reader takes no lock). ``touch`` is a write: with ``offload`` it
+    runs in the ``io`` lane (a SQLite writer may wait for the write lock), else on the loop
+    (the memory store's lock is held for microseconds).
 
     Args:
-        store: the kit's :class:`~storno_security.stores.memory.MemoryApiKeyStore`.
+        store: the kit's API-key store.
+        offload: the thread pools, for a store whose writes may wait.
     """
 
-    def __init__(self, store: ApiKeyStore) -> None:
+    def __init__(self, store: ApiKeyStore, offload: Offloader | None = None) -> None:
         self._store = store
+        self._offload = offload
 
     def __repr__(self) -> str:
-        return f"AsyncMemoryApiKeyStore({self._store!r})"
+        return f"InlineApiKeyStore({self._store!r})"
 
     async def get(self, key_id: str) -> ApiKeyRecord | None:
         """See :meth:`AsyncApiKeyStore.get`."""
@@ -75,7 +80,12 @@ class AsyncMemoryApiKeyStore:
 
     async def touch(self, key_id: str, *, now: datetime, stale_before: datetime) -> bool:
         """See :meth:`AsyncApiKeyStore.touch`."""
-        return self._store.touch(key_id, now=now, stale_before=stale_before)
+        store = self._store
+        if self._offload is None:
+            return store.touch(key_id, now=now, stale_before=stale_before)
+        return await self._offload.io(
+            lambda: store.touch(key_id, now=now, stale_before=stale_before)
+        )
 
 
 class OffloadedApiKeyStore:

@@ -2,8 +2,8 @@
 :meth:`RateLimiter.hit <storno_security.ratelimit.RateLimiter.hit>`, over an async storage.
 
 :class:`AsyncRateLimitStorage` has the synchronous protocol's two verbs
-(:class:`~storno_security.ratelimit.RateLimitStorage`). The memory storage is used as it is
-(a lock held for microseconds); :class:`~storno_security.aio.redis.AsyncRedisRateLimitStorage`
+(:class:`~storno_security.ratelimit.RateLimitStorage`). The memory storage is used on the loop as
+it is (a lock held for microseconds); :class:`~storno_security.aio.redis.AsyncRedisRateLimitStorage`
 runs the very scripts of the synchronous Redis storage on ``redis.asyncio``, so sync and async
 callers share one count.
 """
@@ -33,9 +33,9 @@ from storno_security.ratelimit.policy import SlidingWindowPolicy
 from storno_security.ratelimit.storage import Acquisition, RateLimitStorage
 
 __all__ = [
-    "AsyncMemoryRateLimitStorage",
     "AsyncRateLimitStorage",
     "AsyncRateLimiter",
+    "InlineRateLimitStorage",
     "OffloadedRateLimitStorage",
 ]
 
@@ -68,8 +68,8 @@ class AsyncRateLimitStorage(Protocol):
         ...
 
 
-class AsyncMemoryRateLimitStorage:
-    """A memory storage used from the loop: its lock is held for microseconds, never across
+class InlineRateLimitStorage:
+    """A memory storage used on the loop: its lock is held for microseconds, never across
     I/O.
 
     Args:
@@ -80,7 +80,7 @@ class AsyncMemoryRateLimitStorage:
         self._storage = storage
 
     def __repr__(self) -> str:
-        return f"AsyncMemoryRateLimitStorage({self._storage!r})"
+        return f"InlineRateLimitStorage({self._storage!r})"
 
     async def acquire_window(
         self, key: str, *, limit: int, window_ms: int, now_ms: int

@@ -37,7 +37,7 @@ import binascii
 import functools
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar, cast, overload
 
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
@@ -219,7 +219,17 @@ def _caller(*, allow_api_keys: bool) -> Caller:
     return cast("Caller", caller)
 
 
-def login_required(view: _View | None = None, *, allow_api_keys: bool = True) -> Any:
+@overload
+def login_required(view: _View, /) -> _View: ...
+
+
+@overload
+def login_required(*, allow_api_keys: bool = True) -> Callable[[_View], _View]: ...
+
+
+def login_required(
+    view: _View | None = None, /, *, allow_api_keys: bool = True
+) -> _View | Callable[[_View], _View]:
     """The view needs a caller (``g.caller``): 401 without credentials; with
     ``allow_api_keys=False``, 403 for an API key. Use bare (``@login_required``) or called."""
 

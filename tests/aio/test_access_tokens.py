@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from storno_security.aio import AsyncAccessTokenVerifier, AsyncMemorySessionStateStore
+from storno_security.aio import AsyncAccessTokenVerifier, InlineSessionStateStore
 from storno_security.clock import FrozenClock
 from storno_security.errors import InvalidAccessTokenError
 from storno_security.stores.memory import MemorySessionStateStore
@@ -43,7 +43,7 @@ def verifier(
     if request.param == "sync":
         return AccessTokenVerifier(ring, policy, clock=clock, sessions=state)
     verifier = AsyncAccessTokenVerifier(
-        ring, policy, clock=clock, sessions=AsyncMemorySessionStateStore(state)
+        ring, policy, clock=clock, sessions=InlineSessionStateStore(state)
     )
     return Synced(verifier, request.getfixturevalue("loop_thread"))
 

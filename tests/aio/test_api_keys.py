@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from storno_security.aio import AsyncApiKeyVerifier, AsyncMemoryApiKeyStore
+from storno_security.aio import AsyncApiKeyVerifier, InlineApiKeyStore
 from storno_security.api_keys import ApiKeyManager
 from storno_security.clock import FrozenClock
 from storno_security.stores.memory import MemoryApiKeyStore
@@ -29,7 +29,7 @@ VERBS = ("get", "touch")
 
 def async_api_key_store(backend: str, sync: Any, request: pytest.FixtureRequest) -> Any:
     if backend == "memory":
-        return AsyncMemoryApiKeyStore(sync)
+        return InlineApiKeyStore(sync)
     from storno_security.aio.sql import AsyncSqlApiKeyStore
 
     return AsyncSqlApiKeyStore(get_async_engine(backend, request))
@@ -58,7 +58,7 @@ def manager(request: pytest.FixtureRequest, store: CountingStore, clock: FrozenC
     sync = ApiKeyManager(store, clock=clock)
     if request.param == "sync":
         return sync
-    verifier = AsyncApiKeyVerifier(AsyncMemoryApiKeyStore(store), clock=clock, policy=sync.policy)
+    verifier = AsyncApiKeyVerifier(InlineApiKeyStore(store), clock=clock, policy=sync.policy)
     return Hybrid(sync, Synced(verifier, request.getfixturevalue("loop_thread")), ("verify",))
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from storno_security.aio import AsyncMemoryRateLimitStorage, AsyncRateLimiter
+from storno_security.aio import AsyncRateLimiter, InlineRateLimitStorage
 from storno_security.clock import FrozenClock
 from storno_security.errors import RateLimitExceededError
 from storno_security.ratelimit import RateLimiter, spec_policies
@@ -31,7 +31,7 @@ def _pair(kind: str, request: pytest.FixtureRequest) -> tuple[Any, Any]:
     """A synchronous storage and the async storage on the same counts."""
     if kind == "memory":
         memory = MemoryRateLimitStorage()
-        return memory, AsyncMemoryRateLimitStorage(memory)
+        return memory, InlineRateLimitStorage(memory)
     from storno_security.aio.redis import AsyncRedisRateLimitStorage
     from storno_security.stores.redis import RedisRateLimitStorage
 
@@ -86,7 +86,7 @@ def test_sync_and_async_callers_share_one_count(
 def test_the_policies_are_checked_as_the_synchronous_limiter_checks_them(
     clock: FrozenClock,
 ) -> None:
-    storage = AsyncMemoryRateLimitStorage(MemoryRateLimitStorage())
+    storage = InlineRateLimitStorage(MemoryRateLimitStorage())
     with pytest.raises(ValueError, match="at least one policy"):
         AsyncRateLimiter(storage, clock=clock, policies={})
     with pytest.raises(TypeError):

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from storno_security.aio import AsyncMemorySessionStateStore
+from storno_security.aio import InlineSessionStateStore
 from storno_security.errors import CorruptRecordError
 from storno_security.stores import redis as redis_stores
 from storno_security.stores import sql as sql_stores
@@ -33,7 +33,7 @@ SYNC = {
 def async_state_store(backend: str, sync: Any, request: pytest.FixtureRequest) -> Any:
     """The async read on the same data as ``sync``."""
     if backend == "memory":
-        return AsyncMemorySessionStateStore(sync)
+        return InlineSessionStateStore(sync)
     if backend == "redis":
         from storno_security.aio.redis import AsyncRedisSessionStateStore
 

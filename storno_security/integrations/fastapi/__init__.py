@@ -96,6 +96,8 @@ class StornoFastAPI:
             ``X-Forwarded-For`` names the client (none by default).
         limit_api: count every authenticated request against the API rate limits
             (``api_authenticated`` / ``api_unauthenticated``), as the reference server does.
+        inline_sqlite: on SQLite, make the per-request reads on the loop (a WAL reader takes
+            no lock) rather than through aiosqlite (see :class:`AsyncVerbs`).
 
     Raises:
         TypeError: ``kit`` is not a Kit.
@@ -112,12 +114,17 @@ class StornoFastAPI:
         offload: Offloader | None = None,
         trusted_proxies: Iterable[str] = (),
         limit_api: bool = True,
+        inline_sqlite: bool = True,
     ) -> None:
         if not isinstance(kit, Kit):
             raise TypeError("kit must be a Kit")
         self.kit = kit
         self.verbs = verbs or AsyncVerbs.for_kit(
-            kit, database_url=database_url, redis_url=redis_url, offload=offload
+            kit,
+            database_url=database_url,
+            redis_url=redis_url,
+            offload=offload,
+            inline_sqlite=inline_sqlite,
         )
         self.offload = self.verbs.offload
         self.proxies = TrustedProxies(trusted_proxies)
