@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pyotp
 import pytest
 from fastapi.testclient import TestClient
@@ -343,5 +343,5 @@ def test_under_uvicorn(server: tuple[str, Path]) -> None:
                 return str(message["token"])
         raise AssertionError(f"no {kind} mail to {to}")
 
-    with httpx.Client(base_url=base_url, timeout=30) as client:
+    with httpx2.Client(base_url=base_url, timeout=30) as client:
         mfa_and_api_key_flow(client, mailed, lambda secret: pyotp.TOTP(secret).now())

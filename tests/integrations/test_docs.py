@@ -95,9 +95,9 @@ def test_the_flask_guide_serves_the_example_with_its_command() -> None:
                 break
         else:
             pytest.fail("gunicorn exited before serving")
-        import httpx
+        import httpx2
 
-        answer = httpx.get(f"http://127.0.0.1:{port}/api/auth/me", timeout=30)
+        answer = httpx2.get(f"http://127.0.0.1:{port}/api/auth/me", timeout=30)
         assert answer.status_code == 401
         assert answer.json()["code"] == "authentication_required"
     finally:

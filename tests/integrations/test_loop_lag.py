@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from fastapi import FastAPI
 
@@ -72,8 +72,8 @@ def test_twenty_concurrent_logins_keep_the_loop_responsive(kit: Kit) -> None:
     async def burst() -> list[int]:
         async def one(number: int) -> int:
             # each from an address of its own: the login limit is per client (RL-1)
-            transport = httpx.ASGITransport(app=app, client=(f"198.51.100.{number + 1}", 4000))
-            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            transport = httpx2.ASGITransport(app=app, client=(f"198.51.100.{number + 1}", 4000))
+            async with httpx2.AsyncClient(transport=transport, base_url="http://test") as client:
                 answer = await client.post(
                     "/api/auth", json={"email": "ana@example.eu", "password": PASSWORD}
                 )
@@ -84,8 +84,8 @@ def test_twenty_concurrent_logins_keep_the_loop_responsive(kit: Kit) -> None:
     async def measured() -> tuple[float, list[int]]:
         # A FastAPI application builds its routes' handlers at its first request (about a
         # quarter of a second of CPU, once): a server has done so before any burst.
-        transport = httpx.ASGITransport(app=app, client=("198.51.100.200", 4000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        transport = httpx2.ASGITransport(app=app, client=("198.51.100.200", 4000))
+        async with httpx2.AsyncClient(transport=transport, base_url="http://test") as client:
             assert (await client.get("/api/auth/me")).status_code == 401
         return await worst_lag_during(burst)
 
