@@ -14,7 +14,7 @@ async verbs, which never block the loop::
 
 The async stores read what the synchronous stores write (the same rows, the same keys, the
 same statements and scripts): :mod:`storno_security.aio.sql` (SQLAlchemy asyncio on aiosqlite,
-psycopg 3 or aiomysql) and :mod:`storno_security.aio.redis` (``redis.asyncio``), each imported
+psycopg 3 or asyncmy) and :mod:`storno_security.aio.redis` (``redis.asyncio``), each imported
 on its own and needing the ``async`` extra.
 """
 

@@ -3,8 +3,8 @@ API keys, on the rows the synchronous stores (:mod:`storno_security.stores.sql`)
 
 Needs the ``async`` extra. Drivers: ``aiosqlite`` for SQLite, psycopg 3 (its async mode: the
 same driver, and the same ``postgresql+psycopg://`` URL, as the synchronous stores) for
-PostgreSQL, ``aiomysql`` (the asyncio form of PyMySQL, which the synchronous stores use) for
-MariaDB and MySQL. ``asyncpg`` and ``asyncmy`` work too: name them in the URL.
+PostgreSQL, ``asyncmy`` for MariaDB and MySQL (``aiomysql`` cannot send the ``VARBINARY`` ids
+these stores use with PyMySQL 1.2 or later). ``asyncpg`` works too: name it in the URL.
 
 The statements are the synchronous stores' own (the session state's one ``SELECT``, the key's
 ``SELECT`` by primary key, the conditional ``UPDATE`` of ``touch``), and so are the row checks

@@ -3,16 +3,15 @@
 The async verbs are driven from the (synchronous) test bodies of the existing suites through
 :class:`Synced`: each call of an async method runs as a coroutine on one event loop that lives
 in a thread of its own for the whole session, and the test waits for its result. Every async
-engine and Redis client is made and used on that loop (asyncpg, psycopg and aiomysql bind a
-connection to its loop). Concurrency tests that call from several threads at once send their
+engine and Redis client is made and used on that loop (psycopg and asyncmy bind a connection to
+its loop). Concurrency tests that call from several threads at once send their
 coroutines to the loop at once, so the async stores meet real concurrency there.
 
 :class:`Hybrid` is a synchronous object whose named methods are replaced by an async object's,
 so a suite's writes go through the synchronous store (as the kit's flows do) and its reads
 through the async one: a sync writer and an async reader must see one state.
 
-:func:`mode_fixture` builds a fixture over backend x mode from a mapping backend -> (sync
-constructor, async builder).
+:func:`mode_params` parametrises a fixture over backend x mode.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ import asyncio
 import functools
 import inspect
 import threading
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
+from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
 
 import pytest
@@ -154,22 +153,6 @@ def require_async_redis(request: pytest.FixtureRequest) -> Any:
     if isinstance(client, Exception):
         missing_service("redis", type(client).__name__)
     return client
-
-
-def run_async(
-    loop: LoopThread, function: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any
-) -> T:
-    """``function(*args, **kwargs)`` awaited on the loop thread."""
-
-    async def call() -> T:
-        return await function(*args, **kwargs)
-
-    return loop.run(call())
-
-
-#: (sync constructor, async builder) per backend: the builder gets the sync object, the
-#: fixture request and the loop, and returns what the async mode tests (usually a Hybrid).
-Modes = Mapping[str, tuple[Callable[..., Any], Callable[[Any, pytest.FixtureRequest, Any], Any]]]
 
 
 def mode_params(backends: tuple[str, ...]) -> list[Any]:
