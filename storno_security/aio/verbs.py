@@ -13,6 +13,7 @@ lane: correct, never blocking the loop, only slower.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from typing import Any
 
@@ -138,6 +139,8 @@ class AsyncVerbs:
         pools = offload if offload is not None else Offloader()
         stores = kit.stores
         closers: list[Any] = []
+        if offload is None:  # ours: stopped with the rest
+            closers.append(lambda: asyncio.to_thread(pools.close))
         engine = None
         inline = False
         if database_url is not None and inline_sqlite:
@@ -174,7 +177,8 @@ class AsyncVerbs:
         )
 
     async def aclose(self) -> None:
-        """Release the async engine and Redis client this object made (not the kit's)."""
+        """Release what this object made (not the kit's): the async engine, the Redis client
+        and the thread pools (once their queued work is done)."""
         for close in self._closers:
             await close()
 
