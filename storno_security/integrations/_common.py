@@ -31,6 +31,7 @@ __all__ = [
     "api_key_json",
     "authentication_required",
     "created_api_key_json",
+    "encodable",
     "iso",
     "keys_refused",
     "limit_key",
@@ -122,6 +123,22 @@ def answer_error(exc: BaseException, request_id: str | None) -> ErrorAnswer:
     body = described.body()
     body.setdefault("request_id", request_id)
     return described.status, body, dict(described.headers)
+
+
+def encodable(value: object) -> bool:
+    """Whether every text in a JSON value is valid Unicode: JSON may carry a lone surrogate
+    (``"\\ud800"``), which no store, log or answer can encode."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, dict):
+        return all(encodable(k) and encodable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(encodable(item) for item in value)
+    return True
 
 
 def request_id_from(header: str | None) -> str:

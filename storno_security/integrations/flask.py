@@ -52,6 +52,7 @@ from storno_security.integrations._common import (
     api_key_json,
     authentication_required,
     created_api_key_json,
+    encodable,
     iso,
     keys_refused,
     limit_key,
@@ -295,6 +296,8 @@ def _body() -> dict[str, Any]:
     value = request.get_json(silent=True)
     if not isinstance(value, dict):
         raise ApiError(400, "invalid_request", "The body must be a JSON object.")
+    if not encodable(value):
+        raise ApiError(400, "invalid_request", "The body holds a lone surrogate: not valid text.")
     return value
 
 

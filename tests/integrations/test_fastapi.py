@@ -362,3 +362,19 @@ def test_a_rate_limit_dependency_needs_a_known_policy(world: World) -> None:
         security.rate_limit("no-such-policy")
     with pytest.raises(TypeError):
         StornoFastAPI(object())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bundle_factory", ["memory"], indirect=True)
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"email": "a@example.eu", "password": "long enough password", "name": "\\ud800"}',
+        '{"email": "a@example.eu", "password": "long enough \\udfff password"}',
+    ],
+)
+def test_a_lone_surrogate_is_a_400(client: TestClient, body: str) -> None:
+    answer = client.post(
+        "/api/auth/register", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert answer.status_code == 400
+    assert answer.json()["code"] == "invalid_request"

@@ -179,3 +179,19 @@ def test_decorators_need_the_extension(world: World) -> None:
         app.test_client().get("/x", headers={"Authorization": "Bearer x"})
     with pytest.raises(TypeError):
         StornoFlask(object())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bundle_factory", ["memory"], indirect=True)
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"email": "a@example.eu", "password": "long enough password", "name": "\\ud800"}',
+        '{"credential": {"\\udfff": "x"}}',
+    ],
+)
+def test_a_lone_surrogate_is_a_400(world: World, body: str) -> None:
+    client = make_app(world).test_client()
+    path = "/api/auth/register" if "email" in body else "/api/auth/passkey/login"
+    answer = client.post(path, data=body, content_type="application/json")
+    assert answer.status_code == 400
+    assert answer.get_json()["code"] == "invalid_request"

@@ -12,12 +12,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import APIRouter, Depends, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from storno_security.integrations._common import (
     ApiError,
     api_key_json,
     created_api_key_json,
+    encodable,
     iso,
     login_json,
     mfa_status_json,
@@ -53,6 +54,13 @@ _CONFIRM_SENT = "If an unconfirmed account exists for this email, a new link has
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    @field_validator("*")
+    @classmethod
+    def _valid_unicode(cls, value: Any) -> Any:
+        if not encodable(value):
+            raise ValueError("a lone surrogate is not valid Unicode text")
+        return value
 
 
 class RegisterBody(_Body):
