@@ -171,7 +171,9 @@ class EmailConfirmationTokens:
         used = self._store.consume(hash_confirmation_token(token), now=self._clock.now())
         if used.user_id is not None and used.email is not None:
             return ConfirmedAddress(used.user_id, used.email)
-        raise InvalidConfirmationTokenError(reason="expired" if used.expired else "unknown_or_used")
+        raise InvalidConfirmationTokenError(
+            reason="expired" if used.expired else "unknown_or_used"
+        )
 
     def revoke_all(self, user_id: str) -> int:
         """Kill every outstanding token of the user (the address changed, the account went).
