@@ -3,6 +3,9 @@
 Each example is listed in ``EXPECTED`` with lines (or distinctive parts of lines) its output
 must contain, in that order (two parts may share a line). A new file in ``examples/`` that is
 not listed fails the test.
+
+The example applications (a directory each, listed in ``APPS``) carry their own tests, through
+the framework's test client and under a real server; they run here, in a pytest of their own.
 """
 
 from __future__ import annotations
@@ -111,10 +114,15 @@ EXPECTED: dict[str, tuple[str, ...]] = {
     ),
 }
 
+#: The example applications: a directory each, with its tests.
+APPS = ("fastapi_app", "flask_app")
+
 #: What an example may import from the library: the top-level package, a capability package
-#: (its ``__init__`` exports) and the store packages. Nothing private, nothing from the tests.
+#: (its ``__init__`` exports), the store packages and the framework integrations. Nothing
+#: private, nothing from the tests.
 _PUBLIC_MODULES = re.compile(
-    r"storno_security(\.[a-z][a-z_]*|\.stores\.(memory|sql|redis))?"
+    r"storno_security(\.[a-z][a-z_]*|\.stores\.(memory|sql|redis)"
+    r"|\.integrations\.(fastapi|flask)|\.aio\.(sql|redis))?"
     r"|reference_server\.(app|settings)"
 )
 
@@ -123,11 +131,24 @@ def _examples() -> list[str]:
     return sorted(path.name for path in EXAMPLES.glob("*.py"))
 
 
+def _app_files() -> list[str]:
+    return sorted(
+        str(path.relative_to(EXAMPLES)) for app in APPS for path in (EXAMPLES / app).glob("*.py")
+    )
+
+
 def test_every_example_is_listed() -> None:
     assert _examples() == sorted(EXPECTED), "list each example's expected output in EXPECTED"
 
 
-@pytest.mark.parametrize("name", _examples())
+def test_every_example_app_is_listed() -> None:
+    found = sorted(
+        p.name for p in EXAMPLES.iterdir() if p.is_dir() and (p / "__init__.py").exists()
+    )
+    assert found == sorted(APPS), "list each example application in APPS"
+
+
+@pytest.mark.parametrize("name", _examples() + _app_files())
 def test_example_uses_public_api_only(name: str) -> None:
     tree = ast.parse((EXAMPLES / name).read_text(encoding="utf-8"))
     for node in ast.walk(tree):
@@ -167,3 +188,21 @@ def test_example_runs(name: str, tmp_path: Path) -> None:
         while position < len(lines) and expected not in lines[position]:
             position += 1
         assert position < len(lines), f"{name}: no line with {expected!r} (in order):\n{output}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("app", APPS)
+def test_example_app_tests_pass(app: str) -> None:
+    """The application's own tests: the framework's test client, then a real server."""
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", str(EXAMPLES / app), "-q", "-p", "no:cacheprovider"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=EXAMPLES.parent,
+        check=False,
+    )
+    output = result.stdout[-6000:] + result.stderr[-2000:]
+    assert result.returncode == 0, output
+    assert " passed" in result.stdout, output
+    assert "skipped" not in result.stdout, output

@@ -22,6 +22,7 @@ A password login with MFA::
 """
 
 from storno_security.kit._core import CompanyLookup, Mail, Mailer
+from storno_security.kit.auth import parse_authorization
 from storno_security.kit.deletion import AccountDeletion, Purge
 from storno_security.kit.keys import KitKeys
 from storno_security.kit.kit import Kit
@@ -65,4 +66,5 @@ __all__ = [
     "Session",
     "StoreBundle",
     "TotpEnrolment",
+    "parse_authorization",
 ]

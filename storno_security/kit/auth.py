@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from storno_security.accounts.email import normalise_email
 from storno_security.accounts.model import UserAccount
@@ -49,7 +49,7 @@ from storno_security.rbac.model import Membership
 from storno_security.rbac.permissions import Role
 from storno_security.tokens.sessions import TokenPair
 
-__all__ = ["AuthFlows"]
+__all__ = ["AuthFlows", "parse_authorization"]
 
 
 _MFA_METHODS = ("totp", "backup_code", "passkey")
@@ -66,6 +66,32 @@ def _email_or_none(raw: object) -> str | None:
         return normalise_email(raw)
     except InvalidEmailError:
         return None
+
+
+def parse_authorization(
+    authorization: str | None,
+) -> tuple[Literal["api_key", "bearer"], str] | None:
+    """The credential of an ``Authorization`` header: ``("bearer", token)`` for
+    ``Bearer <access token>``, ``("api_key", key)`` for a bare ``af_...`` key, ``None`` when
+    the header is absent or empty. Nothing is verified here; the one parse that
+    :meth:`AuthFlows.authenticate` and the async verbs share.
+
+    A key sent as ``Bearer af_...`` is refused: keys and tokens never share a scheme.
+
+    Raises:
+        InvalidAccessTokenError: a malformed header (``reason="malformed_header"``).
+        InvalidApiKeyError: a key under the ``Bearer`` scheme (``reason="bearer_scheme"``).
+    """
+    if authorization is None or authorization == "":
+        return None
+    if authorization.startswith("af_"):
+        return "api_key", authorization
+    scheme, _, credential = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not credential or " " in credential:
+        raise InvalidAccessTokenError(reason="malformed_header")
+    if credential.startswith("af_"):
+        raise InvalidApiKeyError(reason="bearer_scheme")
+    return "bearer", credential
 
 
 class AuthFlows(KitCore):
@@ -542,16 +568,13 @@ class AuthFlows(KitCore):
             InvalidApiKeyError: a key that does not verify.
             StoreError: a store failed.
         """
-        if authorization is None or authorization == "":
+        parsed = parse_authorization(authorization)
+        if parsed is None:
             return None
-        if authorization.startswith("af_"):
-            principal = self.api_keys.verify(authorization)
+        kind, credential = parsed
+        if kind == "api_key":
+            principal = self.api_keys.verify(credential)
             return Caller(user_id=principal.user_id, kind="api_key", api_key=principal)
-        scheme, _, credential = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not credential or " " in credential:
-            raise InvalidAccessTokenError(reason="malformed_header")
-        if credential.startswith("af_"):
-            raise InvalidApiKeyError(reason="bearer_scheme")
         claims = self.verifier.verify(credential)
         return Caller(user_id=claims.subject, kind="user", claims=claims)
 

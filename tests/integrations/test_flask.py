@@ -1,0 +1,197 @@
+"""The Flask integration: the blueprint and the decorators over every backend, the reference
+server's error answers, the caller on ``flask.g``, the request context in the events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from flask import Flask, g
+
+from storno_security.errors import (
+    InvalidAccessTokenError,
+    MfaLockedError,
+    ReauthenticationRequiredError,
+    StoreUnavailableError,
+)
+from storno_security.integrations.flask import (
+    StornoFlask,
+    login_required,
+    rate_limit,
+    require_permission,
+)
+from tests.integrations.test_fastapi import ERRORS, _reference_answer
+from tests.kit.conftest import PASSWORD, World
+
+__all__ = ["InvalidAccessTokenError", "MfaLockedError", "ReauthenticationRequiredError"]
+
+
+def make_app(world: World, **options: Any) -> Flask:
+    app = Flask(__name__)
+    StornoFlask(world.kit, app, **options)
+
+    @app.get("/invoices")
+    @require_permission("invoice.view", company=True)
+    def invoices() -> dict[str, Any]:
+        return {
+            "organization": g.authorization.organization_id,
+            "company": g.authorization.company_id,
+            "principal": g.principal.user_id,
+        }
+
+    @app.get("/whoami")
+    @login_required
+    def whoami() -> dict[str, Any]:
+        return {"user": g.caller.user_id, "kind": g.caller.kind}
+
+    @app.get("/person")
+    @login_required(allow_api_keys=False)
+    def person() -> dict[str, Any]:
+        return {"user": g.caller.user_id}
+
+    @app.post("/limited")
+    @rate_limit("login")
+    def limited() -> dict[str, Any]:
+        return {"ok": True}
+
+    @app.get("/down")
+    def down() -> None:
+        raise StoreUnavailableError(reason="unavailable")
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise RuntimeError("a secret detail")
+
+    return app
+
+
+def bearer(token: str, **headers: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}", **headers}
+
+
+@pytest.mark.spec("REF-4")
+def test_a_session_through_the_blueprint_on_every_backend(world: World) -> None:
+    client = make_app(world).test_client()
+    email = world.email()
+    registered = client.post("/api/auth/register", json={"email": email, "password": PASSWORD})
+    assert registered.status_code == 201, registered.get_data(as_text=True)
+    token = world.mail.last("email_confirmation", email).token
+    assert client.post("/api/auth/confirm-email", json={"token": token}).status_code == 200
+    login = client.post("/api/auth", json={"email": email, "password": PASSWORD}).get_json()
+    access = login["access_token"]
+    organization = registered.get_json()["organization_id"]
+    company = world.company(organization)
+    seen = client.get("/invoices", headers=bearer(access, **{"X-Company": company}))
+    assert seen.status_code == 200, seen.get_data(as_text=True)
+    assert seen.get_json()["company"] == company
+    assert seen.headers["RateLimit-Limit"] == "50000"
+
+    key = client.post(
+        "/api/auth/api-keys",
+        json={"name": "CI", "scope": "read", "current_password": PASSWORD},
+        headers=bearer(access),
+    )
+    assert key.status_code == 201, key.get_data(as_text=True)
+    api_key = {"Authorization": key.get_json()["key"]}
+    assert client.get("/whoami", headers=api_key).get_json()["kind"] == "api_key"
+    assert client.get("/person", headers=api_key).status_code == 403
+    assert client.get("/invoices", headers={**api_key, "X-Company": company}).status_code == 200
+
+    logout = client.post(
+        "/api/auth/logout", json={"refresh_token": login["refresh_token"]}, headers=bearer(access)
+    )
+    assert logout.status_code == 204
+    dead = client.get("/whoami", headers=bearer(access))
+    assert (dead.status_code, dead.get_json()["code"]) == (401, "invalid_token")
+    assert dead.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
+
+
+@pytest.mark.parametrize("bundle_factory", ["memory"], indirect=True)
+@pytest.mark.parametrize("error", ERRORS, ids=lambda e: type(e).__name__)
+def test_errors_answer_exactly_as_the_reference_server(world: World, error: BaseException) -> None:
+    app = make_app(world, auth_blueprint=False)
+
+    @app.get("/raise")
+    def raising() -> None:
+        raise error
+
+    ours = app.test_client().get("/raise", headers={"X-Request-Id": "req-1"})
+    status, body, headers = _reference_answer(error)
+    assert (ours.status_code, ours.get_json()) == (status, body)
+    for name in ("Retry-After", "WWW-Authenticate"):
+        assert ours.headers.get(name) == headers.get(name.lower(), headers.get(name))
+
+
+@pytest.mark.parametrize("bundle_factory", ["memory"], indirect=True)
+def test_missing_credentials_unexpected_errors_and_limits(world: World) -> None:
+    client = make_app(world).test_client()
+    missing = client.get("/whoami", headers={"X-Request-Id": "r-1"})
+    assert missing.status_code == 401
+    assert missing.get_json() == {
+        "error": "Authentication required.",
+        "code": "authentication_required",
+        "request_id": "r-1",
+    }
+    assert missing.headers["X-Request-Id"] == "r-1"
+    boom = client.get("/boom")
+    assert boom.status_code == 500
+    assert "secret" not in boom.get_data(as_text=True)
+    assert client.get("/down").headers["Retry-After"] == "1"
+    assert client.get("/no-such-route").get_json()["code"] == "not_found"
+    for _ in range(5):
+        assert client.post("/limited").status_code == 200
+    refused = client.post("/limited")
+    assert (refused.status_code, refused.get_json()["code"]) == (429, "rate_limited")
+    assert int(refused.headers["Retry-After"]) >= 1
+
+
+@pytest.mark.spec("ACC-3")
+@pytest.mark.parametrize("bundle_factory", ["memory"], indirect=True)
+def test_events_carry_the_request_context(world: World) -> None:
+    client = make_app(world, trusted_proxies=["127.0.0.0/8"]).test_client()
+    email = world.email()
+    world.register(email)
+    client.post(
+        "/api/auth",
+        json={"email": email, "password": PASSWORD},
+        headers={
+            "X-Request-Id": "login-3",
+            "User-Agent": "tests/1.0",
+            "X-Forwarded-For": "198.51.100.7",
+        },
+        environ_base={"REMOTE_ADDR": "127.0.0.1"},
+    )
+    [event] = [e for e in world.events.of("login.succeeded") if e.request_id == "login-3"]
+    assert (event.ip, event.user_agent) == ("198.51.100.7", "tests/1.0")
+
+
+@pytest.mark.parametrize("bundle_factory", ["memory"], indirect=True)
+def test_decorators_need_the_extension(world: World) -> None:
+    app = Flask(__name__)
+    app.testing = True  # let the error through to the test
+
+    @app.get("/x")
+    @login_required
+    def view() -> str:
+        return "x"
+
+    with pytest.raises(RuntimeError, match="init_app"):
+        app.test_client().get("/x", headers={"Authorization": "Bearer x"})
+    with pytest.raises(TypeError):
+        StornoFlask(object())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bundle_factory", ["memory"], indirect=True)
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"email": "a@example.eu", "password": "long enough password", "name": "\\ud800"}',
+        '{"credential": {"\\udfff": "x"}}',
+    ],
+)
+def test_a_lone_surrogate_is_a_400(world: World, body: str) -> None:
+    client = make_app(world).test_client()
+    path = "/api/auth/register" if "email" in body else "/api/auth/passkey/login"
+    answer = client.post(path, data=body, content_type="application/json")
+    assert answer.status_code == 400
+    assert answer.get_json()["code"] == "invalid_request"
