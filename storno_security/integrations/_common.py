@@ -179,6 +179,10 @@ class TrustedProxies:
             return address
         hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
         for hop in reversed(hops):
+            try:
+                ipaddress.ip_address(hop)
+            except ValueError:
+                return address  # a garbled chain: trust nothing in it
             if not self._trusted(hop):
                 return hop
         return hops[0] if hops else address

@@ -199,7 +199,7 @@ def _reference_answer(exc: BaseException) -> tuple[int, dict[str, Any], dict[str
     """What the reference server answers to ``exc``."""
     import falcon
     import falcon.testing
-    from reference_server.errors import handle_error
+    from storno_security.integrations.falcon.errors import handle_error
 
     class Raising:
         def on_get(self, req: Any, resp: Any) -> None:

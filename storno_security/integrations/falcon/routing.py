@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping
-from datetime import datetime
 from typing import Any, Generic, Literal, NoReturn, TypeVar
 
 import attrs
@@ -28,7 +27,7 @@ import falcon
 import jsonschema
 
 from storno_security.accounts import UserAccount
-from storno_security.integrations.falcon.errors import ApiError
+from storno_security.integrations._common import ApiError, encodable, iso, user_json
 from storno_security.kit import Caller, Kit, LoginResult, MfaRequired
 from storno_security.rbac import Authorization, Permission
 from storno_security.tokens import TokenPair
@@ -64,11 +63,6 @@ _BRACKET = re.compile(r"[\[\]{}]")
 
 def bad_request(message: str, *, field: str | None = None) -> NoReturn:
     raise ApiError(400, "invalid_request", message, extra={"field": field} if field else None)
-
-
-def iso(value: datetime | None) -> str | None:
-    """An aware datetime as RFC 3339 UTC with a ``Z``."""
-    return None if value is None else value.isoformat().replace("+00:00", "Z")
 
 
 @attrs.frozen
@@ -342,7 +336,7 @@ def read_json(req: falcon.Request, *, max_bytes: int) -> Body:
         bad_request("The body is not valid JSON.")
     if not isinstance(value, dict):
         bad_request("The body must be a JSON object.")
-    if not _encodable(value):
+    if not encodable(value):
         bad_request("The body holds a lone surrogate (\\uD800-\\uDFFF): not valid Unicode text.")
     return value
 
@@ -363,23 +357,6 @@ def _too_deep(text: str) -> bool:
         else:
             depth -= 1
     return False
-
-
-def _encodable(value: object) -> bool:
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
-                return False
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return True
 
 
 _MESSAGES: Mapping[str, str] = {
@@ -424,15 +401,3 @@ def validate_body(route: Route, body: Body) -> None:
 
 def iter_routes(modules: Iterator[Routes] | list[Routes]) -> list[Route]:
     return [route for module in modules for route in module.routes]
-
-
-def user_json(user: UserAccount) -> dict[str, Any]:
-    return {
-        "id": user.user_id,
-        "email": user.email,
-        "email_confirmed": user.email_confirmed,
-        "name": user.name,
-        "mfa_enabled": user.mfa_enabled,
-        "has_password": user.has_password,
-        "created_at": iso(user.created_at),
-    }
