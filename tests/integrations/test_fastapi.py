@@ -199,6 +199,7 @@ def _reference_answer(exc: BaseException) -> tuple[int, dict[str, Any], dict[str
     """What the reference server answers to ``exc``."""
     import falcon
     import falcon.testing
+
     from storno_security.integrations.falcon.errors import handle_error
 
     class Raising:
