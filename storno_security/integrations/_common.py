@@ -254,10 +254,8 @@ def mfa_status_json(status: MfaStatus) -> dict[str, Any]:
 
 
 def passkey_json(credential: PasskeyCredential) -> dict[str, Any]:
-    from base64 import urlsafe_b64encode
-
     return {
-        "id": urlsafe_b64encode(credential.credential_id).rstrip(b"=").decode("ascii"),
+        "id": b64url_encode(credential.credential_id),
         "name": credential.name,
         "created_at": iso(credential.created_at),
         "last_used_at": iso(credential.last_used_at),
