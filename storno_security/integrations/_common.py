@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Final
 
+from storno_security._encoding import b64url_encode
 from storno_security.accounts.model import UserAccount
 from storno_security.api_keys.manager import CreatedApiKey
 from storno_security.api_keys.storage import ApiKeyInfo
