@@ -154,20 +154,18 @@ class Records(abc.ABC):
             raise TypeError("data must be a str")
         if keep is not None and (_number("keep", keep) < 1 or subject is None):
             raise ValueError("keep must be positive, and needs a subject")
-        args = (
-            _ns(namespace),
-            storable("key", key),
-            now,
-            expires_at,
+        ns, key = _ns(namespace), storable("key", key)
+        record = Record(
             _optional(subject, "subject"),
             _optional(tag, "tag", MAX_TAG),
             data,
             _number("number", number),
             None if limit is None else _number("limit", limit),
-            keep,
+            now,
+            expires_at,
         )
         if expires_at > now:
-            self._insert(*args)
+            self._insert(ns, key, record, keep)
 
     def get(self, namespace: str, key: str, *, now: datetime) -> Record | None:
         """The live record at ``key``, or ``None``. Changes nothing."""
@@ -271,19 +269,7 @@ class Records(abc.ABC):
     # --- what a backend implements (arguments checked) ---------------------------------------
 
     @abc.abstractmethod
-    def _insert(
-        self,
-        ns: str,
-        key: str,
-        now: datetime,
-        expires_at: datetime,
-        subject: str | None,
-        tag: str | None,
-        data: str,
-        number: int,
-        limit: int | None,
-        keep: int | None,
-    ) -> None: ...
+    def _insert(self, ns: str, key: str, record: Record, keep: int | None) -> None: ...
 
     @abc.abstractmethod
     def _get(self, ns: str, key: str, now: datetime) -> Record | None: ...

@@ -52,20 +52,8 @@ class MemoryRecords(Records):
                 del self._index[ns, subject]
         return row.record
 
-    def _insert(
-        self,
-        ns: str,
-        key: str,
-        now: datetime,
-        expires_at: datetime,
-        subject: str | None,
-        tag: str | None,
-        data: str,
-        number: int,
-        limit: int | None,
-        keep: int | None,
-    ) -> None:
-        record = Record(subject, tag, data, number, limit, now, expires_at)
+    def _insert(self, ns: str, key: str, record: Record, keep: int | None) -> None:
+        now, subject = record.created_at, record.subject
         with self._lock:
             row = self._rows.get((ns, key))
             if row is not None and not _expired(row.record, now):

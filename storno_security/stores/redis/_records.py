@@ -242,22 +242,11 @@ class RedisRecords(_RedisStore, Records):
         head = [micros(now), ttl, subject or "", key, f"{self._prefix}{ns}:", extra]
         return _call(lambda: script(keys=[record, index], args=[*head, *fields]))
 
-    def _insert(
-        self,
-        ns: str,
-        key: str,
-        now: datetime,
-        expires_at: datetime,
-        subject: str | None,
-        tag: str | None,
-        data: str,
-        number: int,
-        limit: int | None,
-        keep: int | None,
-    ) -> None:
-        fields = _fields_of(now, expires_at, subject, tag, data, number, limit)
-        ttl = _ttl_ms(now, expires_at)
-        if self._run("insert", ns, key, subject, now, ttl, keep or "", fields) != 1:
+    def _insert(self, ns: str, key: str, record: Record, keep: int | None) -> None:
+        now, expires_at = record.created_at, record.expires_at
+        fields = _fields_of(record)
+        ttl = -1 if expires_at is None else _ttl_ms(now, expires_at)
+        if self._run("insert", ns, key, record.subject, now, ttl, keep or "", fields) != 1:
             raise duplicate()
 
     def _get(self, ns: str, key: str, now: datetime) -> Record | None:
@@ -295,7 +284,7 @@ class RedisRecords(_RedisStore, Records):
         subject: str | None,
         create: bool,
     ) -> Record | None:
-        fields = _fields_of(now, expires_at, subject, None, "", 1, None)
+        fields = _fields_of(Record(subject, None, "", 1, None, now, expires_at))
         ttl = -1 if expires_at is None else _ttl_ms(now, expires_at)
         reply = self._run("count", ns, key, subject, now, ttl, "1" if create else "0", fields)
         return None if reply is None else _record_of(reply)
@@ -309,7 +298,7 @@ class RedisRecords(_RedisStore, Records):
         expires_at: datetime | None,
         subject: str | None,
     ) -> tuple[bool, int]:
-        fields = _fields_of(now, expires_at, subject, None, "", number, None)
+        fields = _fields_of(Record(subject, None, "", number, None, now, expires_at))
         ttl = -1 if expires_at is None else _ttl_ms(now, expires_at)
         reply = self._run("advance", ns, key, subject, now, ttl, number, fields)
         if not isinstance(reply, list) or len(reply) != 2 or reply[0] not in (0, 1):
@@ -330,21 +319,17 @@ class RedisRecords(_RedisStore, Records):
         return 0  # Redis forgets records by itself when they expire
 
 
-def _fields_of(
-    now: datetime,
-    expires_at: datetime | None,
-    subject: str | None,
-    tag: str | None,
-    data: str,
-    number: int,
-    limit: int | None,
-) -> list[object]:
-    fields: list[object] = ["number", number, "created_at", micros(now), "data", data]
+def _fields_of(record: Record) -> list[object]:
+    fields: list[object] = [
+        *("number", record.number, "created_at", micros(record.created_at)),
+        *("data", record.data),
+    ]
+    expires_at = record.expires_at
     optional = {
-        "limit": limit,
+        "limit": record.limit,
         "expires_at": None if expires_at is None else micros(expires_at),
-        "subject": subject,
-        "tag": tag,
+        "subject": record.subject,
+        "tag": record.tag,
     }
     given = [name for name, value in optional.items() if value is not None]
     for name in given:

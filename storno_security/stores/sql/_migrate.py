@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
 from storno_security.errors import StoreError
-from storno_security.stores._records import micros
+from storno_security.stores._records import Record, micros
 from storno_security.stores.sql._base import (
     _COMPONENT,
     _VERSION_QUERY,
@@ -40,6 +40,20 @@ def _s(value: Any) -> Any:
     return bytes(value).decode("utf-8") if isinstance(value, bytes | memoryview) else value
 
 
+def _row(
+    ns: str,
+    key: str,
+    now: datetime,
+    expires_at: datetime | None,
+    subject: str | None,
+    tag: str | None,
+    data: str,
+    number: int,
+    limit: int | None,
+) -> dict[str, Any]:
+    return _values(ns, key, Record(subject, tag, data, number, limit, now, expires_at))
+
+
 def _t(value: Any) -> Any:
     return (
         value.replace(tzinfo=UTC) if isinstance(value, datetime) and value.tzinfo is None else value
@@ -48,16 +62,16 @@ def _t(value: Any) -> Any:
 
 #: v1 table -> what a row becomes (``None``: dropped).
 _CARRIED: dict[str, Callable[[Any], dict[str, Any] | None]] = {
-    "storno_session_epochs": lambda r: _values(
+    "storno_session_epochs": lambda r: _row(
         "epoch", _s(r.user_id), _T0, None, _s(r.user_id), None, "", r.epoch, None
     ),
-    "storno_revoked_sessions": lambda r: _values(
+    "storno_revoked_sessions": lambda r: _row(
         "revoked", _s(r.session_id), _T0, _t(r.until), None, None, "", micros(_t(r.until)), None
     ),
-    "storno_mfa_totp_steps": lambda r: _values(
+    "storno_mfa_totp_steps": lambda r: _row(
         "mfa:totp", _s(r.user_id), _T0, _t(r.until), _s(r.user_id), None, "", r.last_step, None
     ),
-    "storno_mfa_failures": lambda r: _values(
+    "storno_mfa_failures": lambda r: _row(
         "mfa:failures",
         _s(r.user_id),
         _T0,
@@ -68,10 +82,10 @@ _CARRIED: dict[str, Callable[[Any], dict[str, Any] | None]] = {
         r.failures,
         None,
     ),
-    "storno_license_last_seen": lambda r: _values(
+    "storno_license_last_seen": lambda r: _row(
         "license", _s(r.key), _T0, None, None, None, "", micros(_t(r.last_seen)), None
     ),
-    "storno_password_reset_tokens": lambda r: _values(
+    "storno_password_reset_tokens": lambda r: _row(
         "password-reset",
         _s(r.token_hash),
         _t(r.created_at),
@@ -85,7 +99,7 @@ _CARRIED: dict[str, Callable[[Any], dict[str, Any] | None]] = {
     "storno_mfa_challenges": lambda r: (
         None
         if r.consumed_at is not None
-        else _values(
+        else _row(
             "mfa:challenge",
             _s(r.token_hash),
             _t(r.created_at),
@@ -100,7 +114,7 @@ _CARRIED: dict[str, Callable[[Any], dict[str, Any] | None]] = {
     "storno_mfa_step_up_tokens": lambda r: (
         None
         if r.used_at is not None
-        else _values(
+        else _row(
             "mfa:stepup",
             _s(r.token_hash),
             _t(r.created_at),
@@ -112,7 +126,7 @@ _CARRIED: dict[str, Callable[[Any], dict[str, Any] | None]] = {
             None,
         )
     ),
-    "storno_passkey_challenges": lambda r: _values(
+    "storno_passkey_challenges": lambda r: _row(
         "passkey-challenge",
         _s(r.challenge_hash),
         _T0,

@@ -158,22 +158,11 @@ class SqlRecords(Records):
         row = _existing_row(conn, sa.select(records).where(*where))
         return row, row.nonce == values["nonce"]
 
-    def _insert(
-        self,
-        ns: str,
-        key: str,
-        now: datetime,
-        expires_at: datetime,
-        subject: str | None,
-        tag: str | None,
-        data: str,
-        number: int,
-        limit: int | None,
-        keep: int | None,
-    ) -> None:
-        values = _values(ns, key, now, expires_at, subject, tag, data, number, limit)
+    def _insert(self, ns: str, key: str, record: Record, keep: int | None) -> None:
+        now, expires_at, subject = record.created_at, record.expires_at, record.subject
+        values = _values(ns, key, record)
         with _transaction(self._engine, duplicate=True) as conn:
-            if keep is not None and subject is not None:
+            if keep is not None and subject is not None and expires_at is not None:
                 self._lock_subject(conn, ns, subject, expires_at)
             mine = (_R.namespace == ns, _R.record_key == key)
             conn.execute(sa.delete(records).where(*mine, _R.expires_at <= now))  # a dead one
@@ -247,7 +236,7 @@ class SqlRecords(Records):
                 if counted.number < 1:  # it was negative: roll back
                     raise CorruptRecordError(reason="bad_number")
                 return counted
-            values = _values(ns, key, now, expires_at, subject, None, "", 1, None)
+            values = _values(ns, key, Record(subject, None, "", 1, None, now, expires_at))
             row, created = self._lock_row(conn, values)
             record = _record_of(row)
             if created:
@@ -269,7 +258,7 @@ class SqlRecords(Records):
         expires_at: datetime | None,
         subject: str | None,
     ) -> tuple[bool, int]:
-        values = _values(ns, key, now, expires_at, subject, None, "", number, None)
+        values = _values(ns, key, Record(subject, None, "", number, None, now, expires_at))
         with _transaction(self._engine) as conn:
             row, created = self._lock_row(conn, values)
             if created:
@@ -294,26 +283,16 @@ class SqlRecords(Records):
             return int(conn.execute(dead).rowcount)
 
 
-def _values(
-    ns: str,
-    key: str,
-    now: datetime,
-    expires_at: datetime | None,
-    subject: str | None,
-    tag: str | None,
-    data: str,
-    number: int,
-    limit: int | None,
-) -> dict[str, Any]:
+def _values(ns: str, key: str, record: Record) -> dict[str, Any]:
     return {
         "namespace": ns,
         "record_key": key,
-        "subject": subject,
-        "tag": tag,
-        "data": data,
-        "number": number,
-        "max_number": limit,
-        "created_at": now,
-        "expires_at": expires_at,
+        "subject": record.subject,
+        "tag": record.tag,
+        "data": record.data,
+        "number": record.number,
+        "max_number": record.limit,
+        "created_at": record.created_at,
+        "expires_at": record.expires_at,
         "nonce": None,
     }
