@@ -14,22 +14,17 @@ from collections.abc import Mapping
 from typing import Protocol, runtime_checkable
 
 from storno_security.aio.offload import Offloader
-from storno_security.clock import Clock, ensure_aware_utc
+from storno_security.clock import Clock
 from storno_security.errors import (
     CorruptRecordError,
-    RateLimitUnavailableError,
     StoreUnavailableError,
 )
 from storno_security.ratelimit.limiter import (
-    _EPOCH,
-    _MAX_IDENTIFIER,
-    _ONE_MS,
     Policy,
     RateLimiter,
     RateLimitStatus,
     _status,
 )
-from storno_security.ratelimit.policy import SlidingWindowPolicy
 from storno_security.ratelimit.storage import Acquisition, RateLimitStorage
 
 __all__ = [
@@ -154,7 +149,7 @@ class AsyncRateLimiter:
         TypeError, ValueError: as :class:`~storno_security.ratelimit.RateLimiter`.
     """
 
-    __slots__ = ("_clock", "_policies", "_storage")
+    __slots__ = ("_checked", "_policies", "_storage")
 
     def __init__(
         self,
@@ -168,7 +163,7 @@ class AsyncRateLimiter:
             _NoStorage(), clock=clock, policies=None if policies is None else policies.values()
         )
         self._storage = storage
-        self._clock = clock
+        self._checked = checked
         self._policies = checked.policies
 
     def __repr__(self) -> str:
@@ -190,42 +185,15 @@ class AsyncRateLimiter:
             RateLimitExceededError: over the limit; ``status`` says when to retry (RL-3).
             RateLimitUnavailableError: the storage failed and the policy fails closed (RL-4).
         """
-        chosen = self._policies[policy]
-        if not isinstance(identifier, str):
-            raise TypeError(f"identifier must be a str, not {type(identifier).__name__}")
-        if not 0 < len(identifier) <= _MAX_IDENTIFIER:
-            raise ValueError(f"identifier must be 1 to {_MAX_IDENTIFIER} characters")
-        now_ms = (ensure_aware_utc(self._clock.now()) - _EPOCH) // _ONE_MS
+        ask = self._checked.ask(policy, identifier)
         try:
-            if isinstance(chosen, SlidingWindowPolicy):
-                limit = chosen.limit
-                acquisition = await self._storage.acquire_window(
-                    f"rl:sw:{chosen.name}:{identifier}",
-                    limit=chosen.limit,
-                    window_ms=chosen.window_ms,
-                    now_ms=now_ms,
-                )
+            if ask.window:
+                acquisition = await self._storage.acquire_window(ask.key, **ask.arguments)
             else:
-                limit = chosen.capacity
-                acquisition = await self._storage.acquire_bucket(
-                    f"rl:tb:{chosen.name}:{identifier}",
-                    capacity=chosen.capacity,
-                    refill_amount=chosen.refill_amount,
-                    refill_period_ms=chosen.refill_period_ms,
-                    now_ms=now_ms,
-                )
+                acquisition = await self._storage.acquire_bucket(ask.key, **ask.arguments)
         except (StoreUnavailableError, CorruptRecordError) as exc:
-            if chosen.fail_open:
-                return RateLimitStatus(
-                    policy=chosen.name,
-                    limit=limit,
-                    remaining=limit,
-                    reset=0,
-                    retry_after=0,
-                    degraded=True,
-                )
-            raise RateLimitUnavailableError(policy=chosen.name) from exc
-        return _status(chosen.name, limit, acquisition)
+            return ask.unavailable(exc)
+        return _status(ask.policy.name, ask.limit, acquisition)
 
 
 class _NoStorage:

@@ -19,7 +19,7 @@ from storno_security.errors import (
 from storno_security.ratelimit.policy import SlidingWindowPolicy, TokenBucketPolicy, spec_policies
 from storno_security.ratelimit.storage import Acquisition, RateLimitStorage
 
-__all__ = ["RateLimitStatus", "RateLimiter", "client_key"]
+__all__ = ["Ask", "RateLimitStatus", "RateLimiter", "client_key"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
@@ -190,42 +190,79 @@ class RateLimiter:
             RateLimitExceededError: over the limit; ``status`` says when to retry (RL-3).
             RateLimitUnavailableError: the storage failed and the policy fails closed (RL-4).
         """
+        ask = self.ask(policy, identifier)
+        try:
+            if ask.window:
+                acquisition = self._storage.acquire_window(ask.key, **ask.arguments)
+            else:
+                acquisition = self._storage.acquire_bucket(ask.key, **ask.arguments)
+        except (StoreUnavailableError, CorruptRecordError) as exc:
+            return ask.unavailable(exc)
+        return _status(ask.policy.name, ask.limit, acquisition)
+
+    def ask(self, policy: str, identifier: str) -> Ask:
+        """What :meth:`hit` asks of the storage (arguments checked); shared with the async
+        limiter, which awaits the same question.
+
+        Raises:
+            KeyError, TypeError, ValueError: as :meth:`hit`.
+        """
         chosen = self._policies[policy]
         if not isinstance(identifier, str):
             raise TypeError(f"identifier must be a str, not {type(identifier).__name__}")
         if not 0 < len(identifier) <= _MAX_IDENTIFIER:
             raise ValueError(f"identifier must be 1 to {_MAX_IDENTIFIER} characters")
         now_ms = (ensure_aware_utc(self._clock.now()) - _EPOCH) // _ONE_MS
-        try:
-            if isinstance(chosen, SlidingWindowPolicy):
-                limit = chosen.limit
-                acquisition = self._storage.acquire_window(
-                    f"rl:sw:{chosen.name}:{identifier}",
-                    limit=chosen.limit,
-                    window_ms=chosen.window_ms,
-                    now_ms=now_ms,
-                )
-            else:
-                limit = chosen.capacity
-                acquisition = self._storage.acquire_bucket(
-                    f"rl:tb:{chosen.name}:{identifier}",
-                    capacity=chosen.capacity,
-                    refill_amount=chosen.refill_amount,
-                    refill_period_ms=chosen.refill_period_ms,
-                    now_ms=now_ms,
-                )
-        except (StoreUnavailableError, CorruptRecordError) as exc:
-            if chosen.fail_open:
-                return RateLimitStatus(
-                    policy=chosen.name,
-                    limit=limit,
-                    remaining=limit,
-                    reset=0,
-                    retry_after=0,
-                    degraded=True,
-                )
-            raise RateLimitUnavailableError(policy=chosen.name) from exc
-        return _status(chosen.name, limit, acquisition)
+        if isinstance(chosen, SlidingWindowPolicy):
+            return Ask(
+                chosen,
+                True,
+                f"rl:sw:{chosen.name}:{identifier}",
+                chosen.limit,
+                {"limit": chosen.limit, "window_ms": chosen.window_ms, "now_ms": now_ms},
+            )
+        return Ask(
+            chosen,
+            False,
+            f"rl:tb:{chosen.name}:{identifier}",
+            chosen.capacity,
+            {
+                "capacity": chosen.capacity,
+                "refill_amount": chosen.refill_amount,
+                "refill_period_ms": chosen.refill_period_ms,
+                "now_ms": now_ms,
+            },
+        )
+
+
+@attrs.frozen
+class Ask:
+    """One storage question of a hit: which verb (``window``: sliding window, else token
+    bucket), on which key, with which arguments."""
+
+    policy: Policy
+    window: bool
+    key: str
+    limit: int
+    arguments: dict[str, int]
+
+    def unavailable(self, exc: Exception) -> RateLimitStatus:
+        """The answer when the storage failed: a degraded pass for a fail-open policy (RL-4).
+
+        Raises:
+            RateLimitUnavailableError: the policy fails closed.
+        """
+        if self.policy.fail_open:
+            limit = self.limit
+            return RateLimitStatus(
+                policy=self.policy.name,
+                limit=limit,
+                remaining=limit,
+                reset=0,
+                retry_after=0,
+                degraded=True,
+            )
+        raise RateLimitUnavailableError(policy=self.policy.name) from exc
 
 
 def _status(name: str, limit: int, acquisition: Acquisition) -> RateLimitStatus:
