@@ -16,8 +16,6 @@ from storno_security.accounts import (
 )
 from storno_security.errors import AccountError, InvalidEmailError
 
-pytestmark = pytest.mark.spec("ACC-1")
-
 ACCEPTED = [
     ("ana@example.com", "ana@example.com"),
     ("  Ana@Example.COM \n", "ana@example.com"),
@@ -41,11 +39,13 @@ ACCEPTED = [
 ]
 
 
+@pytest.mark.spec("ACC-1")
 @pytest.mark.parametrize(("typed", "normal"), ACCEPTED)
 def test_accepted_addresses_have_one_normal_form(typed: str, normal: str) -> None:
     assert normalise_email(typed) == normal
 
 
+@pytest.mark.spec("ACC-1")
 def test_case_variants_are_one_address() -> None:
     variants = ["ana@example.com", "ANA@EXAMPLE.COM", "Ana@example.Com", " ana@Example.com"]
     assert {normalise_email(v) for v in variants} == {"ana@example.com"}
@@ -98,6 +98,7 @@ REJECTED = [
 ]
 
 
+@pytest.mark.spec("ACC-1")
 @pytest.mark.parametrize(("typed", "reason"), REJECTED)
 def test_implausible_addresses_are_refused_with_a_reason(typed: str, reason: str) -> None:
     with pytest.raises(InvalidEmailError) as caught:
@@ -123,6 +124,7 @@ def test_non_text_is_a_type_error(value: object) -> None:
         normalise_email(value)  # type: ignore[arg-type]
 
 
+@pytest.mark.spec("ACC-1")
 def test_limits_are_the_rfc_ones() -> None:
     assert (MAX_EMAIL_LENGTH, MAX_LOCAL_PART_LENGTH, MAX_DOMAIN_LENGTH) == (254, 64, 253)
     longest = "a" * 64 + "@" + ".".join(["b" * 61] * 3) + ".com"
@@ -143,11 +145,13 @@ _PLAUSIBLE = st.builds(
 )
 
 
+@pytest.mark.spec("ACC-1")
 @given(_PLAUSIBLE)
 def test_plausible_ascii_addresses_are_accepted_and_lowercased(typed: str) -> None:
     assert normalise_email(typed) == typed.strip().lower()
 
 
+@pytest.mark.spec("ACC-1")
 @given(st.one_of(_PLAUSIBLE, st.text(max_size=80), st.from_regex(r".{1,20}@.{1,20}\..{2,5}")))
 def test_normalise_is_idempotent_and_never_returns_uppercase_ascii(typed: str) -> None:
     try:
@@ -161,6 +165,7 @@ def test_normalise_is_idempotent_and_never_returns_uppercase_ascii(typed: str) -
     assert len(normal) <= MAX_EMAIL_LENGTH
 
 
+@pytest.mark.spec("ACC-1")
 @given(st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_size=10))
 def test_unicode_local_parts_are_idempotent(local: str) -> None:
     try:

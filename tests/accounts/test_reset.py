@@ -27,8 +27,6 @@ from storno_security.errors import AccountError, InvalidResetTokenError, StoreEr
 from storno_security.stores.memory import MemoryResetTokenStore
 from tests.contract._scan import stored_text
 
-pytestmark = pytest.mark.spec("ACC-2")
-
 HOUR = timedelta(hours=1)
 TICK = timedelta(microseconds=1)
 
@@ -43,6 +41,7 @@ def _reason(resets: PasswordResetTokens, token: object) -> str:
 # --- issuing ---------------------------------------------------------------------------------
 
 
+@pytest.mark.spec("ACC-2")
 def test_issued_token_has_the_prefix_256_bits_and_one_hour(
     resets: PasswordResetTokens, clock: FrozenClock, user_id: str
 ) -> None:
@@ -63,12 +62,14 @@ def test_store_satisfies_the_protocol(reset_store: Any) -> None:
 # --- single use, expiry ----------------------------------------------------------------------
 
 
+@pytest.mark.spec("ACC-2")
 def test_token_works_once(resets: PasswordResetTokens, user_id: str) -> None:
     issued = resets.issue(user_id)
     assert resets.consume(issued.token) == user_id
     assert _reason(resets, issued.token) == "unknown_or_used"
 
 
+@pytest.mark.spec("ACC-2")
 def test_token_expires_at_exactly_one_hour(
     resets: PasswordResetTokens, clock: FrozenClock, user_id: str
 ) -> None:
@@ -78,6 +79,7 @@ def test_token_expires_at_exactly_one_hour(
     assert _reason(resets, late.token) == "expired"  # a refused token is left as it was
 
 
+@pytest.mark.spec("ACC-2")
 def test_token_works_until_just_before_one_hour(
     resets: PasswordResetTokens, clock: FrozenClock, user_id: str
 ) -> None:
@@ -86,10 +88,12 @@ def test_token_works_until_just_before_one_hour(
     assert resets.consume(issued.token) == user_id
 
 
+@pytest.mark.spec("ACC-2")
 def test_unknown_token_is_refused(resets: PasswordResetTokens) -> None:
     assert _reason(resets, RESET_TOKEN_PREFIX + "A" * 43) == "unknown_or_used"
 
 
+@pytest.mark.spec("ACC-2")
 def test_tokens_of_another_length_within_bounds_still_work(
     reset_store: Any, clock: FrozenClock, user_id: str
 ) -> None:
@@ -105,6 +109,7 @@ def test_tokens_of_another_length_within_bounds_still_work(
 # --- siblings, revocation, the cap on live tokens --------------------------------------------
 
 
+@pytest.mark.spec("ACC-2")
 def test_using_one_token_kills_every_other_token_of_the_user(
     resets: PasswordResetTokens, clock: FrozenClock, user_id: str
 ) -> None:
@@ -117,6 +122,7 @@ def test_using_one_token_kills_every_other_token_of_the_user(
     assert resets.consume(other.token) == user_id + "-other"  # other users are untouched
 
 
+@pytest.mark.spec("ACC-2")
 def test_revoke_all_kills_every_token_of_the_user_only(
     resets: PasswordResetTokens, clock: FrozenClock, user_id: str
 ) -> None:
@@ -129,6 +135,7 @@ def test_revoke_all_kills_every_token_of_the_user_only(
     assert resets.consume(other.token) == user_id + "-other"
 
 
+@pytest.mark.spec("ACC-2")
 def test_fourth_token_drops_the_oldest(
     resets: PasswordResetTokens, clock: FrozenClock, user_id: str
 ) -> None:
@@ -140,6 +147,7 @@ def test_fourth_token_drops_the_oldest(
     assert resets.revoke_all(user_id) == 3  # exactly max_active_per_user were left
 
 
+@pytest.mark.spec("ACC-2")
 def test_drop_oldest_breaks_ties_of_the_same_instant_by_issue_order(
     resets: PasswordResetTokens, user_id: str
 ) -> None:
@@ -149,6 +157,7 @@ def test_drop_oldest_breaks_ties_of_the_same_instant_by_issue_order(
     assert resets.consume(tokens[2].token) == user_id
 
 
+@pytest.mark.spec("ACC-2")
 def test_expired_tokens_do_not_count_towards_the_cap(
     reset_store: Any, clock: FrozenClock, user_id: str
 ) -> None:
@@ -162,6 +171,7 @@ def test_expired_tokens_do_not_count_towards_the_cap(
     assert _reason(resets, fresh.token) == "unknown_or_used"
 
 
+@pytest.mark.spec("ACC-2")
 def test_purge_expired_deletes_only_dead_tokens(
     resets: PasswordResetTokens, clock: FrozenClock, user_id: str
 ) -> None:
@@ -205,6 +215,7 @@ MALFORMED = [
 ]
 
 
+@pytest.mark.spec("ACC-2")
 @pytest.mark.parametrize("token", MALFORMED)
 def test_malformed_tokens_are_refused_before_any_store_call(
     clock: FrozenClock, token: object
@@ -225,6 +236,7 @@ def test_reset_token_error_is_an_account_error_not_a_value_error() -> None:
 # --- never stored in clear -------------------------------------------------------------------
 
 
+@pytest.mark.spec("ACC-2")
 def test_store_holds_only_the_sha256_never_the_token(
     resets: PasswordResetTokens, reset_store: Any, user_id: str
 ) -> None:
@@ -236,6 +248,7 @@ def test_store_holds_only_the_sha256_never_the_token(
     assert secret_part[:16] not in everything
 
 
+@pytest.mark.spec("ACC-2")
 @pytest.mark.spec("ACC-7")
 def test_revoke_all_leaves_no_trace_of_the_user(
     resets: PasswordResetTokens, reset_store: Any, user_id: str
@@ -292,6 +305,7 @@ def test_service_refuses_bad_arguments(clock: FrozenClock) -> None:
         resets.revoke_all("")
 
 
+@pytest.mark.spec("ACC-2")
 def test_store_refuses_impossible_rows(reset_store: Any, clock: FrozenClock) -> None:
     now = clock.now()
     good = {"user_id": "u", "created_at": now, "expires_at": now + HOUR, "max_active": 3}
@@ -307,6 +321,7 @@ def test_store_refuses_impossible_rows(reset_store: Any, clock: FrozenClock) -> 
         reset_store.consume("h" * 64, now=now.replace(tzinfo=None))
 
 
+@pytest.mark.spec("ACC-2")
 def test_store_refuses_a_duplicate_hash(reset_store: Any, clock: FrozenClock, user_id: str) -> None:
     now = clock.now()
     token_hash = hashlib.sha256(user_id.encode()).hexdigest()
@@ -321,6 +336,7 @@ def test_store_refuses_a_duplicate_hash(reset_store: Any, clock: FrozenClock, us
     assert reset_store.consume(token_hash, now=now) == ResetTokenUse(user_id=user_id)
 
 
+@pytest.mark.spec("ACC-2")
 def test_store_lookup_of_an_unstorable_hash_matches_nothing(
     reset_store: Any, clock: FrozenClock
 ) -> None:
@@ -329,6 +345,7 @@ def test_store_lookup_of_an_unstorable_hash_matches_nothing(
     assert reset_store.revoke_all("\ud800") == 0
 
 
+@pytest.mark.spec("ACC-2")
 def test_hash_comparison_is_exact(reset_store: Any, clock: FrozenClock, user_id: str) -> None:
     """MariaDB's default collation ignores case and trailing spaces: hashes must not."""
     now = clock.now()

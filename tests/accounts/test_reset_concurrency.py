@@ -27,8 +27,6 @@ from storno_security.errors import InvalidResetTokenError
 from storno_security.stores.memory import MemoryResetTokenStore
 from tests._concurrency import at_once, patiently, store_spec
 
-pytestmark = pytest.mark.spec("ACC-2")
-
 CALLERS = 10
 
 
@@ -69,12 +67,14 @@ def _use(resets: PasswordResetTokens, token: str) -> str:
         return f"refused:{exc.reason}"
 
 
+@pytest.mark.spec("ACC-2")
 def test_one_token_is_used_once_among_ten(resets: PasswordResetTokens, user_id: str) -> None:
     issued = resets.issue(user_id)
     outcomes = Counter(at_once([functools.partial(_use, resets, issued.token)] * CALLERS))
     assert outcomes == {user_id: 1, "refused:unknown_or_used": CALLERS - 1}, outcomes
 
 
+@pytest.mark.spec("ACC-2")
 def test_ten_sibling_tokens_used_at_once_give_one_reset(
     reset_store: Any, clock: FrozenClock, user_id: str
 ) -> None:
@@ -87,6 +87,7 @@ def test_ten_sibling_tokens_used_at_once_give_one_reset(
     assert resets.revoke_all(user_id) == 0
 
 
+@pytest.mark.spec("ACC-2")
 def test_uses_racing_revoke_all_leave_nothing(
     reset_store: Any, clock: FrozenClock, user_id: str
 ) -> None:
@@ -105,6 +106,7 @@ def test_uses_racing_revoke_all_leave_nothing(
     assert resets.revoke_all(user_id) == 0
 
 
+@pytest.mark.spec("ACC-2")
 def test_concurrent_issues_keep_the_cap(resets: PasswordResetTokens, user_id: str) -> None:
     """Once the user has a token, issuing queues on its row lock: the cap is exact."""
     resets.issue(user_id)

@@ -16,9 +16,8 @@ from storno_security.errors import XmlParseError
 from storno_security.xmlsig import SchemaRegistry, XmlPolicy, XmlSigner, XmlVerifier, parse_xml
 from tests.xmlsig.hostile import HOSTILE_NAMES, SECRET, assert_no_connection, hostile_documents
 
-pytestmark = pytest.mark.spec("XML-1")
 
-
+@pytest.mark.spec("XML-1")
 @pytest.mark.parametrize("name", HOSTILE_NAMES)
 def test_hostile_document_fails_fast_reads_nothing_connects_nowhere(
     name: str, secret_file: Path, listening_port: socket.socket
@@ -37,6 +36,7 @@ def test_hostile_document_fails_fast_reads_nothing_connects_nowhere(
     assert_no_connection(listening_port)
 
 
+@pytest.mark.spec("XML-1")
 def test_python_sockets_are_not_used_either(
     monkeypatch: pytest.MonkeyPatch, secret_file: Path, listening_port: socket.socket
 ) -> None:
@@ -50,6 +50,7 @@ def test_python_sockets_are_not_used_either(
             parse_xml(document)
 
 
+@pytest.mark.spec("XML-1")
 def test_xinclude_is_never_processed(secret_file: Path, listening_port: socket.socket) -> None:
     document = hostile_documents(secret_file, listening_port.getsockname()[1])["xinclude"]
     root = parse_xml(document)
@@ -57,6 +58,7 @@ def test_xinclude_is_never_processed(secret_file: Path, listening_port: socket.s
     assert root[0].tag == "{http://www.w3.org/2001/XInclude}include"
 
 
+@pytest.mark.spec("XML-1")
 @pytest.mark.parametrize("name", HOSTILE_NAMES)
 def test_every_entry_point_uses_the_hardened_parser(
     name: str,
@@ -83,6 +85,7 @@ def test_every_entry_point_uses_the_hardened_parser(
     assert_no_connection(listening_port)
 
 
+@pytest.mark.spec("XML-1")
 def test_size_limit_is_checked_before_parsing() -> None:
     policy = XmlPolicy(max_bytes=1024)
     parse_xml(b"<a>" + b"x" * 1000 + b"</a>", policy=policy)
@@ -91,6 +94,7 @@ def test_size_limit_is_checked_before_parsing() -> None:
     assert caught.value.reason == "too_large"
 
 
+@pytest.mark.spec("XML-1")
 def test_depth_limit() -> None:
     policy = XmlPolicy(max_depth=10)
     parse_xml(b"<a>" * 10 + b"</a>" * 10, policy=policy)
@@ -99,12 +103,14 @@ def test_depth_limit() -> None:
     assert caught.value.reason == "too_deep"
 
 
+@pytest.mark.spec("XML-1")
 def test_default_depth_limit_stops_a_deep_document_early() -> None:
     with pytest.raises(XmlParseError) as caught:
         parse_xml(b"<a>" * 100_000)  # never closed: refused on depth, not on syntax
     assert caught.value.reason == "too_deep"
 
 
+@pytest.mark.spec("XML-1")
 def test_element_count_limit() -> None:
     policy = XmlPolicy(max_elements=100)
     parse_xml(b"<r>" + b"<a/>" * 99 + b"</r>", policy=policy)
@@ -116,11 +122,13 @@ def test_element_count_limit() -> None:
 @pytest.mark.parametrize(
     "document", [b"", b"<a>", b"not xml", b"<a></b>", b"<a/><b/>", b"\xff\xfe<\x00"]
 )
+@pytest.mark.spec("XML-1")
 def test_malformed_documents_are_refused(document: bytes) -> None:
     with pytest.raises(XmlParseError):
         parse_xml(document)
 
 
+@pytest.mark.spec("XML-1")
 def test_huge_text_node_is_refused_without_huge_tree() -> None:
     # libxml2 refuses text nodes over 10 MB unless huge_tree is on; we never turn it on.
     big = b"<a>" + b"x" * (10_000_001) + b"</a>"
@@ -128,11 +136,13 @@ def test_huge_text_node_is_refused_without_huge_tree() -> None:
         parse_xml(big, policy=XmlPolicy(max_bytes=20_000_000))
 
 
+@pytest.mark.spec("XML-1")
 def test_only_bytes_are_accepted() -> None:
     with pytest.raises(TypeError):
         parse_xml("<a/>")  # type: ignore[arg-type]
 
 
+@pytest.mark.spec("XML-1")
 def test_encodings_and_namespaces_survive(ubl_invoice: bytes) -> None:
     root = parse_xml(ubl_invoice)
     assert root.tag == "{urn:oasis:names:specification:ubl:schema:xsd:Invoice-2}Invoice"
@@ -149,6 +159,7 @@ def test_policy_refuses_impossible_limits(kwargs: dict[str, int]) -> None:
         XmlPolicy(**kwargs)
 
 
+@pytest.mark.spec("XML-1")
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=400) | st.text(max_size=200).map(lambda t: f"<a>{t}</a>".encode()))
 def test_arbitrary_bytes_give_a_tree_or_our_error(data: bytes) -> None:

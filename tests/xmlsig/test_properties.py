@@ -15,8 +15,6 @@ from storno_security.errors import InvalidXmlSignatureError, XmlParseError
 from storno_security.xmlsig import XmlSigner, XmlVerifier, parse_xml
 from tests.xmlsig.conftest import NOW, Identity
 
-pytestmark = pytest.mark.spec("XML-2")
-
 _text = st.text(
     st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\ufffe\uffff"),
     max_size=30,
@@ -53,6 +51,7 @@ def _tools(identity: Identity) -> tuple[XmlSigner, XmlVerifier]:
     )
 
 
+@pytest.mark.spec("XML-2")
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(document=documents(), xades=st.booleans())
 def test_round_trip_of_any_document(
@@ -66,6 +65,7 @@ def test_round_trip_of_any_document(
     assert _c14n(result.element) == _c14n(parse_xml(document))
 
 
+@pytest.mark.spec("XML-2")
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(document=documents(), name=st.text("abcdefghij0123456789.-_", min_size=1, max_size=20))
 def test_detached_round_trip_of_any_document(
@@ -83,6 +83,7 @@ def signed_pair(signer_identity: Identity, ubl_invoice: bytes) -> tuple[bytes, b
     return signer.sign(ubl_invoice), signer.sign_xades(ubl_invoice)
 
 
+@pytest.mark.spec("XML-2")
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_mangled_signed_documents_give_only_our_errors(
@@ -114,6 +115,7 @@ def test_mangled_signed_documents_give_only_our_errors(
     assert result.signed_bytes == original.signed_bytes
 
 
+@pytest.mark.spec("XML-2")
 def test_import_has_no_side_effects() -> None:
     code = (
         "import sys, secrets\n"

