@@ -142,3 +142,10 @@ def test_rule_ids_cited_in_the_docs_are_defined() -> None:
                 cited[rule].add(doc.name)
     undefined = {rule: sorted(docs) for rule, docs in cited.items() if rule not in RULES}
     assert not undefined, f"rule ids cited but not defined in docs/rules.md: {undefined}"
+
+
+def test_review_findings_are_filed_by_subject() -> None:
+    """Regression tests live with the tests of what they test (marked ``finding``), not in
+    catch-all files named after the review."""
+    catch_all = sorted(str(p.relative_to(TESTS)) for p in TESTS.rglob("*review_fix*.py"))
+    assert catch_all == []

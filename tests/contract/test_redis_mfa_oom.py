@@ -31,7 +31,7 @@ from storno_security.stores.redis import (
     RedisTotpReplayStore,
 )
 from storno_security.stores.redis import _records as redis_records
-from tests.contract.test_redis_review_fixes import _flood
+from tests.contract.test_redis_durability import _flood
 from tests.ratelimit.conftest import redis_server
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -52,6 +52,7 @@ def make(**kw: object) -> SecurityEvent:
 # --- 1. personal data in details (ACC-4) -----------------------------------------------------
 
 
+@pytest.mark.finding("internal review of audit")
 @pytest.mark.spec("ACC-4")
 def test_review_poc_personal_data_cannot_survive_pseudonymisation() -> None:
     """The review's proof of concept: these details were accepted and outlived deletion."""
@@ -93,6 +94,7 @@ def test_review_poc_personal_data_cannot_survive_pseudonymisation() -> None:
         "ALICE@EXAMPLE.COM",
     ],
 )
+@pytest.mark.finding("internal review of audit")
 def test_email_shaped_values_are_refused_anywhere_in_a_value(value: str) -> None:
     with pytest.raises(ValueError, match="personal data") as info:
         make(details={"reason": value})
@@ -131,6 +133,7 @@ def test_email_shaped_values_are_refused_anywhere_in_a_value(value: str) -> None
         "uid",
     ],
 )
+@pytest.mark.finding("internal review of audit")
 def test_detail_keys_naming_personal_data_are_refused(name: str) -> None:
     assert personal_key_name(name)
     with pytest.raises(ValueError, match="personal data"):
@@ -143,10 +146,12 @@ def test_detail_keys_naming_personal_data_are_refused(name: str) -> None:
 @pytest.mark.parametrize(
     "name", ["secret_name", "former_owner_role", "role", "hosted_domain", "record_count"]
 )
+@pytest.mark.finding("internal review of audit")
 def test_non_personal_keys_are_not_taken_for_personal_data(name: str) -> None:
     assert not personal_key_name(name)
 
 
+@pytest.mark.finding("internal review of audit")
 @pytest.mark.spec("ACC-4")
 def test_detail_keys_are_a_closed_set_per_event_type() -> None:
     assert set(DETAIL_KEYS) == set(SecurityEventType)
@@ -162,6 +167,7 @@ def test_detail_keys_are_a_closed_set_per_event_type() -> None:
         assert make(type=event_type, details=dict.fromkeys(keys, 1)).details
 
 
+@pytest.mark.finding("internal review of audit")
 def test_the_allow_list_is_reviewed() -> None:
     """The closed set names no personal data; the keys in it that name a secret are these
     attributes of one (their values are still shape-checked), and nothing else."""
@@ -180,6 +186,7 @@ def test_the_allow_list_is_reviewed() -> None:
     assert every >= ID_DETAIL_KEYS
 
 
+@pytest.mark.finding("internal review of audit")
 def test_the_allow_list_is_documented() -> None:
     text = DOCS.read_text(encoding="utf-8")
     for event_type, keys in DETAIL_KEYS.items():
@@ -213,6 +220,7 @@ GAPS = {
 }
 
 
+@pytest.mark.finding("internal review of audit")
 @pytest.mark.spec("ACC-3")
 @pytest.mark.parametrize("kind", sorted(GAPS))
 def test_review_secret_shapes_are_refused(kind: str) -> None:
@@ -224,6 +232,7 @@ def test_review_secret_shapes_are_refused(kind: str) -> None:
         assert value not in str(info.value)
 
 
+@pytest.mark.finding("internal review of audit")
 @pytest.mark.parametrize("name", ["pass", "pw", "pin", "mfa", "recovery", "login_pin", "mfa_value"])
 def test_short_secret_key_names_are_refused(name: str) -> None:
     assert secret_key_name(name)
@@ -231,6 +240,7 @@ def test_short_secret_key_names_are_refused(name: str) -> None:
         validate_details({name: "x"})
 
 
+@pytest.mark.finding("internal review of audit")
 @pytest.mark.parametrize("name", ["password_id", "token_type", "secret_count", "pin_name"])
 def test_a_safe_last_word_no_longer_lets_a_secret_through(name: str) -> None:
     assert secret_key_name(name)
@@ -241,6 +251,7 @@ def test_a_safe_last_word_no_longer_lets_a_secret_through(name: str) -> None:
             validate_details({name: "hunter2"}, event_type=event_type)
 
 
+@pytest.mark.finding("internal review of audit")
 def test_hex_ids_pass_under_the_id_keys_of_their_event_type() -> None:
     digest = secrets.token_hex(32)
     event = make(type=SecurityEventType.PASSKEY_REGISTERED, details={"credential_id": digest})
@@ -269,6 +280,7 @@ def test_hex_ids_pass_under_the_id_keys_of_their_event_type() -> None:
         "1234567890-abcdefghij0123456789klmnopqr.apps.googleusercontent.com",
     ],
 )
+@pytest.mark.finding("internal review of audit")
 def test_ordinary_values_still_pass(value: str) -> None:
     assert not looks_like_secret(value)
 
@@ -278,6 +290,7 @@ def test_ordinary_values_still_pass(value: str) -> None:
 BREAKS = ["\u2028", "\u2029", "\x85", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\r", "\n"]
 
 
+@pytest.mark.finding("internal review of audit")
 @pytest.mark.spec("ACC-3")
 @pytest.mark.parametrize("brk", BREAKS, ids=lambda c: f"U+{ord(c):04X}")
 def test_export_keeps_one_event_on_one_line(brk: str) -> None:
@@ -294,6 +307,7 @@ def test_export_keeps_one_event_on_one_line(brk: str) -> None:
     ["a\x85b", "a\x9bb", "\x1b[31mred", "a\nb", "a\rb", "a\x00b", "a\x7fb", "a\u2028b", "a\u2029b"],
     ids=lambda v: "-".join(f"U+{ord(c):04X}" for c in v if not c.isalnum()),
 )
+@pytest.mark.finding("internal review of audit")
 def test_control_characters_in_detail_text_are_refused(value: str) -> None:
     with pytest.raises(ValueError, match="control character"):
         make(details={"reason": value})
@@ -328,6 +342,7 @@ def loose_events(draw: st.DrawFn) -> SecurityEvent:
         raise
 
 
+@pytest.mark.finding("internal review of audit")
 @pytest.mark.spec("ACC-3")
 @given(st.lists(loose_events(), max_size=5))
 def test_export_splitlines_parse_round_trip(events: list[SecurityEvent]) -> None:
@@ -338,6 +353,7 @@ def test_export_splitlines_parse_round_trip(events: list[SecurityEvent]) -> None
         assert json.loads(line)["event_id"]
 
 
+@pytest.mark.finding("internal review of audit")
 def test_event_from_error_copies_attempts_left_only_where_the_type_records_it() -> None:
     error = InvalidMfaCodeError(reason="mismatch", attempts_left=2)
     failed = event_from_error(SecurityEventType.MFA_FAILED, error, at=AT, method="totp")

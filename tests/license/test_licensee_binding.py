@@ -55,6 +55,7 @@ def _reason(call: Callable[[], object]) -> str:
     return info.value.reason
 
 
+@pytest.mark.finding("internal review of license")
 @pytest.mark.spec("LIC-2")
 def test_another_organizations_license_is_refused(
     vendor_key: LicenseSigningKey, issue: Issue, verifier_for: Callable[..., LicenseVerifier]
@@ -70,6 +71,7 @@ def test_another_organizations_license_is_refused(
     assert status.license.organization_id == "org-42"
 
 
+@pytest.mark.finding("internal review of license")
 @pytest.mark.spec("LIC-2")
 def test_the_installations_organization_binds_every_check(
     ed_key: LicenseSigningKey, issue: Issue, verifier_for: Callable[..., LicenseVerifier]
@@ -88,6 +90,7 @@ def test_the_installations_organization_binds_every_check(
     assert both.verify(token, expected_organization_id="org-42").state is LicenseState.VALID
 
 
+@pytest.mark.finding("internal review of license")
 @pytest.mark.spec("LIC-2")
 def test_the_organization_is_required_by_default(
     ed_key: LicenseSigningKey, issue: Issue, verifier_for: Callable[..., LicenseVerifier]
@@ -107,6 +110,7 @@ def test_the_organization_is_required_by_default(
     )
 
 
+@pytest.mark.finding("internal review of license")
 @pytest.mark.spec("LIC-3")
 def test_a_foreign_license_does_not_move_the_last_seen_time(
     ed_key: LicenseSigningKey,
@@ -121,6 +125,7 @@ def test_a_foreign_license_does_not_move_the_last_seen_time(
     assert last_seen.record("license", clock.now()) == clock.now()
 
 
+@pytest.mark.finding("internal review of license")
 def test_organization_arguments_are_checked(
     ed_key: LicenseSigningKey, issue: Issue, verifier_for: Callable[..., LicenseVerifier]
 ) -> None:
@@ -140,6 +145,7 @@ def test_organization_arguments_are_checked(
 _ids = st.text(st.characters(codec="ascii", exclude_characters="\x00"), min_size=1, max_size=20)
 
 
+@pytest.mark.finding("internal review of license")
 @pytest.mark.spec("LIC-2")
 @settings(max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(licensee=_ids, other=_ids, same=st.booleans())

@@ -7,6 +7,7 @@ import pytest
 from storno_security.passkeys import PasskeyManager
 
 
+@pytest.mark.finding("internal review of passkeys")
 @pytest.mark.spec("PK-2")
 def test_options_repr_shows_neither_challenge_nor_user(manager: PasskeyManager) -> None:
     registration = manager.start_registration("user-7", user_name="alice@example.eu")

@@ -60,6 +60,7 @@ ALT = m("attacker-alt", Role.VIEWER)  # the attacker's second user
 # --- KEY-4 / KEY-5: the acting principal, not only its membership --------------------------------
 
 
+@pytest.mark.finding("internal review of rbac")
 @pytest.mark.spec("KEY-5")
 @pytest.mark.parametrize("creator", [OWNER, ADMIN])
 def test_member_manage_key_cannot_promote_a_member_to_admin(creator: Membership) -> None:
@@ -78,6 +79,7 @@ def test_member_manage_key_cannot_promote_a_member_to_admin(creator: Membership)
         )
 
 
+@pytest.mark.finding("internal review of rbac")
 @pytest.mark.spec("KEY-5")
 def test_api_keys_never_change_memberships() -> None:
     """Even an admin-scope key of the Owner: member management and ownership transfer need
@@ -96,6 +98,7 @@ def test_api_keys_never_change_memberships() -> None:
         assert info.value.reason == "key_forbidden"
 
 
+@pytest.mark.finding("internal review of rbac")
 @pytest.mark.spec("KEY-4")
 def test_the_principal_must_be_the_actor() -> None:
     stranger = Principal.user("someone-else", organization_id=ORG)
@@ -110,6 +113,7 @@ def test_the_principal_must_be_the_actor() -> None:
         authorize_ownership_transfer(OWNER, ADMIN, principal=OWNER)  # type: ignore[arg-type]
 
 
+@pytest.mark.finding("internal review of rbac")
 def test_the_principal_is_a_required_keyword() -> None:
     with pytest.raises(TypeError):
         authorize_membership_update(ADMIN, VIEWER, role=Role.ACCOUNTANT)  # type: ignore[call-arg]
@@ -123,6 +127,7 @@ def test_the_principal_is_a_required_keyword() -> None:
         authorize_member_addition(ADMIN, m("new", Role.VIEWER), principal=user(ADMIN))  # type: ignore[call-arg]
 
 
+@pytest.mark.finding("internal review of rbac")
 def test_users_still_manage_members_within_their_permissions() -> None:
     added = authorize_member_addition(
         ADMIN, m("new", Role.ACCOUNTANT), principal=user(ADMIN), existing=()
@@ -180,6 +185,7 @@ _REFUSED = (PermissionDeniedError, MembershipNotFoundError, ValueError)
     permissions=_custom,
     acts_as_actor=st.booleans(),
 )
+@pytest.mark.finding("internal review of rbac")
 def test_no_change_grants_beyond_the_acting_principal(
     principal: Principal,
     actor: Membership,
@@ -229,6 +235,7 @@ def _as_new_user(member: Membership) -> Membership:
 # --- RBAC-5: one live membership per user and organization ---------------------------------------
 
 
+@pytest.mark.finding("internal review of rbac")
 @pytest.mark.spec("RBAC-5")
 def test_the_owner_cannot_be_added_again_as_a_viewer() -> None:
     """The review's proof of concept: an Admin "adds" the Owner's user as a Viewer."""
@@ -240,6 +247,7 @@ def test_the_owner_cannot_be_added_again_as_a_viewer() -> None:
     assert str(info.value) == "already a member of this organization"
 
 
+@pytest.mark.finding("internal review of rbac")
 @pytest.mark.spec("RBAC-5")
 def test_any_live_membership_blocks_an_addition_and_removed_ones_do_not() -> None:
     removed = m("viewer", Role.VIEWER, deleted_at=NOW)
@@ -262,6 +270,7 @@ def test_any_live_membership_blocks_an_addition_and_removed_ones_do_not() -> Non
         )
 
 
+@pytest.mark.finding("internal review of rbac")
 @pytest.mark.spec("RBAC-3")
 @pytest.mark.spec("RBAC-5")
 @pytest.mark.parametrize("header", [None, ORG])

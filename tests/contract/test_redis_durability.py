@@ -54,6 +54,7 @@ def _limited_user(admin: Any, port: int, *denied: str) -> Any:
     return _client(port, username="app", password=password)
 
 
+@pytest.mark.finding("internal review of the Redis stores")
 @pytest.mark.spec("MFA-2")
 @pytest.mark.spec("REF-3")
 @pytest.mark.spec("REF-4")
@@ -104,6 +105,7 @@ def _flood(client: Any) -> int:
     pytest.fail("memory never filled up: the test proves nothing")
 
 
+@pytest.mark.finding("internal review of the Redis stores")
 @pytest.mark.spec("REF-3")
 @pytest.mark.spec("REF-4")
 def test_under_noeviction_a_flood_is_refused_and_revocations_stay(tmp_path: Path) -> None:
@@ -146,6 +148,7 @@ def test_under_noeviction_a_flood_is_refused_and_revocations_stay(tmp_path: Path
             client.close()
 
 
+@pytest.mark.finding("internal review of the Redis stores")
 @pytest.mark.spec("REF-4")
 @pytest.mark.parametrize(("appendonly", "problems"), [("no", 1), ("yes", 0)])
 def test_epochs_need_append_only_persistence(
@@ -165,6 +168,7 @@ def test_epochs_need_append_only_persistence(
             admin.close()
 
 
+@pytest.mark.finding("internal review of the Redis stores")
 def test_a_server_that_hides_config_is_read_through_info(tmp_path: Path) -> None:
     with redis_server(tmp_path, maxmemory_policy="allkeys-lru") as (port, _):
         admin = _client(port)
@@ -179,6 +183,7 @@ def test_a_server_that_hides_config_is_read_through_info(tmp_path: Path) -> None
             admin.close()
 
 
+@pytest.mark.finding("internal review of the Redis stores")
 def test_a_server_that_will_not_say_is_unknown(tmp_path: Path) -> None:
     with redis_server(tmp_path) as (port, _):
         admin = _client(port)
@@ -201,6 +206,7 @@ def test_a_server_that_will_not_say_is_unknown(tmp_path: Path) -> None:
             admin.close()
 
 
+@pytest.mark.finding("internal review of the Redis stores")
 def test_an_unreachable_redis_is_unavailable_not_unknown() -> None:
     client = _client(free_port())
     try:
@@ -211,6 +217,7 @@ def test_an_unreachable_redis_is_unavailable_not_unknown() -> None:
         client.close()
 
 
+@pytest.mark.finding("internal review of the Redis stores")
 def test_constructing_a_store_makes_no_round_trip() -> None:
     # the check is explicit: a store built on a dead client still constructs (I/O-free)
     client = _client(free_port())

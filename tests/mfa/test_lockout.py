@@ -108,6 +108,7 @@ def flow(clock: FrozenClock) -> Flow:
 # --- 1. a per-user limit on wrong codes --------------------------------------------------------
 
 
+@pytest.mark.finding("internal review of mfa")
 def test_policy_defaults_are_well_under_nists_cap() -> None:
     policy = MfaPolicy()
     assert policy.max_failures_per_user == LIMIT
@@ -121,6 +122,7 @@ def test_policy_defaults_are_well_under_nists_cap() -> None:
             MfaPolicy(failure_window=window)
 
 
+@pytest.mark.finding("internal review of mfa")
 def test_the_locked_error_is_an_exported_mfa_error() -> None:
     import storno_security
 
@@ -134,6 +136,7 @@ def test_the_locked_error_is_an_exported_mfa_error() -> None:
         MfaLockedError(retry_after=0)
 
 
+@pytest.mark.finding("internal review of mfa")
 @pytest.mark.spec("MFA-4")
 def test_fresh_challenges_do_not_give_fresh_guesses(flow: Flow) -> None:
     # the attack: the password is known, so every login gives a challenge with 5 more tries
@@ -159,6 +162,7 @@ def test_fresh_challenges_do_not_give_fresh_guesses(flow: Flow) -> None:
     assert pending.failures == 0
 
 
+@pytest.mark.finding("internal review of mfa")
 def test_a_right_code_is_refused_until_the_window_passes(flow: Flow) -> None:
     for _ in range(LIMIT):
         with pytest.raises(InvalidMfaCodeError):
@@ -172,6 +176,7 @@ def test_a_right_code_is_refused_until_the_window_passes(flow: Flow) -> None:
     assert flow.failures("u1") == 0  # a success clears the count
 
 
+@pytest.mark.finding("internal review of mfa")
 def test_no_code_is_evaluated_once_locked(clock: FrozenClock) -> None:
     evaluated: list[str] = []
 
@@ -201,6 +206,7 @@ def test_no_code_is_evaluated_once_locked(clock: FrozenClock) -> None:
     assert codes.remaining("u1") == 10
 
 
+@pytest.mark.finding("internal review of mfa")
 def test_totp_and_backup_codes_share_one_count(flow: Flow) -> None:
     issued = flow.backup_codes.generate("u1")
     wrong_backup = issued.codes[0][:-1] + ("2" if issued.codes[0][-1] != "2" else "3")
@@ -212,6 +218,7 @@ def test_totp_and_backup_codes_share_one_count(flow: Flow) -> None:
         flow.factors.verify("u1", method="backup_code", code=issued.codes[1], totp_secret=None)
 
 
+@pytest.mark.finding("internal review of mfa")
 def test_step_up_factor_checks_are_counted(flow: Flow) -> None:
     # a step-up starts with SecondFactorVerifier.verify, outside any challenge
     for _ in range(LIMIT):
@@ -221,6 +228,7 @@ def test_step_up_factor_checks_are_counted(flow: Flow) -> None:
         flow.factors.verify("u1", method="totp", code=flow.right(), totp_secret=flow.secret)
 
 
+@pytest.mark.finding("internal review of mfa")
 def test_a_success_clears_the_count(flow: Flow) -> None:
     for _ in range(LIMIT - 1):
         with pytest.raises(InvalidMfaCodeError):
@@ -234,6 +242,7 @@ def test_a_success_clears_the_count(flow: Flow) -> None:
         flow.totp.verify(flow.wrong(), secret=flow.secret, user_id="u1")
 
 
+@pytest.mark.finding("internal review of mfa")
 def test_a_replayed_code_counts_and_does_not_clear(flow: Flow) -> None:
     code = flow.right()
     flow.totp.verify(code, secret=flow.secret, user_id="u1")
@@ -245,6 +254,7 @@ def test_a_replayed_code_counts_and_does_not_clear(flow: Flow) -> None:
         flow.totp.verify(code, secret=flow.secret, user_id="u1")
 
 
+@pytest.mark.finding("internal review of mfa")
 def test_the_count_is_per_user(flow: Flow) -> None:
     for _ in range(LIMIT):
         with pytest.raises(InvalidMfaCodeError):
@@ -252,6 +262,7 @@ def test_the_count_is_per_user(flow: Flow) -> None:
     assert flow.totp.verify(flow.right(), secret=flow.secret, user_id="u2").method == "totp"
 
 
+@pytest.mark.finding("internal review of mfa")
 def test_malformed_codes_and_missing_factors_are_not_counted(flow: Flow) -> None:
     for _ in range(LIMIT + 5):
         with pytest.raises(InvalidMfaCodeError):
@@ -263,6 +274,7 @@ def test_malformed_codes_and_missing_factors_are_not_counted(flow: Flow) -> None
     assert flow.failures("u1") == 0
 
 
+@pytest.mark.finding("internal review of mfa")
 def test_enrolment_is_neither_counted_nor_refused(flow: Flow) -> None:
     for _ in range(LIMIT):
         with pytest.raises(InvalidMfaCodeError):
@@ -276,6 +288,7 @@ def test_enrolment_is_neither_counted_nor_refused(flow: Flow) -> None:
         flow.totp.verify(flow.right(), secret=flow.secret, user_id="u1")
 
 
+@pytest.mark.finding("internal review of mfa")
 def test_a_failing_failure_store_refuses_the_code(clock: FrozenClock) -> None:
     class Down:
         def record_attempt(
@@ -303,6 +316,7 @@ def test_a_failing_failure_store_refuses_the_code(clock: FrozenClock) -> None:
     assert replay.record_step("u1", step, now=clock.now(), until=clock.now())  # not evaluated
 
 
+@pytest.mark.finding("internal review of mfa")
 def test_lockout_checks_its_arguments(clock: FrozenClock) -> None:
     with pytest.raises(TypeError):
         MfaLockout(POLICY.totp, store=MemoryMfaFailureStore(), clock=clock)  # type: ignore[arg-type]
@@ -319,6 +333,7 @@ def test_lockout_checks_its_arguments(clock: FrozenClock) -> None:
         BackupCodes(store=MemoryBackupCodeStore(), clock=clock, lockout=object())  # type: ignore[arg-type]
 
 
+@pytest.mark.finding("internal review of mfa")
 def test_count_attempt_says_how_many_are_left(clock: FrozenClock) -> None:
     policy = MfaPolicy(max_failures_per_user=3)
     lockout = MfaLockout(policy, store=MemoryMfaFailureStore(), clock=clock)
@@ -347,6 +362,7 @@ def _hash(token: str) -> str:
     ],
     ids=["invalid", "clone_suspected"],
 )
+@pytest.mark.finding("internal review of mfa")
 def test_a_wrong_passkey_answer_counts_against_the_challenge(
     flow: Flow, error: InvalidPasskeyError
 ) -> None:
@@ -369,6 +385,7 @@ def test_a_wrong_passkey_answer_counts_against_the_challenge(
         flow.challenges.complete(issued.token, flow.answer(flow.right()))
 
 
+@pytest.mark.finding("internal review of mfa")
 def test_a_passkey_answer_after_the_last_failure_is_a_dead_challenge(flow: Flow) -> None:
     issued = flow.challenges.issue("u1", has_passkey=True)
 
@@ -387,6 +404,7 @@ def test_a_passkey_answer_after_the_last_failure_is_a_dead_challenge(flow: Flow)
     [StoreUnavailableError(), MfaLockedError(retry_after=5), RuntimeError("bug")],
     ids=["store", "locked", "other"],
 )
+@pytest.mark.finding("internal review of mfa")
 def test_other_errors_of_the_factor_are_not_counted_and_propagate(
     flow: Flow, error: Exception
 ) -> None:
@@ -406,6 +424,7 @@ def test_other_errors_of_the_factor_are_not_counted_and_propagate(
 # --- 3. TOTP decodes the secret once per verification --------------------------------------------
 
 
+@pytest.mark.finding("internal review of mfa")
 def test_verify_decodes_the_secret_once(flow: Flow, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[object] = []
     real = base64.b32decode
@@ -423,6 +442,7 @@ def test_verify_decodes_the_secret_once(flow: Flow, monkeypatch: pytest.MonkeyPa
     assert len(calls) == 2
 
 
+@pytest.mark.finding("internal review of mfa")
 @pytest.mark.spec("MFA-1")
 @pytest.mark.parametrize("digits", [6, 7, 8, 9, 10])
 @pytest.mark.parametrize("algorithm", ["SHA1", "SHA256", "SHA512"])

@@ -30,6 +30,7 @@ def _legacy_hash(password: str, *, cost: int, prefix: str = "2y") -> str:
     return digest.decode().replace("$2b$", f"${prefix}$", 1)
 
 
+@pytest.mark.finding("internal review of passwords")
 @pytest.mark.spec("PW-4")
 @pytest.mark.parametrize("legacy_cost", [4, 5, 6])
 def test_a_cheaper_legacy_hash_costs_what_an_unknown_user_costs(
@@ -56,6 +57,7 @@ def test_a_cheaper_legacy_hash_costs_what_an_unknown_user_costs(
     assert result.new_hash is not None  # and the login rehashes it (PW-3)
 
 
+@pytest.mark.finding("internal review of passwords")
 @pytest.mark.spec("PW-4")
 def test_a_hash_at_the_policy_cost_is_checked_once(monkeypatch: pytest.MonkeyPatch) -> None:
     hasher = PasswordHasher(POLICY)
@@ -75,12 +77,14 @@ def test_a_hash_at_the_policy_cost_is_checked_once(monkeypatch: pytest.MonkeyPat
         "\ufb03\ufb03\ufb03\ufb03",  # four ligatures 'ffi'; NFKC makes 12
     ],
 )
+@pytest.mark.finding("internal review of passwords")
 def test_minimum_length_counts_the_characters_typed(password: str) -> None:
     with pytest.raises(PasswordPolicyError) as caught:
         PasswordHasher(POLICY).check_new_password(password)
     assert caught.value.reason == "too_short"
 
 
+@pytest.mark.finding("internal review of passwords")
 @pytest.mark.spec("PW-5")
 def test_minimum_length_counts_composed_characters_once() -> None:
     # 'e' + combining acute is one character after NFKC: seven of them are too short.

@@ -109,6 +109,7 @@ def _family_is_dead(
     assert state.session_state(user_id=family.user_id, session_id=family.family_id).revoked
 
 
+@pytest.mark.finding("internal review of tokens")
 @pytest.mark.spec("REF-4")
 @pytest.mark.parametrize("when", ["before_create", "after_create"])
 def test_login_racing_revoke_all_leaves_no_live_token(
@@ -131,6 +132,7 @@ def test_login_racing_revoke_all_leaves_no_live_token(
     _family_is_dead(family, racing, state, clock.now())
 
 
+@pytest.mark.finding("internal review of tokens")
 @pytest.mark.spec("REF-4")
 def test_login_after_revoke_all_is_unaffected(
     racy_manager: SessionManager,
@@ -145,6 +147,7 @@ def test_login_after_revoke_all_is_unaffected(
     assert verifier.verify(again.access_token).epoch == 1
 
 
+@pytest.mark.finding("internal review of tokens")
 @pytest.mark.spec("REF-4")
 def test_refresh_racing_revoke_all_after_a_stall_leaves_no_live_token(
     racy_manager: SessionManager,
@@ -196,6 +199,7 @@ class _RacingState(MemorySessionStateStore):
         return epoch
 
 
+@pytest.mark.finding("internal review of tokens")
 @pytest.mark.spec("REF-4")
 def test_refresh_racing_revoke_all_epoch_read_then_bump(
     issuer: AccessTokenIssuer,
@@ -253,6 +257,7 @@ def _verifier(
         ({"algorithms": ("PS256",)}, "algorithm"),
     ],
 )
+@pytest.mark.finding("internal review of tokens")
 def test_shared_cache_does_not_skip_another_policys_checks(
     ring: KeyRing,
     clock: FrozenClock,
@@ -273,6 +278,7 @@ def test_shared_cache_does_not_skip_another_policys_checks(
     assert _verifier(ring, billing, clock, state, cache).verify(token).subject == "u"
 
 
+@pytest.mark.finding("internal review of tokens")
 @pytest.mark.spec("JWT-2")
 def test_shared_cache_still_shared_between_verifiers_of_one_policy(
     ring: KeyRing, policy: TokenPolicy, clock: FrozenClock, state: MemorySessionStateStore
@@ -291,6 +297,7 @@ def test_shared_cache_still_shared_between_verifiers_of_one_policy(
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.finding("internal review of tokens")
 @pytest.mark.spec("JWT-3")
 @pytest.mark.parametrize("algorithm", sorted(RSA_ALGORITHMS))
 def test_stock_pyjwt_verifies_with_the_published_jwks(
@@ -314,6 +321,7 @@ def test_stock_pyjwt_verifies_with_the_published_jwks(
         assert payload["sub"] == "user-1"
 
 
+@pytest.mark.finding("internal review of tokens")
 @pytest.mark.spec("JWT-3")
 def test_jwks_alg_follows_the_signing_algorithm_of_a_multi_algorithm_policy(
     ring: KeyRing, clock: FrozenClock
@@ -323,6 +331,7 @@ def test_jwks_alg_follows_the_signing_algorithm_of_a_multi_algorithm_policy(
     assert [k["alg"] for k in document["keys"]] == ["PS384"]
 
 
+@pytest.mark.finding("internal review of tokens")
 @pytest.mark.spec("JWT-3")
 @pytest.mark.parametrize("algorithm", ["HS256", "none", "ES256", "rs256", ""])
 def test_jwks_refuses_a_non_rsa_algorithm(ring: KeyRing, algorithm: str) -> None:
