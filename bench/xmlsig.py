@@ -8,6 +8,8 @@ Builds a ~20 KB UBL 2.1 invoice (the test invoice with more lines), then prints 
   * ``XmlVerifier.verify_detached`` (the ANAF form);
 and the cost of each against the bare RSA operation. XML signing is dominated by parsing,
 canonicalisation and signxml's defensive re-serialisations, not by RSA; the ratios show how much.
+Last, hostile documents (nested entities, an external entity, a DTD) must be refused in no more
+time than the hardened parse of the benign invoice takes (XML-1: refused before any expansion).
 
 Run: python bench/xmlsig.py [--seconds 1.0]
 """
@@ -27,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
 from storno_security.clock import FrozenClock
+from storno_security.errors import XmlParseError
 from storno_security.xmlsig import XmlSigner, XmlVerifier, parse_xml
 
 INVOICE = Path(__file__).parent.parent / "tests" / "xmlsig" / "data" / "ubl-invoice.xml"
@@ -149,7 +152,43 @@ def main() -> int:
         "verify detached (ANAF)",
     ):
         print(f"    {name:<{width}}  {figures[name] / rsa_verify:7.2f}x bare verify")
-    return 0
+    return _hostile(figures["hardened parse"], timed)
+
+
+_LAUGHS = (
+    b'<?xml version="1.0"?>\n<!DOCTYPE lolz [<!ENTITY lol "lol">'
+    + b"".join(
+        b'<!ENTITY lol%d "%s">' % (n, (b"&lol%d;" % (n - 1) if n > 1 else b"&lol;") * 10)
+        for n in range(1, 10)
+    )
+    + b"]>\n<lolz>&lol9;</lolz>"
+)
+_HOSTILE = {
+    "nested entities (a billion laughs)": _LAUGHS,
+    "external entity": b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>',
+    "external DTD": b'<?xml version="1.0"?><!DOCTYPE r SYSTEM "http://127.0.0.1:9/x.dtd"><r/>',
+}
+
+
+def _hostile(benign_parse: float, timed: Callable[[Callable[[], object]], float]) -> int:
+    def refused(document: bytes) -> Callable[[], object]:
+        def parse() -> object:
+            try:
+                parse_xml(document)
+            except XmlParseError:
+                return None
+            raise AssertionError("a hostile document was accepted")
+
+        return parse
+
+    print(f"  hostile documents (target: refused in <= the benign parse, {benign_parse:.1f} µs)")
+    missed = 0
+    for name, document in _HOSTILE.items():
+        cost = timed(refused(document))
+        met = cost <= benign_parse
+        missed += not met
+        print(f"    {name:<36} {cost:9.1f} µs  {'met' if met else 'MISSED'}")
+    return 1 if missed else 0
 
 
 if __name__ == "__main__":

