@@ -25,6 +25,8 @@ from storno_security._jwk import jwk_thumbprint, thumbprint_members
 from storno_security._jws import (
     JWS_HEADER_MEMBERS,
     compact_parts,
+    numeric_date,
+    numeric_date_in_range,
     restricted_header,
     segment_bytes,
     segment_json,
@@ -568,3 +570,38 @@ def test_no_capability_keeps_its_own_base64url_or_json_parser() -> None:
         if path.relative_to(PACKAGE).as_posix() != "vault/keys.py":  # any base64 of a master key
             assert "strict_mode=True" not in text, path
         assert "urlsafe_b64encode" not in text, path
+
+
+# --- exact edges (each kills a mutant that the tests above let live) --------------------------
+
+
+@pytest.mark.parametrize("text", ["A", "AAAAA", "AAAAAAAAA"])
+def test_a_base64url_length_of_one_modulo_four_is_refused_by_name(text: str) -> None:
+    with pytest.raises(ValueError, match="base64url length"):
+        b64url_decode(text)
+
+
+@pytest.mark.parametrize(
+    ("value", "inside"),
+    [
+        (-62_135_596_800, True),  # 0001-01-01T00:00:00Z
+        (-62_135_596_801, False),
+        (253_402_300_799, True),  # 9999-12-31T23:59:59Z
+        (253_402_300_800, False),
+    ],
+)
+def test_numeric_dates_end_exactly_at_the_calendar(value: int, inside: bool) -> None:
+    assert numeric_date_in_range(value) is inside
+    assert (numeric_date(value) is not None) is inside
+
+
+def test_compact_parts_takes_exactly_max_bytes_and_no_more() -> None:
+    class Refused(storno_security.errors.StornoSecurityError):
+        pass
+
+    token = "a." + "b" * 6 + ".c"  # 10 bytes
+    assert compact_parts(token, max_bytes=10, error=Refused) == ("a", "bbbbbb", "c")
+    with pytest.raises(Refused):
+        compact_parts(token, max_bytes=9, error=Refused)
+    with pytest.raises(TypeError, match="token must be str"):
+        compact_parts(token.encode(), max_bytes=10, error=Refused)
