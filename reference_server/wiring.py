@@ -30,6 +30,7 @@ from reference_server.mail import (
 from reference_server.settings import Settings
 from storno_security.audit import AuditPolicy
 from storno_security.clock import Clock, SystemClock
+from storno_security.integrations.deadline import RequestDeadlines
 from storno_security.integrations.keyfiles import KeyMaterial, load_key_material
 from storno_security.kit import Kit, KitKeys, KitPolicy, Purge
 from storno_security.license import LicenseKey, LicensePolicy, LicenseVerifier
@@ -68,6 +69,7 @@ class Server:
     xml_signer: XmlSigner
     xml_verifier: XmlVerifier
     schemas: SchemaRegistry
+    deadlines: RequestDeadlines
 
     def readiness(self) -> dict[str, str]:
         """Each dependency's state: ``ok`` or ``unavailable`` (for ``/ready``)."""
@@ -177,11 +179,16 @@ def build_server(
         create=create_keys,
         now=clock.now(),
     )
-    data = ServerData(settings.effective_database_url)
+    url, timeouts = settings.effective_database_url, settings.database_timeouts()
+    data = ServerData(url, **sql.timeout_options(url, timeouts))
+    sql.apply_sqlite_timeouts(data.engine, timeouts)
+    deadlines = RequestDeadlines(settings.request_timeout)
+    deadlines.watch(data.engine)
     data.create_schema()
     bundle = sql.sql_bundle(
         data.engine,
         redis_url=settings.redis_url,
+        redis_timeout=settings.redis_timeout,
         redis_prefix=settings.redis_prefix,
         rate_limits=settings.effective_ratelimit_uri,
     )
@@ -233,4 +240,5 @@ def build_server(
         xml_signer=XmlSigner(keys.xml.private_key, keys.xml.certificate, clock=clock),
         xml_verifier=XmlVerifier(expected_certificate=keys.xml.certificate, clock=clock),
         schemas=SchemaRegistry(),
+        deadlines=deadlines,
     )

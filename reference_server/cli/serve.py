@@ -63,8 +63,9 @@ def _gunicorn_options(
     options: dict[str, Any] = {
         "bind": [_bind_address(settings.host, settings.port)],
         "workers": plan.workers,
-        "threads": plan.threads,
-        "worker_class": "gthread",
+        # uvicorn's event loop reads requests (slow clients hold no thread), the app runs in
+        # plan.threads threads behind an admission bound and a deadline (SRV-5)
+        "worker_class": "storno_security.integrations.asgi_worker.UvicornWorker",
         "timeout": args.timeout,
         "graceful_timeout": args.graceful_timeout,
         "keepalive": 5,
@@ -84,7 +85,7 @@ def _gunicorn_options(
     return options
 
 
-def _run_gunicorn(options: dict[str, Any], url: str) -> None:
+def _run_gunicorn(options: dict[str, Any], url: str, threads: int) -> None:
     from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 
     class StornoApplication(BaseApplication):  # type: ignore[misc]
@@ -104,9 +105,9 @@ def _run_gunicorn(options: dict[str, Any], url: str) -> None:
             self.cfg.set("when_ready", when_ready)
 
         def load(self) -> Any:
-            from reference_server.app import create_app_from_env
+            from reference_server.app import create_asgi_app
 
-            return create_app_from_env()
+            return create_asgi_app(Settings.from_env(), threads=threads)
 
     StornoApplication().run()
 
@@ -141,7 +142,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         f"{plan.workers} worker(s) x {plan.threads} threads, data in {settings.data_dir}, "
         f"public URL {settings.public_url}"
     )
-    _run_gunicorn(_gunicorn_options(settings, plan, args), url)
+    _run_gunicorn(_gunicorn_options(settings, plan, args), url, plan.threads)
     return 0
 
 
@@ -166,7 +167,7 @@ def add_parser(commands: Any, data: argparse.ArgumentParser) -> None:
     serve.add_argument(
         "--threads",
         type=positive_int,
-        help="threads per worker (default 8 for one worker, else 4)",
+        help="request threads per worker (default 8 for one worker, else 4)",
     )
     serve.add_argument(
         "--timeout",

@@ -75,6 +75,11 @@ from storno_security.stores.sql.passkeys import (
     passkey_credentials,
     passkey_user_handles,
 )
+from storno_security.stores.sql._timeouts import (
+    DatabaseTimeouts,
+    apply_sqlite_timeouts,
+    timeout_options,
+)
 from storno_security.stores.sql.tokens import (
     SqlRefreshFamilyStore,
     SqlSessionStateStore,
@@ -84,6 +89,7 @@ from storno_security.stores.sql.tokens import (
 
 __all__ = [
     "SCHEMA_VERSION",
+    "DatabaseTimeouts",
     "SqlApiKeyStore",
     "SqlAuditStore",
     "SqlBackupCodeStore",
@@ -100,6 +106,7 @@ __all__ = [
     "SqlStepUpStore",
     "SqlTotpReplayStore",
     "api_keys",
+    "apply_sqlite_timeouts",
     "audit_events",
     "create_engine",
     "create_schema",
@@ -118,6 +125,7 @@ __all__ = [
     "refresh_tokens",
     "schema_version",
     "schema_versions",
+    "timeout_options",
     "users",
 ]
 
