@@ -4,6 +4,7 @@ and the server's own resources over one :class:`Server`."""
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 from reference_server.resources import MODULES
@@ -49,15 +50,22 @@ def create_app_from_env() -> Any:
     return server.deadlines.wsgi(create_app(server=server))
 
 
-def create_asgi_app(settings: Settings, *, threads: int) -> AsgiFront:
+def create_asgi_app(settings: Settings, *, threads: int, access_log: bool = False) -> AsgiFront:
     """The ASGI application ``serve`` runs (SRV-5): slow clients wait on the event loop,
     ``STORNO_MAX_IN_FLIGHT`` requests are admitted, each answers by its deadline."""
     _logging()
     server = build_server(settings)
+    access = logging.getLogger("reference_server.access") if access_log else None
+    if access is not None:  # one line per request on stdout (path only, never the query)
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        access.addHandler(handler)
+        access.propagate = False
     return AsgiFront(
         server.deadlines.wsgi(create_app(server=server)),
         threads=threads,
         max_in_flight=settings.max_in_flight,
         deadline=settings.request_timeout,
         max_body_bytes=settings.max_body_bytes,
+        access_log=access,
     )

@@ -47,11 +47,6 @@ def plan_workers(
     return WorkerPlan(workers=workers, threads=threads or 4)
 
 
-#: The access log leaves out the query string (``%(U)s`` is the path alone), the referer and
-#: the user agent: a token in a URL must never reach a log.
-ACCESS_LOG_FORMAT = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss'
-
-
 def _bind_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
@@ -59,11 +54,10 @@ def _bind_address(host: str, port: int) -> str:
 def _gunicorn_options(
     settings: Settings, plan: WorkerPlan, args: argparse.Namespace
 ) -> dict[str, Any]:
-    proxies = ",".join(str(network) for network in settings.trusted_proxies)
     options: dict[str, Any] = {
         "bind": [_bind_address(settings.host, settings.port)],
         "workers": plan.workers,
-        # uvicorn's event loop reads requests (slow clients hold no thread), the app runs in
+        # uvicorn's event loop reads requests (slow clients hold no thread); the app runs in
         # plan.threads threads behind an admission bound and a deadline (SRV-5)
         "worker_class": "storno_security.integrations.asgi_worker.UvicornWorker",
         "timeout": args.timeout,
@@ -71,21 +65,13 @@ def _gunicorn_options(
         "keepalive": 5,
         "preload_app": False,
         "proc_name": PROG,
-        # X-Forwarded-Proto is believed only from the proxies the app trusts for client IPs
-        # (none when STORNO_TRUSTED_PROXIES is empty, rather than gunicorn's loopback default).
-        "forwarded_allow_ips": proxies,
-        "limit_request_line": 8190,
-        "limit_request_fields": 100,
-        "limit_request_field_size": 8190,
         "errorlog": "-",
         "loglevel": args.log_level,
-        "accesslog": "-" if args.access_log else None,
-        "access_log_format": ACCESS_LOG_FORMAT,
     }
     return options
 
 
-def _run_gunicorn(options: dict[str, Any], url: str, threads: int) -> None:
+def _run_gunicorn(options: dict[str, Any], url: str, threads: int, access_log: bool) -> None:
     from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 
     class StornoApplication(BaseApplication):  # type: ignore[misc]
@@ -107,7 +93,7 @@ def _run_gunicorn(options: dict[str, Any], url: str, threads: int) -> None:
         def load(self) -> Any:
             from reference_server.app import create_asgi_app
 
-            return create_asgi_app(Settings.from_env(), threads=threads)
+            return create_asgi_app(Settings.from_env(), threads=threads, access_log=access_log)
 
     StornoApplication().run()
 
@@ -142,7 +128,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         f"{plan.workers} worker(s) x {plan.threads} threads, data in {settings.data_dir}, "
         f"public URL {settings.public_url}"
     )
-    _run_gunicorn(_gunicorn_options(settings, plan, args), url, plan.threads)
+    _run_gunicorn(_gunicorn_options(settings, plan, args), url, plan.threads, args.access_log)
     return 0
 
 

@@ -23,6 +23,7 @@ import asyncio
 import ctypes
 import io
 import json
+import logging
 import os
 import signal
 import sys
@@ -53,6 +54,8 @@ class AsgiFront:
         max_body_bytes: larger bodies answer 413 without being read.
         probes: paths that skip admission and run on their own threads.
         monotonic: the clock of deadlines (the one :class:`~.deadline.RequestDeadlines` reads).
+        access_log: where to log one line per request (peer, method, path without the query
+            string, status, size, duration), or ``None``.
     """
 
     def __init__(
@@ -65,6 +68,7 @@ class AsgiFront:
         max_body_bytes: int,
         probes: Collection[str] = ("/health", "/ready"),
         monotonic: Callable[[], float] = time.monotonic,
+        access_log: logging.Logger | None = None,
     ) -> None:
         if threads < 1 or max_in_flight < 1 or not deadline > 0:
             raise ValueError("threads, max_in_flight and deadline must be positive")
@@ -77,6 +81,7 @@ class AsgiFront:
         self._probe_threads = ThreadPoolExecutor(2, thread_name_prefix="storno-probe")
         self._monotonic = monotonic
         self.in_flight = 0
+        self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -84,14 +89,29 @@ class AsgiFront:
             return
         if scope["type"] != "http":  # websockets: not served
             return
+        started = self._monotonic()
+        answer = await self._answer(scope, receive)
+        await _send(send, answer)
+        if self.access_log is not None:
+            client = scope.get("client") or ("-", 0)
+            self.access_log.info(
+                '%s "%s %s HTTP/%s" %d %d %.3fs',
+                client[0],
+                scope["method"],
+                scope["path"],  # never the query string: a token in a URL stays out of logs
+                scope.get("http_version", "1.1"),
+                answer[0],
+                len(answer[2]),
+                self._monotonic() - started,
+            )
+
+    async def _answer(self, scope: Scope, receive: Receive) -> _Answer:
         body = await self._body(scope, receive)  # before admission: a slow body holds no slot
         if body is None:
-            await _send(send, _refusal(413, "payload_too_large", "The body is too large."))
-            return
+            return _refusal(413, "payload_too_large", "The body is too large.")
         probe = scope["path"] in self._probes
         if not probe and self.in_flight >= self._max_in_flight:
-            await _send(send, _refusal(503, "overloaded", "The server is busy. Retry shortly."))
-            return
+            return _refusal(503, "overloaded", "The server is busy. Retry shortly.")
         if not probe:
             self.in_flight += 1
         deadline = self._monotonic() + self._deadline
@@ -102,16 +122,15 @@ class AsgiFront:
         try:
             # the application answers by the deadline itself (RequestDeadlines); a grace
             # second lets it say why before the front answers "timeout"
-            answer = await asyncio.wait_for(asyncio.shield(future), self._deadline + 1.0)
+            return await asyncio.wait_for(asyncio.shield(future), self._deadline + 1.0)
         except TimeoutError:
-            answer = _refusal(503, "timeout", "The request took too long. Retry shortly.")
+            return _refusal(503, "timeout", "The request took too long. Retry shortly.")
         finally:
             if not probe:
                 if future.done():
                     self.in_flight -= 1
                 else:  # the thread is still busy: it counts until it finishes
                     future.add_done_callback(self._release)
-        await _send(send, answer)
 
     def _release(self, future: asyncio.Future[_Answer]) -> None:
         self.in_flight -= 1
@@ -194,10 +213,7 @@ def _environ(scope: Scope, body: bytes) -> dict[str, Any]:
     for raw_name, raw_value in scope["headers"]:
         name = raw_name.decode("latin-1").upper().replace("-", "_")
         value = raw_value.decode("latin-1")
-        if name == "CONTENT_TYPE" or name == "CONTENT_LENGTH":
-            key = name
-        else:
-            key = "HTTP_" + name
+        key = name if name in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + name
         if key in environ:  # a repeated header: one value, as RFC 9110 joins them
             value = environ[key] + ("; " if key == "HTTP_COOKIE" else ",") + value
         environ[key] = value

@@ -5,9 +5,9 @@ and the worker exits when its master dies."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
-from uvicorn_worker import UvicornWorker as _UvicornWorker
+from uvicorn_worker import UvicornWorker as _UvicornWorker  # type: ignore[import-untyped]
 
 from storno_security.integrations.asgi_front import die_with_parent
 
@@ -17,9 +17,10 @@ __all__ = ["UvicornWorker"]
 class UvicornWorker(_UvicornWorker):  # type: ignore[misc]
     """uvicorn under gunicorn, without proxy headers, bound to its master's life."""
 
-    CONFIG_KWARGS: dict[str, Any] = {
+    CONFIG_KWARGS: ClassVar[dict[str, Any]] = {
         **_UvicornWorker.CONFIG_KWARGS,
         "proxy_headers": False,
+        "access_log": False,  # uvicorn's would log query strings; the front logs without
         "server_header": False,
     }
 

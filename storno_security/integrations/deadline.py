@@ -182,8 +182,7 @@ def _cut(dbapi_connection: Any) -> None:
     fileno = getattr(dbapi_connection, "fileno", None)
     if not callable(fileno):  # pragma: no cover - PyMySQL: its read timeout bounds it
         return
-    with contextlib.suppress(Exception):  # a connection closed meanwhile has nothing to cut
-        # shutdown acts on the socket, not the descriptor: a duplicate reaches it without
-        # closing the driver's own descriptor under it
-        with socket.socket(fileno=os.dup(fileno())) as sock:
-            sock.shutdown(socket.SHUT_RDWR)
+    # shutdown acts on the socket, not the descriptor: a duplicate reaches it without closing
+    # the driver's own descriptor under it. A connection closed meanwhile has nothing to cut.
+    with contextlib.suppress(Exception), socket.socket(fileno=os.dup(fileno())) as sock:
+        sock.shutdown(socket.SHUT_RDWR)

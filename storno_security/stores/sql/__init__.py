@@ -49,6 +49,11 @@ from storno_security.stores.sql._base import (
 )
 from storno_security.stores.sql._migrate import create_schema
 from storno_security.stores.sql._records import record_locks, records
+from storno_security.stores.sql._timeouts import (
+    DatabaseTimeouts,
+    apply_sqlite_timeouts,
+    timeout_options,
+)
 from storno_security.stores.sql.accounts import SqlEmailConfirmationStore, SqlResetTokenStore
 from storno_security.stores.sql.api_keys import SqlApiKeyStore, api_keys
 from storno_security.stores.sql.audit import SqlAuditStore, audit_events
@@ -74,11 +79,6 @@ from storno_security.stores.sql.passkeys import (
     SqlPasskeyCredentialStore,
     passkey_credentials,
     passkey_user_handles,
-)
-from storno_security.stores.sql._timeouts import (
-    DatabaseTimeouts,
-    apply_sqlite_timeouts,
-    timeout_options,
 )
 from storno_security.stores.sql.tokens import (
     SqlRefreshFamilyStore,
