@@ -10,6 +10,7 @@ import attrs
 
 from reference_server.cli._common import (
     PROG,
+    UsageError,
     note,
     positive_int,
     say,
@@ -98,6 +99,36 @@ def _run_gunicorn(options: dict[str, Any], url: str, threads: int, access_log: b
     StornoApplication().run()
 
 
+def _check_redis(settings: Settings) -> None:
+    """Refuse a Redis that may evict the shared state (REF-6, exit 2 with one line); start
+    degraded when it cannot be reached (workers reconnect when it answers)."""
+    if settings.redis_url is None:
+        return
+    import redis
+
+    from storno_security.errors import StoreUnavailableError
+    from storno_security.stores.redis import eviction_policy
+
+    timeout = settings.redis_timeout
+    client = redis.Redis.from_url(
+        settings.redis_url, socket_connect_timeout=timeout, socket_timeout=timeout
+    )
+    try:
+        policy = eviction_policy(client)
+    except StoreUnavailableError:
+        policy = "unreachable"
+        note("Redis is unreachable: starting degraded (/ready answers 503 until it answers)")
+    finally:
+        client.close()
+    if policy is None:
+        note("Redis will not tell its maxmemory-policy: make sure it is noeviction")
+    elif policy not in ("noeviction", "unreachable"):
+        raise UsageError(
+            f"Redis' maxmemory-policy is {policy!r}: it could evict MFA challenges, replay "
+            "guards and step-up tokens; set maxmemory-policy noeviction"
+        )
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {}
     if args.host is not None:
@@ -122,6 +153,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from reference_server.wiring import build_server
 
     build_server(settings).close()
+    _check_redis(settings)
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     url = f"http://{host}:{settings.port}"
     note(

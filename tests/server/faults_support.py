@@ -116,11 +116,11 @@ class OwnRedis:
     def available() -> bool:
         return shutil.which("redis-server") is not None
 
-    def start(self) -> OwnRedis:
+    def start(self, *options: str) -> OwnRedis:
         self.process = subprocess.Popen(
             [
                 *("redis-server", "--port", str(self.port), "--bind", "127.0.0.1"),
-                *("--save", "", "--appendonly", "no", "--dir", str(self._directory)),
+                *("--save", "", "--appendonly", "no", "--dir", str(self._directory), *options),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -185,9 +185,7 @@ class Served:
     def __init__(self, data_dir: Path, *args: str, **env: str) -> None:
         self.port = free_port()
         self.log_path = data_dir.parent / f"serve-{self.port}.log"
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith("STORNO_")}
-        full_env["PYTHONPATH"] = os.pathsep.join([str(ROOT), full_env.get("PYTHONPATH", "")])
-        full_env.update(self.TEST_ENV, STORNO_DATA_DIR=str(data_dir), **env)
+        full_env = self.environment(data_dir, **env)
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
             [
@@ -210,6 +208,14 @@ class Served:
                 time.sleep(0.1)  # waiting for a real process to listen
         self.stop()
         raise RuntimeError(f"serve did not answer: {self.log()[-3000:]}")
+
+    @classmethod
+    def environment(cls, data_dir: Path, **env: str) -> dict[str, str]:
+        """This process's environment without its ``STORNO_`` variables, plus the test's."""
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("STORNO_")}
+        full_env["PYTHONPATH"] = os.pathsep.join([str(ROOT), full_env.get("PYTHONPATH", "")])
+        full_env.update(cls.TEST_ENV, STORNO_DATA_DIR=str(data_dir), **env)
+        return full_env
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

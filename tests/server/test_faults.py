@@ -8,6 +8,8 @@ from __future__ import annotations
 import secrets
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -99,6 +101,27 @@ def test_a_worker_booting_while_redis_is_down_starts_degraded_and_recovers(
     finally:
         served.stop()
         redis.kill()
+
+
+@pytest.mark.spec("REF-6")
+def test_serve_refuses_a_redis_that_may_evict(tmp_path: Path) -> None:
+    if not OwnRedis.available():
+        missing_service("redis-server", "the redis-server binary")
+    redis = OwnRedis(directory=tmp_path).start("--maxmemory-policy", "allkeys-lru")
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "reference_server", "serve", "--port", str(redis.port)],
+            env=Served.environment(tmp_path / "data", STORNO_REDIS_URL=redis.url),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        redis.kill()
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert "maxmemory-policy is 'allkeys-lru'" in result.stderr
 
 
 def test_a_hung_database_answers_503_by_the_deadline_and_health_stays_fast(
