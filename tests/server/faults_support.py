@@ -39,6 +39,8 @@ class TcpProxy:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port: int = self._listener.getsockname()[1]
         self.delay = 0.0
+        #: chunks sent towards the target: about one per database round trip
+        self.chunks_up = 0
         self._flowing = threading.Event()
         self._flowing.set()
         self._lock = threading.Lock()
@@ -80,10 +82,10 @@ class TcpProxy:
             upstream.settimeout(None)
             with self._lock:
                 self._sockets += [client, upstream]
-            for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
+            for src, dst, up in ((client, upstream, True), (upstream, client, False)):
+                threading.Thread(target=self._pipe, args=(src, dst, up), daemon=True).start()
 
-    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket, up: bool) -> None:
         try:
             while True:
                 data = src.recv(65536)
@@ -95,6 +97,8 @@ class TcpProxy:
                     if self._closed:
                         return
                 dst.sendall(data)
+                if up:
+                    self.chunks_up += 1
         except OSError:
             pass
         finally:
