@@ -52,7 +52,7 @@ class AsgiFront:
         max_in_flight: requests admitted at once (running or waiting for a thread).
         deadline: seconds from admission to the answer.
         max_body_bytes: larger bodies answer 413 without being read.
-        probes: paths that skip admission and run on their own threads.
+        probes: paths that skip admission and run on a thread of their own each.
         monotonic: the clock of deadlines (the one :class:`~.deadline.RequestDeadlines` reads).
         access_log: where to log one line per request (peer, method, path without the query
             string, status, size, duration), or ``None``.
@@ -76,9 +76,12 @@ class AsgiFront:
         self._max_in_flight = max_in_flight
         self._deadline = deadline
         self._max_body = max_body_bytes
-        self._probes = frozenset(probes)
         self._requests = ThreadPoolExecutor(threads, thread_name_prefix="storno-request")
-        self._probe_threads = ThreadPoolExecutor(2, thread_name_prefix="storno-probe")
+        # one thread per probe: a readiness check stuck on a hung database never delays the
+        # liveness check behind it
+        self._probe_threads = {
+            path: ThreadPoolExecutor(1, thread_name_prefix="storno-probe") for path in probes
+        }
         self._monotonic = monotonic
         self.in_flight = 0
         self.access_log = access_log
@@ -109,7 +112,7 @@ class AsgiFront:
         body = await self._body(scope, receive)  # before admission: a slow body holds no slot
         if body is None:
             return _refusal(413, "payload_too_large", "The body is too large.")
-        probe = scope["path"] in self._probes
+        probe = scope["path"] in self._probe_threads
         if not probe and self.in_flight >= self._max_in_flight:
             return _refusal(503, "overloaded", "The server is busy. Retry shortly.")
         if not probe:
@@ -117,7 +120,7 @@ class AsgiFront:
         deadline = self._monotonic() + self._deadline
         environ = _environ(scope, body)
         environ[DEADLINE_ENVIRON_KEY] = deadline
-        pool = self._probe_threads if probe else self._requests
+        pool = self._probe_threads[scope["path"]] if probe else self._requests
         future = asyncio.get_running_loop().run_in_executor(pool, _run, self._app, environ)
         try:
             # the application answers by the deadline itself (RequestDeadlines); a grace
@@ -157,7 +160,8 @@ class AsgiFront:
 
     def close(self) -> None:
         self._requests.shutdown(wait=False, cancel_futures=True)
-        self._probe_threads.shutdown(wait=False, cancel_futures=True)
+        for pool in self._probe_threads.values():
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:
@@ -210,10 +214,14 @@ def _environ(scope: Scope, body: bytes) -> dict[str, Any]:
         "wsgi.multiprocess": True,
         "wsgi.run_once": False,
     }
+    if body:  # read whole: its length is known, whether it came chunked or not
+        environ["CONTENT_LENGTH"] = str(len(body))
     for raw_name, raw_value in scope["headers"]:
         name = raw_name.decode("latin-1").upper().replace("-", "_")
         value = raw_value.decode("latin-1")
         key = name if name in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + name
+        if key == "CONTENT_LENGTH" and body:
+            continue
         if key in environ:  # a repeated header: one value, as RFC 9110 joins them
             value = environ[key] + ("; " if key == "HTTP_COOKIE" else ",") + value
         environ[key] = value

@@ -333,6 +333,7 @@ def test_the_front_reads_bodies_within_the_limit_and_builds_the_environ(
         asyncio.run(scenario())
     finally:
         front.close()
+    assert gate.environs[0]["CONTENT_LENGTH"] == "10"  # came in chunks, no length header
     environ = gate.environs[-1]
     assert environ["PATH_INFO"] == "/caf\u00e9".encode().decode("latin-1")
     assert environ["QUERY_STRING"] == "token=SECRET"

@@ -144,7 +144,13 @@ def test_a_hung_database_answers_503_by_the_deadline_and_health_stays_fast(
             # the bound: 2 s deadline + 1 s grace of the front, well inside this timeout
             answers.append(request(served.port, "GET", "/api/v1/me", token=token, timeout=6)[0])
 
+        readiness: list[int] = []
+
+        def ready() -> None:
+            readiness.append(request(served.port, "GET", "/ready", timeout=6)[0])
+
         callers = [threading.Thread(target=me) for _ in range(4)]
+        callers += [threading.Thread(target=ready) for _ in range(2)]
         for caller in callers:
             caller.start()
         for _ in range(3):  # while those hang on the database, liveness answers at once
@@ -152,6 +158,7 @@ def test_a_hung_database_answers_503_by_the_deadline_and_health_stays_fast(
         for caller in callers:
             caller.join(timeout=10)
         assert answers == [503] * 4
+        assert readiness == [503] * 2
         proxy.cut()  # the held connections die; new ones flow again
         proxy.release()
         statuses = [request(served.port, "GET", "/api/v1/me", token=token)[0] for _ in range(3)]
