@@ -36,6 +36,8 @@ from storno_security.integrations.deadline import DEADLINE_ENVIRON_KEY
 
 __all__ = ["AsgiFront", "die_with_parent"]
 
+log = logging.getLogger("storno_security.integrations")
+
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
@@ -112,7 +114,8 @@ class AsgiFront:
         body = await self._body(scope, receive)  # before admission: a slow body holds no slot
         if body is None:
             return _refusal(413, "payload_too_large", "The body is too large.")
-        probe = scope["path"] in self._probe_threads
+        path = scope["path"]
+        probe = path in self._probe_threads
         if not probe and self.in_flight >= self._max_in_flight:
             return _refusal(503, "overloaded", "The server is busy. Retry shortly.")
         if not probe:
@@ -120,13 +123,14 @@ class AsgiFront:
         deadline = self._monotonic() + self._deadline
         environ = _environ(scope, body)
         environ[DEADLINE_ENVIRON_KEY] = deadline
-        pool = self._probe_threads[scope["path"]] if probe else self._requests
+        pool = self._probe_threads[path] if probe else self._requests
         future = asyncio.get_running_loop().run_in_executor(pool, _run, self._app, environ)
         try:
             # the application answers by the deadline itself (RequestDeadlines); a grace
             # second lets it say why before the front answers "timeout"
             return await asyncio.wait_for(asyncio.shield(future), self._deadline + 1.0)
         except TimeoutError:
+            log.warning("%s %s: no answer by the deadline: 503 timeout", scope["method"], path)
             return _refusal(503, "timeout", "The request took too long. Retry shortly.")
         finally:
             if not probe:

@@ -284,7 +284,9 @@ def test_the_front_sheds_load_above_the_bound_but_never_a_probe() -> None:
         front.close()
 
 
-def test_the_front_answers_503_at_the_deadline_and_counts_the_busy_thread() -> None:
+def test_the_front_answers_503_at_the_deadline_and_counts_the_busy_thread(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     gate = Gate()
     front = AsgiFront(gate, threads=1, max_in_flight=5, deadline=0.01, max_body_bytes=100)
 
@@ -294,6 +296,9 @@ def test_the_front_answers_503_at_the_deadline_and_counts_the_busy_thread() -> N
         assert b'"timeout"' in body
         assert headers[b"retry-after"] == b"1"
         assert front.in_flight == 1  # its thread still runs: it holds its slot
+        assert [r.getMessage() for r in caplog.records] == [
+            "POST /slow: no answer by the deadline: 503 timeout"
+        ]
         gate.open.set()
         while front.in_flight:
             await asyncio.sleep(0.01)  # the thread finishing, not test time
