@@ -13,9 +13,13 @@ import os
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import attrs
+
+if TYPE_CHECKING:
+    from storno_security.stores.sql import DatabaseTimeouts
 
 __all__ = ["ENV_PREFIX", "SETTINGS_VARIABLES", "Settings", "SettingsError"]
 
@@ -29,6 +33,11 @@ class SettingsError(ValueError):
 def _positive(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
     if value < 1:
         raise SettingsError(f"{attribute.name} must be at least 1, got {value}")
+
+
+def _seconds(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not 0 < value <= 3600:
+        raise SettingsError(f"{attribute.name} must be 0 < seconds <= 3600, got {value}")
 
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -65,6 +74,15 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = attrs.field(default=8000, validator=_positive)
     workers: int | None = None
+    # deadlines (SRV-5): each dependency's, and one per request over them all
+    request_timeout: float = attrs.field(default=10.0, validator=_seconds)
+    max_in_flight: int = attrs.field(default=64, validator=_positive)
+    db_connect_timeout: float = attrs.field(default=3.0, validator=_seconds)
+    db_statement_timeout: float = attrs.field(default=5.0, validator=_seconds)
+    db_lock_timeout: float = attrs.field(default=3.0, validator=_seconds)
+    db_pool_size: int = attrs.field(default=10, validator=_positive)
+    db_pool_timeout: float = attrs.field(default=3.0, validator=_seconds)
+    redis_timeout: float = attrs.field(default=1.0, validator=_seconds)
 
     def __attrs_post_init__(self) -> None:
         parts = urlsplit(self.public_url)
@@ -148,6 +166,19 @@ class Settings:
         """Whether rate limits hold across processes (and so more than one worker is safe)."""
         return not self.effective_ratelimit_uri.startswith("memory://")
 
+    def database_timeouts(self) -> DatabaseTimeouts:
+        """The engine's :class:`~storno_security.stores.sql.DatabaseTimeouts`."""
+        from storno_security.stores.sql import DatabaseTimeouts as Timeouts
+
+        return Timeouts(
+            connect=self.db_connect_timeout,
+            statement=self.db_statement_timeout,
+            lock=self.db_lock_timeout,
+            pool_size=self.db_pool_size,
+            max_overflow=max(1, self.db_pool_size // 2),
+            pool_timeout=self.db_pool_timeout,
+        )
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         """Read ``STORNO_*`` variables; keyword ``overrides`` win over the environment.
@@ -224,6 +255,10 @@ def _int(raw: str) -> int:
     return int(raw.strip(), 10)
 
 
+def _float(raw: str) -> float:
+    return float(raw.strip())
+
+
 def _optional_int(raw: str) -> int | None:
     return _int(raw) if raw.strip() else None
 
@@ -271,6 +306,14 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "host": _required_text,
     "port": _int,
     "workers": _optional_int,
+    "request_timeout": _float,
+    "max_in_flight": _int,
+    "db_connect_timeout": _float,
+    "db_statement_timeout": _float,
+    "db_lock_timeout": _float,
+    "db_pool_size": _int,
+    "db_pool_timeout": _float,
+    "redis_timeout": _float,
 }
 
 #: Every environment variable the server reads.

@@ -30,9 +30,12 @@ from reference_server.mail import (
 from reference_server.settings import Settings
 from storno_security.audit import AuditPolicy
 from storno_security.clock import Clock, SystemClock
+from storno_security.errors import InvalidLicenseError
+from storno_security.integrations._common import ApiError
+from storno_security.integrations.deadline import RequestDeadlines
 from storno_security.integrations.keyfiles import KeyMaterial, load_key_material
 from storno_security.kit import Kit, KitKeys, KitPolicy, Purge
-from storno_security.license import LicenseKey, LicensePolicy, LicenseVerifier
+from storno_security.license import Entitlements, LicenseKey, LicensePolicy, LicenseVerifier
 from storno_security.mfa import MfaPolicy
 from storno_security.oidc import (
     CachingJwksFetcher,
@@ -47,11 +50,14 @@ from storno_security.stores import sql
 from storno_security.tokens import TokenPolicy
 from storno_security.xmlsig import SchemaRegistry, XmlSigner, XmlVerifier
 
-__all__ = ["GOOGLE_JWKS_URL", "Server", "build_server", "run_now"]
+__all__ = ["FREE_PLAN", "GOOGLE_JWKS_URL", "Server", "build_server", "run_now"]
 
 log = logging.getLogger("reference_server")
 
 GOOGLE_JWKS_URL = "https://www.googleapis.com/oauth2/v3/certs"
+
+#: What an organization without a usable license may use (when licensing is on).
+FREE_PLAN = Entitlements(plan="free", features=frozenset(), max_companies=1, max_users=1)
 
 
 @attrs.define
@@ -68,6 +74,7 @@ class Server:
     xml_signer: XmlSigner
     xml_verifier: XmlVerifier
     schemas: SchemaRegistry
+    deadlines: RequestDeadlines
 
     def readiness(self) -> dict[str, str]:
         """Each dependency's state: ``ok`` or ``unavailable`` (for ``/ready``)."""
@@ -75,6 +82,37 @@ class Server:
             name: "ok" if probe() else "unavailable"
             for name, probe in (("database", self.data.ping), *self.kit.stores.probes())
         }
+
+    def entitlements(self, organization_id: str) -> Entitlements | None:
+        """What the organization may use: its license's entitlements, the free plan without a
+        usable one, or None when this installation verifies no licenses (no vendor key: no
+        plan to enforce)."""
+        if self.license_verifier is None:
+            return None
+        token = self.data.licenses.token(organization_id)
+        if token is None:
+            return FREE_PLAN
+        try:
+            status = self.license_verifier.verify(token, expected_organization_id=organization_id)
+        except InvalidLicenseError:
+            return FREE_PLAN
+        return status.entitlements or FREE_PLAN
+
+    def require_plan(
+        self, organization_id: str, *, feature: str | None = None, **used: int
+    ) -> None:
+        """Refuse (403 ``plan_limit``) what the organization's plan does not allow: ``feature``,
+        or one more of ``companies`` / ``users`` beyond ``used``."""
+        plan = self.entitlements(organization_id)
+        if plan is None:
+            return
+        if feature is not None and feature not in plan.features:
+            raise ApiError(403, "plan_limit", f"The {plan.plan} plan does not include {feature}.")
+        limits = {"companies": plan.max_companies, "users": plan.max_users}
+        for name, count in used.items():
+            limit = limits[name]
+            if limit is not None and count >= limit:
+                raise ApiError(403, "plan_limit", f"The {plan.plan} plan allows {limit} {name}.")
 
     def purge_deleted_accounts(self) -> Purge:
         """The purge after the deletion grace period (ACC-4): the kit forgets the accounts and
@@ -177,11 +215,16 @@ def build_server(
         create=create_keys,
         now=clock.now(),
     )
-    data = ServerData(settings.effective_database_url)
+    url, timeouts = settings.effective_database_url, settings.database_timeouts()
+    data = ServerData(url, **sql.timeout_options(url, timeouts))
+    sql.apply_sqlite_timeouts(data.engine, timeouts)
+    deadlines = RequestDeadlines(settings.request_timeout)
+    deadlines.watch(data.engine)
     data.create_schema()
     bundle = sql.sql_bundle(
         data.engine,
         redis_url=settings.redis_url,
+        redis_timeout=settings.redis_timeout,
         redis_prefix=settings.redis_prefix,
         rate_limits=settings.effective_ratelimit_uri,
     )
@@ -233,4 +276,5 @@ def build_server(
         xml_signer=XmlSigner(keys.xml.private_key, keys.xml.certificate, clock=clock),
         xml_verifier=XmlVerifier(expected_certificate=keys.xml.certificate, clock=clock),
         schemas=SchemaRegistry(),
+        deadlines=deadlines,
     )

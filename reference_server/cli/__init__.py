@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 from reference_server.cli import data, keys, license, serve, vault, xml
 from reference_server.cli._common import PROG, CliError, Parser, UsageError, data_parent, fail
-from reference_server.cli.serve import ACCESS_LOG_FORMAT, WorkerPlan, plan_workers
+from reference_server.cli.serve import WorkerPlan, plan_workers
 from reference_server.settings import SettingsError
 from storno_security.errors import (
     InvalidLicenseError,
@@ -25,7 +25,6 @@ from storno_security.errors import (
 from storno_security.integrations.keyfiles import KeyFileError
 
 __all__ = [
-    "ACCESS_LOG_FORMAT",
     "CliError",
     "UsageError",
     "WorkerPlan",

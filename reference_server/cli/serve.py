@@ -10,6 +10,7 @@ import attrs
 
 from reference_server.cli._common import (
     PROG,
+    UsageError,
     note,
     positive_int,
     say,
@@ -47,11 +48,6 @@ def plan_workers(
     return WorkerPlan(workers=workers, threads=threads or 4)
 
 
-#: The access log leaves out the query string (``%(U)s`` is the path alone), the referer and
-#: the user agent: a token in a URL must never reach a log.
-ACCESS_LOG_FORMAT = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss'
-
-
 def _bind_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
@@ -59,32 +55,24 @@ def _bind_address(host: str, port: int) -> str:
 def _gunicorn_options(
     settings: Settings, plan: WorkerPlan, args: argparse.Namespace
 ) -> dict[str, Any]:
-    proxies = ",".join(str(network) for network in settings.trusted_proxies)
     options: dict[str, Any] = {
         "bind": [_bind_address(settings.host, settings.port)],
         "workers": plan.workers,
-        "threads": plan.threads,
-        "worker_class": "gthread",
+        # uvicorn's event loop reads requests (slow clients hold no thread); the app runs in
+        # plan.threads threads behind an admission bound and a deadline (SRV-5)
+        "worker_class": "storno_security.integrations.asgi_worker.UvicornWorker",
         "timeout": args.timeout,
         "graceful_timeout": args.graceful_timeout,
         "keepalive": 5,
         "preload_app": False,
         "proc_name": PROG,
-        # X-Forwarded-Proto is believed only from the proxies the app trusts for client IPs
-        # (none when STORNO_TRUSTED_PROXIES is empty, rather than gunicorn's loopback default).
-        "forwarded_allow_ips": proxies,
-        "limit_request_line": 8190,
-        "limit_request_fields": 100,
-        "limit_request_field_size": 8190,
         "errorlog": "-",
         "loglevel": args.log_level,
-        "accesslog": "-" if args.access_log else None,
-        "access_log_format": ACCESS_LOG_FORMAT,
     }
     return options
 
 
-def _run_gunicorn(options: dict[str, Any], url: str) -> None:
+def _run_gunicorn(options: dict[str, Any], url: str, threads: int, access_log: bool) -> None:
     from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 
     class StornoApplication(BaseApplication):  # type: ignore[misc]
@@ -104,11 +92,41 @@ def _run_gunicorn(options: dict[str, Any], url: str) -> None:
             self.cfg.set("when_ready", when_ready)
 
         def load(self) -> Any:
-            from reference_server.app import create_app_from_env
+            from reference_server.app import create_asgi_app
 
-            return create_app_from_env()
+            return create_asgi_app(Settings.from_env(), threads=threads, access_log=access_log)
 
     StornoApplication().run()
+
+
+def _check_redis(settings: Settings) -> None:
+    """Refuse a Redis that may evict the shared state (REF-6, exit 2 with one line); start
+    degraded when it cannot be reached (workers reconnect when it answers)."""
+    if settings.redis_url is None:
+        return
+    import redis
+
+    from storno_security.errors import StoreUnavailableError
+    from storno_security.stores.redis import eviction_policy
+
+    timeout = settings.redis_timeout
+    client = redis.Redis.from_url(
+        settings.redis_url, socket_connect_timeout=timeout, socket_timeout=timeout
+    )
+    try:
+        policy = eviction_policy(client)
+    except StoreUnavailableError:
+        policy = "unreachable"
+        note("Redis is unreachable: starting degraded (/ready answers 503 until it answers)")
+    finally:
+        client.close()
+    if policy is None:
+        note("Redis will not tell its maxmemory-policy: make sure it is noeviction")
+    elif policy not in ("noeviction", "unreachable"):
+        raise UsageError(
+            f"Redis' maxmemory-policy is {policy!r}: it could evict MFA challenges, replay "
+            "guards and step-up tokens; set maxmemory-policy noeviction"
+        )
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -135,13 +153,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from reference_server.wiring import build_server
 
     build_server(settings).close()
+    _check_redis(settings)
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     url = f"http://{host}:{settings.port}"
     note(
         f"{plan.workers} worker(s) x {plan.threads} threads, data in {settings.data_dir}, "
         f"public URL {settings.public_url}"
     )
-    _run_gunicorn(_gunicorn_options(settings, plan, args), url)
+    _run_gunicorn(_gunicorn_options(settings, plan, args), url, plan.threads, args.access_log)
     return 0
 
 
@@ -166,7 +185,7 @@ def add_parser(commands: Any, data: argparse.ArgumentParser) -> None:
     serve.add_argument(
         "--threads",
         type=positive_int,
-        help="threads per worker (default 8 for one worker, else 4)",
+        help="request threads per worker (default 8 for one worker, else 4)",
     )
     serve.add_argument(
         "--timeout",

@@ -97,6 +97,8 @@ def list_companies(ctx: Ctx[Server], body: Body) -> None:
 )
 def create_company(ctx: Ctx[Server], body: Body) -> None:
     auth = ctx.authorize(Permission.COMPANY_CREATE)
+    org = auth.organization_id
+    ctx.state.require_plan(org, companies=ctx.state.data.companies.count_live(org))
     values = {"vat_id": None, **body}
     row = ctx.state.data.companies.create(auth.organization_id, values, now=ctx.state.clock.now())
     ctx.json(company_json(row), status=201)

@@ -127,6 +127,10 @@ def _organization_json(invitation: Invitation) -> dict[str, Any]:
     responses={202: obj({"status": {"const": "invited"}}, required=("status",))},
 )
 def invite(ctx: Ctx[Server], body: Body) -> None:
+    auth = ctx.authorize(Permission.MEMBER_MANAGE)
+    members = ctx.kit.stores.directory.members_of(auth.organization_id)
+    seats = len(members) + len(ctx.kit.organization_invitations(auth))  # open ones hold a seat
+    ctx.state.require_plan(auth.organization_id, users=seats)
     try:
         ctx.kit.invite(
             ctx.caller,

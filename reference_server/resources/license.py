@@ -3,14 +3,14 @@
 ``org.view`` reads the status, ``license.manage`` installs. The stored token is verified again
 on every read (offline, by the vendor's public key): a license that no longer verifies, or
 none, reports the free plan, never an error page. Every check is recorded as
-``license.checked``. The plan is reported here; enforcing it is not this module's.
+``license.checked``. The plan is reported here; :meth:`Server.require_plan` enforces it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from reference_server.wiring import Server
+from reference_server.wiring import FREE_PLAN, Server
 from storno_security.audit import SecurityEventType, event_from_error, event_from_license_status
 from storno_security.errors import InvalidLicenseError
 from storno_security.integrations.falcon.errors import ApiError
@@ -24,9 +24,6 @@ from storno_security.rbac import Authorization, Permission
 __all__ = ["FREE_PLAN", "routes"]
 
 routes = Routes()
-
-#: What an organization without a usable license may use.
-FREE_PLAN = Entitlements(plan="free", features=frozenset(), max_companies=1, max_users=1)
 
 _TIME_OR_NULL = {"type": ["string", "null"], "format": "date-time"}
 _ENTITLEMENTS = obj(

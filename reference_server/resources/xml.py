@@ -101,7 +101,8 @@ def _verified(verified: VerifiedXml, form: str) -> dict[str, Any]:
     },
 )
 def sign(ctx: Ctx[Server], body: Body) -> None:
-    ctx.authorize(Permission.INVOICE_ISSUE, company=True)
+    auth = ctx.authorize(Permission.INVOICE_ISSUE, company=True)
+    ctx.state.require_plan(auth.organization_id, feature="xml_sign")
     document = _decoded(body, "xml")
     signer = ctx.state.xml_signer
     signed = signer.sign(document) if body["form"] == "enveloped" else signer.sign_xades(document)

@@ -49,6 +49,11 @@ from storno_security.stores.sql._base import (
 )
 from storno_security.stores.sql._migrate import create_schema
 from storno_security.stores.sql._records import record_locks, records
+from storno_security.stores.sql._timeouts import (
+    DatabaseTimeouts,
+    apply_sqlite_timeouts,
+    timeout_options,
+)
 from storno_security.stores.sql.accounts import SqlEmailConfirmationStore, SqlResetTokenStore
 from storno_security.stores.sql.api_keys import SqlApiKeyStore, api_keys
 from storno_security.stores.sql.audit import SqlAuditStore, audit_events
@@ -84,6 +89,7 @@ from storno_security.stores.sql.tokens import (
 
 __all__ = [
     "SCHEMA_VERSION",
+    "DatabaseTimeouts",
     "SqlApiKeyStore",
     "SqlAuditStore",
     "SqlBackupCodeStore",
@@ -100,6 +106,7 @@ __all__ = [
     "SqlStepUpStore",
     "SqlTotpReplayStore",
     "api_keys",
+    "apply_sqlite_timeouts",
     "audit_events",
     "create_engine",
     "create_schema",
@@ -118,6 +125,7 @@ __all__ = [
     "refresh_tokens",
     "schema_version",
     "schema_versions",
+    "timeout_options",
     "users",
 ]
 

@@ -36,7 +36,8 @@ def sql_bundle(
         redis_prefix: the prefix of every Redis key.
         rate_limits: the rate-limit storage URI (default: the Redis URL when given, else
             ``memory://``).
-        redis_timeout: seconds to wait for Redis to connect or answer.
+        redis_timeout: seconds to wait for Redis to connect or answer (the stores' client
+            and the rate limits').
 
     Raises:
         ValueError: a malformed URL.
@@ -79,7 +80,9 @@ def sql_bundle(
         email_confirmations=s.SqlEmailConfirmationStore(engine),
         audit=s.SqlAuditStore(engine),
         license_last_seen=s.SqlLastSeenStore(engine),
-        rate_limits=storage_from_uri(uri, prefix=redis_prefix),
+        rate_limits=storage_from_uri(
+            uri, prefix=redis_prefix, connect_timeout=redis_timeout, timeout=redis_timeout
+        ),
         closers=tuple(closers),
         dependencies=tuple(dependencies),
         **shared,

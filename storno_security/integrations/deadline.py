@@ -1,0 +1,188 @@
+"""A deadline for each request's database work (SRV-5).
+
+A request gets an absolute deadline when its thread starts it (or the one its ASGI front set
+when it accepted it, so that time spent queued counts). Over a watched engine:
+
+* a statement that would start after the deadline is not sent: the store call raises
+  :class:`~storno_security.errors.StoreUnavailableError` (an expected 503, logged in one line);
+* a statement, commit or liveness ping still running at the deadline has its connection cut by
+  a watchdog thread (the socket is shut down; SQLite is interrupted), so the driver raises at
+  once and the pool drops the connection. A hung database (a silent network, a lost reply,
+  a lock no timeout covers) therefore holds a thread for the deadline at most, not for ever.
+
+The database's own timeouts (:class:`~storno_security.stores.sql.DatabaseTimeouts`) still
+apply within it; this is the bound on their sum over one request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from storno_security.errors import StoreUnavailableError
+
+__all__ = ["DEADLINE_ENVIRON_KEY", "RequestDeadlines"]
+
+#: The WSGI environ key where a front puts the request's absolute deadline
+#: (``time.monotonic()`` seconds), so that its queueing counts.
+DEADLINE_ENVIRON_KEY = "storno.deadline"
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class _Request:
+    __slots__ = ("aborted", "connections", "deadline")
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.connections: list[Any] = []
+        self.aborted = False
+
+
+class RequestDeadlines:
+    """Per-thread request deadlines over the engines it :meth:`watch`\\ es.
+
+    Args:
+        seconds: the time a request may take.
+        monotonic: the clock (``time.monotonic``; tests pass a frozen one).
+        poll: how often the watchdog looks for requests past their deadline.
+    """
+
+    def __init__(
+        self,
+        seconds: float,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        poll: float = 0.05,
+    ) -> None:
+        if not seconds > 0:
+            raise ValueError(f"seconds must be positive, got {seconds}")
+        self.seconds = seconds
+        self._monotonic = monotonic
+        self._poll = poll
+        self._lock = threading.Lock()
+        self._active: dict[int, _Request] = {}
+        self._watchdog_pid: int | None = None
+
+    # -- requests ------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def request(self, deadline: float | None = None) -> Iterator[None]:
+        """Run a request in this thread until ``deadline`` (default: ``seconds`` from now)."""
+        self._ensure_watchdog()
+        ident = threading.get_ident()
+        entry = _Request(deadline if deadline is not None else self._monotonic() + self.seconds)
+        with self._lock:
+            self._active[ident] = entry
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._active.pop(ident, None)
+
+    def check(self) -> None:
+        """Raise if this thread's request is past its deadline.
+
+        Raises:
+            StoreUnavailableError: the deadline has passed (``reason="deadline"``).
+        """
+        entry = self._active.get(threading.get_ident())
+        if entry is not None and self._monotonic() >= entry.deadline:
+            raise StoreUnavailableError("request deadline passed", reason="deadline")
+
+    def wsgi(self, app: WsgiApp) -> WsgiApp:
+        """``app`` with each request under a deadline (the front's, when it set one)."""
+
+        def deadline_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+            with self.request(environ.get(DEADLINE_ENVIRON_KEY)):
+                return app(environ, start_response)
+
+        return deadline_app
+
+    # -- engines -------------------------------------------------------------------------------
+
+    def watch(self, engine: sa.Engine) -> None:
+        """Apply the deadline to ``engine``'s statements and connections."""
+        event.listen(engine, "before_cursor_execute", self._before_statement)
+        event.listen(engine, "checkout", self._checkout)
+        event.listen(engine, "checkin", self._checkin)
+        dialect = engine.dialect
+        ping = dialect.do_ping
+
+        def do_ping(dbapi_connection: Any) -> bool:
+            # The pool pings a connection before its checkout event: hold it while it does.
+            self._checkout(dbapi_connection)
+            try:
+                return ping(dbapi_connection)
+            finally:
+                self._checkin(dbapi_connection)
+
+        setattr(dialect, "do_ping", do_ping)  # noqa: B010 - this engine's dialect object only
+
+    def _before_statement(self, *args: Any) -> None:
+        self.check()
+
+    def _checkout(self, dbapi_connection: Any, *args: Any) -> None:
+        entry = self._active.get(threading.get_ident())
+        if entry is not None:
+            with self._lock:
+                entry.connections.append(dbapi_connection)
+
+    def _checkin(self, dbapi_connection: Any, *args: Any) -> None:
+        entry = self._active.get(threading.get_ident())
+        if entry is not None:
+            with self._lock, contextlib.suppress(ValueError):
+                entry.connections.remove(dbapi_connection)
+
+    # -- watchdog ------------------------------------------------------------------------------
+
+    def _ensure_watchdog(self) -> None:
+        if self._watchdog_pid == os.getpid():
+            return
+        with self._lock:
+            if self._watchdog_pid == os.getpid():  # started meanwhile; a forked child has none
+                return
+            self._watchdog_pid = os.getpid()
+        threading.Thread(target=self._watch, name="storno-deadlines", daemon=True).start()
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(self._poll)
+            self.expire()
+
+    def expire(self) -> int:
+        """Cut the connections of every request past its deadline (the watchdog calls this);
+        the number cut."""
+        now = self._monotonic()
+        with self._lock:
+            late = [e for e in self._active.values() if not e.aborted and e.deadline <= now]
+            connections = [c for e in late for c in e.connections]
+            for entry in late:
+                entry.aborted = True
+        for connection in connections:
+            _cut(connection)
+        return len(connections)
+
+
+def _cut(dbapi_connection: Any) -> None:
+    """Make a blocked driver call on ``dbapi_connection`` fail now."""
+    interrupt = getattr(dbapi_connection, "interrupt", None)
+    if callable(interrupt):  # sqlite3: the running statement stops with "interrupted"
+        with contextlib.suppress(Exception):
+            interrupt()
+        return
+    fileno = getattr(dbapi_connection, "fileno", None)
+    if not callable(fileno):  # pragma: no cover - PyMySQL: its read timeout bounds it
+        return
+    # shutdown acts on the socket, not the descriptor: a duplicate reaches it without closing
+    # the driver's own descriptor under it. A connection closed meanwhile has nothing to cut.
+    with contextlib.suppress(Exception), socket.socket(fileno=os.dup(fileno())) as sock:
+        sock.shutdown(socket.SHUT_RDWR)

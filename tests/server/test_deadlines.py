@@ -1,0 +1,367 @@
+"""Deadlines and load shedding (SRV-5), in process: the database timeouts per dialect, the
+per-request deadline over the engine, the ASGI front's admission bound, deadline and body
+limit. The same behaviour against real failing components is in ``test_faults.py``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+import falcon.testing
+import pytest
+import sqlalchemy as sa
+
+from reference_server.app import create_app
+from reference_server.settings import Settings, SettingsError
+from reference_server.wiring import Server
+from storno_security.errors import StoreUnavailableError
+from storno_security.integrations.asgi_front import AsgiFront
+from storno_security.integrations.deadline import DEADLINE_ENVIRON_KEY, RequestDeadlines
+from storno_security.stores import sql
+from tests.conftest import missing_service
+from tests.server.conftest import TEST_ENV
+
+pytestmark = pytest.mark.spec("SRV-5")
+
+TIMEOUTS = sql.DatabaseTimeouts(connect=3, statement=5, lock=2, pool_size=4, pool_timeout=1)
+
+
+# -- database timeouts --------------------------------------------------------------------------
+
+
+def test_timeout_options_speak_each_dialect() -> None:
+    pg = sql.timeout_options("postgresql+psycopg://u@h/db", TIMEOUTS)
+    assert pg["connect_args"] == {
+        "connect_timeout": 3,
+        "options": "-c statement_timeout=5000 -c lock_timeout=2000",
+    }
+    assert (pg["pool_size"], pg["pool_timeout"]) == (4, 1)
+    maria = sql.timeout_options("mysql+pymysql://u@h/db", TIMEOUTS)["connect_args"]
+    assert maria["read_timeout"] == maria["write_timeout"] == 5
+    assert maria["init_command"] == "SET SESSION innodb_lock_wait_timeout = 2"
+    assert sql.timeout_options("sqlite:///x.db", TIMEOUTS)["connect_args"] == {"timeout": 2}
+    assert "pool_size" not in sql.timeout_options("sqlite://", TIMEOUTS)
+    # libpq refuses less than 2 s; fractions round up rather than to "no timeout"
+    quick = sql.DatabaseTimeouts(connect=0.5, statement=0.0004, lock=0.25)
+    options = sql.timeout_options("postgresql://u@h/db", quick)["connect_args"]
+    assert options["connect_timeout"] == 2
+    assert options["options"] == "-c statement_timeout=1 -c lock_timeout=250"
+    with pytest.raises(ValueError, match="positive"):
+        sql.DatabaseTimeouts(statement=0)
+    with pytest.raises(ValueError, match="malformed"):
+        sql.timeout_options("not a url", TIMEOUTS)
+
+
+_SHOW = {
+    "sqlite": ("PRAGMA busy_timeout", "2000"),
+    "postgresql": (
+        "SELECT current_setting('statement_timeout') || current_setting('lock_timeout')",
+        "5s2s",
+    ),
+    "mariadb": ("SELECT @@session.innodb_lock_wait_timeout", "2"),
+}
+
+
+@pytest.mark.parametrize("backend", sorted(_SHOW))
+def test_the_database_applies_the_timeouts(
+    backend: str, sql_urls: dict[str, str | None], tmp_path: Path
+) -> None:
+    url = sql_urls.get(backend)
+    if url is None:
+        missing_service(backend, "its test server")
+    assert url is not None
+    engine = sql.create_engine(url, **sql.timeout_options(url, TIMEOUTS))
+    sql.apply_sqlite_timeouts(engine, TIMEOUTS)
+    try:
+        query, expected = _SHOW[backend]
+        with engine.connect() as conn:
+            assert str(conn.exec_driver_sql(query).scalar()) == expected
+    finally:
+        engine.dispose()
+
+
+def test_settings_read_and_check_the_deadlines(tmp_path: Path) -> None:
+    env = {**TEST_ENV, "STORNO_DATA_DIR": str(tmp_path)}
+    settings = Settings.from_env(
+        {**env, "STORNO_REQUEST_TIMEOUT": "2.5", "STORNO_DB_POOL_SIZE": "6"}
+    )
+    assert settings.request_timeout == 2.5
+    timeouts = settings.database_timeouts()
+    assert (timeouts.pool_size, timeouts.max_overflow, timeouts.statement) == (6, 3, 5.0)
+    for name, raw in (
+        ("STORNO_REQUEST_TIMEOUT", "0"),
+        ("STORNO_DB_STATEMENT_TIMEOUT", "nan"),
+        ("STORNO_REDIS_TIMEOUT", "inf"),
+        ("STORNO_MAX_IN_FLIGHT", "0"),
+        ("STORNO_DB_LOCK_TIMEOUT", "soon"),
+    ):
+        with pytest.raises(SettingsError, match="(?i)" + name.removeprefix("STORNO_")):
+            Settings.from_env({**env, name: raw})
+
+
+# -- the per-request deadline -----------------------------------------------------------------
+
+
+class SteppingClock:
+    """A monotonic clock that reads ``start`` for the first ``fresh`` reads, then ``later``."""
+
+    def __init__(self, *, fresh: int = 1, start: float = 0.0, later: float = 100.0) -> None:
+        self.reads = 0
+        self.fresh, self.start, self.later = fresh, start, later
+
+    def __call__(self) -> float:
+        self.reads += 1
+        return self.start if self.reads <= self.fresh else self.later
+
+
+def test_a_request_past_its_deadline_sends_no_statement_and_answers_503(
+    server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    deadlines = RequestDeadlines(10, monotonic=SteppingClock(), poll=3600)
+    deadlines.watch(server.data.engine)
+    client = falcon.testing.TestClient(deadlines.wsgi(create_app(server=server)))
+    body = {"email": "late@example.eu", "password": "correct horse battery"}
+    with caplog.at_level(logging.WARNING):
+        answer = client.simulate_post("/api/auth/register", json=body)
+    assert answer.status_code == 503
+    assert answer.json["code"] == "unavailable"
+    assert answer.headers["Retry-After"] == "1"
+    # an expected 503: one line, no traceback
+    records = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(records) == 1
+    assert records[0].exc_info is None
+    assert "Traceback" not in caplog.text
+    # the account was not created: a fresh deadline registers it
+    fresh = falcon.testing.TestClient(create_app(server=server))
+    assert fresh.simulate_post("/api/auth/register", json=body).status_code == 201
+
+
+def test_the_front_deadline_counts_from_admission() -> None:
+    clock = SteppingClock(fresh=10**9, start=50.0)
+    deadlines = RequestDeadlines(10, monotonic=clock)
+    seen: list[float] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        entry = deadlines._active[threading.get_ident()]
+        seen.append(entry.deadline)
+        start_response("204 No Content", [])
+        return []
+
+    deadlines.wsgi(app)({DEADLINE_ENVIRON_KEY: 42.0}, lambda *a: None)
+    deadlines.wsgi(app)({}, lambda *a: None)
+    assert seen == [42.0, 60.0]
+    with deadlines.request(49.0), pytest.raises(StoreUnavailableError):
+        deadlines.check()
+    deadlines.check()  # no request in this thread: nothing to enforce
+
+
+def test_the_watchdog_cuts_a_statement_running_past_the_deadline(
+    sql_urls: dict[str, str | None],
+) -> None:
+    url = sql_urls.get("postgresql")
+    if url is None:
+        missing_service("postgresql", "127.0.0.1:5432")
+    assert url is not None
+    clock = SteppingClock(fresh=10**9)
+    deadlines = RequestDeadlines(10, monotonic=clock, poll=3600)  # expired by hand below
+    engine = sql.create_engine(url, **sql.timeout_options(url, TIMEOUTS))
+    deadlines.watch(engine)
+    outcome: list[BaseException] = []
+    tag = f"storno-watchdog-{id(outcome)}"
+
+    def sleeper() -> None:
+        with deadlines.request(), engine.connect() as conn:
+            try:
+                conn.exec_driver_sql(f"SELECT pg_sleep(4) /* {tag} */")
+            except BaseException as exc:
+                outcome.append(exc)
+
+    worker = threading.Thread(target=sleeper)
+    worker.start()
+    try:
+        with engine.connect() as probe:  # wait for the statement to be running, not for time
+            for _ in range(200):
+                running = probe.exec_driver_sql(
+                    "SELECT count(*) FROM pg_stat_activity WHERE query LIKE %(t)s AND pid <> "
+                    "pg_backend_pid()",
+                    {"t": f"%{tag}%"},
+                ).scalar()
+                if running:
+                    break
+                threading.Event().wait(0.02)
+        clock.start = 11.0  # past the deadline
+        assert deadlines.expire() == 1
+        worker.join(timeout=3)
+        assert not worker.is_alive()
+        assert outcome
+        assert isinstance(outcome[0], sa.exc.OperationalError)
+        assert deadlines.expire() == 0  # cut once
+    finally:
+        worker.join()
+        engine.dispose()
+
+
+# -- the ASGI front -----------------------------------------------------------------------------
+
+
+class Gate:
+    """A WSGI app that answers 200 when opened (``/slow`` waits for it; others at once)."""
+
+    def __init__(self) -> None:
+        self.open = threading.Event()
+        self.environs: list[dict[str, Any]] = []
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        self.environs.append(environ)
+        if environ["PATH_INFO"] == "/slow":
+            self.open.wait(10)
+        body = environ["wsgi.input"].read()
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok:", body]
+
+
+async def call(
+    front: AsgiFront,
+    path: str,
+    *,
+    body: bytes = b"",
+    headers: list[tuple[bytes, bytes]] | None = None,
+    query: bytes = b"",
+) -> tuple[int, dict[bytes, bytes], bytes]:
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": path,
+        "query_string": query,
+        "headers": headers or [],
+        "client": ("192.0.2.7", 5000),
+        "server": ("127.0.0.1", 8000),
+        "http_version": "1.1",
+        "scheme": "http",
+    }
+    chunks = [body[i : i + 3] for i in range(0, len(body), 3)] or [b""]
+    messages = [
+        {"type": "http.request", "body": c, "more_body": i < len(chunks) - 1}
+        for i, c in enumerate(chunks)
+    ]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0)
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    await front(scope, receive, send)
+    return sent[0]["status"], dict(sent[0]["headers"]), sent[1]["body"]
+
+
+def test_the_front_sheds_load_above_the_bound_but_never_a_probe() -> None:
+    gate = Gate()
+    front = AsgiFront(gate, threads=2, max_in_flight=1, deadline=30, max_body_bytes=100)
+
+    async def scenario() -> None:
+        slow = asyncio.create_task(call(front, "/slow"))
+        while front.in_flight == 0:
+            await asyncio.sleep(0)  # yield to the loop until the slow request is admitted
+        status, headers, body = await call(front, "/other")
+        assert status == 503
+        assert headers[b"retry-after"] == b"1"
+        assert b'"overloaded"' in body
+        assert (await call(front, "/health"))[0] == 200  # probes skip admission
+        gate.open.set()
+        assert (await slow)[0] == 200
+        assert front.in_flight == 0
+        assert (await call(front, "/other"))[0] == 200
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        gate.open.set()
+        front.close()
+
+
+def test_the_front_answers_503_at_the_deadline_and_counts_the_busy_thread(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    gate = Gate()
+    front = AsgiFront(gate, threads=1, max_in_flight=5, deadline=0.01, max_body_bytes=100)
+
+    async def scenario() -> None:
+        status, headers, body = await call(front, "/slow")
+        assert status == 503
+        assert b'"timeout"' in body
+        assert headers[b"retry-after"] == b"1"
+        assert front.in_flight == 1  # its thread still runs: it holds its slot
+        assert [r.getMessage() for r in caplog.records] == [
+            "POST /slow: no answer by the deadline: 503 timeout"
+        ]
+        gate.open.set()
+        while front.in_flight:
+            await asyncio.sleep(0.01)  # the thread finishing, not test time
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        gate.open.set()
+        front.close()
+
+
+def test_the_front_reads_bodies_within_the_limit_and_builds_the_environ(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    gate = Gate()
+    log = logging.getLogger("tests.access")
+    front = AsgiFront(
+        gate, threads=1, max_in_flight=5, deadline=5, max_body_bytes=10, access_log=log
+    )
+
+    async def scenario() -> None:
+        assert (await call(front, "/x", body=b"0123456789"))[2] == b"ok:0123456789"
+        assert (await call(front, "/x", body=b"0123456789A"))[0] == 413  # streamed
+        declared = [(b"content-length", b"11")]
+        assert (await call(front, "/x", headers=declared))[0] == 413
+        headers = [
+            (b"cookie", b"a=1"),
+            (b"cookie", b"b=2"),
+            (b"x-forwarded-for", b"10.0.0.1"),
+            (b"x-forwarded-for", b"10.0.0.2"),
+            (b"content-type", b"application/json"),
+        ]
+        with caplog.at_level(logging.INFO, logger="tests.access"):
+            await call(front, "/caf\u00e9", headers=headers, query=b"token=SECRET")
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        front.close()
+    assert gate.environs[0]["CONTENT_LENGTH"] == "10"  # came in chunks, no length header
+    environ = gate.environs[-1]
+    assert environ["PATH_INFO"] == "/caf\u00e9".encode().decode("latin-1")
+    assert environ["QUERY_STRING"] == "token=SECRET"
+    assert environ["HTTP_COOKIE"] == "a=1; b=2"
+    assert environ["HTTP_X_FORWARDED_FOR"] == "10.0.0.1,10.0.0.2"
+    assert environ["CONTENT_TYPE"] == "application/json"
+    assert environ["REMOTE_ADDR"] == "192.0.2.7"
+    assert isinstance(environ[DEADLINE_ENVIRON_KEY], float)
+    assert "SECRET" not in caplog.text
+    assert '"POST /caf' in caplog.text
+
+
+def test_the_front_completes_the_lifespan() -> None:
+    front = AsgiFront(Gate(), threads=1, max_in_flight=1, deadline=1, max_body_bytes=1)
+    inbox = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+    sent: list[Any] = []
+
+    async def receive() -> Any:
+        return inbox.pop(0)
+
+    async def send(message: Any) -> None:
+        sent.append(message["type"])
+
+    asyncio.run(front({"type": "lifespan"}, receive, send))
+    front.close()
+    assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
