@@ -24,7 +24,6 @@ from storno_security.stores import sql
 from tests.conftest import missing_service
 from tests.server.conftest import TEST_ENV
 
-pytestmark = pytest.mark.spec("SRV-5")
 
 TIMEOUTS = sql.DatabaseTimeouts(connect=3, statement=5, lock=2, pool_size=4, pool_timeout=1)
 
@@ -32,6 +31,7 @@ TIMEOUTS = sql.DatabaseTimeouts(connect=3, statement=5, lock=2, pool_size=4, poo
 # -- database timeouts --------------------------------------------------------------------------
 
 
+@pytest.mark.spec("SRV-5")
 def test_timeout_options_speak_each_dialect() -> None:
     pg = sql.timeout_options("postgresql+psycopg://u@h/db", TIMEOUTS)
     assert pg["connect_args"] == {
@@ -65,6 +65,7 @@ _SHOW = {
 }
 
 
+@pytest.mark.spec("SRV-5")
 @pytest.mark.parametrize("backend", sorted(_SHOW))
 def test_the_database_applies_the_timeouts(
     backend: str, sql_urls: dict[str, str | None], tmp_path: Path
@@ -83,6 +84,7 @@ def test_the_database_applies_the_timeouts(
         engine.dispose()
 
 
+@pytest.mark.spec("SRV-5")
 def test_settings_read_and_check_the_deadlines(tmp_path: Path) -> None:
     env = {**TEST_ENV, "STORNO_DATA_DIR": str(tmp_path)}
     settings = Settings.from_env(
@@ -117,6 +119,7 @@ class SteppingClock:
         return self.start if self.reads <= self.fresh else self.later
 
 
+@pytest.mark.spec("SRV-5")
 def test_a_request_past_its_deadline_sends_no_statement_and_answers_503(
     server: Server, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -139,6 +142,7 @@ def test_a_request_past_its_deadline_sends_no_statement_and_answers_503(
     assert fresh.simulate_post("/api/auth/register", json=body).status_code == 201
 
 
+@pytest.mark.spec("SRV-5")
 def test_the_front_deadline_counts_from_admission() -> None:
     clock = SteppingClock(fresh=10**9, start=50.0)
     deadlines = RequestDeadlines(10, monotonic=clock)
@@ -158,6 +162,7 @@ def test_the_front_deadline_counts_from_admission() -> None:
     deadlines.check()  # no request in this thread: nothing to enforce
 
 
+@pytest.mark.spec("SRV-5")
 def test_the_watchdog_cuts_a_statement_running_past_the_deadline(
     sql_urls: dict[str, str | None],
 ) -> None:
@@ -259,6 +264,7 @@ async def call(
     return sent[0]["status"], dict(sent[0]["headers"]), sent[1]["body"]
 
 
+@pytest.mark.spec("SRV-5")
 def test_the_front_sheds_load_above_the_bound_but_never_a_probe() -> None:
     gate = Gate()
     front = AsgiFront(gate, threads=2, max_in_flight=1, deadline=30, max_body_bytes=100)
@@ -284,6 +290,7 @@ def test_the_front_sheds_load_above_the_bound_but_never_a_probe() -> None:
         front.close()
 
 
+@pytest.mark.spec("SRV-5")
 def test_the_front_answers_503_at_the_deadline_and_counts_the_busy_thread(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -310,6 +317,7 @@ def test_the_front_answers_503_at_the_deadline_and_counts_the_busy_thread(
         front.close()
 
 
+@pytest.mark.spec("SRV-5")
 def test_the_front_reads_bodies_within_the_limit_and_builds_the_environ(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -351,6 +359,7 @@ def test_the_front_reads_bodies_within_the_limit_and_builds_the_environ(
     assert '"POST /caf' in caplog.text
 
 
+@pytest.mark.spec("SRV-5")
 def test_the_front_completes_the_lifespan() -> None:
     front = AsgiFront(Gate(), threads=1, max_in_flight=1, deadline=1, max_body_bytes=1)
     inbox = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]

@@ -22,7 +22,6 @@ from storno_security.license import LicenseIssuer, LicenseSigningKey
 from tests.server.api import FalconApi, User
 from tests.server.conftest import make_settings
 
-pytestmark = pytest.mark.spec("LIC-3")
 
 INVOICE = base64.b64encode(b"<Invoice><ID>F-1</ID></Invoice>").decode()
 
@@ -76,6 +75,7 @@ def _sign(owner: User, company: str) -> tuple[int, str | None]:
     return answer.status, (answer.json or {}).get("code")
 
 
+@pytest.mark.spec("LIC-3")
 def test_an_unlicensed_organization_is_held_to_the_free_plan(licensing: FalconApi) -> None:
     owner = licensing.register()
     status, company = _company(owner, "One SRL")
@@ -88,6 +88,7 @@ def test_an_unlicensed_organization_is_held_to_the_free_plan(licensing: FalconAp
     assert (plan["state"], plan["plan"]) == ("unlicensed", "free")
 
 
+@pytest.mark.spec("LIC-3")
 def test_a_license_raises_the_limits_until_it_expires(
     licensing: FalconApi, clock: FrozenClock, vendor_key: LicenseSigningKey
 ) -> None:
@@ -108,6 +109,7 @@ def test_a_license_raises_the_limits_until_it_expires(
     assert _sign(owner, company) == (403, "plan_limit")
 
 
+@pytest.mark.spec("LIC-3")
 def test_without_a_vendor_key_no_plan_is_enforced(falcon_api: FalconApi) -> None:
     owner = falcon_api.register()
     statuses = [_company(owner, f"C{n} SRL")[0] for n in range(3)]
