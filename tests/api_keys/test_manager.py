@@ -508,3 +508,42 @@ def test_import_has_no_side_effects() -> None:
         "import sys; assert 'sqlalchemy' not in sys.modules and 'falcon' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --- exact edges (each kills a mutant that the tests above let live) --------------------------
+
+
+def test_a_parsed_key_hides_its_hash_and_is_current_by_default() -> None:
+    from storno_security.api_keys import ParsedApiKey, generate_api_key, parse_api_key
+
+    key = generate_api_key().key
+    parsed = parse_api_key(key)
+    assert parsed.key_hash not in repr(parsed)
+    assert parsed.legacy is False
+    assert ParsedApiKey(key_id="k", key_hash="h").legacy is False
+
+
+@pytest.mark.parametrize("bad", [None, 7, b"user"])
+def test_ids_that_are_not_text_are_a_type_error(manager: ApiKeyManager, bad: object) -> None:
+    with pytest.raises(TypeError, match="user_id must be a str"):
+        manager.create(bad, ORG, name="k", scope="read")  # type: ignore[arg-type]
+
+
+def test_an_expiry_exactly_at_the_policy_limit_is_accepted(
+    store: CountingStore, clock: FrozenClock
+) -> None:
+    limit = timedelta(days=30)
+    manager = ApiKeyManager(store, clock=clock, policy=ApiKeyPolicy(max_lifetime=limit))
+    created = manager.create("u1", ORG, name="k", scope="read", expires_at=clock.now() + limit)
+    assert created.info.expires_at == clock.now() + limit
+    with pytest.raises(ValueError, match="max_lifetime"):
+        manager.create(
+            "u1", ORG, name="k", scope="read", expires_at=clock.now() + limit + timedelta(seconds=1)
+        )
+
+
+@pytest.mark.parametrize("lifetime", [timedelta(minutes=1), timedelta(days=3660)])
+def test_the_lifetime_bounds_are_inclusive(lifetime: timedelta) -> None:
+    assert ApiKeyPolicy(max_lifetime=lifetime).max_lifetime == lifetime
+    with pytest.raises(ValueError, match="between 1 minute and 3660 days"):
+        ApiKeyPolicy(max_lifetime=lifetime + (timedelta(days=1) if lifetime.days else -lifetime))
