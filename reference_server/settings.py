@@ -159,10 +159,11 @@ class Settings:
         port = parts.port or (443 if parts.scheme == "https" else 80)
         if not self.is_local or (port == self.port and self.host in _ANY_LOCAL):
             return None
+        listening = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
         return (
-            f"public URL {self.public_url} is not the listening address "
-            f"{_derived_public_url(self.host, self.port, strict=False)}: passkeys and mailed "
-            "links work only at the public URL (set STORNO_PUBLIC_URL or unset it)"
+            f"public URL {self.public_url} is not the listening address {listening}: passkeys "
+            "and mailed links work only at the public URL (unset STORNO_PUBLIC_URL to follow "
+            "--host and --port)"
         )
 
     @property
@@ -215,16 +216,12 @@ _LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 _ANY_LOCAL = (*_LOCAL_HOSTS, "0.0.0.0", "::")  # noqa: S104 - names, nothing is bound here
 
 
-def _derived_public_url(host: str, port: int, *, strict: bool = True) -> str:
+def _derived_public_url(host: str, port: int) -> str:
     """``http://localhost:<port>`` for a loopback or wildcard ``host`` (WebAuthn takes no IP
     address as relying-party id); any other host needs its https URL named."""
-    if host in _ANY_LOCAL:
-        return f"http://localhost:{port}"
-    if strict:
-        raise SettingsError(
-            f"STORNO_PUBLIC_URL must be set when listening on {host} (its https URL)"
-        )
-    return f"http://{f'[{host}]' if ':' in host else host}:{port}"
+    if host not in _ANY_LOCAL:
+        raise SettingsError(f"STORNO_PUBLIC_URL must be set when listening on {host}")
+    return f"http://localhost:{port}"
 
 
 def _origin_of(url: str) -> str:

@@ -34,8 +34,16 @@ from typing import Any
 import pyotp
 import pytest
 
-from tests.conftest import IN_CI, PG_ADMIN_URL, REDIS_URL, RUN_ID, _drop_database, _make_database
-from tests.conftest import _port_open, missing_service
+from tests.conftest import (
+    IN_CI,
+    PG_ADMIN_URL,
+    REDIS_URL,
+    RUN_ID,
+    _drop_database,
+    _make_database,
+    _port_open,
+    missing_service,
+)
 from tests.server.api import fresh_ip
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -272,7 +280,9 @@ class Totp:
 def _chromium_or_skip() -> None:
     if CHROMIUM and CHROMEDRIVER:
         return
-    message = "chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)"
+    message = (
+        "chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)"
+    )
     if IN_CI:
         pytest.fail(message + "; CI=true requires them", pytrace=False)
     pytest.skip(message)
@@ -320,10 +330,24 @@ def _evidence(item: pytest.Item, browser: Browser) -> str:
             lines.append(f"#{element_id}: {browser.text(element_id)!r}")
         for entry in browser.driver.get_log("browser"):
             lines.append(f"console: {entry.get('level')} {entry.get('message')}")
-    except Exception as exc:  # noqa: BLE001 - evidence is best effort, the failure stands
+    except Exception as exc:
         lines.append(f"no more evidence: {exc!r}")
     if IN_CI and path.exists():
         lines.append("screenshot (PNG, base64): " + base64.b64encode(path.read_bytes()).decode())
     message = "\n".join(lines)
     sys.stderr.write(f"\n[browser failure] {item.nodeid}\n{message[:2000]}\n")
     return message
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The time the browser tests took (setup, servers and teardown included)."""
+    reports = [
+        report
+        for kind in ("passed", "failed", "error", "skipped")
+        for report in terminalreporter.stats.get(kind, [])
+        if getattr(report, "nodeid", "").startswith("tests/browser/")
+    ]
+    if reports:
+        seconds = sum(report.duration for report in reports)
+        calls = len({report.nodeid for report in reports})
+        terminalreporter.write_line(f"browser tests: {calls} tests in {seconds:.1f} s")

@@ -135,7 +135,9 @@ def test_the_page_from_another_origin_fails_the_ceremony(
     page.act_failing("passkey-register", "401 invalid_passkey")
 
     # The mirror said so at start-up, in one line.
-    lines = [line for line in mirror_server.err_path.read_text().splitlines() if "public URL" in line]
+    lines = [
+        line for line in mirror_server.err_path.read_text().splitlines() if "public URL" in line
+    ]
     mismatch = [line for line in lines if "is not the listening address" in line]
     assert len(mismatch) == 1, lines
     assert f"public URL {sqlite_server.url} is not the listening address" in mismatch[0]
