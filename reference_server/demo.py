@@ -16,36 +16,17 @@ import falcon
 
 from reference_server.mail import DirectoryEmailSink, MemoryEmailSink
 from reference_server.wiring import Server
+from storno_security.integrations.falcon.browser import StaticFile
 
-__all__ = ["PAGE_CSP", "add_demo"]
+__all__ = ["add_demo"]
 
-#: Its own scripts, styles and API, nothing else: no inline script, no other origin.
-PAGE_CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
-    "img-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'"
-)
-_FILES = {
-    "demo.html": "text/html; charset=utf-8",
-    "demo.js": "text/javascript; charset=utf-8",
-    "demo.css": "text/css; charset=utf-8",
-}
 #: The page answers at the confirmation link the server mails too.
 _PAGE_PATHS = ("/demo", "/confirm-email")
 
 
-class _File:
-    def __init__(self, name: str) -> None:
-        self._data = resources.files("reference_server").joinpath("static", name).read_bytes()
-        self._type = _FILES[name]
-
-    def route(self, method: str) -> None:
-        """No API route: no credential is read, nothing is counted (like ``/health``)."""
-
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.content_type = self._type
-        resp.data = self._data
-        resp.cache_control = ["no-cache"]
-        resp.context.page_csp = PAGE_CSP
+def _file(name: str) -> StaticFile:
+    data = resources.files("reference_server").joinpath("static", name).read_bytes()
+    return StaticFile(data, name=name)
 
 
 class _Mail:
@@ -66,11 +47,11 @@ def add_demo(app: Any, server: Server) -> None:
     settings = server.settings
     if not settings.demo_page_on:
         return
-    page = _File("demo.html")
+    page = _file("demo.html")
     for path in _PAGE_PATHS:
         app.add_route(path, page)
     for name in ("demo.js", "demo.css"):
-        app.add_route(f"/demo/{name}", _File(name))
+        app.add_route(f"/demo/{name}", _file(name))
     if not (settings.is_local and settings.host in ("127.0.0.1", "::1", "localhost")):
         return
     sink = server.email

@@ -11,12 +11,12 @@ import falcon.testing
 import pytest
 
 from reference_server.app import create_app
-from reference_server.demo import PAGE_CSP
 from reference_server.mail import MemoryEmailSink
 from reference_server.settings import Settings, SettingsError
 from reference_server.wiring import build_server, run_now
 from storno_security.clock import FrozenClock
 from storno_security.integrations.cors import CorsPolicy
+from storno_security.integrations.falcon.browser import PAGE_CSP
 from tests.server.conftest import TEST_ENV
 
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
