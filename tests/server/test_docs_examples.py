@@ -109,3 +109,59 @@ def _mailed_token(server: RunningServer, address: str) -> str:
                 return unquote(found.group(1))
         time.sleep(0.05)  # polling a real process's mail directory, not test time
     pytest.fail(f"no confirmation mail to {address}")
+
+
+# -- the body tables ------------------------------------------------------------------------------
+
+_ROW = re.compile(r"^\| `(GET|POST|PUT|PATCH|DELETE) (/[^`]*)` \| (.*?) \|", re.MULTILINE)
+_PROOF = {"current_password", "step_up_token"}
+
+
+def _documented_fields(cell: str) -> set[str] | None:
+    """The body fields a table cell names (``None``: no body); ``proof`` is the
+    re-authentication fields."""
+    if cell.startswith("none"):
+        return None
+    cell = cell.split("`:", 1)[0]  # the API page: what follows describes the answer
+    fields: set[str] = set(_PROOF) if re.search(r"\bproof\b", cell) else set()
+    for braces in re.findall(r"\{([^}]*)\}", cell):
+        for part in re.split(r",| or ", braces):
+            name = part.split(":")[0].strip().rstrip("?")
+            if name:
+                fields.add(name)
+    return fields
+
+
+@pytest.mark.parametrize("page", ["server-api.md", "server-account.md"])
+def test_the_body_tables_name_the_fields_the_server_takes(tmp_path: Path, page: str) -> None:
+    import falcon.testing
+
+    from reference_server.app import create_app
+    from reference_server.wiring import build_server
+    from tests.server.conftest import make_settings
+
+    server = build_server(make_settings(tmp_path / "data"))
+    try:
+        document = falcon.testing.TestClient(create_app(server=server)).simulate_get(
+            "/openapi.json"
+        )
+    finally:
+        server.close()
+    paths = {re.sub(r"\{[^}]*\}", "{}", p): ops for p, ops in document.json["paths"].items()}
+    text = (DOC.parent / page).read_text(encoding="utf-8")
+    checked = 0
+    for method, shown_path, cell in _ROW.findall(text):
+        path = re.sub(r"\{[^}]*\}", "{}", shown_path)
+        documented = _documented_fields(cell)
+        if documented is None and "{" not in cell:
+            operation = paths[path][method.lower()]
+            assert "requestBody" not in operation, f"{page}: {method} {path} takes a body"
+            checked += 1
+            continue
+        if not documented:
+            continue  # prose only
+        schema = paths[path][method.lower()]["requestBody"]["content"]["application/json"]
+        taken = set(schema["schema"].get("properties", {}))
+        assert documented == taken, f"{page}: {method} {path}: docs {documented}, server {taken}"
+        checked += 1
+    assert checked >= 8, page
