@@ -34,6 +34,7 @@ from typing import Any
 import pyotp
 import pytest
 
+from reference_server.mail import DirectoryEmailSink
 from tests.conftest import (
     IN_CI,
     PG_ADMIN_URL,
@@ -102,6 +103,13 @@ class LiveServer:
                 pass
             time.sleep(0.2)  # waiting for a real process to listen, not for test time
         raise RuntimeError(f"{self.name} did not start: {self.err_path.read_text()[-3000:]}")
+
+    def wait_for_mail(self, to: str) -> None:
+        deadline = time.monotonic() + WAIT_SECONDS
+        while not any(m["to"] == to for m in DirectoryEmailSink(self.data_dir / "mail").read_all()):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.name} sent no mail to {to}")
+            time.sleep(0.05)  # polling a real process's mail directory, not test time
 
     def stop(self) -> None:
         if self.process.poll() is None:

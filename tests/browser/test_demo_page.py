@@ -26,6 +26,7 @@ def register_and_confirm(page: Browser, server: LiveServer, email: str) -> None:
     page.fill("register-password", PASSWORD)
     page.fill("register-name", "Ada Demo")
     page.act("register", "Registered as " + email)
+    server.wait_for_mail(email)  # the server mails after answering
     page.act("read-mail", "Found the confirmation link")
     page.click("confirm-link")  # the mailed link opens the page, which confirms the address
     page.wait_text("status", f"Address confirmed: {email}.")
