@@ -7,11 +7,13 @@ import logging
 import sys
 from typing import Any
 
+from reference_server.demo import add_demo
 from reference_server.resources import MODULES
 from reference_server.settings import Settings
 from reference_server.wiring import Server, build_server
 from storno_security.integrations.asgi_front import AsgiFront
 from storno_security.integrations.falcon.app import build_app
+from storno_security.integrations.falcon.browser import BrowserMiddleware, CorsPolicy
 from storno_security.integrations.falcon.routing import Api, ApiOptions, WsgiApp
 
 __all__ = ["create_app", "create_app_from_env", "create_asgi_app"]
@@ -35,7 +37,11 @@ def create_app(settings: Settings | None = None, *, server: Server | None = None
         title="storno-security reference server",
     )
     api = Api(kit=server.kit, options=options, state=server)
-    return build_app(api, MODULES)
+    origins = server.settings.cors_origins
+    browser = BrowserMiddleware(cors=CorsPolicy(frozenset(origins)) if origins else None)
+    app = build_app(api, MODULES, outer=[browser])
+    add_demo(app, server)
+    return app
 
 
 def _logging() -> None:

@@ -52,7 +52,6 @@ class Settings:
     redis_url: str | None = attrs.field(default=None, repr=lambda url: _masked(url))
     redis_prefix: str = "storno:"
     ratelimit_uri: str | None = attrs.field(default=None, repr=lambda url: _masked(url))
-    public_url: str = "http://localhost:8000"
     token_issuer: str | None = None
     token_audience: str = "storno-api"  # noqa: S105 - an audience, not a secret
     password_cost: int = 12
@@ -83,6 +82,13 @@ class Settings:
     db_pool_size: int = attrs.field(default=10, validator=_positive)
     db_pool_timeout: float = attrs.field(default=3.0, validator=_seconds)
     redis_timeout: float = attrs.field(default=1.0, validator=_seconds)
+    #: Unset: ``http://localhost:<port>`` when listening on a loopback or wildcard address.
+    public_url: str = attrs.field(
+        default=attrs.Factory(lambda self: _derived_public_url(self.host, self.port), True)
+    )
+    cors_origins: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    #: Unset: on when the public URL is localhost.
+    demo_page: bool | None = None
 
     def __attrs_post_init__(self) -> None:
         parts = urlsplit(self.public_url)
@@ -95,6 +101,11 @@ class Settings:
                 "STORNO_PUBLIC_URL must use https except on localhost "
                 "(WebAuthn and Secure cookies need a secure origin)"
             )
+        for origin in self.cors_origins:
+            if origin != _origin_of(origin):
+                raise SettingsError(
+                    f"STORNO_CORS_ORIGINS takes origins (scheme://host[:port]), got {origin!r}"
+                )
         if self.email_sink not in ("log", "memory", "directory"):
             raise SettingsError(
                 f"STORNO_EMAIL_SINK must be log, memory or directory, got {self.email_sink!r}"
@@ -149,6 +160,29 @@ class Settings:
         """The browser origin of the public URL (scheme://host[:port]), for WebAuthn."""
         parts = urlsplit(self.public_url)
         return f"{parts.scheme}://{parts.netloc}"
+
+    @property
+    def demo_page_on(self) -> bool:
+        """Whether the demo page is served: the setting, else on for a localhost public URL."""
+        return self.demo_page if self.demo_page is not None else self.is_local
+
+    @property
+    def is_local(self) -> bool:
+        return urlsplit(self.public_url).hostname in _LOCAL_HOSTS
+
+    def listen_mismatch(self) -> str | None:
+        """One line when a localhost public URL is not the address ``serve`` listens on (a
+        browser at the listening address would fail every passkey ceremony), else ``None``."""
+        parts = urlsplit(self.public_url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        if not self.is_local or (port == self.port and self.host in _ANY_LOCAL):
+            return None
+        listening = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        return (
+            f"public URL {self.public_url} is not the listening address {listening}: passkeys "
+            "and mailed links work only at the public URL (unset STORNO_PUBLIC_URL to follow "
+            "--host and --port)"
+        )
 
     @property
     def rp_id(self) -> str:
@@ -207,6 +241,25 @@ class Settings:
             raise
         except (TypeError, ValueError) as exc:
             raise SettingsError(str(exc)) from None
+
+
+_LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+_ANY_LOCAL = (*_LOCAL_HOSTS, "0.0.0.0", "::")  # noqa: S104 - names, nothing is bound here
+
+
+def _derived_public_url(host: str, port: int) -> str:
+    """``http://localhost:<port>`` for a loopback or wildcard ``host`` (WebAuthn takes no IP
+    address as relying-party id); any other host needs its https URL named."""
+    if host not in _ANY_LOCAL:
+        raise SettingsError(f"STORNO_PUBLIC_URL must be set when listening on {host}")
+    return f"http://localhost:{port}"
+
+
+def _origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
+        return ""
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _masked(url: str | None) -> str:
@@ -272,6 +325,14 @@ def _bool(raw: str) -> bool:
     raise ValueError(f"expected true or false, got {raw!r}")
 
 
+def _optional_bool(raw: str) -> bool | None:
+    return _bool(raw) if raw.strip() else None
+
+
+def _words(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
 def _networks(raw: str) -> tuple[Network, ...]:
     return tuple(
         ipaddress.ip_network(part.strip(), strict=False) for part in raw.split(",") if part.strip()
@@ -314,6 +375,8 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "db_pool_size": _int,
     "db_pool_timeout": _float,
     "redis_timeout": _float,
+    "cors_origins": _words,
+    "demo_page": _optional_bool,
 }
 
 #: Every environment variable the server reads.

@@ -143,6 +143,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     if plan.note:
         note(plan.note)
+    mismatch = settings.listen_mismatch()
+    if mismatch:
+        note(mismatch)
     # Workers read their settings from the environment: pass the flags on the same way.
     if args.data_dir is not None:
         os.environ["STORNO_DATA_DIR"] = str(settings.data_dir)

@@ -24,7 +24,6 @@ from storno_security.stores import sql
 from tests.conftest import missing_service
 from tests.server.conftest import TEST_ENV
 
-
 TIMEOUTS = sql.DatabaseTimeouts(connect=3, statement=5, lock=2, pool_size=4, pool_timeout=1)
 
 

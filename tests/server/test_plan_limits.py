@@ -22,7 +22,6 @@ from storno_security.license import LicenseIssuer, LicenseSigningKey
 from tests.server.api import FalconApi, User
 from tests.server.conftest import make_settings
 
-
 INVOICE = base64.b64encode(b"<Invoice><ID>F-1</ID></Invoice>").decode()
 
 

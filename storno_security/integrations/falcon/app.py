@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import falcon
@@ -51,15 +51,17 @@ class PathResource:
         return respond
 
 
-def build_app(api: Api[Any], modules: Iterable[Routes]) -> WsgiApp:
+def build_app(api: Api[Any], modules: Iterable[Routes], *, outer: Sequence[Any] = ()) -> WsgiApp:
     """A Falcon WSGI application serving ``modules``' routes with ``api``'s kit and options:
     the one middleware, the one error handler, ``/openapi.json`` from the same declarations.
+    ``outer`` middleware wraps it (in first, out last), as
+    :class:`~storno_security.integrations.falcon.browser.BrowserMiddleware`.
 
     Raises:
         RuntimeError: two handlers for one method and path.
     """
     api.routes = [route for module in modules for route in module.routes]
-    app: WsgiApp = falcon.App(middleware=[Middleware(api)], cors_enable=False)
+    app: WsgiApp = falcon.App(middleware=[*outer, Middleware(api)], cors_enable=False)
     app.req_options.strip_url_path_trailing_slash = True
     app.resp_options.secure_cookies_by_default = api.options.cookie_secure
     app.add_error_handler(Exception, handle_error)
