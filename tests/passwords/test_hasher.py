@@ -251,3 +251,37 @@ def test_secrets_not_in_repr(hasher: PasswordHasher) -> None:
     )
     assert result.new_hash is not None
     assert result.new_hash not in repr(result)
+
+
+# --- exact edges (each kills a mutant that the tests above let live) --------------------------
+
+
+@pytest.mark.spec("PW-1")
+def test_the_cost_bounds_are_inclusive() -> None:
+    assert PasswordPolicy(cost=31).cost == 31
+    assert PasswordPolicy(cost=4, insecure_low_cost=True).cost == 4
+    for cost in (3, 32):
+        with pytest.raises(ValueError, match="between 4 and 31"):
+            PasswordPolicy(cost=cost, insecure_low_cost=True)
+    with pytest.raises(TypeError, match="cost must be an int"):
+        PasswordPolicy(cost=True)  # type: ignore[arg-type]
+
+
+@pytest.mark.spec("PW-5")
+def test_the_length_bounds_are_inclusive() -> None:
+    assert PasswordPolicy(min_length=1024).min_length == 1024
+    assert PasswordPolicy(max_bytes=4096).max_bytes == 4096
+    with pytest.raises(ValueError, match="min_length"):
+        PasswordPolicy(min_length=1025)
+    with pytest.raises(ValueError, match="max_bytes"):
+        PasswordPolicy(max_bytes=4097)
+
+
+@pytest.mark.spec("PW-3")
+def test_a_stored_hash_of_cost_31_is_read_and_32_is_refused(hasher: PasswordHasher) -> None:
+    body = "." * 53
+    # read, not refused (and due for a rehash: plain bcrypt is not the prehashed scheme)
+    assert hasher.needs_rehash(f"$2b$31${body}") is True
+    with pytest.raises(UnsupportedHashError) as caught:
+        hasher.needs_rehash(f"$2b$32${body}")
+    assert caught.value.reason == "bad_cost"
