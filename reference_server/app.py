@@ -10,6 +10,7 @@ from reference_server.settings import Settings
 from reference_server.wiring import Server, build_server
 from storno_security.integrations.falcon.app import build_app
 from storno_security.integrations.falcon.routing import Api, ApiOptions, WsgiApp
+from storno_security.integrations.observability import configure_json_logging
 
 __all__ = ["create_app", "create_app_from_env"]
 
@@ -31,11 +32,15 @@ def create_app(settings: Settings | None = None, *, server: Server | None = None
         trusted_proxies=server.settings.trusted_proxies,
         title="storno-security reference server",
     )
-    api = Api(kit=server.kit, options=options, state=server)
+    api = Api(kit=server.kit, options=options, state=server, observer=server.observer)
     return build_app(api, MODULES)
 
 
 def create_app_from_env() -> WsgiApp:
     """Entry point for gunicorn: ``gunicorn 'reference_server.app:create_app_from_env()'``."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    return create_app(Settings.from_env())
+    settings = Settings.from_env()
+    if settings.log_format == "json":
+        configure_json_logging()
+    else:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    return create_app(settings)

@@ -65,6 +65,12 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = attrs.field(default=8000, validator=_positive)
     workers: int | None = None
+    #: who may read ``/metrics``: loopback by default, ``()`` when off (``STORNO_METRICS``)
+    metrics: tuple[Network, ...] = (
+        ipaddress.ip_network("127.0.0.0/8"),
+        ipaddress.ip_network("::1/128"),
+    )
+    log_format: str = "json"
 
     def __attrs_post_init__(self) -> None:
         parts = urlsplit(self.public_url)
@@ -100,6 +106,14 @@ class Settings:
                     f"STORNO_TRUSTED_PROXIES={network} would let every client choose its "
                     "address (and rate-limit bucket): name your proxies"
                 )
+        for network in self.metrics:
+            if network.prefixlen == 0:
+                raise SettingsError(
+                    f"STORNO_METRICS={network} would show the metrics to everyone: name the "
+                    "networks of your scrapers"
+                )
+        if self.log_format not in ("json", "text"):
+            raise SettingsError(f"STORNO_LOG_FORMAT must be json or text, got {self.log_format!r}")
         if self.database_url is not None:
             _check_database_url(self.database_url)
         if (self.xml_key_file is None) != (self.xml_cert_file is None):
@@ -243,6 +257,15 @@ def _networks(raw: str) -> tuple[Network, ...]:
     )
 
 
+def _metrics(raw: str) -> tuple[Network, ...]:
+    value = raw.strip().lower()
+    if value in ("off", "none", ""):
+        return ()
+    if value in ("localhost", "loopback"):
+        return (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+    return _networks(raw)
+
+
 _PARSERS: dict[str, Callable[[str], object]] = {
     "data_dir": _required_text,
     "database_url": _text,
@@ -271,6 +294,8 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "host": _required_text,
     "port": _int,
     "workers": _optional_int,
+    "metrics": _metrics,
+    "log_format": _required_text,
 }
 
 #: Every environment variable the server reads.

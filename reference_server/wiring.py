@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import urllib.request
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +32,7 @@ from reference_server.settings import Settings
 from storno_security.audit import AuditPolicy
 from storno_security.clock import Clock, SystemClock
 from storno_security.integrations.keyfiles import KeyMaterial, load_key_material
+from storno_security.integrations.observability import Metrics, MetricsAccess, Observer
 from storno_security.kit import Kit, KitKeys, KitPolicy, Purge
 from storno_security.license import LicenseKey, LicensePolicy, LicenseVerifier
 from storno_security.mfa import MfaPolicy
@@ -68,6 +70,7 @@ class Server:
     xml_signer: XmlSigner
     xml_verifier: XmlVerifier
     schemas: SchemaRegistry
+    observer: Observer = attrs.field(factory=Observer)
 
     def readiness(self) -> dict[str, str]:
         """Each dependency's state: ``ok`` or ``unavailable`` (for ``/ready``)."""
@@ -187,6 +190,12 @@ def build_server(
     )
     sink = email or _email_sink(settings)
     policy = kit_policy(settings)
+    observer = Observer(
+        metrics=Metrics(multiprocess_dir=os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+        if settings.metrics
+        else None,
+        access=MetricsAccess(settings.metrics),
+    )
     google = None
     if settings.google_client_id:
         fetcher = google_fetcher or CachingJwksFetcher(
@@ -209,6 +218,7 @@ def build_server(
         ),
         defer=run_later or _background_runner(),
         google=google,
+        events=observer.events,
         companies=data.company_lookup,
         rate_limits={p.name: p for p in spec_policies(api_fail_open=settings.api_fail_open)},
     )
@@ -233,4 +243,5 @@ def build_server(
         xml_signer=XmlSigner(keys.xml.private_key, keys.xml.certificate, clock=clock),
         xml_verifier=XmlVerifier(expected_certificate=keys.xml.certificate, clock=clock),
         schemas=SchemaRegistry(),
+        observer=observer,
     )
