@@ -42,5 +42,7 @@ def create_app_from_env() -> WsgiApp:
     if settings.log_format == "json":
         configure_json_logging()
     else:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+        )
     return create_app(settings)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -16,6 +17,7 @@ from reference_server.cli._common import (
     settings_of,
 )
 from reference_server.settings import Settings
+from storno_security.integrations import observability
 
 # -- serve ----------------------------------------------------------------------------------------
 
@@ -81,7 +83,30 @@ def _gunicorn_options(
         "accesslog": "-" if args.access_log else None,
         "access_log_format": ACCESS_LOG_FORMAT,
     }
+    if settings.log_format == "json":  # gunicorn's own lines in the app's JSON too
+        options["logconfig_dict"] = observability.json_logging_config(level=args.log_level)
+    metrics_dir = os.environ.get(MULTIPROC_ENV)
+    if metrics_dir:  # a dead worker's live-only values leave the sums (counters stay)
+        options["child_exit"] = lambda _server, worker: observability.mark_worker_dead(
+            worker.pid, Path(metrics_dir)
+        )
     return options
+
+
+#: Where prometheus_client's multi-process mode keeps each worker's values.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def prepare_metrics_dir(settings: Settings) -> None:
+    """Multi-process metrics: every worker writes its values to files that ``/metrics`` adds
+    up, so counters survive a worker restart and cover every worker. The directory (the
+    variable, else ``DATA_DIR/metrics``) is emptied at each start; set before any import of
+    ``prometheus_client`` in a worker."""
+    if not settings.metrics:
+        return
+    directory = Path(os.environ.get(MULTIPROC_ENV) or settings.data_dir / "metrics")
+    observability.clear_multiprocess_dir(directory)
+    os.environ[MULTIPROC_ENV] = str(directory)
 
 
 def _run_gunicorn(options: dict[str, Any], url: str) -> None:
@@ -131,6 +156,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     os.environ["STORNO_HOST"] = settings.host
     os.environ["STORNO_PORT"] = str(settings.port)
     os.environ["STORNO_WORKERS"] = str(plan.workers)
+    prepare_metrics_dir(settings)
     # Once, before any worker starts: keys generated on a first run, the schema created.
     from reference_server.wiring import build_server
 

@@ -323,7 +323,7 @@ class Metrics:
         from prometheus_client import multiprocess
 
         registry = self._pc.CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry, path=str(self.multiprocess_dir))
+        multiprocess.MultiProcessCollector(registry, path=str(self.multiprocess_dir))  # type: ignore[no-untyped-call]
         return bytes(self._pc.generate_latest(registry))
 
     def observe_request(self, record: RequestRecord) -> None:
@@ -478,4 +478,4 @@ def mark_worker_dead(pid: int, directory: Path) -> None:
     _prometheus()
     from prometheus_client import multiprocess
 
-    multiprocess.mark_process_dead(pid, str(directory))
+    multiprocess.mark_process_dead(pid, str(directory))  # type: ignore[no-untyped-call]
