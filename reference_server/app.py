@@ -10,6 +10,7 @@ from reference_server.settings import Settings
 from reference_server.wiring import Server, build_server
 from storno_security.integrations.falcon.app import build_app
 from storno_security.integrations.falcon.routing import Api, ApiOptions, WsgiApp
+from storno_security.integrations.keyholders import register_holder
 from storno_security.integrations.observability import configure_json_logging
 
 __all__ = ["create_app", "create_app_from_env"]
@@ -45,4 +46,7 @@ def create_app_from_env() -> WsgiApp:
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
         )
-    return create_app(settings)
+    server = build_server(settings)
+    if settings.vault_key_file is None:  # `vault retire-old` waits for this process to go
+        register_holder(settings.data_dir / "keys" / "vault", server.keys.vault.active_kid)
+    return create_app(server=server)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Sequence
+from importlib import metadata
 
-from reference_server.cli import data, keys, license, serve, vault, xml
+from reference_server.cli import data, keys, license, serve, users, vault, xml
 from reference_server.cli._common import PROG, CliError, Parser, UsageError, data_parent, fail
 from reference_server.cli.serve import ACCESS_LOG_FORMAT, WorkerPlan, plan_workers
 from reference_server.settings import SettingsError
@@ -42,12 +43,42 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the storno-security reference server and manage its keys and data. "
         "Settings come from STORNO_* environment variables (docs/server.md).",
     )
+    parser.add_argument("--version", action="version", version=f"{PROG} {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="<command>", parser_class=Parser)
     commands.required = True
     shared = data_parent()
-    for module in (serve, keys, license, xml, vault, data):
+    for module in (serve, keys, license, xml, vault, data, users):
         module.add_parser(commands, shared)
     return parser
+
+
+def _version() -> str:
+    try:
+        return metadata.version("storno-security")
+    except metadata.PackageNotFoundError:  # pragma: no cover - run from a source tree
+        return "unknown (not installed)"
+
+
+#: The extra that brings each optional module.
+_EXTRAS = {
+    "psycopg": "postgres",
+    "pymysql": "mysql",
+    "redis": "redis",
+    "prometheus_client": "metrics",
+    "falcon": "server",
+    "gunicorn": "server",
+    "jsonschema": "server",
+    "sqlalchemy": "sql",
+}
+
+
+def _missing(exc: ModuleNotFoundError) -> str:
+    top = (exc.name or "").split(".")[0]
+    extra = _EXTRAS.get(top, "server")
+    return (
+        f"the Python module {top!r} is missing: install the '{extra}' extra "
+        f"(pip install 'storno-security[{extra}]')"
+    )
 
 
 def _failure_message(exc: BaseException) -> str:
@@ -59,6 +90,8 @@ def _failure_message(exc: BaseException) -> str:
         return f"the XML document is refused (reason: {exc.reason})"
     if isinstance(exc, LicenseKeyError):
         return f"unusable license key: {exc} (reason: {exc.reason})"
+    if isinstance(exc, StoreError) and isinstance(exc.__cause__, ModuleNotFoundError):
+        return _missing(exc.__cause__)
     if isinstance(exc, StoreError):
         cause = exc.__cause__
         detail = f": {type(cause).__name__}" if cause is not None else ""
@@ -90,13 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ValueError,
     ) as exc:
         fail(f"{PROG}: error: {_failure_message(exc)}", 1)
-    except ModuleNotFoundError as exc:
-        # A driver the settings need (psycopg, pymysql, redis) is not installed.
-        fail(
-            f"{PROG}: error: the Python module {exc.name!r} is missing; install the extra "
-            "for your settings, e.g. pip install 'storno-security[server,postgres,redis]'",
-            1,
-        )
+    except ModuleNotFoundError as exc:  # a driver the settings need is not installed
+        fail(f"{PROG}: error: {_missing(exc)}", 1)
     except KeyboardInterrupt:
         fail(f"{PROG}: interrupted", 130)
 

@@ -112,6 +112,10 @@ COMMANDS = [
     ["audit", "purge"],
     ["accounts"],
     ["accounts", "purge"],
+    ["users"],
+    ["users", "sessions"],
+    ["users", "mfa-unlock"],
+    ["users", "mfa-disable"],
 ]
 
 
