@@ -413,11 +413,11 @@ class Observer:
     """The logs and metrics of one application: hand :attr:`events` to the kit, call
     :meth:`request_finished` at the end of every request.
 
-    Args:
+    Attributes:
         metrics: the Prometheus metrics, or ``None`` (logs only).
         access: who may read the metrics.
-        logger: the request logger.
-        event_logger: the security-event sink for logs.
+        logger: the request logger (``storno_security.http``).
+        event_log: the security-event sink for logs.
     """
 
     metrics: Metrics | None = None

@@ -5,6 +5,8 @@ extra when a module is missing, and the ``mariadb`` extra."""
 
 from __future__ import annotations
 
+import re
+import shlex
 import sys
 import tomllib
 from datetime import timedelta
@@ -14,12 +16,14 @@ from pathlib import Path
 import pyotp
 import pytest
 
+from reference_server.cli import build_parser
 from reference_server.cli._common import progress
 from storno_security.clock import FrozenClock, SystemClock
 from storno_security.errors import InvalidMfaCodeError, MfaLockedError
 from storno_security.events import SecurityEventType
 from storno_security.integrations.keyfiles import generate_vault_key
 from storno_security.integrations.keyholders import live_holders, register_holder
+from storno_security.integrations.observability import Metrics, RequestRecord
 from storno_security.kit import MfaRequired
 from tests.server.test_cli import _seed_sealed_rows, data_dir, fresh_services, run
 
@@ -209,3 +213,22 @@ def test_the_mariadb_extra_is_the_mysql_one() -> None:
     assert any("pymysql" in requirement for requirement in extras["mysql"])
     assert any("prometheus_client" in r for r in extras["metrics"])
     assert any("metrics" in r for r in extras["server"])
+
+
+def test_the_operations_guide_names_real_commands_metrics_and_fields() -> None:
+    text = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    commands = re.findall(r"^\$ storno-security (.+?)(?:\s+#.*)?$", text, re.MULTILINE)
+    assert len(commands) >= 6
+    for command in commands:
+        args = build_parser().parse_args(shlex.split(command))
+        assert callable(args.func)
+    rendered = Metrics().render().decode()
+    for name in re.findall(r"^\| `(storno_[a-z_]+)` \|", text, re.MULTILINE):
+        assert f"# TYPE {name} " in rendered, name
+    record = RequestRecord(
+        request_id="r", route="/x", method="GET", status=200, duration=0.0, principal="user"
+    )
+    documented = re.findall(r"^\| `([a-z_]+)`(?:, `([a-z_]+)`)? \|", text, re.MULTILINE)
+    fields = {name for pair in documented for name in pair if name and "storno" not in name}
+    assert len(fields) == 6
+    assert fields <= set(record.log_fields())
