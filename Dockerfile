@@ -11,15 +11,17 @@
 ARG PYTHON_VERSION=3.12
 
 FROM python:${PYTHON_VERSION}-slim-bookworm AS build
-ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ONLY_BINARY=:all:
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY pyproject.toml README.md LICENSE ./
 COPY storno_security ./storno_security
 COPY reference_server ./reference_server
-# hatchling builds the wheel of this package (pure Python); every dependency is a wheel.
+# hatchling builds this package's wheel (pure Python); every dependency must be a wheel, so
+# no compiler is needed here either. tests/server/test_container.py installs the same way.
 RUN python -m venv /opt/storno \
- && /opt/storno/bin/pip install --no-binary=storno-security --only-binary=:all: \
-        ".[server,postgres,redis]" \
+ && /opt/storno/bin/pip wheel --no-deps --wheel-dir /wheels . \
+ && /opt/storno/bin/pip install --only-binary=:all: \
+        "$(ls /wheels/storno_security-*.whl)[server,postgres,redis]" \
  && /opt/storno/bin/pip uninstall --yes pip
 
 FROM python:${PYTHON_VERSION}-slim-bookworm

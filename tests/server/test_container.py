@@ -144,7 +144,13 @@ def fresh_venv() -> Iterator[Path]:
         venv = base / "venv"
         subprocess.run([_python(), "-m", "venv", str(venv)], check=True, timeout=120)
         subprocess.run(
-            [str(venv / "bin" / "pip"), "install", "--quiet", f"{wheel}[server,postgres,redis]"],
+            [
+                str(venv / "bin" / "pip"),
+                "install",
+                "--quiet",
+                "--only-binary=:all:",  # as the Dockerfile: no compiler needed
+                f"{wheel}[server,postgres,redis]",
+            ],
             check=True,
             timeout=600,
         )
