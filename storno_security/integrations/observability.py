@@ -433,13 +433,16 @@ class Observer:
     def request_finished(self, record: RequestRecord, *, error: BaseException | None) -> None:
         """Log one line for the request and count it (and what its error says)."""
         level = logging.ERROR if record.status >= 500 else logging.INFO
+        fields = record.log_fields()
         self.logger.log(
             level,
-            "%s %s %s",
-            method_label(record.method),
-            record.route or UNMATCHED,
-            record.status,
-            extra={"fields": record.log_fields()},
+            "%s %s %s %.1fms %s",  # the text format's line; the JSON one has the fields
+            fields["method"],
+            fields["route"],
+            fields["status"],
+            fields["duration_ms"],
+            fields["principal"],
+            extra={"fields": fields},
         )
         if self.metrics is not None:
             self.metrics.observe_request(record)
