@@ -6,6 +6,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +24,10 @@ from reference_server.settings import SettingsError
 from reference_server.wiring import build_server, run_now
 from storno_security.clock import FrozenClock
 from storno_security.integrations.observability import JsonLogFormatter
+from tests.conftest import REDIS_URL, _port_open, missing_service
 from tests.server.api import FalconApi
-from tests.server.conftest import make_settings
+from tests.server.conftest import TEST_ENV, make_settings
+from tests.server.test_cli import _free_port, _wait_healthy, subprocess_env
 
 
 def _lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
@@ -171,3 +179,74 @@ def test_the_metrics_setting() -> None:
         Settings.from_env({"STORNO_METRICS": "0.0.0.0/0"})
     with pytest.raises(SettingsError, match="STORNO_LOG_FORMAT"):
         Settings.from_env({"STORNO_LOG_FORMAT": "xml"})
+
+
+# -- serve: several workers, multi-process metrics -------------------------------------------
+
+
+def _get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=5) as answer:  # noqa: S310 - our loopback server
+        body: bytes = answer.read()
+        return body
+
+
+def _health_count(url: str) -> float:
+    text = _get(url + "/metrics").decode()
+    return _value(text, 'storno_http_requests_total{method="GET",route="/health",status="200"}')
+
+
+_TWO = ("--workers", "2", "--graceful-timeout", "5")
+
+
+def _workers(master: int) -> set[int]:
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    return {int(pid) for pid in children}
+
+
+@pytest.mark.slow
+def test_serve_adds_up_every_worker_and_keeps_counts_across_restarts(tmp_path: Path) -> None:
+    if not _port_open("127.0.0.1", 6379):
+        missing_service("redis", "127.0.0.1:6379")
+    port = _free_port()
+    env = subprocess_env(
+        **TEST_ENV,
+        STORNO_DATA_DIR=str(tmp_path / "data"),
+        STORNO_RATELIMIT_URI=REDIS_URL,  # shared limits: several workers are allowed
+    )
+    err_path = tmp_path / "serve.err"
+    with err_path.open("wb") as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "reference_server", "serve", "--port", str(port), *_TWO],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(process, url, err_path)
+        deadline = time.monotonic() + 30
+        while len(_workers(process.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)  # waiting for the second worker process, not for test time
+        for _ in range(20):
+            _get(url + "/health")
+        before = _health_count(url)
+        assert before >= 21  # every request, whichever worker answered it
+        old = _workers(process.pid)
+        assert len(old) == 2
+        for pid in old:  # gunicorn replaces them: their counts must survive
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 60
+        while (not _workers(process.pid) or _workers(process.pid) & old) and (
+            time.monotonic() < deadline
+        ):
+            time.sleep(0.1)  # waiting for gunicorn to replace the workers
+        _wait_healthy(process, url, err_path)
+        assert not _workers(process.pid) & old
+        assert _health_count(url) >= before + 1
+        os.killpg(process.pid, signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
