@@ -227,6 +227,8 @@ def test_the_observer_sink_logs_and_counts(caplog: pytest.LogCaptureFixture) -> 
         ("203.0.113.9", "127.0.0.1", True, False),
         ("127.0.0.2", "127.0.0.1", True, True),
         ("not an address", "not an address", False, False),
+        ("::ffff:127.0.0.1", "::ffff:127.0.0.1", False, True),
+        ("::ffff:10.0.0.5", "::ffff:10.0.0.5", False, False),
     ],
 )
 def test_who_may_read_the_metrics(client: str, peer: str, forwarded: bool, allowed: bool) -> None:
