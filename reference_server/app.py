@@ -3,8 +3,6 @@ and the server's own resources over one :class:`Server`."""
 
 from __future__ import annotations
 
-import logging
-import sys
 from typing import Any
 
 from reference_server.demo import add_demo
@@ -15,6 +13,8 @@ from storno_security.integrations.asgi_front import AsgiFront
 from storno_security.integrations.falcon.app import build_app
 from storno_security.integrations.falcon.browser import BrowserMiddleware, CorsPolicy
 from storno_security.integrations.falcon.routing import Api, ApiOptions, WsgiApp
+from storno_security.integrations.keyholders import register_holder
+from storno_security.integrations.observability import configure_logging, stdout_access_log
 
 __all__ = ["create_app", "create_app_from_env", "create_asgi_app"]
 
@@ -36,7 +36,7 @@ def create_app(settings: Settings | None = None, *, server: Server | None = None
         trusted_proxies=server.settings.trusted_proxies,
         title="storno-security reference server",
     )
-    api = Api(kit=server.kit, options=options, state=server)
+    api = Api(kit=server.kit, options=options, state=server, observer=server.observer)
     origins = server.settings.cors_origins
     browser = BrowserMiddleware(cors=CorsPolicy(frozenset(origins)) if origins else None)
     app = build_app(api, MODULES, outer=[browser])
@@ -44,29 +44,28 @@ def create_app(settings: Settings | None = None, *, server: Server | None = None
     return app
 
 
-def _logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+def _prepare(settings: Settings) -> Server:
+    """This process's logging, its server, and its vault key-holder marker."""
+    configure_logging(settings.log_format)
+    server = build_server(settings)
+    if settings.vault_key_file is None:  # `vault retire-old` waits for this process to go
+        register_holder(settings.data_dir / "keys" / "vault", server.keys.vault.active_kid)
+    return server
 
 
 def create_app_from_env() -> Any:
     """WSGI entry point: ``gunicorn 'reference_server.app:create_app_from_env()'``; each
     request under the deadline (``STORNO_REQUEST_TIMEOUT``)."""
-    _logging()
-    server = build_server(Settings.from_env())
+    server = _prepare(Settings.from_env())
     return server.deadlines.wsgi(create_app(server=server))
 
 
 def create_asgi_app(settings: Settings, *, threads: int, access_log: bool = False) -> AsgiFront:
     """The ASGI application ``serve`` runs (SRV-5): slow clients wait on the event loop,
     ``STORNO_MAX_IN_FLIGHT`` requests are admitted, each answers by its deadline."""
-    _logging()
-    server = build_server(settings)
-    access = logging.getLogger("reference_server.access") if access_log else None
-    if access is not None:  # one line per request on stdout (path only, never the query)
-        handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-        access.addHandler(handler)
-        access.propagate = False
+    server = _prepare(settings)
+    # one line per request on stdout (path only, never the query)
+    access = stdout_access_log("reference_server.access") if access_log else None
     return AsgiFront(
         server.deadlines.wsgi(create_app(server=server)),
         threads=threads,

@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from storno_security.integrations import env as parse
+
 if TYPE_CHECKING:
     from storno_security.stores.sql import DatabaseTimeouts
 
@@ -40,7 +42,7 @@ def _seconds(instance: object, attribute: attrs.Attribute[float], value: float) 
         raise SettingsError(f"{attribute.name} must be 0 < seconds <= 3600, got {value}")
 
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Network = parse.Network
 
 
 @attrs.frozen(kw_only=True)
@@ -48,10 +50,10 @@ class Settings:
     """Everything the server reads from its environment. Build with :meth:`from_env`."""
 
     data_dir: Path = attrs.field(default=Path("storno-data"), converter=Path)
-    database_url: str | None = attrs.field(default=None, repr=lambda url: _masked(url))
-    redis_url: str | None = attrs.field(default=None, repr=lambda url: _masked(url))
+    database_url: str | None = attrs.field(default=None, repr=lambda url: parse.masked_url(url))
+    redis_url: str | None = attrs.field(default=None, repr=lambda url: parse.masked_url(url))
     redis_prefix: str = "storno:"
-    ratelimit_uri: str | None = attrs.field(default=None, repr=lambda url: _masked(url))
+    ratelimit_uri: str | None = attrs.field(default=None, repr=lambda url: parse.masked_url(url))
     token_issuer: str | None = None
     token_audience: str = "storno-api"  # noqa: S105 - an audience, not a secret
     password_cost: int = 12
@@ -89,6 +91,12 @@ class Settings:
     cors_origins: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     #: Unset: on when the public URL is localhost.
     demo_page: bool | None = None
+    #: who may read ``/metrics``: loopback by default, ``()`` when off (``STORNO_METRICS``)
+    metrics: tuple[Network, ...] = (
+        ipaddress.ip_network("127.0.0.0/8"),
+        ipaddress.ip_network("::1/128"),
+    )
+    log_format: str = "json"
 
     def __attrs_post_init__(self) -> None:
         parts = urlsplit(self.public_url)
@@ -129,8 +137,19 @@ class Settings:
                     f"STORNO_TRUSTED_PROXIES={network} would let every client choose its "
                     "address (and rate-limit bucket): name your proxies"
                 )
+        for network in self.metrics:
+            if network.prefixlen == 0:
+                raise SettingsError(
+                    f"STORNO_METRICS={network} would show the metrics to everyone: name the "
+                    "networks of your scrapers"
+                )
+        if self.log_format not in ("json", "text"):
+            raise SettingsError(f"STORNO_LOG_FORMAT must be json or text, got {self.log_format!r}")
         if self.database_url is not None:
-            _check_database_url(self.database_url)
+            try:
+                parse.database_url(self.database_url)
+            except ValueError as exc:
+                raise SettingsError(f"STORNO_DATABASE_URL {exc}") from None
         if (self.xml_key_file is None) != (self.xml_cert_file is None):
             raise SettingsError("STORNO_XML_KEY_FILE and STORNO_XML_CERT_FILE go together")
 
@@ -262,121 +281,55 @@ def _origin_of(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def _masked(url: str | None) -> str:
-    """A URL for ``repr``: any password replaced by ``***``."""
-    if url is None:
-        return "None"
-    parts = urlsplit(url)
-    if parts.password is None:
-        return repr(url)
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return repr(parts._replace(netloc=netloc).geturl())
-
-
-def _check_database_url(url: str) -> None:
-    try:
-        import sqlalchemy as sa
-    except ImportError:  # pragma: no cover - the server extra brings SQLAlchemy
-        raise SettingsError("STORNO_DATABASE_URL needs SQLAlchemy (the 'server' extra)") from None
-    try:
-        parsed = sa.make_url(url)
-    except (sa.exc.ArgumentError, ValueError):
-        raise SettingsError("STORNO_DATABASE_URL is not a database URL") from None
-    if parsed.get_backend_name() not in ("sqlite", "postgresql", "mysql", "mariadb"):
-        raise SettingsError(
-            "STORNO_DATABASE_URL must be SQLite, PostgreSQL or MySQL/MariaDB, "
-            f"not {parsed.get_backend_name()!r}"
-        )
-
-
-def _text(raw: str) -> str | None:
-    return raw.strip() or None
-
-
-def _required_text(raw: str) -> str:
-    value = raw.strip()
-    if not value:
-        raise ValueError("must not be empty")
-    return value
-
-
-def _path(raw: str) -> Path | None:
-    return Path(raw) if raw.strip() else None
-
-
-def _int(raw: str) -> int:
-    return int(raw.strip(), 10)
-
-
-def _float(raw: str) -> float:
-    return float(raw.strip())
-
-
-def _optional_int(raw: str) -> int | None:
-    return _int(raw) if raw.strip() else None
-
-
-def _bool(raw: str) -> bool:
+def _metrics(raw: str) -> tuple[Network, ...]:
     value = raw.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"expected true or false, got {raw!r}")
-
-
-def _optional_bool(raw: str) -> bool | None:
-    return _bool(raw) if raw.strip() else None
-
-
-def _words(raw: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in raw.split(",") if part.strip())
-
-
-def _networks(raw: str) -> tuple[Network, ...]:
-    return tuple(
-        ipaddress.ip_network(part.strip(), strict=False) for part in raw.split(",") if part.strip()
-    )
+    if value in ("off", "none", ""):
+        return ()
+    if value in ("localhost", "loopback"):
+        return (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+    return parse.networks(raw)
 
 
 _PARSERS: dict[str, Callable[[str], object]] = {
-    "data_dir": _required_text,
-    "database_url": _text,
-    "redis_url": _text,
-    "redis_prefix": _required_text,
-    "ratelimit_uri": _text,
-    "public_url": _required_text,
-    "token_issuer": _text,
-    "token_audience": _required_text,
-    "password_cost": _int,
-    "cookie_secure": _bool,
-    "trusted_proxies": _networks,
-    "jwt_key_file": _path,
-    "vault_key_file": _path,
-    "xml_key_file": _path,
-    "xml_cert_file": _path,
-    "license_public_key_file": _path,
-    "license_issuer": _required_text,
-    "instance_id": _text,
-    "google_client_id": _text,
-    "email_sink": _required_text,
-    "deletion_grace_days": _int,
-    "audit_retention_days": _int,
-    "api_fail_open": _bool,
-    "max_body_bytes": _int,
-    "host": _required_text,
-    "port": _int,
-    "workers": _optional_int,
-    "request_timeout": _float,
-    "max_in_flight": _int,
-    "db_connect_timeout": _float,
-    "db_statement_timeout": _float,
-    "db_lock_timeout": _float,
-    "db_pool_size": _int,
-    "db_pool_timeout": _float,
-    "redis_timeout": _float,
-    "cors_origins": _words,
-    "demo_page": _optional_bool,
+    "data_dir": parse.required_text,
+    "database_url": parse.text,
+    "redis_url": parse.text,
+    "redis_prefix": parse.required_text,
+    "ratelimit_uri": parse.text,
+    "public_url": parse.required_text,
+    "token_issuer": parse.text,
+    "token_audience": parse.required_text,
+    "password_cost": parse.integer,
+    "cookie_secure": parse.boolean,
+    "trusted_proxies": parse.networks,
+    "jwt_key_file": parse.path,
+    "vault_key_file": parse.path,
+    "xml_key_file": parse.path,
+    "xml_cert_file": parse.path,
+    "license_public_key_file": parse.path,
+    "license_issuer": parse.required_text,
+    "instance_id": parse.text,
+    "google_client_id": parse.text,
+    "email_sink": parse.required_text,
+    "deletion_grace_days": parse.integer,
+    "audit_retention_days": parse.integer,
+    "api_fail_open": parse.boolean,
+    "max_body_bytes": parse.integer,
+    "host": parse.required_text,
+    "port": parse.integer,
+    "workers": parse.optional_integer,
+    "request_timeout": parse.number,
+    "max_in_flight": parse.integer,
+    "db_connect_timeout": parse.number,
+    "db_statement_timeout": parse.number,
+    "db_lock_timeout": parse.number,
+    "db_pool_size": parse.integer,
+    "db_pool_timeout": parse.number,
+    "redis_timeout": parse.number,
+    "cors_origins": parse.words,
+    "demo_page": parse.optional_boolean,
+    "metrics": _metrics,
+    "log_format": parse.required_text,
 }
 
 #: Every environment variable the server reads.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import urllib.request
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +35,7 @@ from storno_security.errors import InvalidLicenseError
 from storno_security.integrations._common import ApiError
 from storno_security.integrations.deadline import RequestDeadlines
 from storno_security.integrations.keyfiles import KeyMaterial, load_key_material
+from storno_security.integrations.observability import Metrics, MetricsAccess, Observer
 from storno_security.kit import Kit, KitKeys, KitPolicy, Purge
 from storno_security.license import Entitlements, LicenseKey, LicensePolicy, LicenseVerifier
 from storno_security.mfa import MfaPolicy
@@ -75,6 +77,7 @@ class Server:
     xml_verifier: XmlVerifier
     schemas: SchemaRegistry
     deadlines: RequestDeadlines
+    observer: Observer = attrs.field(factory=Observer)
 
     def readiness(self) -> dict[str, str]:
         """Each dependency's state: ``ok`` or ``unavailable`` (for ``/ready``)."""
@@ -230,6 +233,12 @@ def build_server(
     )
     sink = email or _email_sink(settings)
     policy = kit_policy(settings)
+    observer = Observer(
+        metrics=Metrics(multiprocess_dir=os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+        if settings.metrics
+        else None,
+        access=MetricsAccess(settings.metrics),
+    )
     google = None
     if settings.google_client_id:
         fetcher = google_fetcher or CachingJwksFetcher(
@@ -252,6 +261,7 @@ def build_server(
         ),
         defer=run_later or _background_runner(),
         google=google,
+        events=observer.events,
         companies=data.company_lookup,
         rate_limits={p.name: p for p in spec_policies(api_fail_open=settings.api_fail_open)},
     )
@@ -277,4 +287,5 @@ def build_server(
         xml_verifier=XmlVerifier(expected_certificate=keys.xml.certificate, clock=clock),
         schemas=SchemaRegistry(),
         deadlines=deadlines,
+        observer=observer,
     )

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Sequence
+from importlib import metadata
 
-from reference_server.cli import data, keys, license, serve, vault, xml
+from reference_server.cli import data, keys, license, serve, users, vault, xml
 from reference_server.cli._common import PROG, CliError, Parser, UsageError, data_parent, fail
-from reference_server.cli.serve import WorkerPlan, plan_workers
+from reference_server.cli.serve import plan_workers
 from reference_server.settings import SettingsError
 from storno_security.errors import (
     InvalidLicenseError,
@@ -22,7 +23,9 @@ from storno_security.errors import (
     StoreError,
     XmlParseError,
 )
+from storno_security.integrations.env import missing_extra
 from storno_security.integrations.keyfiles import KeyFileError
+from storno_security.integrations.serving import WorkerPlan
 
 __all__ = [
     "CliError",
@@ -41,12 +44,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the storno-security reference server and manage its keys and data. "
         "Settings come from STORNO_* environment variables (docs/server.md).",
     )
+    parser.add_argument("--version", action="version", version=f"{PROG} {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="<command>", parser_class=Parser)
     commands.required = True
     shared = data_parent()
-    for module in (serve, keys, license, xml, vault, data):
+    for module in (serve, keys, license, xml, vault, data, users):
         module.add_parser(commands, shared)
     return parser
+
+
+def _version() -> str:
+    try:
+        return metadata.version("storno-security")
+    except metadata.PackageNotFoundError:  # pragma: no cover - run from a source tree
+        return "unknown (not installed)"
 
 
 def _failure_message(exc: BaseException) -> str:
@@ -58,6 +69,8 @@ def _failure_message(exc: BaseException) -> str:
         return f"the XML document is refused (reason: {exc.reason})"
     if isinstance(exc, LicenseKeyError):
         return f"unusable license key: {exc} (reason: {exc.reason})"
+    if isinstance(exc, StoreError) and isinstance(exc.__cause__, ModuleNotFoundError):
+        return missing_extra(exc.__cause__)
     if isinstance(exc, StoreError):
         cause = exc.__cause__
         detail = f": {type(cause).__name__}" if cause is not None else ""
@@ -89,13 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ValueError,
     ) as exc:
         fail(f"{PROG}: error: {_failure_message(exc)}", 1)
-    except ModuleNotFoundError as exc:
-        # A driver the settings need (psycopg, pymysql, redis) is not installed.
-        fail(
-            f"{PROG}: error: the Python module {exc.name!r} is missing; install the extra "
-            "for your settings, e.g. pip install 'storno-security[server,postgres,redis]'",
-            1,
-        )
+    except ModuleNotFoundError as exc:  # a driver the settings need is not installed
+        fail(f"{PROG}: error: {missing_extra(exc)}", 1)
     except KeyboardInterrupt:
         fail(f"{PROG}: interrupted", 130)
 

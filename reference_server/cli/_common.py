@@ -33,6 +33,7 @@ __all__ = [
     "keys_lock",
     "note",
     "positive_int",
+    "progress",
     "read_input",
     "say",
     "settings_of",
@@ -75,6 +76,12 @@ def say(message: str) -> None:
 def note(message: str) -> None:
     sys.stderr.write(f"{PROG}: {message}\n")
     sys.stderr.flush()
+
+
+def progress(label: str, done: int, total: int) -> None:
+    """Progress of a long job on stderr (stdout keeps the report): about every tenth."""
+    if done == total or done % max(1, total // 10) == 0:
+        note(f"{label}: {done}/{total}")
 
 
 # -- settings and key directories ---------------------------------------------------------------

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from reference_server.cli._common import Parser, say, settings_of
+from reference_server.cli._common import Parser, note, say, settings_of
 from reference_server.wiring import build_server
 
 
 def cmd_audit_purge(args: argparse.Namespace) -> int:
     settings = settings_of(args)
     server = build_server(settings, create_keys=False)
+    note(f"purging audit events older than {settings.audit_retention_days} days...")
     try:
         count = server.kit.audit.purge_expired()
     finally:
@@ -23,6 +24,7 @@ def cmd_audit_purge(args: argparse.Namespace) -> int:
 def cmd_accounts_purge(args: argparse.Namespace) -> int:
     settings = settings_of(args)
     server = build_server(settings, create_keys=False)
+    note(f"purging accounts deleted more than {settings.deletion_grace_days} days ago...")
     try:
         purged = server.purge_deleted_accounts()
     finally:

@@ -6,8 +6,6 @@ import argparse
 import os
 from typing import Any
 
-import attrs
-
 from reference_server.cli._common import (
     PROG,
     UsageError,
@@ -17,116 +15,23 @@ from reference_server.cli._common import (
     settings_of,
 )
 from reference_server.settings import Settings
+from storno_security.integrations import serving
+from storno_security.integrations.serving import WorkerPlan
 
 # -- serve ----------------------------------------------------------------------------------------
-
-
-@attrs.frozen
-class WorkerPlan:
-    """How many processes and threads ``serve`` runs, and why when it differs from the request."""
-
-    workers: int
-    threads: int
-    note: str | None = None
 
 
 def plan_workers(
     settings: Settings, *, requested: int | None, threads: int | None, cores: int | None
 ) -> WorkerPlan:
-    """Workers for ``settings``: one process when rate limits live in memory (they would be per
-    process otherwise), else the request or ``min(2 * cores + 1, 8)``."""
-    if not settings.shares_state_across_processes:
-        note = None
-        if requested is not None and requested > 1:
-            note = (
-                f"running 1 worker, not {requested}: rate limits are in memory "
-                f"({settings.effective_ratelimit_uri}) and would be counted per process; "
-                "set STORNO_REDIS_URL or STORNO_RATELIMIT_URI to run several workers"
-            )
-        return WorkerPlan(workers=1, threads=threads or 8, note=note)
-    workers = requested or min(2 * (cores or 1) + 1, 8)
-    return WorkerPlan(workers=workers, threads=threads or 4)
-
-
-def _bind_address(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _gunicorn_options(
-    settings: Settings, plan: WorkerPlan, args: argparse.Namespace
-) -> dict[str, Any]:
-    options: dict[str, Any] = {
-        "bind": [_bind_address(settings.host, settings.port)],
-        "workers": plan.workers,
-        # uvicorn's event loop reads requests (slow clients hold no thread); the app runs in
-        # plan.threads threads behind an admission bound and a deadline (SRV-5)
-        "worker_class": "storno_security.integrations.asgi_worker.UvicornWorker",
-        "timeout": args.timeout,
-        "graceful_timeout": args.graceful_timeout,
-        "keepalive": 5,
-        "preload_app": False,
-        "proc_name": PROG,
-        "errorlog": "-",
-        "loglevel": args.log_level,
-    }
-    return options
-
-
-def _run_gunicorn(options: dict[str, Any], url: str, threads: int, access_log: bool) -> None:
-    from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
-
-    class StornoApplication(BaseApplication):  # type: ignore[misc]
-        """gunicorn with our options and the app factory (each worker builds its services)."""
-
-        def load_config(self) -> None:
-            for name, value in options.items():
-                self.cfg.set(name, value)
-            if "control_socket_disable" in self.cfg.settings:
-                # gunicorn >= 25.1 opens a control socket at one path per user ($HOME):
-                # two servers would fight over it, and nothing here uses it.
-                self.cfg.set("control_socket_disable", True)
-
-            def when_ready(server: Any) -> None:
-                say(f"{PROG}: serving on {url}")
-
-            self.cfg.set("when_ready", when_ready)
-
-        def load(self) -> Any:
-            from reference_server.app import create_asgi_app
-
-            return create_asgi_app(Settings.from_env(), threads=threads, access_log=access_log)
-
-    StornoApplication().run()
-
-
-def _check_redis(settings: Settings) -> None:
-    """Refuse a Redis that may evict the shared state (REF-6, exit 2 with one line); start
-    degraded when it cannot be reached (workers reconnect when it answers)."""
-    if settings.redis_url is None:
-        return
-    import redis
-
-    from storno_security.errors import StoreUnavailableError
-    from storno_security.stores.redis import eviction_policy
-
-    timeout = settings.redis_timeout
-    client = redis.Redis.from_url(
-        settings.redis_url, socket_connect_timeout=timeout, socket_timeout=timeout
+    """Workers for ``settings`` (see :func:`storno_security.integrations.serving.plan_workers`)."""
+    return serving.plan_workers(
+        shared_limits=settings.shares_state_across_processes,
+        limits_uri=settings.effective_ratelimit_uri,
+        requested=requested,
+        threads=threads,
+        cores=cores,
     )
-    try:
-        policy = eviction_policy(client)
-    except StoreUnavailableError:
-        policy = "unreachable"
-        note("Redis is unreachable: starting degraded (/ready answers 503 until it answers)")
-    finally:
-        client.close()
-    if policy is None:
-        note("Redis will not tell its maxmemory-policy: make sure it is noeviction")
-    elif policy not in ("noeviction", "unreachable"):
-        raise UsageError(
-            f"Redis' maxmemory-policy is {policy!r}: it could evict MFA challenges, replay "
-            "guards and step-up tokens; set maxmemory-policy noeviction"
-        )
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -152,18 +57,45 @@ def cmd_serve(args: argparse.Namespace) -> int:
     os.environ["STORNO_HOST"] = settings.host
     os.environ["STORNO_PORT"] = str(settings.port)
     os.environ["STORNO_WORKERS"] = str(plan.workers)
+    if settings.metrics:
+        serving.prepare_metrics_dir(settings.data_dir / "metrics")
     # Once, before any worker starts: keys generated on a first run, the schema created.
     from reference_server.wiring import build_server
 
     build_server(settings).close()
-    _check_redis(settings)
+    if settings.redis_url is not None:  # refuse an evicting Redis (REF-6); start degraded
+        problem, remark = serving.redis_eviction_problem(
+            settings.redis_url, timeout=settings.redis_timeout
+        )
+        if problem:
+            raise UsageError(problem)
+        if remark:
+            note(remark)
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     url = f"http://{host}:{settings.port}"
     note(
         f"{plan.workers} worker(s) x {plan.threads} threads, data in {settings.data_dir}, "
         f"public URL {settings.public_url}"
     )
-    _run_gunicorn(_gunicorn_options(settings, plan, args), url, plan.threads, args.access_log)
+    options = serving.gunicorn_options(
+        host=settings.host,
+        port=settings.port,
+        workers=plan.workers,
+        timeout=args.timeout,
+        graceful_timeout=args.graceful_timeout,
+        log_level=args.log_level,
+        json_logs=settings.log_format == "json",
+        proc_name=PROG,
+    )
+
+    def load() -> Any:
+        from reference_server.app import create_asgi_app
+
+        return create_asgi_app(
+            Settings.from_env(), threads=plan.threads, access_log=args.access_log
+        )
+
+    serving.run_gunicorn(options, load=load, on_ready=lambda: say(f"{PROG}: serving on {url}"))
     return 0
 
 

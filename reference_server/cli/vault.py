@@ -13,16 +13,15 @@ from reference_server.cli._common import (
     keys_dir,
     keys_lock,
     note,
+    progress,
     say,
     settings_of,
 )
 from reference_server.data import ServerData
 from reference_server.data.reseal import ResealReport, reseal, still_sealed_under_old_keys
 from reference_server.settings import Settings
-from storno_security.integrations.keyfiles import (
-    generate_vault_key,
-    load_vault_ring,
-)
+from storno_security.integrations.keyfiles import generate_vault_key, load_vault_ring
+from storno_security.integrations.keyholders import live_holders
 
 # -- vault ----------------------------------------------------------------------------------------
 
@@ -76,7 +75,7 @@ def cmd_vault_rotate(args: argparse.Namespace) -> int:
     say(f"vault  {old}  decrypt-only")
     database = _database(settings)
     try:
-        code = _finish_reseal(reseal(database, ring))
+        code = _finish_reseal(reseal(database, ring, progress=progress))
     finally:
         database.dispose()
     note(
@@ -91,7 +90,7 @@ def cmd_vault_reseal(args: argparse.Namespace) -> int:
     ring = load_vault_ring(_vault_dir(settings), create=False)
     database = _database(settings)
     try:
-        return _finish_reseal(reseal(database, ring))
+        return _finish_reseal(reseal(database, ring, progress=progress))
     finally:
         database.dispose()
 
@@ -103,6 +102,13 @@ def cmd_vault_retire_old(args: argparse.Namespace) -> int:
     try:
         with keys_lock(settings):
             ring = load_vault_ring(directory, create=False)
+            for holder in live_holders(directory):
+                if holder.kid != ring.active_kid:
+                    raise CliError(
+                        f"server process {holder.pid} on {holder.host} still seals with vault "
+                        f"key {holder.kid}: restart the server (or send SIGHUP), run `{PROG} "
+                        f"vault reseal`, then retry (if that process is gone, delete {holder.path})"
+                    )
             waiting = still_sealed_under_old_keys(database, ring)
             if waiting:
                 raise CliError(

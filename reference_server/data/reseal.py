@@ -76,8 +76,14 @@ class ResealReport:
     unreadable: int = 0
 
 
-def reseal(database: ServerData, ring: VaultKeyRing) -> dict[str, ResealReport]:
-    """Re-seal every value not under the active key, one compare-and-set UPDATE per row."""
+def reseal(
+    database: ServerData,
+    ring: VaultKeyRing,
+    *,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> dict[str, ResealReport]:
+    """Re-seal every value not under the active key, one compare-and-set UPDATE per row;
+    ``progress(column, done, total)`` hears of each row."""
     reports: dict[str, ResealReport] = {}
     for spec in _sealed_columns():
         report = reports.setdefault(f"{spec.table.name}.{spec.column}", ResealReport())
@@ -89,7 +95,9 @@ def reseal(database: ServerData, ring: VaultKeyRing) -> dict[str, ResealReport]:
         ]
         with database.transaction() as conn:
             rows = conn.execute(sa.select(*wanted).where(_holds_sealed(column))).mappings().all()
-        for row in rows:
+        for done, row in enumerate(rows, start=1):
+            if progress is not None:
+                progress(f"{spec.table.name}.{spec.column}", done, len(rows))
             old = row[spec.column]
             try:
                 if not ring.needs_rotation(old):

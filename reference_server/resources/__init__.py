@@ -16,6 +16,7 @@ from reference_server.resources import (
     vault,
     xml,
 )
+from storno_security.integrations.falcon import observe
 from storno_security.integrations.falcon.routes import ROUTES as KIT_ROUTES
 from storno_security.integrations.falcon.routing import Routes
 
@@ -24,6 +25,7 @@ __all__ = ["MODULES"]
 #: Every route module, in the order their routes are added.
 MODULES: tuple[Routes, ...] = (
     meta.routes,
+    observe.routes,
     *KIT_ROUTES,
     companies.routes,
     members.routes,

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from storno_security.kit.deletion import DeletionFlows
+from storno_security.kit.admin import AdminFlows
 
 __all__ = ["Kit"]
 
 
-class Kit(DeletionFlows):
+class Kit(AdminFlows):
     """The account and session flows of the library, built from one policy, one key set and
     one store bundle (see :mod:`storno_security.kit`).
 

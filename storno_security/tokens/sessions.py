@@ -344,6 +344,16 @@ class SessionManager:
             )
         )
 
+    def live_sessions(self, user_id: str) -> list[RefreshFamily]:
+        """The user's sessions (refresh families) neither revoked nor over, oldest first.
+
+        Raises:
+            StoreError: the store failed.
+        """
+        if not isinstance(user_id, str) or not user_id:
+            raise ValueError("user_id must be a non-empty string")
+        return self._families.live_families(user_id, now=self._clock.now())
+
     def revoke_all(self, user_id: str, *, reason: RevokeReason) -> int:
         """Kill every session of the user (REF-4): call after a password change or reset, MFA
         disable, or account deletion.

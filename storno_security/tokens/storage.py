@@ -152,6 +152,11 @@ class RefreshFamilyStore(Protocol):
         """Revoke every live family of the user; return their ids."""
         ...
 
+    def live_families(self, user_id: str, *, now: datetime) -> list[RefreshFamily]:
+        """The user's families that are neither revoked nor over at ``now`` (its sessions),
+        oldest first."""
+        ...
+
     def purge_expired(self, *, now: datetime) -> int:
         """Delete families (and their token hashes) whose ``expires_at`` is before ``now``.
 

@@ -185,6 +185,34 @@ def test_revoke_user_families(family_store: Any) -> None:
     assert result.outcome is RotationOutcome.ROTATED
 
 
+def test_live_families_are_the_users_sessions(family_store: Any) -> None:
+    user = f"user-{secrets.token_hex(6)}"
+    later = RefreshFamily(
+        family_id=secrets.token_hex(16),
+        user_id=user,
+        created_at=NOW + timedelta(seconds=5),
+        expires_at=NOW + timedelta(days=30),
+    )
+    first = RefreshFamily(
+        family_id=secrets.token_hex(16),
+        user_id=user,
+        created_at=NOW,
+        expires_at=NOW + timedelta(days=30),
+    )
+    over = RefreshFamily(
+        family_id=secrets.token_hex(16),
+        user_id=user,
+        created_at=NOW - timedelta(days=40),
+        expires_at=NOW - timedelta(seconds=1),
+    )
+    revoked = new_family(user)
+    for family in (later, first, over, revoked, new_family()):
+        family_store.create_family(family, token_hash=new_hash())
+    family_store.revoke_family(revoked.family_id, now=NOW)
+    assert family_store.live_families(user, now=NOW) == [first, later]
+    assert family_store.live_families("no-such-user", now=NOW) == []
+
+
 def test_purge_expired(family_store: Any) -> None:
     old = RefreshFamily(
         family_id=secrets.token_hex(16),

@@ -112,6 +112,10 @@ COMMANDS = [
     ["audit", "purge"],
     ["accounts"],
     ["accounts", "purge"],
+    ["users"],
+    ["users", "sessions"],
+    ["users", "mfa-unlock"],
+    ["users", "mfa-disable"],
 ]
 
 
@@ -848,15 +852,28 @@ def test_serve_runs_a_real_server_and_stops_on_sigterm(
     with urllib.request.urlopen(probe, timeout=5) as r:  # noqa: S310 - our own loopback server
         assert r.status == 200
         assert json.loads(r.read())["keys"]
+    # Multi-process metrics: the worker's values are in files that /metrics adds up.
+    with urllib.request.urlopen(url + "/metrics", timeout=5) as r:  # noqa: S310
+        metrics = r.read().decode()
+    assert 'storno_http_requests_total{method="GET",route="/health",status="200"}' in metrics
+    assert 'route="/.well-known/jwks.json"' in metrics
+    assert list((err_path.parent / "data" / "metrics").glob("counter_*.db"))
     os.killpg(process.pid, signal.SIGTERM)
     assert process.wait(timeout=30) == 0
     out, err = out_path.read_text(), err_path.read_text()
     assert f"serving on {url}" in out
     # Memory rate limits: one worker, and the reason is given for refusing the three asked for.
     assert "running 1 worker, not 3" in err
-    # The access log names the path but never the query string.
-    assert "/.well-known/jwks.json" in out
+    # The logs name the path (the access log) or its template (the JSON request line), never
+    # the query string; the server's own lines are JSON, one object a line.
+    assert "/.well-known/jwks.json" in out + err
     assert "SECRET-IN-QUERY" not in out + err
+    lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    requests = [line for line in lines if line.get("event") == "request"]
+    assert {"route": "/.well-known/jwks.json", "status": 200} in [
+        {"route": line["route"], "status": line["status"]} for line in requests
+    ]
+    assert any(line["logger"] == "gunicorn.error" for line in lines)
     # Keys were prepared before the workers started.
     assert (Path(err_path.parent) / "data" / "keys" / "jwt" / "ACTIVE").exists()
 

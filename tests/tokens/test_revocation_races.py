@@ -74,6 +74,9 @@ class _RacingFamilies:
     def revoke_user_families(self, user_id: str, *, now: datetime) -> list[str]:
         return self.inner.revoke_user_families(user_id, now=now)
 
+    def live_families(self, user_id: str, *, now: datetime) -> list[RefreshFamily]:
+        return self.inner.live_families(user_id, now=now)
+
     def purge_expired(self, *, now: datetime) -> int:
         return self.inner.purge_expired(now=now)
 

@@ -19,6 +19,7 @@ def handle_error(
 ) -> None:
     """Falcon's one error handler."""
     request_id = getattr(req.context, "request_id", None)
+    req.context.error = exc  # for the request's log line and metrics
     if isinstance(exc, falcon.HTTPError):
         status = int(exc.status_code)
         body: dict[str, Any] = {

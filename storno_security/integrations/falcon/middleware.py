@@ -22,6 +22,7 @@ from storno_security.integrations._common import (
     limit_key,
     request_id_from,
 )
+from storno_security.integrations.falcon import observe
 from storno_security.integrations.http import rate_limit_headers
 from storno_security.ratelimit import API_AUTHENTICATED, API_UNAUTHENTICATED
 
@@ -48,9 +49,11 @@ class Middleware:
         self._kit = api.kit
         self._proxies = TrustedProxies(str(n) for n in api.options.trusted_proxies)
         self._hsts = api.options.public_url.startswith("https://")
+        self._observer = api.observer
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         ctx = req.context
+        observe.request_started(req)
         ctx.request_id = request_id_from(req.get_header("X-Request-Id"))
         ctx.caller = None
         ctx.rate_limit = None
@@ -108,3 +111,5 @@ class Middleware:
         if token is not None:
             leave_request_context(token)
             ctx.events_token = None
+        if self._observer is not None:
+            observe.request_finished(self._observer, req, resp)

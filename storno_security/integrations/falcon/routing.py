@@ -28,6 +28,7 @@ import jsonschema
 
 from storno_security.accounts import UserAccount
 from storno_security.integrations._common import ApiError, encodable, iso, user_json
+from storno_security.integrations.observability import Observer
 from storno_security.kit import Caller, Kit, LoginResult, MfaRequired
 from storno_security.rbac import Authorization, Permission
 from storno_security.tokens import TokenPair
@@ -194,6 +195,8 @@ class Api(Generic[State]):
     routes: list[Route] = attrs.field(factory=list)
     #: ``/openapi.json``, made from ``routes`` on first request.
     document: dict[str, Any] | None = None
+    #: The request log lines and metrics (``None``: none).
+    observer: Observer | None = None
 
 
 class Ctx(Generic[State]):

@@ -133,6 +133,18 @@ class MemoryRefreshFamilyStore:
                     revoked.append(family_id)
         return sorted(revoked)
 
+    def live_families(self, user_id: str, *, now: datetime) -> list[RefreshFamily]:
+        """See :meth:`RefreshFamilyStore.live_families`."""
+        with self._lock:
+            live = [
+                row.family
+                for row in self._families.values()
+                if row.family.user_id == user_id
+                and row.revoked_at is None
+                and row.family.expires_at > now
+            ]
+        return sorted(live, key=lambda family: (family.created_at, family.family_id))
+
     def forget_user(self, user_id: str) -> int:
         """See :meth:`RefreshFamilyStore.forget_user`."""
         with self._lock:

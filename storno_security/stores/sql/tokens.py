@@ -278,6 +278,20 @@ class SqlRefreshFamilyStore(_SqlStore):
                 conn, live, lambda family_id: _revoke_family(family_id, now), "bad_family_id"
             )
 
+    def live_families(self, user_id: str, *, now: datetime) -> list[RefreshFamily]:
+        """See :meth:`RefreshFamilyStore.live_families`: one ``SELECT``."""
+        user_id = _check_key("user_id", user_id)
+        now = ensure_aware_utc(now)
+        if not user_id:  # empty or unstorable: no such user
+            return []
+        query = (
+            sa.select(_F.family_id, _F.user_id, _F.created_at, _F.expires_at)
+            .where(_F.user_id == user_id, _F.revoked_at.is_(None), _F.expires_at > now)
+            .order_by(_F.created_at, _F.family_id)
+        )
+        with _transaction(self._engine) as conn:
+            return [_family_of(row) for row in conn.execute(query)]
+
     def forget_user(self, user_id: str) -> int:
         """See :meth:`~storno_security.tokens.storage.RefreshFamilyStore.forget_user`: two
         ``DELETE`` in one transaction."""

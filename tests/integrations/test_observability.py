@@ -1,0 +1,294 @@
+"""Logs and metrics (storno_security.integrations.observability): the JSON line, the event
+line without personal data, the counters each event and error feeds, who may read the metrics,
+and the multi-process mode across real processes."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from storno_security.errors import (
+    InvalidAccessTokenError,
+    InvalidApiKeyError,
+    RateLimitExceededError,
+)
+from storno_security.events import Outcome, SecurityEvent, SecurityEventType
+from storno_security.integrations.observability import (
+    JsonLogFormatter,
+    LogEventSink,
+    Metrics,
+    MetricsAccess,
+    Observer,
+    RequestRecord,
+    clear_multiprocess_dir,
+    json_logging_config,
+)
+from storno_security.ratelimit import RateLimitStatus
+
+AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def _line(record: logging.LogRecord) -> dict[str, object]:
+    text = JsonLogFormatter().format(record)
+    assert "\n" not in text
+    parsed: dict[str, object] = json.loads(text)
+    return parsed
+
+
+def _record(message: str, *args: object, **fields: object) -> logging.LogRecord:
+    record = logging.LogRecord("x.y", logging.INFO, __file__, 1, message, args, None)
+    if fields:
+        record.fields = fields
+    return record
+
+
+def test_a_log_record_is_one_json_line_with_its_fields() -> None:
+    line = _line(_record("hello %s", "world\nforged line", route="/api/x", status=200))
+    assert line["message"] == "hello world\nforged line"  # escaped inside one line
+    assert line["level"] == "info"
+    assert line["logger"] == "x.y"
+    assert line["route"] == "/api/x"
+    assert line["status"] == 200
+    assert str(line["time"]).endswith("+00:00")
+
+
+def test_an_exception_is_kept_in_the_line() -> None:
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", None, sys.exc_info())
+    line = _line(record)
+    assert "ValueError: boom" in str(line["exception"])
+
+
+def test_a_field_never_overrides_the_record() -> None:
+    line = _line(_record("m", level="forged", logger="forged"))
+    assert line["level"] == "info"
+    assert line["logger"] == "x.y"
+
+
+def test_the_logging_config_is_accepted_by_dictconfig() -> None:
+    import logging.config
+
+    config = json_logging_config(level="warning")
+    root = logging.getLogger()
+    saved = (root.level, list(root.handlers))
+    try:
+        logging.config.dictConfig(config)
+        assert isinstance(root.handlers[0].formatter, JsonLogFormatter)
+    finally:
+        root.handlers[:] = saved[1]
+        root.setLevel(saved[0])
+
+
+def _event(
+    event_type: SecurityEventType, outcome: Outcome = Outcome.FAILURE, **details: object
+) -> SecurityEvent:
+    return SecurityEvent(
+        type=event_type,
+        at=AT,
+        outcome=outcome,
+        actor_id="user-1",
+        organization_id="org-1",
+        ip="192.0.2.7",
+        user_agent="Mozilla/5.0",
+        request_id="req-1",
+        details=details,
+    )
+
+
+def test_an_event_line_has_no_person_and_no_address(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    LogEventSink().emit(_event(SecurityEventType.LOGIN_FAILED, method="password", reason="x"))
+    (record,) = caplog.records
+    assert record.levelno == logging.WARNING
+    line = _line(record)
+    assert line["type"] == "login.failed"
+    assert line["outcome"] == "failure"
+    assert line["request_id"] == "req-1"
+    assert line["details"] == {"method": "password", "reason": "x"}
+    text = json.dumps(line)
+    for personal in ("user-1", "org-1", "192.0.2.7", "Mozilla"):
+        assert personal not in text
+
+
+def _sample(metrics: Metrics, name: str, **labels: str) -> float:
+    value = metrics.registry.get_sample_value(name, labels)
+    return 0.0 if value is None else value
+
+
+def test_events_feed_their_counters() -> None:
+    metrics = Metrics()
+    metrics.observe_event(_event(SecurityEventType.LOGIN_FAILED, reason="unknown_user"))
+    metrics.observe_event(_event(SecurityEventType.LOGIN_FAILED, reason="unknown_user"))
+    metrics.observe_event(_event(SecurityEventType.MFA_FAILED, reason="invalid_code"))
+    metrics.observe_event(_event(SecurityEventType.MFA_FAILED, reason="locked"))
+    metrics.observe_event(_event(SecurityEventType.TOKEN_REUSE_DETECTED))
+    metrics.observe_event(_event(SecurityEventType.LOGIN_SUCCEEDED, Outcome.SUCCESS))
+    metrics.observe_event(_event(SecurityEventType.LOGIN_FAILED, reason="Not A Label!"))
+    total = "storno_auth_failures_total"
+    assert _sample(metrics, total, kind="login", reason="unknown_user") == 2
+    assert _sample(metrics, total, kind="login", reason="other") == 1
+    assert _sample(metrics, total, kind="mfa", reason="invalid_code") == 1
+    assert _sample(metrics, total, kind="mfa", reason="locked") == 0
+    assert _sample(metrics, "storno_mfa_lockouts_total") == 1
+    assert _sample(metrics, "storno_refresh_reuse_detections_total") == 1
+    events = "storno_security_events_total"
+    assert _sample(metrics, events, type="login.succeeded", outcome="success") == 1
+
+
+def test_errors_feed_their_counters() -> None:
+    metrics = Metrics()
+    status = RateLimitStatus(policy="login", limit=5, remaining=0, reset=60, retry_after=60)
+    metrics.observe_error(RateLimitExceededError(status=status))
+    metrics.observe_error(InvalidAccessTokenError(reason="expired"))
+    metrics.observe_error(InvalidApiKeyError(reason="unknown_key"))
+    metrics.observe_error(ValueError("not counted"))
+    assert _sample(metrics, "storno_rate_limit_refusals_total", policy="login") == 1
+    total = "storno_auth_failures_total"
+    assert _sample(metrics, total, kind="access_token", reason="expired") == 1
+    assert _sample(metrics, total, kind="api_key", reason="unknown_key") == 1
+
+
+def test_requests_are_counted_by_template_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    metrics = Metrics()
+    observer = Observer(metrics=metrics)
+    record = RequestRecord(
+        request_id="r1",
+        route="/api/users/{user_id}",
+        method="GET",
+        status=200,
+        duration=0.012,
+        principal="user",
+    )
+    observer.request_finished(record, error=None)
+    observer.request_finished(
+        RequestRecord(
+            request_id=None,
+            route=None,
+            method="BREW",
+            status=404,
+            duration=0.0,
+            principal="anonymous",
+        ),
+        error=None,
+    )
+    labels = {"method": "GET", "route": "/api/users/{user_id}", "status": "200"}
+    assert _sample(metrics, "storno_http_requests_total", **labels) == 1
+    unmatched = {"method": "OTHER", "route": "<unmatched>", "status": "404"}
+    assert _sample(metrics, "storno_http_requests_total", **unmatched) == 1
+    count = "storno_http_request_duration_seconds_count"
+    assert _sample(metrics, count, method="GET", route="/api/users/{user_id}") == 1
+    first = _line(caplog.records[0])
+    assert {k: first[k] for k in ("event", "request_id", "route", "method", "status")} == {
+        "event": "request",
+        "request_id": "r1",
+        "route": "/api/users/{user_id}",
+        "method": "GET",
+        "status": 200,
+    }
+    assert first["duration_ms"] == 12.0
+    assert first["principal"] == "user"
+    text = metrics.render().decode()
+    assert (
+        'storno_http_requests_total{method="GET",route="/api/users/{user_id}",status="200"} 1.0'
+        in text
+    )
+    assert metrics.content_type.startswith("text/plain")
+
+
+def test_the_observer_sink_logs_and_counts(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    metrics = Metrics()
+    Observer(metrics=metrics).events.emit(_event(SecurityEventType.TOKEN_REUSE_DETECTED))
+    assert [r.name for r in caplog.records] == ["storno_security.events"]
+    assert _sample(metrics, "storno_refresh_reuse_detections_total") == 1
+
+
+@pytest.mark.parametrize(
+    ("client", "peer", "forwarded", "allowed"),
+    [
+        ("127.0.0.1", "127.0.0.1", False, True),
+        ("::1", "::1", False, True),
+        ("10.0.0.5", "10.0.0.5", False, False),
+        # a proxy on this host that is not trusted: every Internet client looks local
+        ("127.0.0.1", "127.0.0.1", True, False),
+        # a trusted proxy resolved the client: the client's address decides
+        ("203.0.113.9", "127.0.0.1", True, False),
+        ("127.0.0.2", "127.0.0.1", True, True),
+        ("not an address", "not an address", False, False),
+        ("::ffff:127.0.0.1", "::ffff:127.0.0.1", False, True),
+        ("::ffff:10.0.0.5", "::ffff:10.0.0.5", False, False),
+    ],
+)
+def test_who_may_read_the_metrics(client: str, peer: str, forwarded: bool, allowed: bool) -> None:
+    assert MetricsAccess().allows(client, peer=peer, forwarded=forwarded) is allowed
+
+
+def test_metrics_can_be_off_or_opened_to_a_network() -> None:
+    assert not MetricsAccess(()).allows("127.0.0.1", peer="127.0.0.1", forwarded=False)
+    assert not MetricsAccess(()).enabled
+    scrapers = MetricsAccess((ipaddress.ip_network("10.1.0.0/16"),))
+    assert scrapers.allows("10.1.2.3", peer="10.1.2.3", forwarded=False)
+    assert not scrapers.allows("127.0.0.1", peer="127.0.0.1", forwarded=False)
+
+
+_WORKER = textwrap.dedent(
+    """
+    import sys
+    from storno_security.integrations.observability import Metrics, RequestRecord
+    metrics = Metrics()
+    for _ in range(int(sys.argv[1])):
+        metrics.observe_request(RequestRecord(request_id=None, route="/health", method="GET",
+                                              status=200, duration=0.001, principal="anonymous"))
+    """
+)
+
+_RENDER = textwrap.dedent(
+    """
+    import os, sys
+    from pathlib import Path
+    from storno_security.integrations.observability import Metrics, mark_worker_dead
+    directory = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    for pid in sys.argv[1:]:
+        mark_worker_dead(int(pid), directory)
+    sys.stdout.write(Metrics(multiprocess_dir=directory).render().decode())
+    """
+)
+
+
+def test_multiprocess_mode_adds_up_every_worker(tmp_path: Path) -> None:
+    directory = tmp_path / "metrics"
+    (directory).mkdir()
+    (directory / "counter_999.db").write_bytes(b"stale")
+    clear_multiprocess_dir(directory)
+    assert list(directory.iterdir()) == []
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory)}
+    for count in (2, 3):
+        worker = subprocess.run(
+            [sys.executable, "-c", _WORKER, str(count)], env=env, check=True, timeout=60
+        )
+        assert worker.returncode == 0
+    rendered = subprocess.run(
+        [sys.executable, "-c", _RENDER],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    line = 'storno_http_requests_total{method="GET",route="/health",status="200"} 5.0'
+    assert line in rendered
+    assert 'storno_http_request_duration_seconds_count{method="GET",route="/health"} 5.0' in (
+        rendered
+    )
