@@ -455,7 +455,9 @@ class Observer:
 
     def request_finished(self, record: RequestRecord, *, error: BaseException | None) -> None:
         """Log one line for the request and count it (and what its error says)."""
-        level = logging.ERROR if record.status >= 500 else logging.INFO
+        # A 500 is a bug; a 503 is expected (a dependency is down: its one warning line is
+        # logged where the error is mapped), so it stays an ordinary request line.
+        level = logging.ERROR if record.status >= 500 and record.status != 503 else logging.INFO
         fields = record.log_fields()
         self.logger.log(
             level,

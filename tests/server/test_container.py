@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import missing_service
+
 ROOT = Path(__file__).resolve().parents[2]
 ENTRYPOINT = ROOT / "docker" / "entrypoint.sh"
 TEST_USER = "storno-ci"
@@ -50,7 +52,8 @@ def test_the_dockerfile_builds_a_slim_non_root_image_without_build_tools() -> No
 
 
 def test_compose_runs_postgres_and_a_persistent_redis() -> None:
-    yaml = pytest.importorskip("yaml")
+    import yaml
+
     compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
     services = compose["services"]
     assert set(services) == {"server", "db", "redis"}
@@ -228,7 +231,7 @@ def test_the_entrypoint_starts_the_server_as_a_non_root_user(fresh_venv: Path) -
 
 def test_the_entrypoint_refuses_root(tmp_path: Path) -> None:
     if os.getuid() != 0:
-        pytest.skip("only root can show the refusal to run as root")
+        missing_service("root", "only root can show the refusal to run as root")
     result = subprocess.run(
         [_tool("sh"), str(ENTRYPOINT), "--version"],
         env={"PATH": "/usr/bin:/bin", "STORNO_DATA_DIR": str(tmp_path / "data")},
