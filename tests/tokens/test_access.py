@@ -578,3 +578,12 @@ def test_deeply_nested_json_is_refused(verifier: AccessTokenVerifier, ring: KeyR
     )
     nested = b"[" * 20_000 + b"]" * 20_000
     reject(big, forge.raw_rs256(header, nested, ring.signer.private_key), "malformed")
+
+
+@pytest.mark.spec("JWT-2")
+def test_first_sight_exactly_at_the_end_of_the_leeway_is_expired(
+    issuer: AccessTokenIssuer, verifier: AccessTokenVerifier, clock: FrozenClock
+) -> None:
+    token = issuer.issue("user-1", session_id="s", epoch=0).token
+    clock.advance(timedelta(hours=1, seconds=30))  # exp + the 30 s leeway, never seen before
+    reject(verifier, token, "expired")

@@ -99,3 +99,15 @@ def test_clear_and_repr() -> None:
     assert cache.max_entries == 5_000
     cache.clear()
     assert len(cache) == 0
+
+
+def test_every_key_is_found_where_it_was_put_in_a_many_shard_cache() -> None:
+    """With hundreds of shards both bytes of the shard index matter: a put and a get that
+    disagreed on either would miss (a slower verify, and a cache that never bounds)."""
+    cache = VerifiedTokenCache(_SHARD_SIZE * 512)
+    keys = [_key(n) for n in range(2_000)]
+    for key in keys:
+        cache.put(key, ENTRY)
+    assert all(cache.get(key) is ENTRY for key in keys)
+    assert len(cache) == len(keys)
+    assert {_shard(key, 511) for key in keys} >= {0, 511}  # the keys spread over the shards
