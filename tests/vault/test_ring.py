@@ -355,3 +355,30 @@ def test_ring_from_base64() -> None:
 def test_max_plaintext_bytes_is_checked(size: object) -> None:
     with pytest.raises(ValueError, match="max_plaintext_bytes"):
         VaultKeyRing(KEY_A, max_plaintext_bytes=size)  # type: ignore[arg-type]
+
+
+# --- exact edges (each kills a mutant that the tests above let live) --------------------------
+
+
+@pytest.mark.spec("VLT-1")
+@pytest.mark.parametrize("limit", [1, 15, 16, 17, 1000, 64 * 1024])
+def test_a_plaintext_of_exactly_the_limit_seals_and_opens(limit: int) -> None:
+    ring = VaultKeyRing(KEY_A, max_plaintext_bytes=limit)
+    plaintext = b"\xff" * limit
+    assert ring.open(ring.seal(plaintext, associated_data=AD), associated_data=AD) == plaintext
+    with pytest.raises(ValueError, match="longer"):
+        ring.seal(plaintext + b"x", associated_data=AD)
+
+
+def test_the_plaintext_limit_bounds_are_inclusive() -> None:
+    assert (
+        VaultKeyRing(KEY_A, max_plaintext_bytes=1).open(
+            VaultKeyRing(KEY_A, max_plaintext_bytes=1).seal(b"x", associated_data=AD),
+            associated_data=AD,
+        )
+        == b"x"
+    )
+    VaultKeyRing(KEY_A, max_plaintext_bytes=16 * 1024 * 1024)
+    for bad in (0, 16 * 1024 * 1024 + 1):
+        with pytest.raises(ValueError, match="between 1 and 16 MiB"):
+            VaultKeyRing(KEY_A, max_plaintext_bytes=bad)
