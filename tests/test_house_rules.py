@@ -1,4 +1,4 @@
-"""House rules that can be checked mechanically (see ../shared/DESIGN.md)."""
+"""House rules of this project that can be checked mechanically."""
 
 from __future__ import annotations
 

@@ -20,7 +20,9 @@ from storno_security.mfa import TotpAuthenticator, TotpPolicy
 from storno_security.stores.memory import MemoryTotpReplayStore
 from tests.mfa.conftest import code_at
 
-VECTORS = json.loads(Path("/work/shared/vectors/rfc6238.json").read_text())["cases"]
+VECTORS = json.loads((Path(__file__).parent.parent / "vectors" / "rfc6238.json").read_text())[
+    "cases"
+]
 
 
 def _vector_id(case: dict[str, Any]) -> str:
@@ -283,3 +285,52 @@ def test_replay_record_lives_until_the_window_ends(clock: FrozenClock) -> None:
     ((step, until),) = seen
     # the end of the ±1 window, plus one step of margin for clock skew between hosts
     assert until == datetime.fromtimestamp((step + 3) * 30, tz=UTC)
+
+
+# --- exact edges (each kills a mutant that the tests above let live) --------------------------
+
+
+def _authenticator(clock: FrozenClock, **kwargs: Any) -> TotpAuthenticator:
+    return TotpAuthenticator(replay=MemoryTotpReplayStore(), clock=clock, lockout=None, **kwargs)
+
+
+@pytest.mark.spec("MFA-1")
+def test_a_secret_of_exactly_128_bits_is_accepted_and_120_refused(clock: FrozenClock) -> None:
+    totp = _authenticator(clock)
+    secret = base64.b32encode(bytes(range(16))).decode("ascii")
+    assert totp.verify(code_at(secret, clock), secret=secret, user_id="u").method == "totp"
+    short = base64.b32encode(bytes(range(15))).decode("ascii")
+    with pytest.raises(ValueError, match="at least 128 bits"):
+        totp.verify(code_at(short, clock), secret=short, user_id="u")
+
+
+def test_arguments_of_the_wrong_type_are_type_errors(clock: FrozenClock) -> None:
+    with pytest.raises(TypeError, match="policy must be a TotpPolicy"):
+        _authenticator(clock, policy=object())
+    with pytest.raises(TypeError, match="lockout must be an MfaLockout"):
+        TotpAuthenticator(replay=MemoryTotpReplayStore(), clock=clock, lockout=object())  # type: ignore[arg-type]
+    totp = _authenticator(clock)
+    secret = base64.b32encode(bytes(range(20))).decode("ascii")
+    with pytest.raises(TypeError, match="secret must be a str"):
+        totp.verify("123456", secret=secret.encode(), user_id="u")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="code must be a str"):
+        totp.verify(123456, secret=secret, user_id="u")  # type: ignore[arg-type]
+
+
+@pytest.mark.spec("MFA-1")
+def test_a_code_may_carry_separators_up_to_64_characters(clock: FrozenClock) -> None:
+    totp = _authenticator(clock)
+    secret = base64.b32encode(bytes(range(20))).decode("ascii")
+    code = code_at(secret, clock)
+    assert totp.verify(code + " " * (64 - len(code)), secret=secret, user_id="u").totp_step
+    with pytest.raises(InvalidMfaCodeError) as caught:
+        totp.verify(code + " " * (65 - len(code)), secret=secret, user_id="v")
+    assert caught.value.reason == "malformed"
+
+
+@pytest.mark.spec("MFA-1")
+def test_the_first_step_of_the_epoch_verifies() -> None:
+    clock = FrozenClock(datetime(1970, 1, 1, 0, 0, 10, tzinfo=UTC))
+    totp = _authenticator(clock)
+    secret = base64.b32encode(bytes(range(20))).decode("ascii")
+    assert totp.verify(code_at(secret, clock), secret=secret, user_id="u").totp_step == 0
