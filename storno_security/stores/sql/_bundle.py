@@ -80,6 +80,7 @@ def sql_bundle(
         audit=s.SqlAuditStore(engine),
         license_last_seen=s.SqlLastSeenStore(engine),
         rate_limits=storage_from_uri(uri, prefix=redis_prefix),
+        account_overview=s.SqlAccountOverviewStore(engine),
         closers=tuple(closers),
         dependencies=tuple(dependencies),
         **shared,

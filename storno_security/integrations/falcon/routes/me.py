@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from storno_security.errors import OrganizationRequiredError
 from storno_security.integrations.falcon.openapi import obj
 from storno_security.integrations.falcon.routes._account import (
     MFA_STATUS,
@@ -33,7 +32,7 @@ from storno_security.integrations.falcon.schemas import (
 )
 from storno_security.kit import SensitiveAction
 from storno_security.ratelimit import LOGIN
-from storno_security.rbac import Authorization, Permission, Role
+from storno_security.rbac import Role
 
 __all__ = ["routes"]
 
@@ -72,23 +71,14 @@ _USER_ANSWER = obj({"user": USER}, required=("user",))
 )
 def me(ctx: Ctx[Any], body: Body) -> None:
     caller = ctx.caller
-    auth: Authorization | None
-    try:
-        auth = ctx.authorize(Permission.ORG_VIEW)
-    except OrganizationRequiredError:
-        # Several memberships and no default: the client must choose. None at all: the user
-        # still sees themselves.
-        if caller.is_api_key or ctx.kit.default_organization_id(caller.user_id) is not None:
-            raise
-        auth = None
-    user = ctx.kit.get_user(caller.user_id)
+    view = ctx.kit.caller_view(caller, organization=ctx.header("X-Organization"))
     credential: dict[str, Any] = {"kind": caller.kind}
     if caller.api_key is not None:
         credential["key_id"] = caller.api_key.key_id
         credential["scope"] = caller.api_key.scope.value
     answer: dict[str, Any] = {"organization": None, "role": None, "permissions": []}
-    if auth is not None:
-        found = ctx.kit.organization(auth.organization_id)
+    auth, found = view.authorization, view.organization
+    if auth is not None and found is not None:
         answer = {
             "organization": {"id": found.organization_id, "name": found.name},
             "role": auth.role.value,
@@ -96,9 +86,9 @@ def me(ctx: Ctx[Any], body: Body) -> None:
         }
     ctx.json(
         {
-            "user": user_json(user),
+            "user": user_json(view.user),
             **answer,
-            "mfa": mfa_status_json(ctx.kit.mfa_status(user)),
+            "mfa": mfa_status_json(view.mfa),
             "credential": credential,
         }
     )
