@@ -21,7 +21,7 @@ from tests.conftest import PG_ADMIN_URL, REDIS_URL, _drop_database, _make_databa
 from tests.conftest import missing_service as _missing
 from tests.server.api import FalconApi
 from tests.server.conftest import make_settings
-from tests.server.round_trips import RoundTrips
+from tests._round_trips import RoundTrips
 from tests.server.tenancy_support import add_member
 
 

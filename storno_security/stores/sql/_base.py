@@ -656,8 +656,9 @@ class _Reader(Generic[_T]):
             memo[raw] = record
         return record
 
-    def all(self, params: dict[str, Any]) -> list[_T]:
-        """What ``build`` makes of each row, in order (no memo).
+    def collect(self, params: dict[str, Any]) -> _T | None:
+        """What ``build`` makes of the list of every row, or ``None`` when there is none. The
+        record is kept as :meth:`one_or_none` keeps it, by the raw rows.
 
         Raises:
             StoreError: the database failed.
@@ -667,8 +668,18 @@ class _Reader(Generic[_T]):
         if not self._lean:
             with _transaction(self._engine, read_only=True) as conn:
                 rows = _fetch(conn.execute(self._statement, params))
-            return [self._build(row) for row in rows]
-        return [self._build(self._processed(raw)) for raw in self._fetch(params)]
+            return self._build(list(rows)) if rows else None
+        raw = tuple(self._fetch(params))
+        if not raw:
+            return None
+        memo = self._memo
+        record = memo.get(raw)
+        if record is None:
+            record = self._build([self._processed(row) for row in raw])
+            if len(memo) >= _MEMO_SIZE:
+                memo.clear()
+            memo[raw] = record
+        return record
 
     def _fetch(self, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         values = [params[name] for name in self._bind_names]

@@ -99,7 +99,7 @@ class SqlAccountOverviewStore:
 
     def __init__(self, engine: sa.Engine) -> None:
         self._engine = engine
-        self._reader = _Reader(engine, _statement(), lambda row: row)
+        self._reader = _Reader(engine, _statement(), _overview_of)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._engine.dialect.name})"
@@ -107,5 +107,4 @@ class SqlAccountOverviewStore:
     def account_overview(self, user_id: str) -> AccountOverview | None:
         """See :meth:`~storno_security.kit.storage.AccountOverviewStore.account_overview`."""
         user_id = _check_key("user_id", user_id)
-        rows = self._reader.all({"user_id": user_id})
-        return _overview_of(rows) if rows else None
+        return self._reader.collect({"user_id": user_id})

@@ -9,6 +9,7 @@ session (REF-4) and answers with a fresh one.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from storno_security.integrations.falcon.openapi import obj
@@ -32,7 +33,7 @@ from storno_security.integrations.falcon.schemas import (
 )
 from storno_security.kit import SensitiveAction
 from storno_security.ratelimit import LOGIN
-from storno_security.rbac import Role
+from storno_security.rbac import Permission, Role
 
 __all__ = ["routes"]
 
@@ -59,6 +60,16 @@ _ME = obj(
 _USER_ANSWER = obj({"user": USER}, required=("user",))
 
 
+@functools.lru_cache(maxsize=256)
+def _sorted_names(permissions: frozenset[Permission]) -> tuple[str, ...]:
+    return tuple(sorted(p.value for p in permissions))
+
+
+def _names(permissions: frozenset[Permission]) -> list[str]:
+    """The sorted names (a role's set is one of a few: sorted once each)."""
+    return list(_sorted_names(permissions))
+
+
 @routes.get(
     "/api/v1/me",
     summary="The caller: user, organization, role, effective permissions, MFA status",
@@ -82,7 +93,7 @@ def me(ctx: Ctx[Any], body: Body) -> None:
         answer = {
             "organization": {"id": found.organization_id, "name": found.name},
             "role": auth.role.value,
-            "permissions": sorted(p.value for p in auth.effective_permissions),
+            "permissions": _names(auth.effective_permissions),
         }
     ctx.json(
         {

@@ -37,10 +37,13 @@ class RoundTrips:
         self._traces: list[Path] = []
         self._dir = tempfile.TemporaryDirectory()
         self._dialect = engine.dialect.name
-        sa.event.listen(engine, "connect", self._on_connect)
-        sa.event.listen(engine, "before_cursor_execute", self._on_execute)
-        for name in ("begin", "commit", "rollback"):
-            sa.event.listen(engine, name, self._event(name.upper()))
+        self._listeners: list[tuple[str, Any]] = [
+            ("connect", self._on_connect),
+            ("before_cursor_execute", self._on_execute),
+            *((name, self._event(name.upper())) for name in ("begin", "commit", "rollback")),
+        ]
+        for name, listener in self._listeners:
+            sa.event.listen(engine, name, listener)
         engine.dispose()  # connections opened before this have no hook
 
     def _on_connect(self, dbapi_connection: Any, record: Any) -> None:
@@ -95,14 +98,37 @@ class RoundTrips:
                 self._collect_pg(before)
 
     def _collect_pg(self, before: list[int]) -> None:
+        # Each statement is a Query, or Parse (omitted once psycopg has prepared it) + Bind +
+        # Execute + Sync; each answer ends with ReadyForQuery.
         for index, path in enumerate(self._traces):
             data = path.read_bytes()[before[index] if index < len(before) else 0 :]
+            parsed = prepared = None
             for line in data.decode("utf-8", "replace").splitlines():
                 parts = line.split("\t")
-                if len(parts) >= 4 and parts[0] == "F" and parts[2] in ("Query", "Parse"):
-                    self.sql.append(parts[3].strip())
-                elif len(parts) >= 3 and parts[0] == "B" and parts[2] == "ReadyForQuery":
+                if len(parts) < 3:
+                    continue
+                direction, kind, rest = parts[0], parts[2], "\t".join(parts[3:]).strip()
+                if direction == "F" and kind == "Query":
+                    self.sql.append(rest.strip('"'))
+                elif direction == "F" and kind == "Parse":
+                    parsed = rest.split('" "', 1)[-1].lstrip('"')
+                elif direction == "F" and kind == "Bind":
+                    prepared = rest.split('" "', 1)[-1].split('"', 1)[0]
+                elif direction == "F" and kind == "Sync":
+                    self.sql.append(parsed or f"<prepared {prepared}>")
+                    parsed = prepared = None
+                elif direction == "B" and kind == "ReadyForQuery":
                     self.sql.append("<ReadyForQuery>")
+
+    @property
+    def statements(self) -> list[str]:
+        """What the driver sent, but transaction control and the pool's pings."""
+        return [
+            s
+            for s in self.sql
+            if s not in ("<ReadyForQuery>", ";")
+            and not s.upper().startswith(("BEGIN", "COMMIT", "ROLLBACK"))
+        ]
 
     @property
     def round_trips(self) -> int:
@@ -111,5 +137,7 @@ class RoundTrips:
         return len(self.sql)
 
     def close(self) -> None:
+        for name, listener in self._listeners:
+            sa.event.remove(self._engine, name, listener)
         self._engine.dispose()  # the traced connections (libpq keeps writing to their files)
         self._dir.cleanup()
