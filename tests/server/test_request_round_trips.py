@@ -17,11 +17,11 @@ from reference_server.app import create_app
 from reference_server.mail import MemoryEmailSink
 from reference_server.wiring import Server, build_server, run_now
 from storno_security.clock import FrozenClock
+from tests._round_trips import RoundTrips
 from tests.conftest import PG_ADMIN_URL, REDIS_URL, _drop_database, _make_database, _port_open
 from tests.conftest import missing_service as _missing
 from tests.server.api import FalconApi
 from tests.server.conftest import make_settings
-from tests._round_trips import RoundTrips
 from tests.server.tenancy_support import add_member
 
 
