@@ -119,3 +119,29 @@ def test_health_touches_no_database(counted: tuple[FalconApi, RoundTrips, Server
         response = api.get("/health")
     assert response.status == 200
     assert counter.round_trips == 0, _explain(counter)
+
+
+@pytest.mark.spec("REF-4")
+def test_revocation_is_seen_at_once_by_another_worker(
+    counted: tuple[FalconApi, RoundTrips, Server], clock: FrozenClock
+) -> None:
+    """Two server instances on one database (two workers): the other one has verified the
+    token before (its verified-token cache and its kept lean connection are warm), and still
+    refuses it on the very next request after a logout on the first."""
+    api, _, first = counted
+    second = build_server(first.settings, clock=clock, email=MemoryEmailSink(), run_later=run_now)
+    try:
+        other = FalconApi(
+            falcon.testing.TestClient(create_app(server=second)), clock=clock, ip=api.ip
+        )
+        user = api.register(confirm=True)
+        for _ in range(2):
+            assert other.get("/api/v1/me", token=user.access_token).status == 200
+        out = api.post(
+            "/api/auth/logout", {"refresh_token": user.refresh_token}, token=user.access_token
+        )
+        assert out.status == 204, out.json
+        refused = other.get("/api/v1/me", token=user.access_token)
+        assert refused.status == 401, refused.json
+    finally:
+        second.close()
