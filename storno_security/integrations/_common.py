@@ -171,7 +171,7 @@ class RequestIds:
             self._prefix = secrets.token_hex(8)
             self._counter = itertools.count(1)
             self._pid = os.getpid()
-        return f"{self._prefix}{next(self._counter):08x}"
+        return f"{self._prefix}{next(self._counter):016x}"
 
 
 class ClientAddresses:
