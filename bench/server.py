@@ -15,7 +15,8 @@ Started side by side on loopback, each under the same HTTP server settings:
 The load is wrk (``-t2 -c16`` by default; each request from one of a few hundred client
 addresses behind the trusted loopback proxy, so no per-IP bucket empties), or, without wrk, a
 Python load generator (slower: its figures are lower for every server alike). Rounds are
-interleaved (every target once per round); the figures are medians of the rounds.
+interleaved (every target once per round); ratios compare each target's best round (a busy
+machine only ever lowers a round), medians are printed beside them.
 
 Targets (ratios of this run): ``/me`` >= 0.6x bare-me and >= 1.5x fastapi-users at 1 and 2
 workers; ``/health`` >= 0.8x bare-hello. Exit status 1 when one is missed.
@@ -505,17 +506,20 @@ def report(results: dict[str, list[dict[str, float]]], args: argparse.Namespace,
         f"{args.server_threads} threads (uvicorn for fastapi-users), {os.cpu_count()} CPUs, "
         f"Python {sys.version.split()[0]}; load average {one:.2f} {five:.2f} {fifteen:.2f}"
     )
+    # Another process taking the CPU only ever lowers a round's figure: each target's best round
+    # is what it can do, and the ratios are of best rounds (medians are printed beside them).
     rps: dict[str, float] = {}
     errors = 0
     for target, runs in results.items():
-        rps[target] = statistics.median(r["rps"] for r in runs)
+        rps[target] = max(r["rps"] for r in runs)
+        median = statistics.median(r["rps"] for r in runs)
         p50 = statistics.median(r["p50_us"] for r in runs) / 1000
         p99 = statistics.median(r["p99_us"] for r in runs) / 1000
         bad = int(sum(r["status_errors"] + r["socket_errors"] for r in runs))
         errors += bad
         print(
-            f"  {target:<32} {rps[target]:8.0f} req/s  p50 {p50:6.2f} ms  p99 {p99:7.2f} ms"
-            f"  errors {bad}"
+            f"  {target:<32} best {rps[target]:6.0f}  median {median:6.0f} req/s"
+            f"  p50 {p50:6.2f} ms  p99 {p99:7.2f} ms  errors {bad}"
         )
     checks: list[tuple[str, str, str, float]] = []
     for workers in (1, 2):

@@ -91,7 +91,7 @@ class Middleware:
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         ctx = req.context
-        ctx.request_id = self._request_ids(req.get_header("X-Request-Id"))
+        ctx.request_id = self._request_ids(req.env.get("HTTP_X_REQUEST_ID"))
         ctx.caller = None
         ctx.rate_limit = None
         ctx.events_token = None
@@ -105,14 +105,15 @@ class Middleware:
         if route is None or route.limit == "":
             return  # no route (404/405), or an unmetered probe: no credential, no count
         ctx = req.context
+        env = req.env  # the WSGI headers, read directly (what get_header() would look up)
         ctx.client_ip, limit_key = self._clients.resolve(
             req.remote_addr or "0.0.0.0",  # noqa: S104 - only a rate-limit identifier
-            req.get_header("X-Forwarded-For"),
+            env.get("HTTP_X_FORWARDED_FOR"),
         )
         ctx.events_token = enter_request_context(
-            ip=ctx.client_ip, user_agent=req.user_agent, request_id=ctx.request_id
+            ip=ctx.client_ip, user_agent=env.get("HTTP_USER_AGENT"), request_id=ctx.request_id
         )
-        header = req.get_header("Authorization")
+        header = env.get("HTTP_AUTHORIZATION")
         if header:
             try:
                 ctx.caller = self._kit.authenticate(header.strip())
