@@ -534,7 +534,10 @@ class _LeanConnections:
         """
         local = self._local
         key = (os.getpid(), self._generation)
-        if getattr(local, "key", None) != key:  # a new thread, a forked child, a disposal
+        old = getattr(local, "key", None)
+        if old != key:  # a new thread, a forked child, a disposal
+            if old is not None and old[0] == key[0]:  # disposed: close it (never a parent's)
+                self.drop()
             local.connection = None
             local.key = key
         if local.connection is not None:
