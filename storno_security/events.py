@@ -21,6 +21,7 @@ personal data into the audit trail, where it would outlive the account.
 from __future__ import annotations
 
 import enum
+import functools
 import ipaddress
 import math
 import re
@@ -474,9 +475,16 @@ def _ip(value: object) -> str | None:
     if not isinstance(value, str):
         raise TypeError("ip must be a str or None")
     try:
-        return str(ipaddress.ip_address(value))
+        return _normal_ip(value)
     except ValueError:
         raise ValueError("ip must be an IPv4 or IPv6 address") from None
+
+
+@functools.lru_cache(maxsize=4096)
+def _normal_ip(value: str) -> str:
+    # Every request context and event parses its client's address: a pure function, memoised
+    # (bounded; a refused value raises and is not kept).
+    return str(ipaddress.ip_address(value))
 
 
 def _user_agent(value: object) -> str | None:
@@ -484,9 +492,14 @@ def _user_agent(value: object) -> str | None:
         return None
     if not isinstance(value, str):
         raise TypeError("user_agent must be a str or None")
-    # Not a secret, and attacker-chosen: keep the event, clip the header.
-    cleaned = "".join(c if c.isprintable() else "?" for c in value[:_MAX_USER_AGENT])
-    return cleaned or None
+    return _clean_user_agent(value[:_MAX_USER_AGENT]) or None
+
+
+@functools.lru_cache(maxsize=1024)
+def _clean_user_agent(clipped: str) -> str:
+    # Not a secret, and attacker-chosen: keep the event, clip the header (memoised, bounded:
+    # a client sends the same one on every request).
+    return "".join(c if c.isprintable() else "?" for c in clipped)
 
 
 def _time(value: object) -> datetime:

@@ -6,7 +6,9 @@ trusted proxies, and the JSON of the auth endpoints' answers. Private: no framew
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import logging
+import os
 import re
 import secrets
 from collections.abc import Iterable, Mapping
@@ -26,7 +28,9 @@ from storno_security.tokens.sessions import TokenPair
 __all__ = [
     "HTTP_CODES",
     "ApiError",
+    "ClientAddresses",
     "ErrorAnswer",
+    "RequestIds",
     "TrustedProxies",
     "answer_error",
     "api_key_json",
@@ -148,6 +152,52 @@ def request_id_from(header: str | None) -> str:
     if header and _REQUEST_ID.fullmatch(header):
         return header
     return secrets.token_hex(16)
+
+
+class RequestIds:
+    """Request ids as :func:`request_id_from` gives them, but a new one is a random prefix
+    drawn once per process and a counter (distinct across workers and restarts, cheaper than
+    fresh randomness per request; an id is not a secret)."""
+
+    def __init__(self) -> None:
+        self._pid = -1
+        self._prefix = ""
+        self._counter = itertools.count(1)
+
+    def __call__(self, header: str | None) -> str:
+        if header and _REQUEST_ID.fullmatch(header):
+            return header
+        if self._pid != os.getpid():  # first use, or a forked worker: a prefix of its own
+            self._prefix = secrets.token_hex(8)
+            self._counter = itertools.count(1)
+            self._pid = os.getpid()
+        return f"{self._prefix}{next(self._counter):016x}"
+
+
+class ClientAddresses:
+    """The client address (:meth:`TrustedProxies.client_ip`) and rate-limit key
+    (:func:`limit_key`) of a (peer, ``X-Forwarded-For``) pair, remembered for the last few
+    thousand pairs so that the common case parses no address."""
+
+    _MAX = 8192
+
+    def __init__(self, proxies: TrustedProxies) -> None:
+        self._proxies = proxies
+        self._known: dict[tuple[str, str | None], tuple[str, str]] = {}
+
+    def resolve(self, peer: str, forwarded_for: str | None) -> tuple[str, str]:
+        """``(client address, rate-limit key)``."""
+        pair = (peer, forwarded_for)
+        found = self._known.get(pair)
+        if found is None:
+            address = self._proxies.client_ip(peer, forwarded_for)
+            found = (address, limit_key(address))
+            if forwarded_for is not None and len(forwarded_for) > 256:
+                return found  # long chains are not kept
+            if len(self._known) >= self._MAX:
+                self._known.clear()  # bounded: a flood of new pairs costs parsing, not memory
+            self._known[pair] = found
+        return found
 
 
 class TrustedProxies:

@@ -38,12 +38,13 @@ from storno_security.kit.results import (
     TotpEnrolment,
 )
 from storno_security.kit.storage import DirectoryStore, ForgetsUsers, MemberRecord, StoreBundle
-from storno_security.kit.tenancy import MemberView
+from storno_security.kit.tenancy import CallerView, MemberView
 
 __all__ = [
     "REAUTH_TABLE",
     "AccountDeletion",
     "Caller",
+    "CallerView",
     "CompanyLookup",
     "DirectoryStore",
     "ForgetsUsers",

@@ -39,6 +39,22 @@ from storno_security.passkeys.storage import PasskeyCredential
 __all__ = ["AccountFlows"]
 
 
+def mfa_status_of(user: UserAccount, *, has_passkeys: bool, backup_codes_left: int) -> MfaStatus:
+    """The account's second factors from what was read (one place for the rule)."""
+    methods: list[MfaMethod] = []
+    if user.mfa_enabled:
+        methods += ["totp", "backup_code"]
+    if has_passkeys:
+        methods.append("passkey")
+    return MfaStatus(
+        enabled=user.mfa_enabled,
+        methods=tuple(methods),
+        backup_codes_left=backup_codes_left if user.mfa_enabled else 0,
+        pending_enrolment=user.totp_pending_sealed is not None and not user.mfa_enabled,
+        has_passkeys=has_passkeys,
+    )
+
+
 class AccountFlows(ReauthFlows):
     """Own-account flows (mixed into :class:`~storno_security.kit.Kit`)."""
 
@@ -69,18 +85,10 @@ class AccountFlows(ReauthFlows):
         Raises:
             StoreError: a store failed.
         """
-        passkeys = self.has_passkeys(user.user_id)
-        methods: list[MfaMethod] = []
-        if user.mfa_enabled:
-            methods += ["totp", "backup_code"]
-        if passkeys:
-            methods.append("passkey")
-        return MfaStatus(
-            enabled=user.mfa_enabled,
-            methods=tuple(methods),
+        return mfa_status_of(
+            user,
+            has_passkeys=self.has_passkeys(user.user_id),
             backup_codes_left=self.backup_codes.remaining(user.user_id) if user.mfa_enabled else 0,
-            pending_enrolment=user.totp_pending_sealed is not None and not user.mfa_enabled,
-            has_passkeys=passkeys,
         )
 
     def update_profile(self, caller: Caller, *, name: str) -> UserAccount:

@@ -49,7 +49,14 @@ from storno_security.rbac.model import Membership
 from storno_security.rbac.permissions import Role
 from storno_security.tokens.storage import RefreshFamilyStore, SessionStateStore
 
-__all__ = ["DirectoryStore", "ForgetsUsers", "MemberRecord", "StoreBundle"]
+__all__ = [
+    "AccountOverview",
+    "AccountOverviewStore",
+    "DirectoryStore",
+    "ForgetsUsers",
+    "MemberRecord",
+    "StoreBundle",
+]
 
 
 @attrs.frozen(kw_only=True)
@@ -388,6 +395,41 @@ class ForgetsUsers(Protocol):
         ...
 
 
+@attrs.frozen(kw_only=True)
+class AccountOverview:
+    """A user's own records as one read saw them: what ``GET /me`` shows.
+
+    Attributes:
+        user: the account, deleted or not.
+        memberships: every membership of the user, removed ones included (as
+            :meth:`DirectoryStore.memberships_of`).
+        organizations: the organization of each membership, by id (deleted ones included).
+        has_passkeys: a usable (unflagged) passkey exists.
+        backup_codes_left: unused backup codes of the current set.
+    """
+
+    user: UserAccount
+    memberships: tuple[Membership, ...]
+    organizations: Mapping[str, Organization]
+    has_passkeys: bool
+    backup_codes_left: int
+
+
+@runtime_checkable
+class AccountOverviewStore(Protocol):
+    """Optional: a backend that reads a user's own records in one statement (issue 18). Without
+    one the kit reads the directory, the passkeys and the backup codes one by one; the result
+    is the same."""
+
+    def account_overview(self, user_id: str) -> AccountOverview | None:
+        """The user's records, or ``None`` when there is no such user.
+
+        Raises:
+            StoreError: the backend failed.
+        """
+        ...
+
+
 def _is(protocol: type, what: str) -> Any:
     verbs = [name for name in vars(protocol) if not name.startswith("_")]
 
@@ -443,6 +485,12 @@ class StoreBundle:
     #: ``(name, probe)``: each dependency beside the main database and a no-argument call that
     #: says whether it answers now (readiness).
     dependencies: tuple[tuple[str, Any], ...] = attrs.field(default=(), repr=False)
+    #: Optional: the one-statement read of a user's own records (see
+    #: :class:`AccountOverviewStore`); it must read the very stores above.
+    account_overview: AccountOverviewStore | None = attrs.field(
+        default=None,
+        validator=attrs.validators.optional(_is(AccountOverviewStore, "AccountOverviewStore")),
+    )
 
     def probes(self) -> tuple[tuple[str, Any], ...]:
         """The bundle's dependencies and their probes (see ``dependencies``)."""

@@ -9,7 +9,7 @@ an organization keeps its Owner, on every backend and isolation level.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 import attrs
@@ -21,16 +21,18 @@ from storno_security.audit.capabilities import (
     event_from_ownership_transfer,
 )
 from storno_security.errors import (
+    AccountNotFoundError,
     ConcurrentChangeError,
     InvitationNotFoundError,
     MembershipNotFoundError,
     OrganizationNotFoundError,
+    OrganizationRequiredError,
     PermissionDeniedError,
 )
 from storno_security.events import Outcome, SecurityEventType
 from storno_security.kit._core import Mail
-from storno_security.kit.account import AccountFlows
-from storno_security.kit.results import Caller
+from storno_security.kit.account import AccountFlows, mfa_status_of
+from storno_security.kit.results import Caller, MfaStatus
 from storno_security.kit.storage import MemberRecord
 from storno_security.rbac.authorize import Authorization, authorize
 from storno_security.rbac.invitations import (
@@ -51,7 +53,25 @@ from storno_security.rbac.model import Membership, is_visible
 from storno_security.rbac.permissions import Permission, Role
 from storno_security.rbac.tenancy import canonical_uuid, resolve_company, resolve_organization
 
-__all__ = ["MemberView", "TenancyFlows"]
+__all__ = ["CallerView", "MemberView", "TenancyFlows"]
+
+
+@attrs.frozen(kw_only=True)
+class CallerView:
+    """What ``GET /me`` shows (see :meth:`TenancyFlows.caller_view`).
+
+    Attributes:
+        user: the live account.
+        authorization: the decision for ``org.view``; ``None`` when the user has no live
+            membership.
+        organization: the organization of that decision (``None`` with it).
+        mfa: the account's second factors.
+    """
+
+    user: UserAccount
+    authorization: Authorization | None
+    organization: Organization | None
+    mfa: MfaStatus
 
 
 @attrs.frozen(kw_only=True)
@@ -104,7 +124,26 @@ class TenancyFlows(AccountFlows):
                 keys (403).
             StoreError: a store failed.
         """
-        memberships = self.directory.memberships_of(caller.user_id)
+        return self._decide(
+            caller,
+            permission,
+            self.directory.memberships_of(caller.user_id),
+            organization=organization,
+            company=company,
+            company_required=company_required,
+        )
+
+    def _decide(
+        self,
+        caller: Caller,
+        permission: Permission | str,
+        memberships: Iterable[Membership],
+        *,
+        organization: str | None = None,
+        company: str | None = None,
+        company_required: bool = False,
+    ) -> Authorization:
+        """:meth:`authorize` on the caller's memberships as read."""
         if caller.api_key is not None:
             organization_id = caller.api_key.organization_id
             membership = next(
@@ -133,6 +172,60 @@ class TenancyFlows(AccountFlows):
             membership=membership,
             company=found,
         )
+
+    def caller_view(self, caller: Caller, *, organization: str | None = None) -> CallerView:
+        """What ``GET /me`` shows: the live account, the access decision for ``org.view`` (none
+        for a user with no live membership), its organization and the MFA status.
+
+        With a bundle that offers :class:`~storno_security.kit.storage.AccountOverviewStore`
+        the user's records come from one read; otherwise from one read per store. Decisions
+        and errors are :meth:`authorize`'s, :meth:`get_user`'s and :meth:`organization`'s.
+
+        Raises:
+            OrganizationRequiredError: several live memberships and no default, or an API key
+                whose organization is gone (400).
+            OrganizationNotFoundError: not a member of the named organization, or it is
+                deleted (404).
+            PermissionDeniedError: outside the role or the key's scope (403).
+            AccountNotFoundError: the account is unknown or deleted.
+            StoreError: a store failed.
+        """
+        store = self.stores.account_overview
+        overview = store.account_overview(caller.user_id) if store is not None else None
+        if overview is not None:
+            memberships: Sequence[Membership] = overview.memberships
+        elif store is None:
+            memberships = self.directory.memberships_of(caller.user_id)
+        else:
+            memberships = ()  # no such user: decided as for no membership, then refused
+        auth: Authorization | None
+        try:
+            auth = self._decide(caller, Permission.ORG_VIEW, memberships, organization=organization)
+        except OrganizationRequiredError:
+            # Several memberships and no default: the client must choose. None at all: the user
+            # still sees themselves.
+            if caller.is_api_key or any(m.deleted_at is None for m in memberships):
+                raise
+            auth = None
+        if overview is not None:
+            user = overview.user
+            if not user.is_live:
+                raise AccountNotFoundError(reason="unknown_or_deleted")
+            found = None
+            if auth is not None:
+                found = overview.organizations.get(auth.organization_id)
+                if found is None or found.deleted_at is not None:
+                    raise OrganizationNotFoundError(reason="unknown")
+            mfa = mfa_status_of(
+                user,
+                has_passkeys=self.passkeys is not None and overview.has_passkeys,
+                backup_codes_left=overview.backup_codes_left,
+            )
+        else:
+            user = self.live_user(caller.user_id)
+            found = self.organization(auth.organization_id) if auth is not None else None
+            mfa = self.mfa_status(user)
+        return CallerView(user=user, authorization=auth, organization=found, mfa=mfa)
 
     def organization(self, organization_id: str) -> Organization:
         """The live organization.

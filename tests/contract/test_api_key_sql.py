@@ -17,6 +17,7 @@ from storno_security.api_keys import ApiKeyManager, ApiKeyRecord
 from storno_security.clock import FrozenClock
 from storno_security.errors import CorruptRecordError, InvalidApiKeyError, StoreUnavailableError
 from storno_security.stores.sql import SqlApiKeyStore, api_keys, create_engine
+from tests._round_trips import RoundTrips
 from tests.contract.conftest import unreachable_databases
 from tests.contract.test_api_key_store import new_record
 
@@ -25,8 +26,8 @@ NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 def statements_of(engine: sa.Engine, call: Any) -> list[str]:
     """The statements ``call`` sends to the database, but transaction control. On SQLite the
-    driver's trace (the store's lean read path runs below SQLAlchemy's events); elsewhere
-    SQLAlchemy's ``before_cursor_execute``."""
+    driver's trace and on PostgreSQL libpq's protocol trace (the stores' lean read path runs
+    below SQLAlchemy's events); elsewhere SQLAlchemy's ``before_cursor_execute``."""
     statements: list[str] = []
 
     def keep(statement: str) -> None:
@@ -35,6 +36,14 @@ def statements_of(engine: sa.Engine, call: Any) -> list[str]:
 
     if engine.dialect.name == "sqlite":
         return _traced(engine, call, keep, statements)
+    if engine.dialect.name == "postgresql":  # the lean read path runs below SQLAlchemy here too
+        counter = RoundTrips(engine)
+        try:
+            with counter.window():
+                call()
+            return counter.statements
+        finally:
+            counter.close()
 
     def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         keep(statement)

@@ -486,8 +486,12 @@ def test_unreachable_database_is_unavailable(url: str, tmp_path: Path) -> None:
             with pytest.raises(StoreUnavailableError) as caught:
                 call()
             assert not isinstance(caught.value, sa.exc.SQLAlchemyError)
-            # The lean SQLite read path runs on the driver: its own error is the cause there.
-            assert isinstance(caught.value.__cause__, sa.exc.SQLAlchemyError | sqlite3.Error)
+            # The lean read path (SQLite, PostgreSQL) runs on the driver: its own error is the
+            # cause there.
+            driver_error = engine.dialect.loaded_dbapi.Error
+            assert isinstance(
+                caught.value.__cause__, sa.exc.SQLAlchemyError | sqlite3.Error | driver_error
+            )
     finally:
         engine.dispose()
 

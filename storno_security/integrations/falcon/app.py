@@ -8,7 +8,11 @@ from typing import Any
 import falcon
 
 from storno_security.integrations.falcon.errors import handle_error
-from storno_security.integrations.falcon.middleware import Middleware
+from storno_security.integrations.falcon.middleware import (
+    Middleware,
+    RequestHook,
+    ResponseHook,
+)
 from storno_security.integrations.falcon.routing import (
     Api,
     Ctx,
@@ -51,17 +55,27 @@ class PathResource:
         return respond
 
 
-def build_app(api: Api[Any], modules: Iterable[Routes], *, outer: Sequence[Any] = ()) -> WsgiApp:
+def build_app(
+    api: Api[Any],
+    modules: Iterable[Routes],
+    *,
+    outer: Sequence[Any] = (),
+    on_request: Iterable[RequestHook] = (),
+    on_response: Iterable[ResponseHook] = (),
+) -> WsgiApp:
     """A Falcon WSGI application serving ``modules``' routes with ``api``'s kit and options:
     the one middleware, the one error handler, ``/openapi.json`` from the same declarations.
     ``outer`` middleware wraps it (in first, out last), as
-    :class:`~storno_security.integrations.falcon.browser.BrowserMiddleware`.
+    :class:`~storno_security.integrations.falcon.browser.BrowserMiddleware`;
+    ``on_request``/``on_response``: the middleware's hooks (see
+    :mod:`~storno_security.integrations.falcon.middleware`).
 
     Raises:
         RuntimeError: two handlers for one method and path.
     """
     api.routes = [route for module in modules for route in module.routes]
-    app: WsgiApp = falcon.App(middleware=[*outer, Middleware(api)], cors_enable=False)
+    middleware = Middleware(api, on_request=tuple(on_request), on_response=tuple(on_response))
+    app: WsgiApp = falcon.App(middleware=[*outer, middleware], cors_enable=False)
     app.req_options.strip_url_path_trailing_slash = True
     app.resp_options.secure_cookies_by_default = api.options.cookie_secure
     app.add_error_handler(Exception, handle_error)

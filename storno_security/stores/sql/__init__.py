@@ -14,7 +14,8 @@ Needs the ``sql`` extra, plus a driver (the ``postgres`` or ``mysql`` extra) for
 * :class:`SqlRefreshFamilyStore` and :class:`SqlSessionStateStore` implement
   :class:`~storno_security.tokens.storage.RefreshFamilyStore` and
   :class:`~storno_security.tokens.storage.SessionStateStore`.
-* :class:`SqlDirectoryStore` implements :class:`~storno_security.kit.DirectoryStore`.
+* :class:`SqlDirectoryStore` implements :class:`~storno_security.kit.DirectoryStore`;
+  :class:`SqlAccountOverviewStore` reads a user's own records of it in one ``SELECT``.
 * :class:`SqlAuditStore` implements :class:`~storno_security.audit.AuditStore`.
 * :class:`SqlLastSeenStore` implements :class:`~storno_security.license.storage.LastSeenStore`.
 * :class:`SqlResetTokenStore` implements :class:`~storno_security.accounts.ResetTokenStore`.
@@ -74,6 +75,7 @@ from storno_security.stores.sql.mfa import (
     mfa_backup_code_sets,
     mfa_backup_codes,
 )
+from storno_security.stores.sql.overview import SqlAccountOverviewStore
 from storno_security.stores.sql.passkeys import (
     SqlPasskeyChallengeStore,
     SqlPasskeyCredentialStore,
@@ -90,6 +92,7 @@ from storno_security.stores.sql.tokens import (
 __all__ = [
     "SCHEMA_VERSION",
     "DatabaseTimeouts",
+    "SqlAccountOverviewStore",
     "SqlApiKeyStore",
     "SqlAuditStore",
     "SqlBackupCodeStore",

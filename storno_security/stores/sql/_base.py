@@ -497,18 +497,100 @@ class _SqlStore:
 _MEMO_SIZE = 4096
 
 
-class _Reader(Generic[_T]):
-    """One ``SELECT`` of a hot read path (API-key verification), compiled once, whose one row
-    ``build`` turns into a record.
+def _lean_dialect(engine: sa.Engine) -> bool:
+    """Whether the lean readers serve this engine: a SQLite file with the default pool, or
+    PostgreSQL through psycopg 3 (anything else reads in an ordinary transaction)."""
+    dialect = engine.dialect
+    if dialect.name == "sqlite":
+        return isinstance(engine.pool, QueuePool | NullPool)
+    return dialect.name == "postgresql" and dialect.driver == "psycopg"
 
-    On a SQLite file database the statement runs straight on a DBAPI connection that each thread
-    keeps (taken once from the engine's pool, so it has the pool's set-up, then detached so that
-    it holds no pool slot), without ``BEGIN``: the connection is in autocommit mode, so the one
-    statement reads one consistent snapshot of committed data and holds no lock once its rows are
-    fetched. The database is read on every call; what is kept is the record last built from each
-    raw row (up to 4096 rows): a row that reads exactly as before gives the same immutable record
-    without running the column types' result processors and ``build`` again. Elsewhere (servers,
-    ``:memory:``, a custom pool) it is an ordinary read-only :func:`_transaction`.
+
+class _LeanConnections:
+    """One DBAPI connection per thread for every lean reader of an engine, in autocommit mode.
+
+    Taken once from the engine's pool (so it has the pool's set-up: the SQLite pragmas, the
+    server's connect arguments), then detached so that it holds no pool slot; dropped on a
+    driver error, after a fork, and when the engine is disposed (that thread's own is closed
+    at once, the others' when their thread next reads).
+    """
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+        self._local = threading.local()
+        self._generation = 0
+        event.listen(engine, "engine_disposed", self._disposed)
+
+    def _disposed(self, engine: sa.Engine) -> None:
+        self._generation += 1
+        self.drop()
+
+    def get(self) -> tuple[Any, bool]:
+        """The thread's connection, and whether it was opened by this call.
+
+        Raises:
+            StoreUnavailableError: no connection could be opened.
+            StoreError: the database failed.
+        """
+        local = self._local
+        key = (os.getpid(), self._generation)
+        old = getattr(local, "key", None)
+        if old != key:  # a new thread, a forked child, a disposal
+            if old is not None and old[0] == key[0]:  # disposed: close it (never a parent's)
+                self.drop()
+            local.connection = None
+            local.key = key
+        if local.connection is not None:
+            return local.connection, False
+        dbapi = self._engine.dialect.loaded_dbapi
+        try:
+            with _translate_errors():
+                fairy = self._engine.raw_connection()
+            fairy.detach()  # closed by drop(), never returned to the pool
+            connection: Any = fairy.dbapi_connection
+            if self._engine.dialect.name != "sqlite":  # SQLite's is in autocommit already
+                connection.rollback()  # the pool's pre-ping may have opened a transaction
+                connection.autocommit = True
+        except dbapi.Error as exc:  # the pool passes connect errors on unwrapped
+            raise StoreUnavailableError(reason="unavailable") from exc
+        local.connection = connection
+        return connection, True
+
+    def drop(self) -> None:
+        """Close the thread's connection (after an error)."""
+        connection = getattr(self._local, "connection", None)
+        self._local.connection = None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                connection.close()
+
+
+_LEAN_LOCK = threading.Lock()
+
+
+def _lean_connections(engine: sa.Engine) -> _LeanConnections:
+    """The engine's :class:`_LeanConnections`, shared by its readers (kept on the engine)."""
+    with _LEAN_LOCK:
+        found: _LeanConnections | None = engine.__dict__.get("_storno_lean")
+        if found is None:
+            found = engine.__dict__["_storno_lean"] = _LeanConnections(engine)
+        return found
+
+
+class _Reader(Generic[_T]):
+    """One ``SELECT`` of a hot read path (session state, API-key verification, a user's own
+    records), compiled once, whose rows ``build`` turns into records.
+
+    On a SQLite file database and on PostgreSQL (psycopg 3) the statement runs straight on a
+    DBAPI connection that each thread keeps (:class:`_LeanConnections`), in autocommit mode:
+    no ``BEGIN``, no ``COMMIT``, no pool checkout and so no pre-ping, only the one statement,
+    which reads one consistent snapshot of committed data and holds no lock once its rows are
+    fetched. On PostgreSQL a kept connection found broken is replaced and the read sent again,
+    once (what the pool's pre-ping did). The database is read on every call; what is kept is
+    the record last built from each raw row (up to 4096 rows): a row that reads exactly as
+    before gives the same immutable record without running the column types' result
+    processors and ``build`` again. Elsewhere (MariaDB, ``:memory:``, a custom pool) it is an
+    ordinary read-only :func:`_transaction`.
 
     Only for one statement that reads: never for a read that another statement must see
     consistently, nor for any write.
@@ -521,14 +603,16 @@ class _Reader(Generic[_T]):
         self._statement = statement
         self._build = build
         dialect = engine.dialect
-        self._lean = dialect.name == "sqlite" and isinstance(engine.pool, QueuePool | NullPool)
+        self._lean = _lean_dialect(engine)
         if not self._lean:
             return
-        self._local = threading.local()
+        self._connections = _lean_connections(engine)
+        self._retry = dialect.name != "sqlite"
         self._memo: dict[tuple[Any, ...], _T] = {}
         compiled = statement.compile(dialect=dialect)
         self._sql = compiled.string
-        self._bind_names = tuple(compiled.positiontup or ())
+        self._positional = compiled.positiontup is not None
+        self._bind_names = tuple(compiled.positiontup or compiled.binds)
         self._bind_processors = tuple(
             compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
             for name in self._bind_names
@@ -575,37 +659,51 @@ class _Reader(Generic[_T]):
             memo[raw] = record
         return record
 
-    def _connection(self) -> Any:
-        local = self._local
-        if getattr(local, "pid", None) != os.getpid():  # a new thread, or a forked child
-            local.connection = None
-            local.pid = os.getpid()
-        if local.connection is None:
-            try:
-                with _translate_errors():
-                    fairy = self._engine.raw_connection()
-            except self._driver_error as exc:  # the pool passes connect errors on unwrapped
-                raise StoreUnavailableError(reason="unavailable") from exc
-            fairy.detach()  # closed with the thread's state, never returned to the pool
-            local.connection = fairy.dbapi_connection
-        return local.connection
+    def collect(self, params: dict[str, Any]) -> _T | None:
+        """What ``build`` makes of the list of every row, or ``None`` when there is none. The
+        record is kept as :meth:`one_or_none` keeps it, by the raw rows.
+
+        Raises:
+            StoreError: the database failed.
+            StoreUnavailableError: the database could not be reached.
+            CorruptRecordError: a value cannot be read (or ``build`` refused it).
+        """
+        if not self._lean:
+            with _transaction(self._engine, read_only=True) as conn:
+                rows = _fetch(conn.execute(self._statement, params))
+            return self._build(list(rows)) if rows else None
+        raw = tuple(self._fetch(params))
+        if not raw:
+            return None
+        memo = self._memo
+        record = memo.get(raw)
+        if record is None:
+            record = self._build([self._processed(row) for row in raw])
+            if len(memo) >= _MEMO_SIZE:
+                memo.clear()
+            memo[raw] = record
+        return record
 
     def _fetch(self, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         values = [params[name] for name in self._bind_names]
         for i, process in enumerate(self._bind_processors):
             if process is not None:
                 values[i] = process(values[i])
-        connection = self._connection()
-        try:
-            rows: list[tuple[Any, ...]] = connection.execute(self._sql, values).fetchall()
-        except self._driver_error as exc:
-            self._local.connection = None
-            with contextlib.suppress(self._driver_error):
-                connection.close()
-            if isinstance(exc, self._unavailable):
-                raise StoreUnavailableError(reason="unavailable") from exc
-            raise StoreError("the database failed the operation", reason="backend") from exc
-        return rows
+        names = self._bind_names
+        bound: Any = values if self._positional else dict(zip(names, values, strict=True))
+        while True:
+            connection, fresh = self._connections.get()
+            try:
+                rows: list[tuple[Any, ...]] = connection.execute(self._sql, bound).fetchall()
+            except self._driver_error as exc:
+                broken = getattr(connection, "broken", False) or getattr(connection, "closed", 0)
+                self._connections.drop()
+                if self._retry and broken and not fresh:
+                    continue  # a kept connection the server closed meanwhile: once more
+                if isinstance(exc, self._unavailable):
+                    raise StoreUnavailableError(reason="unavailable") from exc
+                raise StoreError("the database failed the operation", reason="backend") from exc
+            return rows
 
     def _processed(self, raw: tuple[Any, ...]) -> Any:
         values = list(raw)

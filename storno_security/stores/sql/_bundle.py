@@ -83,6 +83,7 @@ def sql_bundle(
         rate_limits=storage_from_uri(
             uri, prefix=redis_prefix, connect_timeout=redis_timeout, timeout=redis_timeout
         ),
+        account_overview=s.SqlAccountOverviewStore(engine),
         closers=tuple(closers),
         dependencies=tuple(dependencies),
         **shared,

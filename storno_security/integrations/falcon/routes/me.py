@@ -9,9 +9,9 @@ session (REF-4) and answers with a fresh one.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-from storno_security.errors import OrganizationRequiredError
 from storno_security.integrations.falcon.openapi import obj
 from storno_security.integrations.falcon.routes._account import (
     MFA_STATUS,
@@ -33,7 +33,7 @@ from storno_security.integrations.falcon.schemas import (
 )
 from storno_security.kit import SensitiveAction
 from storno_security.ratelimit import LOGIN
-from storno_security.rbac import Authorization, Permission, Role
+from storno_security.rbac import Permission, Role
 
 __all__ = ["routes"]
 
@@ -60,6 +60,16 @@ _ME = obj(
 _USER_ANSWER = obj({"user": USER}, required=("user",))
 
 
+@functools.lru_cache(maxsize=256)
+def _sorted_names(permissions: frozenset[Permission]) -> tuple[str, ...]:
+    return tuple(sorted(p.value for p in permissions))
+
+
+def _names(permissions: frozenset[Permission]) -> list[str]:
+    """The sorted names (a role's set is one of a few: sorted once each)."""
+    return list(_sorted_names(permissions))
+
+
 @routes.get(
     "/api/v1/me",
     summary="The caller: user, organization, role, effective permissions, MFA status",
@@ -72,33 +82,24 @@ _USER_ANSWER = obj({"user": USER}, required=("user",))
 )
 def me(ctx: Ctx[Any], body: Body) -> None:
     caller = ctx.caller
-    auth: Authorization | None
-    try:
-        auth = ctx.authorize(Permission.ORG_VIEW)
-    except OrganizationRequiredError:
-        # Several memberships and no default: the client must choose. None at all: the user
-        # still sees themselves.
-        if caller.is_api_key or ctx.kit.default_organization_id(caller.user_id) is not None:
-            raise
-        auth = None
-    user = ctx.kit.get_user(caller.user_id)
+    view = ctx.kit.caller_view(caller, organization=ctx.header("X-Organization"))
     credential: dict[str, Any] = {"kind": caller.kind}
     if caller.api_key is not None:
         credential["key_id"] = caller.api_key.key_id
         credential["scope"] = caller.api_key.scope.value
     answer: dict[str, Any] = {"organization": None, "role": None, "permissions": []}
-    if auth is not None:
-        found = ctx.kit.organization(auth.organization_id)
+    auth, found = view.authorization, view.organization
+    if auth is not None and found is not None:
         answer = {
             "organization": {"id": found.organization_id, "name": found.name},
             "role": auth.role.value,
-            "permissions": sorted(p.value for p in auth.effective_permissions),
+            "permissions": _names(auth.effective_permissions),
         }
     ctx.json(
         {
-            "user": user_json(user),
+            "user": user_json(view.user),
             **answer,
-            "mfa": mfa_status_json(ctx.kit.mfa_status(user)),
+            "mfa": mfa_status_json(view.mfa),
             "credential": credential,
         }
     )

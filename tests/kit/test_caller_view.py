@@ -1,0 +1,75 @@
+"""``Kit.caller_view`` (what ``GET /me`` shows) decides and answers the same whether the user's
+records come from the one-statement read (``StoreBundle.account_overview``, the SQL bundle) or
+from one read per store (any bundle without it): issue 18."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from storno_security.errors import OrganizationNotFoundError, OrganizationRequiredError
+from storno_security.kit import Caller, Kit
+from tests.kit.conftest import PASSWORD, World, kit_keys, kit_policy
+
+
+def _both(world: World, caller: Caller, **kwargs: Any) -> Any:
+    """The view through the kit under test and through one without the overview store."""
+    store_by_store = Kit(
+        attrs.evolve(world.kit.stores, account_overview=None),
+        policy=kit_policy(),
+        keys=kit_keys(),
+        clock=world.clock,
+        companies=world.companies.get,
+    )
+    outcomes = []
+    for kit in (world.kit, store_by_store):
+        try:
+            outcomes.append(kit.caller_view(caller, **kwargs))
+        except (OrganizationNotFoundError, OrganizationRequiredError) as exc:
+            outcomes.append((type(exc), exc.reason))
+    assert outcomes[0] == outcomes[1]
+    return outcomes[0]
+
+
+def test_caller_view_is_the_same_with_or_without_the_one_read(world: World) -> None:
+    owner = world.register()
+    owner_caller = world.caller(owner)
+    own_org = world.kit.default_organization_id(owner.user.user_id)
+    view = _both(world, owner_caller)
+    assert view.organization.organization_id == own_org
+    assert view.authorization.role.value == "owner"
+    assert not view.mfa.enabled
+    assert view.user.user_id == owner.user.user_id
+
+    # a second organization, MFA on, and a passkey-free account with backup codes
+    member_address = world.email()
+    invitation = world.kit.invite(owner_caller, member_address, role="viewer")
+    member = world.register(member_address)
+    member_caller = world.caller(member)
+    world.enable_mfa(member)
+    world.kit.accept_invitation(member_caller, invitation.invitation_id)
+    theirs = _both(world, member_caller)
+    assert theirs.mfa.enabled
+    assert theirs.mfa.backup_codes_left == 10
+    named = _both(world, member_caller, organization=own_org)
+    assert named.organization.organization_id == own_org
+    assert named.authorization.role.value == "viewer"
+    # unknown and malformed organizations: the same refusal both ways
+    assert _both(world, member_caller, organization="0" * 36)[0] is OrganizationNotFoundError
+    assert _both(world, member_caller, organization="x" * 500)[0] is OrganizationNotFoundError
+
+    # removed from the organization: it is no longer theirs to name
+    world.kit.remove_member(owner_caller, member.user.user_id)
+    assert _both(world, member_caller, organization=own_org)[0] is OrganizationNotFoundError
+
+
+def test_an_api_key_sees_its_organization_the_same_way(world: World) -> None:
+    owner = world.register()
+    caller = world.caller(owner)
+    created = world.kit.create_api_key(caller, name="ci", scope="read", current_password=PASSWORD)
+    key_caller = world.kit.authenticate(created.key)
+    assert key_caller is not None
+    assert key_caller.is_api_key
+    view = _both(world, key_caller)
+    assert view.organization.organization_id == created.info.organization_id
