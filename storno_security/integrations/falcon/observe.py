@@ -13,6 +13,7 @@ from typing import Any
 
 import falcon
 
+from storno_security.integrations._common import TrustedProxies
 from storno_security.integrations.falcon.routing import Body, Ctx, Routes
 from storno_security.integrations.observability import Observer, Principal, RequestRecord
 
@@ -58,12 +59,14 @@ def metrics(ctx: Ctx[Any], body: Body) -> None:
     observer: Observer | None = getattr(ctx.api, "observer", None)
     req = ctx.req
     forwarded = any(req.get_header(name) is not None for name in _FORWARDING_HEADERS)
+    # an unmetered route: the middleware resolved no client address, so it is resolved here
+    proxies = TrustedProxies(str(n) for n in ctx.api.options.trusted_proxies)
+    peer = req.remote_addr or "0.0.0.0"  # noqa: S104 - an address to check, nothing is bound
+    client_ip = proxies.client_ip(peer, req.get_header("X-Forwarded-For"))
     if (
         observer is None
         or observer.metrics is None
-        or not observer.access.allows(
-            req.context.client_ip, peer=req.remote_addr, forwarded=forwarded
-        )
+        or not observer.access.allows(client_ip, peer=req.remote_addr, forwarded=forwarded)
     ):
         raise falcon.HTTPNotFound()  # the same answer as a path that does not exist
     ctx.resp.content_type = observer.metrics.content_type
