@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
@@ -247,15 +248,90 @@ def _transaction(
     """
     dbapi = engine.dialect.loaded_dbapi
     driver_error: type[Exception] | tuple[()] = () if dbapi is None else dbapi.Error
-    with _translate_errors(duplicate=duplicate):
-        try:
-            with engine.connect() as conn:
-                if read_only:
-                    conn.execution_options(**{_READ_ONLY: True})
-                with conn.begin():
-                    yield conn
-        except driver_error as exc:  # a driver error that SQLAlchemy did not wrap
-            raise StoreUnavailableError(reason="unavailable") from exc
+    writers = None if read_only or engine.dialect.name != "sqlite" else sqlite_writers(engine)
+    if writers is not None and not writers.lock.acquire(timeout=writers.wait):
+        raise StoreUnavailableError(reason="timeout")
+    try:
+        with _translate_errors(duplicate=duplicate):
+            try:
+                with engine.connect() as conn:
+                    if read_only:
+                        conn.execution_options(**{_READ_ONLY: True})
+                    with conn.begin():
+                        yield conn
+            except driver_error as exc:  # a driver error that SQLAlchemy did not wrap
+                raise StoreUnavailableError(reason="unavailable") from exc
+    finally:
+        if writers is not None:
+            writers.lock.release()
+
+
+class _FifoLock:
+    """A lock handed to its waiters in the order they came (``threading.Lock`` wakes any)."""
+
+    __slots__ = ("_locked", "_mutex", "_waiters")
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._locked = False
+        self._waiters: collections.deque[threading.Event] = collections.deque()
+
+    def acquire(self, timeout: float) -> bool:
+        with self._mutex:
+            if not self._locked:
+                self._locked = True
+                return True
+            turn = threading.Event()
+            self._waiters.append(turn)
+        if turn.wait(timeout):
+            return True
+        with self._mutex:
+            if turn in self._waiters:  # still queued: give up the place
+                self._waiters.remove(turn)
+                return False
+        return True  # handed over just as the wait ended
+
+    def release(self) -> None:
+        with self._mutex:
+            if self._waiters:
+                self._waiters.popleft().set()  # handed over: it stays locked
+            else:
+                self._locked = False
+
+
+class SqliteWriters:
+    """The writers of one SQLite engine in this process, queued first come, first served.
+
+    SQLite admits one writer at a time; a writer that finds the database locked sleeps and polls
+    (the busy handler, in growing steps), so under many threads a few wait far longer than the
+    rest. Queued here instead, the threads of a process take turns in order as soon as the
+    previous writer commits; ``busy_timeout`` still orders writers of different processes. A
+    write transaction must not open another on the same engine (SQLite would deadlock it too).
+
+    Attributes:
+        lock: held for the whole write transaction.
+        wait: seconds to wait for it before the store answers ``StoreUnavailableError``
+            (the busy timeout, 30 s unless the database timeouts say otherwise).
+    """
+
+    __slots__ = ("lock", "wait")
+
+    def __init__(self) -> None:
+        self.lock = _FifoLock()
+        self.wait = 30.0
+
+
+_WRITERS: weakref.WeakKeyDictionary[sa.Engine, SqliteWriters] = weakref.WeakKeyDictionary()
+_WRITERS_GUARD = threading.Lock()
+
+
+def sqlite_writers(engine: sa.Engine) -> SqliteWriters:
+    """The writer queue of a SQLite ``engine`` (made on first use)."""
+    writers = _WRITERS.get(engine)
+    if writers is None:
+        with _WRITERS_GUARD:
+            writers = _WRITERS.setdefault(engine, SqliteWriters())
+    return writers
 
 
 @contextlib.contextmanager

@@ -11,6 +11,8 @@ import attrs
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from storno_security.stores.sql._base import sqlite_writers
+
 __all__ = ["DatabaseTimeouts", "apply_sqlite_timeouts", "timeout_options"]
 
 
@@ -92,6 +94,7 @@ def apply_sqlite_timeouts(engine: sa.Engine, timeouts: DatabaseTimeouts) -> None
     if engine.dialect.name != "sqlite":
         return
     busy = _ms(timeouts.lock)
+    sqlite_writers(engine).wait = timeouts.lock  # this process's writers wait as long
 
     def on_connect(dbapi_connection: Any, connection_record: Any) -> None:
         cursor = dbapi_connection.cursor()

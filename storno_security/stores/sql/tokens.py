@@ -123,6 +123,45 @@ def _revoke_family(family_id: str, now: datetime) -> sa.Update:
     )
 
 
+def _claim(*, by_user: bool) -> sa.Update:
+    """The rotation's conditional ``UPDATE`` (bound: ``presented``, ``now``, ``successor`` and,
+    ``by_user``, ``user``), built once: statements built per call cost more than the database's
+    own work on SQLite."""
+    live = sa.select(_F.family_id).where(
+        _F.revoked_at.is_(None), _F.expires_at > sa.bindparam("now")
+    )
+    if by_user:
+        live = live.where(_F.user_id == sa.bindparam("user"))
+    return (
+        sa.update(refresh_tokens)
+        .where(
+            _T.token_hash == sa.bindparam("presented"),
+            _T.used_at.is_(None),
+            _T.family_id.in_(live.scalar_subquery()),
+        )
+        .values(used_at=sa.bindparam("now"), successor_hash=sa.bindparam("successor"))
+    )
+
+
+_CLAIM = {False: _claim(by_user=False), True: _claim(by_user=True)}
+_LOOKUP = (
+    sa.select(
+        _T.used_at,
+        _T.successor_hash,
+        _F.family_id,
+        _F.user_id,
+        _F.created_at,
+        _F.expires_at,
+        _F.revoked_at,
+    )
+    .select_from(refresh_tokens.outerjoin(refresh_families))
+    .where(_T.token_hash == sa.bindparam("presented"))
+)
+_NEW_TOKEN = sa.insert(refresh_tokens).values(
+    token_hash=sa.bindparam("token_hash"), family_id=sa.bindparam("family_id")
+)
+
+
 # --- refresh families ------------------------------------------------------------------------
 
 
@@ -173,32 +212,13 @@ class SqlRefreshFamilyStore(_SqlStore):
         live_families = sa.select(_F.family_id).where(_F.revoked_at.is_(None), _F.expires_at > now)
         if expected_user_id is not None:
             live_families = live_families.where(_F.user_id == expected_user_id)
-        claim = (
-            sa.update(refresh_tokens)
-            .where(
-                _T.token_hash == presented_hash,
-                _T.used_at.is_(None),
-                _T.family_id.in_(live_families.scalar_subquery()),
-            )
-            .values(used_at=now, successor_hash=new_hash)
-        )
-        lookup = (
-            sa.select(
-                _T.used_at,
-                _T.successor_hash,
-                _F.family_id,
-                _F.user_id,
-                _F.created_at,
-                _F.expires_at,
-                _F.revoked_at,
-            )
-            .select_from(refresh_tokens.outerjoin(refresh_families))
-            .where(_T.token_hash == presented_hash)
-        )
+        bound = {"presented": presented_hash, "now": now, "successor": new_hash}
+        if expected_user_id is not None:
+            bound["user"] = expected_user_id
 
         with _transaction(self._engine, duplicate=True) as conn:
-            claimed = conn.execute(claim).rowcount
-            row = _fetch_one(conn.execute(lookup))
+            claimed = conn.execute(_CLAIM[expected_user_id is not None], bound).rowcount
+            row = _fetch_one(conn.execute(_LOOKUP, {"presented": presented_hash}))
             if claimed not in (0, 1):  # the hash is the primary key
                 raise CorruptRecordError(reason="duplicate_row")
             if row is None:
@@ -207,7 +227,7 @@ class SqlRefreshFamilyStore(_SqlStore):
                 return Rotation(RotationOutcome.UNKNOWN)
             family = _family_of(row)
             if claimed:
-                conn.execute(_new_token(new_hash, family.family_id))
+                conn.execute(_NEW_TOKEN, {"token_hash": new_hash, "family_id": family.family_id})
                 return Rotation(RotationOutcome.ROTATED, family)
             used_at = _optional_time(row.used_at)
             revoked_at = _optional_time(row.revoked_at)
