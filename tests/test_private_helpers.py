@@ -605,3 +605,9 @@ def test_compact_parts_takes_exactly_max_bytes_and_no_more() -> None:
         compact_parts(token, max_bytes=9, error=Refused)
     with pytest.raises(TypeError, match="token must be str"):
         compact_parts(token.encode(), max_bytes=10, error=Refused)
+
+
+def test_padding_inside_base64url_is_refused_not_skipped() -> None:
+    # a lenient decoder stops at the padding and reads "AAAA====AAAA" as "AAAA"
+    with pytest.raises(ValueError, match="base64url alphabet"):
+        b64url_decode("AAAA====AAAA")
