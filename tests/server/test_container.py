@@ -189,12 +189,16 @@ def test_the_entrypoint_starts_the_server_as_a_non_root_user(fresh_venv: Path) -
     data = base / "data"
     data.mkdir(mode=0o700)
     _owner(data)
+    # the image has the script at its own path; the checkout may be unreadable to the user
+    entrypoint = base / "entrypoint.sh"
+    shutil.copyfile(ENTRYPOINT, entrypoint)
+    entrypoint.chmod(0o755)
     port = _free_port()
     env = _entrypoint_env(fresh_venv, data, port)
     log = base / "server.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [*prefix, _tool("env"), *(f"{k}={v}" for k, v in env.items()), str(ENTRYPOINT)],
+            [*prefix, _tool("env"), *(f"{k}={v}" for k, v in env.items()), str(entrypoint)],
             env={},
             stdout=out,
             stderr=subprocess.STDOUT,

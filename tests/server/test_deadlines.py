@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import attrs
 import falcon.testing
 import pytest
 import sqlalchemy as sa
@@ -171,7 +172,9 @@ def test_the_watchdog_cuts_a_statement_running_past_the_deadline(
     assert url is not None
     clock = SteppingClock(fresh=10**9)
     deadlines = RequestDeadlines(10, monotonic=clock, poll=3600)  # expired by hand below
-    engine = sql.create_engine(url, **sql.timeout_options(url, TIMEOUTS))
+    # a statement timeout far beyond the sleep: only the watchdog can end it early
+    patient = attrs.evolve(TIMEOUTS, statement=120)
+    engine = sql.create_engine(url, **sql.timeout_options(url, patient))
     deadlines.watch(engine)
     outcome: list[BaseException] = []
     tag = f"storno-watchdog-{id(outcome)}"
@@ -179,7 +182,7 @@ def test_the_watchdog_cuts_a_statement_running_past_the_deadline(
     def sleeper() -> None:
         with deadlines.request(), engine.connect() as conn:
             try:
-                conn.exec_driver_sql(f"SELECT pg_sleep(4) /* {tag} */")
+                conn.exec_driver_sql(f"SELECT pg_sleep(60) /* {tag} */")
             except BaseException as exc:
                 outcome.append(exc)
 
@@ -187,7 +190,7 @@ def test_the_watchdog_cuts_a_statement_running_past_the_deadline(
     worker.start()
     try:
         with engine.connect() as probe:  # wait for the statement to be running, not for time
-            for _ in range(200):
+            for _ in range(3000):  # a loaded machine may take a while to start it
                 running = probe.exec_driver_sql(
                     "SELECT count(*) FROM pg_stat_activity WHERE query LIKE %(t)s AND pid <> "
                     "pg_backend_pid()",
@@ -197,8 +200,9 @@ def test_the_watchdog_cuts_a_statement_running_past_the_deadline(
                     break
                 threading.Event().wait(0.02)
         clock.start = 11.0  # past the deadline
+        assert running, "the statement never ran"
         assert deadlines.expire() == 1
-        worker.join(timeout=3)
+        worker.join(timeout=30)
         assert not worker.is_alive()
         assert outcome
         assert isinstance(outcome[0], sa.exc.OperationalError)

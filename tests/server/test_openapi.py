@@ -114,7 +114,9 @@ def test_the_document_is_openapi_3_1_and_names_every_route(
     document = client.simulate_get("/openapi.json").json
     assert document["openapi"] == "3.1.0"
     described = set(document["paths"])
-    routed = _routes(fuzz_target["app"])
+    # the demo page's HTML, script, style and dev mailbox are a page, not the JSON API
+    pages = {"/demo", "/demo/demo.js", "/demo/demo.css", "/demo/mail", "/confirm-email"}
+    routed = _routes(fuzz_target["app"]) - pages
     assert routed - described == set(), "routes missing from /openapi.json"
     assert described - routed == set(), "documented paths with no route"
     for path, item in document["paths"].items():
