@@ -72,7 +72,8 @@ def _raw(path: Path, rotations: int) -> list[float]:
         row = conn.execute(
             "SELECT family, used_at, expires_at FROM t WHERE hash = ?", (token,)
         ).fetchone()
-        assert row is not None and row[1] is None
+        if row is None or row[1] is not None:
+            raise SystemExit("the raw baseline lost its token")
         conn.execute("UPDATE t SET used_at = '2026-12-06' WHERE hash = ?", (token,))
         conn.execute("INSERT INTO t VALUES (?, ?, NULL, ?)", (new, row[0], row[2]))
         conn.execute("COMMIT")
