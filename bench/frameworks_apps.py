@@ -78,77 +78,17 @@ def ours_aiosqlite() -> Any:
 def fastapi_users() -> Any:
     """fastapi-users (JWT strategy, Bearer transport, SQLAlchemy adapter on aiosqlite):
     ``GET /users/me`` from its users router."""
-    import uuid
-
-    from fastapi import Depends, FastAPI
-    from fastapi_users import BaseUserManager, FastAPIUsers, UUIDIDMixin, schemas
-    from fastapi_users.authentication import (
-        AuthenticationBackend,
-        BearerTransport,
-        JWTStrategy,
-    )
-    from fastapi_users.db import SQLAlchemyBaseUserTableUUID, SQLAlchemyUserDatabase
-    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
-    from sqlalchemy.orm import DeclarativeBase
+    from fastapi import FastAPI
+    from fastapi_users_app import Users
 
     directory = _directory()
-    secret = secrets.token_hex(32)
-
-    class Base(DeclarativeBase):
-        pass
-
-    class User(SQLAlchemyBaseUserTableUUID, Base):
-        pass
-
-    class UserRead(schemas.BaseUser[uuid.UUID]):
-        pass
-
-    class UserCreate(schemas.BaseUserCreate):
-        pass
-
-    class UserUpdate(schemas.BaseUserUpdate):
-        pass
-
-    engine = create_async_engine(f"sqlite+aiosqlite:///{directory / 'users.db'}")
-    session_maker = async_sessionmaker(engine, expire_on_commit=False)
-
-    async def get_async_session() -> AsyncIterator[AsyncSession]:
-        async with session_maker() as session:
-            yield session
-
-    async def get_user_db(session: AsyncSession = Depends(get_async_session)) -> AsyncIterator[Any]:
-        yield SQLAlchemyUserDatabase(session, User)
-
-    class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):  # type: ignore[misc]
-        reset_password_token_secret = secret
-        verification_token_secret = secret
-
-    async def get_user_manager(user_db: Any = Depends(get_user_db)) -> AsyncIterator[Any]:
-        yield UserManager(user_db)
-
-    def get_jwt_strategy() -> JWTStrategy[Any, Any]:
-        return JWTStrategy(secret=secret, lifetime_seconds=3600)
-
-    backend = AuthenticationBackend(
-        name="jwt",
-        transport=BearerTransport(tokenUrl="auth/jwt/login"),
-        get_strategy=get_jwt_strategy,
-    )
-    users = FastAPIUsers[User, uuid.UUID](get_user_manager, [backend])
+    users = Users(directory / "users.db", secrets.token_hex(32))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with engine.begin() as conn:
-            await conn.run_sync(Base.metadata.create_all)
-        async with session_maker() as session:
-            manager = UserManager(SQLAlchemyUserDatabase(session, User))
-            user = await manager.create(UserCreate(email=EMAIL, password=PASSWORD))
-            token = await get_jwt_strategy().write_token(user)
+        token = await users.first_user_token(EMAIL, PASSWORD)
         (directory / "fastapi_users.token").write_text(token)
         yield
-        await engine.dispose()
+        await users.engine.dispose()
 
-    app = FastAPI(lifespan=lifespan)
-    app.include_router(users.get_auth_router(backend), prefix="/auth/jwt")
-    app.include_router(users.get_users_router(UserRead, UserUpdate), prefix="/users")
-    return app
+    return users.mount(FastAPI(lifespan=lifespan))

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -82,89 +81,23 @@ def bare_hello() -> Any:
     return app
 
 
-def _fastapi_users_parts() -> dict[str, Any]:
-    import uuid
+def _users() -> Any:
+    from fastapi_users_app import Users
 
-    from fastapi import Depends
-    from fastapi_users import BaseUserManager, FastAPIUsers, UUIDIDMixin, schemas
-    from fastapi_users.authentication import AuthenticationBackend, BearerTransport, JWTStrategy
-    from fastapi_users.db import SQLAlchemyBaseUserTableUUID, SQLAlchemyUserDatabase
-    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
-    from sqlalchemy.orm import DeclarativeBase
-
-    secret = os.environ["BENCH_JWT_SECRET"]
-
-    class Base(DeclarativeBase):
-        pass
-
-    class User(SQLAlchemyBaseUserTableUUID, Base):
-        pass
-
-    class UserRead(schemas.BaseUser[uuid.UUID]):
-        pass
-
-    class UserCreate(schemas.BaseUserCreate):
-        pass
-
-    class UserUpdate(schemas.BaseUserUpdate):
-        pass
-
-    engine = create_async_engine(f"sqlite+aiosqlite:///{Path(os.environ['BENCH_DIR'])}/fu.db")
-    session_maker = async_sessionmaker(engine, expire_on_commit=False)
-
-    async def get_async_session() -> AsyncIterator[AsyncSession]:
-        async with session_maker() as session:
-            yield session
-
-    async def get_user_db(session: AsyncSession = Depends(get_async_session)) -> AsyncIterator[Any]:
-        yield SQLAlchemyUserDatabase(session, User)
-
-    class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):  # type: ignore[misc]
-        reset_password_token_secret = secret
-        verification_token_secret = secret
-
-    async def get_user_manager(user_db: Any = Depends(get_user_db)) -> AsyncIterator[Any]:
-        yield UserManager(user_db)
-
-    def get_jwt_strategy() -> JWTStrategy[Any, Any]:
-        return JWTStrategy(secret=secret, lifetime_seconds=3600)
-
-    backend = AuthenticationBackend(
-        name="jwt",
-        transport=BearerTransport(tokenUrl="auth/jwt/login"),
-        get_strategy=get_jwt_strategy,
-    )
-    return {
-        "Base": Base,
-        "User": User,
-        "UserRead": UserRead,
-        "UserCreate": UserCreate,
-        "UserUpdate": UserUpdate,
-        "UserManager": UserManager,
-        "engine": engine,
-        "session_maker": session_maker,
-        "backend": backend,
-        "get_jwt_strategy": get_jwt_strategy,
-        "users": FastAPIUsers[User, uuid.UUID](get_user_manager, [backend]),
-        "SQLAlchemyUserDatabase": SQLAlchemyUserDatabase,
-    }
+    directory = Path(os.environ["BENCH_DIR"])
+    return Users(directory / "fu.db", os.environ["BENCH_JWT_SECRET"])
 
 
 def prepare_fastapi_users() -> None:
     """The database, one user and its access token (``$BENCH_DIR/fu.token``)."""
     import asyncio
 
-    parts = _fastapi_users_parts()
+    users = _users()
 
     async def prepare() -> None:
-        async with parts["engine"].begin() as conn:
-            await conn.run_sync(parts["Base"].metadata.create_all)
-        async with parts["session_maker"]() as session:
-            manager = parts["UserManager"](parts["SQLAlchemyUserDatabase"](session, parts["User"]))
-            user = await manager.create(parts["UserCreate"](email=EMAIL, password=PASSWORD))
-            token = await parts["get_jwt_strategy"]().write_token(user)
+        token = await users.first_user_token(EMAIL, PASSWORD)
         (Path(os.environ["BENCH_DIR"]) / "fu.token").write_text(token)
-        await parts["engine"].dispose()
+        await users.engine.dispose()
 
     asyncio.run(prepare())
 
@@ -172,11 +105,4 @@ def prepare_fastapi_users() -> None:
 def fastapi_users() -> Any:
     from fastapi import FastAPI
 
-    parts = _fastapi_users_parts()
-    users = parts["users"]
-    app = FastAPI()
-    app.include_router(users.get_auth_router(parts["backend"]), prefix="/auth/jwt")
-    app.include_router(
-        users.get_users_router(parts["UserRead"], parts["UserUpdate"]), prefix="/users"
-    )
-    return app
+    return _users().mount(FastAPI())
