@@ -3,6 +3,7 @@ and the server's own resources over one :class:`Server`."""
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from reference_server.demo import add_demo
@@ -14,7 +15,11 @@ from storno_security.integrations.falcon.app import build_app
 from storno_security.integrations.falcon.browser import BrowserMiddleware, CorsPolicy
 from storno_security.integrations.falcon.routing import Api, ApiOptions, WsgiApp
 from storno_security.integrations.keyholders import register_holder
-from storno_security.integrations.observability import configure_logging, stdout_access_log
+from storno_security.integrations.observability import (
+    RequestLineWriter,
+    configure_logging,
+    stdout_access_log,
+)
 
 __all__ = ["create_app", "create_app_from_env", "create_asgi_app"]
 
@@ -48,6 +53,8 @@ def _prepare(settings: Settings) -> Server:
     """This process's logging, its server, and its vault key-holder marker."""
     configure_logging(settings.log_format)
     server = build_server(settings)
+    # the request line straight to stderr, where configure_logging sends every logger
+    server.observer.request_lines = RequestLineWriter.for_stream(sys.stderr, settings.log_format)
     if settings.vault_key_file is None:  # `vault retire-old` waits for this process to go
         register_holder(settings.data_dir / "keys" / "vault", server.keys.vault.active_kid)
     return server

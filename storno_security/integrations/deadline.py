@@ -77,16 +77,23 @@ class RequestDeadlines:
     @contextlib.contextmanager
     def request(self, deadline: float | None = None) -> Iterator[None]:
         """Run a request in this thread until ``deadline`` (default: ``seconds`` from now)."""
+        ident = self._enter(deadline)
+        try:
+            yield
+        finally:
+            self._leave(ident)
+
+    def _enter(self, deadline: float | None) -> int:
         self._ensure_watchdog()
         ident = threading.get_ident()
         entry = _Request(deadline if deadline is not None else self._monotonic() + self.seconds)
         with self._lock:
             self._active[ident] = entry
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._active.pop(ident, None)
+        return ident
+
+    def _leave(self, ident: int) -> None:
+        with self._lock:
+            self._active.pop(ident, None)
 
     def check(self) -> None:
         """Raise if this thread's request is past its deadline.
@@ -102,8 +109,11 @@ class RequestDeadlines:
         """``app`` with each request under a deadline (the front's, when it set one)."""
 
         def deadline_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-            with self.request(environ.get(DEADLINE_ENVIRON_KEY)):
+            ident = self._enter(environ.get(DEADLINE_ENVIRON_KEY))  # request(), without a
+            try:  # generator per call: this wraps every request
                 return app(environ, start_response)
+            finally:
+                self._leave(ident)
 
         return deadline_app
 

@@ -4,16 +4,20 @@ and the multi-process mode across real processes."""
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
+import tempfile
 import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
 
+import attrs
 import pytest
 
 from storno_security.errors import (
@@ -28,6 +32,7 @@ from storno_security.integrations.observability import (
     Metrics,
     MetricsAccess,
     Observer,
+    RequestLineWriter,
     RequestRecord,
     clear_multiprocess_dir,
     json_logging_config,
@@ -205,6 +210,86 @@ def test_requests_are_counted_by_template_and_logged(caplog: pytest.LogCaptureFi
         in text
     )
     assert metrics.content_type.startswith("text/plain")
+
+
+def _written(writer_format: str, record: RequestRecord, *, level: str = "INFO") -> list[str]:
+    """What an observer with a RequestLineWriter wrote to a pipe for ``record``."""
+    read_end, write_end = os.pipe()
+    logger = logging.getLogger("storno_security.http")
+    before = logger.level
+    logger.setLevel(level)
+    try:
+        writer = RequestLineWriter(write_end, "text" if writer_format == "text" else "json")
+        Observer(request_lines=writer).request_finished(record, error=None)
+        os.close(write_end)
+        with os.fdopen(read_end, "rb") as pipe:
+            return pipe.read().decode().splitlines(keepends=True)
+    finally:
+        logger.setLevel(before)
+
+
+_SEEN = RequestRecord(
+    request_id="r1\nforged",  # a hostile id stays inside its line
+    route="/api/users/{user_id}",
+    method="get",
+    status=200,
+    duration=0.0125,
+    principal="user",
+)
+
+
+def test_the_direct_request_line_is_the_formatters_line() -> None:
+    # The writer skips logging's machinery but must write what the JSON handler would.
+    (line,) = _written("json", _SEEN)
+    assert line.endswith("}\n")
+    written = json.loads(line)
+    record = logging.LogRecord("storno_security.http", logging.INFO, __file__, 1, "", (), None)
+    record.msg = "GET /api/users/{user_id} 200 12.5ms user"
+    record.fields = _SEEN.log_fields()
+    expected = json.loads(JsonLogFormatter().format(record))
+    assert list(written) == list(expected)  # the same keys in the same order
+    assert {k: v for k, v in written.items() if k != "time"} == {
+        k: v for k, v in expected.items() if k != "time"
+    }
+    assert datetime.fromisoformat(written["time"]).tzinfo is not None
+
+
+def test_the_direct_text_line_has_the_text_formats_shape() -> None:
+    (line,) = _written("text", _SEEN)
+    pattern = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO storno_security\.http "
+    assert re.fullmatch(pattern + r"GET /api/users/\{user_id\} 200 12\.5ms user\n", line)
+
+
+def test_the_direct_request_line_obeys_the_request_loggers_level() -> None:
+    assert _written("json", _SEEN, level="WARNING") == []
+    failed = RequestRecord(
+        request_id=None, route=None, method="POST", status=500, duration=0.0, principal="anonymous"
+    )
+    (line,) = _written("json", failed, level="WARNING")
+    assert json.loads(line)["level"] == "error"
+    assert json.loads(line)["route"] == "<unmatched>"
+    unavailable = attrs.evolve(failed, status=503)  # expected: an ordinary line
+    assert _written("json", unavailable, level="WARNING") == []
+
+
+def test_a_failed_request_line_write_never_fails_the_request() -> None:
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    os.close(write_end)  # a descriptor that is gone: EBADF
+    Observer(request_lines=RequestLineWriter(write_end)).request_finished(_SEEN, error=None)
+
+
+def test_a_stream_without_a_descriptor_leaves_the_line_to_the_logger(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    assert RequestLineWriter.for_stream(io.StringIO(), "json") is None
+    with tempfile.TemporaryFile() as file:
+        writer = RequestLineWriter.for_stream(file, "text")
+        assert writer is not None
+        assert (writer.fd, writer.format) == (file.fileno(), "text")
+    Observer(request_lines=None).request_finished(_SEEN, error=None)
+    assert [r.getMessage() for r in caplog.records] == ["GET /api/users/{user_id} 200 12.5ms user"]
 
 
 def test_the_observer_sink_logs_and_counts(caplog: pytest.LogCaptureFixture) -> None:
