@@ -641,6 +641,38 @@ class _LeanConnections:
                 connection.close()
 
 
+def _direct_processor(column_type: Any, dialect: sa.Dialect) -> Callable[[Any], Any] | None:
+    """The result processor of a column, for a lean read: the same conversion as the type's
+    own, in one call instead of a chain of them (the dialect's parse, the decorator's wrapper,
+    its ``process_result_value``) for this library's two decorated types."""
+    if isinstance(column_type, _UtcDateTime):
+        decorated: Any = column_type.dialect_impl(dialect)
+        impl = decorated.impl_instance  # the dialect's own type, which the decorator wraps
+        parse = impl.result_processor(dialect, None)
+
+        def utc(value: Any) -> datetime | None:
+            if value is None:
+                return None
+            if parse is not None:
+                value = parse(value)
+            if not isinstance(value, datetime):
+                raise CorruptRecordError(reason="bad_datetime")
+            return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+        return utc
+    if isinstance(column_type, _ExactString) and dialect.name not in _MYSQL_DIALECTS:
+        exact = column_type.process_result_value
+
+        def text(value: Any) -> Any:
+            return value if value is None or type(value) is str else exact(value, dialect)
+
+        return text
+    processor: Callable[[Any], Any] | None = column_type.dialect_impl(dialect).result_processor(
+        dialect, None
+    )
+    return processor
+
+
 _LEAN_LOCK = threading.Lock()
 
 
@@ -698,8 +730,7 @@ class _Reader(Generic[_T]):
         self._row: Any = collections.namedtuple("_row", names)  # type: ignore[misc]
         processing = []
         for i, column in enumerate(columns):
-            column_type = column.type.dialect_impl(dialect)
-            process = column_type.result_processor(dialect, None)
+            process = _direct_processor(column.type, dialect)
             if process is not None:
                 processing.append((i, process))
         self._processing: tuple[tuple[int, Callable[[Any], Any]], ...] = tuple(processing)
