@@ -181,3 +181,18 @@ def test_every_skip_goes_through_missing_service() -> None:
         if skipping.search(line)
     ]
     assert offenders == []
+
+
+def test_every_coverage_exclusion_gives_its_reason() -> None:
+    """Branch coverage is enforced (``.ci/run``); code is left out of it only with a reason on
+    the same line (``# pragma: no cover - <why it cannot run>``), never silently."""
+    root = PACKAGE.parent
+    pragma = re.compile(r"#\s*pragma:\s*no\s*cover(?P<rest>.*)$", re.IGNORECASE)
+    offenders = [
+        f"{path.relative_to(root)}:{number}"
+        for path in sorted([*SOURCES, *(root / "reference_server").rglob("*.py")])
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if (found := pragma.search(line))
+        and not re.fullmatch(r"\s*-\s*\S.{4,}", found.group("rest"))
+    ]
+    assert offenders == []
