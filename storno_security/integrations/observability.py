@@ -83,6 +83,9 @@ _LABEL_RE: Final = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
 _BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 #: The route label of a request that matched no route (404, 405): one series for all of them.
 UNMATCHED: Final = "<unmatched>"
+#: The JSON of a log line (one encoder, not one per line: ``json.dumps`` with options builds one
+#: each call).
+_LINE_ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
 #: At most this many (method, route, status) series keep their children at hand.
 _SERIES_CACHE: Final = 4096
 
@@ -179,7 +182,7 @@ class JsonLogFormatter(logging.Formatter):
                 line.setdefault(str(name), value)
         if record.exc_info and record.exc_info[0] is not None:
             line["exception"] = "".join(traceback.format_exception(*record.exc_info)).rstrip()
-        return json.dumps(line, ensure_ascii=False, separators=(",", ":"), default=str)
+        return _LINE_ENCODER.encode(line)
 
 
 def json_logging_config(*, level: str = "INFO") -> dict[str, Any]:
@@ -269,7 +272,7 @@ class RequestLineWriter:
             }
             for key, value in fields.items():
                 line.setdefault(key, value)
-            text = json.dumps(line, ensure_ascii=False, separators=(",", ":"), default=str)
+            text = _LINE_ENCODER.encode(line)
         else:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
             millis = int((now - int(now)) * 1000)

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import attrs
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from storno_security.errors import (
     InvalidAccessTokenError,
@@ -223,7 +225,8 @@ def _written(writer_format: str, record: RequestRecord, *, level: str = "INFO") 
         Observer(request_lines=writer).request_finished(record, error=None)
         os.close(write_end)
         with os.fdopen(read_end, "rb") as pipe:
-            return pipe.read().decode().splitlines(keepends=True)
+            text = pipe.read().decode()
+            return [line + "\n" for line in text.split("\n")[:-1]]  # lines end at "\n" only
     finally:
         logger.setLevel(before)
 
@@ -252,6 +255,29 @@ def test_the_direct_request_line_is_the_formatters_line() -> None:
         k: v for k, v in expected.items() if k != "time"
     }
     assert datetime.fromisoformat(written["time"]).tzinfo is not None
+
+
+@given(
+    request_id=st.none() | st.text(max_size=40),
+    route=st.none() | st.text(max_size=40),
+    status=st.integers(100, 599),
+    duration=st.floats(0, 1e4, allow_nan=False),
+)
+def test_any_direct_request_line_is_one_line_the_formatter_would_write(
+    request_id: str | None, route: str | None, status: int, duration: float
+) -> None:
+    record = attrs.evolve(
+        _SEEN, request_id=request_id, route=route, status=status, duration=duration
+    )
+    (line,) = _written("json", record, level="DEBUG")
+    written = json.loads(line)
+    expected = logging.LogRecord("storno_security.http", record.level, __file__, 1, "", (), None)
+    fields = record.log_fields()
+    expected.msg = f"GET {fields['route']} {status} {fields['duration_ms']:.1f}ms user"
+    expected.fields = fields
+    formatted = json.loads(JsonLogFormatter().format(expected))
+    del written["time"], formatted["time"]
+    assert written == formatted
 
 
 def test_the_direct_text_line_has_the_text_formats_shape() -> None:
