@@ -382,3 +382,23 @@ def test_the_plaintext_limit_bounds_are_inclusive() -> None:
     for bad in (0, 16 * 1024 * 1024 + 1):
         with pytest.raises(ValueError, match="between 1 and 16 MiB"):
             VaultKeyRing(KEY_A, max_plaintext_bytes=bad)
+
+
+@pytest.mark.spec("VLT-1")
+@pytest.mark.parametrize("limit", [1, 16, 17, 1000, 64 * 1024])
+def test_the_token_length_bound_is_the_longest_token_a_ring_can_open(limit: int) -> None:
+    # The longest token: version, a 64-character key id, and the base64url (unpadded) of an IV,
+    # the padded ciphertext of `limit` bytes and the tag. One character more is refused
+    # before any decoding (malformed); exactly that many reaches the key lookup (unknown key).
+    ring = VaultKeyRing(KEY_A, max_plaintext_bytes=limit)
+    body_bytes = 16 + (limit // 16 + 1) * 16 + 32
+    body_chars = -(-body_bytes * 4 // 3)
+    header = f"v1.{'k' * 64}."
+    assert _reason(ring, header + "A" * body_chars) == "unknown_key"
+    assert _reason(ring, header + "A" * (body_chars + 1)) == "malformed"
+    # and a real token of that length opens: a key whose id has 64 characters, a full plaintext
+    long_id = VaultKey(bytes(range(64)), kid="k" * 64)
+    sealing = VaultKeyRing(long_id, max_plaintext_bytes=limit)
+    token = sealing.seal(b"\x00" * limit, associated_data=AD)
+    assert len(token) == len(header) + body_chars
+    assert sealing.open(token, associated_data=AD) == b"\x00" * limit
