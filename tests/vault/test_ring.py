@@ -382,3 +382,14 @@ def test_the_plaintext_limit_bounds_are_inclusive() -> None:
     for bad in (0, 16 * 1024 * 1024 + 1):
         with pytest.raises(ValueError, match="between 1 and 16 MiB"):
             VaultKeyRing(KEY_A, max_plaintext_bytes=bad)
+
+
+@pytest.mark.spec("VLT-1")
+def test_a_secret_over_the_openers_limit_that_fits_its_blocks_is_refused() -> None:
+    # 25 bytes seal into two blocks, which a ring with a 20-byte limit lets through its size
+    # check (room for 20 bytes and padding); the plaintext itself is then over the limit.
+    token = VaultKeyRing(KEY_A).seal(b"s" * 25, associated_data=AD)
+    strict = VaultKeyRing(KEY_A, max_plaintext_bytes=20)
+    assert len(_raw(token)) == 16 + 32 + 32  # iv, two blocks, tag
+    assert _reason(strict, token) == "malformed"
+    assert strict.open(strict.seal(b"s" * 20, associated_data=AD), associated_data=AD) == b"s" * 20
