@@ -24,7 +24,11 @@ from signxml.processor import XMLSignatureProcessor
 from storno_security.clock import FrozenClock
 from storno_security.errors import InvalidXmlSignatureError, XmlParseError
 from storno_security.xmlsig import SchemaRegistry, VerifiedXml, XmlSigner, XmlVerifier, parse_xml
-from storno_security.xmlsig.signing import _signing_time, _StoreChainVerifier
+from storno_security.xmlsig.signing import (
+    _check_signing_certificate,
+    _signing_time,
+    _StoreChainVerifier,
+)
 from tests.xmlsig.conftest import NOW, Identity, make_signer
 
 DS = "http://www.w3.org/2000/09/xmldsig#"
@@ -941,7 +945,15 @@ def test_the_chain_verifier_refuses_an_empty_chain(ca: Identity) -> None:
     assert verifier.validated == ()
 
 
-def test_signed_properties_without_a_signing_time_give_none(signer_identity: Identity) -> None:
+def test_without_signed_properties_no_signing_certificate_matches(
+    signer_identity: Identity,
+) -> None:
+    with pytest.raises(InvalidXmlSignatureError) as caught:
+        _check_signing_certificate([], signer_identity.certificate)
+    assert caught.value.reason == "signing_certificate_mismatch"
+
+
+def test_results_without_signed_properties_have_no_signing_time() -> None:
     # signxml's XAdES verifier always yields a result with signed properties; without one,
     # there is no signed SigningTime to report.
     with pytest.raises(InvalidXmlSignatureError) as caught:
