@@ -81,7 +81,7 @@ def numeric_date(value: object) -> datetime | None:
         return None
     try:
         return datetime.fromtimestamp(value, UTC)
-    except (OverflowError, OSError, ValueError):
+    except (OverflowError, OSError, ValueError):  # pragma: no cover - platforms refusing t < 0
         return None
 
 

@@ -157,7 +157,7 @@ class BackupCodes:
             raise InvalidMfaCodeError(reason="mismatch") from None
         except UnsupportedHashError:
             raise CorruptRecordError(reason="bad_backup_code_hash") from None
-        if stored is None:  # unreachable: verify(…, None) always raises
+        if stored is None:  # pragma: no cover - verify(…, None) always raises
             raise InvalidMfaCodeError(reason="mismatch")
         now = self._clock.now()
         if not self._store.use_code(user_id, stored.code_id, now=now):

@@ -97,7 +97,7 @@ def _numeric_date(payload: Mapping[str, Any], name: str) -> int | float:
 
 def _utc(value: int | float, reason: str) -> datetime:
     moment = numeric_date(value)  # None for a float that rounds past 9999-12-31
-    if moment is None:
+    if moment is None:  # pragma: no cover - _numeric_date checked the range (see numeric_date)
         raise _reject(reason)
     return moment
 

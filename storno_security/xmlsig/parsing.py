@@ -126,7 +126,7 @@ def parse_xml(data: bytes, *, policy: XmlPolicy | None = None) -> etree._Element
         text = str(exc).lower()
         reason = "entity" if "entity" in text else "dtd" if "doctype" in text else "malformed"
         raise XmlParseError(reason=reason) from None
-    if root is None:
+    if root is None:  # pragma: no cover - lxml raises XMLSyntaxError instead of giving no root
         raise XmlParseError(reason="malformed")
     _check_tree(root, resolver)
     return root

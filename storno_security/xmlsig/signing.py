@@ -39,6 +39,7 @@ import cryptography.exceptions
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from lxml import etree
 from signxml.algorithms import (
     CanonicalizationMethod,
@@ -604,11 +605,11 @@ def _key_value(element: etree._Element) -> tuple[object, ...]:
     raise ValueError("unsupported key value")
 
 
-def _der_public_key(element: etree._Element) -> object:
+def _der_public_key(element: etree._Element) -> PublicKeyTypes:
     return serialization.load_der_public_key(_crypto_binary(element))
 
 
-def _key_identity(key: object) -> tuple[object, ...]:
+def _key_identity(key: PublicKeyTypes) -> tuple[object, ...]:
     """A comparable statement of a public key: RSA and EC by their numbers, others by SPKI."""
     if isinstance(key, rsa.RSAPublicKey):
         numbers = key.public_numbers()
@@ -616,8 +617,6 @@ def _key_identity(key: object) -> tuple[object, ...]:
     if isinstance(key, ec.EllipticCurvePublicKey):
         point = key.public_numbers()
         return ("ec", key.curve.name, point.x, point.y)
-    if not hasattr(key, "public_bytes"):
-        raise TypeError("not a public key")
     return (
         "spki",
         key.public_bytes(
@@ -656,7 +655,7 @@ def _check_signing_certificate(results: Sequence[VerifyResult], leaf: x509.Certi
             digest = properties.find(
                 f"{{{_XADES}}}SigningCertificate/{{{_XADES}}}Cert/{{{_XADES}}}CertDigest"
             )
-        if digest is None:
+        if digest is None:  # pragma: no cover - signxml and its schema require a CertDigest
             break
         try:
             method = digest.find("ds:DigestMethod", _NS)
@@ -819,7 +818,7 @@ class XmlVerifier:
             for ref in signature_root.iterfind("ds:SignedInfo/ds:Reference", _NS)
         )
         result = self._verify(signature_root, xades=xades, location="./", uri_resolver=resolve)
-        if len(calls) != 1:
+        if len(calls) != 1:  # pragma: no cover - one data reference was required, resolved once
             raise InvalidXmlSignatureError(reason="external_reference_count")
         return result
 
@@ -863,7 +862,7 @@ class XmlVerifier:
             chain: tuple[x509.Certificate, ...] = (self._expected,)
         elif verifier.chain_verifier is not None and verifier.chain_verifier.validated:
             chain = verifier.chain_verifier.validated
-        else:
+        else:  # pragma: no cover - unpinned, signxml always runs the chain verifier
             raise InvalidXmlSignatureError(reason="signer_certificate_missing")
         return (list(results) if isinstance(results, list) else [results]), chain
 
@@ -904,7 +903,7 @@ class XmlVerifier:
             uri_resolver=uri_resolver,
         )
         references = results[0].signature_xml.findall("ds:SignedInfo/ds:Reference", _NS)
-        if len(references) != len(results):
+        if len(references) != len(results):  # pragma: no cover - signxml: a result per Reference
             raise InvalidXmlSignatureError(reason="reference_count")
         data_results: list[VerifyResult] = []
         for reference, result in zip(references, results, strict=True):

@@ -547,3 +547,71 @@ def test_the_lifetime_bounds_are_inclusive(lifetime: timedelta) -> None:
     assert ApiKeyPolicy(max_lifetime=lifetime).max_lifetime == lifetime
     with pytest.raises(ValueError, match="between 1 minute and 3660 days"):
         ApiKeyPolicy(max_lifetime=lifetime + (timedelta(days=1) if lifetime.days else -lifetime))
+
+
+def test_a_name_that_is_not_text_is_a_type_error(manager: ApiKeyManager) -> None:
+    with pytest.raises(TypeError, match="name must be a str, not bytes"):
+        manager.create("user-1", ORG, name=b"ci", scope="read")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("permissions", "error", "message"),
+    [
+        ("invoice.read", TypeError, "permissions must be an iterable of str, not a str"),
+        (["invoice.read", 7], TypeError, "permissions must hold only str, not int"),
+        (["invoice.read", "Invoice Read"], ValueError, "'Invoice Read' is not a permission name"),
+    ],
+)
+def test_explicit_permissions_must_be_a_collection_of_names(
+    manager: ApiKeyManager, store: CountingStore, permissions: Any, error: type, message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        manager.create(
+            "user-1",
+            ORG,
+            name="ci",
+            scope="read",
+            permissions=permissions,
+            creator_permissions=["invoice.read"],
+        )
+    assert store.calls["create"] == 0
+
+
+def test_revoke_refuses_ids_that_are_not_text(manager: ApiKeyManager) -> None:
+    created = manager.create("user-1", ORG, name="ci", scope="read")
+    with pytest.raises(TypeError, match="key_id must be a str, not bytes"):
+        manager.revoke(created.key_id.encode())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="expected_user_id must be a str, not int"):
+        manager.revoke(created.key_id, expected_user_id=1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="expected_organization_id must be a str, not list"):
+        manager.revoke(created.key_id, expected_organization_id=[ORG])  # type: ignore[arg-type]
+    assert manager.verify(created.key).key_id == created.key_id  # still live
+
+
+def test_a_key_erased_right_after_its_revocation_gives_no_event(clock: FrozenClock) -> None:
+    """The user is forgotten between the revocation and the read-back for the event: the
+    revocation happened and is reported, but there is no record left to describe."""
+
+    class ForgetsAfterRevoking(MemoryApiKeyStore):
+        def revoke(self, key_id: str, **kwargs: Any) -> bool:
+            record = self.get(key_id)
+            revoked = super().revoke(key_id, **kwargs)
+            if record is not None:
+                self.forget_user(record.info.user_id)  # a concurrent account deletion
+            return revoked
+
+    events: list[ApiKeyEvent] = []
+    manager = ApiKeyManager(ForgetsAfterRevoking(), clock=clock, on_event=events.append)
+    created = manager.create("user-1", ORG, name="ci", scope="read")
+    assert manager.revoke(created.key_id) is True
+    assert [event.kind for event in events] == ["api_key_created"]
+
+
+def test_the_manager_shows_its_store(manager: ApiKeyManager, store: CountingStore) -> None:
+    assert repr(manager) == f"ApiKeyManager({store!r})"
+    assert manager.policy == ApiKeyPolicy()
+
+
+def test_max_lifetime_must_be_a_timedelta() -> None:
+    with pytest.raises(TypeError, match="max_lifetime must be a timedelta or None"):
+        ApiKeyPolicy(max_lifetime=3600)  # type: ignore[arg-type]

@@ -19,6 +19,7 @@ from storno_security.clock import FrozenClock
 from storno_security.errors import InvalidLicenseError, LicenseKeyError
 from storno_security.license import (
     LICENSE_TYPE,
+    Entitlements,
     IssuedLicense,
     LicenseKey,
     LicensePolicy,
@@ -512,3 +513,23 @@ def test_public_keys_only_on_the_verifier_side(ed_key: LicenseSigningKey) -> Non
     assert public == ed_key.public
     assert "PRIVATE" not in public.public_pem().decode()
     assert not hasattr(public.key, "sign")
+
+
+@pytest.mark.parametrize("last_seen_key", ["", None])
+def test_the_last_seen_key_must_name_something(
+    ed_key: LicenseSigningKey, policy: LicensePolicy, clock: FrozenClock, last_seen_key: Any
+) -> None:
+    with pytest.raises(ValueError, match="last_seen_key must be a non-empty string"):
+        LicenseVerifier(
+            [ed_key.public],
+            policy,
+            clock=clock,
+            last_seen=MemoryLastSeenStore(),
+            last_seen_key=last_seen_key,
+        )
+
+
+@pytest.mark.parametrize("features", ["efactura", {"efactura": True}, None])
+def test_entitlement_features_must_be_a_collection(features: Any) -> None:
+    with pytest.raises(TypeError, match="features must be a collection of str"):
+        Entitlements(plan="business", features=features, max_companies=5, max_users=None)

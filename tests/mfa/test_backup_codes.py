@@ -183,3 +183,7 @@ def test_arguments_are_checked(backup_codes: BackupCodes) -> None:
         backup_codes.generate("")
     with pytest.raises(TypeError):
         backup_codes.verify(None, user_id="u1")  # type: ignore[arg-type]
+
+
+def test_backup_codes_show_their_count_only(backup_codes: BackupCodes) -> None:
+    assert repr(backup_codes) == f"BackupCodes(count={POLICY.backup_code_count})"

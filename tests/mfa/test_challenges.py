@@ -238,3 +238,53 @@ def test_issue_checks_arguments(challenges: MfaChallenges) -> None:
         challenges.issue("")
     with pytest.raises(TypeError):
         challenges.issue("u1", has_passkey="yes")  # type: ignore[arg-type]
+
+
+def test_a_verify_factor_that_returns_something_else_is_a_type_error_and_counts_nothing(
+    challenges: MfaChallenges, challenge_store: MemoryMfaChallengeStore, clock: FrozenClock
+) -> None:
+    issued = challenges.issue("u1")
+    with pytest.raises(TypeError, match="verify_factor must return a VerifiedFactor"):
+        challenges.complete(issued.token, lambda pending: True)  # type: ignore[arg-type,return-value]
+    stored = challenge_store.get_challenge(
+        hashlib.sha256(issued.token.encode()).hexdigest(), now=clock.now()
+    )
+    assert stored is not None
+    assert stored.failures == 0
+
+
+@pytest.mark.spec("MFA-4")
+def test_a_challenge_completed_meanwhile_by_another_request_is_not_live(
+    challenges: MfaChallenges, clock: FrozenClock
+) -> None:
+    """Two answers to one challenge race: both factors verify, only one completes it."""
+    issued = challenges.issue("u1")
+
+    def right(pending: PendingChallenge) -> VerifiedFactor:
+        return VerifiedFactor(user_id=pending.user_id, method="totp", verified_at=clock.now())
+
+    def right_but_slower(pending: PendingChallenge) -> VerifiedFactor:
+        assert challenges.complete(issued.token, right).user_id == "u1"  # the other request
+        return right(pending)
+
+    with pytest.raises(InvalidMfaChallengeError) as info:
+        challenges.complete(issued.token, right_but_slower)
+    assert info.value.reason == "not_live"
+
+
+def test_the_mfa_parts_show_their_settings_only(
+    challenges: MfaChallenges, factors: SecondFactorVerifier
+) -> None:
+    assert repr(challenges) == f"MfaChallenges(lifetime={POLICY.challenge_lifetime})"
+    assert repr(factors) == (
+        f"SecondFactorVerifier(TotpAuthenticator({POLICY.totp!r}), "
+        f"BackupCodes(count={POLICY.backup_code_count}))"
+    )
+
+
+@pytest.mark.parametrize("method", ["sms", "email", ""])
+def test_a_verified_factor_of_an_unknown_method_cannot_exist(
+    method: str, clock: FrozenClock
+) -> None:
+    with pytest.raises(ValueError, match="method must be one of"):
+        VerifiedFactor(user_id="u1", method=method, verified_at=clock.now())  # type: ignore[arg-type]

@@ -136,3 +136,21 @@ def test_disabling_mfa_needs_a_fresh_second_factor(
     )
     assert verified.method == "backup_code"
     assert backup_codes.remaining("u1") == 0
+
+
+def test_issue_and_consume_check_their_arguments(
+    step_up: StepUpTokens, step_up_store: MemoryStepUpStore, clock: FrozenClock
+) -> None:
+    with pytest.raises(TypeError, match="factor must be a VerifiedFactor"):
+        step_up.issue({"user_id": "u1", "method": "totp"}, action=API_KEY_CREATE)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="action must be a str, not int"):
+        step_up.issue(_factor(clock), action=7)  # type: ignore[arg-type]
+    grant = step_up.issue(_factor(clock), action=API_KEY_CREATE)
+    for user_id in ("", None):
+        with pytest.raises(ValueError, match="user_id must be a non-empty string"):
+            step_up.consume(grant.token, user_id=user_id, action=API_KEY_CREATE)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="action must be a str, not bytes"):
+        step_up.consume(grant.token, user_id="u1", action=b"api_key.create")  # type: ignore[arg-type]
+    # none of the refused calls used the token
+    assert step_up.consume(grant.token, user_id="u1", action=API_KEY_CREATE).user_id == "u1"
+    assert repr(step_up) == f"StepUpTokens(lifetime={POLICY.step_up_lifetime})"

@@ -18,7 +18,7 @@ from storno_security.clock import FrozenClock
 from storno_security.errors import InvalidMfaCodeError
 from storno_security.mfa import TotpAuthenticator, TotpPolicy
 from storno_security.stores.memory import MemoryTotpReplayStore
-from tests.mfa.conftest import code_at
+from tests.mfa.conftest import POLICY, code_at
 
 VECTORS = json.loads((Path(__file__).parent.parent / "vectors" / "rfc6238.json").read_text())[
     "cases"
@@ -334,3 +334,20 @@ def test_the_first_step_of_the_epoch_verifies() -> None:
     totp = _authenticator(clock)
     secret = base64.b32encode(bytes(range(20))).decode("ascii")
     assert totp.verify(code_at(secret, clock), secret=secret, user_id="u").totp_step == 0
+
+
+@pytest.mark.parametrize("secret", ["A" * 33, "ABC", "AAAAAA"])
+def test_a_base32_secret_of_an_impossible_length_is_refused(
+    totp: TotpAuthenticator, secret: str
+) -> None:
+    # Upper-case base32 characters, but no whole number of bytes: not a secret we made.
+    with pytest.raises(ValueError, match="secret must be base32"):
+        totp.verify("123456", secret=secret, user_id="u1")
+
+
+def test_enrolment_labels_must_be_text(totp: TotpAuthenticator) -> None:
+    with pytest.raises(TypeError, match="account_name must be a str, not int"):
+        totp.begin_enrolment(account_name=42, issuer="Storno")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="issuer must be a str, not bytes"):
+        totp.begin_enrolment(account_name="ana@example.eu", issuer=b"Storno")  # type: ignore[arg-type]
+    assert repr(totp) == f"TotpAuthenticator({POLICY.totp!r})"

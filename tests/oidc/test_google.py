@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,7 +21,7 @@ from storno_security.oidc import (
     GoogleIdTokenVerifier,
     StaticJwksFetcher,
 )
-from tests.oidc.provider import CLIENT_ID, FakeGoogle
+from tests.oidc.provider import CLIENT_ID, FakeGoogle, b64
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 PROVIDER = FakeGoogle(("key-1", "key-2"))
@@ -365,3 +367,105 @@ def test_caching_fetcher_does_not_hammer_after_a_failure() -> None:
     with pytest.raises(IdentityProviderUnavailableError):
         fetcher.jwks()
     assert len(loads) == 2
+
+
+# --- keys, headers and parts that are refused ----------------------------------------------------
+
+
+@pytest.mark.parametrize("kid", [None, "", 7])
+def test_a_token_without_a_usable_kid_names_no_key(google: FakeGoogle, kid: Any) -> None:
+    header: dict[str, Any] = {"alg": "RS256", "typ": "JWT"}
+    if kid is not None:
+        header["kid"] = kid
+    # signed by Google's key, so only the missing kid can be wrong
+    payload = b64(json.dumps(google.claims(NOW)).encode())
+    signing_input = b64(json.dumps(header).encode()) + "." + payload
+    signature = google.keys["key-1"].sign(
+        signing_input.encode(), padding.PKCS1v15(), hashes.SHA256()
+    )
+    forged = f"{signing_input}.{b64(signature)}"
+    assert reason(verifier_for(google), forged) == "unknown_key"
+    assert google.fetches == []  # refused before the JWKS was asked for
+
+
+def test_jwks_entries_that_are_not_usable_rsa_keys_are_skipped(google: FakeGoogle) -> None:
+    (good,) = google.document()["keys"]
+    not_rsa = {"kty": "EC", "crv": "P-256", "kid": "key-1", "x": good["n"][:43], "y": "AA"}
+    broken = {**good, "n": "!!not base64url!!"}
+    no_exponent = {key: value for key, value in good.items() if key != "e"}
+    for entries in ([not_rsa], [broken], [no_exponent]):
+        fetcher = StaticJwksFetcher({"keys": entries})
+        verifier = GoogleIdTokenVerifier(
+            GoogleIdTokenPolicy(client_ids=(CLIENT_ID,)), fetcher=fetcher, clock=FrozenClock(NOW)
+        )
+        assert reason(verifier, google.token(NOW)) == "unknown_key"
+    # an unusable entry before the good one is passed over, not fatal
+    fetcher = StaticJwksFetcher({"keys": [not_rsa, broken, no_exponent, good]})
+    verifier = GoogleIdTokenVerifier(
+        GoogleIdTokenPolicy(client_ids=(CLIENT_ID,)), fetcher=fetcher, clock=FrozenClock(NOW)
+    )
+    assert verifier.verify(google.token(NOW)).subject == "110169484474386276334"
+
+
+def test_the_fetchers_own_unavailability_passes_through(google: FakeGoogle) -> None:
+    outage = IdentityProviderUnavailableError(reason="rate_limited_by_google")
+
+    class Down:
+        def jwks(self, *, refresh: bool = False) -> dict[str, Any]:
+            raise outage
+
+    verifier = GoogleIdTokenVerifier(
+        GoogleIdTokenPolicy(client_ids=(CLIENT_ID,)), fetcher=Down(), clock=FrozenClock(NOW)
+    )
+    with pytest.raises(IdentityProviderUnavailableError) as excinfo:
+        verifier.verify(google.token(NOW))
+    assert excinfo.value is outage
+    assert excinfo.value.__cause__ is None
+
+
+def test_the_verifier_checks_its_policy_and_shows_only_client_ids(google: FakeGoogle) -> None:
+    with pytest.raises(TypeError, match="policy must be a GoogleIdTokenPolicy"):
+        GoogleIdTokenVerifier(
+            {"client_ids": (CLIENT_ID,)},  # type: ignore[arg-type]
+            fetcher=google,
+            clock=FrozenClock(NOW),
+        )
+    verifier = verifier_for(google)
+    assert repr(verifier) == f"GoogleIdTokenVerifier(client_ids=({CLIENT_ID!r}, 'other-client'))"
+
+
+@pytest.mark.parametrize(
+    ("client_ids", "message"),
+    [
+        ((), "client_ids must be a non-empty tuple of strings"),
+        ([CLIENT_ID], "client_ids must be a non-empty tuple of strings"),
+        ((CLIENT_ID, "  "), "client_ids must hold non-empty strings"),
+        ((CLIENT_ID, 42), "client_ids must hold non-empty strings"),
+    ],
+)
+def test_the_policy_needs_real_client_ids(client_ids: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        GoogleIdTokenPolicy(client_ids=client_ids)
+
+
+def test_jwks_fetchers_check_their_arguments() -> None:
+    with pytest.raises(TypeError, match="document must be a mapping"):
+        StaticJwksFetcher([{"kty": "RSA"}])  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="load must be callable"):
+        CachingJwksFetcher({"keys": []}, clock=FrozenClock(NOW))  # type: ignore[arg-type]
+    for max_age, interval in ((timedelta(minutes=1), timedelta(minutes=2)), (None, timedelta(-1))):
+        with pytest.raises(ValueError, match="min_refresh_interval"):
+            CachingJwksFetcher(
+                dict,
+                clock=FrozenClock(NOW),
+                max_age=max_age or timedelta(hours=1),
+                min_refresh_interval=interval,
+            )
+
+
+def test_a_loaded_jwks_that_is_not_a_mapping_is_unavailable() -> None:
+    clock = FrozenClock(NOW)
+    fetcher = CachingJwksFetcher(lambda: [{"kty": "RSA"}], clock=clock)  # type: ignore[arg-type,return-value]
+    with pytest.raises(IdentityProviderUnavailableError) as excinfo:
+        fetcher.jwks()
+    assert excinfo.value.reason == "bad_jwks"

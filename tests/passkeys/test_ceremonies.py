@@ -4,6 +4,7 @@ MFA-5)."""
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -13,12 +14,18 @@ import cbor2
 import pytest
 
 from storno_security.clock import FrozenClock
-from storno_security.errors import InvalidPasskeyError, PasskeyCloneSuspectedError
+from storno_security.errors import (
+    InvalidPasskeyError,
+    PasskeyCloneSuspectedError,
+    StoreUnavailableError,
+)
 from storno_security.passkeys import (
     PasskeyCredential,
     PasskeyManager,
+    PasskeyPolicy,
     PasskeyRelyingParty,
     VerifiedPasskeyLogin,
+    ceremonies,
 )
 from storno_security.stores.memory import (
     MemoryPasskeyChallengeStore,
@@ -618,3 +625,328 @@ def test_the_store_decides_a_race_on_the_count(
     stored = store.get(credential.credential_id)
     assert stored is not None
     assert stored.flagged_at == clock.now()
+
+
+# --- refused arguments and responses -----------------------------------------------------------
+
+
+@pytest.mark.spec("PK-1")
+def test_an_oversized_response_is_refused_before_parsing(
+    manager: PasskeyManager, authenticator: SoftAuthenticator, policy: PasskeyPolicy
+) -> None:
+    register(manager, authenticator)
+    response = authenticator.get(manager.start_login().as_dict(), origin=ORIGIN)
+    response["clientExtensionResults"] = {"padding": "x" * policy.max_response_bytes}
+    for oversized in (response, json.dumps(response)):
+        with pytest.raises(InvalidPasskeyError) as excinfo:
+            manager.finish_login(oversized)
+        assert reason_of(excinfo) == "too_large"
+    options = manager.start_registration(USER, user_name="ana").as_dict()
+    created = authenticator.create(options, origin=ORIGIN)
+    created["clientExtensionResults"] = {"padding": "x" * policy.max_response_bytes}
+    with pytest.raises(InvalidPasskeyError) as excinfo:
+        manager.finish_registration(json.dumps(created), user_id=USER, name="x")
+    assert reason_of(excinfo) == "too_large"
+
+
+def test_a_mapping_that_is_not_json_is_malformed(
+    manager: PasskeyManager, authenticator: SoftAuthenticator
+) -> None:
+    register(manager, authenticator)
+    response = authenticator.get(manager.start_login().as_dict(), origin=ORIGIN)
+    response["clientExtensionResults"] = {"raw": b"\x00bytes"}
+    with pytest.raises(InvalidPasskeyError) as excinfo:
+        manager.finish_login(response)
+    assert reason_of(excinfo) == "malformed"
+    circular: dict[str, Any] = {}
+    circular["self"] = circular
+    with pytest.raises(InvalidPasskeyError) as excinfo:
+        manager.finish_login(circular)
+    assert reason_of(excinfo) == "malformed"
+
+
+def test_a_response_that_is_neither_text_nor_a_mapping_is_a_type_error(
+    manager: PasskeyManager,
+) -> None:
+    with pytest.raises(TypeError, match="not bytes"):
+        manager.finish_login(b"{}")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="not list"):
+        manager.finish_registration([], user_id=USER, name="x")  # type: ignore[arg-type]
+
+
+@pytest.mark.spec("PK-2")
+@pytest.mark.parametrize("ceremony", ["registration", "login"])
+def test_an_empty_challenge_is_malformed(
+    manager: PasskeyManager, authenticator: SoftAuthenticator, ceremony: str
+) -> None:
+    register(manager, authenticator)
+    if ceremony == "registration":
+        options = manager.start_registration(USER, user_name="ana").as_dict()
+        response = authenticator.create({**options, "challenge": ""}, origin=ORIGIN)
+        with pytest.raises(InvalidPasskeyError) as excinfo:
+            manager.finish_registration(response, user_id=USER, name="x")
+    else:
+        options = manager.start_login().as_dict()
+        response = authenticator.get({**options, "challenge": ""}, origin=ORIGIN)
+        with pytest.raises(InvalidPasskeyError) as excinfo:
+            manager.finish_login(response)
+    assert reason_of(excinfo) == "malformed"
+
+
+def test_an_assertion_without_a_credential_id_is_malformed(
+    manager: PasskeyManager, rp: PasskeyRelyingParty, authenticator: SoftAuthenticator
+) -> None:
+    register(manager, authenticator)
+    response = authenticator.get(manager.start_login().as_dict(), origin=ORIGIN)
+    response["id"] = response["rawId"] = ""
+    with pytest.raises(InvalidPasskeyError) as excinfo:
+        manager.finish_login(response)
+    assert reason_of(excinfo) == "malformed"
+    with pytest.raises(InvalidPasskeyError) as excinfo:
+        rp.credential_id_of(response)
+    assert reason_of(excinfo) == "malformed"
+
+
+def test_the_credential_id_of_an_assertion_is_read_without_consuming_its_challenge(
+    manager: PasskeyManager, rp: PasskeyRelyingParty, authenticator: SoftAuthenticator
+) -> None:
+    credential = register(manager, authenticator)
+    response = authenticator.get(manager.start_login().as_dict(), origin=ORIGIN)
+    assert rp.credential_id_of(json.dumps(response)) == credential.credential_id
+    assert manager.finish_login(response).credential_id == credential.credential_id
+
+
+@pytest.mark.spec("PK-4")
+def test_verify_authentication_checks_the_assertion_against_the_given_credential(
+    manager: PasskeyManager,
+    rp: PasskeyRelyingParty,
+    authenticator: SoftAuthenticator,
+    clock: FrozenClock,
+) -> None:
+    credential = register(manager, authenticator)
+    response = authenticator.get(manager.start_login(USER).as_dict(), origin=ORIGIN)
+    login = rp.verify_authentication(response, credential=credential, expected_user_id=USER)
+    assert login == VerifiedPasskeyLogin(
+        user_id=USER,
+        credential_id=credential.credential_id,
+        sign_count=1,
+        backed_up=False,
+        used_at=clock.now(),
+        satisfies_mfa=True,
+    )
+
+
+@pytest.mark.spec("PK-4")
+def test_an_assertion_naming_another_credential_is_refused(
+    manager: PasskeyManager, rp: PasskeyRelyingParty, authenticator: SoftAuthenticator
+) -> None:
+    first = register(manager, authenticator)
+    second = register(manager, authenticator, name="Phone")
+    options = manager.start_login(USER).as_dict()
+    response = authenticator.get(options, origin=ORIGIN, credential_id=first.credential_id)
+    with pytest.raises(InvalidPasskeyError) as excinfo:
+        rp.verify_authentication(response, credential=second)
+    assert reason_of(excinfo) == "credential_mismatch"
+    with pytest.raises(InvalidPasskeyError) as replay:  # the challenge was burnt all the same
+        rp.verify_authentication(response, credential=first)
+    assert reason_of(replay) == "challenge"
+
+
+@pytest.mark.spec("PK-4")
+def test_a_login_by_email_needs_no_user_handle(
+    manager: PasskeyManager, authenticator: SoftAuthenticator
+) -> None:
+    """A challenge bound to a user already names the user: an authenticator that returns no
+    user handle (a non-discoverable credential) logs in."""
+    credential = register(manager, authenticator)
+    options = manager.start_login(USER).as_dict()
+    login = manager.finish_login(
+        authenticator.get(options, origin=ORIGIN, include_user_handle=False)
+    )
+    assert (login.user_id, login.credential_id) == (USER, credential.credential_id)
+
+
+def test_verify_authentication_refuses_bad_arguments(
+    manager: PasskeyManager, rp: PasskeyRelyingParty, authenticator: SoftAuthenticator
+) -> None:
+    credential = register(manager, authenticator)
+    response = authenticator.get(manager.start_login().as_dict(), origin=ORIGIN)
+    with pytest.raises(TypeError, match="credential must be a PasskeyCredential"):
+        rp.verify_authentication(response, credential=credential.credential_id)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="user_id must not be empty"):
+        rp.verify_authentication(response, credential=credential, expected_user_id="")
+    with pytest.raises(TypeError, match="user_id must be a str, not int"):
+        rp.verify_login(response, lookup=lambda _: credential, expected_user_id=7)  # type: ignore[arg-type]
+    # none of these touched the challenge: the genuine login still goes through
+    assert manager.finish_login(response).credential_id == credential.credential_id
+
+
+def test_a_lookup_that_returns_something_else_is_a_type_error(
+    manager: PasskeyManager, rp: PasskeyRelyingParty, authenticator: SoftAuthenticator
+) -> None:
+    credential = register(manager, authenticator)
+    response = authenticator.get(manager.start_login().as_dict(), origin=ORIGIN)
+    with pytest.raises(TypeError, match="lookup must return a PasskeyCredential or None"):
+        rp.verify_login(response, lookup=lambda _: attrs.asdict(credential))  # type: ignore[arg-type,return-value]
+
+
+def test_registration_options_refuse_bad_arguments(
+    rp: PasskeyRelyingParty, manager: PasskeyManager, authenticator: SoftAuthenticator
+) -> None:
+    handle = bytes(32)
+    with pytest.raises(ValueError, match="user_name must be a non-empty str"):
+        rp.registration_options(USER, user_name="", user_handle=handle)
+    for bad_handle in (b"", bytes(65), "handle"):
+        with pytest.raises(ValueError, match="user_handle must be 1 to 64 bytes"):
+            rp.registration_options(USER, user_name="ana", user_handle=bad_handle)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="credentials must be PasskeyCredential objects"):
+        rp.registration_options(
+            USER,
+            user_name="ana",
+            user_handle=handle,
+            existing=[b"credential-id"],  # type: ignore[list-item]
+        )
+    with pytest.raises(ValueError, match="user_id must not be empty"):
+        rp.registration_options("", user_name="ana", user_handle=handle)
+    with pytest.raises(TypeError, match="user_id must be a str, not NoneType"):
+        rp.registration_options(None, user_name="ana", user_handle=handle)  # type: ignore[arg-type]
+    # the longest handle WebAuthn allows is accepted
+    options = rp.registration_options(USER, user_name="ana", user_handle=bytes(64)).as_dict()
+    assert b64url_decode(options["user"]["id"]) == bytes(64)
+
+
+def test_verify_registration_refuses_a_handle_that_is_not_bytes(
+    rp: PasskeyRelyingParty, authenticator: SoftAuthenticator
+) -> None:
+    options = rp.registration_options(USER, user_name="ana", user_handle=bytes(32)).as_dict()
+    response = authenticator.create(options, origin=ORIGIN)
+    with pytest.raises(TypeError, match="user_handle must be bytes"):
+        rp.verify_registration(response, user_id=USER, user_handle="AAAA", name="x")  # type: ignore[arg-type]
+    credential = rp.verify_registration(response, user_id=USER, user_handle=bytes(32), name="x")
+    assert credential.user_handle == bytes(32)
+
+
+def test_a_passkey_name_must_be_text(rp: PasskeyRelyingParty) -> None:
+    with pytest.raises(TypeError, match="name must be a str"):
+        rp.check_name(b"Laptop")
+    assert rp.check_name(" Laptop ") == "Laptop"
+
+
+@pytest.mark.spec("PK-4")
+def test_authentication_options_refuse_credentials_of_another_user(
+    manager: PasskeyManager, rp: PasskeyRelyingParty, authenticator: SoftAuthenticator
+) -> None:
+    anas = register(manager, authenticator)
+    with pytest.raises(ValueError, match="every credential must belong to user_id"):
+        rp.authentication_options(user_id=OTHER, credentials=[anas])
+    with pytest.raises(ValueError, match="every credential must belong to user_id"):
+        rp.authentication_options(credentials=[anas])  # usernameless lists no credential
+    with pytest.raises(TypeError, match="credentials must be PasskeyCredential objects"):
+        rp.authentication_options(user_id=USER, credentials=[anas.credential_id])  # type: ignore[list-item]
+
+
+def test_the_relying_party_and_manager_check_their_parts(
+    rp: PasskeyRelyingParty,
+    policy: PasskeyPolicy,
+    challenges: MemoryPasskeyChallengeStore,
+    credentials: MemoryPasskeyCredentialStore,
+    clock: FrozenClock,
+) -> None:
+    with pytest.raises(TypeError, match="policy must be a PasskeyPolicy"):
+        PasskeyRelyingParty(attrs.asdict(policy), challenges=challenges, clock=clock)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="relying_party must be a PasskeyRelyingParty"):
+        PasskeyManager(policy, credentials=credentials, clock=clock)  # type: ignore[arg-type]
+    assert rp.policy is policy
+    manager = PasskeyManager(rp, credentials=credentials, clock=clock)
+    assert repr(rp) == "PasskeyRelyingParty(rp_id='storno.example')"
+    assert repr(manager) == "PasskeyManager(PasskeyRelyingParty(rp_id='storno.example'))"
+
+
+@pytest.mark.spec("PK-3")
+def test_user_verification_is_checked_again_after_webauthn(
+    manager: PasskeyManager,
+    authenticator: SoftAuthenticator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A webauthn that let an unverified user through would still be refused."""
+    credential = register(manager, authenticator)
+    real_registration = ceremonies.verify_registration_response
+    real_authentication = ceremonies.verify_authentication_response
+
+    def lax_registration(**kwargs: Any) -> Any:
+        return real_registration(**{**kwargs, "require_user_verification": False})
+
+    def lax_authentication(**kwargs: Any) -> Any:
+        return real_authentication(**{**kwargs, "require_user_verification": False})
+
+    monkeypatch.setattr(ceremonies, "verify_registration_response", lax_registration)
+    monkeypatch.setattr(ceremonies, "verify_authentication_response", lax_authentication)
+    options = manager.start_registration(USER, user_name="ana").as_dict()
+    with pytest.raises(InvalidPasskeyError) as excinfo:
+        manager.finish_registration(
+            authenticator.create(options, origin=ORIGIN, uv=False), user_id=USER, name="x"
+        )
+    assert reason_of(excinfo) == "user_verification"
+    options = manager.start_login().as_dict()
+    with pytest.raises(InvalidPasskeyError) as excinfo:
+        manager.finish_login(
+            authenticator.get(
+                options, origin=ORIGIN, credential_id=credential.credential_id, uv=False
+            )
+        )
+    assert reason_of(excinfo) == "user_verification"
+    assert [c.credential_id for c in manager.list_passkeys(USER)] == [credential.credential_id]
+
+
+# --- the manager and its store -----------------------------------------------------------------
+
+
+def test_a_failing_store_is_not_mistaken_for_a_duplicate(
+    rp: PasskeyRelyingParty, authenticator: SoftAuthenticator, clock: FrozenClock
+) -> None:
+    class Unavailable(MemoryPasskeyCredentialStore):
+        def add(self, credential: PasskeyCredential) -> None:
+            raise StoreUnavailableError()
+
+    manager = PasskeyManager(rp, credentials=Unavailable(), clock=clock)
+    options = manager.start_registration(USER, user_name="ana").as_dict()
+    with pytest.raises(StoreUnavailableError) as excinfo:
+        manager.finish_registration(
+            authenticator.create(options, origin=ORIGIN), user_id=USER, name="x"
+        )
+    assert excinfo.value.reason == "error"
+
+
+@pytest.mark.spec("PK-3")
+@pytest.mark.parametrize("meanwhile", ["flagged", "unknown"])
+def test_a_passkey_flagged_or_deleted_during_the_login_is_refused(
+    rp: PasskeyRelyingParty, authenticator: SoftAuthenticator, clock: FrozenClock, meanwhile: str
+) -> None:
+    """The login read the credential before another request flagged or deleted it: the store's
+    conditional update refuses to record the use."""
+
+    class StaleReads(MemoryPasskeyCredentialStore):
+        stale: PasskeyCredential | None = None
+
+        def get(self, credential_id: bytes) -> PasskeyCredential | None:
+            return self.stale or super().get(credential_id)
+
+    store = StaleReads()
+    manager = PasskeyManager(rp, credentials=store, clock=clock)
+    credential = register(manager, authenticator)
+    store.stale = credential
+    if meanwhile == "flagged":
+        store.flag(credential.credential_id, now=clock.now())
+    else:
+        assert manager.delete_passkey(USER, credential.credential_id) is True
+    response = authenticator.get(manager.start_login().as_dict(), origin=ORIGIN)
+    with pytest.raises(InvalidPasskeyError) as excinfo:
+        manager.finish_login(response)
+    assert reason_of(excinfo) == meanwhile
+    store.stale = None
+    stored = store.get(credential.credential_id)
+    if meanwhile == "flagged":
+        assert stored is not None
+        assert stored.sign_count == 0
+    else:
+        assert stored is None

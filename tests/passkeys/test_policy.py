@@ -57,3 +57,8 @@ def test_policy_is_frozen() -> None:
     policy = make_policy()
     with pytest.raises(AttributeError):
         policy.rp_id = "evil.example"  # type: ignore[misc]
+
+
+def test_an_origin_that_is_not_a_string_is_refused() -> None:
+    with pytest.raises(ValueError, match="allowed_origins must hold strings"):
+        make_policy(allowed_origins=("https://app.storno.example", 443))

@@ -285,3 +285,10 @@ def test_a_stored_hash_of_cost_31_is_read_and_32_is_refused(hasher: PasswordHash
     with pytest.raises(UnsupportedHashError) as caught:
         hasher.needs_rehash(f"$2b$32${body}")
     assert caught.value.reason == "bad_cost"
+
+
+def test_the_hasher_takes_only_a_password_policy_and_shows_it() -> None:
+    with pytest.raises(TypeError, match="policy must be a PasswordPolicy"):
+        PasswordHasher({"cost": 12})  # type: ignore[arg-type]
+    policy = PasswordPolicy(cost=5, insecure_low_cost=True)
+    assert repr(PasswordHasher(policy)) == f"PasswordHasher({policy!r})"

@@ -169,3 +169,9 @@ def test_import_connects_nothing_and_starts_no_thread() -> None:
         "assert threading.active_count() == 1, threading.enumerate()\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("rate", [5, None, b"5/minute"])
+def test_parse_refuses_a_rate_that_is_not_text(rate: object) -> None:
+    with pytest.raises(TypeError, match=f"rate must be a str, not {type(rate).__name__}"):
+        SlidingWindowPolicy.parse("x", rate)  # type: ignore[arg-type]

@@ -587,3 +587,56 @@ def test_first_sight_exactly_at_the_end_of_the_leeway_is_expired(
     token = issuer.issue("user-1", session_id="s", epoch=0).token
     clock.advance(timedelta(hours=1, seconds=30))  # exp + the 30 s leeway, never seen before
     reject(verifier, token, "expired")
+
+
+def test_issuer_and_verifier_check_their_parts(
+    ring: KeyRing, policy: TokenPolicy, clock: FrozenClock, state: MemorySessionStateStore
+) -> None:
+    with pytest.raises(TypeError, match="ring must be a KeyRing"):
+        AccessTokenIssuer(ring.signer, policy, clock=clock)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="policy must be a TokenPolicy"):
+        AccessTokenIssuer(ring, {"issuer": policy.issuer}, clock=clock)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="ring must be a KeyRing"):
+        AccessTokenVerifier(ring.signer, policy, clock=clock, sessions=state)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="policy must be a TokenPolicy"):
+        AccessTokenVerifier(ring, {"issuer": policy.issuer}, clock=clock, sessions=state)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("session_id", ["", None, 7])
+def test_issue_refuses_a_token_without_a_session(
+    issuer: AccessTokenIssuer, session_id: Any
+) -> None:
+    with pytest.raises(ValueError, match="session_id must be a non-empty string"):
+        issuer.issue("user-1", session_id=session_id, epoch=0)
+
+
+@pytest.mark.spec("JWT-2")
+def test_header_spellings_made_up_to_fill_the_header_memo_are_bounded(
+    verifier: AccessTokenVerifier, ring: KeyRing, clock: FrozenClock, policy: TokenPolicy
+) -> None:
+    """Every valid token may spell its header differently (whitespace, member order); the
+    verifier remembers checked headers, at most 32 of them, and starts afresh when full."""
+    key = ring.signer
+    payload = json.dumps(claims_for(clock, policy)).encode()
+    for spaces in range(access_module._MAX_HEADERS + 1):
+        header = f'{{"alg":"RS256",{" " * spaces}"kid":"{key.kid}","typ":"at+jwt"}}'.encode()
+        claims = verifier.verify(forge.raw_rs256(header, payload, key.private_key))
+        assert claims.subject == "user-1"
+        assert len(verifier._headers) == spaces % access_module._MAX_HEADERS + 1
+    forged = forge.raw_rs256(
+        f'{{"alg":"RS256", "kid":"{key.kid}","typ":"JWT"}}'.encode(), payload, key.private_key
+    )
+    reject(verifier, forged, "header")  # a refused header is never remembered
+    assert len(verifier._headers) == 1
+
+
+@pytest.mark.parametrize("bits", [1024, 2047, "4096", None])
+def test_policy_refuses_rsa_minimums_below_2048(bits: Any) -> None:
+    with pytest.raises(ValueError, match="min_rsa_bits must be an int of at least 2048"):
+        TokenPolicy(issuer="i", audience="a", min_rsa_bits=bits)
+
+
+@pytest.mark.parametrize("size", [-1, 10_000_001, 1.5, "100"])
+def test_policy_refuses_impossible_cache_sizes(size: Any) -> None:
+    with pytest.raises(ValueError, match="verified_cache_size must be an int between 0"):
+        TokenPolicy(issuer="i", audience="a", verified_cache_size=size)

@@ -183,3 +183,35 @@ def test_ring_persists_and_reloads(signing_keys: list[SigningKey]) -> None:
     assert reloaded.jwks() == ring.jwks()
     with pytest.raises(InvalidKeyError):
         KeyRing.from_pem(ring.signer.private_pem(), verify_only_pems=[b"garbage"])
+
+
+def test_a_verification_key_over_8192_bits_is_refused() -> None:
+    # A modulus this large costs every verification dearly; no real key needs it.
+    n = (1 << 8199) | 1  # 8200 bits, odd: cryptography loads it as a public key
+    huge = rsa.RSAPublicNumbers(65537, n).public_key()
+    pem = huge.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    with pytest.raises(InvalidKeyError) as info:
+        load_public_key(pem)
+    assert info.value.reason == "too_large"
+    assert str(info.value) == "RSA key over 8192 bits"
+
+
+def test_ring_operations_refuse_keys_of_the_wrong_kind(signing_keys: list[SigningKey]) -> None:
+    signer, other = signing_keys[0], signing_keys[1]
+    with pytest.raises(InvalidKeyError) as info:
+        SigningKey.from_private_key(signer.private_key.public_key())  # type: ignore[arg-type]
+    assert info.value.reason == "wrong_type"
+    with pytest.raises(TypeError, match="signer must be a SigningKey"):
+        KeyRing(signer.private_key)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="verify_only keys must be PublicKey instances"):
+        KeyRing(signer, verify_only=[other])  # type: ignore[list-item]
+    ring = KeyRing(signer)
+    with pytest.raises(TypeError, match="key must be a PublicKey"):
+        ring.add_verification_key(other)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="new_signer must be a SigningKey"):
+        ring.rotate(other.public)  # type: ignore[arg-type]
+    # nothing was changed by the refused calls
+    assert ring.signer.kid == signer.kid
+    assert ring.verification_key(other.kid) is None

@@ -370,3 +370,16 @@ def test_the_grace_is_bounded(
                 clock=clock,
                 reuse_grace=bad,
             )
+
+
+@pytest.mark.parametrize("user_id", ["", None, 42])
+def test_session_calls_refuse_an_empty_or_non_text_user_id(
+    manager: SessionManager, families: MemoryRefreshFamilyStore, user_id: Any
+) -> None:
+    with pytest.raises(ValueError, match="user_id must be a non-empty string"):
+        manager.start(user_id)
+    with pytest.raises(ValueError, match="user_id must be a non-empty string"):
+        manager.live_sessions(user_id)
+    with pytest.raises(ValueError, match="user_id must be a non-empty string"):
+        manager.revoke_all(user_id, reason="password_changed")
+    assert families._families == {}

@@ -402,3 +402,13 @@ def test_the_token_length_bound_is_the_longest_token_a_ring_can_open(limit: int)
     token = sealing.seal(b"\x00" * limit, associated_data=AD)
     assert len(token) == len(header) + body_chars
     assert sealing.open(token, associated_data=AD) == b"\x00" * limit
+
+
+def test_a_secret_over_the_openers_limit_that_fits_its_blocks_is_refused() -> None:
+    # 25 bytes seal into two blocks, which a ring with a 20-byte limit lets through its size
+    # check (room for 20 bytes and padding); the plaintext itself is then over the limit.
+    token = VaultKeyRing(KEY_A).seal(b"s" * 25, associated_data=AD)
+    strict = VaultKeyRing(KEY_A, max_plaintext_bytes=20)
+    assert len(_raw(token)) == 16 + 32 + 32  # iv, two blocks, tag
+    assert _reason(strict, token) == "malformed"
+    assert strict.open(strict.seal(b"s" * 20, associated_data=AD), associated_data=AD) == b"s" * 20

@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
@@ -276,6 +276,10 @@ def _rsa_key_value_xml(modulus: str, exponent: str = "AQAB", extra: str = "") ->
 MALFORMED = {
     "empty": f'<ds:KeyValue xmlns:ds="{DS}"/>',
     "text only": f'<ds:KeyValue xmlns:ds="{DS}">AQAB</ds:KeyValue>',
+    "text before the key": (
+        f'<ds:KeyValue xmlns:ds="{DS}">AQAB<ds:RSAKeyValue><ds:Modulus>AQAB</ds:Modulus>'
+        "<ds:Exponent>AQAB</ds:Exponent></ds:RSAKeyValue></ds:KeyValue>"
+    ),
     "two keys": (
         f'<ds:KeyValue xmlns:ds="{DS}"><ds:RSAKeyValue><ds:Modulus>AQAB</ds:Modulus>'
         "<ds:Exponent>AQAB</ds:Exponent></ds:RSAKeyValue><ds:RSAKeyValue><ds:Modulus>AQAB"
@@ -428,3 +432,31 @@ def test_the_key_value_is_never_used_to_verify(
     )
     for verifier in _verifiers(signer_identity, ca).values():
         assert _refusal(verifier, root) in {"bad_signature", "key_value_mismatch"}
+
+
+@pytest.mark.spec("XML-2")
+@pytest.mark.parametrize("statement", ["key value", "der"])
+def test_the_only_key_statement_moved_out_of_key_info_is_refused(
+    statement: str, signer_identity: Identity, ca: Identity, ubl_invoice: bytes
+) -> None:
+    # Not a second copy: the one statement the signature has, in a ds:Object of the signature.
+    root = _signed(signer_identity, ubl_invoice, method=SignatureMethod.RSA_SHA256)
+    key_info = _key_info(root)
+    key_value = key_info.find("ds:KeyValue", NS)
+    key_info.remove(key_value)
+    if statement == "der":
+        key_value = _der_key_value(signer_identity.certificate.public_key())
+    etree.SubElement(root.find(".//ds:Signature", NS), f"{{{DS}}}Object").append(key_value)
+    for verifier in _verifiers(signer_identity, ca).values():
+        assert _refusal(verifier, root) == "key_value_refused"
+
+
+@pytest.mark.spec("XML-2")
+def test_a_der_encoded_key_of_another_type_is_refused(
+    signer_identity: Identity, ca: Identity, ubl_invoice: bytes
+) -> None:
+    # An Ed25519 key parses, but is not the certificate's RSA key.
+    root = _signed(signer_identity, ubl_invoice, method=SignatureMethod.RSA_SHA256)
+    _key_info(root).append(_der_key_value(ed25519.Ed25519PrivateKey.generate().public_key()))
+    for verifier in _verifiers(signer_identity, ca).values():
+        assert _refusal(verifier, root) == "key_value_mismatch"

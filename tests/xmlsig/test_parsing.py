@@ -13,6 +13,7 @@ from lxml import etree
 
 from storno_security.errors import XmlParseError
 from storno_security.xmlsig import SchemaRegistry, XmlPolicy, XmlSigner, XmlVerifier, parse_xml
+from storno_security.xmlsig.parsing import _check_tree, _RefusingResolver
 from tests.xmlsig.hostile import HOSTILE_NAMES, SECRET, assert_no_connection, hostile_documents
 
 
@@ -162,3 +163,35 @@ def test_policy_refuses_impossible_limits(kwargs: dict[str, int]) -> None:
 def test_arbitrary_bytes_give_a_tree_or_our_error(data: bytes) -> None:
     with contextlib.suppress(XmlParseError):
         parse_xml(data)
+
+
+@pytest.mark.spec("XML-1")
+@pytest.mark.parametrize("tail", [b"<", b"</r>", b""])
+def test_a_malformed_document_that_asked_for_a_dtd_is_refused_as_external(
+    tail: bytes, listening_port: socket.socket
+) -> None:
+    # The parser asked for the external DTD, then failed on what follows (or on the missing
+    # root): the request is the reason, whatever the syntax error.
+    url = f"http://127.0.0.1:{listening_port.getsockname()[1]}/d.dtd"
+    document = f'<!DOCTYPE r SYSTEM "{url}">'.encode() + (b"<r/>" + tail if tail else b"")
+    with pytest.raises(XmlParseError) as caught:
+        parse_xml(document)
+    assert caught.value.reason == "external"
+    assert_no_connection(listening_port)
+
+
+@pytest.mark.spec("XML-1")
+def test_the_tree_check_refuses_a_request_or_an_entity_node_on_its_own() -> None:
+    """The last check after parsing holds even where the parser's own refusals came first: a
+    recorded request, or an entity reference node, in a tree without any DTD."""
+    root = etree.fromstring(b"<r/>")
+    asked = _RefusingResolver()
+    asked.requested = True
+    with pytest.raises(XmlParseError) as caught:
+        _check_tree(root, asked)
+    assert caught.value.reason == "external"
+    _check_tree(root, _RefusingResolver())  # a clean tree passes
+    root.append(etree.Entity("x"))
+    with pytest.raises(XmlParseError) as caught:
+        _check_tree(root, _RefusingResolver())
+    assert caught.value.reason == "entity"

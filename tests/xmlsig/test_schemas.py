@@ -6,6 +6,7 @@ import functools
 import importlib.util
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -282,3 +283,43 @@ def test_registry_is_safe_to_share_between_threads(ubl_invoice: bytes, cii_invoi
             )
 
     at_once([functools.partial(work, i) for i in range(6)])  # fails the test if any call raised
+
+
+@pytest.mark.spec("XML-3")
+@pytest.mark.parametrize("change", ["deleted", "swapped for a link outside", "too large"])
+def test_the_main_schema_is_checked_again_when_it_is_loaded(change: str, tmp_path: Path) -> None:
+    # Registration checked the file; what is loaded later is checked again, not trusted.
+    registry = _ksef_registry(tmp_path)
+    main = tmp_path / "ksef" / "FA3.xsd"
+    if change == "deleted":
+        main.unlink()
+        reason = "missing_file"
+    elif change == "swapped for a link outside":
+        (tmp_path / "outside.xsd").write_text(MAIN)
+        main.unlink()
+        main.symlink_to(tmp_path / "outside.xsd")
+        reason = "outside"
+    else:
+        main.write_bytes(b" " * (16 * 1024 * 1024 + 1))
+        reason = "too_large"
+    with pytest.raises(SchemaUnavailableError) as caught:
+        registry.validate(KSEF, KSEF_DOC.format("1.00").encode())
+    assert caught.value.reason == reason
+
+
+@pytest.mark.spec("XML-3")
+def test_without_the_schemas_extra_the_builtin_providers_say_how_to_get_them(
+    monkeypatch: pytest.MonkeyPatch, ubl_invoice: bytes
+) -> None:
+    real_find_spec = importlib.util.find_spec
+
+    def without_facturx(name: str, package: str | None = None) -> Any:
+        return None if name == "facturx" else real_find_spec(name, package)
+
+    monkeypatch.setattr(importlib.util, "find_spec", without_facturx)
+    registry = SchemaRegistry()
+    assert dict(registry.providers) == {}
+    with pytest.raises(SchemaUnavailableError) as caught:
+        registry.validate(ANAF_UBL, ubl_invoice)
+    assert caught.value.reason == "not_registered"
+    assert "xml-schemas" in str(caught.value)

@@ -666,3 +666,99 @@ def test_mutated_signature_elements_raise_only_our_errors(
     # Accepted: then it is still Alice's signature over the same content.
     assert result.certificate == signer_identity.certificate
     assert result.signed_bytes == verify(signed_forms[form]).signed_bytes
+
+
+# --- 4. the signed XAdES SigningCertificate names the reported signer ---------------------------
+
+XADES = "http://uri.etsi.org/01903/v1.3.2#"
+
+
+def _resign_xades(root: etree._Element, identity: Identity) -> bytes:
+    """Redo every ``#id`` digest and the signature value after the signed properties changed."""
+    signature = root.find("ds:Signature", NS)
+    signed_info = signature.find("ds:SignedInfo", NS)
+    for reference in signed_info.iterfind("ds:Reference", NS):
+        uri = reference.get("URI")
+        if not uri:
+            continue
+        target = root.xpath("//*[@Id=$id]", id=uri[1:])[0]
+        digest = hashes.Hash(hashes.SHA256())
+        digest.update(etree.tostring(target, method="c14n", exclusive=True))
+        reference.find("ds:DigestValue", NS).text = base64.b64encode(digest.finalize()).decode()
+    canonical_info = etree.tostring(signed_info, method="c14n", exclusive=True)
+    value = identity.key.sign(canonical_info, padding.PKCS1v15(), hashes.SHA256())
+    signature.find("ds:SignatureValue", NS).text = base64.b64encode(value).decode()
+    return bytes(etree.tostring(root))
+
+
+def _signing_certificate(root: etree._Element) -> etree._Element:
+    found = root.find(f".//{{{XADES}}}SigningCertificateV2")
+    assert found is not None
+    return found
+
+
+@pytest.mark.spec("XML-2")
+def test_a_legacy_signing_certificate_naming_the_signer_is_accepted(
+    signer: XmlSigner, signer_identity: Identity, by_ca: XmlVerifier, ubl_invoice: bytes
+) -> None:
+    # XAdES 1.3.2 signers without V2 write xades:SigningCertificate; its first entry counts too.
+    root = parse_xml(signer.sign_xades(ubl_invoice))
+    legacy = _signing_certificate(root)
+    legacy.tag = f"{{{XADES}}}SigningCertificate"
+    issuer_serial = etree.SubElement(legacy.find(f"{{{XADES}}}Cert"), f"{{{XADES}}}IssuerSerial")
+    certificate = signer_identity.certificate
+    etree.SubElement(
+        issuer_serial, f"{{{DS}}}X509IssuerName"
+    ).text = certificate.issuer.rfc4514_string()
+    etree.SubElement(issuer_serial, f"{{{DS}}}X509SerialNumber").text = str(
+        certificate.serial_number
+    )
+    resigned = _resign_xades(root, signer_identity)
+    assert by_ca.verify_xades(resigned).certificate == signer_identity.certificate
+
+
+@pytest.mark.spec("XML-2")
+def test_a_signing_certificate_digest_in_loose_base64_is_refused(
+    signer: XmlSigner, signer_identity: Identity, by_ca: XmlVerifier, ubl_invoice: bytes
+) -> None:
+    # signxml's base64 skips characters outside the alphabet; the digest must be strict base64.
+    root = parse_xml(signer.sign_xades(ubl_invoice))
+    value = _signing_certificate(root).find(
+        f"{{{XADES}}}Cert/{{{XADES}}}CertDigest/ds:DigestValue", NS
+    )
+    value.text = f"!{value.text}"
+    with pytest.raises(InvalidXmlSignatureError) as caught:
+        by_ca.verify_xades(_resign_xades(root, signer_identity))
+    assert caught.value.reason == "signing_certificate_mismatch"
+
+
+@pytest.mark.spec("XML-2")
+def test_a_signing_certificate_naming_the_ca_that_shares_the_leafs_key_is_refused(
+    xml_clock: FrozenClock, ubl_invoice: bytes
+) -> None:
+    """A root CA issued a leaf for its own key. KeyInfo lists the root first, and so does the
+    signed SigningCertificateV2: signxml takes the first certificate with the signing key (the
+    root) as the signer, but the chain verifier validated the leaf, which is what would be
+    reported. The signed property does not name it: refused."""
+    root_ca = make_ca("Same Key Root CA")
+    leaf = _same_key_from(root_ca, root_ca.certificate, "Same Key Leaf")
+    signer = XmlSigner(root_ca.key, root_ca.certificate, chain=[leaf], clock=xml_clock)
+    verifier = XmlVerifier(trusted_cas=[root_ca.certificate], clock=xml_clock)
+    assert verifier.verify(signer.sign(ubl_invoice)).certificate == leaf
+    with pytest.raises(InvalidXmlSignatureError) as caught:
+        verifier.verify_xades(signer.sign_xades(ubl_invoice))
+    assert caught.value.reason == "signing_certificate_mismatch"
+
+
+@pytest.mark.spec("XML-2")
+@pytest.mark.parametrize("junk", ["AAAA", "MAA="])  # zero bytes; an empty DER sequence
+def test_an_unreadable_certificate_in_a_second_x509_data_is_refused(
+    junk: str, signer: XmlSigner, by_ca: XmlVerifier, ubl_invoice: bytes
+) -> None:
+    # signxml reads the first X509Data only; what it never parsed cannot be let through either.
+    root = parse_xml(signer.sign(ubl_invoice))
+    second = etree.SubElement(root.find(".//ds:KeyInfo", NS), f"{{{DS}}}X509Data")
+    etree.SubElement(second, f"{{{DS}}}X509Certificate").text = junk
+    with pytest.raises(InvalidXmlSignatureError) as caught:
+        by_ca.verify(etree.tostring(root))
+    assert caught.value.reason == "untrusted_certificate"

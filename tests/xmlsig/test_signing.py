@@ -7,7 +7,9 @@ import base64
 import copy
 import hashlib
 import importlib.util
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -15,15 +17,23 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
-from signxml import CanonicalizationMethod, SignatureMethod, XMLSigner
+from signxml import CanonicalizationMethod, SignatureMethod, XMLSigner, XMLVerifier
+from signxml.exceptions import InvalidCertificate
+from signxml.processor import XMLSignatureProcessor
 
 from storno_security.clock import FrozenClock
 from storno_security.errors import InvalidXmlSignatureError, XmlParseError
 from storno_security.xmlsig import SchemaRegistry, VerifiedXml, XmlSigner, XmlVerifier, parse_xml
+from storno_security.xmlsig.signing import (
+    _check_signing_certificate,
+    _signing_time,
+    _StoreChainVerifier,
+)
 from tests.xmlsig.conftest import NOW, Identity, make_signer
 
 DS = "http://www.w3.org/2000/09/xmldsig#"
 XADES = "http://uri.etsi.org/01903/v1.3.2#"
+DSIG11 = "http://www.w3.org/2009/xmldsig11#"
 CBC = "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"
 CAC = "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"
 NS = {"ds": DS, "xades": XADES, "cbc": CBC, "cac": CAC}
@@ -674,6 +684,278 @@ def test_verify_refuses_hostile_xml_before_signature_checks(pinned: XmlVerifier)
         pinned.verify(b'<!DOCTYPE a [<!ENTITY x "y">]><a>&x;</a>')
 
 
-from cryptography.hazmat.primitives.serialization import Encoding  # noqa: E402
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat  # noqa: E402
 
 _DER = Encoding.DER
+
+
+# --- references the verifier refuses after signxml accepted them -----------------------------
+
+
+def test_signer_refuses_a_chain_of_something_else(
+    signer_identity: Identity, xml_clock: FrozenClock
+) -> None:
+    with pytest.raises(TypeError, match=r"chain must hold x509\.Certificate objects"):
+        XmlSigner(
+            signer_identity.key,
+            signer_identity.certificate,
+            chain=[signer_identity.certificate.public_bytes(_DER)],  # type: ignore[list-item]
+            clock=xml_clock,
+        )
+
+
+def test_verifier_refuses_a_pinned_certificate_of_something_else(
+    signer_identity: Identity, xml_clock: FrozenClock
+) -> None:
+    with pytest.raises(TypeError, match="expected_certificate must be a cryptography"):
+        XmlVerifier(
+            expected_certificate=signer_identity.certificate.public_bytes(_DER),  # type: ignore[arg-type]
+            clock=xml_clock,
+        )
+
+
+@pytest.mark.spec("XML-2")
+def test_a_detached_signature_document_is_not_an_enveloped_signature(
+    signer: XmlSigner, pinned: XmlVerifier, ubl_invoice: bytes
+) -> None:
+    # Its root is ds:Signature: verify() would take it as an enveloping signature.
+    signature = signer.sign_detached(ubl_invoice, uri="4213456789.xml")
+    for verify in (pinned.verify, pinned.verify_xades):
+        with pytest.raises(InvalidXmlSignatureError) as caught:
+            verify(signature)
+        assert caught.value.reason == "enveloping_refused"
+
+
+@pytest.mark.spec("XML-2")
+def test_a_root_identified_by_an_upper_case_id_attribute_verifies(
+    signer_identity: Identity, pinned: XmlVerifier, ubl_invoice: bytes
+) -> None:
+    # signxml resolves "#x" through Id, then ID, then id; the whole-document check does too.
+    document = ubl_invoice.replace(b"<Invoice ", b'<Invoice ID="inv-142" ', 1)
+    signed = XMLSigner(
+        c14n_algorithm=CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0
+    ).sign(
+        parse_xml(document),
+        key=signer_identity.key,
+        cert=[signer_identity.certificate],
+        reference_uri="#inv-142",
+    )
+    result = pinned.verify(etree.tostring(signed))
+    assert result.element.get("ID") == "inv-142"
+    assert _payable(result.element) == "12652.08"
+
+
+@pytest.mark.spec("XML-2")
+def test_an_enveloping_signature_offered_as_detached_signs_no_file(
+    signer_identity: Identity, pinned: XmlVerifier, ubl_invoice: bytes
+) -> None:
+    # Its only data reference points at a ds:Object inside the signature: no external file
+    # was signed, whatever data is given beside it.
+    signature = XMLSigner(
+        method=__import__("signxml").methods.enveloping,
+        c14n_algorithm=CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0,
+    ).sign(parse_xml(ubl_invoice), key=signer_identity.key, cert=[signer_identity.certificate])
+    with pytest.raises(InvalidXmlSignatureError) as caught:
+        pinned.verify_detached(etree.tostring(signature), data=ubl_invoice)
+    assert caught.value.reason == "data_reference_count"
+
+
+@pytest.mark.spec("XML-2")
+def test_a_detached_signature_over_its_own_document_is_refused(
+    signer_identity: Identity, pinned: XmlVerifier, ubl_invoice: bytes
+) -> None:
+    """``URI=""`` in a signature document is the signature itself. With a base64 transform it
+    digests the signature's (whitespace) text, which signxml accepts as empty bytes: a valid
+    signature over nothing, refused."""
+
+    def over_nothing(sig_root: etree._Element, signing_settings: object) -> None:
+        reference = sig_root.find("ds:SignedInfo/ds:Reference", NS)
+        reference.set("URI", "")
+        transforms = reference.find("ds:Transforms", NS)
+        for transform in list(transforms):
+            transforms.remove(transform)
+        etree.SubElement(transforms, f"{{{DS}}}Transform", Algorithm=f"{DS}base64")
+        reference.find("ds:DigestValue", NS).text = base64.b64encode(
+            hashlib.sha256(b"").digest()
+        ).decode()
+
+    signer = XMLSigner(
+        method=__import__("signxml").methods.detached,
+        c14n_algorithm=CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0,
+    )
+    signer.signature_annotators.append(over_nothing)  # runs before SignedInfo is signed
+    signature = signer.sign(
+        parse_xml(ubl_invoice),
+        key=signer_identity.key,
+        cert=[signer_identity.certificate],
+        reference_uri="4213456789.xml",
+    )
+    signature.text = "\n"
+    with pytest.raises(InvalidXmlSignatureError) as caught:
+        pinned.verify_detached(etree.tostring(signature), data=ubl_invoice)
+    assert caught.value.reason == "reference_outside_data"
+
+
+@pytest.fixture
+def loosen_signxml(monkeypatch: pytest.MonkeyPatch) -> Callable[[dict[str, etree._Element]], None]:
+    """Make signxml resolve references loosely, as XMLDSig libraries have done: a reference
+    without a URI as the whole document, ``#x`` as the first element with any attribute of
+    value ``x`` (no id rules, no ambiguity check), and external URIs fetched from ``files``.
+    Call it after signing; the verifier's own reference checks must refuse what this lets
+    through."""
+
+    def loosen(files: dict[str, etree._Element]) -> None:
+        def resolve(
+            self: XMLSignatureProcessor, doc_root: etree._Element, reference: Any, **_: Any
+        ) -> etree._Element:
+            uri = reference.get("URI")
+            if not uri:
+                return doc_root
+            if uri.startswith("#"):
+                return doc_root.xpath("//*[@* = $value]", value=uri[1:])[0]
+            return files[uri]
+
+        monkeypatch.setattr(XMLSignatureProcessor, "_resolve_reference", resolve)
+
+    return loosen
+
+
+def _enveloped(identity: Identity, root: etree._Element, **options: Any) -> etree._Element:
+    signer = XMLSigner(c14n_algorithm=CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0)
+    annotate = options.pop("annotate", None)
+    if annotate is not None:
+        signer.signature_annotators.append(annotate)
+    return signer.sign(root, key=identity.key, cert=[identity.certificate], **options)
+
+
+@pytest.mark.spec("XML-2")
+def test_a_reference_without_a_uri_is_refused(
+    signer_identity: Identity,
+    pinned: XmlVerifier,
+    ubl_invoice: bytes,
+    loosen_signxml: Callable[[dict[str, etree._Element]], None],
+) -> None:
+    def drop_uri(sig_root: etree._Element, signing_settings: object) -> None:
+        del sig_root.find("ds:SignedInfo/ds:Reference", NS).attrib["URI"]
+
+    signed = etree.tostring(_enveloped(signer_identity, parse_xml(ubl_invoice), annotate=drop_uri))
+    with pytest.raises(InvalidXmlSignatureError) as caught:
+        pinned.verify(signed)
+    assert caught.value.reason == "refused_input"  # signxml itself refuses it
+    loosen_signxml({})
+    with pytest.raises(InvalidXmlSignatureError) as caught:
+        pinned.verify(signed)
+    assert caught.value.reason == "reference_without_uri"
+
+
+@pytest.mark.spec("XML-2")
+def test_a_fragment_reference_must_resolve_to_exactly_one_element_by_id(
+    signer: XmlSigner,
+    signer_identity: Identity,
+    pinned: XmlVerifier,
+    ubl_invoice: bytes,
+    loosen_signxml: Callable[[dict[str, etree._Element]], None],
+) -> None:
+    # A twin with the signed root's id in a ds:Object of the signature (which the enveloped
+    # transform cuts away, so the digest still matches); "first match" picks the root.
+    root = _signed_with_id(signer, ubl_invoice)
+    etree.SubElement(root.find("ds:Signature", NS), f"{{{DS}}}Object", Id="inv-142")
+    twin = etree.tostring(root)
+    # The root named by an attribute that is no id at all.
+    document = ubl_invoice.replace(b"<Invoice ", b'<Invoice ref="inv-142" ', 1)
+    by_ref = etree.tostring(
+        _enveloped(
+            signer_identity, parse_xml(document), reference_uri="#inv-142", id_attribute="ref"
+        )
+    )
+    loosen_signxml({})
+    for signed in (twin, by_ref):
+        with pytest.raises(InvalidXmlSignatureError) as caught:
+            pinned.verify(signed)
+        assert caught.value.reason == "ambiguous_reference"
+
+
+@pytest.mark.spec("XML-2")
+def test_an_enveloped_signature_over_another_file_is_refused(
+    signer_identity: Identity,
+    pinned: XmlVerifier,
+    ubl_invoice: bytes,
+    cii_invoice: bytes,
+    loosen_signxml: Callable[[dict[str, etree._Element]], None],
+) -> None:
+    # A signature over another file, dropped into this document: it signs nothing here.
+    other = parse_xml(cii_invoice)
+    signature = XMLSigner(
+        method=__import__("signxml").methods.detached,
+        c14n_algorithm=CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0,
+    ).sign(
+        other, key=signer_identity.key, cert=[signer_identity.certificate], reference_uri="o.xml"
+    )
+    root = parse_xml(ubl_invoice)
+    root.append(signature)
+    loosen_signxml({"o.xml": other})
+    with pytest.raises(InvalidXmlSignatureError) as caught:
+        pinned.verify(etree.tostring(root))
+    assert caught.value.reason == "external_reference"
+
+
+@pytest.mark.spec("XML-2")
+@pytest.mark.parametrize("trust", ["pinned", "by_ca"])
+def test_a_signature_verified_with_a_key_other_than_the_certificates_is_refused(
+    trust: str,
+    signer_identity: Identity,
+    ubl_invoice: bytes,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+) -> None:
+    """Mallory signs with her key beside Alice's certificate. A signxml that took the key from
+    somewhere else than the certificate (as it does with a DEREncodedKeyValue when no
+    certificate is required) would accept it; the signer must be the certificate whose key
+    verified."""
+    verifier: XmlVerifier = request.getfixturevalue(trust)
+    mallory = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    signed = etree.tostring(
+        XMLSigner(c14n_algorithm=CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0).sign(
+            parse_xml(ubl_invoice), key=mallory, cert=[signer_identity.certificate]
+        )
+    )
+    with pytest.raises(InvalidXmlSignatureError) as caught:
+        verifier.verify(signed)
+    assert caught.value.reason == "bad_signature"
+
+    der = etree.Element(f"{{{DSIG11}}}DEREncodedKeyValue")
+    der.text = base64.b64encode(
+        mallory.public_key().public_bytes(_DER, PublicFormat.SubjectPublicKeyInfo)
+    ).decode()
+    original = XMLVerifier._verify_signature_with_pubkey
+
+    def with_the_stated_key(self: XMLVerifier, **kwargs: Any) -> Any:
+        return original(self, **{**kwargs, "der_encoded_key_value": der})
+
+    monkeypatch.setattr(XMLVerifier, "_verify_signature_with_pubkey", with_the_stated_key)
+    with pytest.raises(InvalidXmlSignatureError) as caught:
+        verifier.verify(signed)
+    assert caught.value.reason == "signer_certificate_missing"
+
+
+def test_the_chain_verifier_refuses_an_empty_chain(ca: Identity) -> None:
+    verifier = _StoreChainVerifier([ca.certificate], NOW)
+    with pytest.raises(InvalidCertificate, match="no certificate"):
+        verifier.verify([])
+    assert verifier.validated == ()
+
+
+def test_without_signed_properties_no_signing_certificate_matches(
+    signer_identity: Identity,
+) -> None:
+    with pytest.raises(InvalidXmlSignatureError) as caught:
+        _check_signing_certificate([], signer_identity.certificate)
+    assert caught.value.reason == "signing_certificate_mismatch"
+
+
+def test_results_without_signed_properties_have_no_signing_time() -> None:
+    # signxml's XAdES verifier always yields a result with signed properties; without one,
+    # there is no signed SigningTime to report.
+    with pytest.raises(InvalidXmlSignatureError) as caught:
+        _signing_time([])
+    assert caught.value.reason == "signing_time"
