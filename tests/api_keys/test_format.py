@@ -211,3 +211,16 @@ def test_legacy_key_id_refuses_a_malformed_hash() -> None:
 def test_hash_api_key_refuses_non_strings() -> None:
     with pytest.raises(TypeError):
         hash_api_key(b"af_")  # type: ignore[arg-type]
+
+
+def test_the_generator_takes_the_largest_draws_and_refuses_any_beyond() -> None:
+    from storno_security.api_keys.format import _generate_api_key
+
+    largest = _generate_api_key(randbelow=lambda bound: bound - 1)
+    assert parse_api_key(largest.key).key_id == largest.key_id
+    assert set(largest.key_id) == {"z"}  # the last base62 digit, at every position
+    draws = iter([0, 1 << 2000])  # an id in range, then a secret out of it
+    with pytest.raises(ValueError, match="out of range"):
+        _generate_api_key(randbelow=lambda bound: next(draws))
+    with pytest.raises(ValueError, match="out of range"):
+        _generate_api_key(randbelow=lambda bound: bound)

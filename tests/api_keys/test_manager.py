@@ -615,3 +615,55 @@ def test_the_manager_shows_its_store(manager: ApiKeyManager, store: CountingStor
 def test_max_lifetime_must_be_a_timedelta() -> None:
     with pytest.raises(TypeError, match="max_lifetime must be a timedelta or None"):
         ApiKeyPolicy(max_lifetime=3600)  # type: ignore[arg-type]
+
+
+# --- exact edges of the arguments (each kills a boundary mutant) ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "good", "bad"),
+    [
+        ("last_used_interval", timedelta(seconds=1), timedelta(milliseconds=999)),
+        ("last_used_interval", timedelta(days=1), timedelta(days=1, microseconds=1)),
+        ("max_lifetime", timedelta(minutes=1), timedelta(seconds=59)),
+        ("max_lifetime", timedelta(days=3660), timedelta(days=3660, microseconds=1)),
+    ],
+)
+def test_policy_bounds_are_inclusive(field: str, good: timedelta, bad: timedelta) -> None:
+    assert getattr(ApiKeyPolicy(**{field: good}), field) == good
+    with pytest.raises(ValueError, match="between"):
+        ApiKeyPolicy(**{field: bad})
+
+
+def test_policy_takes_keywords_and_a_real_bool() -> None:
+    with pytest.raises(TypeError):
+        ApiKeyPolicy(timedelta(seconds=5))  # type: ignore[misc]
+    with pytest.raises(TypeError, match="bool"):
+        ApiKeyPolicy(accept_legacy_keys=1)  # type: ignore[arg-type]
+
+
+def test_ids_and_names_of_exactly_the_longest_length_are_taken(manager: ApiKeyManager) -> None:
+    user, organization, name = "u" * 255, "o" * 255, "n" * 200
+    created = manager.create(user, organization, name=name, scope="read")
+    assert (created.info.user_id, created.info.organization_id, created.info.name) == (
+        user,
+        organization,
+        name,
+    )
+    with pytest.raises(ValueError, match="1 to 255"):
+        manager.create("u" * 256, "org", name="n", scope="read")
+    with pytest.raises(ValueError, match="1 to 200"):
+        manager.create("user", "org", name="n" * 201, scope="read")
+
+
+def test_a_key_may_carry_exactly_its_creators_permissions(manager: ApiKeyManager) -> None:
+    held = ["invoice.view", "invoice.create"]
+    created = manager.create(
+        "user", "org", name="n", scope="write", permissions=held, creator_permissions=held
+    )
+    assert created.info.permissions == tuple(sorted(held))
+
+
+def test_listing_needs_a_filter(manager: ApiKeyManager) -> None:
+    with pytest.raises(ValueError, match="give user_id, organization_id or both"):
+        manager.list_keys()
