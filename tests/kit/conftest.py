@@ -158,20 +158,103 @@ def bundle_factory(
     )
 
 
+class Meanwhile:
+    """The bundle's directory store, through which another request can act *between* two
+    steps of a flow: :meth:`before` runs an action just before the flow's next call of a
+    directory method, once. The store itself is the real one; only the timing is chosen, the
+    way a concurrent request would choose it."""
+
+    def __init__(self, directory: Any) -> None:
+        self._directory = directory
+        self._pending: dict[str, list[Any]] = {}
+
+    def before(self, method: str, action: Callable[[], object], *, call: int = 1) -> None:
+        """Run ``action`` before the ``call``-th next call of ``method`` (then no more)."""
+        if not callable(getattr(self._directory, method, None)):
+            raise AttributeError(f"a directory store has no {method}()")
+        self._pending[method] = [call, action]
+
+    @property
+    def pending(self) -> list[str]:
+        """The methods whose action has not run yet."""
+        return sorted(self._pending)
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self._directory, name)
+        if name not in self._pending:
+            return target
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            waiting = self._pending.get(name)
+            if waiting is not None:
+                waiting[0] -= 1
+                if waiting[0] == 0:
+                    del self._pending[name]
+                    waiting[1]()
+            return target(*args, **kwargs)
+
+        return call
+
+
+@attrs.define
+class RacedWorld(World):
+    """A world whose kit reads and writes the directory through :class:`Meanwhile`."""
+
+    meanwhile: Meanwhile = attrs.field(kw_only=True)
+
+
+WorldMaker = Callable[..., Any]
+
+
 @pytest.fixture
-def world(clock: FrozenClock, bundle_factory: BundleFactory) -> Iterator[World]:
-    mail = MailCatcher()
-    events = EventCatcher()
-    companies: dict[str, Company] = {}
-    bundle = bundle_factory()
-    kit = Kit(
-        bundle,
-        policy=kit_policy(),
-        keys=kit_keys(),
-        clock=clock,
-        events=events,
-        mailer=mail,
-        companies=companies.get,
-    )
-    yield World(kit=kit, clock=clock, mail=mail, events=events, companies=companies)
-    bundle.close()
+def make_world(clock: FrozenClock, bundle_factory: BundleFactory) -> Iterator[WorldMaker]:
+    """Makes worlds over the backend's stores: ``make_world(meanwhile=True)`` gives a
+    :class:`RacedWorld`; other keywords replace the kit's arguments (``policy``, ``defer``,
+    ``companies``...)."""
+    bundles: list[Any] = []
+
+    def make(*, meanwhile: bool = False, **overrides: Any) -> World:
+        mail = MailCatcher()
+        events = EventCatcher()
+        companies: dict[str, Company] = {}
+        bundle = bundle_factory()
+        bundles.append(bundle)
+        raced = Meanwhile(bundle.directory) if meanwhile else None
+        arguments: dict[str, Any] = {
+            "policy": kit_policy(),
+            "keys": kit_keys(),
+            "clock": clock,
+            "events": events,
+            "mailer": mail,
+            "companies": companies.get,
+        }
+        arguments.update(overrides)
+        stores = bundle if raced is None else attrs.evolve(bundle, directory=raced)
+        kit = Kit(stores, **arguments)
+        parts: dict[str, Any] = {
+            "kit": kit,
+            "clock": clock,
+            "mail": mail,
+            "events": events,
+            "companies": companies,
+        }
+        if raced is None:
+            return World(**parts)
+        return RacedWorld(**parts, meanwhile=raced)
+
+    yield make
+    for bundle in bundles:
+        bundle.close()
+
+
+@pytest.fixture
+def world(make_world: WorldMaker) -> World:
+    made: World = make_world()
+    return made
+
+
+@pytest.fixture
+def raced(make_world: WorldMaker) -> RacedWorld:
+    """A world in which another request can act between two steps of a flow."""
+    made: RacedWorld = make_world(meanwhile=True)
+    return made
