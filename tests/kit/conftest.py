@@ -118,6 +118,29 @@ class World:
         self.clock.advance(timedelta(seconds=30))
         return enrolment.secret
 
+    def join(self, inviter: Session, member: Session, *, role: str = "viewer") -> str:
+        """``inviter`` invites ``member`` to their default organization, and it is accepted;
+        the organization's id."""
+        invitation = self.kit.invite(self.caller(inviter), member.user.email or "", role=role)
+        self.kit.accept_invitation(self.caller(member), invitation.invitation_id)
+        return invitation.organization_id
+
+    def without_default(self) -> tuple[Session, list[str]]:
+        """A member of two organizations, joined one after the other, who gave their own (the
+        default one) away and was removed from it: two live memberships, none the default.
+        The two organizations' ids, oldest first."""
+        member = self.register()
+        joined = []
+        others = [self.register(), self.register()]
+        for other in others:
+            self.clock.advance(timedelta(minutes=1))
+            joined.append(self.join(other, member))
+        own = self.kit.default_organization_id(member.user.user_id)
+        self.join(member, others[0], role="admin")
+        self.kit.transfer_ownership(self.caller(member), others[0].user.user_id)
+        self.kit.remove_member(self.caller(others[0]), member.user.user_id, organization=own)
+        return member, joined
+
     def company(self, organization_id: str) -> str:
         company_id = str(uuid.uuid4())
         self.companies[company_id] = Company(company_id=company_id, organization_id=organization_id)
