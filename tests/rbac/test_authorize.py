@@ -236,6 +236,23 @@ def test_principal_and_membership_fields_refuse_the_wrong_type() -> None:
         check_key_grant(user(), scopes=["read"])  # type: ignore[arg-type]
 
 
+@pytest.mark.spec("KEY-4")
+def test_a_key_principal_takes_lists_of_names_never_a_bare_name() -> None:
+    from storno_security.rbac import check_key_grant
+
+    principal = Principal.api_key(
+        USER, organization_id=ORG, scopes=(s for s in ["read"]), permissions=iter(["org.view"])
+    )
+    assert (principal.scopes, principal.permissions) == ({Scope.READ}, {Permission.ORG_VIEW})
+    # a bare name is not read letter by letter (and then refused as unknown names)
+    with pytest.raises(TypeError, match="scopes must be an iterable of scope names"):
+        Principal.api_key(USER, organization_id=ORG, scopes="read")
+    with pytest.raises(TypeError, match="permissions must be an iterable of permission names"):
+        Principal.api_key(USER, organization_id=ORG, permissions="org.view")
+    with pytest.raises(TypeError, match="permissions must be an iterable of permission names"):
+        check_key_grant(member(Role.OWNER), permissions="org.view")
+
+
 # --- properties ------------------------------------------------------------------------------
 
 permissions_st = st.sampled_from(sorted(Permission))
