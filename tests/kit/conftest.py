@@ -229,41 +229,46 @@ class RacedWorld(World):
 WorldMaker = Callable[..., Any]
 
 
+def build_world(
+    clock: FrozenClock, bundle: Any, *, meanwhile: bool = False, **overrides: Any
+) -> World:
+    """A world over ``bundle``: a :class:`RacedWorld` with ``meanwhile``; other keywords
+    replace the kit's arguments (``policy``, ``defer``, ``companies``...)."""
+    mail = MailCatcher()
+    events = EventCatcher()
+    companies: dict[str, Company] = {}
+    raced = Meanwhile(bundle.directory) if meanwhile else None
+    arguments: dict[str, Any] = {
+        "policy": kit_policy(),
+        "keys": kit_keys(),
+        "clock": clock,
+        "events": events,
+        "mailer": mail,
+        "companies": companies.get,
+    }
+    arguments.update(overrides)
+    stores = bundle if raced is None else attrs.evolve(bundle, directory=raced)
+    parts: dict[str, Any] = {
+        "kit": Kit(stores, **arguments),
+        "clock": clock,
+        "mail": mail,
+        "events": events,
+        "companies": companies,
+    }
+    if raced is None:
+        return World(**parts)
+    return RacedWorld(**parts, meanwhile=raced)
+
+
 @pytest.fixture
 def make_world(clock: FrozenClock, bundle_factory: BundleFactory) -> Iterator[WorldMaker]:
-    """Makes worlds over the backend's stores: ``make_world(meanwhile=True)`` gives a
-    :class:`RacedWorld`; other keywords replace the kit's arguments (``policy``, ``defer``,
-    ``companies``...)."""
+    """Makes worlds over the backend's stores (arguments as :func:`build_world`)."""
     bundles: list[Any] = []
 
-    def make(*, meanwhile: bool = False, **overrides: Any) -> World:
-        mail = MailCatcher()
-        events = EventCatcher()
-        companies: dict[str, Company] = {}
+    def make(**options: Any) -> World:
         bundle = bundle_factory()
         bundles.append(bundle)
-        raced = Meanwhile(bundle.directory) if meanwhile else None
-        arguments: dict[str, Any] = {
-            "policy": kit_policy(),
-            "keys": kit_keys(),
-            "clock": clock,
-            "events": events,
-            "mailer": mail,
-            "companies": companies.get,
-        }
-        arguments.update(overrides)
-        stores = bundle if raced is None else attrs.evolve(bundle, directory=raced)
-        kit = Kit(stores, **arguments)
-        parts: dict[str, Any] = {
-            "kit": kit,
-            "clock": clock,
-            "mail": mail,
-            "events": events,
-            "companies": companies,
-        }
-        if raced is None:
-            return World(**parts)
-        return RacedWorld(**parts, meanwhile=raced)
+        return build_world(clock, bundle, **options)
 
     yield make
     for bundle in bundles:
@@ -271,9 +276,10 @@ def make_world(clock: FrozenClock, bundle_factory: BundleFactory) -> Iterator[Wo
 
 
 @pytest.fixture
-def world(make_world: WorldMaker) -> World:
-    made: World = make_world()
-    return made
+def world(clock: FrozenClock, bundle_factory: BundleFactory) -> Iterator[World]:
+    bundle = bundle_factory()
+    yield build_world(clock, bundle)
+    bundle.close()
 
 
 @pytest.fixture
