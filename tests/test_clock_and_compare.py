@@ -17,6 +17,7 @@ def test_system_clock_is_aware_utc() -> None:
     assert now.tzinfo is not None
     assert now.utcoffset() == timedelta(0)
     assert isinstance(SystemClock(), Clock)
+    assert repr(SystemClock()) == "SystemClock()"
 
 
 def test_frozen_clock_moves_only_when_told() -> None:
@@ -28,6 +29,7 @@ def test_frozen_clock_moves_only_when_told() -> None:
     assert clock.advance(timedelta(minutes=-1)) == datetime(2025, 12, 31, 23, 59, 30, tzinfo=UTC)
     clock.set(datetime(2030, 5, 5, tzinfo=UTC))
     assert clock.now() == datetime(2030, 5, 5, tzinfo=UTC)
+    assert repr(clock) == "FrozenClock(2030-05-05T00:00:00+00:00)"
     assert isinstance(clock, Clock)
 
 

@@ -180,7 +180,7 @@ def check_key_grant(
         creator.user_id,
         organization_id=creator.organization_id,
         scopes=scopes,
-        permissions=None if permissions is None else frozenset(permissions),
+        permissions=permissions,
     )
     if not is_visible(creator):
         raise PermissionDeniedError(reason="no_membership")

@@ -276,8 +276,8 @@ class Principal:
             kind=PrincipalKind.API_KEY,
             user_id=user_id,
             organization_id=organization_id,
-            scopes=frozenset(scopes),
-            permissions=None if permissions is None else frozenset(permissions),
+            scopes=scopes,  # the converters refuse a bare str (it is not a list of names)
+            permissions=permissions,
             key_id=key_id,
         )
 

@@ -218,3 +218,8 @@ def test_the_stores_need_no_backend_code() -> None:
         source = inspect.getsource(module)
         for marker in ("redis.call", "sa.select", "sa.insert", "sa.update", "sa.delete", "_lock"):
             assert marker not in source, (module.__name__, marker)
+
+
+def test_the_service_shows_its_lifetime_and_nothing_else(clock: FrozenClock) -> None:
+    confirmations = EmailConfirmationTokens(memory.MemoryEmailConfirmationStore(), clock=clock)
+    assert repr(confirmations) == "EmailConfirmationTokens(lifetime=1 day, 0:00:00)"

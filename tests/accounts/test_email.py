@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import string
+import unicodedata
 
 import pytest
 from hypothesis import given
@@ -14,6 +15,7 @@ from storno_security.accounts import (
     MAX_LOCAL_PART_LENGTH,
     normalise_email,
 )
+from storno_security.accounts import email as email_module
 from storno_security.errors import AccountError, InvalidEmailError
 
 ACCEPTED = [
@@ -174,3 +176,17 @@ def test_unicode_local_parts_are_idempotent(local: str) -> None:
         return
     assert normalise_email(normal) == normal
     assert normal.endswith("@example.com")
+
+
+def test_an_address_whose_normal_form_never_settles_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every code point settles after one round of NFKC, lower case, NFKC; a Unicode database
+    under which the text kept changing is refused rather than stored unstable (simulated: no
+    known string does it)."""
+    real = unicodedata.normalize
+    monkeypatch.setattr(email_module.unicodedata, "normalize", lambda form, s: real(form, s) + "a")
+    with pytest.raises(InvalidEmailError) as caught:
+        normalise_email("ana@example.com")
+    assert caught.value.reason == "unstable"
+    assert "ana@example.com" not in str(caught.value)

@@ -356,3 +356,8 @@ def test_hash_comparison_is_exact(reset_store: Any, clock: FrozenClock, user_id:
     assert reset_store.consume(token_hash.upper(), now=now) == ResetTokenUse()
     assert reset_store.consume(token_hash + " ", now=now) == ResetTokenUse()
     assert reset_store.consume(token_hash, now=now) == ResetTokenUse(user_id=user_id)
+
+
+def test_the_service_shows_its_lifetime_and_nothing_else(clock: FrozenClock) -> None:
+    resets = PasswordResetTokens(MemoryResetTokenStore(), clock=clock)
+    assert repr(resets) == "PasswordResetTokens(lifetime=1:00:00)"

@@ -134,6 +134,17 @@ def test_mfa_results() -> None:
 
 
 @pytest.mark.spec("ACC-3")
+def test_an_mfa_result_without_a_factor_or_a_count_records_only_what_it_has() -> None:
+    challenge = Shape(user_id="u1", method="totp", verified_at=AT, factor=None)
+    event = audit.event_from_mfa_challenge(challenge)
+    assert dict(event.details) == {"method": "totp", "purpose": "login"}
+    no_count = Shape(user_id="u1", method="backup_code", verified_at=AT, backup_codes_left=None)
+    used = audit.event_from_second_factor(no_count)
+    assert used.type is SecurityEventType.BACKUP_CODE_USED
+    assert dict(used.details) == {"method": "backup_code"}  # no count, no detail
+
+
+@pytest.mark.spec("ACC-3")
 def test_mfa_failure_keeps_the_attempts_left_and_drops_the_message() -> None:
     error = InvalidMfaCodeError(f"code {SECRET} is wrong", reason="mismatch", attempts_left=2)
     event = _no_secret(
@@ -332,6 +343,43 @@ def test_rate_limit_refusal_from_the_error_or_its_status() -> None:
         (lambda: audit.event_from_api_key_event(api_key_event(at="2026-03-01")), "at"),
         (lambda: audit.event_from_api_key_event(api_key_event(scope=SECRET + " x")), "scope"),
         (lambda: audit.event_from_step_up(SimpleNamespace(user_id="u1")), "used_at"),
+        (
+            lambda: audit.event_from_api_key_event(api_key_event(organization_id=7)),
+            r"ApiKeyEvent\.organization_id must be a str or None",
+        ),
+        (
+            lambda: audit.event_from_api_key_event(api_key_event(key_ids=None)),
+            r"ApiKeyEvent\.key_ids must be set",
+        ),
+        (
+            lambda: audit.event_from_api_key_event(api_key_event(key_ids=("AbCdEf012345", ""))),
+            "key_ids must hold non-empty str",
+        ),
+        (
+            lambda: audit.event_from_second_factor(
+                Shape(user_id="u1", method="backup_code", verified_at=AT, backup_codes_left="3")
+            ),
+            r"VerifiedFactor\.backup_codes_left must be an int or None",
+        ),
+        (
+            lambda: audit.event_from_second_factor(
+                Shape(user_id="u1", method="backup_code", verified_at=AT, backup_codes_left=True)
+            ),
+            "backup_codes_left must be an int or None",
+        ),
+        (
+            lambda: audit.event_from_passkey_login(
+                Shape(
+                    user_id="u1",
+                    credential_id=b"\x01" * 32,
+                    used_at=AT,
+                    sign_count=1,
+                    backed_up="yes",
+                    satisfies_mfa=True,
+                )
+            ),
+            r"PasskeyLogin\.backed_up must be a bool",
+        ),
         (
             lambda: audit.event_from_passkey_login(
                 Shape(

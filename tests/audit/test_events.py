@@ -304,6 +304,10 @@ def test_parsing_is_strict() -> None:
         event_from_json('{"type": "login.succeeded"}')
     with pytest.raises(ValueError, match="looks like a secret"):
         event_from_json(line.replace('"details":{}', '"details":{"reason":"' + "aB3-" * 10 + '"}'))
+    with pytest.raises(ValueError, match="at must be an ISO 8601 string"):
+        event_from_json(line.replace(f'"at":"{AT.isoformat()}"', '"at":1772366400'))
+    with pytest.raises(ValueError, match="a field has the wrong type"):
+        event_from_json(line.replace('"actor_id":null', '"actor_id":7'))
 
 
 @pytest.mark.spec("REF-3")
@@ -330,3 +334,42 @@ def test_session_events_map_to_security_events() -> None:
     assert logout.type is SecurityEventType.LOGOUT
     with pytest.raises(ValueError, match="unknown session event kind"):
         event_from_session(SessionEvent(kind="other", user_id="u1", at=AT))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "error", "message"),
+    [
+        ("type", 7, TypeError, "type must be a SecurityEventType"),
+        ("at", "2026-03-01T12:00:00Z", TypeError, "at must be a datetime"),
+        ("outcome", True, TypeError, "outcome must be an Outcome"),
+        ("outcome", "partial", ValueError, "unknown outcome"),
+        ("actor_id", 7, TypeError, "actor_id must be a str or None"),
+        ("company_id", "", ValueError, "company_id must be 1 to 255 characters"),
+        ("ip", 3232235777, TypeError, "ip must be a str or None"),
+        ("user_agent", b"curl/8", TypeError, "user_agent must be a str or None"),
+        ("details", [("reason", "x")], TypeError, "details must be a mapping"),
+        ("event_id", "A" * 32, ValueError, "event_id must be 32 lower-case hex characters"),
+        ("event_id", None, ValueError, "event_id must be 32 lower-case hex characters"),
+        ("request_id", 7, TypeError, "request_id must be a str or None"),
+        ("request_id", "req id", ValueError, "request_id must be 1 to 64 of"),
+        ("request_id", "r" * 65, ValueError, "request_id must be 1 to 64 of"),
+    ],
+)
+def test_every_field_of_an_event_refuses_a_wrong_value(
+    field: str, value: object, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        make(**{field: value})
+
+
+def test_no_details_are_empty_details() -> None:
+    assert dict(make(details=None).details) == {}
+    assert dict(validate_details(None)) == {}
+    assert make(request_id="req-1.a_B").request_id == "req-1.a_B"
+
+
+@pytest.mark.parametrize("value", [2**63, -(2**63) - 1])
+def test_an_integer_detail_beyond_64_bits_is_refused(value: int) -> None:
+    assert validate_details({"count": 2**63 - 1, "low": -(2**63)})["low"] == -(2**63)
+    with pytest.raises(ValueError, match="'count' is out of the 64-bit range"):
+        validate_details({"count": value})

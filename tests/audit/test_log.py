@@ -66,6 +66,8 @@ def test_retention_defaults_to_six_months_and_purges_by_policy(clock: FrozenCloc
     assert short.purge_expired() == 1
     with pytest.raises(ValueError, match="between 1 day"):
         AuditPolicy(retention=timedelta(hours=1))
+    with pytest.raises(TypeError, match="retention must be a timedelta"):
+        AuditPolicy(retention=30)  # type: ignore[arg-type]
 
 
 @pytest.mark.spec("ACC-4")
@@ -94,6 +96,12 @@ def test_pseudonym_is_keyed_stable_and_unlinkable_without_the_key() -> None:
     assert "u1" not in pseudonym("u1", key=KEY)[7:]
     with pytest.raises(ValueError, match="at least 32 bytes"):
         pseudonym("u1", key=b"short")
+    with pytest.raises(TypeError, match="user_id must be a str"):
+        pseudonym(b"u1", key=KEY)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="user_id must not be empty"):
+        pseudonym("", key=KEY)
+    with pytest.raises(TypeError, match="key must be bytes"):
+        pseudonym("u1", key=KEY.hex())  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="at least 32 bytes"):
         AuditLog(MemoryAuditStore(), clock=FrozenClock(), pseudonym_key=b"short")
     with pytest.raises(ValueError, match="needs a pseudonym_key"):
@@ -133,3 +141,12 @@ def test_session_listener_records_session_events(clock: FrozenClock) -> None:
     assert event.type is SecurityEventType.TOKEN_REUSE_DETECTED
     assert event.outcome is Outcome.FAILURE
     assert event.actor_id == "u1"
+
+
+@pytest.mark.parametrize("limit", [True, 10.0, "10", None])
+def test_a_query_limit_must_be_an_int(clock: FrozenClock, limit: object) -> None:
+    log, store = make_log(clock)
+    log.record(SecurityEventType.LOGIN_SUCCEEDED, actor_id="u1")
+    assert len(store.query(organization_id=None, limit=1)) == 1
+    with pytest.raises(TypeError, match="limit must be an int"):
+        store.query(organization_id=None, limit=limit)

@@ -118,6 +118,29 @@ class World:
         self.clock.advance(timedelta(seconds=30))
         return enrolment.secret
 
+    def join(self, inviter: Session, member: Session, *, role: str = "viewer") -> str:
+        """``inviter`` invites ``member`` to their default organization, and it is accepted;
+        the organization's id."""
+        invitation = self.kit.invite(self.caller(inviter), member.user.email or "", role=role)
+        self.kit.accept_invitation(self.caller(member), invitation.invitation_id)
+        return invitation.organization_id
+
+    def without_default(self) -> tuple[Session, list[str]]:
+        """A member of two organizations, joined one after the other, who gave their own (the
+        default one) away and was removed from it: two live memberships, none the default.
+        The two organizations' ids, oldest first."""
+        member = self.register()
+        joined = []
+        others = [self.register(), self.register()]
+        for other in others:
+            self.clock.advance(timedelta(minutes=1))
+            joined.append(self.join(other, member))
+        own = self.kit.default_organization_id(member.user.user_id)
+        self.join(member, others[0], role="admin")
+        self.kit.transfer_ownership(self.caller(member), others[0].user.user_id)
+        self.kit.remove_member(self.caller(others[0]), member.user.user_id, organization=own)
+        return member, joined
+
     def company(self, organization_id: str) -> str:
         company_id = str(uuid.uuid4())
         self.companies[company_id] = Company(company_id=company_id, organization_id=organization_id)
@@ -158,20 +181,109 @@ def bundle_factory(
     )
 
 
-@pytest.fixture
-def world(clock: FrozenClock, bundle_factory: BundleFactory) -> Iterator[World]:
+class Meanwhile:
+    """The bundle's directory store, through which another request can act *between* two
+    steps of a flow: :meth:`before` runs an action just before the flow's next call of a
+    directory method, once. The store itself is the real one; only the timing is chosen, the
+    way a concurrent request would choose it."""
+
+    def __init__(self, directory: Any) -> None:
+        self._directory = directory
+        self._pending: dict[str, list[Any]] = {}
+
+    def before(self, method: str, action: Callable[[], object], *, call: int = 1) -> None:
+        """Run ``action`` before the ``call``-th next call of ``method`` (then no more)."""
+        if not callable(getattr(self._directory, method, None)):
+            raise AttributeError(f"a directory store has no {method}()")
+        self._pending[method] = [call, action]
+
+    @property
+    def pending(self) -> list[str]:
+        """The methods whose action has not run yet."""
+        return sorted(self._pending)
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self._directory, name)
+        if name not in self._pending:
+            return target
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            waiting = self._pending.get(name)
+            if waiting is not None:
+                waiting[0] -= 1
+                if waiting[0] == 0:
+                    del self._pending[name]
+                    waiting[1]()
+            return target(*args, **kwargs)
+
+        return call
+
+
+@attrs.define
+class RacedWorld(World):
+    """A world whose kit reads and writes the directory through :class:`Meanwhile`."""
+
+    meanwhile: Meanwhile = attrs.field(kw_only=True)
+
+
+WorldMaker = Callable[..., Any]
+
+
+def build_world(
+    clock: FrozenClock, bundle: Any, *, meanwhile: bool = False, **overrides: Any
+) -> World:
+    """A world over ``bundle``: a :class:`RacedWorld` with ``meanwhile``; other keywords
+    replace the kit's arguments (``policy``, ``defer``, ``companies``...)."""
     mail = MailCatcher()
     events = EventCatcher()
     companies: dict[str, Company] = {}
+    raced = Meanwhile(bundle.directory) if meanwhile else None
+    arguments: dict[str, Any] = {
+        "policy": kit_policy(),
+        "keys": kit_keys(),
+        "clock": clock,
+        "events": events,
+        "mailer": mail,
+        "companies": companies.get,
+    }
+    arguments.update(overrides)
+    stores = bundle if raced is None else attrs.evolve(bundle, directory=raced)
+    parts: dict[str, Any] = {
+        "kit": Kit(stores, **arguments),
+        "clock": clock,
+        "mail": mail,
+        "events": events,
+        "companies": companies,
+    }
+    if raced is None:
+        return World(**parts)
+    return RacedWorld(**parts, meanwhile=raced)
+
+
+@pytest.fixture
+def make_world(clock: FrozenClock, bundle_factory: BundleFactory) -> Iterator[WorldMaker]:
+    """Makes worlds over the backend's stores (arguments as :func:`build_world`)."""
+    bundles: list[Any] = []
+
+    def make(**options: Any) -> World:
+        bundle = bundle_factory()
+        bundles.append(bundle)
+        return build_world(clock, bundle, **options)
+
+    yield make
+    for bundle in bundles:
+        bundle.close()
+
+
+@pytest.fixture
+def world(clock: FrozenClock, bundle_factory: BundleFactory) -> Iterator[World]:
     bundle = bundle_factory()
-    kit = Kit(
-        bundle,
-        policy=kit_policy(),
-        keys=kit_keys(),
-        clock=clock,
-        events=events,
-        mailer=mail,
-        companies=companies.get,
-    )
-    yield World(kit=kit, clock=clock, mail=mail, events=events, companies=companies)
+    yield build_world(clock, bundle)
     bundle.close()
+
+
+@pytest.fixture
+def raced(make_world: WorldMaker) -> RacedWorld:
+    """A world in which another request can act between two steps of a flow."""
+    made: RacedWorld = make_world(meanwhile=True)
+    return made

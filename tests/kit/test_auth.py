@@ -15,6 +15,7 @@ from storno_security.errors import (
     InvalidConfirmationTokenError,
     InvalidMfaChallengeError,
     InvalidMfaCodeError,
+    InvalidPasskeyError,
     InvalidPasswordError,
     InvalidRefreshTokenError,
     InvalidResetTokenError,
@@ -24,7 +25,7 @@ from storno_security.errors import (
 from storno_security.kit import Kit, MfaRequired, Session
 from storno_security.passwords import PasswordHasher, PasswordPolicy
 from storno_security.stores.memory import memory_bundle
-from tests.kit.conftest import PASSWORD, World, kit_keys, kit_policy
+from tests.kit.conftest import ORIGIN, PASSWORD, RacedWorld, World, kit_keys, kit_policy
 
 
 @pytest.mark.spec("ACC-1")
@@ -256,3 +257,211 @@ def test_a_refresh_whose_reply_was_lost_can_be_retried(world: World) -> None:
     assert world.kit.authenticate(f"Bearer {retried.access_token}") is not None
     with pytest.raises(RefreshTokenReuseError):  # the lost successor came back: theft
         world.kit.refresh(lost.refresh_token)
+
+
+# --- what changes between two steps, and malformed calls ---------------------------------------
+
+
+@pytest.mark.spec("PW-4")
+@pytest.mark.parametrize("address", [None, 7, b"ana@example.eu"])
+def test_an_address_that_is_not_text_is_the_one_login_failure(
+    world: World, address: object
+) -> None:
+    with pytest.raises(InvalidPasswordError) as info:
+        world.kit.login(address, PASSWORD)  # type: ignore[arg-type]
+    assert str(info.value) == "invalid credentials"
+    assert world.kit.resend_confirmation(address) is None  # type: ignore[arg-type]
+    assert world.kit.request_password_reset(address) is None  # type: ignore[arg-type]
+    assert world.mail.sent == []
+
+
+@pytest.mark.spec("ACC-5")
+def test_a_confirmed_address_gets_no_new_link(world: World) -> None:
+    session = world.register()
+    sent = len(world.mail.sent)
+    assert world.kit.resend_confirmation(session.user.email or "") is None
+    assert len(world.mail.sent) == sent
+
+
+@pytest.mark.spec("ACC-5")
+def test_a_link_sent_while_the_address_was_being_confirmed_changes_nothing(
+    raced: RacedWorld,
+) -> None:
+    email = raced.email()
+    raced.kit.register(email, PASSWORD)
+    first = raced.mail.last("email_confirmation", email).token or ""
+    # a resend lands between the first link's use and the confirmation it writes
+    raced.meanwhile.before("update_user", lambda: raced.kit.resend_confirmation(email))
+    confirmed = raced.kit.confirm_email(first)
+    second = raced.mail.last("email_confirmation", email).token or ""
+    assert second != first
+    assert raced.kit.confirm_email(second) == confirmed
+    assert confirmed.email_confirmed
+    assert len(raced.events.of("account.email_confirmed")) == 1
+
+
+@pytest.mark.spec("ACC-5")
+@pytest.mark.parametrize("step", ["get_user", "update_user"])
+def test_a_link_used_while_the_address_changes_confirms_nothing(
+    raced: RacedWorld, step: str
+) -> None:
+    email = raced.email()
+    session = raced.register(email, confirm=False)
+    token = raced.mail.last("email_confirmation", email).token or ""
+    other = raced.email()
+    raced.meanwhile.before(
+        step,
+        lambda: raced.kit.change_email(raced.caller(session), other, current_password=PASSWORD),
+    )
+    with pytest.raises(InvalidConfirmationTokenError) as info:
+        raced.kit.confirm_email(token)
+    assert info.value.reason == "address_changed"
+    assert raced.meanwhile.pending == []
+    user = raced.kit.get_user(session.user.user_id)
+    assert (user.email, user.email_confirmed) == (other, False)
+    assert raced.events.of("account.email_confirmed") == []
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"method": "sms", "code": "123456"}, "method must be totp, backup_code or passkey"),
+        ({"method": "passkey"}, "a passkey answer needs the credential"),
+        ({"method": "totp"}, "a code answer needs the code"),
+        ({"method": "backup_code", "code": 123456}, "a code answer needs the code"),
+    ],
+)
+def test_an_mfa_answer_without_its_method_or_proof_is_a_caller_error(
+    world: World, arguments: dict[str, object], message: str
+) -> None:
+    session = world.register()
+    world.enable_mfa(session)
+    result = world.kit.login(session.user.email or "", PASSWORD)
+    assert isinstance(result, MfaRequired)
+    with pytest.raises(ValueError, match=message):
+        world.kit.verify_mfa(result.token, **arguments)  # type: ignore[arg-type]
+    assert world.events.of("mfa.failed") == []
+
+
+@pytest.mark.spec("MFA-4")
+def test_an_mfa_challenge_answered_after_the_admin_turned_mfa_off_is_refused(
+    world: World,
+) -> None:
+    session = world.register()
+    secret = world.enable_mfa(session)
+    result = world.kit.login(session.user.email or "", PASSWORD)
+    assert isinstance(result, MfaRequired)
+    world.kit.disable_mfa_by_admin(session.user.user_id)  # the TOTP secret is gone
+    with pytest.raises(InvalidMfaCodeError) as info:
+        world.kit.verify_mfa(result.token, method="totp", code=world.totp(secret))
+    assert info.value.reason == "not_enrolled"
+    assert world.events.of("mfa.failed")[-1].details["reason"] == "not_enrolled"
+
+
+@pytest.mark.spec("MFA-4")
+def test_no_session_for_an_account_forgotten_while_its_code_was_checked(
+    raced: RacedWorld,
+) -> None:
+    session = raced.register()
+    secret = raced.enable_mfa(session)
+    result = raced.kit.login(session.user.email or "", PASSWORD)
+    assert isinstance(result, MfaRequired)
+    user_id = session.user.user_id
+    # the factor is checked on the first read of the account; it is forgotten before the second
+    raced.meanwhile.before("get_user", lambda: raced.kit.forget_user(user_id), call=2)
+    with pytest.raises(InvalidMfaChallengeError) as info:
+        raced.kit.verify_mfa(result.token, method="totp", code=raced.totp(secret))
+    assert info.value.reason == "account_gone"
+    assert raced.meanwhile.pending == []
+    assert raced.kit.directory.get_user(user_id) is None
+    logins = raced.events.of("login.succeeded")
+    assert [e for e in logins if e.details["method"] == "mfa_totp"] == []
+
+
+@pytest.mark.spec("PK-4")
+def test_no_session_for_an_account_forgotten_while_its_passkey_was_checked(
+    raced: RacedWorld,
+) -> None:
+    session = raced.register()
+    caller = raced.caller(session)
+    options = raced.kit.begin_passkey_registration(caller, current_password=PASSWORD)
+    response = raced.authenticator.create(options.as_dict(), origin=ORIGIN)
+    raced.kit.finish_passkey_registration(caller, response, name="laptop")
+    assertion = raced.authenticator.get(raced.kit.passkey_login_options().as_dict(), origin=ORIGIN)
+    user_id = session.user.user_id
+    raced.meanwhile.before("get_user", lambda: raced.kit.forget_user(user_id))
+    with pytest.raises(InvalidPasskeyError) as info:
+        raced.kit.login_with_passkey(assertion)
+    assert info.value.reason == "unknown_user"
+    assert raced.meanwhile.pending == []
+
+
+@pytest.mark.spec("ACC-2")
+def test_a_reset_link_of_an_account_deleted_meanwhile_sets_no_password(raced: RacedWorld) -> None:
+    session = raced.register()
+    email = session.user.email or ""
+    raced.kit.request_password_reset(email)
+    token = raced.mail.last("password_reset", email).token or ""
+    caller = raced.caller(session)
+    raced.meanwhile.before(
+        "update_user", lambda: raced.kit.delete_account(caller, current_password=PASSWORD)
+    )
+    with pytest.raises(InvalidResetTokenError) as info:
+        raced.kit.reset_password(token, "another long passphrase")
+    assert info.value.reason == "account_gone"
+    user = raced.kit.directory.get_user(session.user.user_id)
+    assert user is not None
+    assert (user.is_live, user.password_hash) == (False, None)
+    assert raced.events.of("password.reset") == []
+
+
+def test_without_passkeys_the_passkey_flows_are_refused(clock) -> None:  # type: ignore[no-untyped-def]
+    kit = Kit(memory_bundle(), policy=kit_policy(passkeys=None), keys=kit_keys(), clock=clock)
+    session = kit.register("di@example.eu", PASSWORD).session
+    assert session is not None
+    for call in (kit.passkey_login_options, lambda: kit.login_with_passkey({"id": "x"})):
+        with pytest.raises(AccountStateError) as info:
+            call()
+        assert info.value.reason == "passkeys_disabled"
+    caller = kit.authenticate(f"Bearer {session.tokens.access_token}")
+    assert caller is not None
+    assert kit.list_passkeys(caller) == []
+
+
+@pytest.mark.spec("MFA-5")
+def test_without_passkeys_a_passkey_answer_to_the_challenge_is_a_wrong_answer(clock) -> None:  # type: ignore[no-untyped-def]
+    from tests.kit.conftest import EventCatcher
+
+    events = EventCatcher()
+    kit = Kit(
+        memory_bundle(),
+        policy=kit_policy(passkeys=None),
+        keys=kit_keys(),
+        clock=clock,
+        events=events,
+    )
+    world = World(kit=kit, clock=clock, mail=None, events=events, companies={})  # type: ignore[arg-type]
+    session = kit.register("ed@example.eu", PASSWORD).session
+    assert session is not None
+    world.enable_mfa(session)
+    result = kit.login("ed@example.eu", PASSWORD)
+    assert isinstance(result, MfaRequired)
+    assert result.methods == ("totp", "backup_code")
+    with pytest.raises(InvalidMfaCodeError) as info:
+        kit.verify_mfa(result.token, method="passkey", credential={"id": "x"})
+    assert info.value.reason == "unsupported_method"
+    assert events.of("mfa.failed")[-1].details["reason"] == "unsupported_method"
+
+
+@pytest.mark.spec("RBAC-3")
+def test_a_member_who_lost_the_default_organization_signs_in_to_the_oldest_left(
+    world: World,
+) -> None:
+    member, joined = world.without_default()
+    member_id = member.user.user_id
+    live = [m for m in world.kit.directory.memberships_of(member_id) if m.deleted_at is None]
+    assert sorted(m.organization_id for m in live) == sorted(joined)
+    assert not any(m.is_default for m in live)
+    world.login(member.user.email or "")
+    assert world.events.of("login.succeeded")[-1].organization_id == joined[0]
+    assert world.kit.default_organization_id(member_id) == joined[0]

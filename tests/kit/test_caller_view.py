@@ -7,8 +7,13 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
+import pytest
 
-from storno_security.errors import OrganizationNotFoundError, OrganizationRequiredError
+from storno_security.errors import (
+    AccountNotFoundError,
+    OrganizationNotFoundError,
+    OrganizationRequiredError,
+)
 from storno_security.kit import Caller, Kit
 from tests.kit.conftest import PASSWORD, World, kit_keys, kit_policy
 
@@ -26,7 +31,11 @@ def _both(world: World, caller: Caller, **kwargs: Any) -> Any:
     for kit in (world.kit, store_by_store):
         try:
             outcomes.append(kit.caller_view(caller, **kwargs))
-        except (OrganizationNotFoundError, OrganizationRequiredError) as exc:
+        except (
+            AccountNotFoundError,
+            OrganizationNotFoundError,
+            OrganizationRequiredError,
+        ) as exc:
             outcomes.append((type(exc), exc.reason))
     assert outcomes[0] == outcomes[1]
     return outcomes[0]
@@ -73,3 +82,40 @@ def test_an_api_key_sees_its_organization_the_same_way(world: World) -> None:
     assert key_caller.is_api_key
     view = _both(world, key_caller)
     assert view.organization.organization_id == created.info.organization_id
+
+
+def test_several_organizations_and_no_default_must_be_named(world: World) -> None:
+    member, joined = world.without_default()
+    caller = world.caller(member)
+    assert _both(world, caller) == (OrganizationRequiredError, "no_default")
+    for organization_id in joined:
+        view = _both(world, caller, organization=organization_id)
+        assert view.organization.organization_id == organization_id
+
+
+@pytest.mark.parametrize("how", ["deleted", "forgotten"])
+def test_an_account_gone_since_its_token_was_issued_sees_nothing(world: World, how: str) -> None:
+    session = world.register()
+    caller = world.caller(session)
+    if how == "deleted":
+        world.kit.delete_account(caller, current_password=PASSWORD)
+    else:
+        world.kit.forget_user(session.user.user_id)
+    assert _both(world, caller) == (AccountNotFoundError, "unknown_or_deleted")
+
+
+def test_an_organization_deleted_under_a_live_membership_is_not_found(world: World) -> None:
+    owner = world.register()
+    caller = world.caller(owner)
+    organization = world.kit.organization(
+        world.kit.default_organization_id(owner.user.user_id) or ""
+    )
+    # the application deletes the organization by its own hand; the membership stays
+    assert world.kit.directory.update_organization(
+        organization.organization_id,
+        expected_version=organization.version,
+        deleted_at=world.clock.now(),
+    )
+    assert _both(world, caller) == (OrganizationNotFoundError, "unknown")
+    with pytest.raises(OrganizationNotFoundError):
+        world.kit.organization(organization.organization_id)

@@ -3,11 +3,16 @@ no record that names the user, proven by scanning every store."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
 
+from storno_security.accounts import UserAccount
+from storno_security.audit.storage import MAX_QUERY_LIMIT
+from storno_security.clock import FrozenClock
 from storno_security.errors import (
+    ConcurrentChangeError,
     InvalidAccessTokenError,
     InvalidApiKeyError,
     InvalidPasswordError,
@@ -15,11 +20,13 @@ from storno_security.errors import (
     OwnershipTransferRequiredError,
     ReauthenticationRequiredError,
 )
+from storno_security.events import SecurityEventType
 from storno_security.kit import Kit
 from storno_security.kit.deletion import DELETED_ORGANIZATION_NAME
-from storno_security.stores.memory import MemoryDirectoryStore
+from storno_security.rbac import Membership, Organization, Role
+from storno_security.stores.memory import MemoryDirectoryStore, memory_bundle
 from tests.contract._scan import stored_text
-from tests.kit.conftest import PASSWORD, World
+from tests.kit.conftest import PASSWORD, RacedWorld, World, kit_keys, kit_policy
 
 _STORES = (
     "directory",
@@ -138,3 +145,121 @@ def test_an_organization_left_empty_loses_the_name_registration_gave_it(world: W
     assert organization.deleted_at is not None
     assert organization.name == DELETED_ORGANIZATION_NAME
     assert address.split("@")[0] not in organization.name
+
+
+# --- what changes while the account is being deleted -----------------------------------------
+
+
+@pytest.mark.spec("ACC-4")
+@pytest.mark.spec("RBAC-6")
+def test_a_member_who_joins_during_the_deletion_must_be_handed_over_to(raced: RacedWorld) -> None:
+    owner = raced.register()
+    address = raced.email()
+    invitation = raced.kit.invite(raced.caller(owner), address, role="admin")
+    joiner = raced.register(address)
+    # the invitee accepts between the deletion's read of the organization and its write
+    raced.meanwhile.before(
+        "apply_memberships",
+        lambda: raced.kit.accept_invitation(raced.caller(joiner), invitation.invitation_id),
+    )
+    with pytest.raises(OwnershipTransferRequiredError) as info:
+        raced.kit.delete_account(raced.caller(owner), current_password=PASSWORD)
+    assert info.value.organization_ids == (invitation.organization_id,)
+    assert raced.meanwhile.pending == []
+    assert raced.kit.get_user(owner.user.user_id).is_live
+    live = [
+        (r.membership.user_id, r.membership.role.value)
+        for r in raced.kit.directory.members_of(invitation.organization_id)
+        if r.membership.deleted_at is None
+    ]
+    assert sorted(live) == sorted([(owner.user.user_id, "owner"), (joiner.user.user_id, "admin")])
+
+
+@pytest.mark.spec("ACC-4")
+def test_a_deletion_stops_while_an_organization_keeps_changing_and_resumes_later(
+    raced: RacedWorld,
+) -> None:
+    other = raced.register()
+    member = raced.register()
+    raced.clock.advance(timedelta(minutes=1))  # joined after their own organization
+    busy = raced.join(other, member)
+    changing = [True]
+
+    def keep_changing() -> None:
+        # another member of the organization invites someone before every write
+        if changing[0]:
+            raced.kit.invite(raced.caller(other), raced.email(), role="viewer")
+            raced.meanwhile.before("apply_memberships", keep_changing)
+
+    raced.meanwhile.before("apply_memberships", keep_changing)
+    caller = raced.caller(member)
+    with pytest.raises(ConcurrentChangeError) as info:
+        raced.kit.delete_account(caller, current_password=PASSWORD)
+    assert info.value.reason == "changed_meanwhile"
+    assert raced.kit.get_user(member.user.user_id).is_live
+    live = [
+        m for m in raced.kit.directory.memberships_of(member.user.user_id) if m.deleted_at is None
+    ]
+    assert [m.organization_id for m in live] == [busy]  # the own organization was left already
+    changing[0] = False
+    deletion = raced.kit.delete_account(caller, current_password=PASSWORD)
+    assert busy not in deletion.organization_ids
+    assert not raced.kit.directory.get_user(member.user.user_id).is_live  # type: ignore[union-attr]
+
+
+@pytest.mark.spec("ACC-7")
+def test_an_account_forgotten_during_its_own_deletion_is_gone(raced: RacedWorld) -> None:
+    session = raced.register()
+    user_id = session.user.user_id
+    own = raced.kit.default_organization_id(user_id)
+    assert own is not None
+
+    def forget() -> None:  # an operator forgets the account, and purges what it leaves
+        raced.kit.forget_user(user_id)
+        raced.kit.directory.purge_organizations()
+
+    raced.meanwhile.before("get_organization", forget)
+    deletion = raced.kit.delete_account(raced.caller(session), current_password=PASSWORD)
+    assert raced.meanwhile.pending == []
+    assert deletion.organization_ids == ()
+    assert raced.kit.directory.get_user(user_id) is None
+    assert raced.kit.directory.get_organization(own) is None
+
+
+@pytest.mark.spec("ACC-4")
+def test_an_account_without_an_address_is_deleted_too(world: World) -> None:
+    """An account the application stored without an address (a Google subject only)."""
+    user = UserAccount(
+        user_id=str(uuid.uuid4()),
+        email=None,
+        google_subject=f"sub-{uuid.uuid4().hex}",
+        created_at=world.clock.now(),
+    )
+    organization = Organization(
+        organization_id=str(uuid.uuid4()), name="Imported", created_at=world.clock.now()
+    )
+    owner = Membership(
+        user_id=user.user_id,
+        organization_id=organization.organization_id,
+        role=Role.OWNER,
+        is_default=True,
+    )
+    world.kit.directory.create_account(user, organization=organization, owner=owner)
+    session = world.kit.start_session(user, method="google")
+    deletion = world.kit.delete_account(world.caller(session))  # a fresh login stands for it
+    assert deletion.organization_ids == (organization.organization_id,)
+    gone = world.kit.directory.get_user(user.user_id)
+    assert gone is not None
+    assert (gone.is_live, gone.google_subject) == (False, None)
+
+
+@pytest.mark.spec("ACC-4")
+def test_the_export_holds_every_event_the_user_acted_in(clock: FrozenClock) -> None:
+    kit = Kit(memory_bundle(), policy=kit_policy(), keys=kit_keys(), clock=clock)
+    user_id = kit.register("fay@example.eu", PASSWORD).user.user_id
+    already = len(kit.export_user_data(user_id)["audit_events"])
+    for _ in range(MAX_QUERY_LIMIT):  # a full page more, so that the export turns one
+        kit.audit.record(SecurityEventType.LOGIN_FAILED, actor_id=user_id)
+    events = kit.export_user_data(user_id)["audit_events"]
+    assert len(events) == already + MAX_QUERY_LIMIT
+    assert len({e["event_id"] for e in events}) == len(events)

@@ -3,18 +3,20 @@ and only while the inviter can still grant it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
 
 from storno_security.errors import (
+    ConcurrentChangeError,
     DuplicateMembershipError,
     InvitationNotFoundError,
     InvitationVoidError,
     PermissionDeniedError,
 )
 from storno_security.kit import Session
-from tests.kit.conftest import PASSWORD, World
+from tests.kit.conftest import PASSWORD, RacedWorld, World, WorldMaker
 
 
 def _owner(world: World) -> tuple[Session, str]:
@@ -136,3 +138,93 @@ def test_nobody_invites_beyond_their_rights_or_as_an_owner(world: World) -> None
     assert key is not None
     with pytest.raises(PermissionDeniedError):
         world.kit.invite(key, world.email(), role="viewer")
+
+
+@pytest.mark.spec("RBAC-6")
+def test_an_invitation_decided_on_an_older_organization_is_not_stored(
+    raced: RacedWorld,
+) -> None:
+    owner, organization_id = _owner(raced)
+    admin = raced.register()
+    raced.join(owner, admin, role="admin")
+    address = raced.email()
+    # the inviting Admin is removed between the decision to invite and its write
+    raced.meanwhile.before(
+        "add_invitation",
+        lambda: raced.kit.remove_member(raced.caller(owner), admin.user.user_id),
+    )
+    with pytest.raises(ConcurrentChangeError) as info:
+        raced.kit.invite(raced.caller(admin), address, role="viewer", organization=organization_id)
+    assert info.value.reason == "changed_meanwhile"
+    assert raced.meanwhile.pending == []
+    assert raced.kit.directory.invitations(email=address) == []
+    assert [m for m in raced.mail.sent if m.to == address] == []
+
+
+@pytest.mark.spec("RBAC-6")
+def test_an_invitation_answered_while_it_is_withdrawn_is_not_withdrawn_again(
+    raced: RacedWorld,
+) -> None:
+    owner, _ = _owner(raced)
+    address = raced.email()
+    invitee = raced.caller(raced.register(address))
+    invitation = raced.kit.invite(raced.caller(owner), address, role="viewer")
+    raced.meanwhile.before(
+        "close_invitation",
+        lambda: raced.kit.decline_invitation(invitee, invitation.invitation_id),
+    )
+    with pytest.raises(InvitationNotFoundError) as info:
+        raced.kit.withdraw_invitation(raced.caller(owner), invitation.invitation_id)
+    assert info.value.reason == "not_open"
+    stored = raced.kit.directory.get_invitation(invitation.invitation_id)
+    assert stored is not None
+    assert (stored.declined_at is not None, stored.withdrawn_at) == (True, None)
+    assert raced.events.of("member.invitation_withdrawn") == []
+
+
+def _deferring(make_world: WorldMaker) -> tuple[World, list[Callable[[], None]]]:
+    """A world whose kit defers its mail to a queue the test runs."""
+    queue: list[Callable[[], None]] = []
+    return make_world(defer=queue.append), queue
+
+
+def _run(queue: list[Callable[[], None]]) -> None:
+    while queue:
+        queue.pop(0)()
+
+
+@pytest.mark.spec("RBAC-6")
+def test_no_invitation_mail_once_its_organization_is_gone(make_world: WorldMaker) -> None:
+    world, queue = _deferring(make_world)
+    owner = world.kit.register(world.email(), PASSWORD).session
+    assert owner is not None
+    _run(queue)
+    invitation = world.kit.invite(world.caller(owner), world.email(), role="viewer")
+    # the inviter deletes their account, and with it the organization, before the mail goes
+    world.kit.delete_account(world.caller(owner), current_password=PASSWORD)
+    organization = world.kit.directory.get_organization(invitation.organization_id)
+    assert organization is not None
+    assert organization.deleted_at is not None
+    _run(queue)
+    assert [m for m in world.mail.sent if m.kind == "invitation"] == []
+
+
+@pytest.mark.spec("RBAC-6")
+def test_no_invitation_mail_to_who_joined_before_it_went(make_world: WorldMaker) -> None:
+    world, queue = _deferring(make_world)
+    owner = world.kit.register(world.email(), PASSWORD).session
+    address = world.email()
+    world.kit.register(address, PASSWORD)
+    _run(queue)
+    assert owner is not None
+    member = world.login(address)
+    world.kit.confirm_email(world.mail.last("email_confirmation", address).token or "")
+    invitation = world.kit.invite(world.caller(owner), address, role="viewer")
+    world.kit.accept_invitation(world.caller(member), invitation.invitation_id)
+    _run(queue)
+    assert [m for m in world.mail.sent if m.kind == "invitation"] == []
+    # an address that has not joined gets its mail
+    other = world.email()
+    world.kit.invite(world.caller(owner), other, role="viewer")
+    _run(queue)
+    assert world.mail.last("invitation", other).invitation_id is not None

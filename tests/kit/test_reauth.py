@@ -7,13 +7,14 @@ from datetime import timedelta
 import pytest
 
 from storno_security.errors import (
+    InvalidMfaCodeError,
     InvalidPasswordError,
     InvalidStepUpTokenError,
     PermissionDeniedError,
     ReauthenticationRequiredError,
 )
 from storno_security.kit import REAUTH_TABLE, Caller, Proof, SensitiveAction, Session
-from tests.kit.conftest import PASSWORD, World
+from tests.kit.conftest import PASSWORD, World, WorldMaker, kit_policy
 
 ACTIONS = sorted(SensitiveAction, key=lambda a: a.value)
 
@@ -176,3 +177,60 @@ def test_no_mfa_and_an_old_login_cannot_mint_a_key_or_read_the_vault_without_the
         )
         == b"s3cret"
     )
+
+
+@pytest.mark.spec("ACC-6")
+@pytest.mark.parametrize("kind", ["mfa", "password", "neither"])
+def test_the_accepted_proofs_are_the_table_row_for_the_account(world: World, kind: str) -> None:
+    session, _ = _state(world, kind)
+    caller = world.caller(session)
+    user = world.kit.get_user(session.user.user_id)
+    for action in ACTIONS:
+        accepted = world.kit.accepted_proofs(caller, action.value)
+        assert accepted == REAUTH_TABLE[action].accepted(
+            mfa_enabled=user.mfa_enabled, has_password=user.has_password
+        )
+        assert (Proof.PASSWORD in accepted) is (kind == "password")
+
+
+def test_an_unknown_act_or_a_caller_that_is_no_caller_is_a_caller_error(world: World) -> None:
+    session, secret = _state(world, "mfa")
+    caller = world.caller(session)
+    assert secret is not None
+    with pytest.raises(ValueError, match=r"not a sensitive action: 'account\.steal'"):
+        world.kit.accepted_proofs(caller, "account.steal")
+    with pytest.raises(ValueError, match="not a sensitive action"):
+        world.kit.step_up(caller, "account.steal", method="totp", code=world.totp(secret))
+    with pytest.raises(TypeError, match="caller must be a Caller"):
+        world.kit.accepted_proofs(session, ACTIONS[0])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"method": "sms", "code": "123456"}, "method must be totp, backup_code or passkey"),
+        ({"method": "passkey"}, "a passkey answer needs the credential"),
+        ({"method": "totp"}, "a code answer needs the code"),
+        ({"method": "backup_code", "code": 12345678}, "a code answer needs the code"),
+    ],
+)
+def test_a_step_up_without_its_method_or_answer_is_a_caller_error(
+    world: World, arguments: dict[str, object], message: str
+) -> None:
+    session, _ = _state(world, "mfa")
+    with pytest.raises(ValueError, match=message):
+        world.kit.step_up(world.caller(session), ACTIONS[0], **arguments)  # type: ignore[arg-type]
+    assert world.events.of("mfa.step_up_verified") == []
+
+
+@pytest.mark.spec("MFA-6")
+def test_without_passkeys_a_passkey_step_up_is_a_wrong_answer(make_world: WorldMaker) -> None:
+    world = make_world(policy=kit_policy(passkeys=None))
+    session, _ = _state(world, "mfa")
+    with pytest.raises(InvalidMfaCodeError) as info:
+        world.kit.step_up(
+            world.caller(session), ACTIONS[0], method="passkey", credential={"id": "x"}
+        )
+    assert info.value.reason == "unsupported_method"
+    (refused,) = world.events.of("mfa.step_up_verified")
+    assert refused.details["reason"] == "unsupported_method"

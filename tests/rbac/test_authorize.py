@@ -215,6 +215,44 @@ def test_bad_arguments_are_caller_errors() -> None:
         Principal.user("", organization_id=ORG)
 
 
+def test_principal_and_membership_fields_refuse_the_wrong_type() -> None:
+    from storno_security.rbac import check_key_grant
+
+    with pytest.raises(TypeError, match="user_id must be a str, not int"):
+        Membership(user_id=7, organization_id=ORG, role=Role.VIEWER)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="deleted_at must be a datetime or None"):
+        member(Role.VIEWER, deleted_at="2026-02-01")
+    with pytest.raises(TypeError, match="kind must be a PrincipalKind or its name"):
+        Principal(kind=1, user_id=USER, organization_id=ORG)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="unknown principal kind"):
+        Principal(kind="robot", user_id=USER, organization_id=ORG)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="scopes must be an iterable of scope names"):
+        Principal(kind="api_key", user_id=USER, organization_id=ORG, scopes="read")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="scopes must be an iterable of scope names"):
+        Principal(kind="api_key", user_id=USER, organization_id=ORG, scopes=3)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="a scope must be a str"):
+        Principal.api_key(USER, organization_id=ORG, scopes=[Scope.READ, 1])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="creator must be a Membership"):
+        check_key_grant(user(), scopes=["read"])  # type: ignore[arg-type]
+
+
+@pytest.mark.spec("KEY-4")
+def test_a_key_principal_takes_lists_of_names_never_a_bare_name() -> None:
+    from storno_security.rbac import check_key_grant
+
+    principal = Principal.api_key(
+        USER, organization_id=ORG, scopes=(s for s in ["read"]), permissions=iter(["org.view"])
+    )
+    assert (principal.scopes, principal.permissions) == ({Scope.READ}, {Permission.ORG_VIEW})
+    # a bare name is not read letter by letter (and then refused as unknown names)
+    with pytest.raises(TypeError, match="scopes must be an iterable of scope names"):
+        Principal.api_key(USER, organization_id=ORG, scopes="read")
+    with pytest.raises(TypeError, match="permissions must be an iterable of permission names"):
+        Principal.api_key(USER, organization_id=ORG, permissions="org.view")
+    with pytest.raises(TypeError, match="permissions must be an iterable of permission names"):
+        check_key_grant(member(Role.OWNER), permissions="org.view")
+
+
 # --- properties ------------------------------------------------------------------------------
 
 permissions_st = st.sampled_from(sorted(Permission))

@@ -264,3 +264,19 @@ def test_no_change_ever_escalates(
     assert change.after.effective_permissions <= actor.effective_permissions
     if actor.user_id == target.user_id:
         assert change.after.effective_permissions <= target.effective_permissions
+
+
+def test_memberships_of_the_wrong_type_are_caller_errors() -> None:
+    record = {"user_id": "admin", "organization_id": ORG, "role": "admin"}
+    with pytest.raises(TypeError, match="actor must be a Membership"):
+        authorize_membership_update(record, VIEWER, principal=u(ADMIN), role=Role.VIEWER)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="target must be a Membership or None"):
+        authorize_member_removal(ADMIN, record, principal=u(ADMIN), at=NOW)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="new must be a Membership"):
+        authorize_member_addition(ADMIN, record, principal=u(ADMIN), existing=())  # type: ignore[arg-type]
+    new = m("new", Role.VIEWER)
+    for existing in (VIEWER, 7):
+        with pytest.raises(TypeError, match="existing must be an iterable of Membership"):
+            authorize_member_addition(ADMIN, new, principal=u(ADMIN), existing=existing)  # type: ignore[arg-type]
+    added = authorize_member_addition(ADMIN, new, principal=u(ADMIN), existing=[VIEWER])
+    assert added.after == new

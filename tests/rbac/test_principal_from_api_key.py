@@ -58,3 +58,33 @@ def test_only_an_api_key_principal_is_accepted() -> None:
         Principal.from_api_key(Impostor())
     with pytest.raises(TypeError):
         Principal.from_api_key(Principal.user("user-1", organization_id="org-1"))
+
+
+@attrs.frozen
+class _KeyShape:
+    """A stand-in with the shape of a verified key, to vary one field at a time."""
+
+    is_api_key: bool = True
+    user_id: object = "user-1"
+    organization_id: object = "org-1"
+    scopes: object = frozenset({"read"})
+    permissions: object = None
+    key_id: object = "k1"
+
+
+@pytest.mark.spec("KEY-4")
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("scopes", "read", "scopes must be a collection of scope names"),
+        ("scopes", None, "scopes must be a collection of scope names"),
+        ("permissions", "invoice.view", "permissions must be a collection of names or None"),
+        ("user_id", None, "user_id and organization_id must be str"),
+        ("organization_id", 7, "user_id and organization_id must be str"),
+        ("key_id", None, "key_id must be a str"),
+    ],
+)
+def test_a_key_of_the_wrong_shape_is_refused(field: str, value: object, message: str) -> None:
+    assert Principal.from_api_key(_KeyShape()).key_id == "k1"
+    with pytest.raises(TypeError, match=message):
+        Principal.from_api_key(attrs.evolve(_KeyShape(), **{field: value}))

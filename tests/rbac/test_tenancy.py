@@ -209,3 +209,12 @@ def test_user_organization_company_model() -> None:
     )
     assert grant.company_id == MINE.company_id
     assert grant.organization_id == MINE.organization_id == ORG
+
+
+@pytest.mark.parametrize("header", [b"org-a", 7])
+def test_a_header_value_must_be_text(header: object) -> None:
+    memberships = [member(ORG, Role.OWNER, is_default=True)]
+    with pytest.raises(TypeError, match="a header value must be a str or None"):
+        resolve_organization(header, user_id="u1", memberships=memberships)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="a header value must be a str or None"):
+        resolve_company(header, organization_id=ORG, companies=COMPANIES)  # type: ignore[arg-type]

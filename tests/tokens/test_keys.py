@@ -73,8 +73,10 @@ def test_rotation_keeps_old_key_for_verification(signing_keys: list[SigningKey])
         ring.retire(new.kid)
     ring.retire(old.kid)
     assert ring.verification_key(old.kid) is None
-    with pytest.raises(UnknownKeyError):
+    with pytest.raises(UnknownKeyError) as info:
         ring.retire(old.kid)
+    assert str(info.value) == f"no key {old.kid!r} in the ring"  # not quoted as a KeyError
+    assert str(UnknownKeyError()) == "no such key in the ring"
 
 
 def test_rotate_generates_when_no_key_given(signing_keys: list[SigningKey]) -> None:
