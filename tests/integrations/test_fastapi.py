@@ -5,7 +5,7 @@ request context in the events; the flows off the loop."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -27,6 +27,7 @@ from storno_security.errors import (
 )
 from storno_security.integrations.fastapi import Caller, StornoFastAPI, setup
 from storno_security.rbac import Authorization
+from tests.integrations.auth_tour import Answer, Client, walk_every_endpoint
 from tests.kit.conftest import PASSWORD, World
 
 
@@ -68,6 +69,15 @@ def client(world: World, urls: dict[str, Any]) -> Iterator[TestClient]:
 
 def bearer(token: str, **headers: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}", **headers}
+
+
+def tour_client(client: TestClient) -> Client:
+    def call(method: str, path: str, body: Any, headers: Mapping[str, str]) -> Answer:
+        options: dict[str, Any] = {} if body is None else {"json": body}
+        answer = client.request(method, path, headers=dict(headers), **options)
+        return Answer(answer.status_code, answer.json() if answer.content else None, answer.headers)
+
+    return Client(call)
 
 
 def sign_up(client: TestClient, world: World) -> tuple[str, dict[str, Any]]:
@@ -190,6 +200,13 @@ def test_sqlite_through_aiosqlite(world: World, urls: dict[str, Any]) -> None:
             headers=bearer(token),
         )
         assert client.get("/whoami", headers=bearer(token)).status_code == 401
+
+
+@pytest.mark.parametrize("bundle_factory", ["memory"], indirect=True)
+def test_every_endpoint_of_the_router_answers_as_the_blueprint(
+    client: TestClient, world: World
+) -> None:
+    walk_every_endpoint(tour_client(client), world)
 
 
 # --- the reference server's error answers ----------------------------------------------------

@@ -3,6 +3,7 @@ server's error answers, the caller on ``flask.g``, the request context in the ev
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from storno_security.integrations.flask import (
     rate_limit,
     require_permission,
 )
+from tests.integrations.auth_tour import Answer, Client, walk_every_endpoint
 from tests.integrations.test_fastapi import ERRORS, _reference_answer
 from tests.kit.conftest import PASSWORD, World
 
@@ -67,6 +69,17 @@ def make_app(world: World, **options: Any) -> Flask:
 
 def bearer(token: str, **headers: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}", **headers}
+
+
+def tour_client(app: Flask) -> Client:
+    test_client = app.test_client()
+
+    def call(method: str, path: str, body: Any, headers: Mapping[str, str]) -> Answer:
+        options: dict[str, Any] = {} if body is None else {"json": body}
+        answer = test_client.open(path, method=method, headers=dict(headers), **options)
+        return Answer(answer.status_code, answer.get_json(silent=True), answer.headers)
+
+    return Client(call)
 
 
 @pytest.mark.spec("REF-4")
@@ -195,3 +208,8 @@ def test_a_lone_surrogate_is_a_400(world: World, body: str) -> None:
     answer = client.post(path, data=body, content_type="application/json")
     assert answer.status_code == 400
     assert answer.get_json()["code"] == "invalid_request"
+
+
+@pytest.mark.parametrize("bundle_factory", ["memory"], indirect=True)
+def test_every_endpoint_of_the_blueprint_answers_as_the_router(world: World) -> None:
+    walk_every_endpoint(tour_client(make_app(world)), world)
