@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from flask import Flask, g
 
+from storno_security.clock import FrozenClock
 from storno_security.errors import (
     InvalidAccessTokenError,
     MfaLockedError,
@@ -23,7 +24,9 @@ from storno_security.integrations.flask import (
 )
 from tests.integrations.auth_tour import Answer, Client, walk_every_endpoint
 from tests.integrations.test_fastapi import ERRORS, _reference_answer
-from tests.kit.conftest import PASSWORD, World
+from storno_security.kit import Kit
+from storno_security.stores.memory import memory_bundle
+from tests.kit.conftest import PASSWORD, MailCatcher, World, kit_keys, kit_policy
 
 __all__ = ["InvalidAccessTokenError", "MfaLockedError", "ReauthenticationRequiredError"]
 
@@ -213,3 +216,106 @@ def test_a_lone_surrogate_is_a_400(world: World, body: str) -> None:
 @pytest.mark.parametrize("bundle_factory", ["memory"], indirect=True)
 def test_every_endpoint_of_the_blueprint_answers_as_the_router(world: World) -> None:
     walk_every_endpoint(tour_client(make_app(world)), world)
+
+
+@pytest.mark.parametrize("bundle_factory", ["memory"], indirect=True)
+def test_init_app_later_installs_the_same_extension(world: World) -> None:
+    extension = StornoFlask(world.kit, auth_blueprint=False)
+    app = Flask(__name__)
+    assert "storno_security" not in app.extensions
+    extension.init_app(app)
+    assert app.extensions["storno_security"] is extension
+    assert repr(extension) == f"StornoFlask({world.kit!r})"
+    # no blueprint: the auth paths are not served
+    assert app.test_client().post("/api/auth", json={}).status_code == 404
+
+
+@pytest.mark.parametrize("bundle_factory", ["memory"], indirect=True)
+def test_a_request_answered_before_the_extension_runs_still_answers(world: World) -> None:
+    app = Flask(__name__)
+
+    @app.before_request
+    def maintenance() -> tuple[str, int]:
+        return "down for maintenance", 503
+
+    StornoFlask(world.kit, app)
+    answer = app.test_client().get("/anything", headers={"X-Request-Id": "req-9"})
+    assert (answer.status_code, answer.get_data(as_text=True)) == (503, "down for maintenance")
+    # the extension's before-hook never ran: no request id of its own, no rate-limit headers
+    assert answer.headers["X-Request-Id"] == ""
+    assert "RateLimit-Limit" not in answer.headers
+
+
+@pytest.mark.parametrize("bundle_factory", ["memory"], indirect=True)
+def test_without_limit_api_requests_are_not_counted(world: World) -> None:
+    client = make_app(world, limit_api=False).test_client()
+    access = world.register().tokens.access_token
+    seen = client.get("/whoami", headers=bearer(access))
+    assert seen.status_code == 200
+    assert "RateLimit-Limit" not in seen.headers
+    refused = client.get("/whoami", headers=bearer("not-a-token"))
+    assert (refused.status_code, refused.get_json()["code"]) == (401, "invalid_token")
+    assert "RateLimit-Limit" not in refused.headers
+    counted = make_app(world).test_client().get("/whoami", headers=bearer("not-a-token"))
+    assert counted.headers["RateLimit-Limit"] == "10000"
+
+
+@pytest.mark.spec("ACC-5")
+def test_registration_without_a_session_until_confirmed(clock: FrozenClock) -> None:
+    mail = MailCatcher()
+    kit = Kit(
+        memory_bundle(),
+        policy=kit_policy(require_confirmed_email=True),
+        keys=kit_keys(),
+        clock=clock,
+        mailer=mail,
+    )
+    app = Flask(__name__)
+    StornoFlask(kit, app)
+    answer = app.test_client().post(
+        "/api/auth/register", json={"email": "bo@example.eu", "password": PASSWORD}
+    )
+    assert answer.status_code == 201
+    body = answer.get_json()
+    assert "access_token" not in body
+    assert body["user"]["email"] == "bo@example.eu"
+    assert body["organization_id"]
+
+
+@pytest.mark.parametrize("bundle_factory", ["memory"], indirect=True)
+@pytest.mark.parametrize(
+    ("path", "data", "content_type", "status", "code", "field"),
+    [
+        ("/register", "email=a", "application/x-www-form-urlencoded", 415, "unsupported_media_type", None),
+        ("/register", "x" * (64 * 1024 + 1), "application/json", 413, "payload_too_large", None),
+        ("/register", "[1, 2]", "application/json", 400, "invalid_request", None),
+        ("/register", "{not json", "application/json", 400, "invalid_request", None),
+        ("/register", '{"email": 7, "password": "p"}', "application/json", 400, "invalid_request", "email"),
+        ("/register", '{"email": "", "password": "p"}', "application/json", 400, "invalid_request", "email"),
+        ("/passkey/login", '{"credential": "text"}', "application/json", 400, "invalid_request", "credential"),
+        ("/mfa/verify", '{"mfa_token": "t", "method": "sms"}', "application/json", 400, "invalid_request", "method"),
+        ("/mfa/verify", '{"mfa_token": "t", "method": "passkey"}', "application/json", 400, "invalid_request", "credential"),
+        ("/api-keys", '{"name": "CI", "scope": "read", "permissions": "all"}', "application/json", 400, "invalid_request", "permissions"),
+        ("/api-keys", '{"name": "CI", "scope": "read", "permissions": [1]}', "application/json", 400, "invalid_request", "permissions"),
+        ("/api-keys", '{"name": "CI", "scope": "root"}', "application/json", 400, "invalid_request", "scope"),
+        ("/api-keys", '{"name": "CI", "scope": "read", "expires_at": "next week"}', "application/json", 400, "invalid_request", "expires_at"),
+        ("/api-keys", '{"name": "CI", "scope": "read", "expires_at": "2030-01-01T00:00:00"}', "application/json", 400, "invalid_request", "expires_at"),
+    ],
+)  # fmt: skip
+def test_a_malformed_body_is_refused_before_the_kit_runs(
+    world: World,
+    path: str,
+    data: str,
+    content_type: str,
+    status: int,
+    code: str,
+    field: str | None,
+) -> None:
+    access = world.register().tokens.access_token
+    answer = (
+        make_app(world)
+        .test_client()
+        .post(f"/api/auth{path}", data=data, content_type=content_type, headers=bearer(access))
+    )
+    assert (answer.status_code, answer.get_json()["code"]) == (status, code)
+    assert answer.get_json().get("field") == field
