@@ -22,10 +22,10 @@ from storno_security.integrations.flask import (
     rate_limit,
     require_permission,
 )
-from tests.integrations.auth_tour import Answer, Client, walk_every_endpoint
-from tests.integrations.test_fastapi import ERRORS, _reference_answer
 from storno_security.kit import Kit
 from storno_security.stores.memory import memory_bundle
+from tests.integrations.auth_tour import Answer, Client, walk_every_endpoint
+from tests.integrations.test_fastapi import ERRORS, _reference_answer
 from tests.kit.conftest import PASSWORD, MailCatcher, World, kit_keys, kit_policy
 
 __all__ = ["InvalidAccessTokenError", "MfaLockedError", "ReauthenticationRequiredError"]
@@ -283,39 +283,44 @@ def test_registration_without_a_session_until_confirmed(clock: FrozenClock) -> N
 
 
 @pytest.mark.parametrize("bundle_factory", ["memory"], indirect=True)
+def test_a_body_not_sent_as_small_json_is_refused(world: World) -> None:
+    client = make_app(world).test_client()
+    form = client.post("/api/auth/register", data={"email": "a@example.eu"})
+    assert (form.status_code, form.get_json()["code"]) == (415, "unsupported_media_type")
+    large = client.post(
+        "/api/auth/register", data="x" * (64 * 1024 + 1), content_type="application/json"
+    )
+    assert (large.status_code, large.get_json()["code"]) == (413, "payload_too_large")
+
+
+@pytest.mark.parametrize("bundle_factory", ["memory"], indirect=True)
 @pytest.mark.parametrize(
-    ("path", "data", "content_type", "status", "code", "field"),
+    ("path", "data", "field"),
     [
-        ("/register", "email=a", "application/x-www-form-urlencoded", 415, "unsupported_media_type", None),
-        ("/register", "x" * (64 * 1024 + 1), "application/json", 413, "payload_too_large", None),
-        ("/register", "[1, 2]", "application/json", 400, "invalid_request", None),
-        ("/register", "{not json", "application/json", 400, "invalid_request", None),
-        ("/register", '{"email": 7, "password": "p"}', "application/json", 400, "invalid_request", "email"),
-        ("/register", '{"email": "", "password": "p"}', "application/json", 400, "invalid_request", "email"),
-        ("/passkey/login", '{"credential": "text"}', "application/json", 400, "invalid_request", "credential"),
-        ("/mfa/verify", '{"mfa_token": "t", "method": "sms"}', "application/json", 400, "invalid_request", "method"),
-        ("/mfa/verify", '{"mfa_token": "t", "method": "passkey"}', "application/json", 400, "invalid_request", "credential"),
-        ("/api-keys", '{"name": "CI", "scope": "read", "permissions": "all"}', "application/json", 400, "invalid_request", "permissions"),
-        ("/api-keys", '{"name": "CI", "scope": "read", "permissions": [1]}', "application/json", 400, "invalid_request", "permissions"),
-        ("/api-keys", '{"name": "CI", "scope": "root"}', "application/json", 400, "invalid_request", "scope"),
-        ("/api-keys", '{"name": "CI", "scope": "read", "expires_at": "next week"}', "application/json", 400, "invalid_request", "expires_at"),
-        ("/api-keys", '{"name": "CI", "scope": "read", "expires_at": "2030-01-01T00:00:00"}', "application/json", 400, "invalid_request", "expires_at"),
+        ("/register", "[1, 2]", None),
+        ("/register", "{not json", None),
+        ("/register", '{"email": 7, "password": "p"}', "email"),
+        ("/register", '{"email": "", "password": "p"}', "email"),
+        ("/passkey/login", '{"credential": "text"}', "credential"),
+        ("/mfa/verify", '{"mfa_token": "t", "method": "sms"}', "method"),
+        ("/mfa/verify", '{"mfa_token": "t", "method": "passkey"}', "credential"),
+        ("/api-keys", '{"name": "CI", "scope": "read", "permissions": "all"}', "permissions"),
+        ("/api-keys", '{"name": "CI", "scope": "read", "permissions": [1]}', "permissions"),
+        ("/api-keys", '{"name": "CI", "scope": "root"}', "scope"),
+        ("/api-keys", '{"name": "CI", "scope": "read", "expires_at": "soon"}', "expires_at"),
+        ("/api-keys", '{"name": "CI", "scope": "read", "expires_at": "2030-01-01"}', "expires_at"),
     ],
-)  # fmt: skip
+)
 def test_a_malformed_body_is_refused_before_the_kit_runs(
-    world: World,
-    path: str,
-    data: str,
-    content_type: str,
-    status: int,
-    code: str,
-    field: str | None,
+    world: World, path: str, data: str, field: str | None
 ) -> None:
     access = world.register().tokens.access_token
     answer = (
         make_app(world)
         .test_client()
-        .post(f"/api/auth{path}", data=data, content_type=content_type, headers=bearer(access))
+        .post(
+            f"/api/auth{path}", data=data, content_type="application/json", headers=bearer(access)
+        )
     )
-    assert (answer.status_code, answer.get_json()["code"]) == (status, code)
+    assert (answer.status_code, answer.get_json()["code"]) == (400, "invalid_request")
     assert answer.get_json().get("field") == field
