@@ -122,6 +122,15 @@ def test_a_jwt_key_file_given_by_path_is_the_only_signer(
     assert ring.signer.private_pem() == _pem(rsa_keys[0])
 
 
+def test_a_jwt_key_file_that_is_no_usable_rsa_key_is_a_key_file_error(tmp_path: Path) -> None:
+    key_file = tmp_path / "signer.pem"
+    weak = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    for content in (b"-----BEGIN PRIVATE KEY-----\nnot a key\n", _pem(weak)):
+        write_secret_file(key_file, content)
+        with pytest.raises(KeyFileError, match="not a usable RSA private key"):
+            load_jwt_ring(tmp_path, key_file=key_file)
+
+
 # -- vault ---------------------------------------------------------------------------------------
 
 
