@@ -211,6 +211,100 @@ def test_the_watchdog_cuts_a_statement_running_past_the_deadline(
         engine.dispose()
 
 
+@pytest.mark.spec("SRV-5")
+def test_the_watchdog_interrupts_an_sqlite_statement_running_past_the_deadline() -> None:
+    clock = SteppingClock(fresh=10**9)
+    deadlines = RequestDeadlines(10, monotonic=clock, poll=3600)  # expired by hand below
+    engine = sa.create_engine("sqlite://")
+    running = threading.Event()
+
+    @sa.event.listens_for(engine, "connect")
+    def add_started(dbapi_connection: Any, record: Any) -> None:
+        def started() -> int:
+            running.set()  # called by the statement itself: it is running now
+            return 1
+
+        dbapi_connection.create_function("started", 0, started)
+
+    deadlines.watch(engine)
+    outcome: list[BaseException] = []
+    endless = (
+        "WITH RECURSIVE c(x) AS (SELECT started() UNION ALL SELECT x + 1 FROM c "
+        "WHERE x < 1000000000000) SELECT max(x) FROM c"
+    )
+
+    def counter() -> None:
+        with deadlines.request(), engine.connect() as conn:
+            try:
+                conn.exec_driver_sql(endless)
+            except BaseException as exc:
+                outcome.append(exc)
+
+    worker = threading.Thread(target=counter, daemon=True)
+    worker.start()
+    try:
+        assert running.wait(60), f"the statement never ran: {outcome}"
+        clock.start = 11.0  # past the deadline
+        assert deadlines.expire() == 1
+        worker.join(timeout=60)
+        assert not worker.is_alive()
+        assert isinstance(outcome[0], sa.exc.OperationalError)
+        assert "interrupted" in str(outcome[0])
+    finally:
+        worker.join()
+        engine.dispose()
+
+
+def test_a_deadline_must_be_positive() -> None:
+    for seconds in (0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="positive"):
+            RequestDeadlines(seconds)
+
+
+class _CountingLock:
+    """A lock that counts the threads waiting for it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen = threading.Condition()
+        self.waiting = 0
+
+    def __enter__(self) -> None:
+        with self._seen:
+            self.waiting += 1
+            self._seen.notify_all()
+        self._lock.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+    def wait_for(self, count: int) -> bool:
+        with self._seen:
+            return self._seen.wait_for(lambda: self.waiting >= count, timeout=30)
+
+
+def test_threads_racing_to_the_first_request_start_one_watchdog() -> None:
+    deadlines = RequestDeadlines(10, poll=3600)
+    lock = _CountingLock()
+    deadlines._lock = lock  # type: ignore[assignment]
+
+    def watchdogs() -> int:
+        return sum(t.name == "storno-deadlines" for t in threading.enumerate())
+
+    before = watchdogs()
+    lock._lock.acquire()  # both threads get past the first look and wait at the lock
+    racers = [threading.Thread(target=deadlines._ensure_watchdog) for _ in range(2)]
+    for racer in racers:
+        racer.start()
+    try:
+        assert lock.wait_for(2)
+    finally:
+        lock._lock.release()
+        for racer in racers:
+            racer.join(timeout=30)
+    assert watchdogs() == before + 1
+
+
 # -- the ASGI front -----------------------------------------------------------------------------
 
 
