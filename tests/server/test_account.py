@@ -5,14 +5,24 @@ need no organization, malformed input answered 4xx, never 500."""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+import attrs
+import falcon.testing
 import pytest
 
-from reference_server.wiring import Server
+from reference_server import wiring
+from reference_server.app import create_app
+from reference_server.mail import MemoryEmailSink
+from reference_server.settings import Settings
+from reference_server.wiring import Server, build_server, run_now
+from storno_security.api_keys.policy import ApiKeyPolicy
 from storno_security.audit import SecurityEventType
-from storno_security.kit import Caller
+from storno_security.clock import FrozenClock
+from storno_security.kit import Caller, KitPolicy
 from tests.server.api import FalconApi, User, fresh_email
+from tests.server.conftest import make_settings
 from tests.server.test_account_support import (
     api_key,
     enable_mfa,
@@ -243,6 +253,53 @@ def test_key_expiry_is_honoured(falcon_api: FalconApi) -> None:
     assert falcon_api.clock is not None
     falcon_api.clock.advance(3601)  # type: ignore[attr-defined]
     assert falcon_api.get("/api/v1/me", api_key=key).status == 401
+
+
+def test_an_expiry_past_the_year_9000_is_a_400(falcon_api: FalconApi) -> None:
+    user = falcon_api.register()
+    far = user.post(
+        "/api/v1/api-keys",
+        {"name": "k", "scope": "read", "expires_at": "9500-01-01T00:00:00Z"},
+    )
+    assert (far.status, far.json["code"], far.json["field"]) == (
+        400,
+        "invalid_request",
+        "expires_at",
+    )
+
+
+def test_an_expiry_beyond_the_policys_longest_lifetime_is_a_422(
+    tmp_path: Path, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uncapped = wiring.kit_policy
+
+    def capped(settings: Settings) -> KitPolicy:  # a kit whose keys live 90 days at most
+        policy = uncapped(settings)
+        return attrs.evolve(policy, api_keys=ApiKeyPolicy(max_lifetime=timedelta(days=90)))
+
+    monkeypatch.setattr(wiring, "kit_policy", capped)
+    server = build_server(
+        make_settings(tmp_path / "data"), clock=clock, email=MemoryEmailSink(), run_later=run_now
+    )
+    try:
+        sink = server.email
+        assert isinstance(sink, MemoryEmailSink)
+        falcon_api = FalconApi(
+            falcon.testing.TestClient(create_app(server=server)),
+            clock=clock,
+            mailbox=lambda: list(sink.sent),
+        )
+        user = falcon_api.register()
+        later = (clock.now() + timedelta(days=91)).isoformat().replace("+00:00", "Z")
+        refused = user.post(
+            "/api/v1/api-keys",
+            {"name": "k", "scope": "read", "expires_at": later, "current_password": user.password},
+        )
+        assert (refused.status, refused.json["code"]) == (422, "invalid_api_key_request")
+        assert "max_lifetime" in refused.json["error"]
+        assert user.get("/api/v1/api-keys").json["api_keys"] == []
+    finally:
+        server.close()
 
 
 # --- own-account acts need no organization ---------------------------------------------------
