@@ -8,21 +8,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import attrs
-import falcon.testing
 import pytest
 
-from reference_server import wiring
-from reference_server.app import create_app
-from reference_server.mail import MemoryEmailSink
-from reference_server.settings import Settings
-from reference_server.wiring import Server, build_server, run_now
+from reference_server.wiring import Server
 from storno_security.api_keys.policy import ApiKeyPolicy
 from storno_security.audit import SecurityEventType
 from storno_security.clock import FrozenClock
-from storno_security.kit import Caller, KitPolicy
+from storno_security.kit import Caller
 from tests.server.api import FalconApi, User, fresh_email
-from tests.server.conftest import make_settings
+from tests.server.conftest import falcon_api_with_policy
 from tests.server.test_account_support import (
     api_key,
     enable_mfa,
@@ -271,24 +265,8 @@ def test_an_expiry_past_the_year_9000_is_a_400(falcon_api: FalconApi) -> None:
 def test_an_expiry_beyond_the_policys_longest_lifetime_is_a_422(
     tmp_path: Path, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    uncapped = wiring.kit_policy
-
-    def capped(settings: Settings) -> KitPolicy:  # a kit whose keys live 90 days at most
-        policy = uncapped(settings)
-        return attrs.evolve(policy, api_keys=ApiKeyPolicy(max_lifetime=timedelta(days=90)))
-
-    monkeypatch.setattr(wiring, "kit_policy", capped)
-    server = build_server(
-        make_settings(tmp_path / "data"), clock=clock, email=MemoryEmailSink(), run_later=run_now
-    )
-    try:
-        sink = server.email
-        assert isinstance(sink, MemoryEmailSink)
-        falcon_api = FalconApi(
-            falcon.testing.TestClient(create_app(server=server)),
-            clock=clock,
-            mailbox=lambda: list(sink.sent),
-        )
+    capped = ApiKeyPolicy(max_lifetime=timedelta(days=90))
+    with falcon_api_with_policy(tmp_path, clock, monkeypatch, api_keys=capped) as falcon_api:
         user = falcon_api.register()
         later = (clock.now() + timedelta(days=91)).isoformat().replace("+00:00", "Z")
         refused = user.post(
@@ -298,8 +276,6 @@ def test_an_expiry_beyond_the_policys_longest_lifetime_is_a_422(
         assert (refused.status, refused.json["code"]) == (422, "invalid_api_key_request")
         assert "max_lifetime" in refused.json["error"]
         assert user.get("/api/v1/api-keys").json["api_keys"] == []
-    finally:
-        server.close()
 
 
 # --- own-account acts need no organization ---------------------------------------------------
