@@ -80,7 +80,7 @@ def tour_client(app: Flask) -> Client:
     def call(method: str, path: str, body: Any, headers: Mapping[str, str]) -> Answer:
         options: dict[str, Any] = {} if body is None else {"json": body}
         answer = test_client.open(path, method=method, headers=dict(headers), **options)
-        return Answer(answer.status_code, answer.get_json(silent=True), answer.headers)
+        return Answer(answer.status_code, answer.get_json(silent=True), dict(answer.headers))
 
     return Client(call)
 

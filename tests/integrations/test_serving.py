@@ -103,7 +103,7 @@ def test_a_gunicorn_without_a_control_socket_is_run_as_it_is(
 
     older = [s for s in gunicorn.config.KNOWN_SETTINGS if s.name != "control_socket_disable"]
     monkeypatch.setattr(gunicorn.config, "KNOWN_SETTINGS", older)  # gunicorn < 25.1
-    run_gunicorn(gunicorn_options(json_logs=False, **OPTIONS), load=object, on_ready=object)
+    run_gunicorn(gunicorn_options(json_logs=False, **OPTIONS), load=object, on_ready=lambda: None)
     (app,) = started
     assert "control_socket_disable" not in app.cfg.settings
     assert app.cfg.workers == 3

@@ -513,7 +513,13 @@ def test_the_front_serves_no_websocket_and_ignores_unknown_lifespan_messages() -
 def test_a_client_that_leaves_while_sending_its_body_is_answered_with_an_empty_body() -> None:
     gate = Gate()
     front = AsgiFront(gate, threads=1, max_in_flight=1, deadline=5, max_body_bytes=100)
-    scope = {"type": "http", "method": "POST", "path": "/x", "headers": [], "client": None}
+    scope: dict[str, Any] = {
+        "type": "http",
+        "method": "POST",
+        "path": "/x",
+        "headers": [],
+        "client": None,
+    }
     inbox = [{"type": "http.request", "body": b"part", "more_body": True}]
     inbox.append({"type": "http.disconnect"})
     sent: list[Any] = []
