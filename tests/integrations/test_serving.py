@@ -4,6 +4,7 @@ evicting keys. gunicorn itself is not started here (``serve`` is in tests/server
 
 from __future__ import annotations
 
+import importlib
 import secrets
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,9 @@ def test_plain_options_have_no_log_config_and_no_metric_hook(
 def test_a_dead_workers_live_gauges_leave_the_metric_files(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    # prometheus_client picks multi-process mode at its first import, for the whole process:
+    # imported before the variable is set, this process's metrics stay in memory
+    importlib.import_module("prometheus_client")
     monkeypatch.setenv(MULTIPROC_ENV, str(tmp_path))
     options = gunicorn_options(json_logs=True, **OPTIONS)
     assert options["logconfig_dict"]["root"]["level"] == "INFO"
