@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from storno_security.clock import SystemClock
+from storno_security.errors import InvalidKeyError
 from storno_security.tokens import KeyRing, SigningKey
 from storno_security.vault import VaultKey, VaultKeyRing
 
@@ -168,7 +169,7 @@ def _signing_key_from(path: Path) -> SigningKey:
     data = _read_secret_file(path)
     try:
         return SigningKey.from_pem(data)
-    except (ValueError, TypeError) as exc:
+    except (InvalidKeyError, ValueError, TypeError) as exc:
         raise KeyFileError(f"{path} is not a usable RSA private key: {exc}") from None
 
 

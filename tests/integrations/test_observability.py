@@ -4,16 +4,19 @@ and the multi-process mode across real processes."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import ipaddress
 import json
 import logging
+import math
 import os
 import re
 import subprocess
 import sys
 import tempfile
 import textwrap
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,6 +31,7 @@ from storno_security.errors import (
     RateLimitExceededError,
 )
 from storno_security.events import Outcome, SecurityEvent, SecurityEventType
+from storno_security.integrations import observability
 from storno_security.integrations.observability import (
     JsonLogFormatter,
     LogEventSink,
@@ -37,6 +41,7 @@ from storno_security.integrations.observability import (
     RequestLineWriter,
     RequestRecord,
     clear_multiprocess_dir,
+    configure_logging,
     json_logging_config,
 )
 from storno_security.ratelimit import RateLimitStatus
@@ -95,6 +100,42 @@ def test_the_logging_config_is_accepted_by_dictconfig() -> None:
     finally:
         root.handlers[:] = saved[1]
         root.setLevel(saved[0])
+
+
+@contextlib.contextmanager
+def bare_root_logger() -> Iterator[logging.Logger]:
+    """The root logger without handlers (as in a fresh process), restored afterwards."""
+    root = logging.getLogger()
+    saved = (root.level, list(root.handlers))
+    root.handlers[:] = []
+    try:
+        yield root
+    finally:
+        root.handlers[:] = saved[1]
+        root.setLevel(saved[0])
+
+
+@pytest.mark.parametrize(
+    ("log_format", "formatter"),
+    [("json", JsonLogFormatter), ("text", logging.Formatter)],
+)
+def test_configure_logging_sends_every_logger_to_stderr_in_its_format(
+    log_format: str, formatter: type[logging.Formatter]
+) -> None:
+    with bare_root_logger() as root:
+        configure_logging(log_format)
+        handlers, level = list(root.handlers), root.level
+    (handler,) = handlers
+    assert isinstance(handler, logging.StreamHandler)
+    assert handler.stream is sys.stderr
+    assert type(handler.formatter) is formatter
+    assert level == logging.INFO
+    assert handler.formatter is not None
+    line = handler.formatter.format(_record("hello"))
+    if log_format == "json":
+        assert json.loads(line)["message"] == "hello"
+    else:
+        assert line.endswith(" INFO x.y hello")
 
 
 def _event(
@@ -302,7 +343,17 @@ def test_a_failed_request_line_write_never_fails_the_request() -> None:
     read_end, write_end = os.pipe()
     os.close(read_end)
     os.close(write_end)  # a descriptor that is gone: EBADF
-    Observer(request_lines=RequestLineWriter(write_end)).request_finished(_SEEN, error=None)
+    logger = logging.getLogger("storno_security.http")
+    before = logger.level
+    logger.setLevel(logging.INFO)  # the line is due: the write is tried, and fails
+    try:
+        metrics = Metrics()
+        observer = Observer(metrics=metrics, request_lines=RequestLineWriter(write_end))
+        observer.request_finished(_SEEN, error=None)
+    finally:
+        logger.setLevel(before)
+    labels = {"method": "GET", "route": "/api/users/{user_id}", "status": "200"}
+    assert _sample(metrics, "storno_http_requests_total", **labels) == 1  # still counted
 
 
 def test_a_stream_without_a_descriptor_leaves_the_line_to_the_logger(
@@ -403,3 +454,39 @@ def test_multiprocess_mode_adds_up_every_worker(tmp_path: Path) -> None:
     assert 'storno_http_request_duration_seconds_count{method="GET",route="/health"} 5.0' in (
         rendered
     )
+
+
+def test_a_duration_that_is_no_time_is_counted_but_not_timed() -> None:
+    metrics = Metrics()
+    for duration in (math.nan, math.inf, -0.5, 0.25):
+        metrics.observe_request(attrs.evolve(_SEEN, duration=duration))
+    labels = {"method": "GET", "route": "/api/users/{user_id}"}
+    assert _sample(metrics, "storno_http_requests_total", status="200", **labels) == 4
+    assert _sample(metrics, "storno_http_request_duration_seconds_count", **labels) == 1
+    assert _sample(metrics, "storno_http_request_duration_seconds_sum", **labels) == 0.25
+
+
+def test_series_past_the_remembered_ones_are_still_counted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(observability, "_SERIES_CACHE", 3)  # the bound (4096), made small
+    metrics = Metrics()
+    routes = [f"/r/{n}" for n in range(3 + 2)]
+    for route in routes:
+        metrics.observe_request(attrs.evolve(_SEEN, route=route))
+    metrics.observe_request(attrs.evolve(_SEEN, route=routes[-1]))  # not remembered: labels()
+    metrics.observe_request(attrs.evolve(_SEEN, route=routes[0]))  # remembered
+    total = "storno_http_requests_total"
+    assert _sample(metrics, total, method="GET", route=routes[-1], status="200") == 2
+    assert _sample(metrics, total, method="GET", route=routes[0], status="200") == 2
+    assert _sample(metrics, total, method="GET", route=routes[1], status="200") == 1
+
+
+def test_without_metrics_the_observer_sink_only_logs(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    observer = Observer()
+    observer.events.emit(_event(SecurityEventType.TOKEN_REUSE_DETECTED))
+    observer.request_finished(_SEEN, error=InvalidAccessTokenError(reason="expired"))
+    assert observer.metrics is None
+    assert [r.name for r in caplog.records] == ["storno_security.events", "storno_security.http"]
+    assert _line(caplog.records[0])["type"] == "session.token_reuse_detected"

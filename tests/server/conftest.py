@@ -12,6 +12,7 @@ IP and with its own users, so tests do not see each other.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
@@ -25,6 +26,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import falcon.testing
 import pytest
 
@@ -70,6 +72,31 @@ def server(server_settings: Settings, clock: FrozenClock) -> Iterator[Server]:
     built = build_server(server_settings, clock=clock, email=MemoryEmailSink(), run_later=run_now)
     yield built
     built.close()
+
+
+@contextlib.contextmanager
+def falcon_api_with_policy(
+    data_dir: Path, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch, **policy: Any
+) -> Iterator[FalconApi]:
+    """The in-process app over a server whose kit policy has ``policy`` set (KitPolicy's
+    fields, e.g. ``require_confirmed_email=True``): a policy the settings do not offer."""
+    from reference_server import wiring
+
+    settings_policy = wiring.kit_policy
+    monkeypatch.setattr(
+        wiring, "kit_policy", lambda settings: attrs.evolve(settings_policy(settings), **policy)
+    )
+    built = build_server(
+        make_settings(data_dir), clock=clock, email=MemoryEmailSink(), run_later=run_now
+    )
+    monkeypatch.setattr(wiring, "kit_policy", settings_policy)
+    try:
+        sink = built.email
+        assert isinstance(sink, MemoryEmailSink)
+        client = falcon.testing.TestClient(create_app(server=built))
+        yield FalconApi(client, clock=clock, mailbox=lambda: list(sink.sent))
+    finally:
+        built.close()
 
 
 @pytest.fixture

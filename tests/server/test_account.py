@@ -5,14 +5,18 @@ need no organization, malformed input answered 4xx, never 500."""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from reference_server.wiring import Server
+from storno_security.api_keys.policy import ApiKeyPolicy
 from storno_security.audit import SecurityEventType
+from storno_security.clock import FrozenClock
 from storno_security.kit import Caller
 from tests.server.api import FalconApi, User, fresh_email
+from tests.server.conftest import falcon_api_with_policy
 from tests.server.test_account_support import (
     api_key,
     enable_mfa,
@@ -243,6 +247,35 @@ def test_key_expiry_is_honoured(falcon_api: FalconApi) -> None:
     assert falcon_api.clock is not None
     falcon_api.clock.advance(3601)  # type: ignore[attr-defined]
     assert falcon_api.get("/api/v1/me", api_key=key).status == 401
+
+
+def test_an_expiry_past_the_year_9000_is_a_400(falcon_api: FalconApi) -> None:
+    user = falcon_api.register()
+    far = user.post(
+        "/api/v1/api-keys",
+        {"name": "k", "scope": "read", "expires_at": "9500-01-01T00:00:00Z"},
+    )
+    assert (far.status, far.json["code"], far.json["field"]) == (
+        400,
+        "invalid_request",
+        "expires_at",
+    )
+
+
+def test_an_expiry_beyond_the_policys_longest_lifetime_is_a_422(
+    tmp_path: Path, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    capped = ApiKeyPolicy(max_lifetime=timedelta(days=90))
+    with falcon_api_with_policy(tmp_path, clock, monkeypatch, api_keys=capped) as falcon_api:
+        user = falcon_api.register()
+        later = (clock.now() + timedelta(days=91)).isoformat().replace("+00:00", "Z")
+        refused = user.post(
+            "/api/v1/api-keys",
+            {"name": "k", "scope": "read", "expires_at": later, "current_password": user.password},
+        )
+        assert (refused.status, refused.json["code"]) == (422, "invalid_api_key_request")
+        assert "max_lifetime" in refused.json["error"]
+        assert user.get("/api/v1/api-keys").json["api_keys"] == []
 
 
 # --- own-account acts need no organization ---------------------------------------------------

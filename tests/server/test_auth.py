@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from reference_server.wiring import Server
+from storno_security.clock import FrozenClock
 from tests.server.api import Api, FalconApi, fresh_email
+from tests.server.conftest import falcon_api_with_policy
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -143,6 +146,62 @@ def test_registration_creates_user_organization_and_owner(
     assert membership.role.value == "owner"
     assert membership.is_default
     assert membership.organization_id == org.organization_id
+
+
+@pytest.mark.spec("ACC-5")
+def test_a_registration_answers_without_tokens_when_login_waits_for_confirmation(
+    tmp_path: Path, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with falcon_api_with_policy(
+        tmp_path, clock, monkeypatch, require_confirmed_email=True
+    ) as falcon_api:
+        email = fresh_email()
+        body = {"email": email, "password": "correct horse battery"}
+        registered = falcon_api.post("/api/auth/register", body)
+        assert registered.status == 201, registered.json
+        assert set(registered.json) == {"user", "organization_id"}
+        assert registered.json["user"]["email_confirmed"] is False
+        assert registered.header("Set-Cookie") is None
+        refused = falcon_api.post("/api/auth", body)
+        assert (refused.status, refused.json["code"]) == (403, "email_not_confirmed")
+        assert falcon_api.confirm_email(email).status == 200
+        assert falcon_api.post("/api/auth", body).status == 200
+
+
+@pytest.mark.spec("MFA-4")
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"mfa_token": "t", "method": "passkey", "code": "123456"}, "credential"),
+        ({"mfa_token": "t", "method": "totp", "credential": {}}, "code"),
+    ],
+)
+def test_an_mfa_answer_without_its_proof_is_a_400(
+    falcon_api: FalconApi, body: dict[str, Any], field: str
+) -> None:
+    answer = falcon_api.post("/api/auth/mfa/verify", body)
+    assert (answer.status, answer.json["code"], answer.json["field"]) == (
+        400,
+        "invalid_request",
+        field,
+    )
+
+
+@pytest.mark.spec("SRV-4")
+def test_logout_spends_the_refresh_cookie_and_clears_it(falcon_api: FalconApi) -> None:
+    user = falcon_api.register()
+    login = falcon_api.post(
+        "/api/auth", {"email": user.email, "password": user.password, "cookie": True}
+    )
+    cookie = {"Cookie": f"storno_refresh={login.cookies['storno_refresh']}"}
+    access = login.json["access_token"]
+    out = falcon_api.post("/api/auth/logout", {}, token=access, headers=cookie)
+    assert out.status == 204, out.json
+    cleared = out.header("Set-Cookie") or ""
+    assert cleared.startswith('storno_refresh="";')  # emptied, expired now
+    assert "path=/api/auth" in cleared.lower()
+    spent = falcon_api.post("/api/auth/refresh", {}, headers=cookie)
+    assert spent.status == 401
 
 
 @pytest.mark.spec("ACC-1")

@@ -5,6 +5,7 @@ extra when a module is missing, and the ``mariadb`` extra."""
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import sys
@@ -232,3 +233,28 @@ def test_the_operations_guide_names_real_commands_metrics_and_fields() -> None:
     fields = {name for pair in documented for name in pair if name and "storno" not in name}
     assert len(fields) == 6
     assert fields <= set(record.log_fields())
+
+
+def test_a_holder_that_cannot_be_checked_or_read_still_counts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    here = register_holder(tmp_path, "k1")
+    host = here.name.split("@")[0]
+    unreadable = tmp_path / "holders" / f"{host}@{os.getpid() + 1}"
+    unreadable.mkdir()  # a directory where a marker should be: cannot be read
+    garbled = tmp_path / "holders" / f"{host}@{os.getpid() + 2}"
+    garbled.write_bytes(b"\xff\xfe not ascii")
+    elsewhere = tmp_path / "holders" / "other-host@1"
+    elsewhere.write_text("k0\n")
+
+    def kill(pid: int, sig: int) -> None:  # every process belongs to another user
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "kill", kill)
+    found = {h.path.name: h.kid for h in live_holders(tmp_path)}
+    assert found == {
+        here.name: "k1",
+        unreadable.name: "?",
+        garbled.name: "?",
+        elsewhere.name: "k0",
+    }

@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import subprocess
+import sys
+import textwrap
 import threading
 from pathlib import Path
 from typing import Any
@@ -211,6 +215,100 @@ def test_the_watchdog_cuts_a_statement_running_past_the_deadline(
         engine.dispose()
 
 
+@pytest.mark.spec("SRV-5")
+def test_the_watchdog_interrupts_an_sqlite_statement_running_past_the_deadline() -> None:
+    clock = SteppingClock(fresh=10**9)
+    deadlines = RequestDeadlines(10, monotonic=clock, poll=3600)  # expired by hand below
+    engine = sa.create_engine("sqlite://")
+    running = threading.Event()
+
+    @sa.event.listens_for(engine, "connect")
+    def add_started(dbapi_connection: Any, record: Any) -> None:
+        def started() -> int:
+            running.set()  # called by the statement itself: it is running now
+            return 1
+
+        dbapi_connection.create_function("started", 0, started)
+
+    deadlines.watch(engine)
+    outcome: list[BaseException] = []
+    endless = (
+        "WITH RECURSIVE c(x) AS (SELECT started() UNION ALL SELECT x + 1 FROM c "
+        "WHERE x < 1000000000000) SELECT max(x) FROM c"
+    )
+
+    def counter() -> None:
+        with deadlines.request(), engine.connect() as conn:
+            try:
+                conn.exec_driver_sql(endless)
+            except BaseException as exc:
+                outcome.append(exc)
+
+    worker = threading.Thread(target=counter, daemon=True)
+    worker.start()
+    try:
+        assert running.wait(60), f"the statement never ran: {outcome}"
+        clock.start = 11.0  # past the deadline
+        assert deadlines.expire() == 1
+        worker.join(timeout=60)
+        assert not worker.is_alive()
+        assert isinstance(outcome[0], sa.exc.OperationalError)
+        assert "interrupted" in str(outcome[0])
+    finally:
+        worker.join()
+        engine.dispose()
+
+
+def test_a_deadline_must_be_positive() -> None:
+    for seconds in (0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="positive"):
+            RequestDeadlines(seconds)
+
+
+class _CountingLock:
+    """A lock that counts the threads waiting for it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen = threading.Condition()
+        self.waiting = 0
+
+    def __enter__(self) -> None:
+        with self._seen:
+            self.waiting += 1
+            self._seen.notify_all()
+        self._lock.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+    def wait_for(self, count: int) -> bool:
+        with self._seen:
+            return self._seen.wait_for(lambda: self.waiting >= count, timeout=30)
+
+
+def test_threads_racing_to_the_first_request_start_one_watchdog() -> None:
+    deadlines = RequestDeadlines(10, poll=3600)
+    lock = _CountingLock()
+    deadlines._lock = lock  # type: ignore[assignment]
+
+    def watchdogs() -> int:
+        return sum(t.name == "storno-deadlines" for t in threading.enumerate())
+
+    before = watchdogs()
+    lock._lock.acquire()  # both threads get past the first look and wait at the lock
+    racers = [threading.Thread(target=deadlines._ensure_watchdog) for _ in range(2)]
+    for racer in racers:
+        racer.start()
+    try:
+        assert lock.wait_for(2)
+    finally:
+        lock._lock.release()
+        for racer in racers:
+            racer.join(timeout=30)
+    assert watchdogs() == before + 1
+
+
 # -- the ASGI front -----------------------------------------------------------------------------
 
 
@@ -376,3 +474,155 @@ def test_the_front_completes_the_lifespan() -> None:
     asyncio.run(front({"type": "lifespan"}, receive, send))
     front.close()
     assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+
+
+@pytest.mark.parametrize(
+    "setting", [{"threads": 0}, {"max_in_flight": 0}, {"deadline": 0}, {"deadline": -1.0}]
+)
+def test_the_front_refuses_a_setting_that_is_not_positive(setting: dict[str, Any]) -> None:
+    values: dict[str, Any] = {"threads": 1, "max_in_flight": 1, "deadline": 1, **setting}
+    with pytest.raises(ValueError, match="must be positive"):
+        AsgiFront(Gate(), max_body_bytes=1, **values)
+
+
+def test_the_front_serves_no_websocket_and_ignores_unknown_lifespan_messages() -> None:
+    gate = Gate()
+    front = AsgiFront(gate, threads=1, max_in_flight=1, deadline=1, max_body_bytes=1)
+    inbox = [
+        {"type": "lifespan.startup"},
+        {"type": "lifespan.something-new"},
+        {"type": "lifespan.shutdown"},
+    ]
+    sent: list[Any] = []
+
+    async def receive() -> Any:
+        return inbox.pop(0)
+
+    async def send(message: Any) -> None:
+        sent.append(message["type"])
+
+    try:
+        asyncio.run(front({"type": "websocket", "path": "/ws"}, receive, send))
+        assert (sent, len(inbox), gate.environs) == ([], 3, [])  # nothing read, nothing sent
+        asyncio.run(front({"type": "lifespan"}, receive, send))
+    finally:
+        front.close()
+    assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+
+
+def test_a_client_that_leaves_while_sending_its_body_is_answered_with_an_empty_body() -> None:
+    gate = Gate()
+    front = AsgiFront(gate, threads=1, max_in_flight=1, deadline=5, max_body_bytes=100)
+    scope: dict[str, Any] = {
+        "type": "http",
+        "method": "POST",
+        "path": "/x",
+        "headers": [],
+        "client": None,
+    }
+    inbox = [{"type": "http.request", "body": b"part", "more_body": True}]
+    inbox.append({"type": "http.disconnect"})
+    sent: list[Any] = []
+
+    async def receive() -> Any:
+        return inbox.pop(0)
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    try:
+        asyncio.run(front(scope, receive, send))
+    finally:
+        front.close()
+    assert sent[1]["body"] == b"ok:"
+    environ = gate.environs[0]
+    assert "CONTENT_LENGTH" not in environ
+    assert (environ["REMOTE_ADDR"], environ["SERVER_NAME"], environ["SERVER_PORT"]) == (
+        "",
+        "localhost",
+        "80",
+    )
+
+
+class Closing:
+    """A WSGI app whose answer is an iterable with ``close()`` and its own Content-Length."""
+
+    def __init__(self) -> None:
+        self.closed = False
+        self.environs: list[dict[str, Any]] = []
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Closing:
+        self.environs.append(environ)
+        start_response("201 Created", [("Content-Length", "2"), ("X-Kind", "closing")])
+        return self
+
+    def __iter__(self) -> Any:
+        return iter([b"o", b"k"])
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_the_front_closes_the_answer_and_keeps_its_length() -> None:
+    app = Closing()
+    front = AsgiFront(app, threads=1, max_in_flight=1, deadline=5, max_body_bytes=100)
+    headers = [(b"content-length", b"3"), (b"content-length", b"3")]
+    try:
+        status, answer_headers, body = asyncio.run(call(front, "/x", body=b"abc", headers=headers))
+    finally:
+        front.close()
+    assert (status, body, app.closed) == (201, b"ok", True)
+    assert answer_headers == {b"content-length": b"2", b"x-kind": b"closing"}
+    # the length of the body read, once, not the client's header (repeated here)
+    assert app.environs[0]["CONTENT_LENGTH"] == "3"
+    assert app.environs[0]["wsgi.input"].read() == b"abc"
+
+
+@pytest.mark.spec("SRV-5")
+def test_a_queued_request_cancelled_at_shutdown_gives_back_its_slot() -> None:
+    gate = Gate()
+    front = AsgiFront(gate, threads=1, max_in_flight=5, deadline=0.01, max_body_bytes=100)
+
+    async def scenario() -> None:
+        # the first holds the only thread, the second waits for it: both answer "timeout"
+        answers = await asyncio.gather(call(front, "/slow"), call(front, "/slow"))
+        assert [a[0] for a in answers] == [503, 503]
+        assert front.in_flight == 2
+        front.close()  # the queued one is cancelled, the running one finishes
+        gate.open.set()
+        while front.in_flight:
+            await asyncio.sleep(0.01)  # the thread finishing, not test time
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        gate.open.set()
+        front.close()
+    assert len(gate.environs) == 1  # the cancelled request never ran
+
+
+def test_a_worker_is_signalled_at_once_when_its_parent_is_already_gone() -> None:
+    # SIGUSR1 instead of the default SIGTERM, caught: the process says it got it and exits
+    code = textwrap.dedent(
+        """
+        import signal, sys
+        from storno_security.integrations.asgi_front import die_with_parent
+        signal.signal(signal.SIGUSR1, lambda *_: print("signalled", flush=True))
+        die_with_parent(int(sys.argv[1]), signal.SIGUSR1)
+        print("alive")
+        """
+    )
+
+    def run(expected_parent: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", code, expected_parent],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    kept = run(str(os.getpid()))  # the parent it expects: nothing happens now
+    assert (kept.returncode, kept.stdout) == (0, "alive\n"), kept.stderr
+    orphan = run("1")  # its parent already died (the child was re-parented): signalled now
+    assert (orphan.returncode, orphan.stdout) == (0, "signalled\nalive\n"), orphan.stderr

@@ -195,6 +195,7 @@ def test_bad_page_parameters(owner: User, company: str) -> None:
         "limit=-1",
         "limit=1.5",
         "limit=" + "9" * 40,
+        "limit=1&limit=2",  # a parameter given twice
     ):
         _bad(owner.get(f"/api/v1/invoices?{query}", company=company), "limit")
     forged = [
