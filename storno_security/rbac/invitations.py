@@ -201,6 +201,8 @@ def authorize_invitation(
     if lifetime <= timedelta(0):
         raise ValueError("lifetime must be positive")
     role = Role(role)
+    if isinstance(permissions, str):  # a bare name, not a list of names
+        raise TypeError("permissions must be an iterable of permission names, not a str")
     custom = None if permissions is None else frozenset(Permission(p) for p in permissions)
     allowed = _inviter_rights(inviter, principal, organization_id)
     if role is Role.OWNER:

@@ -97,6 +97,9 @@ def test_the_decision_to_invite_refuses_bad_arguments() -> None:
             authorize_invitation(ADMIN, **{**arguments, "lifetime": lifetime})
     with pytest.raises(TypeError, match="inviter must be a Membership or None"):
         authorize_invitation({"user_id": "admin", "role": "admin"}, **arguments)  # type: ignore[arg-type]
+    # a bare permission name is not read letter by letter
+    with pytest.raises(TypeError, match="iterable of permission names, not a str"):
+        authorize_invitation(ADMIN, **{**arguments, "permissions": "invoice.view"})
 
 
 @pytest.mark.spec("RBAC-6")

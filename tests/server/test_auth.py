@@ -198,8 +198,11 @@ def test_logout_spends_the_refresh_cookie_and_clears_it(falcon_api: FalconApi) -
     out = falcon_api.post("/api/auth/logout", {}, token=access, headers=cookie)
     assert out.status == 204, out.json
     cleared = out.header("Set-Cookie") or ""
-    assert cleared.startswith('storno_refresh="";')  # emptied, expired now
-    assert "path=/api/auth" in cleared.lower()
+    assert cleared.startswith(("storno_refresh=;", 'storno_refresh="";')), cleared  # emptied
+    attributes = {part.strip().lower() for part in cleared.split(";")[1:]}
+    # expired now, with the attributes it was set with (else a browser may keep it)
+    assert {"path=/api/auth", "httponly", "samesite=strict"} <= attributes
+    assert "expires=thu, 01 jan 1970 00:00:00 gmt" in attributes
     spent = falcon_api.post("/api/auth/refresh", {}, headers=cookie)
     assert spent.status == 401
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any, Generic, Literal, NoReturn, TypeVar
 
 import attrs
@@ -272,6 +273,20 @@ class Ctx(Generic[State]):
             body["user"] = user_json(user)
         body.update(extra)
         self.json(body, status=status)
+
+    def clear_refresh_cookie(self) -> None:
+        """Expire the refresh cookie, with the attributes it was set with (a browser may
+        ignore a deletion whose attributes differ from the cookie's)."""
+        self.resp.set_cookie(
+            REFRESH_COOKIE,
+            "",
+            max_age=0,
+            expires=datetime(1970, 1, 1, tzinfo=UTC),
+            path=COOKIE_PATH,
+            secure=self.api.options.cookie_secure,
+            http_only=True,
+            same_site="Strict",
+        )
 
     def login_answer(self, result: LoginResult, *, cookie: bool) -> None:
         """A session (MFA off, or a passkey), or the MFA challenge (MFA-4)."""

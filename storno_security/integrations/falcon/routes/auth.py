@@ -12,8 +12,6 @@ from typing import Any
 
 from storno_security.integrations.falcon.openapi import obj
 from storno_security.integrations.falcon.routing import (
-    COOKIE_PATH,
-    REFRESH_COOKIE,
     Body,
     Ctx,
     Routes,
@@ -248,7 +246,7 @@ def logout(ctx: Ctx[Any], body: Body) -> None:
     token, from_cookie = ctx.refresh_token(body)
     ctx.kit.logout(token, user_id=ctx.caller.user_id)
     if from_cookie:
-        ctx.resp.unset_cookie(REFRESH_COOKIE, path=COOKIE_PATH)
+        ctx.clear_refresh_cookie()
     ctx.no_content()
 
 
