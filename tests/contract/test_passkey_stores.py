@@ -377,6 +377,7 @@ def test_only_a_passkey_credential_is_added(credential_store: Any) -> None:
         (1.0, False, TypeError),
         (-1, False, ValueError),
         (2**32, False, ValueError),
+        (1, "yes", TypeError),
     ],
 )
 def test_a_use_is_recorded_with_a_32_bit_count_and_a_bool(
