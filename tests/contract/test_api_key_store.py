@@ -238,6 +238,13 @@ def test_only_an_api_key_record_is_created(api_key_store: Any) -> None:
         api_key_store.create(new_record().info)
 
 
+def test_a_key_is_created_with_a_scope_of_the_enum(api_key_store: Any) -> None:
+    record = new_record(scope="write")
+    with pytest.raises(TypeError, match="scope must be an ApiKeyScope"):
+        api_key_store.create(record)
+    assert api_key_store.get(record.info.key_id) is None
+
+
 def test_the_memory_store_counts_its_keys() -> None:
     store = MemoryApiKeyStore()
     assert repr(store) == "MemoryApiKeyStore(0 keys)"
