@@ -40,21 +40,22 @@ def not_redis() -> Iterator[int]:
     done = threading.Event()
 
     def serve() -> None:
-        while not done.is_set():
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
+        while True:
+            conn, _ = server.accept()
             with conn:
+                if done.is_set():
+                    return
                 conn.recv(65536)
                 conn.sendall(b"?not redis\r\n")
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    yield server.getsockname()[1]
+    port = server.getsockname()[1]
+    yield port
     done.set()
-    server.close()
+    socket.create_connection(("127.0.0.1", port)).close()  # wakes the accept to stop
     thread.join(5)
+    server.close()
 
 
 def test_a_server_that_does_not_speak_redis_is_unavailable(not_redis: int) -> None:
