@@ -97,10 +97,7 @@ async def transaction(
         StoreUnavailableError: the database could not be reached.
         StoreError: the database failed.
     """
-    driver_error: type[Exception] | tuple[()] = ()
-    dbapi = engine.dialect.loaded_dbapi
-    if dbapi is not None:
-        driver_error = dbapi.Error
+    driver_error: type[Exception] = engine.dialect.loaded_dbapi.Error  # never None: it raises
     with _translate_errors():
         try:
             async with engine.connect() as conn:

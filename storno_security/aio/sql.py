@@ -84,7 +84,7 @@ class AsyncSqlSessionStateStore:
         }
         async with transaction(self._engine, read_only=True) as conn:
             row = one_row(await fetch_all(conn, _SESSION_STATE, params))
-        if row is None:
+        if row is None:  # pragma: no cover - its SELECT has no FROM: always one row
             raise CorruptRecordError(reason="no_row")
         return _session_state_of(row)
 

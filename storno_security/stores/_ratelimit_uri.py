@@ -74,7 +74,7 @@ def storage_from_uri(
         )
     except ConfigurationError as exc:
         raise ValueError(f"cannot use this storage URI: {exc}") from None
-    if not isinstance(storage, RedisStorage):
+    if not isinstance(storage, RedisStorage):  # pragma: no cover - limits: each is a RedisStorage
         raise ValueError(f"unsupported rate-limit storage scheme {scheme!r}")
     client: Any = storage.get_connection()
     return RedisRateLimitStorage(client, prefix=prefix)

@@ -157,3 +157,13 @@ def require_async_redis(request: pytest.FixtureRequest) -> Any:
 
 def mode_params(backends: tuple[str, ...]) -> list[Any]:
     return [pytest.param((b, m), id=f"{b}-{m}") for b in backends for m in MODES]
+
+
+@pytest.fixture(scope="session")
+def offloader() -> Iterator[Any]:
+    """Small thread pools for the offloaded stores, closed at the end."""
+    from storno_security.aio.offload import Offloader
+
+    pools = Offloader(cpu_workers=1, io_workers=2)
+    yield pools
+    pools.close()

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from storno_security.aio import AsyncApiKeyVerifier, InlineApiKeyStore
+from storno_security.aio import AsyncApiKeyVerifier, InlineApiKeyStore, OffloadedApiKeyStore
 from storno_security.api_keys import ApiKeyManager
 from storno_security.clock import FrozenClock
 from storno_security.stores.memory import MemoryApiKeyStore
@@ -27,7 +27,13 @@ SYNC = {"memory": MemoryApiKeyStore, "sql": SqlApiKeyStore}
 VERBS = ("get", "touch")
 
 
-def async_api_key_store(backend: str, sync: Any, request: pytest.FixtureRequest) -> Any:
+def async_api_key_store(
+    backend: str, sync: Any, request: pytest.FixtureRequest, mode: str = "async"
+) -> Any:
+    if mode == "offloaded":  # any store, its verbs in the io lane
+        return OffloadedApiKeyStore(sync, request.getfixturevalue("offloader"))
+    if mode == "inline-offloaded":  # read on the loop, touch in the io lane (SQLite)
+        return InlineApiKeyStore(sync, request.getfixturevalue("offloader"))
     if backend == "memory":
         return InlineApiKeyStore(sync)
     from storno_security.aio.sql import AsyncSqlApiKeyStore
@@ -35,14 +41,21 @@ def async_api_key_store(backend: str, sync: Any, request: pytest.FixtureRequest)
     return AsyncSqlApiKeyStore(get_async_engine(backend, request))
 
 
-@pytest.fixture(params=mode_params(("memory", "sqlite", "postgresql", "mariadb")))
+@pytest.fixture(
+    params=[
+        *mode_params(("memory", "sqlite", "postgresql", "mariadb")),
+        pytest.param(("postgresql", "offloaded"), id="postgresql-offloaded"),
+        pytest.param(("sqlite", "inline-offloaded"), id="sqlite-inline-offloaded"),
+    ]
+)
 def api_key_store(request: pytest.FixtureRequest) -> Any:
-    """Each backend's store, then with its verification verbs made by the async store."""
+    """Each backend's store, then with its verification verbs made by the async store (or by
+    the synchronous store's, run in the offloader's io lane)."""
     backend, mode = request.param
     sync = make_store(backend, request, SYNC)
     if mode == "sync":
         return sync
-    reader = async_api_key_store(backend, sync, request)
+    reader = async_api_key_store(backend, sync, request, mode)
     return Hybrid(sync, Synced(reader, request.getfixturevalue("loop_thread")), VERBS)
 
 
@@ -71,3 +84,13 @@ for _name, _test in vars(store_suite).items():
 for _name, _test in vars(manager_suite).items():
     if _name.startswith("test_") and "manager" in inspect.signature(_test).parameters:
         globals()[f"test_manager_{_name[5:]}"] = _test
+
+
+def test_the_async_api_key_stores_and_verifier_name_what_they_wrap(
+    offloader: Any, clock: FrozenClock
+) -> None:
+    memory = MemoryApiKeyStore()
+    inline, offloaded = InlineApiKeyStore(memory), OffloadedApiKeyStore(memory, offloader)
+    assert repr(inline) == f"InlineApiKeyStore({memory!r})"
+    assert repr(offloaded) == f"OffloadedApiKeyStore({memory!r})"
+    assert repr(AsyncApiKeyVerifier(inline, clock=clock)) == f"AsyncApiKeyVerifier({inline!r})"

@@ -14,7 +14,11 @@ from typing import Any
 
 import pytest
 
-from storno_security.aio import AsyncRateLimiter, InlineRateLimitStorage
+from storno_security.aio import (
+    AsyncRateLimiter,
+    InlineRateLimitStorage,
+    OffloadedRateLimitStorage,
+)
 from storno_security.clock import FrozenClock
 from storno_security.errors import RateLimitExceededError
 from storno_security.ratelimit import RateLimiter, spec_policies
@@ -32,6 +36,9 @@ def _pair(kind: str, request: pytest.FixtureRequest) -> tuple[Any, Any]:
     if kind == "memory":
         memory = MemoryRateLimitStorage()
         return memory, InlineRateLimitStorage(memory)
+    if kind == "offloaded":  # any storage, its checks in the io lane
+        memory = MemoryRateLimitStorage()
+        return memory, OffloadedRateLimitStorage(memory, request.getfixturevalue("offloader"))
     from storno_security.aio.redis import AsyncRedisRateLimitStorage
     from storno_security.stores.redis import RedisRateLimitStorage
 
@@ -43,7 +50,10 @@ def _pair(kind: str, request: pytest.FixtureRequest) -> tuple[Any, Any]:
     )
 
 
-@pytest.fixture(params=mode_params(("memory", "redis")))
+WITH_OFFLOADED = [*mode_params(("memory", "redis")), pytest.param(("offloaded", "async"))]
+
+
+@pytest.fixture(params=WITH_OFFLOADED)
 def storage(request: pytest.FixtureRequest) -> Any:
     """Each storage, then its async form seen synchronously."""
     kind, mode = request.param
@@ -51,7 +61,7 @@ def storage(request: pytest.FixtureRequest) -> Any:
     return sync if mode == "sync" else Synced(async_, request.getfixturevalue("loop_thread"))
 
 
-@pytest.fixture(params=mode_params(("memory", "redis")))
+@pytest.fixture(params=WITH_OFFLOADED)
 def limiter(request: pytest.FixtureRequest, clock: FrozenClock) -> Any:
     """The spec's policies over each storage: the synchronous limiter, then the async one."""
     kind, mode = request.param
@@ -149,3 +159,15 @@ def test_redis_stopped_mid_run_fails_auth_closed_and_the_rest_per_policy(
     shutdown_redis(port)
     assert process.wait(timeout=10) == 0
     test_unavailable._assert_down(limiter, api_fail_open=api_fail_open)
+
+
+def test_the_async_rate_limit_storages_and_limiter_name_what_they_wrap(
+    offloader: Any, clock: FrozenClock
+) -> None:
+    memory = MemoryRateLimitStorage()
+    inline = InlineRateLimitStorage(memory)
+    assert repr(inline) == f"InlineRateLimitStorage({memory!r})"
+    offloaded = OffloadedRateLimitStorage(memory, offloader)
+    assert repr(offloaded) == f"OffloadedRateLimitStorage({memory!r})"
+    limiter = AsyncRateLimiter(inline, clock=clock)
+    assert repr(limiter) == f"AsyncRateLimiter({inline!r}, policies={sorted(limiter.policies)})"

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from storno_security.aio import InlineSessionStateStore
-from storno_security.errors import CorruptRecordError
+from storno_security.aio import InlineSessionStateStore, OffloadedSessionStateStore
+from storno_security.errors import CorruptRecordError, StoreUnavailableError
 from storno_security.stores import redis as redis_stores
 from storno_security.stores import sql as sql_stores
 from storno_security.stores.memory import MemorySessionStateStore
@@ -30,8 +30,12 @@ SYNC = {
 }
 
 
-def async_state_store(backend: str, sync: Any, request: pytest.FixtureRequest) -> Any:
+def async_state_store(
+    backend: str, sync: Any, request: pytest.FixtureRequest, mode: str = "async"
+) -> Any:
     """The async read on the same data as ``sync``."""
+    if mode == "offloaded":  # any store, its read in the io lane
+        return OffloadedSessionStateStore(sync, request.getfixturevalue("offloader"))
     if backend == "memory":
         return InlineSessionStateStore(sync)
     if backend == "redis":
@@ -44,14 +48,17 @@ def async_state_store(backend: str, sync: Any, request: pytest.FixtureRequest) -
     return AsyncSqlSessionStateStore(get_async_engine(backend, request))
 
 
-@pytest.fixture(params=mode_params(BACKENDS))
+@pytest.fixture(
+    params=[*mode_params(BACKENDS), pytest.param(("mariadb", "offloaded"), id="mariadb-offloaded")]
+)
 def state_store(request: pytest.FixtureRequest) -> Any:
-    """Each backend's session-state store, read synchronously, then through its async form."""
+    """Each backend's session-state store, read synchronously, then through its async form (or
+    its synchronous read run in the offloader's io lane)."""
     backend, mode = request.param
     sync = make_store(backend, request, SYNC)
     if mode == "sync":
         return sync
-    reader = async_state_store(backend, sync, request)
+    reader = async_state_store(backend, sync, request, mode)
     return Hybrid(sync, Synced(reader, request.getfixturevalue("loop_thread")), ("session_state",))
 
 
@@ -149,3 +156,48 @@ def test_redis_key_of_the_wrong_type_is_corrupt(
     redis_client.set(key, "1")
     with pytest.raises(CorruptRecordError):
         redis_state.session_state(user_id=user, session_id=session)
+
+
+def test_the_async_session_state_stores_name_what_they_wrap(offloader: Any) -> None:
+    memory = MemorySessionStateStore()
+    assert repr(InlineSessionStateStore(memory)) == f"InlineSessionStateStore({memory!r})"
+    offloaded = OffloadedSessionStateStore(memory, offloader)
+    assert repr(offloaded) == f"OffloadedSessionStateStore({memory!r})"
+
+
+@pytest.mark.parametrize("which", ["epoch", "revoked"])
+def test_a_redis_record_without_its_number_is_corrupt(
+    redis_state: Any, redis_client: Any, redis_prefix: str, which: str
+) -> None:
+    user, session = f"user-{secrets.token_hex(6)}", secrets.token_hex(8)
+    key = f"{redis_prefix}epoch:{user}" if which == "epoch" else f"{redis_prefix}revoked:{session}"
+    redis_client.hset(key, "other", "1")  # a hash, but not one a store writes
+    with pytest.raises(CorruptRecordError) as caught:
+        redis_state.session_state(user_id=user, session_id=session)
+    assert caught.value.reason == "bad_value"
+
+
+def test_a_redis_reply_of_another_shape_is_a_bad_reply(
+    request: pytest.FixtureRequest,
+    redis_client: Any,
+    redis_prefix: str,
+    loop_thread: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The script's reply is four values; anything else (a proxy that mangles replies, another
+    script loaded under its name) is not read as a state. The redis-py script objects are
+    replaced by ones that answer so."""
+    sync = make_store("redis", request, SYNC)
+    reader = async_state_store("redis", sync, request)
+    assert repr(reader) == f"AsyncRedisSessionStateStore(prefix={redis_prefix!r})"
+
+    async def mangled(keys: list[str]) -> Any:
+        return [None, 0, None]
+
+    monkeypatch.setattr(sync, "_state", lambda keys: "OK")
+    monkeypatch.setattr(reader, "_state", mangled)
+    with pytest.raises(StoreUnavailableError) as sync_caught:
+        sync.session_state(user_id="u", session_id="s")
+    with pytest.raises(StoreUnavailableError) as async_caught:
+        Synced(reader, loop_thread).session_state(user_id="u", session_id="s")
+    assert sync_caught.value.reason == async_caught.value.reason == "bad_reply"

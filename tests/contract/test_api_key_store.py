@@ -231,3 +231,22 @@ def test_touch_at_the_boundary_writes(api_key_store: Any) -> None:
     assert api_key_store.touch(record.info.key_id, now=later, stale_before=edge) is False
     assert api_key_store.touch(record.info.key_id, now=later, stale_before=NOW) is True
     assert api_key_store.get(record.info.key_id).info.last_used_at == later
+
+
+def test_only_an_api_key_record_is_created(api_key_store: Any) -> None:
+    with pytest.raises(TypeError, match="ApiKeyRecord"):
+        api_key_store.create(new_record().info)
+
+
+def test_a_key_is_created_with_a_scope_of_the_enum(api_key_store: Any) -> None:
+    record = new_record(scope="write")
+    with pytest.raises(TypeError, match="scope must be an ApiKeyScope"):
+        api_key_store.create(record)
+    assert api_key_store.get(record.info.key_id) is None
+
+
+def test_the_memory_store_counts_its_keys() -> None:
+    store = MemoryApiKeyStore()
+    assert repr(store) == "MemoryApiKeyStore(0 keys)"
+    store.create(new_record())
+    assert repr(store) == "MemoryApiKeyStore(1 keys)"

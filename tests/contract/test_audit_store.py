@@ -223,3 +223,22 @@ def test_sql_row_with_a_secret_is_refused_on_read(
     finally:  # the engine is shared with later suites, which read every event
         with engine.begin() as conn:
             conn.execute(sa.delete(audit_events).where(audit_events.c.event_id == e.event_id))
+
+
+def test_only_a_security_event_is_recorded(audit_store: Any) -> None:
+    with pytest.raises(TypeError, match="SecurityEvent"):
+        audit_store.record({"type": "login.succeeded"})
+
+
+@pytest.mark.parametrize(
+    ("user_id", "pseudonym", "error"),
+    [(5, "p", TypeError), ("u", None, TypeError), ("", "p", ValueError), ("u", "", ValueError)],
+)
+def test_pseudonymise_needs_a_user_and_a_pseudonym(
+    audit_store: Any, user_id: Any, pseudonym: Any, error: type[Exception]
+) -> None:
+    o = org()
+    audit_store.record(event(o, actor_id="u"))
+    with pytest.raises(error):
+        audit_store.pseudonymise(user_id, pseudonym=pseudonym)
+    assert [e.actor_id for e in audit_store.query(organization_id=o)] == ["u"]

@@ -6,14 +6,16 @@ each other's rows.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import attrs
 import pytest
 import sqlalchemy as sa
+from sqlalchemy import event
 
 from storno_security.accounts.model import USER_FIELDS, UserAccount
 from storno_security.errors import AccountExistsError, CorruptRecordError, StoreError
@@ -24,6 +26,7 @@ from storno_security.rbac.permissions import Permission, Role
 from storno_security.stores import sql as sql_stores
 from storno_security.stores.memory import MemoryDirectoryStore
 from storno_security.stores.sql import SqlDirectoryStore
+from tests.conftest import get_sql_engine
 from tests.contract.conftest import store_fixture
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -915,3 +918,173 @@ def test_sql_malformed_rows_are_corrupt_records(sql_engine: Any) -> None:
         )
     with pytest.raises(CorruptRecordError):
         store.members_of(organization.organization_id)
+
+
+# --- arguments refused, accounts without an address ------------------------------------------
+
+
+def test_an_organization_is_renamed_with_text_only(directory: Any) -> None:
+    _, organization = register(directory)
+    org_id = organization.organization_id
+    version = version_of(directory, org_id)
+    with pytest.raises(TypeError, match="name"):
+        directory.update_organization(org_id, expected_version=version, name=5)
+    assert version_of(directory, org_id) == version  # nothing written
+
+
+@pytest.mark.parametrize("name", ["x" * 256, "Acme\x00"])
+def test_an_organization_name_no_column_holds_is_refused(sql_engine: Any, name: str) -> None:
+    store = SqlDirectoryStore(sql_engine)
+    _, organization = register(store)
+    org_id = organization.organization_id
+    version = version_of(store, org_id)
+    with pytest.raises(ValueError, match="name must be at most 255 characters"):
+        store.update_organization(org_id, expected_version=version, name=name)
+    assert store.get_organization(org_id) == organization
+
+
+def test_an_invitation_is_closed_declined_or_not(directory: Any) -> None:
+    _, organization = register(directory)
+    invitation = invite(directory, organization.organization_id)
+    with pytest.raises(TypeError, match="declined must be a bool"):
+        directory.close_invitation(invitation.invitation_id, declined="yes", now=NOW)
+    assert directory.get_invitation(invitation.invitation_id) == invitation
+
+
+def test_accounts_linked_to_google_only(directory: Any) -> None:
+    subject = f"google-{secrets.token_hex(6)}"
+    user, _ = register(directory, email=None, google_subject=subject)
+    with pytest.raises(AccountExistsError) as caught:
+        register(directory, email=None, google_subject=subject)
+    assert caught.value.reason == "google_taken"
+    bare, _ = register(directory, email=None)  # neither an address nor a subject: no clash
+    assert directory.get_user(bare.user_id) == bare
+    changed = directory.update_user(
+        user.user_id, expected={}, changes={"google_subject": None, "deleted_at": NOW}
+    )
+    assert changed is not None
+    other, _ = register(directory, email=None, google_subject=subject)  # free again
+    assert directory.get_user(other.user_id) == other
+
+
+def test_a_purge_keeps_the_invitations_of_organizations_it_keeps(directory: Any) -> None:
+    _, organization = register(directory)
+    invitation = invite(directory, organization.organization_id)
+    assert organization.organization_id not in directory.purge_organizations()
+    assert directory.get_invitation(invitation.invitation_id) == invitation
+
+
+def test_the_memory_directory_counts_what_it_holds() -> None:
+    store = MemoryDirectoryStore()
+    assert repr(store) == "MemoryDirectoryStore(0 users, 0 organizations)"
+    register(store)
+    assert repr(store) == "MemoryDirectoryStore(1 users, 1 organizations)"
+
+
+# --- what changes between a store's statements -----------------------------------------------
+#
+# A listener on the engine makes another connection's write at the exact point between two
+# statements of the store's transaction: the interleavings the store's re-checks are for.
+
+
+@contextlib.contextmanager
+def before_statement(
+    engine: sa.Engine, matches: Callable[[str, Any], bool], write: Callable[[sa.Connection], Any]
+) -> Iterator[list[str]]:
+    """Run ``write`` in a transaction of another connection (committed) just before the first
+    statement of ``engine`` that ``matches(sql, parameters)``; yield the statements it ran
+    before."""
+    other = sa.create_engine(engine.url, poolclass=sa.pool.NullPool)
+    fired: list[str] = []
+
+    def listener(
+        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
+    ) -> None:
+        if not fired and matches(statement, parameters):
+            fired.append(statement)
+            with other.begin() as other_conn:
+                write(other_conn)
+
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        yield fired
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+        other.dispose()
+
+
+def _lock_of(organization_id: str) -> Callable[[str, Any], bool]:
+    return lambda sql, params: "FOR UPDATE" in sql and organization_id in repr(params)
+
+
+def _empty_organization(store: SqlDirectoryStore) -> str:
+    """An organization whose only member (its Owner) was deleted and forgotten."""
+    user, organization = register(store)
+    org_id = organization.organization_id
+    store.update_user(user.user_id, expected={}, changes={"email": None, "deleted_at": NOW})
+    removal = attrs.evolve(owner_of(user, organization), deleted_at=NOW)
+    assert store.apply_memberships(
+        org_id, expected_version=version_of(store, org_id), memberships=[removal], now=NOW
+    )
+    store.forget_user(user.user_id)
+    return org_id
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mariadb"])  # SQLite: one writer at a time
+def test_an_organization_deleted_while_a_purge_runs_is_passed_over(
+    backend: str, sql_urls: dict[str, str | None], sql_engines: dict[str, Any]
+) -> None:
+    engine = get_sql_engine(backend, sql_urls, sql_engines)
+    store = SqlDirectoryStore(engine)
+    org_id = _empty_organization(store)
+    table = sql_stores.organizations
+    delete = sa.delete(table).where(table.c.organization_id == org_id)
+    with before_statement(engine, _lock_of(org_id), lambda conn: conn.execute(delete)) as fired:
+        purged = store.purge_organizations()
+    assert fired
+    assert org_id not in purged
+    assert store.get_organization(org_id) is None
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
+def test_an_organization_joined_while_a_purge_runs_is_kept(
+    backend: str, sql_urls: dict[str, str | None], sql_engines: dict[str, Any]
+) -> None:
+    engine = get_sql_engine(backend, sql_urls, sql_engines)
+    store = SqlDirectoryStore(engine)
+    org_id = _empty_organization(store)
+    newcomer = new_id("user")
+    join = sa.insert(sql_stores.memberships).values(
+        user_id=newcomer, organization_id=org_id, role="viewer", is_default=False, joined_at=NOW
+    )
+    with before_statement(engine, _lock_of(org_id), lambda conn: conn.execute(join)) as fired:
+        purged = store.purge_organizations()
+    assert fired
+    assert org_id not in purged
+    assert store.get_organization(org_id) is not None
+    assert store.purge_organizations().count(org_id) == 0
+
+
+def test_an_address_freed_after_a_refused_update_is_still_named(sql_engine: Any) -> None:
+    """The update is refused by the unique address; before the store reads who holds it, the
+    holder moves to another address: the refusal still names the address."""
+    store = SqlDirectoryStore(sql_engine)
+    holder, _ = register(store)
+    other, _ = register(store)
+    table = sql_stores.users
+    move = sa.update(table).where(table.c.user_id == holder.user_id).values(email=new_email())
+
+    def who_holds(sql: str, params: Any) -> bool:
+        return "live_google_subject" in sql and sql.lstrip().upper().startswith("SELECT")
+
+    with (
+        before_statement(sql_engine, who_holds, lambda conn: conn.execute(move)) as fired,
+        pytest.raises(AccountExistsError) as caught,
+    ):
+        store.update_user(other.user_id, expected={}, changes={"email": holder.email})
+    assert fired
+    assert caught.value.reason == "email_taken"
+    assert store.get_user(other.user_id) == other
+    moved = store.get_user(holder.user_id)
+    assert moved is not None
+    assert moved.email != holder.email  # no one held the address when the refusal was named

@@ -5,12 +5,18 @@ pool's pre-ping would have done; a disposed engine's connection is not used agai
 from __future__ import annotations
 
 import secrets
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
+from storno_security.errors import CorruptRecordError, StoreError
 from storno_security.stores.sql import SqlSessionStateStore
+from storno_security.stores.sql import _base as sql_base
+from storno_security.stores.sql._base import _ExactString, _Reader, _SqlStore, _UtcDateTime
 from tests.conftest import get_sql_engine
+from tests.contract._scratch import insert_raw, scratch_table
 
 
 def _backend_pid(store: SqlSessionStateStore) -> int:
@@ -50,3 +56,155 @@ def test_a_disposed_engine_reads_on_a_new_connection(
     assert fresh
     assert after is not before
     assert store.session_state(user_id=user, session_id=session).epoch == 0
+
+
+# --- what a lean read makes of the rows it finds -----------------------------------------------
+#
+# A reader over a table of the test's own (tests.contract._scratch), whose database types may
+# differ from those the code reads them as. SQLite and PostgreSQL read lean (straight on the
+# driver); MariaDB reads in an ordinary transaction: each must answer the same.
+
+KEY = ("VARCHAR(64)", sa.String(64))  # a plain string: no bind processor
+AS_TEXT_TIME = ("VARCHAR(64)", _UtcDateTime())
+NOT_TEXT = {"sqlite": "BLOB", "postgresql": "INTEGER", "mariadb": "INTEGER"}
+
+
+def _reader(engine: sa.Engine, table: sa.Table, *columns: str) -> _Reader[Any]:
+    statement = sa.select(*(table.c[c] for c in columns)).where(table.c.k == sa.bindparam("k"))
+    return _Reader(engine, statement, lambda row: row)
+
+
+def _backend(engine: sa.Engine) -> str:
+    return "mariadb" if engine.dialect.name in ("mysql", "mariadb") else engine.dialect.name
+
+
+#: What a time stored as text that is no time is reported as: SQLite's parser refuses the text
+#: ("unreadable"); PostgreSQL (a text column: the driver hands the str over) and MariaDB (the
+#: ordinary read) find a value that is not a datetime.
+UNREADABLE_TIME_REASON = {
+    "sqlite": "unreadable",
+    "postgresql": "bad_datetime",
+    "mariadb": "bad_datetime",
+}
+
+
+def test_a_time_that_is_no_time_is_a_corrupt_record(sql_engine: sa.Engine) -> None:
+    with scratch_table(sql_engine, {"k": KEY, "at": AS_TEXT_TIME}) as table:
+        insert_raw(sql_engine, table, {"k": "bad", "at": "not a time"})
+        reader = _reader(sql_engine, table, "at")
+        with pytest.raises(CorruptRecordError) as caught:
+            reader.one_or_none({"k": "bad"})
+        assert caught.value.reason == UNREADABLE_TIME_REASON[_backend(sql_engine)]
+        assert reader.one_or_none({"k": "missing"}) is None
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_a_time_with_a_zone_is_read_as_utc(
+    backend: str, sql_urls: dict[str, str | None], sql_engines: dict[str, Any]
+) -> None:
+    engine = get_sql_engine(backend, sql_urls, sql_engines)
+    at = ("TIMESTAMP WITH TIME ZONE", _UtcDateTime())
+    with scratch_table(engine, {"k": KEY, "at": at}) as table:
+        insert_raw(engine, table, {"k": "k", "at": "2026-03-01 14:00:00+02:00"})
+        statement = sa.select(table.c.at).where(table.c.k == "k")
+        expected = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+        (lean,) = _reader(engine, table, "at").one_or_none({"k": "k"})
+        assert lean == expected
+        assert lean.tzinfo is UTC
+        (plain,) = _SqlStore(engine)._read_one(statement, lambda row: row)
+        assert plain == expected
+        assert plain.tzinfo is UTC
+
+
+#: What a value that is not text in an exact-string column is reported as: on SQLite a BLOB is
+#: decoded as UTF-8 (invalid UTF-8: "unreadable"); a number elsewhere is not text.
+NOT_TEXT_CASES = {
+    "sqlite": (b"\xff\xfe", "unreadable"),
+    "postgresql": (5, "bad_text"),
+    "mariadb": (5, "bad_text"),
+}
+
+
+def test_a_value_that_is_not_text_in_an_exact_string_column_is_corrupt(
+    sql_engine: sa.Engine,
+) -> None:
+    backend = _backend(sql_engine)
+    label = (NOT_TEXT[backend], _ExactString(64))
+    value, reason = NOT_TEXT_CASES[backend]
+    with scratch_table(sql_engine, {"k": KEY, "label": label}) as table:
+        insert_raw(sql_engine, table, {"k": "bad", "label": value}, {"k": "none", "label": None})
+        reader = _reader(sql_engine, table, "label")
+        with pytest.raises(CorruptRecordError) as caught:
+            reader.one_or_none({"k": "bad"})
+        assert caught.value.reason == reason
+        assert reader.one_or_none({"k": "none"}) == (None,)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_text_stored_as_utf8_bytes_reads_as_text(
+    backend: str, sql_urls: dict[str, str | None], sql_engines: dict[str, Any]
+) -> None:
+    engine = get_sql_engine(backend, sql_urls, sql_engines)
+    with scratch_table(engine, {"k": KEY, "label": ("BLOB", _ExactString(64))}) as table:
+        insert_raw(engine, table, {"k": "k", "label": "Zoë".encode()})
+        assert _reader(engine, table, "label").one_or_none({"k": "k"}) == ("Zoë",)
+
+
+def test_two_rows_for_one_read_are_a_corrupt_record(sql_engine: sa.Engine) -> None:
+    with scratch_table(sql_engine, {"k": KEY, "label": ("VARCHAR(64)", _ExactString(64))}) as table:
+        insert_raw(sql_engine, table, {"k": "twice", "label": "a"}, {"k": "twice", "label": "b"})
+        with pytest.raises(CorruptRecordError) as caught:
+            _reader(sql_engine, table, "label").one_or_none({"k": "twice"})
+        assert caught.value.reason == "duplicate_row"
+
+
+def test_collect_builds_one_record_of_every_row(sql_engine: sa.Engine) -> None:
+    with scratch_table(sql_engine, {"k": KEY, "label": ("VARCHAR(64)", _ExactString(64))}) as table:
+        insert_raw(sql_engine, table, {"k": "k", "label": "a"}, {"k": "k", "label": "b"})
+        statement = (
+            sa.select(table.c.label).where(table.c.k == sa.bindparam("k")).order_by(table.c.label)
+        )
+        reader = _Reader(sql_engine, statement, lambda rows: tuple(r.label for r in rows))
+        first = reader.collect({"k": "k"})
+        assert first == ("a", "b")
+        assert reader.collect({"k": "k"}) == first
+        assert reader.collect({"k": "nothing"}) is None
+        insert_raw(sql_engine, table, {"k": "k", "label": "c"})
+        assert reader.collect({"k": "k"}) == ("a", "b", "c")  # read again, not remembered
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_records_kept_by_a_lean_reader_are_bounded(
+    backend: str,
+    sql_urls: dict[str, str | None],
+    sql_engines: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    engine = get_sql_engine(backend, sql_urls, sql_engines)
+    monkeypatch.setattr(sql_base, "_MEMO_SIZE", 1)
+    with scratch_table(engine, {"k": KEY, "label": ("VARCHAR(64)", _ExactString(64))}) as table:
+        insert_raw(engine, table, {"k": "a", "label": "x"}, {"k": "b", "label": "y"})
+        one = _reader(engine, table, "label")
+        assert one.one_or_none({"k": "a"}) == ("x",)
+        assert one.one_or_none({"k": "b"}) == ("y",)
+        assert list(one._memo.values()) == [("y",)]
+        statement = sa.select(table.c.label).where(table.c.k == sa.bindparam("k"))
+        every = _Reader(engine, statement, lambda rows: [r.label for r in rows])
+        assert every.collect({"k": "a"}) == ["x"]
+        assert every.collect({"k": "b"}) == ["y"]
+        assert list(every._memo.values()) == [["y"]]
+
+
+#: A read of a table that is not there: SQLite's driver calls it an operational error.
+MISSING_TABLE_REASON = {"sqlite": "unavailable", "postgresql": "backend", "mariadb": "backend"}
+
+
+def test_a_read_the_database_refuses_is_a_store_error(sql_engine: sa.Engine) -> None:
+    table = sa.Table(
+        f"storno_no_such_{secrets.token_hex(4)}", sa.MetaData(), sa.Column("k", sa.String(64))
+    )
+    reader = _reader(sql_engine, table, "k")
+    with pytest.raises(StoreError) as caught:
+        reader.one_or_none({"k": "k"})
+    assert caught.value.reason == MISSING_TABLE_REASON[_backend(sql_engine)]
+    assert not isinstance(caught.value, sa.exc.SQLAlchemyError)

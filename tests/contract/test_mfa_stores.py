@@ -419,3 +419,12 @@ def test_sql_down_is_store_unavailable(tmp_path: Any) -> None:
             SqlBackupCodeStore(engine).replace_codes(user(), _codes(), now=NOW)
     finally:
         engine.dispose()
+
+
+def test_only_stored_backup_codes_replace_a_set(backup_store: Any) -> None:
+    u = user()
+    backup_store.replace_codes(u, _codes(), now=NOW)
+    bad = [*_codes(2), {"code_id": "c", "hint": "A", "code_hash": "$h"}]
+    with pytest.raises(TypeError, match="StoredBackupCode"):
+        backup_store.replace_codes(u, bad, now=NOW)
+    assert backup_store.count_unused(u) == 3  # the old set stands

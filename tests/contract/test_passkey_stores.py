@@ -13,10 +13,11 @@ from typing import Any
 
 import attrs
 import pytest
+import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from storno_security.errors import StoreError
+from storno_security.errors import CorruptRecordError, StoreError
 from storno_security.passkeys.storage import (
     ChallengePurpose,
     PasskeyChallenge,
@@ -31,7 +32,13 @@ from storno_security.stores.memory import (
 )
 from storno_security.stores.redis import RedisPasskeyChallengeStore
 from storno_security.stores.sql import SqlPasskeyChallengeStore, SqlPasskeyCredentialStore
+from storno_security.stores.sql.passkeys import (
+    _bytes_of,
+    passkey_credentials,
+    passkey_user_handles,
+)
 from tests._concurrency import at_once
+from tests.conftest import get_sql_engine
 from tests.contract.conftest import store_fixture
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -345,3 +352,148 @@ def test_credential_round_trips(
     credential_store.add(credential)
     assert credential_store.get(credential.credential_id) == credential
     assert credential_store.list_for_user(credential.user_id) == [credential]
+
+
+# --- arguments refused before any write ------------------------------------------------------
+
+
+@pytest.mark.parametrize("candidate", [b"", b"h" * 65, "handle", bytearray(b"handle")])
+def test_a_candidate_user_handle_is_1_to_64_bytes(credential_store: Any, candidate: Any) -> None:
+    user = f"user-{secrets.token_hex(6)}"
+    with pytest.raises(ValueError, match="candidate"):
+        credential_store.user_handle(user, candidate=candidate)
+    assert credential_store.user_handle(user, candidate=b"h" * 64) == b"h" * 64
+
+
+def test_only_a_passkey_credential_is_added(credential_store: Any) -> None:
+    with pytest.raises(TypeError, match="PasskeyCredential"):
+        credential_store.add(attrs.asdict(new_credential()))
+
+
+@pytest.mark.parametrize(
+    ("sign_count", "backed_up", "error"),
+    [
+        (True, False, TypeError),
+        (1.0, False, TypeError),
+        (-1, False, ValueError),
+        (2**32, False, ValueError),
+        (1, "yes", TypeError),
+    ],
+)
+def test_a_use_is_recorded_with_a_32_bit_count_and_a_bool(
+    credential_store: Any, sign_count: Any, backed_up: Any, error: type[Exception]
+) -> None:
+    credential = new_credential(sign_count=1)
+    credential_store.add(credential)
+    with pytest.raises(error):
+        credential_store.record_use(
+            credential.credential_id, sign_count=sign_count, backed_up=backed_up, now=NOW
+        )
+    assert credential_store.get(credential.credential_id) == credential  # unchanged
+
+
+@pytest.mark.parametrize(
+    ("changes", "error"),
+    [
+        ({"user_handle": "handle"}, TypeError),
+        ({"public_key": b""}, ValueError),
+        ({"credential_id": b"c" * 1024}, ValueError),
+        ({"transports": ("usb", "hybrid internal")}, ValueError),
+        ({"transports": ("usb", "")}, ValueError),
+        ({"transports": ("t" * 128, "u" * 128)}, ValueError),
+        ({"aaguid": "0" * 37}, ValueError),
+        ({"aaguid": None}, ValueError),
+        ({"sign_count": -1}, ValueError),
+    ],
+)
+def test_a_credential_no_column_can_hold_is_refused(
+    sql_engine: Any, changes: dict[str, Any], error: type[Exception]
+) -> None:
+    store = SqlPasskeyCredentialStore(sql_engine)
+    credential = new_credential(**changes)
+    with pytest.raises(error):
+        store.add(credential)
+    assert store.list_for_user(credential.user_id) == []
+
+
+def test_the_memory_store_names_itself() -> None:
+    assert repr(MemoryPasskeyCredentialStore()) == "MemoryPasskeyCredentialStore()"
+
+
+# --- SQL rows the store never writes ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("values", "reason"),
+    [
+        ({"credential_id": b""}, "bad_credential_id"),
+        ({"credential_id": b"another id"}, "bad_credential_key"),
+        ({"user_id": ""}, "bad_user_id"),
+        ({"sign_count": -1}, "bad_sign_count"),
+        ({"sign_count": 2**32}, "bad_sign_count"),
+        ({"name": ""}, "bad_name"),
+        ({"user_handle": b""}, "bad_user_handle"),
+        ({"public_key": b""}, "bad_public_key"),
+    ],
+)
+def test_a_credential_row_the_store_never_writes_is_corrupt(
+    sql_engine: Any, values: dict[str, Any], reason: str
+) -> None:
+    store = SqlPasskeyCredentialStore(sql_engine)
+    credential = new_credential()
+    store.add(credential)
+    with sql_engine.begin() as conn:
+        conn.execute(
+            sa.update(passkey_credentials)
+            .where(passkey_credentials.c.credential_key == credential.key)
+            .values(**values)
+        )
+    with pytest.raises(CorruptRecordError) as caught:
+        store.get(credential.credential_id)
+    assert caught.value.reason == reason
+    if "user_id" not in values:  # still listed for its user: the list refuses it too
+        with pytest.raises(CorruptRecordError):
+            store.list_for_user(credential.user_id)
+
+
+@pytest.mark.parametrize("column", ["transports", "aaguid"])
+def test_a_text_column_holding_bytes_is_corrupt(
+    column: str, sql_urls: dict[str, str | None], sql_engines: dict[str, Any]
+) -> None:
+    engine = get_sql_engine("sqlite", sql_urls, sql_engines)  # a SQLite column holds any type
+    store = SqlPasskeyCredentialStore(engine)
+    credential = new_credential()
+    store.add(credential)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                f"UPDATE storno_passkey_credentials SET {column} = X'00' WHERE credential_key = :k"
+            ),
+            {"k": credential.key},
+        )
+    with pytest.raises(CorruptRecordError) as caught:
+        store.get(credential.credential_id)
+    assert caught.value.reason == "bad_text"
+
+
+def test_a_user_handle_row_the_store_never_writes_is_corrupt(sql_engine: Any) -> None:
+    store = SqlPasskeyCredentialStore(sql_engine)
+    user = f"user-{secrets.token_hex(6)}"
+    store.user_handle(user, candidate=b"handle")
+    with sql_engine.begin() as conn:
+        conn.execute(
+            sa.update(passkey_user_handles)
+            .where(passkey_user_handles.c.user_id == user)
+            .values(user_handle=b"")
+        )
+    with pytest.raises(CorruptRecordError) as caught:
+        store.user_handle(user, candidate=b"other")
+    assert caught.value.reason == "bad_user_handle"
+
+
+@pytest.mark.parametrize("value", [bytearray(b"handle"), memoryview(b"handle")])
+def test_binary_values_of_any_buffer_type_are_read_as_bytes(value: Any) -> None:
+    assert _bytes_of(value, 64, "bad_user_handle") == b"handle"
+    with pytest.raises(CorruptRecordError) as caught:
+        _bytes_of(value, 3, "bad_user_handle")
+    assert caught.value.reason == "bad_user_handle"

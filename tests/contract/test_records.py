@@ -116,6 +116,30 @@ def test_what_no_backend_can_store_is_refused_before_any_round_trip(
         backend.insert(args.pop("namespace"), args.pop("key"), **args)
 
 
+@pytest.mark.parametrize(
+    "bad", [{"number": True}, {"number": 1.0}, {"limit": "5"}, {"data": b"{}"}, {"data": None}]
+)
+def test_values_of_another_type_are_refused_before_any_round_trip(
+    bad: dict[str, Any],
+) -> None:
+    records = MemoryRecords()  # the checks are the base class's, the same for every backend
+    k = key()
+    with pytest.raises(TypeError):
+        records.insert(NS, k, now=NOW, expires_at=LATER, **bad)
+    assert records.get(NS, k, now=NOW) is None
+
+
+def test_a_count_that_creates_needs_an_end_after_now() -> None:
+    records = MemoryRecords()
+    k = key()
+    for end in (NOW, NOW - US):
+        with pytest.raises(ValueError, match="after now"):
+            records.count(NS, k, now=NOW, expires_at=end)
+    assert records.get(NS, k, now=NOW) is None
+    # without create, an end is not asked for: nothing is counted
+    assert records.count(NS, k, now=NOW, expires_at=NOW, create=False) is None
+
+
 @pytest.mark.parametrize("unstorable", ["a\x00b", "\ud800", "", "k" * 256])
 def test_a_lookup_that_cannot_have_been_stored_matches_nothing(
     backend: Any, unstorable: str
@@ -433,3 +457,74 @@ def test_exactly_once_across_processes(
             True: 1,
             False: PROCESSES * THREADS - 1,
         }
+
+
+# --- SQL rows no backend writes ----------------------------------------------------------------
+
+
+def _sql_row(engine: Any, k: str, column: str, value: str) -> None:
+    """Set one column of the record at ``k`` to a raw SQL expression."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            f"UPDATE storno_records SET {column} = {value}"
+            f" WHERE namespace = '{NS}' AND record_key = '{k}'"
+        )
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "reason"),
+    [("subject", "''", "bad_subject"), ("tag", "''", "bad_tag")],
+)
+def test_sql_an_empty_subject_or_tag_is_corrupt(
+    sql_engine: Any, column: str, value: str, reason: str
+) -> None:
+    records = SqlRecords(sql_engine)
+    k = key()
+    records.insert(NS, k, now=NOW, expires_at=LATER, subject=user(), tag="t")
+    _sql_row(sql_engine, k, column, value)
+    with pytest.raises(CorruptRecordError) as caught:
+        records.get(NS, k, now=NOW)
+    assert caught.value.reason == reason
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "reason"),
+    [
+        ("number", "'one'", "bad_number"),
+        ("max_number", "'five'", "bad_number"),
+        ("data", "X'00'", "bad_data"),
+    ],
+)
+def test_sql_values_of_another_type_are_corrupt(
+    sql_urls: dict[str, str | None],
+    sql_engines: dict[str, Any],
+    column: str,
+    value: str,
+    reason: str,
+) -> None:
+    from tests.conftest import get_sql_engine
+
+    engine = get_sql_engine("sqlite", sql_urls, sql_engines)  # a SQLite column keeps any type
+    records = SqlRecords(engine)
+    k = key()
+    limit = 5 if column == "max_number" else None  # else a text number compares as dead
+    records.insert(NS, k, now=NOW, expires_at=LATER, subject=user(), limit=limit)
+    _sql_row(engine, k, column, value)
+    with pytest.raises(CorruptRecordError) as caught:
+        records.get(NS, k, now=NOW)
+    assert caught.value.reason == reason
+
+
+def test_sql_a_count_below_zero_is_corrupt_and_rolled_back(sql_engine: Any) -> None:
+    records = SqlRecords(sql_engine)
+    k = key()
+    records.insert(NS, k, now=NOW, expires_at=LATER, number=3)
+    _sql_row(sql_engine, k, "number", "-5")
+    with pytest.raises(CorruptRecordError) as caught:
+        records.count(NS, k, now=NOW, create=False)
+    assert caught.value.reason == "bad_number"
+    with sql_engine.connect() as conn:
+        number = conn.exec_driver_sql(
+            f"SELECT number FROM storno_records WHERE record_key = '{k}'"
+        ).scalar_one()
+    assert number == -5

@@ -242,3 +242,61 @@ def _state_is_carried(engine: Any) -> None:
         presented_hash=H, new_hash="b" * 64, now=NOW, grace=timedelta(seconds=5)
     )
     assert retry.outcome is RotationOutcome.REISSUED  # the new column works
+
+
+def test_an_upgrade_carries_the_tables_there_are(tmp_path: Path) -> None:
+    """A version-1 database made before some of the version-1 tables existed, whose token table
+    already has the column an interrupted upgrade added."""
+    engine = sql.create_engine(f"sqlite:///{tmp_path / 'partial.db'}")
+    present = (
+        "storno_session_epochs",
+        "storno_refresh_families",
+        "storno_refresh_tokens",
+        "storno_schema_versions",
+    )
+    try:
+        V1.create_all(engine, tables=[V1.tables[name] for name in present])
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "ALTER TABLE storno_refresh_tokens ADD COLUMN successor_hash VARCHAR(64)"
+            )
+            for name in present:
+                conn.execute(sa.insert(V1.tables[name]), ROWS[name])
+        sql.create_schema(engine)
+        assert sql.schema_version(engine) == 2
+        state = sql.SqlSessionStateStore(engine)
+        assert state.session_state(user_id="u-1", session_id="s-1").epoch == 4
+        assert "storno_session_epochs" not in sa.inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+
+
+def test_a_version_recorded_meanwhile_by_another_process_is_kept() -> None:
+    """Two processes create one new schema: the other records the version between this one's
+    read of it and its insert, which the unique key refuses; the schema is created once."""
+    if not _port_open("127.0.0.1", 5432):  # SQLite: one writer at a time, it cannot happen
+        missing_service("postgresql", "no server on its port")
+    name = f"storno_race_{RUN_ID}"
+    url = _make_database(PG_ADMIN_URL, name)
+    engine = sql.create_engine(url)
+    other = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    fired: list[str] = []
+
+    def first(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: Any) -> None:
+        if not fired and statement.startswith("INSERT INTO storno_schema_versions"):
+            fired.append(statement)
+            with other.begin() as other_conn:
+                other_conn.execute(
+                    sa.insert(sql.schema_versions).values(component="tokens", version=2)
+                )
+
+    sa.event.listen(engine, "before_cursor_execute", first)
+    try:
+        sql.create_schema(engine)
+        assert fired
+        assert sql.schema_version(engine) == 2
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", first)
+        engine.dispose()
+        other.dispose()
+        _drop_database(PG_ADMIN_URL, name, force=True)

@@ -650,3 +650,83 @@ def test_every_exported_store_name_exists(package: str) -> None:
 
     module = importlib.import_module(f"storno_security.stores.{package}")
     assert [name for name in module.__all__ if not hasattr(module, name)] == []
+
+
+# --- refresh families: rows the store never writes -------------------------------------------
+
+
+def _sqlite_engine(tmp_path: Path) -> sa.Engine:
+    engine = create_engine(f"sqlite:///{tmp_path / 'tokens.db'}")
+    create_schema(engine)
+    return engine
+
+
+def test_a_family_time_sql_and_python_read_differently_is_inconsistent(tmp_path: Path) -> None:
+    """An end stored with an offset (never by the store): SQLite compares the text (11:00 is
+    before 12:00, so the family looks expired to the claim) while it reads as 16:00 UTC (live):
+    the store refuses to guess."""
+    engine = _sqlite_engine(tmp_path)
+    try:
+        store = SqlRefreshFamilyStore(engine)
+        family, token = new_family(), new_hash()
+        store.create_family(family, token_hash=token)
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text("UPDATE storno_refresh_families SET expires_at = :e WHERE family_id = :f"),
+                {"e": "2026-03-01 11:00:00-05:00", "f": family.family_id},
+            )
+        with pytest.raises(CorruptRecordError) as caught:
+            store.rotate(presented_hash=token, new_hash=new_hash(), now=NOW)
+        assert caught.value.reason == "inconsistent"
+        assert used_at_of(engine, token) is None
+    finally:
+        engine.dispose()
+
+
+def test_a_token_hash_stored_twice_is_corrupt(tmp_path: Path) -> None:
+    """A token table that lost its primary key (copied by ``CREATE TABLE ... AS``)."""
+    engine = _sqlite_engine(tmp_path)
+    try:
+        store = SqlRefreshFamilyStore(engine)
+        family, token = new_family(), new_hash()
+        store.create_family(family, token_hash=token)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE storno_refresh_tokens RENAME TO old_tokens")
+            conn.exec_driver_sql("CREATE TABLE storno_refresh_tokens AS SELECT * FROM old_tokens")
+            conn.exec_driver_sql("INSERT INTO storno_refresh_tokens SELECT * FROM old_tokens")
+        with pytest.raises(CorruptRecordError) as caught:
+            store.rotate(presented_hash=token, new_hash=new_hash(), now=NOW)
+        assert caught.value.reason == "duplicate_row"
+        with engine.connect() as conn:  # neither copy was claimed: rolled back
+            used = conn.exec_driver_sql("SELECT used_at FROM storno_refresh_tokens").all()
+        assert used == [(None,), (None,)]
+    finally:
+        engine.dispose()
+
+
+def test_an_epoch_that_is_not_a_number_is_corrupt(tmp_path: Path) -> None:
+    engine = _sqlite_engine(tmp_path)  # a SQLite column keeps the text it is given
+    try:
+        store = SqlSessionStateStore(engine)
+        store.bump_epoch("alice")
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "UPDATE storno_records SET number = 'one' WHERE namespace = 'epoch'"
+            )
+        with pytest.raises(CorruptRecordError) as caught:
+            store.session_state(user_id="alice", session_id="s")
+        assert caught.value.reason == "bad_epoch"
+    finally:
+        engine.dispose()
+
+
+def test_only_a_refresh_family_is_created(sql_engine: sa.Engine) -> None:
+    with pytest.raises(TypeError, match="RefreshFamily"):
+        SqlRefreshFamilyStore(sql_engine).create_family(object(), token_hash=new_hash())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("user_id", ["", "a\x00b", "\ud800"])
+def test_a_user_id_no_column_holds_has_no_live_families(
+    sql_engine: sa.Engine, user_id: str
+) -> None:
+    assert SqlRefreshFamilyStore(sql_engine).live_families(user_id, now=NOW) == []

@@ -4,11 +4,13 @@ and one that cannot get it in time is answered ``StoreUnavailableError`` (never 
 from __future__ import annotations
 
 import threading
+import types
 from pathlib import Path
 
 import pytest
 
 from storno_security.errors import StoreUnavailableError
+from storno_security.stores.sql import _base as sql_base
 from storno_security.stores.sql import create_engine, create_schema
 from storno_security.stores.sql._base import _FifoLock, _transaction, sqlite_writers
 
@@ -65,3 +67,25 @@ def test_a_writer_that_cannot_get_its_turn_is_unavailable(tmp_path: Path) -> Non
     with _transaction(engine) as conn:
         conn.exec_driver_sql("SELECT 1")
     engine.dispose()
+
+
+def test_a_waiter_handed_the_lock_just_as_its_wait_ends_keeps_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lock = _FifoLock()
+    assert lock.acquire(timeout=1)
+
+    class LateTurn(threading.Event):
+        """A turn whose wait times out at the very moment the holder hands the lock over."""
+
+        def wait(self, timeout: float | None = None) -> bool:
+            lock.release()  # the holder's release: this turn leaves the queue, set
+            return False
+
+    monkeypatch.setattr(sql_base, "threading", types.SimpleNamespace(Event=LateTurn))
+    assert lock.acquire(timeout=0.01) is True
+    monkeypatch.undo()
+    assert not lock._waiters
+    assert lock.acquire(timeout=0) is False  # held: by the waiter that was handed it
+    lock.release()
+    assert lock.acquire(timeout=0)

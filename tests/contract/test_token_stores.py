@@ -137,6 +137,19 @@ def test_duplicate_token_hash_refused(family_store: Any) -> None:
         family_store.create_family(new_family(), token_hash=shared)
 
 
+def test_rotation_to_a_hash_in_use_is_refused_and_changes_nothing(family_store: Any) -> None:
+    taken = new_hash()
+    family_store.create_family(new_family(), token_hash=taken)
+    family, first = new_family(), new_hash()
+    family_store.create_family(family, token_hash=first)
+    with pytest.raises(StoreError) as caught:
+        family_store.rotate(presented_hash=first, new_hash=taken, now=NOW)
+    assert caught.value.reason == "duplicate"
+    # the presented token was not consumed: it rotates as it would have
+    result = family_store.rotate(presented_hash=first, new_hash=new_hash(), now=NOW)
+    assert result.outcome is RotationOutcome.ROTATED
+
+
 @pytest.mark.spec("REF-4")
 def test_logout_revokes_by_token(family_store: Any) -> None:
     family = new_family()

@@ -187,3 +187,19 @@ def test_forgetting_expired_state_never_changes_an_answer(
             ]
         assert results[0] == results[1], (now, key, results)
         assert len(storage) <= len(set(model.windows) | set(model.buckets))
+
+
+def test_a_key_whose_log_and_bucket_both_live_is_queued_again_at_the_earlier_end() -> None:
+    storage = MemoryRateLimitStorage()
+    storage.acquire_window("both", limit=5, window_ms=1_000, now_ms=START_MS)  # queued at +1 s
+    storage.acquire_bucket(
+        "both", capacity=2, refill_amount=1, refill_period_ms=10_000, now_ms=START_MS
+    )  # ends at +10 s
+    storage.acquire_window("both", limit=5, window_ms=1_000, now_ms=START_MS + 900)  # to +1.9 s
+    storage.acquire_window("probe", limit=10**4, window_ms=1, now_ms=START_MS + 1_500)
+    assert len(storage) == 2  # both records of "both" live: kept, queued again at +2 s
+    assert 2 + START_MS // 1000 in storage._due
+    storage.acquire_window("probe", limit=10**4, window_ms=1, now_ms=START_MS + 2_500)
+    assert len(storage) == 2  # the log is gone, the bucket lives on
+    answer = storage.acquire_window("both", limit=5, window_ms=1_000, now_ms=START_MS + 2_600)
+    assert answer.remaining == 4  # a new log

@@ -11,6 +11,7 @@ from datetime import datetime
 
 import attrs
 
+from storno_security.api_keys.scopes import ApiKeyScope
 from storno_security.api_keys.storage import ApiKeyInfo, ApiKeyRecord
 from storno_security.errors import StoreError
 
@@ -32,6 +33,8 @@ class MemoryApiKeyStore:
         """See :meth:`ApiKeyStore.create`."""
         if not isinstance(record, ApiKeyRecord):
             raise TypeError(f"record must be an ApiKeyRecord, not {type(record).__name__}")
+        if not isinstance(record.info.scope, ApiKeyScope):
+            raise TypeError("scope must be an ApiKeyScope")
         with self._lock:
             if record.info.key_id in self._records or record.key_hash in self._hashes:
                 raise StoreError("the API key id or hash exists already", reason="duplicate")

@@ -77,6 +77,8 @@ class MemoryBackupCodeStore:
     ) -> None:
         """See :meth:`BackupCodeStore.replace_codes`."""
         ensure_aware_utc(now)
+        if not all(isinstance(code, StoredBackupCode) for code in codes):
+            raise TypeError("codes must be StoredBackupCode instances")
         new_ids = [code.code_id for code in codes]
         with self._lock:
             old_ids = self._by_user.get(user_id, [])

@@ -113,6 +113,8 @@ class MemoryPasskeyCredentialStore:
     ) -> UseOutcome:
         """See :meth:`PasskeyCredentialStore.record_use`."""
         _check_count(sign_count)
+        if not isinstance(backed_up, bool):
+            raise TypeError("backed_up must be a bool")
         now = ensure_aware_utc(now)
         key = credential_key(credential_id)
         with self._lock:
