@@ -153,7 +153,9 @@ class StornoFlask:
         )
 
     def _after(self, response: Response) -> Response:
-        response.headers.setdefault("X-Request-Id", g.get("storno_request_id", ""))
+        request_id = g.get("storno_request_id")
+        if request_id:  # none when an earlier before-request hook answered first
+            response.headers.setdefault("X-Request-Id", request_id)
         status: RateLimitStatus | None = g.get("storno_rate_limit")
         if status is not None and not status.degraded:
             for name, value in rate_limit_headers(status).items():

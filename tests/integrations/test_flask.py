@@ -244,6 +244,7 @@ def test_a_request_answered_before_the_extension_runs_still_answers(world: World
     assert (answer.status_code, answer.get_data(as_text=True)) == (503, "down for maintenance")
     # the extension's before-hook never ran: no request context to leave, nothing counted
     assert "RateLimit-Limit" not in answer.headers
+    assert "X-Request-Id" not in answer.headers  # never an empty one
     assert current_request_context().request_id is None
 
 
