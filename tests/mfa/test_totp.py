@@ -351,3 +351,23 @@ def test_enrolment_labels_must_be_text(totp: TotpAuthenticator) -> None:
     with pytest.raises(TypeError, match="issuer must be a str, not bytes"):
         totp.begin_enrolment(account_name="ana@example.eu", issuer=b"Storno")  # type: ignore[arg-type]
     assert repr(totp) == f"TotpAuthenticator({POLICY.totp!r})"
+
+
+def test_a_label_of_exactly_255_characters_is_taken_and_256_refused(
+    totp: TotpAuthenticator,
+) -> None:
+    enrolment = totp.begin_enrolment(account_name="a" * 255, issuer="i" * 255)
+    assert (enrolment.account_name, enrolment.issuer) == ("a" * 255, "i" * 255)
+    assert unquote(urlparse(enrolment.provisioning_uri).path).endswith("a" * 255)
+    with pytest.raises(ValueError, match="longer than 255"):
+        totp.begin_enrolment(account_name="a" * 256, issuer="Storno")
+
+
+def test_an_enrolment_is_built_by_keyword_only(totp: TotpAuthenticator) -> None:
+    from storno_security.mfa import TotpEnrolment
+
+    enrolment = totp.begin_enrolment(account_name="ana@example.eu", issuer="Storno")
+    with pytest.raises(TypeError):
+        TotpEnrolment(  # type: ignore[misc]
+            enrolment.secret, enrolment.provisioning_uri, enrolment.account_name, enrolment.issuer
+        )
