@@ -292,3 +292,26 @@ def test_the_hasher_takes_only_a_password_policy_and_shows_it() -> None:
         PasswordHasher({"cost": 12})  # type: ignore[arg-type]
     policy = PasswordPolicy(cost=5, insecure_low_cost=True)
     assert repr(PasswordHasher(policy)) == f"PasswordHasher({policy!r})"
+
+
+@pytest.mark.spec("PW-5")
+def test_the_lower_length_bounds_are_inclusive_and_the_policy_takes_keywords() -> None:
+    assert PasswordPolicy(min_length=1).min_length == 1
+    assert PasswordPolicy(max_bytes=8).max_bytes == 8
+    with pytest.raises(ValueError, match="min_length"):
+        PasswordPolicy(min_length=0)
+    with pytest.raises(ValueError, match="max_bytes"):
+        PasswordPolicy(max_bytes=7)
+    with pytest.raises(TypeError):
+        PasswordPolicy(False, 12)  # type: ignore[misc]
+
+
+@pytest.mark.spec("PW-2")
+def test_a_legacy_hash_matches_exactly_72_bytes_and_refuses_73() -> None:
+    hasher = PasswordHasher(FAST)
+    exact = "x" * 72
+    legacy = bcrypt.hashpw(exact.encode(), bcrypt.gensalt(rounds=4)).decode()
+    assert hasher.verify(exact, legacy).new_hash is not None  # matched, and due for a rehash
+    with pytest.raises(InvalidPasswordError) as caught:
+        hasher.verify(exact + "y", legacy)
+    assert caught.value.reason == "legacy_hash_over_72_bytes"
