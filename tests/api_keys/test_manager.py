@@ -607,7 +607,8 @@ def test_a_key_erased_right_after_its_revocation_gives_no_event(clock: FrozenClo
     assert [event.kind for event in events] == ["api_key_created"]
 
 
-def test_the_manager_shows_its_store(manager: ApiKeyManager, store: CountingStore) -> None:
+def test_the_manager_shows_its_store(store: CountingStore, clock: FrozenClock) -> None:
+    manager = ApiKeyManager(store, clock=clock)
     assert repr(manager) == f"ApiKeyManager({store!r})"
     assert manager.policy == ApiKeyPolicy()
 
