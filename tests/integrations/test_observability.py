@@ -490,3 +490,39 @@ def test_without_metrics_the_observer_sink_only_logs(caplog: pytest.LogCaptureFi
     assert observer.metrics is None
     assert [r.name for r in caplog.records] == ["storno_security.events", "storno_security.http"]
     assert _line(caplog.records[0])["type"] == "session.token_reuse_detected"
+
+
+def test_the_access_log_writes_time_stamped_lines_to_stdout_only(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from storno_security.integrations.observability import stdout_access_log
+
+    name = "tests.observability.access"
+    access = stdout_access_log(name)
+    try:
+        assert access.propagate is False  # not also in the JSON stream of stderr
+        access.warning("GET /health 200")
+        out, err = capsys.readouterr()
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} GET /health 200\n", out)
+        assert err == ""
+    finally:
+        for handler in list(access.handlers):
+            access.removeHandler(handler)
+
+
+def test_metrics_without_prometheus_client_name_the_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "prometheus_client", None)  # as if not installed
+    with pytest.raises(ModuleNotFoundError, match="install the 'metrics' extra"):
+        Metrics()
+
+
+def test_the_metrics_event_sink_counts_each_event() -> None:
+    from storno_security.integrations.observability import MetricsEventSink
+
+    metrics = Metrics()
+    sink = MetricsEventSink(metrics)
+    sink.emit(_event(SecurityEventType.TOKEN_REUSE_DETECTED))
+    sink.emit(_event(SecurityEventType.TOKEN_REUSE_DETECTED))
+    assert _sample(metrics, "storno_refresh_reuse_detections_total") == 2
