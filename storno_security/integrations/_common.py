@@ -8,13 +8,13 @@ from __future__ import annotations
 import ipaddress
 import itertools
 import logging
-import os
 import re
 import secrets
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Final
 
+from storno_security import _process
 from storno_security._encoding import b64url_encode
 from storno_security.accounts.model import UserAccount
 from storno_security.api_keys.manager import CreatedApiKey
@@ -160,17 +160,17 @@ class RequestIds:
     fresh randomness per request; an id is not a secret)."""
 
     def __init__(self) -> None:
-        self._pid = -1
+        self._process: int | None = None
         self._prefix = ""
         self._counter = itertools.count(1)
 
     def __call__(self, header: str | None) -> str:
         if header and _REQUEST_ID.fullmatch(header):
             return header
-        if self._pid != os.getpid():  # first use, or a forked worker: a prefix of its own
-            self._prefix = secrets.token_hex(8)
+        if self._process != _process.generation():  # first use, or a forked worker:
+            self._prefix = secrets.token_hex(8)  # a prefix of its own
             self._counter = itertools.count(1)
-            self._pid = os.getpid()
+            self._process = _process.generation()
         return f"{self._prefix}{next(self._counter):016x}"
 
 

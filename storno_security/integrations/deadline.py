@@ -27,6 +27,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from storno_security import _process
 from storno_security.errors import StoreUnavailableError
 
 __all__ = ["DEADLINE_ENVIRON_KEY", "RequestDeadlines"]
@@ -70,7 +71,7 @@ class RequestDeadlines:
         self._poll = poll
         self._lock = threading.Lock()
         self._active: dict[int, _Request] = {}
-        self._watchdog_pid: int | None = None
+        self._watchdog_process: int | None = None
 
     # -- requests ------------------------------------------------------------------------------
 
@@ -155,12 +156,12 @@ class RequestDeadlines:
     # -- watchdog ------------------------------------------------------------------------------
 
     def _ensure_watchdog(self) -> None:
-        if self._watchdog_pid == os.getpid():
+        if self._watchdog_process == _process.generation():
             return
         with self._lock:
-            if self._watchdog_pid == os.getpid():  # started meanwhile; a forked child has none
+            if self._watchdog_process == _process.generation():  # started meanwhile
                 return
-            self._watchdog_pid = os.getpid()
+            self._watchdog_process = _process.generation()  # a forked child starts its own
         threading.Thread(target=self._watch, name="storno-deadlines", daemon=True).start()
 
     def _watch(self) -> None:

@@ -245,6 +245,8 @@ class RequestLineWriter:
     fd: int
     format: Literal["json", "text"] = "json"
     logger: logging.Logger = attrs.field(factory=lambda: logging.getLogger(REQUEST_LOGGER))
+    # the time stamp's whole second, rendered once a second: (second, text)
+    _second: tuple[int, str] = attrs.field(default=(-1, ""), init=False, repr=False)
 
     @classmethod
     def for_stream(cls, stream: Any, log_format: str) -> RequestLineWriter | None:
@@ -262,10 +264,17 @@ class RequestLineWriter:
         if logger.disabled or not logger.isEnabledFor(level):
             return
         now = time.time()
+        second = int(now)
+        cached = self._second
+        if cached[0] != second:  # the same text as isoformat() / the text format's asctime
+            moment = datetime.fromtimestamp(second, UTC if self.format == "json" else None)
+            sep = "T" if self.format == "json" else " "
+            cached = self._second = (second, moment.strftime(f"%Y-%m-%d{sep}%H:%M:%S"))
+        millis = int((now - second) * 1000)
         name = logging.getLevelName(level)
         if self.format == "json":
             line: dict[str, Any] = {
-                "time": datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds"),
+                "time": f"{cached[1]}.{millis:03d}+00:00",
                 "level": name.lower(),
                 "logger": logger.name,
                 "message": _request_message(fields),
@@ -274,9 +283,7 @@ class RequestLineWriter:
                 line.setdefault(key, value)
             text = _LINE_ENCODER.encode(line)
         else:
-            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
-            millis = int((now - int(now)) * 1000)
-            text = f"{stamp},{millis:03d} {name} {logger.name} {_request_message(fields)}"
+            text = f"{cached[1]},{millis:03d} {name} {logger.name} {_request_message(fields)}"
         data = (text + "\n").encode("utf-8", "backslashreplace")
         try:
             while data:

@@ -4,6 +4,7 @@ pool's pre-ping would have done; a disposed engine's connection is not used agai
 
 from __future__ import annotations
 
+import os
 import secrets
 from datetime import UTC, datetime
 from typing import Any
@@ -208,3 +209,30 @@ def test_a_read_the_database_refuses_is_a_store_error(sql_engine: sa.Engine) -> 
         reader.one_or_none({"k": "k"})
     assert caught.value.reason == MISSING_TABLE_REASON[_backend(sql_engine)]
     assert not isinstance(caught.value, sa.exc.SQLAlchemyError)
+
+
+def test_a_forked_child_reads_on_a_connection_of_its_own(
+    sql_urls: dict[str, str | None], sql_engines: dict[str, object]
+) -> None:
+    # A gunicorn worker forked after the master read must not share the master's socket.
+    engine = get_sql_engine("postgresql", sql_urls, sql_engines)
+    assert isinstance(engine, sa.Engine)
+    store = SqlSessionStateStore(engine)
+    user, session = f"user-{secrets.token_hex(4)}", secrets.token_hex(16)
+    assert store.session_state(user_id=user, session_id=session).epoch == 0
+    parent = _backend_pid(store)
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:
+        try:
+            state = store.session_state(user_id=user, session_id=session)
+            os.write(write_end, f"{state.epoch} {_backend_pid(store)}".encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        epoch, pid = pipe.read().decode().split()
+    os.waitpid(child, 0)
+    assert (epoch, int(pid) != parent) == ("0", True)
+    assert _backend_pid(store) == parent  # the parent's connection is still its own and alive
+    assert store.session_state(user_id=user, session_id=session).epoch == 0

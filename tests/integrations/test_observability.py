@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -526,3 +527,38 @@ def test_the_metrics_event_sink_counts_each_event() -> None:
     sink.emit(_event(SecurityEventType.TOKEN_REUSE_DETECTED))
     sink.emit(_event(SecurityEventType.TOKEN_REUSE_DETECTED))
     assert _sample(metrics, "storno_refresh_reuse_detections_total") == 2
+
+
+@pytest.mark.parametrize("moment", [1_780_000_000.9876, 1_780_000_001.0004, 1_780_000_001.5])
+def test_the_direct_lines_time_is_the_formatters_time(
+    monkeypatch: pytest.MonkeyPatch, moment: float
+) -> None:
+    # the whole second is rendered once a second and reused: never a stale one
+    monkeypatch.setattr(time, "time", lambda: moment)
+    (json_line,) = _written("json", _SEEN)
+    expected = datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds")
+    assert json.loads(json_line)["time"] == expected
+    (text_line,) = _written("text", _SEEN)
+    local = datetime.fromtimestamp(moment).strftime("%Y-%m-%d %H:%M:%S")
+    assert text_line.startswith(f"{local},{int(moment * 1000) % 1000:03d} INFO ")
+
+
+def test_one_writer_renders_each_new_second_afresh(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="storno_security.http")
+    read_end, write_end = os.pipe()
+    writer = RequestLineWriter(write_end)
+    moments = iter([1_780_000_000.25, 1_780_000_000.75, 1_780_000_001.125, 1_780_000_000.5])
+    monkeypatch.setattr(time, "time", lambda: next(moments))
+    for _ in range(4):
+        writer.write(logging.INFO, _SEEN.log_fields())
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        stamps = [json.loads(line)["time"] for line in pipe.read().decode().splitlines()]
+    assert stamps == [
+        "2026-05-28T20:26:40.250+00:00",
+        "2026-05-28T20:26:40.750+00:00",
+        "2026-05-28T20:26:41.125+00:00",
+        "2026-05-28T20:26:40.500+00:00",  # a clock stepped back: still its own second
+    ]

@@ -626,3 +626,27 @@ def test_a_worker_is_signalled_at_once_when_its_parent_is_already_gone() -> None
     assert (kept.returncode, kept.stdout) == (0, "alive\n"), kept.stderr
     orphan = run("1")  # its parent already died (the child was re-parented): signalled now
     assert (orphan.returncode, orphan.stdout) == (0, "signalled\nalive\n"), orphan.stderr
+
+
+def test_a_forked_worker_starts_its_own_watchdog() -> None:
+    # A fork copies no thread: the master's watchdog does not watch a worker's requests.
+    deadlines = RequestDeadlines(10, poll=3600)
+    with deadlines.request():
+        pass
+    watching = [t for t in threading.enumerate() if t.name == "storno-deadlines"]
+    assert len(watching) >= 1
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:
+        try:
+            before = sum(t.name == "storno-deadlines" for t in threading.enumerate())
+            with deadlines.request():
+                after = sum(t.name == "storno-deadlines" for t in threading.enumerate())
+            os.write(write_end, f"{before} {after}".encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        answer = pipe.read().decode()
+    os.waitpid(child, 0)
+    assert answer == "0 1"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import json
-import os
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -25,6 +24,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool, QueuePool
 
+from storno_security import _process
 from storno_security.clock import ensure_aware_utc
 from storno_security.errors import CorruptRecordError, StoreError, StoreUnavailableError
 from storno_security.stores._records import lookup
@@ -609,7 +609,7 @@ class _LeanConnections:
             StoreError: the database failed.
         """
         local = self._local
-        key = (os.getpid(), self._generation)
+        key = (_process.generation(), self._generation)
         old = getattr(local, "key", None)
         if old != key:  # a new thread, a forked child, a disposal
             if old is not None and old[0] == key[0]:  # disposed: close it (never a parent's)
