@@ -214,7 +214,7 @@ def test_hash_api_key_refuses_non_strings() -> None:
 
 
 def test_the_generator_takes_the_largest_draws_and_refuses_any_beyond() -> None:
-    from storno_security.api_keys.format import _generate_api_key
+    from storno_security.api_keys.format import _ID_SPACE, _SECRET_SPACE, _generate_api_key
 
     largest = _generate_api_key(randbelow=lambda bound: bound - 1)
     assert parse_api_key(largest.key).key_id == largest.key_id
@@ -224,3 +224,8 @@ def test_the_generator_takes_the_largest_draws_and_refuses_any_beyond() -> None:
         _generate_api_key(randbelow=lambda bound: next(draws))
     with pytest.raises(ValueError, match="out of range"):
         _generate_api_key(randbelow=lambda bound: bound)
+    # each draw is checked on its own: the id at its bound, then the secret at its bound
+    for draws in ([_ID_SPACE, 0], [0, _SECRET_SPACE]):
+        values = iter(draws)
+        with pytest.raises(ValueError, match="out of range"):
+            _generate_api_key(randbelow=lambda bound, values=values: next(values))

@@ -636,6 +636,13 @@ def test_policy_bounds_are_inclusive(field: str, good: timedelta, bad: timedelta
         ApiKeyPolicy(**{field: bad})
 
 
+def test_policy_durations_must_be_timedeltas() -> None:
+    with pytest.raises(TypeError, match="last_used_interval must be a timedelta"):
+        ApiKeyPolicy(last_used_interval=60)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="max_lifetime must be a timedelta or None"):
+        ApiKeyPolicy(max_lifetime=3600)  # type: ignore[arg-type]
+
+
 def test_policy_takes_keywords_and_a_real_bool() -> None:
     with pytest.raises(TypeError):
         ApiKeyPolicy(timedelta(seconds=5))  # type: ignore[misc]

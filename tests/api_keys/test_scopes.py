@@ -40,6 +40,12 @@ def test_the_forbidden_families() -> None:
         "passkeys/delete",
         "webauthn.register",
         "account.mfa.disable",
+        # an alias of two words at the very end, or alone
+        "account.two.factor",
+        "regenerate.backup.codes",
+        "create.api.key",
+        "api key",
+        "mfa",
         "",
         "   ",
     ],
