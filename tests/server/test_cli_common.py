@@ -128,19 +128,35 @@ def test_a_data_directory_under_a_file_names_the_path(
     assert err == f"storno-security: error: {blocker / 'data'}: Not a directory\n"
 
 
-def test_a_missing_database_driver_names_its_extra(
-    data_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("setting", "url", "module", "extra"),
+    [
+        ("STORNO_DATABASE_URL", "mysql+pymysql://nobody@127.0.0.1:1/none", "pymysql", "mysql"),
+        ("STORNO_REDIS_URL", "redis://127.0.0.1:1/0", "redis", "redis"),
+    ],
+    ids=["database-driver", "redis-client"],
+)
+def test_a_missing_module_names_the_extra_to_install(
+    data_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    setting: str,
+    url: str,
+    module: str,
+    extra: str,
 ) -> None:
     assert run(capsys, "keys", "generate")[0] == 0
-    monkeypatch.setenv("STORNO_DATABASE_URL", "mysql+pymysql://nobody@127.0.0.1:1/none")
-    for name in [m for m in sys.modules if m == "pymysql" or m.startswith("pymysql.")]:
+    monkeypatch.setenv(setting, url)
+    for name in [m for m in sys.modules if m == module or m.startswith(f"{module}.")]:
         monkeypatch.delitem(sys.modules, name)
-    monkeypatch.setitem(sys.modules, "pymysql", None)
+    monkeypatch.setitem(sys.modules, module, None)
     code, out, err = run(capsys, "audit", "purge")
     assert code == 1
     assert out == ""
-    assert err.count("\n") == 1
-    assert "the Python module 'pymysql' is missing: install the 'mysql' extra" in err
+    assert err == (
+        f"storno-security: error: the Python module {module!r} is missing: install the "
+        f"{extra!r} extra (pip install 'storno-security[{extra}]')\n"
+    )
 
 
 class _CtrlC(io.RawIOBase):

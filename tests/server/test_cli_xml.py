@@ -57,7 +57,7 @@ def test_xml_verify_refuses_a_certificate_that_is_not_pem(
     assert err == f"storno-security: error: {cert} is not a PEM certificate\n"
 
 
-def test_xml_verify_prints_signed_bytes_ending_in_a_newline_unchanged(
+def test_xml_verify_prints_the_canonical_signed_bytes_then_a_newline(
     data_dir: Path, tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]
 ) -> None:
     document = DOCUMENT + b"\n"
