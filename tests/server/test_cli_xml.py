@@ -4,15 +4,26 @@ written."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
+from lxml import etree
 
 from reference_server.cli import main
+from reference_server.cli._common import DS
 from reference_server.wiring import build_server
+from storno_security.integrations.keyfiles import load_xml_material
 from tests.server.test_cli import DOCUMENT, data_dir, run, settings_for
 
 __all__ = ["data_dir"]
+
+EXC_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
+RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
+SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
 
 
 def test_xml_sign_to_stdout_then_verify_from_a_file(
@@ -81,3 +92,48 @@ def test_xml_verify_prints_the_canonical_signed_bytes_then_a_newline(
     assert code == 0, err
     assert out == document
     assert b"valid detached signature by CN=" in err
+
+
+def _signed_through_base64(data_dir: Path, content: bytes) -> bytes:
+    """A document whose signature covers ``content`` carried as base64 text of its root (an
+    enveloped reference with the base64 transform): what is signed is ``content``, not the
+    document around it."""
+    material = load_xml_material(data_dir / "keys" / "xml", create=False)
+    ds = f"{{{DS}}}"
+    root = etree.Element("{urn:example:wrap}Envelope", nsmap={None: "urn:example:wrap"})
+    root.text = base64.b64encode(content).decode()
+    signature = etree.SubElement(root, f"{ds}Signature", nsmap={"ds": DS})
+    info = etree.SubElement(signature, f"{ds}SignedInfo")
+    etree.SubElement(info, f"{ds}CanonicalizationMethod", Algorithm=EXC_C14N)
+    etree.SubElement(info, f"{ds}SignatureMethod", Algorithm=RSA_SHA256)
+    reference = etree.SubElement(info, f"{ds}Reference", URI="")
+    transforms = etree.SubElement(reference, f"{ds}Transforms")
+    etree.SubElement(transforms, f"{ds}Transform", Algorithm=f"{DS}enveloped-signature")
+    etree.SubElement(transforms, f"{ds}Transform", Algorithm=f"{DS}base64")
+    etree.SubElement(reference, f"{ds}DigestMethod", Algorithm=SHA256)
+    digest = hashlib.sha256(content).digest()
+    etree.SubElement(reference, f"{ds}DigestValue").text = base64.b64encode(digest).decode()
+    value = etree.SubElement(signature, f"{ds}SignatureValue")
+    x509_data = etree.SubElement(etree.SubElement(signature, f"{ds}KeyInfo"), f"{ds}X509Data")
+    der = material.certificate.public_bytes(serialization.Encoding.DER)
+    etree.SubElement(x509_data, f"{ds}X509Certificate").text = base64.b64encode(der).decode()
+    signed_info = etree.tostring(info, method="c14n", exclusive=True)
+    raw = material.private_key.sign(signed_info, padding.PKCS1v15(), hashes.SHA256())
+    value.text = base64.b64encode(raw).decode()
+    return bytes(etree.tostring(root))
+
+
+def test_xml_verify_prints_what_the_signature_covers_byte_for_byte(
+    data_dir: Path, tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    assert main(["keys", "generate"]) == 0
+    content = b'<Invoice xmlns="urn:example:invoice"><ID>F-9</ID></Invoice>\n'
+    signed = tmp_path / "wrapped.xml"
+    signed.write_bytes(_signed_through_base64(data_dir, content))
+    capsysbinary.readouterr()
+    code = main(["xml", "verify", str(signed)])
+    out, err = capsysbinary.readouterr()
+    assert code == 0, err
+    assert out == content  # its own final newline, and no second one
+    assert b"Envelope" not in out
+    assert b"valid XMLDSig signature by CN=" in err
