@@ -15,7 +15,6 @@ from importlib import metadata
 from reference_server.cli import data, keys, license, serve, users, vault, xml
 from reference_server.cli._common import PROG, CliError, Parser, UsageError, data_parent, fail
 from reference_server.cli.serve import plan_workers
-from reference_server.settings import SettingsError
 from storno_security.errors import (
     InvalidLicenseError,
     InvalidXmlSignatureError,
@@ -88,8 +87,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return func(args)
     except UsageError as exc:
         fail(f"{PROG}: error: {exc}", 2)
-    except SettingsError as exc:
-        fail(f"{PROG}: error: bad setting: {exc}", 2)
     except (
         CliError,
         KeyFileError,

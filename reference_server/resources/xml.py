@@ -65,8 +65,6 @@ def _decoded(body: Body, name: str) -> bytes:
         data = base64.b64decode(value.encode("ascii"), validate=True)
     except (UnicodeEncodeError, binascii.Error, ValueError):
         bad_request(f"'{name}' must be standard base64.", field=name)
-    if not data:
-        bad_request(f"'{name}' must not be empty.", field=name)
     return data
 
 

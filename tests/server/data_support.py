@@ -1,12 +1,14 @@
 """Helpers for the secure-data and GDPR server tests: companies and invoices written straight
 into the server's tables, members, MFA and step-up through the kit, a small UBL-like invoice,
-and base64. Holds no tests."""
+base64, and another request's write at the moment of a security event. Holds no tests."""
 
 from __future__ import annotations
 
 import base64
+import logging
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -16,6 +18,8 @@ import sqlalchemy as sa
 
 from reference_server.data import ServerData, tables
 from reference_server.wiring import Server
+from storno_security.events import SecurityEventType
+from storno_security.integrations.observability import SECURITY_EVENT_LOGGER
 from storno_security.kit import Caller
 from storno_security.rbac import Membership
 from tests.server.api import Api, User
@@ -268,3 +272,26 @@ def redis_hits(client: Any, prefix: str, *needles: str | bytes) -> dict[str, lis
         if any(_holds(item, needle) for item in (raw_key, *values) for needle in needles):
             found[raw_key.decode()] = values
     return found
+
+
+@contextmanager
+def meanwhile(kind: SecurityEventType, act: Callable[[], object]) -> Iterator[list[object]]:
+    """Run ``act`` (another request's write) once, when the kit emits its first ``kind``
+    security event: after a flow's write, before the resource answers. Yields ``act``'s
+    results (empty while it has not run)."""
+    done: list[object] = []
+
+    class Handler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.getMessage() == kind.value and not done:
+                done.append(act())
+
+    events = logging.getLogger(SECURITY_EVENT_LOGGER)
+    handler, level = Handler(logging.INFO), events.level
+    events.setLevel(logging.INFO)
+    events.addHandler(handler)
+    try:
+        yield done
+    finally:
+        events.removeHandler(handler)
+        events.setLevel(level)

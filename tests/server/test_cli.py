@@ -734,6 +734,18 @@ def test_vault_rotate_reports_a_value_no_key_opens(
         again.close()
 
 
+def test_vault_retire_old_with_one_key_retires_nothing(
+    data_dir: Path, clock: FrozenClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fresh_services(data_dir, clock).close()
+    keys_before = sorted((data_dir / "keys" / "vault").glob("*.key"))
+    code, out, err = run(capsys, "vault", "retire-old")
+    assert code == 0, err
+    assert out == "vault  no old keys to retire\n"
+    assert sorted((data_dir / "keys" / "vault").glob("*.key")) == keys_before
+    assert len(keys_before) == 1
+
+
 def test_vault_rotate_refuses_a_single_key_file(
     data_dir: Path,
     tmp_path: Path,

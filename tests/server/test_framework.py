@@ -65,6 +65,18 @@ def test_bad_settings_are_refused_with_the_variable_named(
         Settings.from_env(env)
 
 
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"no_such_setting": 1}, "unexpected keyword argument 'no_such_setting'"),
+        ({"cors_origins": 5}, "'int' object is not iterable"),
+    ],
+)
+def test_a_bad_override_is_a_settings_error(overrides: dict[str, object], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env({}, **overrides)
+
+
 def test_every_setting_is_documented() -> None:
     docs = Path(__file__).parents[2] / "docs" / "server.md"
     if not docs.exists():

@@ -646,6 +646,41 @@ def test_the_export_withholds_content_the_user_may_no_longer_see(
     assert "customer" not in row
 
 
+def test_every_record_of_a_company_gets_the_same_decision(
+    falcon_api: FalconApi, server: Server
+) -> None:
+    user = falcon_api.register()
+    kept = insert_company(server.data, user.organization_id, "Kept SRL")
+    dropped = insert_company(server.data, user.organization_id, "Dropped SRL")
+    for company in (kept, kept, dropped, dropped):
+        insert_invoice(server, company, user.user_id, customer=f"client of {company}")
+    delete_company(server, dropped)
+    rows = user.get("/api/v1/me/export").json["invoices_created"]
+    shown = sorted((row["content_withheld"], row.get("customer", "")) for row in rows)
+    assert shown == [(False, f"client of {kept}")] * 2 + [(True, "")] * 2
+
+
+def test_an_organization_deleted_since_is_not_exported_as_owned(
+    falcon_api: FalconApi, server: Server
+) -> None:
+    user = falcon_api.register()
+    other = falcon_api.register()
+    add_member(server, user.user_id, other.organization_id, "owner")
+    insert_company(server.data, other.organization_id, "Side Co")
+    owned = user.get("/api/v1/me/export").json["organizations_owned"]
+    assert {org["id"] for org in owned} == {user.organization_id, other.organization_id}
+    # the organization is deleted (as by a concurrent deletion) while the membership remains
+    directory = server.kit.directory
+    org = directory.get_organization(other.organization_id)
+    assert org is not None
+    assert directory.update_organization(
+        org.organization_id, expected_version=org.version, deleted_at=server.clock.now()
+    )
+    data = user.get("/api/v1/me/export").json
+    assert [org["id"] for org in data["organizations_owned"]] == [user.organization_id]
+    assert "Side Co" not in json.dumps(data)
+
+
 # --- routing -------------------------------------------------------------------------------------
 
 

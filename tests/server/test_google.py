@@ -3,13 +3,21 @@ from the account with re-authentication (POST /api/v1/me/google)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import falcon.testing
 import pytest
 
-from reference_server.wiring import Server
+from reference_server import wiring
+from reference_server.app import create_app
+from reference_server.mail import MemoryEmailSink
+from reference_server.wiring import Server, build_server, run_now
 from storno_security.audit import SecurityEventType
 from storno_security.clock import FrozenClock
-from tests.oidc.provider import FakeGoogle
+from tests.oidc.provider import CLIENT_ID, FakeGoogle
 from tests.server.api import FalconApi, fresh_email
+from tests.server.conftest import make_settings
 from tests.server.test_account_support import (
     PASSWORD_PROOFS,
     enable_mfa,
@@ -232,3 +240,31 @@ def test_google_sign_in_does_not_adopt_an_account_a_squatter_holds_the_password_
     again = gapi.post("/api/auth/google", {"id_token": token})
     assert again.status == 409
     assert login(gapi, squatter).status == 200
+
+
+def test_without_an_injected_fetcher_the_server_reads_googles_published_keys(
+    tmp_path: Path, clock: FrozenClock, google: FakeGoogle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Google's key document, published at a URL the default fetcher reads (a file here)
+    published = tmp_path / "certs.json"
+    published.write_text(json.dumps(google.document()))
+    monkeypatch.setattr(wiring, "GOOGLE_JWKS_URL", published.as_uri())
+    server = build_server(
+        make_settings(tmp_path / "data", google_client_id=CLIENT_ID),
+        clock=clock,
+        email=MemoryEmailSink(),
+        run_later=run_now,
+    )
+    try:
+        api = FalconApi(falcon.testing.TestClient(create_app(server=server)), clock=clock)
+        token = google.token(clock.now(), sub="g-url", email="url@example.eu")
+        answer = api.post("/api/auth/google", {"id_token": token})
+        assert answer.status == 200, answer.json
+        assert answer.json["user"]["email"] == "url@example.eu"
+        # a token signed with a key Google does not publish is refused
+        google.add_key("key-2", publish=False)
+        forged = google.token(clock.now(), sub="g-url", kid="key-2")
+        assert api.post("/api/auth/google", {"id_token": forged}).status == 401
+    finally:
+        server.close()
+    assert google.fetches == []  # the server read the URL, never the fake's own method

@@ -172,6 +172,8 @@ def test_the_metrics_setting() -> None:
     assert Settings.from_env({"STORNO_METRICS": "off"}).metrics == ()
     local = Settings.from_env({}).metrics
     assert [str(n) for n in local] == ["127.0.0.0/8", "::1/128"]
+    for name in ("localhost", " Loopback "):
+        assert Settings.from_env({"STORNO_METRICS": name}).metrics == local
     assert [str(n) for n in Settings.from_env({"STORNO_METRICS": "10.0.0.0/8"}).metrics] == [
         "10.0.0.0/8"
     ]

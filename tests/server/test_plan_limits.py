@@ -114,3 +114,40 @@ def test_without_a_vendor_key_no_plan_is_enforced(falcon_api: FalconApi) -> None
     statuses = [_company(owner, f"C{n} SRL")[0] for n in range(3)]
     assert statuses == [201, 201, 201]
     assert [_invite(owner, n)[0] for n in range(2)] == [202, 202]
+
+
+@pytest.mark.spec("LIC-3")
+def test_a_license_that_no_longer_verifies_gives_the_free_plan(
+    tmp_path: Path, clock: FrozenClock, vendor_key: LicenseSigningKey
+) -> None:
+    pem = tmp_path / "vendor.pem"
+    pem.write_bytes(vendor_key.public.public_pem())
+    settings = make_settings(tmp_path / "data", license_public_key_file=pem)
+
+    def serve() -> tuple[Server, FalconApi]:
+        server = build_server(settings, clock=clock, email=MemoryEmailSink(), run_later=run_now)
+        return server, FalconApi(falcon.testing.TestClient(create_app(server=server)), clock=clock)
+
+    server, api = serve()
+    try:
+        owner = api.register()
+        _install(owner, clock, vendor_key, days=30)
+        first = server.data.licenses.token(owner.organization_id)
+        _install(owner, clock, vendor_key, days=365)  # a renewal replaces the installed token
+        expires = owner.get("/api/v1/license").json["expires_at"]
+        assert expires.startswith((clock.now() + timedelta(days=365)).date().isoformat())
+        assert [_company(owner, f"C{n} SRL")[0] for n in range(2)] == [201, 201]
+        renewed = server.data.licenses.token(owner.organization_id)
+    finally:
+        server.close()
+    assert renewed not in (None, first)
+    # The vendor's key is replaced: the stored license is kept but no longer verifies.
+    pem.write_bytes(LicenseSigningKey.generate().public.public_pem())
+    server, owner.api = serve()
+    try:
+        plan = owner.get("/api/v1/license").json
+        assert (plan["state"], plan["plan"]) == ("invalid", "free")
+        assert _company(owner, "C2 SRL") == (403, "plan_limit")
+        assert server.data.licenses.token(owner.organization_id) == renewed
+    finally:
+        server.close()

@@ -150,6 +150,33 @@ def _cursor(at: str) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+def _forged_cursor(data: dict[str, object]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        {"at": "2026-03-01T12:00:00", "id": "x"},  # no offset
+        {"at": "2026-03-01T12:00:00+00:00", "id": 7},
+        {"at": "2026-03-01T12:00:00+00:00", "id": ""},
+        {"at": "2026-03-01T12:00:00+00:00", "id": "x" * 65},
+    ],
+    ids=["naive-time", "id-not-text", "id-empty", "id-too-long"],
+)
+def test_a_cursor_this_server_did_not_give_is_a_400(
+    falcon_api: FalconApi, forged: dict[str, object]
+) -> None:
+    owner = falcon_api.register()
+    response = owner.get(f"/api/v1/audit-events?cursor={_forged_cursor(forged)}")
+    assert response.status == 400, response.json
+    assert response.json["field"] == "cursor"
+    assert response.json["error"] == "'cursor' is not a cursor this server gave."
+    # the same id and time, as the server gives them, page normally
+    good = _forged_cursor({"at": "2026-03-01T12:00:00+00:00", "id": "x"})
+    assert owner.get(f"/api/v1/audit-events?cursor={good}").status == 200
+
+
 @pytest.mark.parametrize(
     "query",
     [

@@ -30,6 +30,7 @@ from tests.server.data_support import (
     caller,
     enable_mfa,
     insert_company,
+    meanwhile,
     reveal,
     step_up_token,
     store_credential,
@@ -397,3 +398,26 @@ def test_vault_rotate_skips_deleted_credentials(
         if command[1] == "rotate":
             assert "app_storage_credentials.sealed: 1 re-sealed" in out, out
             assert "0 unreadable" in out
+
+
+def test_a_credential_deleted_while_its_secret_is_replaced_is_404(
+    falcon_api: FalconApi, server: Server
+) -> None:
+    owner = falcon_api.register()
+    company = insert_company(server.data, owner.organization_id)
+    credential_id = store_credential(owner, company)
+
+    def another_request_deletes_it() -> bool:
+        return server.data.credentials.remove(company, credential_id, now=server.clock.now())
+
+    # at the seal of the new secret: after the credential was read, before it is written
+    with meanwhile(SecurityEventType.VAULT_UPDATED, another_request_deletes_it) as deleted:
+        replaced = owner.put(
+            f"{PATH}/{credential_id}",
+            {"secret": "new", "name": "renamed", "current_password": owner.password},
+            company=company,
+        )
+    assert deleted == [True]
+    assert (replaced.status, replaced.json["code"]) == (404, "not_found")
+    assert _sealed(server, credential_id) == ""  # the new secret was not written back
+    assert owner.get(PATH, company=company).json["items"] == []

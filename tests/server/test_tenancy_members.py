@@ -13,6 +13,7 @@ import pytest
 from reference_server.wiring import Server
 from storno_security.audit import SecurityEventType
 from tests.server.api import FalconApi, User
+from tests.server.data_support import meanwhile
 from tests.server.tenancy_support import (
     INVITATIONS,
     MEMBERS,
@@ -380,3 +381,24 @@ def test_nobody_can_be_made_an_owner_without_consent(falcon_api: FalconApi, serv
     assert server.kit.owned_organizations_with_members(victim.user_id) == []
     caller = server.kit.authenticate(f"Bearer {victim.access_token}")
     server.kit.delete_account(caller, current_password=victim.password)
+
+
+def test_a_member_removed_while_their_role_changes_is_not_found(
+    team: dict[str, User], server: Server
+) -> None:
+    owner, viewer = team["owner"], team["viewer"]
+    org = owner.organization_id
+    owner_caller = server.kit.authenticate(f"Bearer {owner.access_token}")
+    assert owner_caller is not None
+
+    def another_request_removes_them() -> object:
+        return server.kit.remove_member(owner_caller, viewer.user_id, organization=org)
+
+    # after the role change is written, before the answer reads the member back
+    with meanwhile(SecurityEventType.ROLE_CHANGED, another_request_removes_them) as removed:
+        changed = owner.patch(f"{MEMBERS}/{viewer.user_id}", {"role": "accountant"})
+    assert len(removed) == 1
+    assert (changed.status, changed.json["code"]) == (404, "not_found")
+    role, _, deleted_at = _role_of(server, viewer, org)
+    assert (role, deleted_at is not None) == ("accountant", True)
+    assert viewer.user_id not in {m["user_id"] for m in owner.get(MEMBERS).json["items"]}
