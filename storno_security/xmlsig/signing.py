@@ -77,6 +77,12 @@ _NS = {"ds": _DS}
 _ID_ATTRIBUTES = ("Id", "ID", "id")
 #: Most transforms one reference may list; each canonicalising one is a pass over the document.
 _MAX_TRANSFORMS = 4
+#: The only transforms a reference may list: the enveloped-signature transform and the
+#: canonicalisations. Others (base64, XPath, XSLT) make what is signed differ from what the
+#: document shows, or run code over it; no e-invoicing profile uses them.
+_TRANSFORMS = frozenset(
+    {f"{_DS}enveloped-signature", *(method.value for method in CanonicalizationMethod)}
+)
 _KEY_INFO = f"{{{_DS}}}KeyInfo"
 _KEY_VALUE = f"{{{_DS}}}KeyValue"
 _DER_KEY_VALUE = f"{{{_DSIG11}}}DEREncodedKeyValue"
@@ -526,8 +532,11 @@ def _check_shape(signature: etree._Element, *, references: int, certificates: in
     if len(found) > references:
         raise InvalidXmlSignatureError(reason="too_many_references")
     for reference in found:
-        if len(reference.findall("ds:Transforms/ds:Transform", _NS)) > _MAX_TRANSFORMS:
+        transforms = reference.findall("ds:Transforms/ds:Transform", _NS)
+        if len(transforms) > _MAX_TRANSFORMS:
             raise InvalidXmlSignatureError(reason="too_many_transforms")
+        if any(t.get("Algorithm") not in _TRANSFORMS for t in transforms):
+            raise InvalidXmlSignatureError(reason="transform_refused")
     if sum(1 for _ in signature.iter(f"{{{_DS}}}X509Certificate")) > certificates:
         raise InvalidXmlSignatureError(reason="too_many_certificates")
 
@@ -911,7 +920,7 @@ class XmlVerifier:
             if uri is None:
                 raise InvalidXmlSignatureError(reason="reference_without_uri")
             if uri == "":
-                if detached:
+                if detached:  # pragma: no cover - digests the signature, own digest included
                     raise InvalidXmlSignatureError(reason="reference_outside_data")
                 data_results.append(result)
             elif uri.startswith("#"):

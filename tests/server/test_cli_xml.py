@@ -123,17 +123,20 @@ def _signed_through_base64(data_dir: Path, content: bytes) -> bytes:
     return bytes(etree.tostring(root))
 
 
-def test_xml_verify_prints_what_the_signature_covers_byte_for_byte(
+def test_xml_verify_refuses_a_signature_over_hidden_base64_content(
     data_dir: Path, tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]
 ) -> None:
+    # A valid signature whose reference decodes the document's base64 text: what is signed
+    # (an invoice) is not what the document shows (an envelope). Refused, nothing printed.
     assert main(["keys", "generate"]) == 0
     content = b'<Invoice xmlns="urn:example:invoice"><ID>F-9</ID></Invoice>\n'
     signed = tmp_path / "wrapped.xml"
     signed.write_bytes(_signed_through_base64(data_dir, content))
     capsysbinary.readouterr()
-    code = main(["xml", "verify", str(signed)])
+    with pytest.raises(SystemExit) as exited:
+        main(["xml", "verify", str(signed)])
     out, err = capsysbinary.readouterr()
-    assert code == 0, err
-    assert out == content  # its own final newline, and no second one
-    assert b"Envelope" not in out
-    assert b"valid XMLDSig signature by CN=" in err
+    assert exited.value.code == 1
+    assert out == b""
+    assert err.count(b"\n") == 1, err  # one line for the operator
+    assert b"transform_refused" in err
