@@ -4,7 +4,6 @@ pool's pre-ping would have done; a disposed engine's connection is not used agai
 
 from __future__ import annotations
 
-import os
 import secrets
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +15,7 @@ from storno_security.errors import CorruptRecordError, StoreError
 from storno_security.stores.sql import SqlSessionStateStore
 from storno_security.stores.sql import _base as sql_base
 from storno_security.stores.sql._base import _ExactString, _Reader, _SqlStore, _UtcDateTime
+from tests._fork import in_a_forked_child
 from tests.conftest import get_sql_engine
 from tests.contract._scratch import insert_raw, scratch_table
 
@@ -221,18 +221,12 @@ def test_a_forked_child_reads_on_a_connection_of_its_own(
     user, session = f"user-{secrets.token_hex(4)}", secrets.token_hex(16)
     assert store.session_state(user_id=user, session_id=session).epoch == 0
     parent = _backend_pid(store)
-    read_end, write_end = os.pipe()
-    child = os.fork()
-    if child == 0:
-        try:
-            state = store.session_state(user_id=user, session_id=session)
-            os.write(write_end, f"{state.epoch} {_backend_pid(store)}".encode())
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read_end, "rb") as pipe:
-        epoch, pid = pipe.read().decode().split()
-    os.waitpid(child, 0)
+
+    def in_the_worker() -> str:
+        state = store.session_state(user_id=user, session_id=session)
+        return f"{state.epoch} {_backend_pid(store)}"
+
+    epoch, pid = in_a_forked_child(in_the_worker).split()
     assert (epoch, int(pid) != parent) == ("0", True)
     assert _backend_pid(store) == parent  # the parent's connection is still its own and alive
     assert store.session_state(user_id=user, session_id=session).epoch == 0

@@ -3,9 +3,6 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
-
 import pytest
 
 from storno_security.integrations._common import (
@@ -14,6 +11,7 @@ from storno_security.integrations._common import (
     TrustedProxies,
     limit_key,
 )
+from tests._fork import in_a_forked_child
 
 PROXY = "10.0.0.5"
 
@@ -78,28 +76,12 @@ def test_a_peer_that_is_no_address_is_limited_by_its_name() -> None:
     assert limit_key("x" * 300) == "peer:" + "x" * 200
 
 
-def _in_a_forked_child(work: Callable[[], str]) -> str:
-    """What ``work`` returns when run in a child forked from this process."""
-    read_end, write_end = os.pipe()
-    child = os.fork()
-    if child == 0:  # the child: answer through the pipe, then leave at once
-        try:
-            os.write(write_end, work().encode())
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read_end, "rb") as pipe:
-        answer = pipe.read().decode()
-    os.waitpid(child, 0)
-    return answer
-
-
 def test_a_forked_worker_draws_its_own_request_id_prefix() -> None:
     # Workers forked from one master must never hand out the same ids.
     ids = RequestIds()
     first = ids(None)
     assert ids(None)[:16] == first[:16]  # one prefix per process, a counter after it
-    child = _in_a_forked_child(lambda: ids(None))
+    child = in_a_forked_child(lambda: ids(None))
     assert len(child) == 32
     assert child[:16] != first[:16]
     assert ids(None)[:16] == first[:16]  # the parent keeps its own
@@ -110,5 +92,5 @@ def test_the_fork_generation_changes_in_a_child_only() -> None:
 
     mine = _process.generation()
     assert _process.generation() == mine
-    assert int(_in_a_forked_child(lambda: str(_process.generation()))) != mine
+    assert int(in_a_forked_child(lambda: str(_process.generation()))) != mine
     assert _process.generation() == mine

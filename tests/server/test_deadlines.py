@@ -26,6 +26,7 @@ from storno_security.errors import StoreUnavailableError
 from storno_security.integrations.asgi_front import AsgiFront
 from storno_security.integrations.deadline import DEADLINE_ENVIRON_KEY, RequestDeadlines
 from storno_security.stores import sql
+from tests._fork import in_a_forked_child
 from tests.conftest import missing_service
 from tests.server.conftest import TEST_ENV
 
@@ -635,18 +636,12 @@ def test_a_forked_worker_starts_its_own_watchdog() -> None:
         pass
     watching = [t for t in threading.enumerate() if t.name == "storno-deadlines"]
     assert len(watching) >= 1
-    read_end, write_end = os.pipe()
-    child = os.fork()
-    if child == 0:
-        try:
-            before = sum(t.name == "storno-deadlines" for t in threading.enumerate())
-            with deadlines.request():
-                after = sum(t.name == "storno-deadlines" for t in threading.enumerate())
-            os.write(write_end, f"{before} {after}".encode())
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read_end, "rb") as pipe:
-        answer = pipe.read().decode()
-    os.waitpid(child, 0)
+
+    def in_the_worker() -> str:
+        before = sum(t.name == "storno-deadlines" for t in threading.enumerate())
+        with deadlines.request():
+            after = sum(t.name == "storno-deadlines" for t in threading.enumerate())
+        return f"{before} {after}"
+
+    answer = in_a_forked_child(in_the_worker)
     assert answer == "0 1"
