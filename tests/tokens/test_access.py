@@ -640,3 +640,33 @@ def test_policy_refuses_rsa_minimums_below_2048(bits: Any) -> None:
 def test_policy_refuses_impossible_cache_sizes(size: Any) -> None:
     with pytest.raises(ValueError, match="verified_cache_size must be an int between 0"):
         TokenPolicy(issuer="i", audience="a", verified_cache_size=size)
+
+
+@pytest.mark.spec("JWT-1")
+@pytest.mark.parametrize(
+    ("claim", "reason"), [("iss", "claim_iss"), ("jti", "claim_jti"), ("sid", "claim_sid")]
+)
+def test_an_empty_identifying_claim_is_malformed(
+    verifier: AccessTokenVerifier,
+    ring: KeyRing,
+    clock: FrozenClock,
+    policy: TokenPolicy,
+    claim: str,
+    reason: str,
+) -> None:
+    # an empty string is no issuer, token id or session: refused as a malformed claim, not
+    # compared (an empty `sid` would name no session a logout can end)
+    reject(verifier, _forged(ring, clock, policy, **{claim: ""}), reason)
+
+
+def test_auth_time_is_a_datetime_no_later_than_the_issue(
+    issuer: AccessTokenIssuer, verifier: AccessTokenVerifier, clock: FrozenClock
+) -> None:
+    issued = issuer.issue("user-1", session_id="sess-1", epoch=0, auth_time=clock.now())
+    assert verifier.verify(issued.token).auth_time == clock.now()  # exactly now: accepted
+    with pytest.raises(TypeError, match="auth_time must be a datetime"):
+        issuer.issue("user-1", session_id="sess-1", epoch=0, auth_time="2026-01-01")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="not be later than the time of issue"):
+        issuer.issue(
+            "user-1", session_id="sess-1", epoch=0, auth_time=clock.now() + timedelta(seconds=1)
+        )
