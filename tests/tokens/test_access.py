@@ -6,6 +6,7 @@ import json
 from datetime import timedelta
 from typing import Any
 
+import attrs
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -670,3 +671,30 @@ def test_auth_time_is_a_datetime_no_later_than_the_issue(
         issuer.issue(
             "user-1", session_id="sess-1", epoch=0, auth_time=clock.now() + timedelta(seconds=1)
         )
+
+
+@pytest.mark.spec("JWT-2")
+def test_an_auth_time_exactly_the_leeway_after_issue_passes_on_every_check(
+    verifier: AccessTokenVerifier, ring: KeyRing, clock: FrozenClock, policy: TokenPolicy
+) -> None:
+    # the cache's hit must answer as the first sight did, at the exact edge of the leeway
+    now = int(clock.now().timestamp())
+    leeway = int(policy.leeway.total_seconds())
+    at_edge = _forged(ring, clock, policy, auth_time=now + leeway)
+    first = verifier.verify(at_edge)
+    assert verifier.verify(at_edge) == first  # the cached answer
+    reject(verifier, _forged(ring, clock, policy, auth_time=now + leeway + 1), "claim_auth_time")
+
+
+def test_a_token_of_exactly_the_longest_length_is_read(
+    ring: KeyRing, clock: FrozenClock, policy: TokenPolicy, state: MemorySessionStateStore
+) -> None:
+    token = _forged(ring, clock, policy)
+    exact = AccessTokenVerifier(
+        ring, attrs.evolve(policy, max_token_bytes=len(token)), clock=clock, sessions=state
+    )
+    assert exact.verify(token).subject == "user-1"
+    shorter = AccessTokenVerifier(
+        ring, attrs.evolve(policy, max_token_bytes=len(token) - 1), clock=clock, sessions=state
+    )
+    reject(shorter, token, "malformed")
