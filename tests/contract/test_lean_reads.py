@@ -25,14 +25,23 @@ def _backend_pid(store: SqlSessionStateStore) -> int:
     return int(connection.info.backend_pid)
 
 
-def test_a_dropped_postgresql_connection_is_replaced(
+def _read_once_on_postgresql(
     sql_urls: dict[str, str | None], sql_engines: dict[str, object]
-) -> None:
+) -> tuple[sa.Engine, SqlSessionStateStore, str, str]:
+    """A PostgreSQL engine and a session-state store over it that has read once (its lean
+    connection is kept), with the user and session it read."""
     engine = get_sql_engine("postgresql", sql_urls, sql_engines)
     assert isinstance(engine, sa.Engine)
     store = SqlSessionStateStore(engine)
     user, session = f"user-{secrets.token_hex(4)}", secrets.token_hex(16)
     assert store.session_state(user_id=user, session_id=session).epoch == 0
+    return engine, store, user, session
+
+
+def test_a_dropped_postgresql_connection_is_replaced(
+    sql_urls: dict[str, str | None], sql_engines: dict[str, object]
+) -> None:
+    engine, store, user, session = _read_once_on_postgresql(sql_urls, sql_engines)
     kept = _backend_pid(store)
     with engine.connect() as admin:
         admin.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": kept})
@@ -215,11 +224,7 @@ def test_a_forked_child_reads_on_a_connection_of_its_own(
     sql_urls: dict[str, str | None], sql_engines: dict[str, object]
 ) -> None:
     # A gunicorn worker forked after the master read must not share the master's socket.
-    engine = get_sql_engine("postgresql", sql_urls, sql_engines)
-    assert isinstance(engine, sa.Engine)
-    store = SqlSessionStateStore(engine)
-    user, session = f"user-{secrets.token_hex(4)}", secrets.token_hex(16)
-    assert store.session_state(user_id=user, session_id=session).epoch == 0
+    _, store, user, session = _read_once_on_postgresql(sql_urls, sql_engines)
     parent = _backend_pid(store)
 
     def in_the_worker() -> str:
