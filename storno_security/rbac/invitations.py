@@ -201,9 +201,7 @@ def authorize_invitation(
     if lifetime <= timedelta(0):
         raise ValueError("lifetime must be positive")
     role = Role(role)
-    if isinstance(permissions, str):  # a bare name, not a list of names
-        raise TypeError("permissions must be an iterable of permission names, not a str")
-    custom = None if permissions is None else frozenset(Permission(p) for p in permissions)
+    custom = _permissions(permissions)  # a bare name is refused, not read letter by letter
     allowed = _inviter_rights(inviter, principal, organization_id)
     if role is Role.OWNER:
         raise PermissionDeniedError(reason="owner_by_transfer_only")
