@@ -29,7 +29,7 @@ from storno_security.stores.sql._base import _check_key
 from storno_security.stores.sql.api_keys import _GET, _record_of
 
 # The synchronous store's statement and row check, so both read the same thing the same way.
-from storno_security.stores.sql.tokens import _SESSION_STATE, _session_state_of
+from storno_security.stores.sql.tokens import _SESSION_STATE, session_state_of
 from storno_security.tokens.storage import SessionState
 
 __all__ = [
@@ -86,7 +86,7 @@ class AsyncSqlSessionStateStore:
             row = one_row(await fetch_all(conn, _SESSION_STATE, params))
         if row is None:  # pragma: no cover - its SELECT has no FROM: always one row
             raise CorruptRecordError(reason="no_row")
-        return _session_state_of(row)
+        return session_state_of(row)
 
 
 class AsyncSqlApiKeyStore:

@@ -30,7 +30,7 @@ import re
 import sys
 import time
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
@@ -86,6 +86,8 @@ UNMATCHED: Final = "<unmatched>"
 #: The JSON of a log line (one encoder, not one per line: ``json.dumps`` with options builds one
 #: each call).
 _LINE_ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
+#: One string as that encoder writes it (quoted and escaped).
+_json_string: Final[Callable[[str], str]] = json.encoder.encode_basestring
 #: At most this many (method, route, status) series keep their children at hand.
 _SERIES_CACHE: Final = 4096
 
@@ -247,6 +249,10 @@ class RequestLineWriter:
     logger: logging.Logger = attrs.field(factory=lambda: logging.getLogger(REQUEST_LOGGER))
     # the time stamp's whole second, rendered once a second: (second, text)
     _second: tuple[int, str] = attrs.field(default=(-1, ""), init=False, repr=False)
+    # the fixed text of the lines of each (method, route, status, principal) seen
+    _parts: dict[tuple[str, str | None, int, str], tuple[str, ...]] = attrs.field(
+        factory=dict, init=False, repr=False
+    )
 
     @classmethod
     def for_stream(cls, stream: Any, log_format: str) -> RequestLineWriter | None:
@@ -258,9 +264,10 @@ class RequestLineWriter:
             return None
         return cls(fd, "text" if log_format == "text" else "json")
 
-    def write(self, level: int, fields: dict[str, Any]) -> None:
-        """Write one request line (``fields``: :meth:`RequestRecord.log_fields`)."""
+    def write(self, record: RequestRecord) -> None:
+        """Write ``record``'s line (the fields of :meth:`RequestRecord.log_fields`)."""
         logger = self.logger
+        level = record.level
         if logger.disabled or not logger.isEnabledFor(level):
             return
         now = time.time()
@@ -271,25 +278,67 @@ class RequestLineWriter:
             sep = "T" if self.format == "json" else " "
             cached = self._second = (second, moment.strftime(f"%Y-%m-%d{sep}%H:%M:%S"))
         millis = int((now - second) * 1000)
-        name = logging.getLevelName(level)
-        if self.format == "json":
-            line: dict[str, Any] = {
-                "time": f"{cached[1]}.{millis:03d}+00:00",
-                "level": name.lower(),
-                "logger": logger.name,
-                "message": _request_message(fields),
-            }
-            for key, value in fields.items():
-                line.setdefault(key, value)
-            text = _LINE_ENCODER.encode(line)
+        duration_ms = round(record.duration * 1000, 3)
+        key = (record.method, record.route, record.status, record.principal)
+        parts = self._parts.get(key)
+        if parts is None:
+            parts = self._render_parts(record, level)
+            if len(self._parts) < _SERIES_CACHE:
+                self._parts[key] = parts
+        if self.format == "json" and math.isfinite(duration_ms):
+            request_id = record.request_id
+            text = (
+                f"{parts[0]}{cached[1]}.{millis:03d}+00:00{parts[1]}{duration_ms:.1f}"
+                f"{parts[2]}{'null' if request_id is None else _json_string(request_id)}"
+                f"{parts[3]}{duration_ms!r}{parts[4]}"
+            )
+        elif self.format == "json":  # an infinite duration: the encoder's Infinity
+            text = self._generic_json(cached[1], millis, level, record)
         else:
-            text = f"{cached[1]},{millis:03d} {name} {logger.name} {_request_message(fields)}"
+            text = f"{cached[1]},{millis:03d}{parts[0]}{duration_ms:.1f}{parts[1]}"
         data = (text + "\n").encode("utf-8", "backslashreplace")
         try:
             while data:
                 data = data[os.write(self.fd, data) :]
         except OSError:
             return
+
+    def _render_parts(self, record: RequestRecord, level: int) -> tuple[str, ...]:
+        """The line's fixed text around its time, duration and request id, for one (method,
+        route, status, principal): rendered once by the generic encoder, then reused."""
+        name = logging.getLevelName(level)
+        fields = record.log_fields()
+        head = f"{fields['method']} {fields['route']} {fields['status']} "
+        tail = f"ms {fields['principal']}"
+        if self.format == "json":
+            # the message's text around its duration, escaped as the encoder escapes it
+            middle = _LINE_ENCODER.encode({"level": name.lower(), "logger": self.logger.name})
+            rest = {k: v for k, v in fields.items() if k not in ("request_id", "duration_ms")}
+            after_id = _LINE_ENCODER.encode(
+                {"route": rest["route"], "method": rest["method"], "status": rest["status"]}
+            )
+            parts: tuple[str, ...] = (
+                '{"time":"',
+                '",' + middle[1:-1] + ',"message":' + _json_string(head)[:-1],
+                _json_string(tail)[1:] + ',"event":"request","request_id":',
+                "," + after_id[1:-1] + ',"duration_ms":',
+                ',"principal":' + _json_string(fields["principal"]) + "}",
+            )
+        else:
+            parts = (f" {name} {self.logger.name} {head}", tail)
+        return parts
+
+    def _generic_json(self, stamp: str, millis: int, level: int, record: RequestRecord) -> str:
+        fields = record.log_fields()
+        line: dict[str, Any] = {
+            "time": f"{stamp}.{millis:03d}+00:00",
+            "level": logging.getLevelName(level).lower(),
+            "logger": self.logger.name,
+            "message": _request_message(fields),
+        }
+        for key, value in fields.items():
+            line.setdefault(key, value)
+        return _LINE_ENCODER.encode(line)
 
 
 def stdout_access_log(name: str) -> logging.Logger:
@@ -562,11 +611,10 @@ class Observer:
 
     def request_finished(self, record: RequestRecord, *, error: BaseException | None) -> None:
         """Log one line for the request and count it (and what its error says)."""
-        level = record.level
-        fields = record.log_fields()
         if self.request_lines is not None:
-            self.request_lines.write(level, fields)
-        elif self.logger.isEnabledFor(level):
+            self.request_lines.write(record)
+        elif self.logger.isEnabledFor(level := record.level):
+            fields = record.log_fields()
             self.logger.log(level, "%s", _request_message(fields), extra={"fields": fields})
         if self.metrics is not None:
             self.metrics.observe_request(record)

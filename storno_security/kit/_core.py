@@ -36,7 +36,7 @@ from storno_security.events import (
 )
 from storno_security.kit.keys import KitKeys
 from storno_security.kit.policy import KitPolicy
-from storno_security.kit.storage import StoreBundle
+from storno_security.kit.storage import SessionOverviewStore, StoreBundle
 from storno_security.mfa.backup_codes import BackupCodes
 from storno_security.mfa.challenges import MfaChallenges
 from storno_security.mfa.lockout import MfaLockout
@@ -141,6 +141,9 @@ class KitCore:
         self.keys = keys
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.directory = stores.directory
+        overview = stores.account_overview
+        #: The overview store when it also reads the session state (one read for ``GET /me``).
+        self.session_overview = overview if isinstance(overview, SessionOverviewStore) else None
         self.mailer: Mailer = mailer if mailer is not None else _NoMail()
         self.defer = defer if defer is not None else _run_now
         self.google = google

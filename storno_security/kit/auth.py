@@ -41,6 +41,7 @@ from storno_security.errors import (
 from storno_security.events import SecurityEventType
 from storno_security.kit._core import KitCore, Mail
 from storno_security.kit.results import Caller, LoginResult, MfaRequired, Registration, Session
+from storno_security.kit.storage import AccountOverview
 from storno_security.mfa.challenges import PendingChallenge
 from storno_security.mfa.factors import VerifiedFactor
 from storno_security.passkeys.ceremonies import PasskeyOptions, VerifiedPasskeyLogin
@@ -48,6 +49,7 @@ from storno_security.rbac.invitations import Organization
 from storno_security.rbac.model import Membership
 from storno_security.rbac.permissions import Role
 from storno_security.tokens.sessions import TokenPair
+from storno_security.tokens.storage import SessionState
 
 __all__ = ["AuthFlows", "parse_authorization"]
 
@@ -557,11 +559,18 @@ class AuthFlows(KitCore):
 
     # --- request authentication --------------------------------------------------------------
 
-    def authenticate(self, authorization: str | None) -> Caller | None:
+    def authenticate(self, authorization: str | None, *, overview: bool = False) -> Caller | None:
         """The caller of a request from its ``Authorization`` header: ``Bearer <access token>``
         (JWT-2, REF-4) or a bare ``af_...`` API key (KEY-4). ``None`` when the header is absent.
 
         A key sent as ``Bearer af_...`` is refused: keys and tokens never share a scheme.
+
+        Args:
+            authorization: the header's value.
+            overview: read the user's own records too (:attr:`Caller.overview`, for
+                :meth:`caller_view`), in the same statement as the session state when the
+                bundle's overview store can (:class:`~.storage.SessionOverviewStore`); else
+                nothing more is read here.
 
         Raises:
             InvalidAccessTokenError: a malformed header, or a token that does not verify.
@@ -575,8 +584,20 @@ class AuthFlows(KitCore):
         if kind == "api_key":
             principal = self.api_keys.verify(credential)
             return Caller(user_id=principal.user_id, kind="api_key", api_key=principal)
-        claims = self.verifier.verify(credential)
-        return Caller(user_id=claims.subject, kind="user", claims=claims)
+        store = self.session_overview
+        if not overview or store is None:
+            claims = self.verifier.verify(credential)
+            return Caller(user_id=claims.subject, kind="user", claims=claims)
+        read: list[AccountOverview | None] = []
+
+        def session_state(*, user_id: str, session_id: str) -> SessionState:
+            state, found = store.session_overview(user_id=user_id, session_id=session_id)
+            read.append(found)
+            return state
+
+        claims = self.verifier.verify(credential, session_state=session_state)
+        # the verifier reads the session state once, after every other check passed
+        return Caller(user_id=claims.subject, kind="user", claims=claims, overview=read[0])
 
     def auth_time(self, caller: Caller) -> datetime | None:
         """When the caller's session was authenticated (``None`` for API keys and for tokens

@@ -10,6 +10,7 @@ import attrs
 from storno_security.accounts.model import UserAccount
 from storno_security.api_keys.principal import ApiKeyPrincipal
 from storno_security.kit.policy import Proof, SensitiveAction
+from storno_security.kit.storage import AccountOverview
 from storno_security.mfa.factors import MfaMethod
 from storno_security.passkeys.ceremonies import PasskeyOptions
 from storno_security.rbac.model import Principal
@@ -105,12 +106,17 @@ class Caller:
         kind: ``user`` or ``api_key``.
         claims: the verified access-token claims (``kind == "user"``).
         api_key: the verified key (``kind == "api_key"``).
+        overview: the user's own records, read with the session state when
+            :meth:`~storno_security.kit.Kit.authenticate` was asked for them (``None``
+            otherwise, or when the backend cannot); :meth:`~storno_security.kit.Kit.caller_view`
+            uses them instead of reading again.
     """
 
     user_id: str
     kind: Literal["user", "api_key"]
     claims: AccessTokenClaims | None = None
     api_key: ApiKeyPrincipal | None = None
+    overview: AccountOverview | None = attrs.field(default=None, repr=False, eq=False)
 
     @property
     def is_api_key(self) -> bool:

@@ -47,7 +47,7 @@ from storno_security.ratelimit.storage import RateLimitStorage
 from storno_security.rbac.invitations import Invitation, Organization
 from storno_security.rbac.model import Membership
 from storno_security.rbac.permissions import Role
-from storno_security.tokens.storage import RefreshFamilyStore, SessionStateStore
+from storno_security.tokens.storage import RefreshFamilyStore, SessionState, SessionStateStore
 
 __all__ = [
     "AccountOverview",
@@ -55,6 +55,7 @@ __all__ = [
     "DirectoryStore",
     "ForgetsUsers",
     "MemberRecord",
+    "SessionOverviewStore",
     "StoreBundle",
 ]
 
@@ -425,6 +426,25 @@ class AccountOverviewStore(Protocol):
         """The user's records, or ``None`` when there is no such user.
 
         Raises:
+            StoreError: the backend failed.
+        """
+        ...
+
+
+@runtime_checkable
+class SessionOverviewStore(Protocol):
+    """Optional, on an :class:`AccountOverviewStore`: a backend that reads a session's state
+    (as :meth:`~storno_security.tokens.storage.SessionStateStore.session_state`) and the
+    user's own records in one statement, so an authenticated ``GET /me`` costs one read. The
+    bundle's ``session_state`` store must read the very same records."""
+
+    def session_overview(
+        self, *, user_id: str, session_id: str
+    ) -> tuple[SessionState, AccountOverview | None]:
+        """The session's state and the user's records (``None``: no such user).
+
+        Raises:
+            TypeError, ValueError: a bad argument, as ``session_state``.
             StoreError: the backend failed.
         """
         ...

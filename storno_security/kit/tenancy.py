@@ -178,7 +178,8 @@ class TenancyFlows(AccountFlows):
         for a user with no live membership), its organization and the MFA status.
 
         With a bundle that offers :class:`~storno_security.kit.storage.AccountOverviewStore`
-        the user's records come from one read; otherwise from one read per store. Decisions
+        the user's records come from one read (none when the caller carries them:
+        :meth:`authenticate` with ``overview=True``); otherwise from one read per store. Decisions
         and errors are :meth:`authorize`'s, :meth:`get_user`'s and :meth:`organization`'s.
 
         Raises:
@@ -191,7 +192,9 @@ class TenancyFlows(AccountFlows):
             StoreError: a store failed.
         """
         store = self.stores.account_overview
-        overview = store.account_overview(caller.user_id) if store is not None else None
+        overview = caller.overview  # read with the session state by authenticate(overview=True)
+        if overview is None and store is not None:
+            overview = store.account_overview(caller.user_id)
         if overview is not None:
             memberships: Sequence[Membership] = overview.memberships
         elif store is None:

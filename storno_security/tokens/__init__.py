@@ -44,6 +44,7 @@ from storno_security.tokens.storage import (
     Rotation,
     RotationOutcome,
     SessionState,
+    SessionStateReader,
     SessionStateStore,
 )
 
@@ -64,6 +65,7 @@ __all__ = [
     "SessionEvent",
     "SessionManager",
     "SessionState",
+    "SessionStateReader",
     "SessionStateStore",
     "SigningKey",
     "TokenPair",

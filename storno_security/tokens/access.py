@@ -54,7 +54,7 @@ from storno_security.clock import Clock, ensure_aware_utc
 from storno_security.errors import InvalidAccessTokenError
 from storno_security.tokens.keys import KeyRing, PublicKey
 from storno_security.tokens.policy import TokenPolicy
-from storno_security.tokens.storage import SessionStateStore
+from storno_security.tokens.storage import SessionStateReader, SessionStateStore
 
 __all__ = [
     "ACCESS_TOKEN_TYPE",
@@ -448,8 +448,17 @@ class AccessTokenVerifier:
         # header segment -> (kid, alg) of headers that passed every header check
         self._headers: dict[str, tuple[str, str]] = {}
 
-    def verify(self, token: str) -> AccessTokenClaims:
+    def verify(
+        self, token: str, *, session_state: SessionStateReader | None = None
+    ) -> AccessTokenClaims:
         """Verify ``token`` and return its claims.
+
+        Args:
+            token: the compact JWS.
+            session_state: reads the session state instead of the store given at construction
+                (called as the store's ``session_state``, once per call, after every other
+                check passed). It must read the same records: the kit passes one that reads
+                the caller's own records in the same statement.
 
         Raises:
             TypeError: ``token`` is not a ``str``.
@@ -468,7 +477,7 @@ class AccessTokenVerifier:
         cache = self._cache
         if cache is None:
             claims, _ = self._verify_uncached(token, now)
-            return self._check_session(claims)
+            return self._check_session(claims, session_state)
         # Fixed-length prefix, so (scope, token) pairs never collide by concatenation.
         key = _sha256(self._cache_scope + token.encode("ascii")).digest()
         entry = self._cache_shards[(key[0] << 8 | key[1]) & self._cache_mask].get(key)  # _shard
@@ -488,9 +497,8 @@ class AccessTokenVerifier:
                 if entry.auth_excess > leeway:
                     raise _reject("claim_auth_time")
                 # _check_session, inline on the hot path
-                state = self._sessions.session_state(
-                    user_id=claims.subject, session_id=claims.session_id
-                )
+                read = self._sessions.session_state if session_state is None else session_state
+                state = read(user_id=claims.subject, session_id=claims.session_id)
                 if claims.epoch < state.epoch:
                     raise _reject("session_epoch")
                 if state.revoked:
@@ -498,7 +506,7 @@ class AccessTokenVerifier:
                 return claims
             # The kid names another key now: verify again, exactly as on first sight.
         claims, entry = self._verify_uncached(token, now)
-        self._check_session(claims)
+        self._check_session(claims, session_state)
         cache.put(key, entry)
         return claims
 
@@ -618,8 +626,11 @@ class AccessTokenVerifier:
         )
         return claims, _CacheEntry(claims, public, float(not_before), float(exp), auth_excess)
 
-    def _check_session(self, claims: AccessTokenClaims) -> AccessTokenClaims:
-        state = self._sessions.session_state(user_id=claims.subject, session_id=claims.session_id)
+    def _check_session(
+        self, claims: AccessTokenClaims, session_state: SessionStateReader | None
+    ) -> AccessTokenClaims:
+        read = self._sessions.session_state if session_state is None else session_state
+        state = read(user_id=claims.subject, session_id=claims.session_id)
         if claims.epoch < state.epoch:
             raise _reject("session_epoch")
         if state.revoked:

@@ -28,6 +28,7 @@ __all__ = [
     "Rotation",
     "RotationOutcome",
     "SessionState",
+    "SessionStateReader",
     "SessionStateStore",
 ]
 
@@ -185,6 +186,13 @@ class SessionState:
 
     epoch: int
     revoked: bool
+
+
+class SessionStateReader(Protocol):
+    """A function that reads what :meth:`SessionStateStore.session_state` reads (the bound
+    method itself, or a read that brings more records in the same statement)."""
+
+    def __call__(self, *, user_id: str, session_id: str) -> SessionState: ...
 
 
 @runtime_checkable

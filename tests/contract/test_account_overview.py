@@ -1,15 +1,24 @@
 """The SQL account overview (``stores/sql/overview.py``): one read of a user's own records,
 for a user without memberships, and for a membership whose organization row is gone (a
-database whose foreign keys were not enforced)."""
+database whose foreign keys were not enforced); with the session state in the same read."""
 
 from __future__ import annotations
 
+import secrets
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
+from storno_security.kit.storage import AccountOverview
 from storno_security.stores import sql as sql_stores
-from storno_security.stores.sql import SqlAccountOverviewStore, SqlDirectoryStore
+from storno_security.stores.sql import (
+    SqlAccountOverviewStore,
+    SqlDirectoryStore,
+    SqlSessionStateStore,
+)
+from storno_security.tokens.storage import SessionState
 from tests.conftest import get_sql_engine
 from tests.contract.test_directory_store import new_id, register
 
@@ -50,3 +59,75 @@ def test_a_membership_whose_organization_is_gone_lists_no_organization(
         with plain.begin() as conn:  # leave no dangling row in the run's database
             conn.execute(sa.delete(members).where(members.c.user_id == user.user_id))
         plain.dispose()
+
+
+@pytest.mark.spec("REF-4")
+def test_the_session_overview_is_the_session_state_and_the_overview_in_one_read(
+    sql_engine: Any,
+) -> None:
+    from tests.contract.test_api_key_sql import _trace_connections, statements_of
+
+    if sql_engine.dialect.name == "sqlite":
+        _trace_connections(sql_engine)  # the lean read path runs below SQLAlchemy's events
+    directory, overview = SqlDirectoryStore(sql_engine), SqlAccountOverviewStore(sql_engine)
+    sessions = SqlSessionStateStore(sql_engine)
+    user, _ = register(directory)
+    session_id = secrets.token_hex(16)
+    now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+    def both() -> tuple[SessionState, AccountOverview | None]:
+        expected = (
+            sessions.session_state(user_id=user.user_id, session_id=session_id),
+            overview.account_overview(user.user_id),
+        )
+        statements = statements_of(
+            sql_engine,
+            lambda: found.append(
+                overview.session_overview(user_id=user.user_id, session_id=session_id)
+            ),
+        )
+        assert found.pop() == expected
+        assert len(statements) == 1, statements
+        return expected
+
+    found: list[tuple[SessionState, AccountOverview | None]] = []
+    assert both()[0] == SessionState(epoch=0, revoked=False)
+    sessions.bump_epoch(user.user_id)
+    assert both()[0] == SessionState(epoch=1, revoked=False)
+    sessions.revoke_session(session_id, now=now, until=now + timedelta(hours=1))
+    state, seen = both()
+    assert state == SessionState(epoch=1, revoked=True)
+    assert seen is not None
+    assert seen.user == user
+
+
+def test_the_session_overview_of_a_user_who_is_gone_still_reads_the_session_state(
+    sql_engine: Any,
+) -> None:
+    overview, sessions = SqlAccountOverviewStore(sql_engine), SqlSessionStateStore(sql_engine)
+    gone, session_id = new_id("user"), secrets.token_hex(16)
+    sessions.bump_epoch(gone)
+    now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    sessions.revoke_session(session_id, now=now, until=now + timedelta(hours=1))
+    state, found = overview.session_overview(user_id=gone, session_id=session_id)
+    assert (state, found) == (SessionState(epoch=1, revoked=True), None)
+
+
+@pytest.mark.parametrize(("user_id", "session_id"), [(7, "s"), ("u", None), (b"u", "s")])
+def test_the_session_overview_refuses_what_the_session_state_refuses(
+    sql_engine: Any, user_id: Any, session_id: Any
+) -> None:
+    overview, sessions = SqlAccountOverviewStore(sql_engine), SqlSessionStateStore(sql_engine)
+    with pytest.raises(TypeError):
+        sessions.session_state(user_id=user_id, session_id=session_id)
+    with pytest.raises(TypeError):
+        overview.session_overview(user_id=user_id, session_id=session_id)
+
+
+def test_a_key_no_column_can_hold_matches_nothing_in_the_session_overview(
+    sql_engine: Any,
+) -> None:
+    overview = SqlAccountOverviewStore(sql_engine)
+    for user_id, session_id in (("x" * 300, "s"), ("u", "x" * 300), ("", "")):
+        found = overview.session_overview(user_id=user_id, session_id=session_id)
+        assert found == (SessionState(epoch=0, revoked=False), None)

@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -322,6 +323,78 @@ def test_any_direct_request_line_is_one_line_the_formatter_would_write(
     assert written == formatted
 
 
+def _formatters_line(record: RequestRecord) -> dict[str, Any]:
+    expected = logging.LogRecord("storno_security.http", record.level, __file__, 1, "", (), None)
+    fields = record.log_fields()
+    expected.msg = (
+        f"{fields['method']} {fields['route']} {record.status} {fields['duration_ms']:.1f}ms "
+        f"{record.principal}"
+    )
+    expected.fields = fields
+    formatted: dict[str, Any] = json.loads(JsonLogFormatter().format(expected))
+    del formatted["time"]
+    return formatted
+
+
+@given(
+    records=st.lists(
+        st.builds(
+            RequestRecord,
+            request_id=st.none() | st.text(max_size=20),
+            route=st.sampled_from([None, "/a", '/q"\\\n\u2028é{x}']),
+            method=st.sampled_from(["GET", "post", "BREW"]),
+            status=st.sampled_from([200, 404, 500, 503]),
+            duration=st.floats(allow_nan=True, allow_infinity=True) | st.floats(0, 1),
+            principal=st.sampled_from(["anonymous", "user", "api_key"]),
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_one_writer_writes_the_formatters_line_for_every_record_it_has_seen_before(
+    records: list[RequestRecord],
+) -> None:
+    # The writer keeps each (method, route, status, principal)'s fixed text: a line built
+    # from kept text must still be the formatter's, whatever the id and the duration.
+    read_end, write_end = os.pipe()
+    logger = logging.getLogger("storno_security.http")
+    before = logger.level
+    logger.setLevel(logging.DEBUG)
+    try:
+        writer = RequestLineWriter(write_end)
+        for record in records * 2:
+            writer.write(record)
+        os.close(write_end)
+        with os.fdopen(read_end, "rb") as pipe:
+            lines = pipe.read().decode().split("\n")[:-1]
+    finally:
+        logger.setLevel(before)
+    assert len(lines) == 2 * len(records)
+    for line, record in zip(lines, records * 2, strict=True):
+        written = json.loads(line)
+        assert datetime.fromisoformat(written.pop("time")).tzinfo is not None
+        assert written == _formatters_line(record)
+        assert list(written) == list(_formatters_line(record))
+
+
+def test_the_text_line_of_a_kept_series_is_the_text_formats_line() -> None:
+    read_end, write_end = os.pipe()
+    logger = logging.getLogger("storno_security.http")
+    before = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        writer = RequestLineWriter(write_end, "text")
+        writer.write(_SEEN)
+        writer.write(attrs.evolve(_SEEN, duration=1.5))
+        os.close(write_end)
+        with os.fdopen(read_end, "rb") as pipe:
+            first, second = pipe.read().decode().splitlines()
+    finally:
+        logger.setLevel(before)
+    assert first.endswith(" INFO storno_security.http GET /api/users/{user_id} 200 12.5ms user")
+    assert second.endswith(" INFO storno_security.http GET /api/users/{user_id} 200 1500.0ms user")
+
+
 def test_the_direct_text_line_has_the_text_formats_shape() -> None:
     (line,) = _written("text", _SEEN)
     pattern = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO storno_security\.http "
@@ -483,6 +556,28 @@ def test_series_past_the_remembered_ones_are_still_counted(
     assert _sample(metrics, total, method="GET", route=routes[1], status="200") == 1
 
 
+def test_lines_past_the_remembered_series_are_still_written_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(observability, "_SERIES_CACHE", 2)  # the bound (4096), made small
+    read_end, write_end = os.pipe()
+    logger = logging.getLogger("storno_security.http")
+    before = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        writer = RequestLineWriter(write_end)
+        records = [attrs.evolve(_SEEN, route=f"/r/{n}") for n in range(4)]
+        for record in [*records, *records]:
+            writer.write(record)
+        os.close(write_end)
+        with os.fdopen(read_end, "rb") as pipe:
+            routes = [json.loads(line)["route"] for line in pipe.read().decode().splitlines()]
+    finally:
+        logger.setLevel(before)
+    assert routes == [f"/r/{n}" for n in range(4)] * 2
+    assert len(writer._parts) == 2  # only the first two series are kept
+
+
 def test_without_metrics_the_observer_sink_only_logs(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     observer = Observer()
@@ -552,7 +647,7 @@ def test_one_writer_renders_each_new_second_afresh(
     moments = iter([1_780_000_000.25, 1_780_000_000.75, 1_780_000_001.125, 1_780_000_000.5])
     monkeypatch.setattr(time, "time", lambda: next(moments))
     for _ in range(4):
-        writer.write(logging.INFO, _SEEN.log_fields())
+        writer.write(_SEEN)
     os.close(write_end)
     with os.fdopen(read_end, "rb") as pipe:
         stamps = [json.loads(line)["time"] for line in pipe.read().decode().splitlines()]

@@ -85,6 +85,8 @@ class World:
     events: EventCatcher
     companies: dict[str, Company]
     authenticator: SoftAuthenticator = attrs.field(factory=SoftAuthenticator)
+    #: The access token of each caller made by :meth:`caller`, by its ``jti``.
+    tokens: dict[str, str] = attrs.field(factory=dict)
 
     def email(self) -> str:
         return f"user-{uuid.uuid4().hex[:10]}@example.eu"
@@ -100,6 +102,8 @@ class World:
     def caller(self, session: Session) -> Caller:
         caller = self.kit.authenticate(f"Bearer {session.tokens.access_token}")
         assert caller is not None
+        assert caller.claims is not None
+        self.tokens[caller.claims.token_id] = session.tokens.access_token
         return caller
 
     def login(self, email: str) -> Session:

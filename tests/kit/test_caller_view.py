@@ -11,6 +11,7 @@ import pytest
 
 from storno_security.errors import (
     AccountNotFoundError,
+    InvalidAccessTokenError,
     OrganizationNotFoundError,
     OrganizationRequiredError,
 )
@@ -19,7 +20,9 @@ from tests.kit.conftest import PASSWORD, World, kit_keys, kit_policy
 
 
 def _both(world: World, caller: Caller, **kwargs: Any) -> Any:
-    """The view through the kit under test and through one without the overview store."""
+    """The view through the kit under test, through one without the overview store, and, for
+    a token, through a caller authenticated with ``overview=True`` (read with the session
+    state where the bundle can: the SQL bundles)."""
     store_by_store = Kit(
         attrs.evolve(world.kit.stores, account_overview=None),
         policy=kit_policy(),
@@ -27,17 +30,30 @@ def _both(world: World, caller: Caller, **kwargs: Any) -> Any:
         clock=world.clock,
         companies=world.companies.get,
     )
-    outcomes = []
-    for kit in (world.kit, store_by_store):
+    callers = [(world.kit, caller), (store_by_store, caller)]
+    if caller.claims is not None:
+        token = world.tokens[caller.claims.token_id]
         try:
-            outcomes.append(kit.caller_view(caller, **kwargs))
+            prefetched = world.kit.authenticate(f"Bearer {token}", overview=True)
+        except InvalidAccessTokenError:  # the account is gone: its sessions ended with it
+            prefetched = None
+        if prefetched is not None:
+            assert prefetched == caller
+            sql = world.kit.stores.account_overview is not None
+            exists = world.kit.directory.get_user(caller.user_id) is not None
+            assert (prefetched.overview is not None) is (sql and exists)
+            callers.append((world.kit, prefetched))
+    outcomes = []
+    for kit, who in callers:
+        try:
+            outcomes.append(kit.caller_view(who, **kwargs))
         except (
             AccountNotFoundError,
             OrganizationNotFoundError,
             OrganizationRequiredError,
         ) as exc:
             outcomes.append((type(exc), exc.reason))
-    assert outcomes[0] == outcomes[1]
+    assert all(outcome == outcomes[0] for outcome in outcomes), outcomes
     return outcomes[0]
 
 

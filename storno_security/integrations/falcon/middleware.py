@@ -56,7 +56,6 @@ _SECURITY_HEADERS = (
     ("Referrer-Policy", "no-referrer"),
     ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"),
     ("Cross-Origin-Resource-Policy", "same-origin"),
-    ("Permissions-Policy", "interest-cohort=()"),
 )
 _HSTS = ("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
 
@@ -119,7 +118,7 @@ class Middleware:
         header = env.get("HTTP_AUTHORIZATION")
         if header:
             try:
-                ctx.caller = self._kit.authenticate(header.strip())
+                ctx.caller = self._kit.authenticate(header.strip(), overview=route.overview)
             except (InvalidAccessTokenError, InvalidApiKeyError):
                 ctx.rate_limit = self._limiter.hit(API_UNAUTHENTICATED, limit_key)
                 raise

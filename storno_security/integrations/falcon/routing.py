@@ -86,6 +86,7 @@ class Route:
     description: str | None
     parameters: tuple[dict[str, Any], ...]
     validator: Any = attrs.field(eq=False, repr=False)
+    overview: bool = False
 
 
 class Routes:
@@ -94,7 +95,9 @@ class Routes:
     ``limit`` names a rate-limit policy (RL-1); ``None`` (the default) is the token bucket of
     the caller's kind (RL-2); ``""`` marks an unmetered probe that reads no credential (the
     liveness and readiness checks). ``auth`` is ``"none"`` (public), ``"any"`` (an access token
-    or an API key) or ``"user"`` (an access token: API keys refused, KEY-5).
+    or an API key) or ``"user"`` (an access token: API keys refused, KEY-5). ``overview``: the
+    handler shows the caller's own records (``Kit.caller_view``), so the middleware has them
+    read with the session state, in the same statement where the backend can.
     """
 
     def __init__(self) -> None:
@@ -116,6 +119,7 @@ class Routes:
         organization: bool = False,
         description: str | None = None,
         parameters: tuple[dict[str, Any], ...] = (),
+        overview: bool = False,
     ) -> Callable[[Handler], Handler]:
         validator = None
         if body is not None:
@@ -140,6 +144,7 @@ class Routes:
                     description,
                     parameters,
                     validator,
+                    overview,
                 )
             )
             return handler

@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 import sqlalchemy as sa
 
@@ -38,10 +38,12 @@ from storno_security.stores.sql._records import SqlRecords, records
 from storno_security.tokens.storage import RefreshFamily, Rotation, RotationOutcome, SessionState
 
 __all__ = [
+    "SESSION_STATE_COLUMNS",
     "SqlRefreshFamilyStore",
     "SqlSessionStateStore",
     "refresh_families",
     "refresh_tokens",
+    "session_state_of",
 ]
 
 refresh_families = sa.Table(
@@ -96,7 +98,9 @@ _REC = records.c
 
 # The per-request read of SqlSessionStateStore, built once: the epoch record and whether the
 # marker record exists, in one SELECT.
-_SESSION_STATE = sa.select(
+#: The session state's two columns (``epoch``, ``revoked``), bound by ``epochs``, ``markers``,
+#: ``user_id`` and ``session_id``: a ``SELECT`` of their own, or beside other columns.
+SESSION_STATE_COLUMNS: Final = (
     sa.select(_REC.number)
     .where(_REC.namespace == sa.bindparam("epochs"), _REC.record_key == sa.bindparam("user_id"))
     .scalar_subquery()
@@ -105,9 +109,11 @@ _SESSION_STATE = sa.select(
     .where(_REC.namespace == sa.bindparam("markers"), _REC.record_key == sa.bindparam("session_id"))
     .label("revoked"),
 )
+_SESSION_STATE = sa.select(*SESSION_STATE_COLUMNS)
 
 
-def _session_state_of(row: Any) -> SessionState:
+def session_state_of(row: Any) -> SessionState:
+    """The session state of a row with :data:`SESSION_STATE_COLUMNS`."""
     epoch = row.epoch
     if row.revoked is None or isinstance(epoch, bool) or not isinstance(epoch, int | None):
         raise CorruptRecordError(reason="bad_epoch")
@@ -346,7 +352,7 @@ class SqlSessionStateStore(SessionStates):
 
     def __init__(self, engine: sa.Engine) -> None:
         super().__init__(SqlRecords(engine))
-        self._state = _Reader(engine, _SESSION_STATE, _session_state_of)
+        self._state = _Reader(engine, _SESSION_STATE, session_state_of)
 
     def session_state(self, *, user_id: str, session_id: str) -> SessionState:
         """See :meth:`~storno_security.tokens.storage.SessionStateStore.session_state`."""

@@ -78,6 +78,7 @@ def _names(permissions: frozenset[Permission]) -> list[str]:
         "A user with no live membership gets `organization` and `role` null and no `permissions`."
     ),
     organization=True,
+    overview=True,
     responses={200: _ME},
 )
 def me(ctx: Ctx[Any], body: Body) -> None:
