@@ -20,7 +20,7 @@ from storno_security.stores.sql import (
 )
 from storno_security.tokens.storage import SessionState
 from tests.conftest import get_sql_engine
-from tests.contract.test_directory_store import new_id, register
+from tests.contract.test_directory_store import NOW, accept, invite, new_id, register
 
 
 def test_a_user_without_memberships_has_an_overview_of_the_user_alone(sql_engine: Any) -> None:
@@ -131,3 +131,22 @@ def test_a_key_no_column_can_hold_matches_nothing_in_the_session_overview(
     for user_id, session_id in (("x" * 300, "s"), ("u", "x" * 300), ("", "")):
         found = overview.session_overview(user_id=user_id, session_id=session_id)
         assert found == (SessionState(epoch=0, revoked=False), None)
+
+
+def test_the_overview_lists_memberships_in_the_directorys_order(sql_engine: Any) -> None:
+    # oldest first, ties (one clock tick) by organization id: as memberships_of lists them
+    directory, overview = SqlDirectoryStore(sql_engine), SqlAccountOverviewStore(sql_engine)
+    user, _ = register(directory)
+    for joined in (NOW + timedelta(hours=2), NOW - timedelta(hours=1), NOW, NOW):
+        _, organization = register(directory)
+        assert accept(
+            directory, invite(directory, organization.organization_id), user.user_id, now=joined
+        )
+    expected = directory.memberships_of(user.user_id)
+    assert len(expected) == 5
+    found = overview.account_overview(user.user_id)
+    assert found is not None
+    assert list(found.memberships) == expected
+    with_session = overview.session_overview(user_id=user.user_id, session_id="s")[1]
+    assert with_session is not None
+    assert list(with_session.memberships) == expected

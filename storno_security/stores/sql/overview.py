@@ -60,8 +60,7 @@ def _statement(*extra: sa.ColumnElement[Any]) -> sa.Select[Any]:
         )
         .select_from(joined)
         .where(users.c.user_id == user_id)
-        .order_by(memberships.c.joined_at, memberships.c.organization_id)
-    )
+    )  # no ORDER BY: a user has a few memberships, sorted here, not by a sorter per read
 
 
 def _fields(row: Any, prefix: str, columns: tuple[sa.Column[Any], ...]) -> dict[str, Any]:
@@ -74,6 +73,8 @@ def _session_overview_of(rows: list[Any]) -> tuple[SessionState, AccountOverview
 
 
 def _overview_of(rows: list[Any]) -> AccountOverview:
+    if len(rows) > 1:  # memberships oldest first (a row without one is alone: nothing to sort)
+        rows = sorted(rows, key=lambda row: (row.m_joined_at, row.m_organization_id))
     first = rows[0]
     user = _build(UserAccount, "bad_user", _fields(first, "u_", _USER))
     found: list[Membership] = []
