@@ -2,8 +2,12 @@
 
 Started side by side on loopback, each under the same HTTP server settings:
 
-* ``ours``: the reference server as shipped (gunicorn, 1 and 2 workers x threads, SQLite and
-  in-memory rate limits): ``GET /api/v1/me`` with a valid bearer token, and ``GET /health``;
+* ``ours``: the reference server's WSGI application under gunicorn's threaded worker, as the
+  floors run (1 and 2 workers x threads, SQLite and in-memory rate limits):
+  ``GET /api/v1/me`` with a valid bearer token, and ``GET /health``;
+* ``ours-serve``: the server as ``storno-security serve`` runs it (uvicorn's worker class, the
+  ASGI front and its thread pool; 1 worker), reported without a target: the same application
+  on a different front, so it is not a like-for-like ratio;
 * ``bare-me``: a bare Falcon app that reads the same user row from the same SQLite file and
   answers the same JSON (1 and 2 workers; see bench/server_apps.py);
 * ``bare-hello``: a bare Falcon hello route (1 worker), the floor of ``/health``;
@@ -402,6 +406,10 @@ def main() -> int:
                 "BENCH_USER_ID": user_id,
             }
             start("ours-2w", _gunicorn(app, 2, threads, pythonpath=ROOT), env)
+            # as `serve` runs it: uvicorn's worker, the ASGI front, its threads (no target)
+            serve = [sys.executable, "-m", "reference_server", "serve", "--port", "{port}"]
+            serve += ["--workers", "1", "--threads", str(threads), "--log-level", "warning"]
+            start("ours-serve-1w", serve, env)
             for workers in (1, 2):
                 command = _gunicorn("server_apps:bare_me()", workers, threads, pythonpath=HERE)
                 start(f"bare-me-{workers}w", command, bare_env)
@@ -464,6 +472,7 @@ def main() -> int:
                     paths[name] = "/users/me"
             targets = {f"{name} {paths[name]}": (name, paths[name]) for name in servers}
             targets["ours-1w /health"] = ("ours-1w", "/health")
+            targets["ours-serve-1w /health"] = ("ours-serve-1w", "/health")
             for name, server in servers.items():
                 server.wait(paths[name])  # any answer below 500 (a 401 without a token)
                 status, body = _request(server.url + paths[name], token=tokens[name] or None)
@@ -541,6 +550,12 @@ def report(results: dict[str, list[dict[str, float]]], args: argparse.Namespace,
         ok = ok and ratio >= target
         mark = "ok" if ratio >= target else "MISSED"
         print(f"  {label:<32} {ratio:6.2f}x  (target >= {target}x) {mark}")
+    for path, floor in ((ME, f"bare-me-1w {ME}"), ("/health", "bare-hello-1w /health")):
+        shipped = f"ours-serve-1w {path}"
+        if shipped in rps:
+            ratio = rps[shipped] / rps[floor]
+            label = f"{path} as `serve` runs it, 1w"
+            print(f"  {label:<32} {ratio:6.2f}x bare Falcon on gthread (no target)")
     for workers in (1, 2):
         pg = f"ours-pg-{workers}w {ME}"
         if pg in rps:

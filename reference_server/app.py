@@ -54,7 +54,9 @@ def _prepare(settings: Settings) -> Server:
     configure_logging(settings.log_format)
     server = build_server(settings)
     # the request line straight to stderr, where configure_logging sends every logger
-    server.observer.request_lines = RequestLineWriter.for_stream(sys.stderr, settings.log_format)
+    server.observer.request_lines = RequestLineWriter.for_stream(
+        sys.stderr, settings.log_format, flush_after=settings.log_flush_ms / 1000
+    )
     if settings.vault_key_file is None:  # `vault retire-old` waits for this process to go
         register_holder(settings.data_dir / "keys" / "vault", server.keys.vault.active_kid)
     return server

@@ -97,6 +97,8 @@ class Settings:
         ipaddress.ip_network("::1/128"),
     )
     log_format: str = "json"
+    #: How long a request line may wait to be written with the next ones (0: at once).
+    log_flush_ms: int = attrs.field(default=100, validator=attrs.validators.instance_of(int))
 
     def __attrs_post_init__(self) -> None:
         parts = urlsplit(self.public_url)
@@ -143,6 +145,10 @@ class Settings:
                     f"STORNO_METRICS={network} would show the metrics to everyone: name the "
                     "networks of your scrapers"
                 )
+        if not 0 <= self.log_flush_ms <= 10_000:
+            raise SettingsError(
+                f"STORNO_LOG_FLUSH_MS must be 0 to 10000 milliseconds, got {self.log_flush_ms}"
+            )
         if self.log_format not in ("json", "text"):
             raise SettingsError(f"STORNO_LOG_FORMAT must be json or text, got {self.log_format!r}")
         if self.database_url is not None:
@@ -330,6 +336,7 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "demo_page": parse.optional_boolean,
     "metrics": _metrics,
     "log_format": parse.required_text,
+    "log_flush_ms": parse.integer,
 }
 
 #: Every environment variable the server reads.

@@ -12,10 +12,12 @@ import logging
 import math
 import os
 import re
+import select
 import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -47,6 +49,7 @@ from storno_security.integrations.observability import (
     json_logging_config,
 )
 from storno_security.ratelimit import RateLimitStatus
+from tests._fork import in_a_forked_child
 
 AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -576,6 +579,130 @@ def test_lines_past_the_remembered_series_are_still_written_whole(
         logger.setLevel(before)
     assert routes == [f"/r/{n}" for n in range(4)] * 2
     assert len(writer._parts) == 2  # only the first two series are kept
+
+
+@contextlib.contextmanager
+def _request_logger_at(level: int) -> Iterator[None]:
+    logger = logging.getLogger("storno_security.http")
+    before = logger.level
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
+
+
+def _read_now(read_end: int) -> bytes:
+    """What the pipe holds now (nothing: b"")."""
+    ready, _, _ = select.select([read_end], [], [], 0)
+    return os.read(read_end, 1 << 20) if ready else b""
+
+
+def test_a_batching_writer_writes_waiting_lines_whole_in_order_at_most_pipe_buf_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    read_end, write_end = os.pipe()
+    sizes: list[int] = []
+    real_write = os.write
+
+    def counted(fd: int, data: bytes) -> int:
+        if fd == write_end:
+            sizes.append(len(data))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", counted)
+    writer = RequestLineWriter(write_end, flush_after=10)
+    records = [attrs.evolve(_SEEN, request_id=f"r{n}", route=f"/r/{n}") for n in range(40)]
+    with _request_logger_at(logging.INFO):
+        writer.write(records[0])
+        assert _read_now(read_end) == b""  # it waits
+        for record in records[1:]:
+            writer.write(record)
+        writer.flush()
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        lines = pipe.read().decode().splitlines()
+    assert [json.loads(line)["request_id"] for line in lines] == [f"r{n}" for n in range(40)]
+    assert sum(sizes) > select.PIPE_BUF  # more than one write's worth ...
+    assert 1 < len(sizes) < 40  # ... in a few writes, not one a line
+    assert max(sizes) <= select.PIPE_BUF
+    writes = len(sizes)
+    writer.flush()  # nothing waits: nothing written
+    assert len(sizes) == writes
+
+
+def test_an_error_line_is_written_at_once_with_the_lines_before_it() -> None:
+    read_end, write_end = os.pipe()
+    writer = RequestLineWriter(write_end, flush_after=10)
+    failed = attrs.evolve(_SEEN, status=500, request_id="bad")
+    with _request_logger_at(logging.INFO):
+        writer.write(_SEEN)
+        writer.write(attrs.evolve(_SEEN, status=503, request_id="busy"))  # an ordinary line
+        assert _read_now(read_end) == b""
+        writer.write(failed)
+    lines = _read_now(read_end).decode().splitlines()
+    assert [json.loads(line)["request_id"] for line in lines] == ["r1\nforged", "busy", "bad"]
+    assert json.loads(lines[-1])["level"] == "error"
+    os.close(read_end)
+    os.close(write_end)
+
+
+def test_the_background_thread_writes_what_waits() -> None:
+    read_end, write_end = os.pipe()
+    writer = RequestLineWriter(write_end, flush_after=0.01)
+    with _request_logger_at(logging.INFO):
+        writer.write(_SEEN)
+    ready, _, _ = select.select([read_end], [], [], 10)  # bounded: the thread runs every 10 ms
+    assert ready
+    assert json.loads(os.read(read_end, 1 << 16))["request_id"] == "r1\nforged"
+    assert "storno-log" in {thread.name for thread in threading.enumerate()}
+    os.close(read_end)
+    os.close(write_end)
+
+
+def test_a_forked_child_writes_only_its_own_lines() -> None:
+    read_end, write_end = os.pipe()
+    writer = RequestLineWriter(write_end, flush_after=10)
+    with _request_logger_at(logging.INFO):
+        writer.write(attrs.evolve(_SEEN, request_id="parent"))
+
+        def child() -> str:
+            writer.write(attrs.evolve(_SEEN, request_id="child"))
+            writer.flush()
+            return "done"
+
+        assert in_a_forked_child(child) == "done"
+        from_child = _read_now(read_end).decode().splitlines()
+        writer.flush()
+        from_parent = _read_now(read_end).decode().splitlines()
+    assert [json.loads(line)["request_id"] for line in from_child] == ["child"]
+    assert [json.loads(line)["request_id"] for line in from_parent] == ["parent"]
+    os.close(read_end)
+    os.close(write_end)
+
+
+def test_waiting_lines_are_written_when_the_process_exits(tmp_path: Path) -> None:
+    script = (
+        "import logging, sys\n"
+        "from storno_security.integrations.observability import RequestLineWriter, "
+        "RequestRecord\n"
+        "logging.getLogger('storno_security.http').setLevel(logging.INFO)\n"
+        "writer = RequestLineWriter.for_stream(sys.stdout, 'json', flush_after=10)\n"
+        "for n in range(3):\n"
+        "    writer.write(RequestRecord(request_id=f'x{n}', route='/r', method='GET',\n"
+        "                               status=200, duration=0.001, principal='user'))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, timeout=60, check=True
+    )
+    lines = done.stdout.decode().splitlines()
+    assert [json.loads(line)["request_id"] for line in lines] == ["x0", "x1", "x2"]
+
+
+@pytest.mark.parametrize("seconds", [-0.1, 10.5, math.nan, math.inf])
+def test_a_batching_delay_out_of_range_is_refused(seconds: float) -> None:
+    with pytest.raises(ValueError, match="flush_after"):
+        RequestLineWriter(1, flush_after=seconds)
 
 
 def test_without_metrics_the_observer_sink_only_logs(caplog: pytest.LogCaptureFixture) -> None:

@@ -181,6 +181,12 @@ def test_the_metrics_setting() -> None:
         Settings.from_env({"STORNO_METRICS": "0.0.0.0/0"})
     with pytest.raises(SettingsError, match="STORNO_LOG_FORMAT"):
         Settings.from_env({"STORNO_LOG_FORMAT": "xml"})
+    assert Settings.from_env({}).log_flush_ms == 100
+    assert Settings.from_env({"STORNO_LOG_FLUSH_MS": "0"}).log_flush_ms == 0
+    assert Settings.from_env({"STORNO_LOG_FLUSH_MS": "10000"}).log_flush_ms == 10_000
+    for wrong in ("-1", "10001", "0.5", "soon"):
+        with pytest.raises(SettingsError, match="STORNO_LOG_FLUSH_MS"):
+            Settings.from_env({"STORNO_LOG_FLUSH_MS": wrong})
 
 
 # -- serve: several workers, multi-process metrics -------------------------------------------
