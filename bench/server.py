@@ -382,6 +382,8 @@ def main() -> int:
                 "STORNO_TRUSTED_PROXIES": "127.0.0.1/32",
                 "STORNO_EMAIL_SINK": "memory",
                 "STORNO_PASSWORD_COST": "4",  # one registration; bcrypt is not measured here
+                # one issuer for every instance, whatever port each listens on
+                "STORNO_PUBLIC_URL": "http://localhost:8000",
             }
             subprocess.run(  # keys and schema once, as `storno-security serve` does
                 [sys.executable, "-m", "reference_server", "keys", "generate"],
