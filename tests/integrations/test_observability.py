@@ -277,6 +277,17 @@ def _written(writer_format: str, record: RequestRecord, *, level: str = "INFO") 
         logger.setLevel(before)
 
 
+@contextlib.contextmanager
+def _request_logger_at(level: int) -> Iterator[None]:
+    logger = logging.getLogger("storno_security.http")
+    before = logger.level
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
+
+
 _SEEN = RequestRecord(
     request_id="r1\nforged",  # a hostile id stays inside its line
     route="/api/users/{user_id}",
@@ -360,18 +371,13 @@ def test_one_writer_writes_the_formatters_line_for_every_record_it_has_seen_befo
     # The writer keeps each (method, route, status, principal)'s fixed text: a line built
     # from kept text must still be the formatter's, whatever the id and the duration.
     read_end, write_end = os.pipe()
-    logger = logging.getLogger("storno_security.http")
-    before = logger.level
-    logger.setLevel(logging.DEBUG)
-    try:
+    with _request_logger_at(logging.DEBUG):
         writer = RequestLineWriter(write_end)
         for record in records * 2:
             writer.write(record)
-        os.close(write_end)
-        with os.fdopen(read_end, "rb") as pipe:
-            lines = pipe.read().decode().split("\n")[:-1]
-    finally:
-        logger.setLevel(before)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        lines = pipe.read().decode().split("\n")[:-1]
     assert len(lines) == 2 * len(records)
     for line, record in zip(lines, records * 2, strict=True):
         written = json.loads(line)
@@ -564,32 +570,16 @@ def test_lines_past_the_remembered_series_are_still_written_whole(
 ) -> None:
     monkeypatch.setattr(observability, "_SERIES_CACHE", 2)  # the bound (4096), made small
     read_end, write_end = os.pipe()
-    logger = logging.getLogger("storno_security.http")
-    before = logger.level
-    logger.setLevel(logging.INFO)
-    try:
+    with _request_logger_at(logging.INFO):
         writer = RequestLineWriter(write_end)
         records = [attrs.evolve(_SEEN, route=f"/r/{n}") for n in range(4)]
         for record in [*records, *records]:
             writer.write(record)
-        os.close(write_end)
-        with os.fdopen(read_end, "rb") as pipe:
-            routes = [json.loads(line)["route"] for line in pipe.read().decode().splitlines()]
-    finally:
-        logger.setLevel(before)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        routes = [json.loads(line)["route"] for line in pipe.read().decode().splitlines()]
     assert routes == [f"/r/{n}" for n in range(4)] * 2
     assert len(writer._parts) == 2  # only the first two series are kept
-
-
-@contextlib.contextmanager
-def _request_logger_at(level: int) -> Iterator[None]:
-    logger = logging.getLogger("storno_security.http")
-    before = logger.level
-    logger.setLevel(level)
-    try:
-        yield
-    finally:
-        logger.setLevel(before)
 
 
 def _read_now(read_end: int) -> bytes:
@@ -631,8 +621,19 @@ def test_a_batching_writer_writes_waiting_lines_whole_in_order_at_most_pipe_buf_
     assert len(sizes) == writes
 
 
-def test_an_error_line_is_written_at_once_with_the_lines_before_it() -> None:
-    read_end, write_end = os.pipe()
+@pytest.fixture
+def pipe() -> Iterator[tuple[int, int]]:
+    """A pipe's (read end, write end), both closed after the test."""
+    ends = os.pipe()
+    yield ends
+    for end in ends:
+        os.close(end)
+
+
+def test_an_error_line_is_written_at_once_with_the_lines_before_it(
+    pipe: tuple[int, int],
+) -> None:
+    read_end, write_end = pipe
     writer = RequestLineWriter(write_end, flush_after=10)
     failed = attrs.evolve(_SEEN, status=500, request_id="bad")
     with _request_logger_at(logging.INFO):
@@ -643,12 +644,10 @@ def test_an_error_line_is_written_at_once_with_the_lines_before_it() -> None:
     lines = _read_now(read_end).decode().splitlines()
     assert [json.loads(line)["request_id"] for line in lines] == ["r1\nforged", "busy", "bad"]
     assert json.loads(lines[-1])["level"] == "error"
-    os.close(read_end)
-    os.close(write_end)
 
 
-def test_the_background_thread_writes_what_waits() -> None:
-    read_end, write_end = os.pipe()
+def test_the_background_thread_writes_what_waits(pipe: tuple[int, int]) -> None:
+    read_end, write_end = pipe
     writer = RequestLineWriter(write_end, flush_after=0.01)
     with _request_logger_at(logging.INFO):
         writer.write(_SEEN)
@@ -656,12 +655,10 @@ def test_the_background_thread_writes_what_waits() -> None:
     assert ready
     assert json.loads(os.read(read_end, 1 << 16))["request_id"] == "r1\nforged"
     assert "storno-log" in {thread.name for thread in threading.enumerate()}
-    os.close(read_end)
-    os.close(write_end)
 
 
-def test_a_forked_child_writes_only_its_own_lines() -> None:
-    read_end, write_end = os.pipe()
+def test_a_forked_child_writes_only_its_own_lines(pipe: tuple[int, int]) -> None:
+    read_end, write_end = pipe
     writer = RequestLineWriter(write_end, flush_after=10)
     with _request_logger_at(logging.INFO):
         writer.write(attrs.evolve(_SEEN, request_id="parent"))
@@ -677,8 +674,6 @@ def test_a_forked_child_writes_only_its_own_lines() -> None:
         from_parent = _read_now(read_end).decode().splitlines()
     assert [json.loads(line)["request_id"] for line in from_child] == ["child"]
     assert [json.loads(line)["request_id"] for line in from_parent] == ["parent"]
-    os.close(read_end)
-    os.close(write_end)
 
 
 def test_waiting_lines_are_written_when_the_process_exits(tmp_path: Path) -> None:
