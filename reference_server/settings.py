@@ -146,9 +146,7 @@ class Settings:
                     "networks of your scrapers"
                 )
         if not 0 <= self.log_flush_ms <= 10_000:
-            raise SettingsError(
-                f"STORNO_LOG_FLUSH_MS must be 0 to 10000 milliseconds, got {self.log_flush_ms}"
-            )
+            raise SettingsError(f"STORNO_LOG_FLUSH_MS must be 0 to 10000, got {self.log_flush_ms}")
         if self.log_format not in ("json", "text"):
             raise SettingsError(f"STORNO_LOG_FORMAT must be json or text, got {self.log_format!r}")
         if self.database_url is not None:

@@ -281,8 +281,16 @@ class Totp:
         self._step = int(time.time()) // 30 - 2
 
     def next_code(self) -> str:
-        self._step = max(self._step + 1, int(time.time()) // 30 - 1)
-        return str(self._otp.generate_otp(self._step))
+        step = max(self._step + 1, int(time.time()) // 30 - 1)
+        # The server takes a step until its clock is one step past it: until (step + 2) * 30.
+        # A code with less than 10 s of that left could expire on its way through the page:
+        # wait for the next step (at most 10 s, the real clock), then choose again.
+        left = (step + 2) * 30 - time.time()
+        if left < 10:
+            time.sleep(max(left, 0) + 0.1)
+            step = max(self._step + 1, int(time.time()) // 30 - 1)
+        self._step = step
+        return str(self._otp.generate_otp(step))
 
 
 def _chromium_or_skip() -> None:
