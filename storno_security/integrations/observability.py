@@ -358,20 +358,12 @@ class RequestLineWriter:
             self._send(chunk)
 
     def _take(self) -> list[bytes]:
-        # the waiting lines (under the lock) as writes of at most _CHUNK bytes, lines whole
-        chunks: list[bytes] = []
-        run: list[bytes] = []
-        size = 0
-        for line in self._waiting:
-            if run and size + len(line) > _CHUNK:
-                chunks.append(b"".join(run))
-                run, size = [], 0
-            run.append(line)
-            size += len(line)
-        if run:
-            chunks.append(b"".join(run))
+        # What waits, as one write (under the lock). write() keeps what waits within _CHUNK
+        # bytes: it takes the waiting lines before adding one that would overflow them (a
+        # single longer line waits alone).
+        out = [b"".join(self._waiting)] if self._waiting else []
         self._waiting, self._waiting_bytes = [], 0
-        return chunks
+        return out
 
     def _flush_every(self) -> None:
         while True:  # a daemon thread: until the process ends
