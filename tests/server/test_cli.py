@@ -62,6 +62,14 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
+def refusal(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    """``main(argv)`` refused: exit status 1, nothing on stdout; what it wrote to stderr."""
+    code, out, err = run(capsys, *argv)
+    assert code == 1, err
+    assert out == "", out
+    return err
+
+
 def subprocess_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("STORNO_")}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.server.test_cli import data_dir, run
+from tests.server.test_cli import data_dir, refusal, run
 
 __all__ = ["data_dir"]
 
@@ -70,9 +70,7 @@ def test_a_count_of_zero_is_accepted(tmp_path: Path, capsys: pytest.CaptureFixtu
 def test_a_directory_given_as_input_cannot_be_read(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = run(capsys, *ISSUE, "--private-key", str(tmp_path))
-    assert code == 1
-    assert out == ""
+    err = refusal(capsys, *ISSUE, "--private-key", str(tmp_path))
     assert err == f"storno-security: error: {tmp_path}: cannot read (Is a directory)\n"
 
 
@@ -106,9 +104,7 @@ def test_a_private_key_that_is_not_a_key_is_refused_with_its_reason(
     key = tmp_path / "vendor.key"
     key.write_bytes(b"-----BEGIN PRIVATE KEY-----\nnot base64\n-----END PRIVATE KEY-----\n")
     key.chmod(0o600)
-    code, out, err = run(capsys, *ISSUE, "--private-key", str(key))
-    assert code == 1
-    assert out == ""
+    err = refusal(capsys, *ISSUE, "--private-key", str(key))
     assert err.startswith("storno-security: error: unusable license key: ")
     assert err.endswith(" (reason: malformed)\n")
 
@@ -122,9 +118,7 @@ def test_a_data_directory_under_a_file_names_the_path(
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
     monkeypatch.setenv("STORNO_DATA_DIR", str(blocker / "data"))
-    code, out, err = run(capsys, "keys", "generate")
-    assert code == 1
-    assert out == ""
+    err = refusal(capsys, "keys", "generate")
     assert err == f"storno-security: error: {blocker / 'data'}: Not a directory\n"
 
 
@@ -150,9 +144,7 @@ def test_a_missing_module_names_the_extra_to_install(
     for name in [m for m in sys.modules if m == module or m.startswith(f"{module}.")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, module, None)
-    code, out, err = run(capsys, "audit", "purge")
-    assert code == 1
-    assert out == ""
+    err = refusal(capsys, "audit", "purge")
     assert err == (
         f"storno-security: error: the Python module {module!r} is missing: install the "
         f"{extra!r} extra (pip install 'storno-security[{extra}]')\n"

@@ -17,7 +17,7 @@ from reference_server.cli import main
 from reference_server.cli._common import DS
 from reference_server.wiring import build_server
 from storno_security.integrations.keyfiles import load_xml_material
-from tests.server.test_cli import DOCUMENT, data_dir, run, settings_for
+from tests.server.test_cli import DOCUMENT, data_dir, refusal, run, settings_for
 
 __all__ = ["data_dir"]
 
@@ -50,9 +50,7 @@ def test_xml_sign_into_a_missing_directory_fails_in_one_line(
     assert run(capsys, "keys", "generate")[0] == 0
     source, target = tmp_path / "in.xml", tmp_path / "missing" / "signed.xml"
     source.write_bytes(DOCUMENT)
-    code, out, err = run(capsys, "xml", "sign", str(source), str(target))
-    assert code == 1
-    assert out == ""
+    err = refusal(capsys, "xml", "sign", str(source), str(target))
     assert err == f"storno-security: error: {target}: cannot write (No such file or directory)\n"
 
 
@@ -62,9 +60,7 @@ def test_xml_verify_refuses_a_certificate_that_is_not_pem(
     signed, cert = tmp_path / "signed.xml", tmp_path / "trusted.crt"
     signed.write_bytes(DOCUMENT)
     cert.write_bytes(b"-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----\n")
-    code, out, err = run(capsys, "xml", "verify", str(signed), "--cert", str(cert))
-    assert code == 1
-    assert out == ""
+    err = refusal(capsys, "xml", "verify", str(signed), "--cert", str(cert))
     assert err == f"storno-security: error: {cert} is not a PEM certificate\n"
 
 
