@@ -29,7 +29,11 @@ from storno_security.stores.sql._base import _check_key
 from storno_security.stores.sql.api_keys import _GET, _record_of
 
 # The synchronous store's statement and row check, so both read the same thing the same way.
-from storno_security.stores.sql.tokens import _SESSION_STATE, session_state_of
+from storno_security.stores.sql.tokens import (
+    _SESSION_STATE,
+    session_state_of,
+    session_state_params,
+)
 from storno_security.tokens.storage import SessionState
 
 __all__ = [
@@ -76,12 +80,7 @@ class AsyncSqlSessionStateStore:
 
     async def session_state(self, *, user_id: str, session_id: str) -> SessionState:
         """See :meth:`~storno_security.aio.AsyncSessionStateStore.session_state`."""
-        params = {
-            "epochs": "epoch",
-            "markers": "revoked",
-            "user_id": _check_key("user_id", user_id),
-            "session_id": _check_key("session_id", session_id),
-        }
+        params = session_state_params(user_id, session_id)
         async with transaction(self._engine, read_only=True) as conn:
             row = one_row(await fetch_all(conn, _SESSION_STATE, params))
         if row is None:  # pragma: no cover - its SELECT has no FROM: always one row

@@ -389,10 +389,7 @@ class RequestLineWriter:
         if self.format == "json":
             # the message's text around its duration, escaped as the encoder escapes it
             middle = _LINE_ENCODER.encode({"level": name.lower(), "logger": self.logger.name})
-            rest = {k: v for k, v in fields.items() if k not in ("request_id", "duration_ms")}
-            after_id = _LINE_ENCODER.encode(
-                {"route": rest["route"], "method": rest["method"], "status": rest["status"]}
-            )
+            after_id = _LINE_ENCODER.encode({k: fields[k] for k in ("route", "method", "status")})
             parts: tuple[str, ...] = (
                 '{"time":"',
                 '",' + middle[1:-1] + ',"message":' + _json_string(head)[:-1],

@@ -26,7 +26,11 @@ from storno_security.stores.sql._base import (
 from storno_security.stores.sql.directory import memberships, organizations, users
 from storno_security.stores.sql.mfa import mfa_backup_code_sets, mfa_backup_codes
 from storno_security.stores.sql.passkeys import passkey_credentials
-from storno_security.stores.sql.tokens import SESSION_STATE_COLUMNS, session_state_of
+from storno_security.stores.sql.tokens import (
+    SESSION_STATE_COLUMNS,
+    session_state_of,
+    session_state_params,
+)
 from storno_security.tokens.storage import SessionState
 
 __all__ = ["SqlAccountOverviewStore"]
@@ -130,10 +134,7 @@ class SqlAccountOverviewStore:
     ) -> tuple[SessionState, AccountOverview | None]:
         """See :meth:`~storno_security.kit.storage.SessionOverviewStore.session_overview`: one
         ``SELECT`` (a second, of the session state alone, only when the user is gone)."""
-        user_id = _check_key("user_id", user_id)
-        session_id = _check_key("session_id", session_id)
-        params = {"epochs": "epoch", "markers": "revoked"}
-        params |= {"user_id": user_id, "session_id": session_id}
+        params = session_state_params(user_id, session_id)
         found = self._with_session.collect(params)
         if found is not None:
             return found

@@ -44,6 +44,7 @@ __all__ = [
     "refresh_families",
     "refresh_tokens",
     "session_state_of",
+    "session_state_params",
 ]
 
 refresh_families = sa.Table(
@@ -110,6 +111,20 @@ SESSION_STATE_COLUMNS: Final = (
     .label("revoked"),
 )
 _SESSION_STATE = sa.select(*SESSION_STATE_COLUMNS)
+
+
+def session_state_params(user_id: str, session_id: str) -> dict[str, str]:
+    """The bound values of :data:`SESSION_STATE_COLUMNS` (arguments checked as lookup keys).
+
+    Raises:
+        TypeError: an argument is not a str.
+    """
+    return {
+        "epochs": "epoch",
+        "markers": "revoked",
+        "user_id": _check_key("user_id", user_id),
+        "session_id": _check_key("session_id", session_id),
+    }
 
 
 def session_state_of(row: Any) -> SessionState:
@@ -356,10 +371,7 @@ class SqlSessionStateStore(SessionStates):
 
     def session_state(self, *, user_id: str, session_id: str) -> SessionState:
         """See :meth:`~storno_security.tokens.storage.SessionStateStore.session_state`."""
-        user_id = _check_key("user_id", user_id)
-        session_id = _check_key("session_id", session_id)
-        params = {"epochs": "epoch", "markers": "revoked"}
-        state = self._state.one_or_none({**params, "user_id": user_id, "session_id": session_id})
+        state = self._state.one_or_none(session_state_params(user_id, session_id))
         if state is None:  # pragma: no cover - its SELECT has no FROM: always one row
             raise CorruptRecordError(reason="no_row")
         return state
