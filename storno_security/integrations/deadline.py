@@ -29,6 +29,7 @@ from sqlalchemy import event
 
 from storno_security import _process
 from storno_security.errors import StoreUnavailableError
+from storno_security.stores.sql import add_direct_read_hooks
 
 __all__ = ["DEADLINE_ENVIRON_KEY", "RequestDeadlines"]
 
@@ -40,12 +41,12 @@ WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 class _Request:
-    __slots__ = ("aborted", "connections", "deadline")
+    __slots__ = ("connections", "cut", "deadline")
 
     def __init__(self, deadline: float) -> None:
         self.deadline = deadline
-        self.connections: list[Any] = []
-        self.aborted = False
+        self.connections: list[Any] = []  # in use by the request now
+        self.cut: list[Any] = []  # cut by the watchdog already
 
 
 class RequestDeadlines:
@@ -102,7 +103,9 @@ class RequestDeadlines:
         Raises:
             StoreUnavailableError: the deadline has passed (``reason="deadline"``).
         """
-        entry = self._active.get(threading.get_ident())
+        self._refuse_late(self._active.get(threading.get_ident()))
+
+    def _refuse_late(self, entry: _Request | None) -> None:
         if entry is not None and self._monotonic() >= entry.deadline:
             raise StoreUnavailableError("request deadline passed", reason="deadline")
 
@@ -121,10 +124,13 @@ class RequestDeadlines:
     # -- engines -------------------------------------------------------------------------------
 
     def watch(self, engine: sa.Engine) -> None:
-        """Apply the deadline to ``engine``'s statements and connections."""
+        """Apply the deadline to ``engine``'s statements and connections, the stores' direct
+        reads (:func:`~storno_security.stores.sql.add_direct_read_hooks`) included."""
         event.listen(engine, "before_cursor_execute", self._before_statement)
         event.listen(engine, "checkout", self._checkout)
         event.listen(engine, "checkin", self._checkin)
+        event.listen(engine, "detach", self._checkin)  # kept by a store for its direct reads
+        event.listen(engine, "do_connect", self._before_connect)
         dialect = engine.dialect
         ping = dialect.do_ping
 
@@ -137,9 +143,21 @@ class RequestDeadlines:
                 self._checkin(dbapi_connection)
 
         setattr(dialect, "do_ping", do_ping)  # noqa: B010 - this engine's dialect object only
+        # the stores' one-statement reads, sent on a kept connection outside the pool's events
+        add_direct_read_hooks(engine, before=self._before_direct_read, after=self._checkin)
 
     def _before_statement(self, *args: Any) -> None:
         self.check()
+
+    def _before_connect(self, *args: Any) -> None:
+        self.check()  # no new connection for a request past its deadline
+
+    def _before_direct_read(self, dbapi_connection: Any) -> None:
+        entry = self._active.get(threading.get_ident())  # check() and _checkout() in one look
+        if entry is not None:
+            self._refuse_late(entry)
+            with self._lock:
+                entry.connections.append(dbapi_connection)
 
     def _checkout(self, dbapi_connection: Any, *args: Any) -> None:
         entry = self._active.get(threading.get_ident())
@@ -170,14 +188,17 @@ class RequestDeadlines:
             self.expire()
 
     def expire(self) -> int:
-        """Cut the connections of every request past its deadline (the watchdog calls this);
-        the number cut."""
+        """Cut the connections of every request past its deadline (the watchdog calls this),
+        each once, also those it takes after its deadline (a pool's liveness ping); the number
+        cut."""
         now = self._monotonic()
+        connections: list[Any] = []
         with self._lock:
-            late = [e for e in self._active.values() if not e.aborted and e.deadline <= now]
-            connections = [c for e in late for c in e.connections]
-            for entry in late:
-                entry.aborted = True
+            for entry in self._active.values():
+                if entry.deadline <= now:
+                    fresh = [c for c in entry.connections if all(c is not d for d in entry.cut)]
+                    entry.cut += fresh
+                    connections += fresh
         for connection in connections:
             _cut(connection)
         return len(connections)

@@ -148,6 +148,97 @@ def test_a_request_past_its_deadline_sends_no_statement_and_answers_503(
 
 
 @pytest.mark.spec("SRV-5")
+def test_a_one_statement_read_past_its_deadline_is_not_sent(tmp_path: Path) -> None:
+    # the stores' hot reads (session state, API keys, a user's own records) go straight to a
+    # kept DBAPI connection, outside SQLAlchemy's Connection: the deadline covers them too
+    engine = sql.create_engine(f"sqlite:///{tmp_path / 'reads.db'}")
+    sent: list[str] = []
+
+    @sa.event.listens_for(engine, "connect")
+    def trace(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.set_trace_callback(sent.append)
+
+    sql.create_schema(engine)
+    states = sql.SqlSessionStateStore(engine)
+    overviews = sql.SqlAccountOverviewStore(engine)
+    keys = sql.SqlApiKeyStore(engine)
+    deadlines = RequestDeadlines(10, monotonic=SteppingClock(fresh=10**9), poll=3600)
+    deadlines.watch(engine)
+    reads = (
+        lambda: states.session_state(user_id="u-1", session_id="s-1"),
+        lambda: overviews.session_overview(user_id="u-1", session_id="s-1"),
+        lambda: overviews.account_overview("u-1"),
+        lambda: keys.get("k" * 64),
+    )
+    try:
+        for read in reads:
+            before = len(sent)
+            with deadlines.request():
+                read()  # within the deadline: sent
+            assert len(sent) > before
+            before = len(sent)
+            with deadlines.request(-1.0), pytest.raises(StoreUnavailableError) as refused:
+                read()
+            assert refused.value.reason == "deadline"
+            assert len(sent) == before  # nothing reached the database
+            with deadlines.request():
+                read()  # the kept connection still serves the next request
+            assert len(sent) > before
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.spec("SRV-5")
+def test_the_watchdog_interrupts_a_one_statement_read_running_past_the_deadline(
+    tmp_path: Path,
+) -> None:
+    engine = sql.create_engine(f"sqlite:///{tmp_path / 'slow.db'}")
+    armed, running, release = threading.Event(), threading.Event(), threading.Event()
+
+    @sa.event.listens_for(engine, "connect")
+    def hold_when_armed(dbapi_connection: Any, record: Any) -> None:
+        def progress() -> int:
+            if armed.is_set() and not running.is_set():
+                running.set()  # the statement is running now: held here until released
+                release.wait(60)
+            return 0
+
+        dbapi_connection.set_progress_handler(progress, 1)
+
+    sql.create_schema(engine)
+    clock = SteppingClock(fresh=10**9)
+    deadlines = RequestDeadlines(10, monotonic=clock, poll=3600)  # expired by hand below
+    deadlines.watch(engine)
+    overviews = sql.SqlAccountOverviewStore(engine)
+    outcome: list[BaseException] = []
+
+    def reader() -> None:
+        with deadlines.request():
+            try:
+                overviews.session_overview(user_id="u-1", session_id="s-1")
+            except BaseException as exc:
+                outcome.append(exc)
+
+    armed.set()
+    worker = threading.Thread(target=reader, daemon=True)
+    worker.start()
+    try:
+        assert running.wait(60), f"the read never ran: {outcome}"
+        clock.start = 11.0  # past the deadline
+        assert deadlines.expire() == 1  # the read's connection is the request's: it is cut
+        release.set()
+        worker.join(timeout=60)
+        assert not worker.is_alive()
+        assert len(outcome) == 1
+        assert isinstance(outcome[0], StoreUnavailableError)
+        assert deadlines.expire() == 0  # cut once
+    finally:
+        release.set()
+        worker.join()
+        engine.dispose()
+
+
+@pytest.mark.spec("SRV-5")
 def test_the_front_deadline_counts_from_admission() -> None:
     clock = SteppingClock(fresh=10**9, start=50.0)
     deadlines = RequestDeadlines(10, monotonic=clock)

@@ -217,3 +217,56 @@ def test_slow_clients_do_not_starve_the_server(tmp_path: Path) -> None:
         for sock in slow:
             sock.close()
         served.stop()
+
+
+@pytest.mark.spec("SRV-5")
+def test_a_hung_database_frees_the_thread_of_a_one_statement_read_by_the_deadline(
+    tmp_path: Path, pg_proxy: tuple[TcpProxy, str]
+) -> None:
+    # The WSGI application as gunicorn serves it: no front answers for it at the deadline, so
+    # the request's own thread must come back. GET /me is one statement sent straight on a
+    # kept connection; the deadline covers it as it covers every other statement.
+    import falcon.testing
+
+    from reference_server.app import _prepare, create_app
+    from reference_server.settings import Settings
+
+    proxy, url = pg_proxy
+    env = {
+        **Served.TEST_ENV,
+        "STORNO_DATA_DIR": str(tmp_path / "data"),
+        "STORNO_DATABASE_URL": url,
+        "STORNO_REQUEST_TIMEOUT": "1",
+        "STORNO_DB_CONNECT_TIMEOUT": "2",
+    }
+    server = _prepare(Settings.from_env(env))
+    client = falcon.testing.TestClient(server.deadlines.wsgi(create_app(server=server)))
+    try:
+        body = {"email": "held@example.eu", "password": "correct horse battery"}
+        token = client.simulate_post("/api/auth/register", json=body).json["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        answers: list[int] = []
+        first, held = threading.Event(), threading.Event()
+
+        def me_twice() -> None:  # one thread, so the second read goes out on its kept connection
+            answers.append(client.simulate_get("/api/v1/me", headers=headers).status_code)
+            first.set()
+            if held.wait(30):
+                answers.append(client.simulate_get("/api/v1/me", headers=headers).status_code)
+
+        caller = threading.Thread(target=me_twice, daemon=True)
+        caller.start()
+        assert first.wait(30)
+        assert answers == [200]
+        proxy.hold()
+        started = time.monotonic()
+        held.set()
+        caller.join(timeout=15)  # the bound: 1 s deadline + the watchdog's poll, with room
+        assert not caller.is_alive(), "the request thread hung on the held database"
+        assert answers == [200, 503]
+        assert time.monotonic() - started < 5
+        proxy.release()
+        assert client.simulate_get("/api/v1/me", headers=headers).status_code == 200
+    finally:
+        proxy.release()
+        server.close()

@@ -7,6 +7,8 @@ Needs the ``sql`` extra, plus a driver (the ``postgres`` or ``mysql`` extra) for
   queue instead of failing; on servers, ``pool_pre_ping``, and ``READ COMMITTED`` on MariaDB and
   MySQL (as PostgreSQL has by default) so that a conditional ``UPDATE`` takes no shared locks on
   the rows its sub-query reads.
+* :func:`add_direct_read_hooks` lets what watches an engine's statements (a request deadline)
+  see the stores' one-statement hot reads too, which go straight to a kept DBAPI connection.
 * :func:`read_transaction` gives an application sharing the engine a read-only snapshot that
   takes no write lock (a deferred ``BEGIN`` on SQLite).
 * :data:`metadata` and :func:`create_schema` define and create the ``storno_`` tables
@@ -42,6 +44,7 @@ messages unless told otherwise (``hide_parameters=False``).
 
 from storno_security.stores.sql._base import (
     SCHEMA_VERSION,
+    add_direct_read_hooks,
     create_engine,
     metadata,
     read_transaction,
@@ -108,6 +111,7 @@ __all__ = [
     "SqlSessionStateStore",
     "SqlStepUpStore",
     "SqlTotpReplayStore",
+    "add_direct_read_hooks",
     "api_keys",
     "apply_sqlite_timeouts",
     "audit_events",

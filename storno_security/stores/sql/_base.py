@@ -595,6 +595,8 @@ class _LeanConnections:
         self._engine = engine
         self._local = threading.local()
         self._generation = 0
+        #: ``(before, after)`` pairs run around each read (see :func:`add_direct_read_hooks`)
+        self.hooks: tuple[tuple[DirectReadHook, DirectReadHook], ...] = ()
         event.listen(engine, "engine_disposed", self._disposed)
 
     def _disposed(self, engine: sa.Engine) -> None:
@@ -674,6 +676,26 @@ def _direct_processor(column_type: Any, dialect: sa.Dialect) -> Callable[[Any], 
 
 
 _LEAN_LOCK = threading.Lock()
+
+#: Called with the DBAPI connection of a direct read (see :func:`add_direct_read_hooks`).
+DirectReadHook = Callable[[Any], None]
+
+
+def add_direct_read_hooks(
+    engine: sa.Engine, *, before: DirectReadHook, after: DirectReadHook
+) -> None:
+    """Run ``before(connection)`` before, and ``after(connection)`` after, each statement the
+    stores send straight on a kept DBAPI connection of ``engine``, outside SQLAlchemy's
+    ``Connection`` (their one-statement hot reads), so that what watches the engine's own
+    statements and checkouts (a request deadline) sees these too.
+
+    ``before`` may raise to refuse the read: nothing is sent, and its error passes on (the
+    ``after`` hooks of those ``before`` that ran are still called). ``after`` is called once the
+    statement returns or fails.
+    """
+    lean = _lean_connections(engine)
+    with _LEAN_LOCK:
+        lean.hooks = (*lean.hooks, (before, after))
 
 
 def _lean_connections(engine: sa.Engine) -> _LeanConnections:
@@ -800,7 +822,12 @@ class _Reader(Generic[_T]):
         bound: Any = values if self._positional else dict(zip(names, values, strict=True))
         while True:
             connection, fresh = self._connections.get()
+            hooks = self._connections.hooks
+            ran = 0
             try:
+                for before, _ in hooks:
+                    before(connection)  # may refuse (a deadline passed): nothing is sent
+                    ran += 1
                 rows: list[tuple[Any, ...]] = connection.execute(self._sql, bound).fetchall()
             except self._driver_error as exc:
                 broken = getattr(connection, "broken", False) or getattr(connection, "closed", 0)
@@ -810,6 +837,9 @@ class _Reader(Generic[_T]):
                 if isinstance(exc, self._unavailable):
                     raise StoreUnavailableError(reason="unavailable") from exc
                 raise StoreError("the database failed the operation", reason="backend") from exc
+            finally:
+                for _, after in hooks[:ran]:
+                    after(connection)
             return rows
 
     def _processed(self, raw: tuple[Any, ...]) -> Any:
