@@ -222,6 +222,12 @@ class DeletionFlows(CredentialFlows):
         """Delete every record that names the user from every store (ACC-7), the directory's
         account row included; return how many. Audit events are pseudonymised instead.
 
+        The session epoch goes too, so an access token issued before would pass the session
+        check again (at epoch 0) until it expires; every route then finds no account. Call it
+        once the user's access tokens have expired, as :meth:`purge_deleted_accounts` does
+        (``deletion_grace`` is at least their lifetime), or after :meth:`delete_account`,
+        whose epoch bump ends them at once, no sooner than that lifetime later.
+
         Raises:
             StoreError: a store failed; call again.
         """
