@@ -142,8 +142,14 @@ class KitCore:
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.directory = stores.directory
         overview = stores.account_overview
-        #: The overview store when it also reads the session state (one read for ``GET /me``).
-        self.session_overview = overview if isinstance(overview, SessionOverviewStore) else None
+        #: The overview store when it also reads the session state (one read for ``GET /me``):
+        #: only when it reads the records of the bundle's own session-state store.
+        self.session_overview = (
+            overview
+            if isinstance(overview, SessionOverviewStore)
+            and overview.reads_session_state_of(stores.session_state)
+            else None
+        )
         self.mailer: Mailer = mailer if mailer is not None else _NoMail()
         self.defer = defer if defer is not None else _run_now
         self.google = google

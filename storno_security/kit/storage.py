@@ -436,7 +436,14 @@ class SessionOverviewStore(Protocol):
     """Optional, on an :class:`AccountOverviewStore`: a backend that reads a session's state
     (as :meth:`~storno_security.tokens.storage.SessionStateStore.session_state`) and the
     user's own records in one statement, so an authenticated ``GET /me`` costs one read. The
-    bundle's ``session_state`` store must read the very same records."""
+    kit uses it only where :meth:`reads_session_state_of` says it reads the records the
+    bundle's ``session_state`` store writes; otherwise that store is read, as without it."""
+
+    def reads_session_state_of(self, store: object) -> bool:
+        """Whether :meth:`session_overview` reads the very records that ``store`` (a
+        :class:`~storno_security.tokens.storage.SessionStateStore`) writes, so that every
+        revocation recorded there is seen at once. When unsure, ``False``."""
+        ...
 
     def session_overview(
         self, *, user_id: str, session_id: str

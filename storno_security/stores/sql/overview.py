@@ -28,6 +28,7 @@ from storno_security.stores.sql.mfa import mfa_backup_code_sets, mfa_backup_code
 from storno_security.stores.sql.passkeys import passkey_credentials
 from storno_security.stores.sql.tokens import (
     SESSION_STATE_COLUMNS,
+    SqlSessionStateStore,
     session_state_of,
     session_state_params,
 )
@@ -128,6 +129,12 @@ class SqlAccountOverviewStore:
         """See :meth:`~storno_security.kit.storage.AccountOverviewStore.account_overview`."""
         user_id = _check_key("user_id", user_id)
         return self._reader.collect({"user_id": user_id})
+
+    def reads_session_state_of(self, store: object) -> bool:
+        """See :meth:`~storno_security.kit.storage.SessionOverviewStore.reads_session_state_of`:
+        a :class:`SqlSessionStateStore` over this very engine (another engine, even of the same
+        URL, is not assumed to be the same database)."""
+        return isinstance(store, SqlSessionStateStore) and store.engine is self._engine
 
     def session_overview(
         self, *, user_id: str, session_id: str

@@ -359,7 +359,8 @@ class SqlRefreshFamilyStore(_SqlStore):
 
 class SqlSessionStateStore(SessionStates):
     """Session epochs and revoked-session markers in ``storno_records`` (namespaces ``epoch``
-    and ``revoked``); :meth:`session_state` is one ``SELECT`` (the lean read path on SQLite).
+    and ``revoked``); :meth:`session_state` is one ``SELECT`` (the lean read path on SQLite
+    and PostgreSQL).
 
     Args:
         engine: an engine from :func:`create_engine` whose schema exists (:func:`create_schema`).
@@ -367,6 +368,8 @@ class SqlSessionStateStore(SessionStates):
 
     def __init__(self, engine: sa.Engine) -> None:
         super().__init__(SqlRecords(engine))
+        #: The engine whose records this store writes and reads.
+        self.engine: Final = engine
         self._state = _Reader(engine, _SESSION_STATE, session_state_of)
 
     def session_state(self, *, user_id: str, session_id: str) -> SessionState:
