@@ -12,11 +12,11 @@ import pytest
 import sqlalchemy as sa
 
 from storno_security.errors import CorruptRecordError, StoreError
-from storno_security.stores.sql import SqlSessionStateStore
+from storno_security.stores.sql import SqlSessionStateStore, add_direct_read_hooks, create_schema
 from storno_security.stores.sql import _base as sql_base
 from storno_security.stores.sql._base import _ExactString, _Reader, _SqlStore, _UtcDateTime
 from tests._fork import in_a_forked_child
-from tests.conftest import get_sql_engine
+from tests.conftest import get_sql_engine, missing_service
 from tests.contract._scratch import insert_raw, scratch_table
 
 
@@ -235,3 +235,56 @@ def test_a_forked_child_reads_on_a_connection_of_its_own(
     assert (epoch, int(pid) != parent) == ("0", True)
     assert _backend_pid(store) == parent  # the parent's connection is still its own and alive
     assert store.session_state(user_id=user, session_id=session).epoch == 0
+
+
+class _RefusedError(Exception):
+    pass
+
+
+@pytest.mark.spec("SRV-5")
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_direct_read_hooks_run_around_each_lean_read(
+    backend: str, tmp_path: Any, sql_urls: dict[str, str | None]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'hooks.db'}" if backend == "sqlite" else sql_urls.get(backend)
+    if url is None:
+        missing_service(backend, "127.0.0.1:5432")
+    assert url is not None
+    engine = sql_base.create_engine(url)  # its own engine: hooks cannot be taken back
+    try:
+        create_schema(engine)
+        calls: list[tuple[str, Any]] = []
+        refuse = False
+
+        def hook(name: str) -> Any:
+            def record(connection: Any) -> None:
+                calls.append((name, connection))
+                if refuse and name == "before 2":
+                    raise _RefusedError
+
+            return record
+
+        for n in (1, 2):
+            add_direct_read_hooks(engine, before=hook(f"before {n}"), after=hook(f"after {n}"))
+        store = SqlSessionStateStore(engine)
+        assert store.session_state(user_id="u-hooks", session_id="s-hooks").epoch == 0
+        assert [name for name, _ in calls] == ["before 1", "before 2", "after 1", "after 2"]
+        connection, _ = store._state._connections.get()
+        assert all(c is connection for _, c in calls)  # the DBAPI connection the read used
+
+        calls.clear()
+        refuse = True  # the second hook refuses: its error passes on, the first is undone
+        with pytest.raises(_RefusedError):
+            store.session_state(user_id="u-hooks", session_id="s-hooks")
+        assert [name for name, _ in calls] == ["before 1", "before 2", "after 1"]
+
+        calls.clear()
+        refuse = False  # a read the database refuses: every hook's after still runs
+        table = sa.Table(
+            f"storno_no_such_{secrets.token_hex(4)}", sa.MetaData(), sa.Column("k", sa.String(64))
+        )
+        with pytest.raises(StoreError):
+            _reader(engine, table, "k").one_or_none({"k": "k"})
+        assert [name for name, _ in calls] == ["before 1", "before 2", "after 1", "after 2"]
+    finally:
+        engine.dispose()
