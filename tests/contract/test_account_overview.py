@@ -150,3 +150,18 @@ def test_the_overview_lists_memberships_in_the_directorys_order(sql_engine: Any)
     with_session = overview.session_overview(user_id=user.user_id, session_id="s")[1]
     assert with_session is not None
     assert list(with_session.memberships) == expected
+
+
+def test_the_overview_kept_by_the_reader_is_read_only(sql_engine: Any) -> None:
+    # the reader hands the same record to every request that reads the same rows
+    directory, overview = SqlDirectoryStore(sql_engine), SqlAccountOverviewStore(sql_engine)
+    user, organization = register(directory)
+    found = overview.account_overview(user.user_id)
+    assert found is not None
+    assert list(found.organizations) == [organization.organization_id]
+    organizations: Any = found.organizations
+    with pytest.raises(TypeError):
+        organizations["x"] = organization
+    again = overview.account_overview(user.user_id)
+    assert again is not None
+    assert list(again.organizations) == [organization.organization_id]

@@ -8,6 +8,7 @@ statement (:class:`~storno_security.kit.storage.SessionOverviewStore`), an authe
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Any
 
 import sqlalchemy as sa
@@ -98,7 +99,7 @@ def _overview_of(rows: list[Any]) -> AccountOverview:
     return AccountOverview(
         user=user,
         memberships=tuple(found),
-        organizations=by_id,
+        organizations=MappingProxyType(by_id),  # kept and shared by the reader: read-only
         has_passkeys=bool(first.has_passkeys),
         backup_codes_left=int(first.codes_left or 0),
     )
