@@ -444,7 +444,8 @@ class AccessTokenVerifier:
         self._leeway = policy.leeway.total_seconds()
         self._max_bytes = policy.max_token_bytes
         self._algorithms = frozenset(policy.algorithms)
-        self._cache_scope = _policy_fingerprint(policy)
+        # the cache key is SHA-256(scope || token): the scope's part hashed once, then copied
+        self._cache_hasher = _sha256(_policy_fingerprint(policy))
         # header segment -> (kid, alg) of headers that passed every header check
         self._headers: dict[str, tuple[str, str]] = {}
 
@@ -479,7 +480,9 @@ class AccessTokenVerifier:
             claims, _ = self._verify_uncached(token, now)
             return self._check_session(claims, session_state)
         # Fixed-length prefix, so (scope, token) pairs never collide by concatenation.
-        key = _sha256(self._cache_scope + token.encode("ascii")).digest()
+        hasher = self._cache_hasher.copy()
+        hasher.update(token.encode("ascii"))
+        key = hasher.digest()
         entry = self._cache_shards[(key[0] << 8 | key[1]) & self._cache_mask].get(key)  # _shard
         if entry is not None:
             claims = entry.claims

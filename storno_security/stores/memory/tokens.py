@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime, timedelta
+from typing import Final
 
 import attrs
 
@@ -169,6 +170,10 @@ class MemoryRefreshFamilyStore:
             return len(dead)
 
 
+#: The state of a session whose user was never bumped and which was never revoked.
+_UNTOUCHED: Final = SessionState(epoch=0, revoked=False)
+
+
 class MemorySessionStateStore(SessionStates):
     """Session epochs and revoked-session markers on in-memory records."""
 
@@ -182,4 +187,6 @@ class MemorySessionStateStore(SessionStates):
         with memory._lock:
             epoch = memory._rows.get(("epoch", _check_str("user_id", user_id)))
             revoked = ("revoked", _check_str("session_id", session_id)) in memory._rows
+        if epoch is None and not revoked:
+            return _UNTOUCHED  # the common case, on every request: no record to build
         return SessionState(0 if epoch is None else _epoch(epoch.record.number), revoked)
