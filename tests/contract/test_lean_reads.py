@@ -15,6 +15,7 @@ from storno_security.errors import CorruptRecordError, StoreError
 from storno_security.stores.sql import SqlSessionStateStore, add_direct_read_hooks, create_schema
 from storno_security.stores.sql import _base as sql_base
 from storno_security.stores.sql._base import _ExactString, _Reader, _SqlStore, _UtcDateTime
+from storno_security.tokens.storage import SessionState
 from tests._fork import in_a_forked_child
 from tests.conftest import get_sql_engine, missing_service
 from tests.contract._scratch import insert_raw, scratch_table
@@ -288,3 +289,36 @@ def test_direct_read_hooks_run_around_each_lean_read(
         assert [name for name, _ in calls] == ["before 1", "before 2", "after 1", "after 2"]
     finally:
         engine.dispose()
+
+
+def test_an_engine_with_a_schema_translate_map_reads_its_own_schema(
+    sql_urls: dict[str, str | None], sql_engines: dict[str, object]
+) -> None:
+    # The hot reads are compiled once, untranslated: on such an engine they would read the
+    # tables of the default schema (another deployment's, here), so they take the ordinary
+    # read, which applies the map.
+    base = get_sql_engine("postgresql", sql_urls, sql_engines)
+    assert isinstance(base, sa.Engine)
+    schema = f"storno_alt_{secrets.token_hex(4)}"
+    with base.begin() as conn:
+        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    try:
+        engine = base.execution_options(schema_translate_map={None: schema})
+        create_schema(engine)
+        user, session = f"user-{secrets.token_hex(4)}", secrets.token_hex(16)
+        SqlSessionStateStore(base).bump_epoch(user)  # the default schema: epoch 1
+        SqlSessionStateStore(base).bump_epoch(user)  # ... and 2
+        translated = SqlSessionStateStore(engine)
+        assert translated.session_state(user_id=user, session_id=session).epoch == 0
+        translated.bump_epoch(user)
+        translated.revoke_session(
+            session, now=datetime.now(UTC), until=datetime(2100, 1, 1, tzinfo=UTC)
+        )
+        state = translated.session_state(user_id=user, session_id=session)
+        assert (state.epoch, state.revoked) == (1, True)
+        assert SqlSessionStateStore(base).session_state(user_id=user, session_id=session) == (
+            SessionState(epoch=2, revoked=False)
+        )
+    finally:
+        with base.begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")

@@ -575,7 +575,11 @@ _MEMO_SIZE = 4096
 
 def _lean_dialect(engine: sa.Engine) -> bool:
     """Whether the lean readers serve this engine: a SQLite file with the default pool, or
-    PostgreSQL through psycopg 3 (anything else reads in an ordinary transaction)."""
+    PostgreSQL through psycopg 3 (anything else reads in an ordinary transaction). Not with
+    a ``schema_translate_map``: the statement compiled once names the tables untranslated, so
+    it would read another schema's; the ordinary read applies the map."""
+    if engine.get_execution_options().get("schema_translate_map"):
+        return False
     dialect = engine.dialect
     if dialect.name == "sqlite":
         return isinstance(engine.pool, QueuePool | NullPool)
