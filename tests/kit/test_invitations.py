@@ -228,3 +228,31 @@ def test_no_invitation_mail_to_who_joined_before_it_went(make_world: WorldMaker)
     world.kit.invite(world.caller(owner), other, role="viewer")
     _run(queue)
     assert world.mail.last("invitation", other).invitation_id is not None
+
+
+@pytest.mark.spec("RBAC-6")
+def test_an_acceptance_decided_on_an_older_organization_is_refused_and_can_be_retried(
+    raced: RacedWorld,
+) -> None:
+    owner, organization_id = _owner(raced)
+    viewer = raced.register()
+    raced.join(owner, viewer)
+    address = raced.email()
+    invitation = raced.kit.invite(
+        raced.caller(owner), address, role="viewer", organization=organization_id
+    )
+    invitee = raced.register(address)
+    # a member is removed between the acceptance's decision and its write: the organization's
+    # version moved, the invitation is still open
+    raced.meanwhile.before(
+        "accept_invitation",
+        lambda: raced.kit.remove_member(raced.caller(owner), viewer.user.user_id),
+    )
+    with pytest.raises(ConcurrentChangeError) as info:
+        raced.kit.accept_invitation(raced.caller(invitee), invitation.invitation_id)
+    assert info.value.reason == "changed_meanwhile"
+    assert raced.meanwhile.pending == []
+    joined = raced.kit.directory.memberships_of(invitee.user.user_id)
+    assert all(m.organization_id != organization_id for m in joined)  # nothing was written
+    membership = raced.kit.accept_invitation(raced.caller(invitee), invitation.invitation_id)
+    assert membership.organization_id == organization_id
