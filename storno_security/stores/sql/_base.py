@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import itertools
 import json
 import threading
 import weakref
@@ -721,21 +722,27 @@ class _Reader(Generic[_T]):
     which reads one consistent snapshot of committed data and holds no lock once its rows are
     fetched. On PostgreSQL a kept connection found broken is replaced and the read sent again,
     once (what the pool's pre-ping did). The database is read on every call; what is kept is
-    the record last built from each raw row (up to 4096 rows): a row that reads exactly as
-    before gives the same immutable record without running the column types' result
-    processors and ``build`` again. Elsewhere (MariaDB, ``:memory:``, a custom pool) it is an
-    ordinary read-only :func:`_transaction`.
+    the record last built from each raw row (up to 4096 rows, the oldest evicted first): a row
+    that reads exactly as before gives the same immutable record without running the column
+    types' result processors and ``build`` again. Elsewhere (MariaDB, ``:memory:``, a custom
+    pool) it is an ordinary read-only :func:`_transaction`.
 
     Only for one statement that reads: never for a read that another statement must see
     consistently, nor for any write.
     """
 
     def __init__(
-        self, engine: sa.Engine, statement: sa.Select[Any], build: Callable[[Any], _T]
+        self,
+        engine: sa.Engine,
+        statement: sa.Select[Any],
+        build: Callable[[Any], _T],
+        *,
+        keep: bool = True,
     ) -> None:
         self._engine = engine
         self._statement = statement
         self._build = build
+        self._memo_size = _MEMO_SIZE if keep else 0
         dialect = engine.dialect
         self._lean = _lean_dialect(engine)
         if not self._lean:
@@ -783,13 +790,10 @@ class _Reader(Generic[_T]):
         if len(rows) > 1:
             raise CorruptRecordError(reason="duplicate_row")
         raw = rows[0]
-        memo = self._memo
-        record = memo.get(raw)
+        record = self._memo.get(raw)
         if record is None:
             record = self._build(self._processed(raw))
-            if len(memo) >= _MEMO_SIZE:
-                memo.clear()
-            memo[raw] = record
+            self._keep(raw, record)
         return record
 
     def collect(self, params: dict[str, Any]) -> _T | None:
@@ -808,14 +812,22 @@ class _Reader(Generic[_T]):
         raw = tuple(self._fetch(params))
         if not raw:
             return None
-        memo = self._memo
-        record = memo.get(raw)
+        record = self._memo.get(raw)
         if record is None:
             record = self._build([self._processed(row) for row in raw])
-            if len(memo) >= _MEMO_SIZE:
-                memo.clear()
-            memo[raw] = record
+            self._keep(raw, record)
         return record
+
+    def _keep(self, raw: Any, record: _T) -> None:
+        memo, size = self._memo, self._memo_size
+        if not size:
+            return
+        if len(memo) >= size:
+            # the oldest sixteenth goes, not the lot: freeing thousands of records at once
+            # paused the one request that filled it for milliseconds
+            for old in list(itertools.islice(memo, max(1, size // 16))):
+                memo.pop(old, None)  # another thread may have taken it already
+        memo[raw] = record
 
     def _fetch(self, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         values = [params[name] for name in self._bind_names]
