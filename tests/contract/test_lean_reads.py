@@ -204,6 +204,20 @@ def test_the_records_kept_by_a_lean_reader_are_bounded(
         assert every.collect({"k": "a"}) == ["x"]
         assert every.collect({"k": "b"}) == ["y"]
         assert list(every._memo.values()) == [["y"]]
+    # full, a reader evicts its oldest sixteenth, not the lot: freeing thousands of kept
+    # records at once paused the request that filled it
+    monkeypatch.setattr(sql_base, "_MEMO_SIZE", 32)
+    labels = {f"k{n:02d}": f"v{n:02d}" for n in range(33)}
+    with scratch_table(engine, {"k": KEY, "label": ("VARCHAR(64)", _ExactString(64))}) as table:
+        insert_raw(engine, table, *({"k": k, "label": v} for k, v in labels.items()))
+        reader = _reader(engine, table, "label")
+        for key, label in labels.items():
+            assert reader.one_or_none({"k": key}) == (label,)
+        kept = [record[0] for record in reader._memo.values()]
+        assert kept == [f"v{n:02d}" for n in range(2, 33)]  # 32 full: the oldest 2 went
+        unkept = _Reader(engine, reader._statement, lambda row: row, keep=False)
+        assert unkept.one_or_none({"k": "k00"}) == ("v00",)
+        assert unkept._memo == {}
 
 
 #: A read of a table that is not there: SQLite's driver calls it an operational error.
@@ -322,26 +336,3 @@ def test_an_engine_with_a_schema_translate_map_reads_its_own_schema(
     finally:
         with base.begin() as conn:
             conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
-
-
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_a_full_lean_reader_evicts_its_oldest_sixteenth(
-    backend: str,
-    sql_urls: dict[str, str | None],
-    sql_engines: dict[str, Any],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # not all at once: freeing thousands of kept records paused the request that filled it
-    engine = get_sql_engine(backend, sql_urls, sql_engines)
-    monkeypatch.setattr(sql_base, "_MEMO_SIZE", 32)
-    labels = {f"k{n:02d}": f"v{n:02d}" for n in range(33)}
-    with scratch_table(engine, {"k": KEY, "label": ("VARCHAR(64)", _ExactString(64))}) as table:
-        insert_raw(engine, table, *({"k": k, "label": v} for k, v in labels.items()))
-        reader = _reader(engine, table, "label")
-        for key, label in labels.items():
-            assert reader.one_or_none({"k": key}) == (label,)
-        kept = [record[0] for record in reader._memo.values()]
-        assert kept == [f"v{n:02d}" for n in range(2, 33)]  # 32 full: the oldest 2 went
-        unkept = _Reader(engine, reader._statement, lambda row: row, keep=False)
-        assert unkept.one_or_none({"k": "k00"}) == ("v00",)
-        assert unkept._memo == {}
