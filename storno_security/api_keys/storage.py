@@ -11,6 +11,7 @@ Stores take times from the caller and never read a clock.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
@@ -57,12 +58,9 @@ class ApiKeyInfo:
         """Whether the key has the platform's older form (``af_`` + 64 hex)."""
         return is_legacy_key_id(self.key_id)
 
-    @property
+    @functools.cached_property
     def principal(self) -> ApiKeyPrincipal:
-        """Who the key acts for, as verification returns it. Built at each call, not kept on
-        the description: a store holding a million keys would otherwise gain a long-lived
-        object per key first verified, and the garbage collector's full passes over them
-        paused a verification for milliseconds."""
+        """Who the key acts for, as verification returns it (built once per description)."""
         return ApiKeyPrincipal(
             self.user_id,
             self.organization_id,

@@ -732,17 +732,12 @@ class _Reader(Generic[_T]):
     """
 
     def __init__(
-        self,
-        engine: sa.Engine,
-        statement: sa.Select[Any],
-        build: Callable[[Any], _T],
-        *,
-        keep: bool = True,
+        self, engine: sa.Engine, statement: sa.Select[Any], build: Callable[[Any], _T]
     ) -> None:
         self._engine = engine
         self._statement = statement
         self._build = build
-        self._memo_size = _MEMO_SIZE if keep else 0
+        self._memo_size = _MEMO_SIZE
         dialect = engine.dialect
         self._lean = _lean_dialect(engine)
         if not self._lean:
@@ -820,8 +815,6 @@ class _Reader(Generic[_T]):
 
     def _keep(self, raw: Any, record: _T) -> None:
         memo, size = self._memo, self._memo_size
-        if not size:
-            return
         if len(memo) >= size:
             # the oldest sixteenth goes, not the lot: freeing thousands of records at once
             # paused the one request that filled it for milliseconds

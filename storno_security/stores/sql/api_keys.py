@@ -121,7 +121,7 @@ class SqlApiKeyStore(_SqlStore):
 
     def __init__(self, engine: sa.Engine) -> None:
         super().__init__(engine)
-        self._get = _Reader(engine, _GET, _record_of, keep=False)
+        self._get = _Reader(engine, _GET, _record_of)
 
     def create(self, record: ApiKeyRecord) -> None:
         """See :meth:`ApiKeyStore.create`."""
