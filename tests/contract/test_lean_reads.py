@@ -196,14 +196,15 @@ def test_the_records_kept_by_a_lean_reader_are_bounded(
     with scratch_table(engine, {"k": KEY, "label": ("VARCHAR(64)", _ExactString(64))}) as table:
         insert_raw(engine, table, {"k": "a", "label": "x"}, {"k": "b", "label": "y"})
         one = _reader(engine, table, "label")
-        assert one.one_or_none({"k": "a"}) == ("x",)
-        assert one.one_or_none({"k": "b"}) == ("y",)
-        assert list(one._memo.values()) == [("y",)]
         statement = sa.select(table.c.label).where(table.c.k == sa.bindparam("k"))
         every = _Reader(engine, statement, lambda rows: [r.label for r in rows])
-        assert every.collect({"k": "a"}) == ["x"]
-        assert every.collect({"k": "b"}) == ["y"]
+        for key, label in (("a", "x"), ("b", "y")):
+            for _ in range(2):  # a row is kept from its second sighting on
+                assert one.one_or_none({"k": key}) == (label,)
+                assert every.collect({"k": key}) == [label]
+        assert list(one._memo.values()) == [("y",)]
         assert list(every._memo.values()) == [["y"]]
+        assert len(one._seen) == len(every._seen) == 1  # the sightings are bounded too
     # full, a reader evicts its oldest sixteenth, not the lot: freeing thousands of kept
     # records at once paused the request that filled it
     monkeypatch.setattr(sql_base, "_MEMO_SIZE", 32)
@@ -213,8 +214,31 @@ def test_the_records_kept_by_a_lean_reader_are_bounded(
         reader = _reader(engine, table, "label")
         for key, label in labels.items():
             assert reader.one_or_none({"k": key}) == (label,)
+            assert reader.one_or_none({"k": key}) == (label,)
         kept = [record[0] for record in reader._memo.values()]
         assert kept == [f"v{n:02d}" for n in range(2, 33)]  # 32 full: the oldest 2 went
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_lean_reader_keeps_a_row_from_its_second_sighting_only(
+    backend: str, sql_urls: dict[str, str | None], sql_engines: dict[str, Any]
+) -> None:
+    # a stream of distinct rows, each read once (many API keys, each used once), leaves no
+    # records behind for the garbage collector to promote and sweep
+    engine = get_sql_engine(backend, sql_urls, sql_engines)
+    with scratch_table(engine, {"k": KEY, "label": ("VARCHAR(64)", _ExactString(64))}) as table:
+        insert_raw(engine, table, *({"k": f"k{n}", "label": f"v{n}"} for n in range(50)))
+        reader = _reader(engine, table, "label")
+        once = [reader.one_or_none({"k": f"k{n}"}) for n in range(50)]
+        assert once == [(f"v{n}",) for n in range(50)]
+        assert reader._memo == {}
+        assert len(reader._seen) == 50
+        assert all(type(key) is int for key in reader._seen)
+        second = reader.one_or_none({"k": "k7"})
+        assert second == ("v7",)
+        assert second is not once[7]  # built again, now kept
+        assert reader.one_or_none({"k": "k7"}) is second
+        assert list(reader._memo.values()) == [("v7",)]
 
 
 #: A read of a table that is not there: SQLite's driver calls it an operational error.

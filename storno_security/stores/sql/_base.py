@@ -712,6 +712,16 @@ def _lean_connections(engine: sa.Engine) -> _LeanConnections:
         return found
 
 
+def _bounded(kept: dict[Any, Any]) -> dict[Any, Any]:
+    """``kept``, its oldest sixteenth dropped first when it holds :data:`_MEMO_SIZE` entries: not
+    the lot, as freeing thousands of records at once paused the one request that filled it."""
+    size = _MEMO_SIZE
+    if len(kept) >= size:
+        for old in list(itertools.islice(kept, max(1, size // 16))):
+            kept.pop(old, None)  # another thread may have taken it already
+    return kept
+
+
 class _Reader(Generic[_T]):
     """One ``SELECT`` of a hot read path (session state, API-key verification, a user's own
     records), compiled once, whose rows ``build`` turns into records.
@@ -722,10 +732,14 @@ class _Reader(Generic[_T]):
     which reads one consistent snapshot of committed data and holds no lock once its rows are
     fetched. On PostgreSQL a kept connection found broken is replaced and the read sent again,
     once (what the pool's pre-ping did). The database is read on every call; what is kept is
-    the record last built from each raw row (up to 4096 rows, the oldest evicted first): a row
-    that reads exactly as before gives the same immutable record without running the column
-    types' result processors and ``build`` again. Elsewhere (MariaDB, ``:memory:``, a custom
-    pool) it is an ordinary read-only :func:`_transaction`.
+    the record last built from each raw row read at least twice (up to 4096 rows, the oldest
+    evicted first): a row that reads exactly as before gives the same immutable record without
+    running the column types' result processors and ``build`` again. A row read once is only
+    noted, by its hash (an integer, which the garbage collector never walks): a stream of
+    distinct rows (many API keys, each used once) then leaves no records behind to be promoted
+    and swept, which paused requests for milliseconds, while a row read again is kept.
+    Elsewhere (MariaDB, ``:memory:``, a custom pool) it is an ordinary read-only
+    :func:`_transaction`.
 
     Only for one statement that reads: never for a read that another statement must see
     consistently, nor for any write.
@@ -737,7 +751,6 @@ class _Reader(Generic[_T]):
         self._engine = engine
         self._statement = statement
         self._build = build
-        self._memo_size = _MEMO_SIZE
         dialect = engine.dialect
         self._lean = _lean_dialect(engine)
         if not self._lean:
@@ -745,6 +758,7 @@ class _Reader(Generic[_T]):
         self._connections = _lean_connections(engine)
         self._retry = dialect.name != "sqlite"
         self._memo: dict[tuple[Any, ...], _T] = {}
+        self._seen: dict[int, None] = {}  # hashes of the raw rows read once, oldest first
         compiled = statement.compile(dialect=dialect)
         self._sql = compiled.string
         self._positional = compiled.positiontup is not None
@@ -814,13 +828,12 @@ class _Reader(Generic[_T]):
         return record
 
     def _keep(self, raw: Any, record: _T) -> None:
-        memo, size = self._memo, self._memo_size
-        if len(memo) >= size:
-            # the oldest sixteenth goes, not the lot: freeing thousands of records at once
-            # paused the one request that filled it for milliseconds
-            for old in list(itertools.islice(memo, max(1, size // 16))):
-                memo.pop(old, None)  # another thread may have taken it already
-        memo[raw] = record
+        seen = self._seen
+        key = hash(raw)
+        if key not in seen:  # a first sighting is only noted (a collision keeps a row early)
+            _bounded(seen)[key] = None
+            return
+        _bounded(self._memo)[raw] = record
 
     def _fetch(self, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         values = [params[name] for name in self._bind_names]
