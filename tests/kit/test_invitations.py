@@ -3,7 +3,8 @@ and only while the inviter can still grant it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import pytest
@@ -149,14 +150,8 @@ def test_an_invitation_decided_on_an_older_organization_is_not_stored(
     raced.join(owner, admin, role="admin")
     address = raced.email()
     # the inviting Admin is removed between the decision to invite and its write
-    raced.meanwhile.before(
-        "add_invitation",
-        lambda: raced.kit.remove_member(raced.caller(owner), admin.user.user_id),
-    )
-    with pytest.raises(ConcurrentChangeError) as info:
+    with _member_removed_before(raced, "add_invitation", owner, admin):
         raced.kit.invite(raced.caller(admin), address, role="viewer", organization=organization_id)
-    assert info.value.reason == "changed_meanwhile"
-    assert raced.meanwhile.pending == []
     assert raced.kit.directory.invitations(email=address) == []
     assert [m for m in raced.mail.sent if m.to == address] == []
 
@@ -180,6 +175,21 @@ def test_an_invitation_answered_while_it_is_withdrawn_is_not_withdrawn_again(
     assert stored is not None
     assert (stored.declined_at is not None, stored.withdrawn_at) == (True, None)
     assert raced.events.of("member.invitation_withdrawn") == []
+
+
+@contextlib.contextmanager
+def _member_removed_before(
+    raced: RacedWorld, step: str, owner: Session, member: Session
+) -> Iterator[None]:
+    """The block's write ``step`` finds ``member`` removed after its decision: it must refuse
+    with ``changed_meanwhile``, and the removal must have run."""
+    raced.meanwhile.before(
+        step, lambda: raced.kit.remove_member(raced.caller(owner), member.user.user_id)
+    )
+    with pytest.raises(ConcurrentChangeError) as info:
+        yield
+    assert info.value.reason == "changed_meanwhile"
+    assert raced.meanwhile.pending == []
 
 
 def _deferring(make_world: WorldMaker) -> tuple[World, list[Callable[[], None]]]:
@@ -244,14 +254,8 @@ def test_an_acceptance_decided_on_an_older_organization_is_refused_and_can_be_re
     invitee = raced.register(address)
     # a member is removed between the acceptance's decision and its write: the organization's
     # version moved, the invitation is still open
-    raced.meanwhile.before(
-        "accept_invitation",
-        lambda: raced.kit.remove_member(raced.caller(owner), viewer.user.user_id),
-    )
-    with pytest.raises(ConcurrentChangeError) as info:
+    with _member_removed_before(raced, "accept_invitation", owner, viewer):
         raced.kit.accept_invitation(raced.caller(invitee), invitation.invitation_id)
-    assert info.value.reason == "changed_meanwhile"
-    assert raced.meanwhile.pending == []
     joined = raced.kit.directory.memberships_of(invitee.user.user_id)
     assert all(m.organization_id != organization_id for m in joined)  # nothing was written
     membership = raced.kit.accept_invitation(raced.caller(invitee), invitation.invitation_id)
