@@ -94,6 +94,9 @@ _LINE_ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"
 _json_string: Final[Callable[[str], str]] = json.encoder.encode_basestring
 #: The most one ``write`` of waiting request lines holds: what a pipe writes atomically.
 _CHUNK: Final = select.PIPE_BUF
+#: At most this many request lines wait for the background thread: the request that adds the
+#: last writes them all (a bound on memory and on what a crash loses, at any request rate).
+_MAX_WAITING: Final = 256
 #: At most this many (method, route, status) series keep their children at hand.
 _SERIES_CACHE: Final = 4096
 
@@ -247,11 +250,13 @@ class RequestLineWriter:
     descriptor never interleave. A failed write is dropped, as a logging handler would: a full
     disk never fails a request.
 
-    With ``flush_after`` (seconds, 0 by default) lines wait to be written together, up to
-    ``PIPE_BUF`` bytes in one ``write``: a request then costs no system call of its own, which
-    in a threaded worker also saves a hand-over of the interpreter lock. A line waits at most
-    ``flush_after`` (a background thread writes what waits); an ``ERROR`` line is written at
-    once with every line before it; what waits is written at exit. A process killed outright
+    With ``flush_after`` (seconds, 0 by default) lines wait to be rendered and written together
+    by a background thread, up to ``PIPE_BUF`` bytes in one ``write``: a request only notes its
+    record and the time (the line's time stamp), and costs neither the rendering nor a system
+    call, which in a threaded worker also saves hand-overs of the interpreter lock. A line
+    waits at most ``flush_after``, and at most 256 lines wait (the request that adds the 256th
+    writes them all); an ``ERROR`` line is written at once with every line before it; lines are
+    written in the order they were noted; what waits is written at exit. A process killed outright
     (``SIGKILL``) loses at most the last ``flush_after`` of lines. A forked child writes only
     its own lines.
 
@@ -262,11 +267,14 @@ class RequestLineWriter:
     format: Literal["json", "text"] = "json"
     logger: logging.Logger = attrs.field(factory=lambda: logging.getLogger(REQUEST_LOGGER))
     flush_after: float = attrs.field(default=0.0, kw_only=True)
-    # lines waiting (flush_after > 0), their size, and the process they belong to
-    _waiting: list[bytes] = attrs.field(factory=list, init=False, repr=False)
-    _waiting_bytes: int = attrs.field(default=0, init=False, repr=False)
+    # the records waiting (flush_after > 0), as (time, level, record), and their process
+    _waiting: list[tuple[float, int, RequestRecord]] = attrs.field(
+        factory=list, init=False, repr=False
+    )
     _owner: int = attrs.field(default=-1, init=False, repr=False)
     _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False, repr=False)
+    # held by the one flush that takes and writes what waits, so flushes keep the lines' order
+    _flushing: threading.Lock = attrs.field(factory=threading.Lock, init=False, repr=False)
     # set when a line starts to wait: the background thread sleeps until then (not idle-polling)
     _due: threading.Event = attrs.field(factory=threading.Event, init=False, repr=False)
     # the time stamp's whole second, rendered once a second: (second, text)
@@ -298,7 +306,58 @@ class RequestLineWriter:
         level = record.level
         if logger.disabled or not logger.isEnabledFor(level):
             return
-        now = time.time()
+        now = time.time()  # the line's time: the request's end, whenever it is written
+        if self.flush_after == 0:
+            self._send(self._line(now, level, record))
+            return
+        start = False
+        with self._lock:
+            if self._owner != _process.generation():  # a new process: what waits is not ours
+                self._owner = _process.generation()
+                self._waiting = []
+                # a parent's may be held by its (gone) thread
+                self._due, self._flushing = threading.Event(), threading.Lock()
+                start = True  # threads do not survive a fork: this process needs its own
+            waiting = self._waiting
+            wake = not waiting
+            waiting.append((now, level, record))
+            now_too = level >= logging.ERROR or len(waiting) >= _MAX_WAITING
+        if start:
+            threading.Thread(target=self._flush_every, name="storno-log", daemon=True).start()
+            atexit.register(self.flush)
+        if now_too:
+            self.flush()
+        elif wake:
+            self._due.set()
+
+    def flush(self) -> None:
+        """Write the lines that wait (the background thread and exit call it)."""
+        if self._owner != _process.generation():
+            return  # nothing of this process waits
+        with self._flushing:  # one flush at a time: lines taken first are written first
+            with self._lock:
+                waiting, self._waiting = self._waiting, []
+            chunk: list[bytes] = []
+            size = 0
+            for now, level, record in waiting:
+                data = self._line(now, level, record)
+                if size + len(data) > _CHUNK and chunk:
+                    self._send(b"".join(chunk))
+                    chunk, size = [], 0
+                chunk.append(data)
+                size += len(data)
+            if chunk:
+                self._send(b"".join(chunk))
+
+    def _flush_every(self) -> None:
+        while True:  # a daemon thread: until the process ends
+            self._due.wait()  # until a line waits
+            time.sleep(self.flush_after)  # the lines of the next flush_after join it
+            self._due.clear()  # before taking them: a line after this wakes the next round
+            self.flush()
+
+    def _line(self, now: float, level: int, record: RequestRecord) -> bytes:
+        """The bytes of ``record``'s line, stamped ``now``."""
         second = int(now)
         cached = self._second
         if cached[0] != second:  # the same text as isoformat() / the text format's asctime
@@ -324,53 +383,7 @@ class RequestLineWriter:
             text = self._generic_json(cached[1], millis, level, record)
         else:
             text = f"{cached[1]},{millis:03d}{parts[0]}{duration_ms:.1f}{parts[1]}"
-        data = (text + "\n").encode("utf-8", "backslashreplace")
-        if self.flush_after == 0:
-            self._send(data)
-            return
-        start = False
-        with self._lock:
-            if self._owner != _process.generation():  # a new process: what waits is not ours
-                self._owner = _process.generation()
-                self._waiting, self._waiting_bytes = [], 0
-                self._due = threading.Event()  # a parent's may be held by its (gone) thread
-                start = True  # threads do not survive a fork: this process needs its own
-            full = self._waiting_bytes + len(data) > _CHUNK
-            out = self._take() if full else []
-            wake = not self._waiting
-            self._waiting.append(data)
-            self._waiting_bytes += len(data)
-            if level >= logging.ERROR:
-                out += self._take()
-        if start:
-            threading.Thread(target=self._flush_every, name="storno-log", daemon=True).start()
-            atexit.register(self.flush)
-        if wake:
-            self._due.set()
-        for chunk in out:
-            self._send(chunk)
-
-    def flush(self) -> None:
-        """Write the lines that wait (the background thread and exit call it)."""
-        with self._lock:
-            out = self._take() if self._owner == _process.generation() else []
-        for chunk in out:
-            self._send(chunk)
-
-    def _take(self) -> list[bytes]:
-        # What waits, as one write (under the lock). write() keeps what waits within _CHUNK
-        # bytes: it takes the waiting lines before adding one that would overflow them (a
-        # single longer line waits alone).
-        out = [b"".join(self._waiting)] if self._waiting else []
-        self._waiting, self._waiting_bytes = [], 0
-        return out
-
-    def _flush_every(self) -> None:
-        while True:  # a daemon thread: until the process ends
-            self._due.wait()  # until a line waits
-            time.sleep(self.flush_after)  # the lines of the next flush_after join it
-            self._due.clear()  # before taking them: a line after this wakes the next round
-            self.flush()
+        return (text + "\n").encode("utf-8", "backslashreplace")
 
     def _send(self, data: bytes) -> None:
         try:

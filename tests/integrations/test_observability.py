@@ -603,6 +603,8 @@ def test_a_batching_writer_writes_waiting_lines_whole_in_order_at_most_pipe_buf_
     monkeypatch.setattr(os, "write", counted)
     writer = RequestLineWriter(write_end, flush_after=10)
     records = [attrs.evolve(_SEEN, request_id=f"r{n}", route=f"/r/{n}") for n in range(40)]
+    writer.flush()  # nothing noted yet: nothing written
+    assert sizes == []
     with _request_logger_at(logging.INFO):
         writer.write(records[0])
         assert _read_now(read_end) == b""  # it waits
@@ -655,6 +657,76 @@ def test_the_background_thread_writes_what_waits(pipe: tuple[int, int]) -> None:
     assert ready
     assert json.loads(os.read(read_end, 1 << 16))["request_id"] == "r1\nforged"
     assert "storno-log" in {thread.name for thread in threading.enumerate()}
+
+
+def test_a_waiting_line_is_rendered_by_the_flush_not_by_the_request(
+    monkeypatch: pytest.MonkeyPatch, pipe: tuple[int, int]
+) -> None:
+    # the request only notes its record: the rendering is the background thread's work
+    read_end, write_end = pipe
+    rendered: list[str] = []
+    real_line = RequestLineWriter._line
+
+    def spied(self: RequestLineWriter, now: float, level: int, record: RequestRecord) -> bytes:
+        rendered.append(threading.current_thread().name)
+        return real_line(self, now, level, record)
+
+    monkeypatch.setattr(RequestLineWriter, "_line", spied)
+    writer = RequestLineWriter(write_end, flush_after=10)
+    with _request_logger_at(logging.INFO):
+        for n in range(3):
+            writer.write(attrs.evolve(_SEEN, request_id=f"w{n}"))
+        assert rendered == []
+        flusher = threading.Thread(target=writer.flush, name="flusher")
+        flusher.start()
+        flusher.join()
+    assert rendered == ["flusher"] * 3
+    lines = _read_now(read_end).decode().splitlines()
+    assert [json.loads(line)["request_id"] for line in lines] == ["w0", "w1", "w2"]
+
+
+def test_a_waiting_line_keeps_the_time_of_its_request(
+    monkeypatch: pytest.MonkeyPatch, pipe: tuple[int, int]
+) -> None:
+    read_end, write_end = pipe
+    clock = iter([1_780_000_000.25, 1_780_000_000.5])
+    monkeypatch.setattr(time, "time", lambda: next(clock))
+    writer = RequestLineWriter(write_end, flush_after=10)
+    with _request_logger_at(logging.INFO):
+        writer.write(attrs.evolve(_SEEN, request_id="early"))
+        writer.write(attrs.evolve(_SEEN, request_id="later"))
+        monkeypatch.setattr(time, "time", lambda: 1_780_000_009.0)  # flushed much later
+        writer.flush()
+    stamps = [json.loads(line)["time"] for line in _read_now(read_end).decode().splitlines()]
+    assert stamps == ["2026-05-28T20:26:40.250+00:00", "2026-05-28T20:26:40.500+00:00"]
+
+
+def test_at_most_256_lines_wait_the_256th_writes_them_all_in_order(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    sizes: list[int] = []
+    real_write = os.write
+    out = os.open(tmp_path / "lines", os.O_WRONLY | os.O_CREAT)  # more than a pipe holds
+    try:
+
+        def counted(fd: int, data: bytes) -> int:
+            if fd == out:
+                sizes.append(len(data))
+            return real_write(fd, data)
+
+        monkeypatch.setattr(os, "write", counted)
+        writer = RequestLineWriter(out, flush_after=10)
+        with _request_logger_at(logging.INFO):
+            for n in range(255):
+                writer.write(attrs.evolve(_SEEN, request_id=f"n{n}"))
+            assert sizes == []  # 255 wait, unwritten
+            writer.write(attrs.evolve(_SEEN, request_id="n255"))
+    finally:
+        os.close(out)
+    lines = (tmp_path / "lines").read_text().splitlines()
+    assert [json.loads(line)["request_id"] for line in lines] == [f"n{n}" for n in range(256)]
+    assert len(sizes) > 1
+    assert max(sizes) <= select.PIPE_BUF
 
 
 def test_a_forked_child_writes_only_its_own_lines(pipe: tuple[int, int]) -> None:
