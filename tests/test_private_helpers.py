@@ -31,6 +31,7 @@ from storno_security._jws import (
     segment_bytes,
     segment_json,
 )
+from storno_security._memo import IdentityMemo
 from storno_security._pem import load_private_pem, load_public_pem, private_pem, public_pem
 from storno_security._validators import (
     between,
@@ -611,3 +612,53 @@ def test_padding_inside_base64url_is_refused_not_skipped() -> None:
     # a lenient decoder stops at the padding and reads "AAAA====AAAA" as "AAAA"
     with pytest.raises(ValueError, match="base64url alphabet"):
         b64url_decode("AAAA====AAAA")
+
+
+# --- the identity memo -----------------------------------------------------------------------
+
+
+@attrs.frozen
+class _Record:
+    value: int
+
+
+def test_an_identity_memo_answers_for_the_very_object_only() -> None:
+    memo: IdentityMemo[_Record, str] = IdentityMemo()
+    kept = _Record(1)
+    memo.keep(kept, "one")
+    assert memo.get(kept) == "one"
+    assert memo.get(_Record(1)) is None  # equal, but another object: another state
+    memo.keep(kept, "named", extra="org")
+    assert memo.get(kept, "org") == "named"
+    assert memo.get(kept) == "one"
+    assert memo.get(kept, "other") is None
+
+
+def test_an_identity_memo_holds_its_sources_so_no_id_is_reused_while_kept() -> None:
+    memo: IdentityMemo[_Record, int] = IdentityMemo()
+    for n in range(100):
+        memo.keep(_Record(n), n)  # nothing else holds these records
+    assert len(memo) == 100
+    for key, (source, value) in list(memo._kept.items()):
+        assert key[0] == id(source)
+        assert memo.get(source) == value == source.value
+
+
+def test_an_identity_memo_is_bounded_and_drops_its_oldest_sixteenth() -> None:
+    memo: IdentityMemo[_Record, int] = IdentityMemo(size=64)
+    records = [_Record(n) for n in range(64)]
+    for record in records:
+        memo.keep(record, record.value)
+    assert len(memo) == 64
+    newest = _Record(64)
+    memo.keep(newest, 64)
+    assert len(memo) == 64 - 4 + 1
+    assert [memo.get(r) for r in records[:4]] == [None] * 4
+    assert memo.get(records[4]) == 4
+    assert memo.get(newest) == 64
+
+
+@pytest.mark.parametrize("size", [0, 15, -1])
+def test_an_identity_memo_refuses_a_size_below_16(size: int) -> None:
+    with pytest.raises(ValueError, match="size"):
+        IdentityMemo(size=size)

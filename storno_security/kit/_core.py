@@ -17,6 +17,7 @@ from typing import Any, Final, Protocol
 
 import attrs
 
+from storno_security._memo import IdentityMemo
 from storno_security.accounts.confirm import EmailConfirmationPolicy, EmailConfirmationTokens
 from storno_security.accounts.model import UserAccount
 from storno_security.accounts.reset import PasswordResetTokens
@@ -36,7 +37,8 @@ from storno_security.events import (
 )
 from storno_security.kit.keys import KitKeys
 from storno_security.kit.policy import KitPolicy
-from storno_security.kit.storage import SessionOverviewStore, StoreBundle
+from storno_security.kit.results import CallerView
+from storno_security.kit.storage import AccountOverview, SessionOverviewStore, StoreBundle
 from storno_security.mfa.backup_codes import BackupCodes
 from storno_security.mfa.challenges import MfaChallenges
 from storno_security.mfa.lockout import MfaLockout
@@ -154,6 +156,10 @@ class KitCore:
         self.defer = defer if defer is not None else _run_now
         self.google = google
         self.companies = companies
+        #: ``GET /me``'s views of users by the account overview (and ``X-Organization``) they
+        #: were decided from: an overview store hands out one overview object while the rows
+        #: are unchanged, so a view is decided once per state, not per request.
+        self.caller_views: IdentityMemo[AccountOverview, CallerView] = IdentityMemo()
         clock = self.clock
 
         self.audit = AuditLog(

@@ -13,12 +13,15 @@ from storno_security.kit.policy import Proof, SensitiveAction
 from storno_security.kit.storage import AccountOverview
 from storno_security.mfa.factors import MfaMethod
 from storno_security.passkeys.ceremonies import PasskeyOptions
+from storno_security.rbac.authorize import Authorization
+from storno_security.rbac.invitations import Organization
 from storno_security.rbac.model import Principal
 from storno_security.tokens.access import AccessTokenClaims
 from storno_security.tokens.sessions import TokenPair
 
 __all__ = [
     "Caller",
+    "CallerView",
     "LoginResult",
     "MfaRequired",
     "MfaStatus",
@@ -177,3 +180,21 @@ class MfaStatus:
     backup_codes_left: int
     pending_enrolment: bool
     has_passkeys: bool
+
+
+@attrs.frozen(kw_only=True)
+class CallerView:
+    """What ``GET /me`` shows (see :meth:`~storno_security.kit.Kit.caller_view`).
+
+    Attributes:
+        user: the live account.
+        authorization: the decision for ``org.view``; ``None`` when the user has no live
+            membership.
+        organization: the organization of that decision (``None`` with it).
+        mfa: the account's second factors.
+    """
+
+    user: UserAccount
+    authorization: Authorization | None
+    organization: Organization | None
+    mfa: MfaStatus

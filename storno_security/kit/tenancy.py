@@ -32,7 +32,7 @@ from storno_security.errors import (
 from storno_security.events import Outcome, SecurityEventType
 from storno_security.kit._core import Mail
 from storno_security.kit.account import AccountFlows, mfa_status_of
-from storno_security.kit.results import Caller, MfaStatus
+from storno_security.kit.results import Caller, CallerView
 from storno_security.kit.storage import MemberRecord
 from storno_security.rbac.authorize import Authorization, authorize
 from storno_security.rbac.invitations import (
@@ -54,24 +54,6 @@ from storno_security.rbac.permissions import Permission, Role
 from storno_security.rbac.tenancy import canonical_uuid, resolve_company, resolve_organization
 
 __all__ = ["CallerView", "MemberView", "TenancyFlows"]
-
-
-@attrs.frozen(kw_only=True)
-class CallerView:
-    """What ``GET /me`` shows (see :meth:`TenancyFlows.caller_view`).
-
-    Attributes:
-        user: the live account.
-        authorization: the decision for ``org.view``; ``None`` when the user has no live
-            membership.
-        organization: the organization of that decision (``None`` with it).
-        mfa: the account's second factors.
-    """
-
-    user: UserAccount
-    authorization: Authorization | None
-    organization: Organization | None
-    mfa: MfaStatus
 
 
 @attrs.frozen(kw_only=True)
@@ -195,6 +177,10 @@ class TenancyFlows(AccountFlows):
         overview = caller.overview  # read with the session state by authenticate(overview=True)
         if overview is None and store is not None:
             overview = store.account_overview(caller.user_id)
+        if overview is not None and caller.api_key is None:
+            known = self.caller_views.get(overview, organization)
+            if known is not None:
+                return known
         if overview is not None:
             memberships: Sequence[Membership] = overview.memberships
         elif store is None:
@@ -224,11 +210,15 @@ class TenancyFlows(AccountFlows):
                 has_passkeys=self.passkeys is not None and overview.has_passkeys,
                 backup_codes_left=overview.backup_codes_left,
             )
-        else:
-            user = self.live_user(caller.user_id)
-            found = self.organization(auth.organization_id) if auth is not None else None
-            mfa = self.mfa_status(user)
-        return CallerView(user=user, authorization=auth, organization=found, mfa=mfa)
+            view = CallerView(user=user, authorization=auth, organization=found, mfa=mfa)
+            if caller.api_key is None:
+                self.caller_views.keep(overview, view, organization)
+            return view
+        user = self.live_user(caller.user_id)
+        found = self.organization(auth.organization_id) if auth is not None else None
+        return CallerView(
+            user=user, authorization=auth, organization=found, mfa=self.mfa_status(user)
+        )
 
     def organization(self, organization_id: str) -> Organization:
         """The live organization.
