@@ -158,3 +158,25 @@ def test_passkey_as_the_second_factor_of_a_password_login(api: Api) -> None:
     )
     assert verified.status == 200, verified.json
     assert api.get("/api/v1/me", token=verified.json["access_token"]).status == 200
+
+
+def test_me_answers_each_change_of_the_account_at_once_on_every_worker(api: Api) -> None:
+    # GET /me answers from what the kit decided for the state of the user's records (issue 18):
+    # a change made through any worker is in the next answer of every worker.
+    owner = api.register()
+    first = owner.get("/api/v1/me").json
+    for _ in range(6):  # each worker answers from the same records several times
+        assert owner.get("/api/v1/me").json == first
+    renamed = owner.patch("/api/v1/me", {"name": "Renamed Owner"})
+    assert renamed.status == 200, renamed.json
+    for _ in range(6):
+        me = owner.get("/api/v1/me")
+        assert me.status == 200
+        assert me.json["user"]["name"] == "Renamed Owner"
+        assert me.json["role"] == "owner"
+        assert me.json["mfa"]["enabled"] is False
+    enable_mfa(api, owner, steps_ahead=0)
+    for _ in range(6):
+        mfa = owner.get("/api/v1/me").json["mfa"]
+        assert mfa["enabled"] is True
+        assert mfa["backup_codes_left"] == 10

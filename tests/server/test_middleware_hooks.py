@@ -4,6 +4,8 @@ generated request ids are distinct; probes do no rate-limit work."""
 
 from __future__ import annotations
 
+import functools
+import json
 from typing import Any
 
 import falcon
@@ -78,3 +80,32 @@ def test_probes_do_no_rate_limit_work(server: Server) -> None:
     assert calls == []
     assert client.simulate_get("/api/v1/me").status_code == 401
     assert calls == ["api_unauthenticated"]
+
+
+def test_a_constant_answer_is_rendered_once_per_application_by_its_own_handler(
+    server: Server,
+) -> None:
+    # Ctx.json_once (issue 18): /health's answer is rendered once per application, with that
+    # application's JSON handler, and is what Ctx.json would have sent.
+    rendered: list[Any] = []
+
+    def dumps(media: Any) -> str:
+        rendered.append(media)
+        return json.dumps(media, ensure_ascii=False)
+
+    client = _client(server)
+    client.app.resp_options.media_handlers[falcon.MEDIA_JSON] = falcon.media.JSONHandler(
+        dumps=dumps
+    )
+    rendered.clear()  # the handler tries its dumps once when made
+    answers = [client.simulate_get("/health") for _ in range(5)]
+    assert all(a.status_code == 200 for a in answers)
+    assert all(a.json == {"status": "ok", "checks": {}} for a in answers)
+    assert all(a.headers["Content-Type"] == "application/json" for a in answers)
+    assert rendered == [{"status": "ok", "checks": {}}]
+
+    other = _client(server)  # another application: its own rendering, by its own handler
+    compact = falcon.media.JSONHandler(dumps=functools.partial(json.dumps, separators=(",", ":")))
+    other.app.resp_options.media_handlers[falcon.MEDIA_JSON] = compact
+    assert other.simulate_get("/health").text == '{"status":"ok","checks":{}}'
+    assert client.simulate_get("/health").text == '{"status": "ok", "checks": {}}'

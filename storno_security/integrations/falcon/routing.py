@@ -27,6 +27,7 @@ import attrs
 import falcon
 import jsonschema
 
+from storno_security._memo import IdentityMemo
 from storno_security.accounts import UserAccount
 from storno_security.integrations._common import ApiError, encodable, iso, user_json
 from storno_security.integrations.observability import Observer
@@ -203,6 +204,10 @@ class Api(Generic[State]):
     document: dict[str, Any] | None = None
     #: The request log lines and metrics (``None``: none).
     observer: Observer | None = None
+    #: JSON answers rendered once per immutable source they are made from (a user's
+    #: ``GET /me`` view: :attr:`~storno_security.kit.Kit.caller_views`; a constant answer), by
+    #: this application's JSON handler (:meth:`Ctx.json_once`).
+    rendered: IdentityMemo[Any, bytes] = attrs.field(factory=IdentityMemo)
 
 
 class Ctx(Generic[State]):
@@ -240,6 +245,21 @@ class Ctx(Generic[State]):
     def json(self, data: Any, *, status: int = 200) -> None:
         self.resp.status = falcon.code_to_http_status(status)
         self.resp.media = data
+
+    def json_once(self, source: Any, make: Callable[[], Any] | None = None) -> None:
+        """Answer 200 with the JSON of ``make()`` (by default ``source`` itself), as
+        :meth:`json` would, rendered once per ``source`` object for this application
+        (:attr:`Api.rendered`): ``source`` must never change (a frozen record, a constant that
+        is never mutated) and ``make`` must depend on it alone."""
+        data = self.api.rendered.get(source)
+        if data is None:
+            handler = self.resp.options.media_handlers[falcon.MEDIA_JSON]
+            media = source if make is None else make()
+            data = bytes(handler.serialize(media, falcon.MEDIA_JSON))
+            self.api.rendered.keep(source, data)
+        self.resp.status = falcon.HTTP_200
+        self.resp.content_type = falcon.MEDIA_JSON
+        self.resp.data = data
 
     def no_content(self) -> None:
         self.resp.status = falcon.HTTP_204

@@ -31,7 +31,7 @@ from storno_security.integrations.falcon.schemas import (
     USER,
     string,
 )
-from storno_security.kit import SensitiveAction
+from storno_security.kit import Caller, CallerView, SensitiveAction
 from storno_security.ratelimit import LOGIN
 from storno_security.rbac import Permission, Role
 
@@ -84,6 +84,13 @@ def _names(permissions: frozenset[Permission]) -> list[str]:
 def me(ctx: Ctx[Any], body: Body) -> None:
     caller = ctx.caller
     view = ctx.kit.caller_view(caller, organization=ctx.header("X-Organization"))
+    if caller.api_key is None:  # a user's answer is the view's alone: rendered once per view
+        ctx.json_once(view, lambda: _answer(caller, view))
+    else:
+        ctx.json(_answer(caller, view))
+
+
+def _answer(caller: Caller, view: CallerView) -> dict[str, Any]:
     credential: dict[str, Any] = {"kind": caller.kind}
     if caller.api_key is not None:
         credential["key_id"] = caller.api_key.key_id
@@ -96,14 +103,12 @@ def me(ctx: Ctx[Any], body: Body) -> None:
             "role": auth.role.value,
             "permissions": _names(auth.effective_permissions),
         }
-    ctx.json(
-        {
-            "user": user_json(view.user),
-            **answer,
-            "mfa": mfa_status_json(view.mfa),
-            "credential": credential,
-        }
-    )
+    return {
+        "user": user_json(view.user),
+        **answer,
+        "mfa": mfa_status_json(view.mfa),
+        "credential": credential,
+    }
 
 
 @routes.patch(
