@@ -588,19 +588,25 @@ def _read_now(read_end: int) -> bytes:
     return os.read(read_end, 1 << 20) if ready else b""
 
 
-def test_a_batching_writer_writes_waiting_lines_whole_in_order_at_most_pipe_buf_at_once(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    read_end, write_end = os.pipe()
+def _write_sizes(monkeypatch: pytest.MonkeyPatch, target: int) -> list[int]:
+    """The sizes of the ``os.write`` calls to ``target`` from now on, as they happen."""
     sizes: list[int] = []
     real_write = os.write
 
     def counted(fd: int, data: bytes) -> int:
-        if fd == write_end:
+        if fd == target:
             sizes.append(len(data))
         return real_write(fd, data)
 
     monkeypatch.setattr(os, "write", counted)
+    return sizes
+
+
+def test_a_batching_writer_writes_waiting_lines_whole_in_order_at_most_pipe_buf_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    read_end, write_end = os.pipe()
+    sizes = _write_sizes(monkeypatch, write_end)
     writer = RequestLineWriter(write_end, flush_after=10)
     records = [attrs.evolve(_SEEN, request_id=f"r{n}", route=f"/r/{n}") for n in range(40)]
     writer.flush()  # nothing noted yet: nothing written
@@ -704,17 +710,9 @@ def test_a_waiting_line_keeps_the_time_of_its_request(
 def test_at_most_256_lines_wait_the_256th_writes_them_all_in_order(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    sizes: list[int] = []
-    real_write = os.write
     out = os.open(tmp_path / "lines", os.O_WRONLY | os.O_CREAT)  # more than a pipe holds
     try:
-
-        def counted(fd: int, data: bytes) -> int:
-            if fd == out:
-                sizes.append(len(data))
-            return real_write(fd, data)
-
-        monkeypatch.setattr(os, "write", counted)
+        sizes = _write_sizes(monkeypatch, out)
         writer = RequestLineWriter(out, flush_after=10)
         with _request_logger_at(logging.INFO):
             for n in range(255):
