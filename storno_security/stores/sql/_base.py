@@ -156,6 +156,13 @@ class _ExactString(sa.types.TypeDecorator[str]):
             return dialect.type_descriptor(mysql.VARBINARY(self.length * 4))
         return dialect.type_descriptor(sa.String(self.length))
 
+    def bind_processor(self, dialect: sa.Dialect) -> Callable[[Any], Any] | None:
+        if dialect.name in _MYSQL_DIALECTS:
+            return super().bind_processor(dialect)
+        # The value is bound as it is: the plain string type's processor (none on SQLite and
+        # PostgreSQL), not a call per value that returns it unchanged.
+        return sa.String(self.length).dialect_impl(dialect).bind_processor(dialect)
+
     def process_bind_param(self, value: str | None, dialect: sa.Dialect) -> Any:
         if value is None or dialect.name not in _MYSQL_DIALECTS:
             return value
