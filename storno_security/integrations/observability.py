@@ -340,7 +340,10 @@ class RequestLineWriter:
             chunk: list[bytes] = []
             size = 0
             for now, level, record in waiting:
-                data = self._line(now, level, record)
+                try:
+                    data = self._line(now, level, record)
+                except Exception:  # noqa: S112 - dropped, as a failed write is; the rest are written
+                    continue
                 if size + len(data) > _CHUNK and chunk:
                     self._send(b"".join(chunk))
                     chunk, size = [], 0

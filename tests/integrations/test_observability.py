@@ -691,6 +691,35 @@ def test_a_waiting_line_is_rendered_by_the_flush_not_by_the_request(
     assert [json.loads(line)["request_id"] for line in lines] == ["w0", "w1", "w2"]
 
 
+def test_a_waiting_line_that_cannot_be_rendered_is_dropped_and_the_rest_written(
+    monkeypatch: pytest.MonkeyPatch, pipe: tuple[int, int]
+) -> None:
+    # Rendering happens in the flush (the background thread): one bad line must neither stop
+    # the others nor fail whoever flushes.
+    read_end, write_end = pipe
+    real_line = RequestLineWriter._line
+
+    def fragile(self: RequestLineWriter, now: float, level: int, record: RequestRecord) -> bytes:
+        if record.request_id == "bad":
+            raise ValueError("cannot render")
+        return real_line(self, now, level, record)
+
+    monkeypatch.setattr(RequestLineWriter, "_line", fragile)
+    writer = RequestLineWriter(write_end, flush_after=0.01)
+    with _request_logger_at(logging.INFO):
+        for request_id in ("before", "bad", "after"):
+            writer.write(attrs.evolve(_SEEN, request_id=request_id))
+        ready, _, _ = select.select([read_end], [], [], 10)  # bounded: a flush every 10 ms
+        assert ready
+        first = os.read(read_end, 1 << 16).decode().splitlines()
+        writer.write(attrs.evolve(_SEEN, request_id="later"))  # the thread is still there
+        ready, _, _ = select.select([read_end], [], [], 10)
+        assert ready
+        later = os.read(read_end, 1 << 16).decode().splitlines()
+    assert [json.loads(line)["request_id"] for line in first] == ["before", "after"]
+    assert [json.loads(line)["request_id"] for line in later] == ["later"]
+
+
 def test_a_waiting_line_keeps_the_time_of_its_request(
     monkeypatch: pytest.MonkeyPatch, pipe: tuple[int, int]
 ) -> None:
