@@ -378,3 +378,21 @@ def test_exact_text_is_bound_as_it_is_except_on_mariadb(sql_engine: sa.Engine) -
         with sql_engine.connect() as conn:
             found = conn.execute(sa.select(table.c.label).where(table.c.k == "key-1")).scalar()
         assert found == "found"
+
+
+class _Upper(sa.types.TypeDecorator[str]):
+    """A key type whose bound value is converted (upper case): what a lean read must apply."""
+
+    impl = sa.String(64)
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: sa.Dialect) -> str | None:
+        return None if value is None else value.upper()
+
+
+def test_a_lean_read_applies_the_bind_processor_of_a_key_that_has_one(
+    sql_engine: sa.Engine,
+) -> None:
+    with scratch_table(sql_engine, {"k": ("VARCHAR(64)", _Upper()), "label": KEY}) as table:
+        insert_raw(sql_engine, table, {"k": "KEY-1", "label": "found"})
+        assert _reader(sql_engine, table, "label").one_or_none({"k": "key-1"}) == ("found",)
