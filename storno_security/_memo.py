@@ -11,12 +11,22 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Hashable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-__all__ = ["IdentityMemo"]
+__all__ = ["IdentityMemo", "make_room"]
 
 _K = TypeVar("_K")
 _V = TypeVar("_V")
+
+
+def make_room(kept: dict[Any, Any], size: int) -> dict[Any, Any]:
+    """``kept``, its oldest sixteenth (at least one entry) dropped first when it holds ``size``
+    entries: not the lot, as freeing thousands of objects at once pauses the one call that
+    filled it. Another thread may drop the same entries meanwhile; that is harmless."""
+    if len(kept) >= size:
+        for old in list(itertools.islice(kept, max(1, size // 16))):
+            kept.pop(old, None)
+    return kept
 
 
 class IdentityMemo(Generic[_K, _V]):
@@ -45,8 +55,4 @@ class IdentityMemo(Generic[_K, _V]):
 
     def keep(self, source: _K, value: _V, extra: Hashable = None) -> None:
         """Keep ``value`` for ``source`` and ``extra``."""
-        kept = self._kept
-        if len(kept) >= self.size:
-            for old in list(itertools.islice(kept, self.size // 16)):
-                kept.pop(old, None)  # another thread may have dropped it already
-        kept[(id(source), extra)] = (source, value)
+        make_room(self._kept, self.size)[(id(source), extra)] = (source, value)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import itertools
 import json
 import threading
 import weakref
@@ -26,6 +25,7 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool, QueuePool
 
 from storno_security import _process
+from storno_security._memo import make_room
 from storno_security.clock import ensure_aware_utc
 from storno_security.errors import CorruptRecordError, StoreError, StoreUnavailableError
 from storno_security.stores._records import lookup
@@ -720,13 +720,9 @@ def _lean_connections(engine: sa.Engine) -> _LeanConnections:
 
 
 def _bounded(kept: dict[Any, Any]) -> dict[Any, Any]:
-    """``kept``, its oldest sixteenth dropped first when it holds :data:`_MEMO_SIZE` entries: not
-    the lot, as freeing thousands of records at once paused the one request that filled it."""
-    size = _MEMO_SIZE
-    if len(kept) >= size:
-        for old in list(itertools.islice(kept, max(1, size // 16))):
-            kept.pop(old, None)  # another thread may have taken it already
-    return kept
+    """``kept``, with room for one more of at most :data:`_MEMO_SIZE` entries
+    (:func:`~storno_security._memo.make_room`)."""
+    return make_room(kept, _MEMO_SIZE)
 
 
 class _Reader(Generic[_T]):
