@@ -9,6 +9,8 @@ when it accepted it, so that time spent queued counts). Over a watched engine:
   a watchdog thread (the socket is shut down; SQLite is interrupted), so the driver raises at
   once and the pool drops the connection. A hung database (a silent network, a lost reply,
   a lock no timeout covers) therefore holds a thread for the deadline at most, not for ever.
+  The watchdog looks every ``poll`` seconds while requests come, and rests (no wake-up at all)
+  while none runs.
 
 The database's own timeouts (:class:`~storno_security.stores.sql.DatabaseTimeouts`) still
 apply within it; this is the bound on their sum over one request.
@@ -55,7 +57,10 @@ class RequestDeadlines:
     Args:
         seconds: the time a request may take.
         monotonic: the clock (``time.monotonic``; tests pass a frozen one).
-        poll: how often the watchdog looks for requests past their deadline.
+        poll: how often the watchdog looks for requests past their deadline while requests
+            come; once a look finds none running and none started since the one before, it
+            sleeps until the next request starts (an idle process is not woken).
+        sleep: how the watchdog waits ``poll`` (``time.sleep``; tests pass their own).
     """
 
     def __init__(
@@ -64,15 +69,21 @@ class RequestDeadlines:
         *,
         monotonic: Callable[[], float] = time.monotonic,
         poll: float = 0.05,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if not seconds > 0:
             raise ValueError(f"seconds must be positive, got {seconds}")
         self.seconds = seconds
         self._monotonic = monotonic
         self._poll = poll
+        self._sleep = sleep
         self._lock = threading.Lock()
         self._active: dict[int, _Request] = {}
         self._watchdog_process: int | None = None
+        # The watchdog's rest, under _lock: a request that starts while it is idle wakes it.
+        self._wake = threading.Condition(self._lock)
+        self._idle = False
+        self._started = False  # a request started since the watchdog's last look
 
     # -- requests ------------------------------------------------------------------------------
 
@@ -91,6 +102,10 @@ class RequestDeadlines:
         entry = _Request(deadline if deadline is not None else self._monotonic() + self.seconds)
         with self._lock:
             self._active[ident] = entry
+            self._started = True
+            if self._idle:  # the first request after a quiet spell: one wake-up, not a poll
+                self._idle = False
+                self._wake.notify()
         return ident
 
     def _leave(self, ident: int) -> None:
@@ -180,11 +195,19 @@ class RequestDeadlines:
             if self._watchdog_process == _process.generation():  # started meanwhile
                 return
             self._watchdog_process = _process.generation()  # a forked child starts its own
+            # nothing of the parent's watchdog (its rest, its waiter) holds in this process
+            self._wake = threading.Condition(self._lock)
+            self._idle = False
         threading.Thread(target=self._watch, name="storno-deadlines", daemon=True).start()
 
     def _watch(self) -> None:
-        while True:
-            time.sleep(self._poll)
+        while True:  # a daemon thread: until the process ends
+            with self._lock:
+                while not self._active and not self._started:  # quiet since the last look
+                    self._idle = True
+                    self._wake.wait()  # until a request starts (_enter)
+                self._started = False
+            self._sleep(self._poll)
             self.expire()
 
     def expire(self) -> int:

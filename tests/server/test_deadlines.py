@@ -365,14 +365,20 @@ class _CountingLock:
         self._seen = threading.Condition()
         self.waiting = 0
 
-    def __enter__(self) -> None:
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         with self._seen:
             self.waiting += 1
             self._seen.notify_all()
-        self._lock.acquire()
+        return self._lock.acquire(blocking, timeout)
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def __enter__(self) -> None:
+        self.acquire()
 
     def __exit__(self, *exc: object) -> None:
-        self._lock.release()
+        self.release()
 
     def wait_for(self, count: int) -> bool:
         with self._seen:
@@ -399,6 +405,87 @@ def test_threads_racing_to_the_first_request_start_one_watchdog() -> None:
         for racer in racers:
             racer.join(timeout=30)
     assert watchdogs() == before + 1
+
+
+class _SteppedSleep:
+    """The watchdog's sleep, one step at a time: each call waits until the test lets it go."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self._allowed = 0
+        self._changed = threading.Condition()
+
+    def __call__(self, seconds: float) -> None:
+        with self._changed:
+            self.calls += 1
+            self._changed.notify_all()
+            self._changed.wait_for(lambda: self._allowed >= self.calls, timeout=30)
+
+    def called(self, count: int) -> bool:
+        with self._changed:
+            return self._changed.wait_for(lambda: self.calls >= count, timeout=30)
+
+    def step(self) -> None:
+        with self._changed:
+            self._allowed += 1
+            self._changed.notify_all()
+
+
+def _resting(deadlines: RequestDeadlines) -> bool:
+    """Whether the watchdog comes to rest (waits for a request) within 30 seconds."""
+    give_up = threading.Event()
+    timer = threading.Timer(30, give_up.set)
+    timer.start()
+    try:
+        while not give_up.is_set():
+            with deadlines._lock:
+                if deadlines._idle:
+                    return True
+            give_up.wait(0.001)  # another thread's progress, bounded by the timer
+        return False
+    finally:
+        timer.cancel()
+
+
+class _Interruptible:
+    def __init__(self) -> None:
+        self.interrupted = 0
+
+    def interrupt(self) -> None:
+        self.interrupted += 1
+
+
+def test_an_idle_watchdog_rests_until_a_request_starts() -> None:
+    # Polling while no request runs wakes every idle worker 20 times a second for nothing.
+    sleep = _SteppedSleep()
+    deadlines = RequestDeadlines(10, sleep=sleep)
+    looks: list[int] = []
+    expire = deadlines.expire
+    deadlines.expire = lambda: looks.append(expire()) or 0  # type: ignore[method-assign]
+
+    with deadlines.request():
+        assert sleep.called(1)  # the first request started it: it waits one poll
+    sleep.step()  # that look finds no request, and none started since the one before
+    assert _resting(deadlines)
+    assert (sleep.calls, looks) == (1, [0])  # resting: no further poll, no further look
+
+    # A request wakes it. Requests starting between two looks keep it polling without a wake-up.
+    late = _Interruptible()
+    with deadlines.request(deadline=0):  # already past its deadline
+        deadlines._checkout(late)
+        assert sleep.called(2)
+        assert not deadlines._idle
+        sleep.step()
+        assert sleep.called(3)  # the request still runs: the next poll
+        assert (looks, late.interrupted) == ([0, 1], 1)  # and the look cut its connection
+    with deadlines.request():
+        pass
+    sleep.step()  # none runs, one started since the last look: it polls on
+    assert sleep.called(4)
+    assert looks == [0, 1, 0]
+    sleep.step()  # a quiet poll: it rests again
+    assert _resting(deadlines)
+    assert (sleep.calls, len(looks), late.interrupted) == (4, 4, 1)
 
 
 # -- the ASGI front -----------------------------------------------------------------------------
