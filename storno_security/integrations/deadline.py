@@ -97,7 +97,8 @@ class RequestDeadlines:
             self._leave(ident)
 
     def _enter(self, deadline: float | None) -> int:
-        self._ensure_watchdog()
+        if self._watchdog_process != _process.generation():  # the first request of a process
+            self._ensure_watchdog()
         ident = threading.get_ident()
         entry = _Request(deadline if deadline is not None else self._monotonic() + self.seconds)
         with self._lock:
@@ -118,11 +119,9 @@ class RequestDeadlines:
         Raises:
             StoreUnavailableError: the deadline has passed (``reason="deadline"``).
         """
-        self._refuse_late(self._active.get(threading.get_ident()))
-
-    def _refuse_late(self, entry: _Request | None) -> None:
+        entry = self._active.get(threading.get_ident())
         if entry is not None and self._monotonic() >= entry.deadline:
-            raise StoreUnavailableError("request deadline passed", reason="deadline")
+            raise _late()
 
     def wsgi(self, app: WsgiApp) -> WsgiApp:
         """``app`` with each request under a deadline (the front's, when it set one)."""
@@ -170,7 +169,8 @@ class RequestDeadlines:
     def _before_direct_read(self, dbapi_connection: Any) -> None:
         entry = self._active.get(threading.get_ident())  # check() and _checkout() in one look
         if entry is not None:
-            self._refuse_late(entry)
+            if self._monotonic() >= entry.deadline:
+                raise _late()
             with self._lock:
                 entry.connections.append(dbapi_connection)
 
@@ -183,8 +183,11 @@ class RequestDeadlines:
     def _checkin(self, dbapi_connection: Any, *args: Any) -> None:
         entry = self._active.get(threading.get_ident())
         if entry is not None:
-            with self._lock, contextlib.suppress(ValueError):
-                entry.connections.remove(dbapi_connection)
+            with self._lock:
+                try:  # noqa: SIM105 - suppress() costs 3 calls, after every read of every request
+                    entry.connections.remove(dbapi_connection)
+                except ValueError:
+                    pass  # given back after the request ended, or never taken under it
 
     # -- watchdog ------------------------------------------------------------------------------
 
@@ -225,6 +228,10 @@ class RequestDeadlines:
         for connection in connections:
             _cut(connection)
         return len(connections)
+
+
+def _late() -> StoreUnavailableError:
+    return StoreUnavailableError("request deadline passed", reason="deadline")
 
 
 def _cut(dbapi_connection: Any) -> None:

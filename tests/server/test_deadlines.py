@@ -455,6 +455,7 @@ class _Interruptible:
         self.interrupted += 1
 
 
+@pytest.mark.spec("SRV-5")
 def test_an_idle_watchdog_rests_until_a_request_starts() -> None:
     # Polling while no request runs wakes every idle worker 20 times a second for nothing.
     sleep = _SteppedSleep()
@@ -486,6 +487,21 @@ def test_an_idle_watchdog_rests_until_a_request_starts() -> None:
     sleep.step()  # a quiet poll: it rests again
     assert _resting(deadlines)
     assert (sleep.calls, len(looks), late.interrupted) == (4, 4, 1)
+
+
+@pytest.mark.spec("SRV-5")
+def test_a_connection_given_back_twice_or_never_taken_under_the_request_is_ignored() -> None:
+    # The pool's checkin and a kept connection's detach may both give one back; a connection
+    # taken before the request began is given back under it.
+    deadlines = RequestDeadlines(10, poll=3600)
+    before, taken = _Interruptible(), _Interruptible()
+    with deadlines.request(deadline=0):
+        deadlines._checkin(before)
+        deadlines._checkout(taken)
+        deadlines._checkin(taken)
+        deadlines._checkin(taken)
+        assert deadlines.expire() == 0  # past its deadline, but holding nothing to cut
+    assert (before.interrupted, taken.interrupted) == (0, 0)
 
 
 # -- the ASGI front -----------------------------------------------------------------------------
