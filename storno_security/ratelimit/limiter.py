@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
+import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 
 import attrs
 
-from storno_security.clock import Clock, ensure_aware_utc
+from storno_security.clock import Clock, SystemClock, ensure_aware_utc
 from storno_security.errors import (
     CorruptRecordError,
     RateLimitExceededError,
@@ -27,6 +28,27 @@ _MAX_IDENTIFIER = 256
 _NAT64_PREFIX = int(ipaddress.IPv6Address("64:ff9b::")) >> 32  # the well-known /96 (RFC 6052)
 
 Policy = SlidingWindowPolicy | TokenBucketPolicy
+
+#: A policy as a check needs it, worked out once: the policy, whether it is a sliding window,
+#: its storage-key prefix, its allowance, and the storage verb's three figures (a window:
+#: limit, window_ms, unused; a bucket: capacity, refill_amount, refill_period_ms).
+_Plan = tuple[Policy, bool, str, int, int, int, int]
+
+
+def _plan(policy: Policy) -> _Plan:
+    if isinstance(policy, SlidingWindowPolicy):
+        limit = policy.limit
+        return (policy, True, f"rl:sw:{policy.name}:", limit, limit, policy.window_ms, 0)
+    capacity = policy.capacity
+    return (
+        policy,
+        False,
+        f"rl:tb:{policy.name}:",
+        capacity,
+        capacity,
+        policy.refill_amount,
+        policy.refill_period_ms,
+    )
 
 
 @attrs.frozen(kw_only=True)
@@ -136,7 +158,7 @@ class RateLimiter:
         ValueError: two policies share a name, or there are none.
     """
 
-    __slots__ = ("_clock", "_policies", "_storage")
+    __slots__ = ("_clock", "_plans", "_policies", "_storage", "_system_clock")
 
     def __init__(
         self,
@@ -159,7 +181,10 @@ class RateLimiter:
             raise ValueError("a rate limiter needs at least one policy")
         self._storage = storage
         self._clock = clock
+        # the real clock's milliseconds are read without building a datetime (the same value)
+        self._system_clock = type(clock) is SystemClock
         self._policies: Mapping[str, Policy] = MappingProxyType(by_name)
+        self._plans: dict[str, _Plan] = {name: _plan(p) for name, p in by_name.items()}
 
     def __repr__(self) -> str:
         return f"RateLimiter({self._storage!r}, policies={sorted(self._policies)})"
@@ -190,15 +215,26 @@ class RateLimiter:
             RateLimitExceededError: over the limit; ``status`` says when to retry (RL-3).
             RateLimitUnavailableError: the storage failed and the policy fails closed (RL-4).
         """
-        ask = self.ask(policy, identifier)
+        # What ask() asks, put to the storage directly: every request of a server comes here.
+        chosen, window, prefix, limit, first, second, third = self._plans[policy]
+        _check_identifier(identifier)
+        now_ms = self._now_ms()
         try:
-            if ask.window:
-                acquisition = self._storage.acquire_window(ask.key, **ask.arguments)
+            if window:
+                acquisition = self._storage.acquire_window(
+                    prefix + identifier, limit=first, window_ms=second, now_ms=now_ms
+                )
             else:
-                acquisition = self._storage.acquire_bucket(ask.key, **ask.arguments)
+                acquisition = self._storage.acquire_bucket(
+                    prefix + identifier,
+                    capacity=first,
+                    refill_amount=second,
+                    refill_period_ms=third,
+                    now_ms=now_ms,
+                )
         except (StoreUnavailableError, CorruptRecordError) as exc:
-            return ask.unavailable(exc)
-        return _status(ask.policy.name, ask.limit, acquisition)
+            return _unavailable(chosen, limit, exc)
+        return _status(chosen.name, limit, acquisition)
 
     def ask(self, policy: str, identifier: str) -> Ask:
         """What :meth:`hit` asks of the storage (arguments checked); shared with the async
@@ -207,32 +243,31 @@ class RateLimiter:
         Raises:
             KeyError, TypeError, ValueError: as :meth:`hit`.
         """
-        chosen = self._policies[policy]
-        if not isinstance(identifier, str):
-            raise TypeError(f"identifier must be a str, not {type(identifier).__name__}")
-        if not 0 < len(identifier) <= _MAX_IDENTIFIER:
-            raise ValueError(f"identifier must be 1 to {_MAX_IDENTIFIER} characters")
-        now_ms = (ensure_aware_utc(self._clock.now()) - _EPOCH) // _ONE_MS
-        if isinstance(chosen, SlidingWindowPolicy):
-            return Ask(
-                chosen,
-                True,
-                f"rl:sw:{chosen.name}:{identifier}",
-                chosen.limit,
-                {"limit": chosen.limit, "window_ms": chosen.window_ms, "now_ms": now_ms},
-            )
-        return Ask(
-            chosen,
-            False,
-            f"rl:tb:{chosen.name}:{identifier}",
-            chosen.capacity,
-            {
-                "capacity": chosen.capacity,
-                "refill_amount": chosen.refill_amount,
-                "refill_period_ms": chosen.refill_period_ms,
+        chosen, window, prefix, limit, first, second, third = self._plans[policy]
+        _check_identifier(identifier)
+        now_ms = self._now_ms()
+        if window:
+            arguments = {"limit": first, "window_ms": second, "now_ms": now_ms}
+        else:
+            arguments = {
+                "capacity": first,
+                "refill_amount": second,
+                "refill_period_ms": third,
                 "now_ms": now_ms,
-            },
-        )
+            }
+        return Ask(chosen, window, prefix + identifier, limit, arguments)
+
+    def _now_ms(self) -> int:
+        if self._system_clock:
+            return time.time_ns() // 1_000_000
+        return (ensure_aware_utc(self._clock.now()) - _EPOCH) // _ONE_MS
+
+
+def _check_identifier(identifier: object) -> None:
+    if not isinstance(identifier, str):
+        raise TypeError(f"identifier must be a str, not {type(identifier).__name__}")
+    if not 0 < len(identifier) <= _MAX_IDENTIFIER:
+        raise ValueError(f"identifier must be 1 to {_MAX_IDENTIFIER} characters")
 
 
 @attrs.frozen
@@ -252,17 +287,20 @@ class Ask:
         Raises:
             RateLimitUnavailableError: the policy fails closed.
         """
-        if self.policy.fail_open:
-            limit = self.limit
-            return RateLimitStatus(
-                policy=self.policy.name,
-                limit=limit,
-                remaining=limit,
-                reset=0,
-                retry_after=0,
-                degraded=True,
-            )
-        raise RateLimitUnavailableError(policy=self.policy.name) from exc
+        return _unavailable(self.policy, self.limit, exc)
+
+
+def _unavailable(policy: Policy, limit: int, exc: Exception) -> RateLimitStatus:
+    if policy.fail_open:
+        return RateLimitStatus(
+            policy=policy.name,
+            limit=limit,
+            remaining=limit,
+            reset=0,
+            retry_after=0,
+            degraded=True,
+        )
+    raise RateLimitUnavailableError(policy=policy.name) from exc
 
 
 def _status(name: str, limit: int, acquisition: Acquisition) -> RateLimitStatus:

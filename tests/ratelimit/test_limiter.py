@@ -3,12 +3,18 @@ frozen clock (RL-1, RL-2, RL-3)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
-from storno_security.clock import FrozenClock
-from storno_security.errors import RateLimitError, RateLimitExceededError
+from storno_security.clock import FrozenClock, SystemClock
+from storno_security.errors import (
+    RateLimitError,
+    RateLimitExceededError,
+    RateLimitUnavailableError,
+    StoreUnavailableError,
+)
 from storno_security.ratelimit import (
     RateLimiter,
     RateLimitStatus,
@@ -17,6 +23,7 @@ from storno_security.ratelimit import (
     TokenBucketPolicy,
     spec_policies,
 )
+from storno_security.ratelimit.storage import Acquisition
 from storno_security.stores.memory import MemoryRateLimitStorage
 
 IP = "203.0.113.7"
@@ -230,3 +237,87 @@ def test_unknown_policy_and_bad_identifiers(limiter: RateLimiter) -> None:
     with pytest.raises(ValueError):  # noqa: PT011
         limiter.hit("login", "x" * 257)
     limiter.hit("login", "x" * 256)
+
+
+class _Recording:
+    """A storage that records each question put to it and lets every request through."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[bool, str, dict[str, int]]] = []
+
+    def acquire_window(self, key: str, **arguments: int) -> Acquisition:
+        self.asked.append((True, key, arguments))
+        return Acquisition(allowed=True, remaining=1, retry_after_ms=0, reset_after_ms=1000)
+
+    def acquire_bucket(self, key: str, **arguments: int) -> Acquisition:
+        self.asked.append((False, key, arguments))
+        return Acquisition(allowed=True, remaining=1, retry_after_ms=0, reset_after_ms=1000)
+
+
+@pytest.mark.spec("RL-1", "RL-2")
+@pytest.mark.parametrize("policy", spec_policies(), ids=str)
+def test_a_hit_puts_to_the_storage_exactly_the_question_ask_describes(
+    policy: SlidingWindowPolicy | TokenBucketPolicy, clock: FrozenClock
+) -> None:
+    # hit() sends its question straight to the storage; the async limiter sends ask()'s.
+    storage = _Recording()
+    limiter = RateLimiter(storage, clock=clock)
+    limiter.hit(policy.name, IP)
+    ask = limiter.ask(policy.name, IP)
+    assert storage.asked == [(ask.window, ask.key, ask.arguments)]
+    kind = "sw" if isinstance(policy, SlidingWindowPolicy) else "tb"
+    assert ask.key == f"rl:{kind}:{policy.name}:{IP}"
+    now_ms = int(clock.now().timestamp()) * 1000
+    if isinstance(policy, SlidingWindowPolicy):
+        assert (ask.window, ask.limit) == (True, policy.limit)
+        assert ask.arguments == {
+            "limit": policy.limit,
+            "window_ms": policy.window_ms,
+            "now_ms": now_ms,
+        }
+    else:
+        assert (ask.window, ask.limit) == (False, policy.capacity)
+        assert ask.arguments == {
+            "capacity": policy.capacity,
+            "refill_amount": policy.refill_amount,
+            "refill_period_ms": policy.refill_period_ms,
+            "now_ms": now_ms,
+        }
+
+
+class _SlowSystemClock(SystemClock):
+    """The system clock through its datetime (a subclass: not read as the system clock is)."""
+
+    __slots__ = ()
+
+
+def test_the_system_clocks_milliseconds_are_read_as_its_datetime_gives_them() -> None:
+    for clock in (SystemClock(), _SlowSystemClock()):
+        storage = _Recording()
+        limiter = RateLimiter(storage, clock=clock)
+        before = datetime.now(UTC)
+        limiter.hit("api_authenticated", IP)
+        after = datetime.now(UTC)
+        epoch = datetime(1970, 1, 1, tzinfo=UTC)
+        now_ms = storage.asked[0][2]["now_ms"]
+        assert isinstance(now_ms, int)
+        assert (before - epoch) // timedelta(milliseconds=1) <= now_ms
+        assert now_ms <= (after - epoch) // timedelta(milliseconds=1)
+    assert limiter._system_clock is False
+    assert RateLimiter(_Recording(), clock=SystemClock())._system_clock is True
+
+
+def test_a_storage_failure_in_a_hit_answers_as_ask_unavailable(clock: FrozenClock) -> None:
+    class Down(_Recording):
+        def acquire_bucket(self, key: str, **arguments: Any) -> Acquisition:
+            raise StoreUnavailableError(reason="unavailable")
+
+    for fail_open in (True, False):
+        limiter = RateLimiter(Down(), clock=clock, policies=spec_policies(api_fail_open=fail_open))
+        if fail_open:
+            status = limiter.hit("api_authenticated", IP)
+            assert status == limiter.ask("api_authenticated", IP).unavailable(Exception())
+            assert (status.degraded, status.remaining, status.limit) == (True, 50_000, 50_000)
+        else:
+            with pytest.raises(RateLimitUnavailableError):
+                limiter.hit("api_authenticated", IP)
