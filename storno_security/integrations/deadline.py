@@ -192,8 +192,7 @@ class RequestDeadlines:
     # -- watchdog ------------------------------------------------------------------------------
 
     def _ensure_watchdog(self) -> None:
-        if self._watchdog_process == _process.generation():
-            return
+        # _enter looked first, without the lock: this process had no watchdog then
         with self._lock:
             if self._watchdog_process == _process.generation():  # started meanwhile
                 return

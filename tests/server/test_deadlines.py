@@ -394,7 +394,7 @@ def test_threads_racing_to_the_first_request_start_one_watchdog() -> None:
         return sum(t.name == "storno-deadlines" for t in threading.enumerate())
 
     before = watchdogs()
-    lock._lock.acquire()  # both threads get past the first look and wait at the lock
+    lock._lock.acquire()  # both threads (past _enter's first look) wait at the lock
     racers = [threading.Thread(target=deadlines._ensure_watchdog) for _ in range(2)]
     for racer in racers:
         racer.start()
