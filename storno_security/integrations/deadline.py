@@ -23,6 +23,7 @@ import os
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -77,9 +78,15 @@ class RequestDeadlines:
         self._monotonic = monotonic
         self._poll = poll
         self._sleep = sleep
+        self._watchdog_process: int | None = None
+        self._fresh_state()
+        _INSTANCES.add(self)
+
+    def _fresh_state(self) -> None:
+        """The state of a process that has run no request: at construction, and in a forked
+        child (see :func:`_after_fork`)."""
         self._lock = threading.Lock()
         self._active: dict[int, _Request] = {}
-        self._watchdog_process: int | None = None
         # The watchdog's rest, under _lock: a request that starts while it is idle wakes it.
         self._wake = threading.Condition(self._lock)
         self._idle = False
@@ -197,9 +204,6 @@ class RequestDeadlines:
             if self._watchdog_process == _process.generation():  # started meanwhile
                 return
             self._watchdog_process = _process.generation()  # a forked child starts its own
-            # nothing of the parent's watchdog (its rest, its waiter) holds in this process
-            self._wake = threading.Condition(self._lock)
-            self._idle = False
         threading.Thread(target=self._watch, name="storno-deadlines", daemon=True).start()
 
     def _watch(self) -> None:
@@ -227,6 +231,24 @@ class RequestDeadlines:
         for connection in connections:
             _cut(connection)
         return len(connections)
+
+
+#: Every RequestDeadlines alive, for the fork hook below.
+_INSTANCES: weakref.WeakSet[RequestDeadlines] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    """In a forked child (one thread, the forking one): nothing of the parent's requests or
+    watchdog holds. Its requests' connections are the parent's sockets, which a cut (a
+    ``shutdown``) would break in the parent too; its lock may have been held by a parent's
+    thread, which no longer exists to release it; its watchdog's rest had the parent's
+    watchdog as waiter. A request the forking thread was running goes unwatched in the child
+    (leaving it later is harmless), and the child's first request starts its own watchdog."""
+    for deadlines in list(_INSTANCES):
+        deadlines._fresh_state()
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 def _late() -> StoreUnavailableError:

@@ -389,6 +389,7 @@ def test_threads_racing_to_the_first_request_start_one_watchdog() -> None:
     deadlines = RequestDeadlines(10, poll=3600)
     lock = _CountingLock()
     deadlines._lock = lock  # type: ignore[assignment]
+    deadlines._wake = threading.Condition(lock)  # type: ignore[arg-type]
 
     def watchdogs() -> int:
         return sum(t.name == "storno-deadlines" for t in threading.enumerate())
@@ -502,6 +503,66 @@ def test_a_connection_given_back_twice_or_never_taken_under_the_request_is_ignor
         deadlines._checkin(taken)
         assert deadlines.expire() == 0  # past its deadline, but holding nothing to cut
     assert (before.interrupted, taken.interrupted) == (0, 0)
+
+
+@pytest.mark.spec("SRV-5")
+def test_a_forked_child_never_cuts_the_connections_of_the_parents_requests() -> None:
+    # The child's copies of the parent's connections are the parent's sockets: a cut there (a
+    # shutdown) would break the parent's request. Forked while a parent's thread runs a request
+    # past its deadline, holding a connection, and while that thread holds the lock.
+    deadlines = RequestDeadlines(10, poll=3600)
+    held = _Interruptible()
+    inside, forked = threading.Event(), threading.Event()
+
+    def parent_request() -> None:
+        with deadlines.request(deadline=0):
+            deadlines._checkout(held)
+            with deadlines._lock:
+                inside.set()
+                forked.wait(60)
+
+    thread = threading.Thread(target=parent_request, daemon=True)
+    thread.start()
+    try:
+        assert inside.wait(60)
+
+        def in_the_child() -> str:
+            done: list[str] = []
+
+            def work() -> None:  # the lock the parent's thread held is not held here
+                with deadlines.request(deadline=0):
+                    done.append(f"{deadlines.expire()} {held.interrupted} {len(deadlines._active)}")
+
+            worker = threading.Thread(target=work, daemon=True)
+            worker.start()
+            worker.join(timeout=30)
+            return done[0] if done else "stuck"
+
+        answer = in_a_forked_child(in_the_child)
+    finally:
+        forked.set()
+        thread.join(timeout=60)
+    assert answer == "0 0 1"  # nothing cut; only the child's own request is watched
+    assert (deadlines.expire(), held.interrupted) == (0, 0)  # the parent's request has ended
+
+
+@pytest.mark.spec("SRV-5")
+def test_a_request_the_forking_thread_was_running_goes_unwatched_in_the_child() -> None:
+    # A library user may fork inside a request (a subprocess helper): the child leaves it
+    # without error, and the parent's watchdog still watches the parent's own request.
+    deadlines = RequestDeadlines(10, poll=3600)
+    held = _Interruptible()
+    with deadlines.request(deadline=0):
+        deadlines._checkout(held)
+
+        def in_the_child() -> str:
+            cut = deadlines.expire()
+            deadlines._checkin(held)
+            deadlines.check()  # not late: the child has no request of this thread's
+            return f"{cut} {len(deadlines._active)}"
+
+        assert in_a_forked_child(in_the_child) == "0 0"
+        assert (deadlines.expire(), held.interrupted) == (1, 1)
 
 
 # -- the ASGI front -----------------------------------------------------------------------------
