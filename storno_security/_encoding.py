@@ -118,7 +118,12 @@ def json_object(raw: bytes) -> dict[str, Any]:
             too deep.
     """
     try:
-        value = _DECODER.decode(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
+        # One object with nothing around it (what a token carries) in one scan; anything else
+        # (white space around, trailing data, not JSON) takes decode(), which says which.
+        value, end = _DECODER.raw_decode(text) if text[:1] == "{" else (None, -1)
+        if end != len(text):
+            value = _DECODER.decode(text)
     except _DuplicateMemberError:
         raise ValueError("JSON object with a duplicate member name") from None
     except RecursionError:

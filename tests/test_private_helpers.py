@@ -175,6 +175,26 @@ def test_json_object_round_trip(value: dict[str, Any]) -> None:
         assert json_object(raw) == value
 
 
+@given(
+    st.dictionaries(st.text(max_size=8), JSON_VALUES, max_size=6),
+    st.sampled_from(["", " ", "\n", "\t", " \r\n "]),
+    st.sampled_from(["", " ", "\n", "\t", " \r\n "]),
+    st.sampled_from(["", "x", "{}", "1", "]", "\u00a0"]),
+)
+def test_json_object_takes_white_space_around_and_nothing_else(
+    value: dict[str, Any], before: str, after: str, junk: str
+) -> None:
+    # JSON's own white space around the object is allowed, as json.loads allows it; anything
+    # after the object (even after white space) is refused, as is a non-JSON space.
+    text = before + json.dumps(value) + after
+    assert json_object(text.encode("utf-8")) == value == json.loads(text)
+    if junk:
+        with pytest.raises(ValueError, match="not a JSON object"):
+            json_object((text + junk).encode("utf-8"))
+        with pytest.raises(ValueError, match="not a JSON object"):
+            json_object((junk + text).encode("utf-8"))
+
+
 @given(st.text(max_size=8), JSON_VALUES, JSON_VALUES)
 def test_json_object_refuses_duplicate_members(name: str, first: Any, second: Any) -> None:
     member = json.dumps(name)

@@ -41,6 +41,7 @@ import attrs
 import jwt
 
 from storno_security._jws import (
+    MAX_NUMERIC_DATE,
     MIN_NUMERIC_DATE,
     RSA_SIGNATURE_CHECKS,
     SignatureCheck,
@@ -90,12 +91,16 @@ def _numeric_date(payload: Mapping[str, Any], name: str) -> int | float:
     """A JSON number within the calendar: huge, negative beyond year 1, or non-finite numbers
     are refused here, so no date arithmetic below can overflow."""
     value = payload.get(name)
+    if type(value) is int and MIN_NUMERIC_DATE <= value <= MAX_NUMERIC_DATE:
+        return value  # what this library writes: numeric_date_in_range's first look, inline
     if not numeric_date_in_range(value):
         raise _reject(f"claim_{name}")
     return value
 
 
 def _utc(value: int | float, reason: str) -> datetime:
+    if type(value) is int:  # within the calendar (_numeric_date): a datetime holds it exactly
+        return datetime.fromtimestamp(value, UTC)
     moment = numeric_date(value)  # None for a float that rounds past 9999-12-31
     if moment is None:  # pragma: no cover - _numeric_date checked the range (see numeric_date)
         raise _reject(reason)

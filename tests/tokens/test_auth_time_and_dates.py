@@ -211,3 +211,31 @@ def test_the_last_second_of_the_calendar_is_a_valid_expiry(
         claims = verifier.verify(token)
         assert claims.expires_at == datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
         assert claims.not_before == datetime(1, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.spec("JWT-2")
+def test_fractional_dates_verify_to_the_microsecond(
+    ring: KeyRing, policy: TokenPolicy, clock: FrozenClock, verifier: AccessTokenVerifier
+) -> None:
+    # RFC 7519 NumericDates may carry fractions (other issuers write them): the dates come back
+    # exact to the microsecond, on first sight and from the cache alike.
+    now = clock.now().timestamp()
+    token = _forged(ring, clock, policy, iat=now - 0.25, nbf=now - 0.5, exp=now + 60.75)
+    for _ in range(2):
+        claims = verifier.verify(token)
+        assert claims.issued_at == clock.now() - timedelta(microseconds=250_000)
+        assert claims.not_before == clock.now() - timedelta(microseconds=500_000)
+        assert claims.expires_at == clock.now() + timedelta(seconds=60, microseconds=750_000)
+
+
+@pytest.mark.spec("JWT-2")
+@pytest.mark.parametrize("claim", ["iat", "nbf", "exp"])
+def test_a_boolean_date_is_refused(
+    claim: str, ring: KeyRing, policy: TokenPolicy, clock: FrozenClock, state: Any
+) -> None:
+    # true is 1 to Python (an int): 1970-01-01T00:00:01Z must not be read into it
+    verifier = AccessTokenVerifier(
+        ring, policy, clock=FrozenClock(datetime(1970, 1, 1, tzinfo=UTC)), sessions=state
+    )
+    changes: dict[str, Any] = {"iat": 0, "nbf": 0, "exp": 3600, claim: True}
+    reject(verifier, _forged(ring, clock, policy, **changes), f"claim_{claim}")
