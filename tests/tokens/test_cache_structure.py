@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -111,3 +113,54 @@ def test_every_key_is_found_where_it_was_put_in_a_many_shard_cache() -> None:
     assert all(cache.get(key) is ENTRY for key in keys)
     assert len(cache) == len(keys)
     assert {_shard(key, 511) for key in keys} >= {0, 511}  # the keys spread over the shards
+
+
+# --- the verified claims, built without the generated __init__ ---------------------------------
+
+
+def test_verified_claims_are_built_as_the_class_builds_them() -> None:
+    # _verified_claims sets every slot directly; that is all __init__ does only while the
+    # class has exactly these fields, none with a validator or converter, and no post-init.
+    import attrs
+
+    from storno_security.tokens import AccessTokenClaims
+    from storno_security.tokens.access import _verified_claims
+
+    fields = attrs.fields(AccessTokenClaims)
+    assert [f.name for f in fields] == [
+        "subject",
+        "session_id",
+        "epoch",
+        "token_id",
+        "issuer",
+        "audience",
+        "issued_at",
+        "not_before",
+        "expires_at",
+        "kid",
+        "extra",
+        "auth_time",
+    ]
+    assert all(f.validator is None and f.converter is None for f in fields)
+    assert not hasattr(AccessTokenClaims, "__attrs_post_init__")
+    assert not hasattr(AccessTokenClaims, "__attrs_pre_init__")
+    moment = datetime(2026, 12, 7, tzinfo=UTC)
+    values: dict[str, Any] = {
+        "subject": "user-1",
+        "session_id": "s-1",
+        "epoch": 3,
+        "token_id": "t-1",
+        "issuer": "https://issuer.test",
+        "audience": ("a", "b"),
+        "issued_at": moment,
+        "not_before": moment - timedelta(seconds=1),
+        "expires_at": moment + timedelta(hours=1),
+        "kid": "k-1",
+        "extra": MappingProxyType({"x": 1}),
+        "auth_time": moment - timedelta(minutes=5),
+    }
+    built = _verified_claims(*values.values())
+    assert built == AccessTokenClaims(**values)
+    assert attrs.asdict(built, recurse=False) == values
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        built.subject = "someone else"  # type: ignore[misc]
