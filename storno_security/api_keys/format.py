@@ -75,11 +75,15 @@ _ID_SPACE: Final = 62**KEY_ID_LENGTH
 
 
 def _base62(value: int, width: int) -> str:
-    digits = []
-    for _ in range(width):
-        value, digit = divmod(value, 62)
-        digits.append(_BASE62[digit])
-    return "".join(reversed(digits))
+    """``value`` as ``width`` base62 digits, most significant first (two at a time)."""
+    pairs, odd = divmod(width, 2)
+    parts = []
+    for _ in range(pairs):
+        value, pair = divmod(value, 3844)
+        parts.append(_PAIRS[pair])
+    if odd:
+        parts.append(_BASE62[value % 62])
+    return "".join(reversed(parts))
 
 
 def _checksum(body: bytes) -> str:

@@ -229,3 +229,15 @@ def test_the_generator_takes_the_largest_draws_and_refuses_any_beyond() -> None:
         values = iter(draws)
         with pytest.raises(ValueError, match="out of range"):
             _generate_api_key(randbelow=lambda bound, values=values: next(values))
+
+
+@given(st.data(), st.integers(min_value=1, max_value=50))
+def test_base62_writes_every_value_in_width_digits(data: st.DataObject, width: int) -> None:
+    # Each digit's place value, read back by hand: two digits at a time, an odd width's top
+    # digit alone, and leading zeros kept.
+    from storno_security.api_keys.format import _base62
+
+    value = data.draw(st.integers(min_value=0, max_value=62**width - 1))
+    text = _base62(value, width)
+    assert len(text) == width
+    assert sum(BASE62.index(c) * 62**i for i, c in enumerate(reversed(text))) == value
