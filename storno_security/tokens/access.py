@@ -32,7 +32,7 @@ import math
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, Final, NamedTuple
@@ -160,23 +160,22 @@ class AccessTokenClaims:
     auth_time: datetime | None = None
 
 
-def _slot_setter(name: str) -> Callable[[AccessTokenClaims, Any], None]:
-    setter: Callable[[AccessTokenClaims, Any], None] = AccessTokenClaims.__dict__[name].__set__
-    return setter
-
-
-_set_subject = _slot_setter("subject")
-_set_session_id = _slot_setter("session_id")
-_set_epoch = _slot_setter("epoch")
-_set_token_id = _slot_setter("token_id")
-_set_issuer = _slot_setter("issuer")
-_set_audience = _slot_setter("audience")
-_set_issued_at = _slot_setter("issued_at")
-_set_not_before = _slot_setter("not_before")
-_set_expires_at = _slot_setter("expires_at")
-_set_kid = _slot_setter("kid")
-_set_extra = _slot_setter("extra")
-_set_auth_time = _slot_setter("auth_time")
+# One slot setter per field, in the class's order (unpacking fails at import if a field is
+# added or removed: _verified_claims must then change with it).
+(
+    _set_subject,
+    _set_session_id,
+    _set_epoch,
+    _set_token_id,
+    _set_issuer,
+    _set_audience,
+    _set_issued_at,
+    _set_not_before,
+    _set_expires_at,
+    _set_kid,
+    _set_extra,
+    _set_auth_time,
+) = (AccessTokenClaims.__dict__[f.name].__set__ for f in attrs.fields(AccessTokenClaims))
 
 
 def _verified_claims(
