@@ -20,12 +20,17 @@ The load is wrk (``-t2 -c16`` by default; each request from one of a few hundred
 addresses behind the trusted loopback proxy, so no per-IP bucket empties), or, without wrk, a
 Python load generator (slower: its figures are lower for every server alike). Rounds are
 interleaved (every target once per round); ratios compare each target's best round (a busy
-machine only ever lowers a round), medians are printed beside them.
+machine only ever lowers a round), medians are printed beside them. With two workers a round
+also depends on where its connections land: wrk opens them at the start and keeps them, and
+the worker that accepts one serves it for the whole run, so one worker may get most of them
+(then its threads contend for its interpreter lock while the other idles). Each such target's
+line shows the busiest worker's share of the CPU time in every round (50 % is even); more
+rounds give every target alike more chances of an even one.
 
 Targets (ratios of this run): ``/me`` >= 0.6x bare-me and >= 1.5x fastapi-users at 1 and 2
 workers; ``/health`` >= 0.8x bare-hello. Exit status 1 when one is missed.
 
-Run: bench/server.sh [--seconds 3] [--rounds 3] [--connections 16] [--no-postgres]
+Run: bench/server.sh [--seconds 3] [--rounds 4] [--connections 16] [--no-postgres]
 """
 
 from __future__ import annotations
@@ -222,6 +227,31 @@ def users_python() -> Path | None:
 # --- load -----------------------------------------------------------------------------------
 
 
+def _worker_ticks(pid: int) -> dict[int, int]:
+    """CPU ticks (user + system) of each child of ``pid`` (the workers of a pre-fork server),
+    read from ``/proc``; empty where there is no ``/proc``."""
+    ticks: dict[int, int] = {}
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return ticks
+    for child in children:
+        try:
+            fields = Path(f"/proc/{child}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # a worker that exited meanwhile
+        ticks[int(child)] = int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks
+
+
+def _busiest_share(before: dict[int, int], after: dict[int, int]) -> float:
+    """The busiest worker's share of the workers' CPU time over a load run (1.0 for one
+    worker; 0.5 for two that shared the load evenly; NaN when unknown)."""
+    spent = [after[pid] - before.get(pid, 0) for pid in after]
+    total = sum(spent)
+    return max(spent) / total if total > 0 else float("nan")
+
+
 def _wrk(url: str, token: str, script: Path, args: argparse.Namespace, seconds: float) -> Any:
     command = [
         "wrk",
@@ -358,7 +388,7 @@ def _clean_redis(prefix: str) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3, help="length of one load run")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds, every target in each")
+    parser.add_argument("--rounds", type=int, default=4, help="rounds, every target in each")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--connections", type=int, default=16, help="concurrent connections")
     parser.add_argument("--server-threads", type=int, default=4, help="gunicorn threads")
@@ -488,9 +518,15 @@ def main() -> int:
                 name, path = targets[target]
                 url = servers[name].url + path
                 secret = tokens[name] if path != "/health" else ""
+                before = _worker_ticks(servers[name].process.pid)
                 if load == "wrk":
-                    return dict(_wrk(url, secret, script, args, seconds))
-                return dict(_python_load(url, secret, args, seconds))
+                    figures = dict(_wrk(url, secret, script, args, seconds))
+                else:
+                    figures = dict(_python_load(url, secret, args, seconds))
+                figures["busiest_worker"] = _busiest_share(
+                    before, _worker_ticks(servers[name].process.pid)
+                )
+                return figures
 
             for target in targets:  # warm-up: caches, pools, page cache, prepared statements
                 run(target, 1)
@@ -528,9 +564,17 @@ def report(results: dict[str, list[dict[str, float]]], args: argparse.Namespace,
         p99 = statistics.median(r["p99_us"] for r in runs) / 1000
         bad = int(sum(r["status_errors"] + r["socket_errors"] for r in runs))
         errors += bad
+        shares = [r["busiest_worker"] for r in runs]
+        # with several workers, how evenly each round's connections fell on them (wrk keeps
+        # its connections for the run, and whichever worker accepts one serves all of it)
+        spread = (
+            "  busiest worker " + " ".join(f"{x:.0%}" for x in shares)
+            if any(x < 0.99 for x in shares)
+            else ""
+        )
         print(
             f"  {target:<32} best {rps[target]:6.0f}  median {median:6.0f} req/s"
-            f"  p50 {p50:6.2f} ms  p99 {p99:7.2f} ms  errors {bad}"
+            f"  p50 {p50:6.2f} ms  p99 {p99:7.2f} ms  errors {bad}{spread}"
         )
     checks: list[tuple[str, str, str, float]] = []
     for workers in (1, 2):

@@ -2,7 +2,7 @@
 # The reference server's request path against its floors (bare Falcon, fastapi-users), in one
 # run: see bench/server.py. Bounded: the whole run, installs included, stays under 300 s.
 #
-# Run: bench/server.sh [--seconds 3] [--rounds 3] [--connections 16] [--no-postgres]
+# Run: bench/server.sh [--seconds 3] [--rounds 4] [--connections 16] [--no-postgres]
 # The interpreter: $PYTHON, else .venv/bin/python, else python3.
 # wrk is installed with apt when running as root in CI; without it a Python load generator runs.
 set -euo pipefail
