@@ -45,7 +45,6 @@ from storno_security._jws import (
     MIN_NUMERIC_DATE,
     RSA_SIGNATURE_CHECKS,
     SignatureCheck,
-    numeric_date,
     numeric_date_in_range,
     restricted_header,
 )
@@ -97,15 +96,12 @@ def _numeric_date(payload: Mapping[str, Any], name: str) -> int | float:
 
 
 def _utc(value: int | float, reason: str) -> datetime:
-    if type(value) is int:  # within the calendar (_numeric_date): a datetime holds it exactly
-        try:
-            return datetime.fromtimestamp(value, UTC)
-        except (OverflowError, OSError, ValueError):  # pragma: no cover - platforms refusing t < 0
-            raise _reject(reason) from None
-    moment = numeric_date(value)  # None for a float that rounds past 9999-12-31
-    if moment is None:  # pragma: no cover - _numeric_date checked the range (see numeric_date)
-        raise _reject(reason)
-    return moment
+    """A date the caller checked is within the calendar (``_numeric_date``, or its first look
+    inline) as an aware UTC datetime; an int is held exactly."""
+    try:
+        return datetime.fromtimestamp(value, UTC)
+    except (OverflowError, OSError, ValueError):  # pragma: no cover - platforms refusing t < 0
+        raise _reject(reason) from None
 
 
 @attrs.frozen
