@@ -10,6 +10,8 @@ Started side by side on loopback, each under the same HTTP server settings:
   on a different front, so it is not a like-for-like ratio;
 * ``bare-me``: a bare Falcon app that reads the same user row from the same SQLite file and
   answers the same JSON (1 and 2 workers; see bench/server_apps.py);
+* ``bare-me-headers``: ``bare-me`` sending the server's response headers too (2 workers),
+  reported without a target: the part of the gap that is the headers' own cost;
 * ``bare-hello``: a bare Falcon hello route (1 worker), the floor of ``/health``;
 * ``fastapi-users``: ``GET /users/me`` of fastapi-users (JWT strategy, SQLAlchemy on aiosqlite)
   under uvicorn, 1 and 2 workers, installed by this bench into its own virtual environment
@@ -445,6 +447,8 @@ def main() -> int:
             for workers in (1, 2):
                 command = _gunicorn("server_apps:bare_me()", workers, threads, pythonpath=HERE)
                 start(f"bare-me-{workers}w", command, bare_env)
+            command = _gunicorn("server_apps:bare_me_headers()", 2, threads, pythonpath=HERE)
+            start("bare-me-headers-2w", command, bare_env)
             hello = _gunicorn("server_apps:bare_hello()", 1, threads, pythonpath=HERE)
             start("bare-hello-1w", hello, bare_env)
             tokens = dict.fromkeys(servers, token)
@@ -602,6 +606,12 @@ def report(results: dict[str, list[dict[str, float]]], args: argparse.Namespace,
             ratio = rps[shipped] / rps[floor]
             label = f"{path} as `serve` runs it, 1w"
             print(f"  {label:<32} {ratio:6.2f}x bare Falcon on gthread (no target)")
+    headers = f"bare-me-headers-2w {ME}"
+    if headers in rps:
+        ratio = rps[headers] / rps[f"bare-me-2w {ME}"]
+        print(f"  bare /me with our headers, 2w   {ratio:6.2f}x bare Falcon (no target)")
+        ratio = rps[f"ours-2w {ME}"] / rps[headers]
+        print(f"  /me vs bare with our headers, 2w {ratio:6.2f}x (no target)")
     for workers in (1, 2):
         pg = f"ours-pg-{workers}w {ME}"
         if pg in rps:
