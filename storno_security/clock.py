@@ -7,6 +7,7 @@ a ``clock`` so that tests can freeze and advance time instead of sleeping.
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, runtime_checkable
 
@@ -30,6 +31,17 @@ class SystemClock:
     def now(self) -> datetime:
         """Return the current wall-clock time in UTC."""
         return datetime.now(UTC)
+
+    def timestamp(self) -> float:
+        """The current wall-clock time as POSIX seconds: what ``now().timestamp()`` gives,
+        without building a ``datetime`` (the per-request paths read this; about a tenth of the
+        cost)."""
+        return time.time()
+
+    def epoch_ms(self) -> int:
+        """The current wall-clock time in whole milliseconds since the epoch (rounded down):
+        what ``(now() - epoch) // 1 ms`` gives, without building a ``datetime``."""
+        return time.time_ns() // 1_000_000
 
     def __repr__(self) -> str:
         return "SystemClock()"

@@ -20,6 +20,23 @@ def test_system_clock_is_aware_utc() -> None:
     assert repr(SystemClock()) == "SystemClock()"
 
 
+def test_system_clock_reads_the_same_instant_without_a_datetime() -> None:
+    clock = SystemClock()
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    for _ in range(100):
+        before = clock.now()
+        seconds = clock.timestamp()
+        milliseconds = clock.epoch_ms()
+        after = clock.now()
+        assert isinstance(seconds, float)
+        assert isinstance(milliseconds, int)
+        # now() keeps whole microseconds (the float may lie up to one past `after`), and a
+        # float of today's seconds is exact to about a quarter of a microsecond
+        assert before.timestamp() - 1e-6 <= seconds <= after.timestamp() + 2e-6
+        assert (before - epoch) // timedelta(milliseconds=1) <= milliseconds
+        assert milliseconds <= (after - epoch) // timedelta(milliseconds=1)
+
+
 def test_frozen_clock_moves_only_when_told() -> None:
     clock = FrozenClock(datetime(2026, 1, 1, 1, 0, tzinfo=timezone(timedelta(hours=1))))
     assert clock.now() == datetime(2026, 1, 1, 0, 0, tzinfo=UTC)

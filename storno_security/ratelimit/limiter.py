@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
@@ -158,7 +157,7 @@ class RateLimiter:
         ValueError: two policies share a name, or there are none.
     """
 
-    __slots__ = ("_clock", "_plans", "_policies", "_storage", "_system_clock")
+    __slots__ = ("_clock", "_epoch_ms", "_plans", "_policies", "_storage")
 
     def __init__(
         self,
@@ -182,7 +181,7 @@ class RateLimiter:
         self._storage = storage
         self._clock = clock
         # the real clock's milliseconds are read without building a datetime (the same value)
-        self._system_clock = type(clock) is SystemClock
+        self._epoch_ms = clock.epoch_ms if type(clock) is SystemClock else None
         self._policies: Mapping[str, Policy] = MappingProxyType(by_name)
         self._plans: dict[str, _Plan] = {name: _plan(p) for name, p in by_name.items()}
 
@@ -258,8 +257,9 @@ class RateLimiter:
         return Ask(chosen, window, prefix + identifier, limit, arguments)
 
     def _now_ms(self) -> int:
-        if self._system_clock:
-            return time.time_ns() // 1_000_000
+        epoch_ms = self._epoch_ms
+        if epoch_ms is not None:
+            return epoch_ms()
         return (ensure_aware_utc(self._clock.now()) - _EPOCH) // _ONE_MS
 
 

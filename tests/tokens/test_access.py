@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from storno_security.clock import FrozenClock
+from storno_security.clock import FrozenClock, SystemClock
 from storno_security.errors import InvalidAccessTokenError
 from storno_security.stores.memory import MemorySessionStateStore
 from storno_security.tokens import (
@@ -698,3 +698,34 @@ def test_a_token_of_exactly_the_longest_length_is_read(
         ring, attrs.evolve(policy, max_token_bytes=len(token) - 1), clock=clock, sessions=state
     )
     reject(shorter, token, "malformed")
+
+
+def test_a_verifier_on_the_system_clock_reads_the_real_time(
+    ring: KeyRing, policy: TokenPolicy
+) -> None:
+    """The real clock is read without a datetime; a subclass that moves its now() is still
+    read through now() (its time, not the wall clock's, decides expiry)."""
+    hour = timedelta(hours=1)
+    real = SystemClock().now()
+
+    class AheadClock(SystemClock):
+        __slots__ = ()
+
+        def now(self) -> Any:
+            return super().now() + 2 * hour
+
+    for clock, past_ok, now_ok in ((SystemClock(), False, True), (AheadClock(), False, False)):
+        verifier = AccessTokenVerifier(
+            ring, policy, clock=clock, sessions=MemorySessionStateStore()
+        )
+        fresh = AccessTokenIssuer(ring, policy, clock=FrozenClock(real)).issue(
+            "user-1", session_id="s", epoch=0
+        )
+        stale = AccessTokenIssuer(ring, policy, clock=FrozenClock(real - 2 * hour)).issue(
+            "user-1", session_id="s", epoch=0
+        )
+        for token, ok in ((stale.token, past_ok), (fresh.token, now_ok)):
+            if ok:
+                assert verifier.verify(token).subject == "user-1"
+            else:
+                reject(verifier, token, "expired")
