@@ -43,8 +43,9 @@ def create_app(settings: Settings | None = None, *, server: Server | None = None
     )
     api = Api(kit=server.kit, options=options, state=server, observer=server.observer)
     origins = server.settings.cors_origins
-    browser = BrowserMiddleware(cors=CorsPolicy(frozenset(origins)) if origins else None)
-    app = build_app(api, MODULES, outer=[browser])
+    # CORS only when origins are listed: without them the browser middleware has nothing to do
+    outer = [BrowserMiddleware(cors=CorsPolicy(frozenset(origins)))] if origins else []
+    app = build_app(api, MODULES, outer=outer)
     add_demo(app, server)
     return app
 

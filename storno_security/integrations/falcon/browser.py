@@ -1,10 +1,11 @@
-"""What a browser needs around the API: CORS from an allow-list (:class:`CorsPolicy`) and the
-Content-Security-Policy of a page a resource serves.
+"""What a browser needs around the API: CORS from an allow-list (:class:`CorsPolicy`,
+:class:`BrowserMiddleware`) and the pages a resource serves (:class:`StaticFile`, under its
+own Content-Security-Policy, which the API's middleware sends in place of the API's
+``default-src 'none'``, which would forbid the page its own scripts).
 
-It wraps the API's middleware: first on the way in, so a preflight is answered here without
-reading a credential or counting against a rate limit; last on the way out, so a page's policy
-(``resp.context.page_csp``, set by the resource serving it) replaces the API's
-``default-src 'none'``, which would forbid the page its own scripts.
+:class:`BrowserMiddleware` wraps the API's middleware: first on the way in, so a preflight is
+answered here without reading a credential or counting against a rate limit; last on the way
+out. Without an allow-list it has nothing to do: leave it out of the app then.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class StaticFile:
 
 
 class BrowserMiddleware:
-    """CORS (``cors=None``: no CORS header ever) and page policies."""
+    """CORS (``cors=None``: no CORS header ever, and nothing else done)."""
 
     def __init__(self, *, cors: CorsPolicy | None = None) -> None:
         self._cors = cors
@@ -68,6 +69,3 @@ class BrowserMiddleware:
                     resp.append_header(name, value)
                 else:
                     resp.set_header(name, value)
-        page_csp = getattr(resp.context, "page_csp", None)
-        if page_csp:
-            resp.set_header("Content-Security-Policy", page_csp)

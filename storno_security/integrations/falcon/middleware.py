@@ -1,6 +1,7 @@
 """The one middleware: request id and client address, the request context of security events,
 authentication by the kit, one rate-limit hit before the handler (RL-5), the route's credential
-rule, and the response headers (RL-3, security headers).
+rule, and the response headers (RL-3, security headers; a page's own ``Content-Security-Policy``,
+``resp.context.page_csp``, in place of the API's ``default-src 'none'``).
 
 A request with a bad credential is counted against the unauthenticated bucket before it is
 refused, so invalid tokens cannot be tried unmetered. An unmetered probe (``/health``,
@@ -142,6 +143,9 @@ class Middleware:
         if request_id:
             headers = [*headers, ("X-Request-Id", request_id)]
         resp.set_headers(headers)
+        page_csp = getattr(resp.context, "page_csp", None)
+        if page_csp:  # a page a resource serves (StaticFile): its own scripts, not 'none'
+            resp.set_header("Content-Security-Policy", page_csp)
         if resp.get_header("Cache-Control") is None:
             resp.set_header("Cache-Control", "no-store")
         token = getattr(ctx, "events_token", None)
