@@ -8,10 +8,21 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Clock", "FrozenClock", "SystemClock", "ensure_aware_utc"]
+__all__ = [
+    "Clock",
+    "FrozenClock",
+    "SystemClock",
+    "ensure_aware_utc",
+    "epoch_ms_reader",
+    "timestamp_reader",
+]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
 
 
 @runtime_checkable
@@ -45,6 +56,24 @@ class SystemClock:
 
     def __repr__(self) -> str:
         return "SystemClock()"
+
+
+def timestamp_reader(clock: Clock) -> Callable[[], float]:
+    """What reads ``clock`` as POSIX seconds on a hot path: :meth:`SystemClock.timestamp` for
+    the real clock itself (no ``datetime`` built), else ``clock.now().timestamp()``, so that any
+    other clock, a subclass of :class:`SystemClock` included, is read through its ``now()``."""
+    if type(clock) is SystemClock:
+        return clock.timestamp
+    return lambda: clock.now().timestamp()
+
+
+def epoch_ms_reader(clock: Clock) -> Callable[[], int]:
+    """What reads ``clock`` as whole milliseconds since the epoch (rounded down), as
+    :func:`timestamp_reader` reads seconds: :meth:`SystemClock.epoch_ms` for the real clock
+    itself, else through ``now()`` (which must be aware: a naive one raises ``ValueError``)."""
+    if type(clock) is SystemClock:
+        return clock.epoch_ms
+    return lambda: (ensure_aware_utc(clock.now()) - _EPOCH) // _ONE_MS
 
 
 def ensure_aware_utc(value: datetime) -> datetime:

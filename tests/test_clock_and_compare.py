@@ -9,7 +9,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from storno_security import constant_time_equal
-from storno_security.clock import Clock, FrozenClock, SystemClock, ensure_aware_utc
+from storno_security.clock import (
+    Clock,
+    FrozenClock,
+    SystemClock,
+    ensure_aware_utc,
+    epoch_ms_reader,
+    timestamp_reader,
+)
 
 
 def test_system_clock_is_aware_utc() -> None:
@@ -35,6 +42,30 @@ def test_system_clock_reads_the_same_instant_without_a_datetime() -> None:
         assert before.timestamp() - 1e-6 <= seconds <= after.timestamp() + 2e-6
         assert (before - epoch) // timedelta(milliseconds=1) <= milliseconds
         assert milliseconds <= (after - epoch) // timedelta(milliseconds=1)
+
+
+def test_the_readers_take_the_fast_path_of_the_real_clock_only() -> None:
+    class Ahead(SystemClock):
+        """A subclass that moves its now(): it must be read through it."""
+
+        __slots__ = ()
+
+        def now(self) -> datetime:
+            return super().now() + timedelta(hours=2)
+
+    real = SystemClock()
+    assert getattr(timestamp_reader(real), "__func__", None) is SystemClock.timestamp
+    assert getattr(epoch_ms_reader(real), "__func__", None) is SystemClock.epoch_ms
+    ahead = Ahead()
+    assert timestamp_reader(ahead)() - real.timestamp() > 7190
+    assert epoch_ms_reader(ahead)() - real.epoch_ms() > 7_190_000
+    frozen = FrozenClock(datetime(2026, 1, 1, tzinfo=UTC))
+    assert timestamp_reader(frozen)() == frozen.now().timestamp() == 1_767_225_600.0
+    assert epoch_ms_reader(frozen)() == 1_767_225_600_000
+    frozen.advance(timedelta(milliseconds=1.999))  # whole milliseconds, rounded down
+    assert epoch_ms_reader(frozen)() == 1_767_225_600_001
+    frozen.set(datetime(1969, 12, 31, 23, 59, 59, 999_500, tzinfo=UTC))
+    assert epoch_ms_reader(frozen)() == -1
 
 
 def test_frozen_clock_moves_only_when_told() -> None:

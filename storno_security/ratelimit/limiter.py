@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 
 import attrs
 
-from storno_security.clock import Clock, SystemClock, ensure_aware_utc
+from storno_security.clock import Clock, epoch_ms_reader
 from storno_security.errors import (
     CorruptRecordError,
     RateLimitExceededError,
@@ -21,8 +20,6 @@ from storno_security.ratelimit.storage import Acquisition, RateLimitStorage
 
 __all__ = ["Ask", "RateLimitStatus", "RateLimiter", "client_key"]
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_MS = timedelta(milliseconds=1)
 _MAX_IDENTIFIER = 256
 _NAT64_PREFIX = int(ipaddress.IPv6Address("64:ff9b::")) >> 32  # the well-known /96 (RFC 6052)
 
@@ -181,7 +178,7 @@ class RateLimiter:
         self._storage = storage
         self._clock = clock
         # the real clock's milliseconds are read without building a datetime (the same value)
-        self._epoch_ms = clock.epoch_ms if type(clock) is SystemClock else None
+        self._epoch_ms = epoch_ms_reader(clock)
         self._policies: Mapping[str, Policy] = MappingProxyType(by_name)
         self._plans: dict[str, _Plan] = {name: _plan(p) for name, p in by_name.items()}
 
@@ -217,7 +214,7 @@ class RateLimiter:
         # What ask() asks, put to the storage directly: every request of a server comes here.
         chosen, window, prefix, limit, first, second, third = self._plans[policy]
         _check_identifier(identifier)
-        now_ms = self._now_ms()
+        now_ms = self._epoch_ms()
         try:
             if window:
                 acquisition = self._storage.acquire_window(
@@ -244,7 +241,7 @@ class RateLimiter:
         """
         chosen, window, prefix, limit, first, second, third = self._plans[policy]
         _check_identifier(identifier)
-        now_ms = self._now_ms()
+        now_ms = self._epoch_ms()
         if window:
             arguments = {"limit": first, "window_ms": second, "now_ms": now_ms}
         else:
@@ -255,12 +252,6 @@ class RateLimiter:
                 "now_ms": now_ms,
             }
         return Ask(chosen, window, prefix + identifier, limit, arguments)
-
-    def _now_ms(self) -> int:
-        epoch_ms = self._epoch_ms
-        if epoch_ms is not None:
-            return epoch_ms()
-        return (ensure_aware_utc(self._clock.now()) - _EPOCH) // _ONE_MS
 
 
 def _check_identifier(identifier: object) -> None:

@@ -50,7 +50,7 @@ from storno_security._jws import (
 )
 from storno_security._jws import segment_bytes as _segment_bytes
 from storno_security._jws import segment_json as _segment_json
-from storno_security.clock import Clock, SystemClock, ensure_aware_utc
+from storno_security.clock import Clock, ensure_aware_utc, timestamp_reader
 from storno_security.errors import InvalidAccessTokenError
 from storno_security.tokens.keys import KeyRing, PublicKey
 from storno_security.tokens.policy import TokenPolicy
@@ -493,7 +493,7 @@ class AccessTokenVerifier:
         self._policy = policy
         self._clock = clock
         # the real clock's time read without building a datetime (the same instant)
-        self._timestamp = clock.timestamp if type(clock) is SystemClock else None
+        self._timestamp = timestamp_reader(clock)
         self._sessions = sessions
         if cache is None and policy.verified_cache_size:
             cache = VerifiedTokenCache(policy.verified_cache_size)
@@ -534,8 +534,7 @@ class AccessTokenVerifier:
             raise TypeError(f"token must be str, not {type(token).__name__}")
         if len(token) > self._max_bytes or not token.isascii():
             raise _reject("malformed")
-        timestamp = self._timestamp
-        now = self._clock.now().timestamp() if timestamp is None else timestamp()
+        now = self._timestamp()
         cache = self._cache
         if cache is None:
             claims, _ = self._verify_uncached(token, now)
